@@ -1,0 +1,3 @@
+from abonnement.cli import main
+
+main()

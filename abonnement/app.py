@@ -1,0 +1,36 @@
+"""The composition root: plugins + config (+ storage, later) → what commands work with.
+
+Used alike by the CLI, the tests and Python callers; nothing here is global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from abonnement.config.loader import load_config
+from abonnement.engine.catalog import Catalog
+from abonnement.plugins.manager import Plugins
+
+__all__ = ["DEFAULT_DATABASE_URL", "App"]
+
+DEFAULT_DATABASE_URL = "sqlite:///abonnement.db"
+
+
+@dataclass
+class App:
+    """One config directory and one database, with the plugins loaded once."""
+
+    config_dir: Path
+    database_url: str = DEFAULT_DATABASE_URL
+    _plugins: Plugins | None = field(default=None, repr=False)
+
+    @cached_property
+    def plugins(self) -> Plugins:
+        return self._plugins or Plugins.load()
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The validated config; raises ``ConfigError`` with every problem."""
+        return load_config(self.config_dir, self.plugins.names())

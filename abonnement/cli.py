@@ -1,0 +1,133 @@
+"""The command line: parse, call the engine, render. Errors become messages at one boundary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from abonnement.app import DEFAULT_DATABASE_URL, App
+from abonnement.errors import AbonnementError, ConfigError, Problem
+
+__all__ = ["main"]
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+class _Group(click.Group):
+    """The one error boundary: an ``AbonnementError`` is a message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            _print_problems(exc.problems, "text")
+            ctx.exit(exc.exit_code)
+        except AbonnementError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _print_problems(problems: list[Problem], fmt: str) -> None:
+    if fmt == "json":
+        payload = {"valid": not problems, "errors": [p.as_json() for p in problems]}
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    for p in problems:
+        if fmt == "github":
+            message = p.message + (f" ({p.hint})" if p.hint else "")
+            message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            click.echo(f"::error file={p.file},line={p.line},col={p.column}::{message}")
+        else:
+            click.echo(str(p), err=True)
+    if fmt == "text":
+        noun = "error" if len(problems) == 1 else "errors"
+        click.echo(f"{len(problems)} {noun}", err=True)
+
+
+def _echo_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_dir",
+    envvar="ABONNEMENT_CONFIG",
+    default=".",
+    show_default="$ABONNEMENT_CONFIG or .",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The config directory.",
+)
+@click.option(
+    "--db",
+    "database_url",
+    envvar="ABONNEMENT_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    help="Database URL (sqlite:///FILE or postgresql+psycopg://…).",
+)
+@click.version_option(package_name="abonnement")
+@click.pass_context
+def cli(ctx: click.Context, config_dir: Path, database_url: str) -> None:
+    """abonnement: recurring billing as code."""
+    ctx.obj = App(config_dir=config_dir, database_url=database_url)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--example", type=click.Choice(["coffee"]), default="coffee", show_default=True)
+def init(directory: Path, example: str) -> None:
+    """Write a working config to DIRECTORY."""
+    if directory.exists() and any(directory.iterdir()):
+        raise AbonnementError(f"{directory} exists and is not empty; pick a new directory")
+    shutil.copytree(EXAMPLES / example, directory, dirs_exist_ok=True)
+    click.echo(f"wrote the {example} example to {directory}/", err=True)
+    click.echo(f"next: abonnement --config {directory} validate", err=True)
+
+
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="github: workflow commands that annotate the files in a pull request.",
+)
+@click.pass_obj
+def validate(app: App, fmt: str) -> None:
+    """Load and check the config; print a summary line, or every error."""
+    try:
+        catalog = app.catalog
+    except ConfigError as exc:
+        _print_problems(exc.problems, fmt)
+        sys.exit(1)
+    if fmt == "json":
+        _print_problems([], "json")
+        return
+    counts = ", ".join(f"{k}: {n}" for k, n in catalog.counts().items() if n)
+    click.echo(f"{app.config_dir}: valid ({counts}; version {catalog.version})")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def plugins_command(app: App, as_json: bool) -> None:
+    """Installed plugins and what each registers."""
+    rows = app.plugins.describe()
+    if as_json:
+        _echo_json({"plugins": rows})
+        return
+    for row in rows:
+        origin = "built-in" if row["builtin"] else (row["distribution"] or "third-party")
+        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in row["registers"].items())
+        click.echo(f"{row['name']}  ({origin})  {what or ', '.join(row['hooks'])}")
+
+
+def main() -> None:
+    cli(prog_name="abonnement")

@@ -1,0 +1,1 @@
+"""Loading and validating a config directory."""

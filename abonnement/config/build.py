@@ -1,0 +1,651 @@
+"""Schema-valid YAML → the typed ``Catalog``, with the checks a schema cannot express:
+references between sections, currencies the settings list, tier order, one frequency per
+declared subscription, custom-property values, names of installed plugins."""
+
+from __future__ import annotations
+
+import string
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from babel import Locale, UnknownLocaleError
+
+from abonnement.config.schemas import did_you_mean, location
+from abonnement.config.yamlpos import Document
+from abonnement.config.yamlpos import Path as YamlPath
+from abonnement.engine import catalog as c
+from abonnement.engine.money import Money, MoneyError, parse_money, parse_percent
+from abonnement.engine.schedule import (
+    AtPurchase,
+    DelayDays,
+    DelayMonths,
+    Frequency,
+    OnDate,
+    Start,
+)
+from abonnement.errors import Problem
+
+if TYPE_CHECKING:
+    from abonnement.config.loader import PluginNames
+
+__all__ = ["Entry", "build_catalog", "item_frequency"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One section entry as written: its file, path, raw value, and whether the schema passed."""
+
+    doc: Document
+    path: YamlPath
+    value: Any
+    valid: bool
+
+
+class _Builder:
+    def __init__(self, root: Path, plugins: PluginNames):
+        self.root = root
+        self.plugins = plugins
+        self.problems: list[Problem] = []
+        self.ids: dict[str, dict[str, Entry]] = {}
+        self.currencies: tuple[str, ...] = ()
+        self.settings: c.Settings | None = None
+
+    # -- reporting ---------------------------------------------------------------------
+    def error(self, entry: Entry, sub: tuple, message: str, hint: str | None = None) -> None:
+        path = (*entry.path, *sub)
+        where = location(entry.doc, path)
+        self.problems.append(entry.doc.problem(path, f"{message} {where}", hint))
+
+    def ref(self, entry: Entry, sub: tuple, section: str, ident: str | None) -> bool:
+        """Check that ``ident`` names an entry of ``section``; report it at ``sub`` if not."""
+        if ident is None:
+            return True
+        known = self.ids.get(section, {})
+        if ident in known:
+            return True
+        noun = section.rstrip("s").replace("_", " ").replace("companie", "company")
+        hint = did_you_mean(ident, list(known)) or (
+            f"declare it under `{section}:`" if not known else None
+        )
+        self.error(entry, sub, f"unknown {noun} `{ident}`", hint)
+        return False
+
+    # -- values --------------------------------------------------------------------------
+    def money(self, entry: Entry, sub: tuple, text: str) -> Money | None:
+        try:
+            money = parse_money(text)
+        except MoneyError as exc:
+            self.error(entry, sub, str(exc))
+            return None
+        if self.currencies and money.currency not in self.currencies:
+            hint = did_you_mean(money.currency, self.currencies) or (
+                f"add {money.currency} to settings.currencies"
+            )
+            self.error(
+                entry,
+                sub,
+                f"currency {money.currency} is not listed in settings.currencies "
+                f"({', '.join(self.currencies)})",
+                hint,
+            )
+            return None
+        return money
+
+    def date(self, entry: Entry, sub: tuple, text: str) -> date | None:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            self.error(entry, sub, f"{text!r} is not a calendar date")
+            return None
+
+    def start(self, entry: Entry, sub: tuple, raw: Any) -> Start:
+        if raw is None:
+            return AtPurchase()
+        if isinstance(raw, dict):
+            if "delay_days" in raw:
+                return DelayDays(raw["delay_days"])
+            return DelayMonths(raw["delay_months"])
+        on = self.date(entry, sub, raw)
+        return OnDate(on) if on else AtPurchase()
+
+    @staticmethod
+    def terms(raw: Any) -> c.Terms:
+        return c.Terms(raw["payments"]) if isinstance(raw, dict) else c.AUTO_RENEW
+
+    @staticmethod
+    def address(raw: Any) -> c.Address | None:
+        return c.Address(**raw) if isinstance(raw, dict) else None
+
+    def locale(self, entry: Entry, sub: tuple, text: str | None) -> None:
+        if text is None:
+            return
+        try:
+            Locale.parse(text)
+        except (ValueError, UnknownLocaleError):
+            self.error(entry, sub, f"unknown language or locale `{text}`", "e.g. en, da, da_DK")
+
+    # -- ids -----------------------------------------------------------------------------
+    def collect_ids(self, section: str, entries: list[Entry]) -> None:
+        known: dict[str, Entry] = {}
+        for entry in entries:
+            ident = entry.value.get("id") if isinstance(entry.value, dict) else None
+            if not isinstance(ident, str):
+                continue
+            if ident in known:
+                first = known[ident]
+                m = first.doc.mark((*first.path, "id"))
+                self.error(
+                    entry,
+                    ("id",),
+                    f"duplicate id `{ident}`",
+                    f"first declared at {first.doc.file}:{m.line}:{m.column}",
+                )
+                continue
+            known[ident] = entry
+        self.ids[section] = known
+
+
+def _build_settings(b: _Builder, entry: Entry) -> c.Settings | None:
+    raw = entry.value
+    currencies = tuple(raw["currencies"])
+    for i, code in enumerate(currencies):
+        try:
+            Money.zero(code)
+        except MoneyError:
+            b.error(entry, ("currencies", i), f"unknown currency `{code}`", "use ISO 4217 codes")
+    b.currencies = currencies
+    default_currency = raw.get("default_currency", currencies[0])
+    if default_currency not in currencies:
+        b.error(entry, ("default_currency",), f"{default_currency} is not in settings.currencies")
+    timezone = raw.get("timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        b.error(entry, ("timezone",), f"unknown time zone `{timezone}`", "e.g. Europe/Copenhagen")
+    inv = raw.get("invoices", {})
+    number_format = inv.get("number_format", "INV-{seq:05d}")
+    fields = [name for _, name, _, _ in string.Formatter().parse(number_format) if name]
+    try:
+        number_format.format(seq=1)
+        ok = fields == ["seq"]
+    except (ValueError, KeyError, IndexError, AttributeError):
+        ok = False
+    if not ok:
+        b.error(entry, ("invoices", "number_format"), f"bad invoice number format {number_format!r}",
+                "use exactly one {seq} field, e.g. INV-{seq:05d}")
+    b.locale(entry, ("invoices", "language"), inv.get("language"))
+    b.locale(entry, ("invoices", "locale"), inv.get("locale"))
+    invoices = c.InvoiceSettings(
+        number_format=number_format,
+        comments=inv.get("comments"),
+        language=inv.get("language", "en"),
+        locale=inv.get("locale", "en_US"),
+        payment_terms=inv.get("payment_terms", "due_on_receipt"),
+        tax_ids=tuple(inv.get("tax_ids", ())),
+    )
+    pay = raw.get("payments", {})
+    processor = pay.get("processor", "test")
+    if b.plugins.processors and processor not in b.plugins.processors:
+        names = sorted(b.plugins.processors)
+        b.error(entry, ("payments", "processor"), f"no processor plugin named `{processor}`",
+                did_you_mean(processor, names) or f"installed: {', '.join(names)}")
+    minimum: dict[str, Money] = {}
+    for code, text in pay.get("minimum_charge", {}).items():
+        money = b.money(entry, ("payments", "minimum_charge", code), text)
+        if money and money.currency != code:
+            b.error(entry, ("payments", "minimum_charge", code),
+                    f"minimum charge for {code} is in {money.currency}")
+        elif money:
+            minimum[code] = money
+    retries = pay.get("retries", {})
+    days = tuple(retries.get("days_after_failure", (1, 3, 5, 7)))
+    if list(days) != sorted(set(days)):
+        b.error(entry, ("payments", "retries", "days_after_failure"),
+                "retry days must be strictly increasing", "e.g. [1, 3, 5, 7]")
+    notes = raw.get("notifications", {})
+    notifiers = tuple(notes.get("notifiers", ("mailbox",)))
+    for i, name in enumerate(notifiers):
+        if b.plugins.notifiers and name not in b.plugins.notifiers:
+            names = sorted(b.plugins.notifiers)
+            b.error(entry, ("notifications", "notifiers", i), f"no notifier plugin named `{name}`",
+                    did_you_mean(name, names) or f"installed: {', '.join(names)}")
+    reminder = notes.get("reminder", {})
+    subs = raw.get("subscriptions", {})
+    properties = tuple(_custom_property(b, entry, i, p)
+                       for i, p in enumerate(subs.get("custom_properties", ())))
+    analytics = raw.get("analytics", {})
+    factor = analytics.get("weekly_mrr_factor", "52/12")
+    plugin_settings = {
+        dotted: raw.get(dotted.split(".")[0], {}).get(dotted.split(".")[1], {})
+        for dotted in b.plugins.settings_schemas
+    }
+    return c.Settings(
+        account=raw["account"],
+        currencies=currencies,
+        default_currency=default_currency,
+        timezone=timezone,
+        rounding=raw.get("rounding", "half_up"),
+        rules=tuple(raw.get("rules", ())),
+        invoices=invoices,
+        processor=processor,
+        accepted_methods=tuple(pay.get("accepted_methods", ("card",))),
+        minimum_charge=c.frozen_map(minimum),
+        retry_days=days,
+        after_final_failure=retries.get("after_final_failure", "keep_unpaid"),
+        manual_retry_limit=retries.get("manual_limit", 3),
+        update_link_days=pay.get("update_link_days", 14),
+        notifiers=notifiers,
+        sender=notes.get("sender"),
+        admins=tuple(notes.get("admins", ())),
+        teams=c.frozen_map({k: tuple(v) for k, v in notes.get("teams", {}).items()}),
+        notify_first_payment=notes.get("first_payment", True),
+        notify_payment_succeeded=notes.get("payment_succeeded", True),
+        notify_payment_failed=notes.get("payment_failed", True),
+        reminder_enabled=reminder.get("enabled", True),
+        reminder_days_before=reminder.get("days_before", 14),
+        edit_freeze_days=subs.get("edit_freeze_days", 2),
+        allow_invoice_creation_off=subs.get("allow_invoice_creation_off", True),
+        proration=subs.get("proration", False),
+        custom_properties=properties,
+        weekly_mrr_factor=Decimal(52) / 12 if factor == "52/12" else Decimal(factor),
+        discounts_reduce_mrr=analytics.get("discounts_reduce_mrr", False),
+        plugin_settings=c.frozen_map({k: c.frozen_map(v) for k, v in plugin_settings.items()}),
+    )
+
+
+_PROPERTY_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, (int, Decimal)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "date": lambda v: isinstance(v, str) and _is_date(v),
+    "enum": lambda v: isinstance(v, str),
+}
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _custom_property(b: _Builder, entry: Entry, i: int, raw: dict) -> c.CustomProperty:
+    sub = ("subscriptions", "custom_properties", i)
+    prop = c.CustomProperty(
+        name=raw["name"],
+        type=raw["type"],
+        values=tuple(raw.get("values", ())),
+        default=raw.get("default"),
+        user_can_override=raw.get("user_can_override", True),
+        label=raw.get("label"),
+    )
+    if prop.type == "enum" and not prop.values:
+        b.error(entry, sub, f"enum property `{prop.name}` needs `values`", "e.g. values: [a, b]")
+    elif prop.type != "enum" and prop.values:
+        b.error(entry, (*sub, "values"), f"`values` only applies to enum properties")
+    if prop.default is not None:
+        problem = _property_value_problem(prop, prop.default)
+        if problem:
+            b.error(entry, (*sub, "default"), problem[0], problem[1])
+    return prop
+
+
+def _property_value_problem(prop: c.CustomProperty, value: Any) -> tuple[str, str | None] | None:
+    if not _PROPERTY_TYPES[prop.type](value):
+        return f"property `{prop.name}` must be a {prop.type}, got {value!r}", None
+    if prop.type == "enum" and value not in prop.values:
+        hint = did_you_mean(value, prop.values) or f"one of: {', '.join(prop.values)}"
+        return f"`{value}` is not a value of property `{prop.name}`", hint
+    return None
+
+
+def _tiers(b: _Builder, entry: Entry, raw: dict, pricing: c.PricingModel) -> tuple[c.Tier, ...]:
+    tiers: list[c.Tier] = []
+    field = "price" if pricing is c.PricingModel.STAIRSTEP else "unit_price"
+    previous = 0
+    currency = None
+    for i, t in enumerate(raw.get("tiers", ())):
+        sub = ("tiers", i)
+        if field not in t:
+            b.error(entry, sub, f"a {pricing.value} tier needs `{field}`")
+            continue
+        money = b.money(entry, (*sub, field), t[field])
+        up_to = t.get("up_to")
+        last = i == len(raw["tiers"]) - 1
+        if up_to is None and not last:
+            b.error(entry, sub, "only the last tier may leave out `up_to`")
+        elif up_to is not None and last:
+            b.error(entry, (*sub, "up_to"), "the last tier must not have `up_to`",
+                    "it holds every quantity above the previous tier")
+        elif up_to is not None and up_to <= previous:
+            b.error(entry, (*sub, "up_to"), f"tiers must ascend: {up_to} follows {previous}")
+        previous = up_to or previous
+        if money and currency and money.currency != currency:
+            b.error(entry, (*sub, field), f"tier in {money.currency}, earlier tiers in {currency}")
+        currency = currency or (money.currency if money else None)
+        if money:
+            tiers.append(c.Tier(up_to, **{field: money}))
+    return tuple(tiers)
+
+
+def _build_product(b: _Builder, entry: Entry) -> c.Product:
+    raw = entry.value
+    pricing = c.PricingModel(raw.get("pricing", "flat"))
+    prices: dict[str, Money] = {}
+    has_price = "price" in raw or "prices" in raw
+    if "price" in raw and "prices" in raw:
+        b.error(entry, ("prices",), "give `price` or `prices`, not both")
+    if pricing is c.PricingModel.FLAT:
+        if "tiers" in raw:
+            b.error(entry, ("tiers",), "`tiers` need pricing volume, graduated or stairstep")
+        if not has_price:
+            b.error(entry, (), "a flat-priced product needs `price` or `prices`",
+                    "e.g. price: \"25.00 USD\"")
+    elif "tiers" not in raw:
+        b.error(entry, ("pricing",), f"{pricing.value} pricing needs `tiers`")
+    elif has_price:
+        b.error(entry, ("price" if "price" in raw else "prices",),
+                f"{pricing.value} pricing takes its prices from `tiers`")
+    if "price" in raw:
+        money = b.money(entry, ("price",), raw["price"])
+        if money:
+            prices[money.currency] = money
+    for code, text in raw.get("prices", {}).items():
+        money = b.money(entry, ("prices", code), text)
+        if money and money.currency != code:
+            b.error(entry, ("prices", code), f"the {code} price is in {money.currency}")
+        elif money:
+            prices[code] = money
+    tiers = _tiers(b, entry, raw, pricing) if pricing is not c.PricingModel.FLAT else ()
+    b.ref(entry, ("tax_rate",), "tax_rates", raw.get("tax_rate"))
+    return c.Product(
+        id=raw["id"],
+        name=raw["name"],
+        sku=raw.get("sku", raw["id"]),
+        prices=c.frozen_map(prices),
+        frequency=Frequency.parse(raw["frequency"]) if "frequency" in raw else None,
+        pricing=pricing,
+        tiers=tiers,
+        description=raw.get("description"),
+        category=raw.get("category"),
+        taxable=raw.get("taxable", True),
+        tax_rate=raw.get("tax_rate"),
+        tax_behavior=raw.get("tax_behavior", "exclusive"),
+        properties=c.frozen_map(raw.get("properties")),
+    )
+
+
+def _build_items(
+    b: _Builder, entry: Entry, products: Mapping[str, c.Product], currency: str | None
+) -> tuple[c.ItemSpec, ...]:
+    items = []
+    for i, raw in enumerate(entry.value["items"]):
+        sub = ("items", i)
+        product_id = raw.get("product")
+        product = products.get(product_id) if product_id else None
+        if product_id and not b.ref(entry, (*sub, "product"), "products", product_id):
+            continue
+        unit_price = b.money(entry, (*sub, "unit_price"), raw["unit_price"]) if (
+            "unit_price" in raw) else None
+        if currency and unit_price and unit_price.currency != currency:
+            b.error(entry, (*sub, "unit_price"),
+                    f"price in {unit_price.currency}, but the currency here is {currency}")
+        if currency and product and not unit_price and currency not in product.currencies:
+            have = ", ".join(sorted(product.currencies)) or "none"
+            b.error(entry, (*sub, "product"),
+                    f"product `{product.id}` has no {currency} price (it has: {have})")
+        b.ref(entry, (*sub, "tax_rate"), "tax_rates", raw.get("tax_rate"))
+        items.append(
+            c.ItemSpec(
+                product=product_id,
+                name=raw.get("name"),
+                sku=raw.get("sku"),
+                description=raw.get("description"),
+                quantity=raw.get("quantity", 1),
+                unit_price=unit_price,
+                unit_discount=parse_percent(raw["unit_discount"]) if "unit_discount" in raw
+                else None,
+                frequency=Frequency.parse(raw["frequency"]) if "frequency" in raw else None,
+                tax_rate=raw.get("tax_rate"),
+                taxable=raw.get("taxable"),
+                category=raw.get("category"),
+                start=b.start(entry, (*sub, "start"), raw["start"]) if "start" in raw else None,
+                terms=b.terms(raw["terms"]) if "terms" in raw else None,
+            )
+        )
+    return tuple(items)
+
+
+def item_frequency(item: c.ItemSpec, products: Mapping[str, c.Product]) -> Frequency | None:
+    if item.frequency is not None:
+        return item.frequency
+    product = products.get(item.product) if item.product else None
+    return product.frequency if product else None
+
+
+def _currency(b: _Builder, entry: Entry) -> str | None:
+    currency = entry.value.get("currency")
+    if currency is None:
+        return b.settings.default_currency if b.settings else None
+    if b.currencies and currency not in b.currencies:
+        b.error(entry, ("currency",), f"currency {currency} is not listed in settings.currencies",
+                did_you_mean(currency, b.currencies))
+        return None
+    return currency
+
+
+def _build_subscription(
+    b: _Builder, entry: Entry, products: Mapping[str, c.Product],
+    contacts: Mapping[str, c.Contact], settings: c.Settings | None,
+) -> c.DeclaredSubscription:
+    raw = entry.value
+    currency = _currency(b, entry)
+    b.ref(entry, ("contact",), "contacts", raw["contact"])
+    b.ref(entry, ("company",), "companies", raw.get("company"))
+    b.ref(entry, ("billing_contact",), "contacts", raw.get("billing_contact"))
+    for i, deal in enumerate(raw.get("deals", ())):
+        b.ref(entry, ("deals", i), "deals", deal)
+    contact = contacts.get(raw["contact"])
+    company = raw.get("company") or (contact.company if contact else None)
+    if raw.get("billing_address") == "same_as_company" and not company:
+        b.error(entry, ("billing_address",), "billing address same_as_company needs a company",
+                "add `company:` to the subscription or its contact")
+    items = _build_items(b, entry, products, currency)
+    frequencies = {item_frequency(item, products) for item in items}
+    if None in frequencies:
+        i = next(i for i, item in enumerate(items) if item_frequency(item, products) is None)
+        b.error(entry, ("items", i), "a subscription item must recur",
+                "give it a `frequency`, or sell it one-time through a quote or payment link")
+    elif len(frequencies) > 1:
+        names = ", ".join(sorted(f.name for f in frequencies if f))
+        b.error(entry, ("items",), f"items have different frequencies ({names})",
+                "a subscription bills one frequency; declare one subscription per frequency")
+    coll = raw.get("collection", {})
+    collection = c.Collection(
+        mode=coll.get("mode", "manual"),
+        method=coll.get("method", "saved"),
+        payment_method=coll.get("payment_method"),
+        payment_terms=coll.get("payment_terms"),
+        accept_online=coll.get("accept_online", True),
+        accepted_methods=tuple(coll.get("accepted_methods", ())),
+    )
+    if collection.mode == "automatic" and collection.method == "saved":
+        owners = [contacts.get(raw["contact"]), contacts.get(raw.get("billing_contact") or "")]
+        methods = {pm.id: pm for who in owners if who for pm in who.payment_methods}
+        if collection.payment_method is None:
+            b.error(entry, ("collection",), "automatic collection with a saved method needs "
+                    "`payment_method`", "or use method: first_invoice")
+        elif collection.payment_method not in methods and contact:
+            b.error(entry, ("collection", "payment_method"),
+                    f"contact `{contact.id}` has no payment method `{collection.payment_method}`",
+                    did_you_mean(collection.payment_method, list(methods)))
+    props = dict(raw.get("properties", {}))
+    by_name = {p.name: p for p in settings.custom_properties} if settings else {}
+    for name, value in props.items() if settings else ():
+        prop = by_name.get(name)
+        if prop is None:
+            b.error(entry, ("properties", name), f"unknown custom property `{name}`",
+                    did_you_mean(name, list(by_name)) or "declare it in "
+                    "settings.subscriptions.custom_properties")
+            continue
+        problem = _property_value_problem(prop, value)
+        if problem:
+            b.error(entry, ("properties", name), problem[0], problem[1])
+        elif not prop.user_can_override and value != prop.default:
+            b.error(entry, ("properties", name), f"property `{name}` cannot be overridden",
+                    f"its value is always {prop.default!r}")
+    for prop in by_name.values():
+        if prop.default is not None:
+            props.setdefault(prop.name, prop.default)
+    if not raw.get("invoice_creation", True) and settings and not settings.allow_invoice_creation_off:
+        b.error(entry, ("invoice_creation",), "invoice creation cannot be turned off",
+                "settings.subscriptions.allow_invoice_creation_off is false")
+    inv = raw.get("invoice", {})
+    b.locale(entry, ("invoice", "language"), inv.get("language"))
+    b.locale(entry, ("invoice", "locale"), inv.get("locale"))
+    address = raw.get("billing_address")
+    return c.DeclaredSubscription(
+        id=raw["id"],
+        contact=raw["contact"],
+        currency=currency or "",
+        items=items,
+        company=company,
+        billing_contact=raw.get("billing_contact"),
+        billing_address=address if isinstance(address, str) else b.address(address),
+        deals=tuple(raw.get("deals", ())),
+        start=b.start(entry, ("start",), raw.get("start")),
+        terms=b.terms(raw.get("terms")),
+        owner=raw.get("owner"),
+        invoice_creation=raw.get("invoice_creation", True),
+        collection=collection,
+        invoice=c.frozen_map({k: tuple(v) if isinstance(v, list) else v for k, v in inv.items()}),
+        properties=c.frozen_map(props),
+    )
+
+
+def build_catalog(
+    root: Path, entries: dict[str, list[Entry]], version: str, plugins: PluginNames
+) -> tuple[c.Catalog | None, list[Problem]]:
+    """Build the catalog from every section's entries; problems are collected, not raised."""
+    b = _Builder(root, plugins)
+    for section, section_entries in entries.items():
+        if section != "settings":
+            b.collect_ids(section, section_entries)
+    settings = None
+    for entry in entries["settings"][:1]:
+        if entry.valid:
+            settings = b.settings = _build_settings(b, entry)
+
+    def valid(section: str) -> list[Entry]:
+        known = b.ids.get(section, {})
+        return [e for e in entries[section] if e.valid and known.get(e.value["id"]) is e]
+
+    tax_rates = {
+        e.value["id"]: c.TaxRate(
+            id=e.value["id"], name=e.value["name"], label=e.value.get("label", e.value["name"]),
+            rate=parse_percent(e.value["rate"]), active=e.value.get("active", True))
+        for e in valid("tax_rates")
+    }
+    products = {e.value["id"]: _build_product(b, e) for e in valid("products")}
+    companies = {
+        e.value["id"]: c.Company(
+            id=e.value["id"], name=e.value["name"], address=b.address(e.value.get("address")),
+            domain=e.value.get("domain"), tax_id=e.value.get("tax_id"),
+            properties=c.frozen_map(e.value.get("properties")))
+        for e in valid("companies")
+    }
+    contacts = {}
+    method_ids: dict[str, Entry] = {}
+    for e in valid("contacts"):
+        raw = e.value
+        b.ref(e, ("company",), "companies", raw.get("company"))
+        b.locale(e, ("language",), raw.get("language"))
+        b.locale(e, ("locale",), raw.get("locale"))
+        methods = []
+        for i, pm in enumerate(raw.get("payment_methods", ())):
+            if pm["id"] in method_ids:
+                b.error(e, ("payment_methods", i, "id"), f"duplicate payment method id `{pm['id']}`")
+            method_ids[pm["id"]] = e
+            saved_on = b.date(e, ("payment_methods", i, "saved_on"), pm["saved_on"]) if (
+                "saved_on" in pm) else None
+            methods.append(c.PaymentMethod(pm["id"], pm["type"], pm["token"], saved_on))
+        contacts[raw["id"]] = c.Contact(
+            id=raw["id"], name=raw["name"], email=raw["email"], company=raw.get("company"),
+            address=b.address(raw.get("address")), tax_exempt=raw.get("tax_exempt", False),
+            language=raw.get("language"), locale=raw.get("locale"),
+            payment_methods=tuple(methods), properties=c.frozen_map(raw.get("properties")))
+    deals = {}
+    for e in valid("deals"):
+        raw = e.value
+        b.ref(e, ("contact",), "contacts", raw.get("contact"))
+        b.ref(e, ("company",), "companies", raw.get("company"))
+        deals[raw["id"]] = c.Deal(
+            id=raw["id"], name=raw["name"], contact=raw.get("contact"),
+            company=raw.get("company"), stage=raw.get("stage"),
+            items=_build_items(b, e, products, None) if "items" in raw else (),
+            properties=c.frozen_map(raw.get("properties")))
+    quotes = {}
+    for e in valid("quotes"):
+        raw = e.value
+        b.ref(e, ("contact",), "contacts", raw["contact"])
+        b.ref(e, ("deal",), "deals", raw.get("deal"))
+        b.ref(e, ("company",), "companies", raw.get("company"))
+        quotes[raw["id"]] = c.Quote(
+            id=raw["id"], contact=raw["contact"],
+            items=_build_items(b, e, products, _currency(b, e)),
+            deal=raw.get("deal"), company=raw.get("company"),
+            status=raw.get("status", "draft"), currency=raw.get("currency"),
+            expires_on=b.date(e, ("expires_on",), raw["expires_on"]) if "expires_on" in raw
+            else None)
+    links = {}
+    for e in valid("payment_links"):
+        raw = e.value
+        for i, deal in enumerate(raw.get("deals", ())):
+            b.ref(e, ("deals", i), "deals", deal)
+        if settings:
+            for i, method in enumerate(raw.get("accepted_methods", ())):
+                if method not in settings.accepted_methods:
+                    b.error(e, ("accepted_methods", i),
+                            f"payment type `{method}` is not accepted by the account",
+                            "add it to settings.payments.accepted_methods")
+        links[raw["id"]] = c.PaymentLink(
+            id=raw["id"], name=raw["name"], items=_build_items(b, e, products, _currency(b, e)),
+            button_text=raw.get("button_text"), currency=raw.get("currency"),
+            accepted_methods=tuple(raw.get("accepted_methods", ())),
+            save_payment_method=raw.get("save_payment_method", True),
+            deals=tuple(raw.get("deals", ())))
+    subscriptions = {
+        e.value["id"]: _build_subscription(b, e, products, contacts, settings)
+        for e in valid("subscriptions")
+    }
+    rule_files = _rule_files(b, entries["settings"][:1], settings)
+    if settings is None:
+        return None, b.problems
+    catalog = c.Catalog(
+        settings=settings, version=version, tax_rates=c.frozen_map(tax_rates),
+        products=c.frozen_map(products), companies=c.frozen_map(companies),
+        contacts=c.frozen_map(contacts), deals=c.frozen_map(deals), quotes=c.frozen_map(quotes),
+        payment_links=c.frozen_map(links), subscriptions=c.frozen_map(subscriptions),
+        rule_files=rule_files,
+    )
+    return catalog, b.problems
+
+
+def _rule_files(b: _Builder, entries: list[Entry], settings: c.Settings | None) -> tuple[str, ...]:
+    if not settings or not entries:
+        return ()
+    found: list[str] = []
+    for i, pattern in enumerate(settings.rules):
+        matches = sorted(p for p in b.root.glob(pattern) if p.is_file())
+        if not matches:
+            b.error(entries[0], ("rules", i), f"no rule file matches `{pattern}`",
+                    f"globs are relative to the config directory {b.root}")
+        found.extend(str(p) for p in matches if str(p) not in found)
+    return tuple(found)
+

@@ -1,0 +1,131 @@
+"""Load a config directory: every YAML file, checked against the schemas, into a ``Catalog``."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from abonnement.config.build import Entry, build_catalog
+from abonnement.config.schemas import SECTIONS, did_you_mean, schema_problems, section_validator
+from abonnement.config.yamlpos import Document, YamlProblem, load_document
+from abonnement.engine.catalog import Catalog
+from abonnement.errors import ConfigError, Problem
+
+__all__ = ["MAX_FILE_BYTES", "PluginNames", "load_config", "read_documents"]
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PluginNames:
+    """What the installed plugins offer, so settings that name one can be checked."""
+
+    processors: Collection[str] = ()
+    notifiers: Collection[str] = ()
+    settings_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def _decode(raw: bytes, name: str) -> str:
+    if b"\x00" in raw:
+        raise YamlProblem(Problem(name, 1, 1, "binary file, not YAML text", "remove it"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlProblem(
+            Problem(name, line, column, "file is not UTF-8 text", "save it as UTF-8")
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def read_documents(root: Path) -> tuple[list[Document], list[Problem], str]:
+    """Every ``*.yaml``/``*.yml`` under ``root``, sorted; unreadable files become problems."""
+    if not root.is_dir():
+        hint = "pass --config DIR or set ABONNEMENT_CONFIG; `abonnement init DIR` writes one"
+        raise ConfigError([Problem(str(root), 1, 1, "config directory not found", hint)])
+    files = sorted(
+        p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+        and not p.name.endswith((".test.yaml", ".test.yml"))
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    if not files:
+        raise ConfigError([Problem(str(root), 1, 1, "no YAML files in the config directory")])
+    digest = hashlib.sha256()
+    documents: list[Document] = []
+    problems: list[Problem] = []
+    for path in files:
+        name = str(path)
+        if path.stat().st_size > MAX_FILE_BYTES:
+            problems.append(Problem(name, 1, 1, f"file larger than {MAX_FILE_BYTES:,} bytes"))
+            continue
+        raw = path.read_bytes()
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + raw + b"\0")
+        try:
+            doc = load_document(_decode(raw, name), name)
+        except YamlProblem as exc:
+            problems.append(exc.problem)
+            continue
+        if doc.data is None:
+            continue  # an empty file declares nothing
+        if not isinstance(doc.data, dict):
+            problems.append(
+                doc.problem((), "the top level of a config file must be a mapping of sections",
+                            f"start with a section name: {', '.join(SECTIONS)}")
+            )
+            continue
+        documents.append(doc)
+    return documents, problems, digest.hexdigest()[:16]
+
+
+def load_config(root: Path | str, plugins: PluginNames | None = None) -> Catalog:
+    """Load, validate and build the catalog of the config at ``root``.
+
+    Raises ``ConfigError`` with every problem found in one pass.
+    """
+    root = Path(root)
+    plugins = plugins or PluginNames()
+    documents, problems, version = read_documents(root)
+    entries: dict[str, list[Entry]] = {name: [] for name in SECTIONS}
+    settings_docs: list[Document] = []
+    for doc in documents:
+        for section, value in doc.data.items():
+            if section not in SECTIONS:
+                hint = did_you_mean(section, list(SECTIONS)) or (
+                    f"sections are: {', '.join(SECTIONS)}"
+                )
+                problems.append(
+                    doc.problem((section,), f"unknown section `{section}`", hint, key=True)
+                )
+                continue
+            if section == "settings":
+                settings_docs.append(doc)
+            validator = section_validator(section, plugins.settings_schemas)
+            found, bad = schema_problems(doc, section, validator)
+            problems.extend(found)
+            if section == "settings":
+                entries[section].append(Entry(doc, (section,), value, valid=not found))
+            elif isinstance(value, list):
+                entries[section].extend(
+                    Entry(doc, (section, i), item, valid=i not in bad)
+                    for i, item in enumerate(value)
+                )
+    if not settings_docs:
+        first = documents[0].file if documents else str(root)
+        problems.append(Problem(first, 1, 1, "no `settings` section in the config",
+                                "one file must hold `settings:` with at least account and currencies"))
+    for extra in settings_docs[1:]:
+        first = settings_docs[0]
+        m = first.mark(("settings",), key=True)
+        problems.append(
+            extra.problem(("settings",), "`settings` is declared in more than one file",
+                          f"first declared at {first.file}:{m.line}", key=True)
+        )
+    catalog, build_problems = build_catalog(root, entries, version, plugins)
+    problems.extend(build_problems)
+    if problems or catalog is None:
+        raise ConfigError(problems)
+    return catalog

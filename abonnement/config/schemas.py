@@ -1,0 +1,211 @@
+"""The JSON Schemas of the config sections, and their errors turned into user messages."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+from referencing import Registry, Resource
+
+from abonnement.config.yamlpos import Document, Path
+from abonnement.errors import Problem
+
+__all__ = [
+    "SECTIONS",
+    "did_you_mean",
+    "location",
+    "schema_problems",
+    "section_schema",
+    "section_validator",
+]
+
+# Section → the noun for one of its entries, in the order the docs present them.
+SECTIONS: dict[str, str] = {
+    "settings": "settings",
+    "tax_rates": "tax rate",
+    "products": "product",
+    "companies": "company",
+    "contacts": "contact",
+    "deals": "deal",
+    "quotes": "quote",
+    "payment_links": "payment link",
+    "subscriptions": "subscription",
+}
+
+_REQUIRED_RE = re.compile(r"^'(?P<key>.+)' is a required property")
+
+
+@cache
+def _raw_schema(name: str) -> dict[str, Any]:
+    text = resources.files("abonnement.config").joinpath(f"schemas/{name}.schema.json").read_text()
+    return json.loads(text)
+
+
+@cache
+def _registry() -> Registry:
+    common = Resource.from_contents(_raw_schema("common"))
+    return Registry().with_resource("https://abonnement.dev/schemas/common.schema.json", common)
+
+
+def section_schema(section: str, extensions: Mapping[str, Mapping[str, Any]] = {}) -> dict:
+    """The schema of ``section``; for settings, with plugin blocks (``"notifications.mailbox"``)."""
+    schema = _raw_schema(section)
+    if section != "settings" or not extensions:
+        return schema
+    schema = copy.deepcopy(schema)
+    for dotted, block in extensions.items():
+        node = schema
+        *parents, name = dotted.split(".")
+        for part in parents:
+            node = node["properties"][part]
+        node["properties"][name] = dict(block)
+    return schema
+
+
+@cache
+def _cached_validator(section: str) -> Draft202012Validator:
+    return _make_validator(_raw_schema(section))
+
+
+def _make_validator(schema: dict) -> Draft202012Validator:
+    return Draft202012Validator(
+        schema, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def section_validator(
+    section: str, extensions: Mapping[str, Mapping[str, Any]] = {}
+) -> Draft202012Validator:
+    if section == "settings" and extensions:
+        return _make_validator(section_schema(section, extensions))
+    return _cached_validator(section)
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def _dotted(path: tuple) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def location(doc: Document, path: Path) -> str:
+    """Words for where ``path`` is: "in product `storage` (tiers[1])"."""
+    section, *rest = path
+    if section == "settings":
+        return f"in {_dotted(path)}"
+    if not rest or not isinstance(rest[0], int):
+        return f"in {section}"
+    noun = SECTIONS.get(str(section), str(section))
+    try:
+        item = doc.data[section][rest[0]]
+    except (KeyError, IndexError, TypeError):
+        item = None
+    ident = item.get("id") if isinstance(item, dict) else None
+    label = f"{noun} `{ident}`" if isinstance(ident, str) else f"{noun} #{rest[0] + 1}"
+    sub = _dotted(tuple(rest[1:]))
+    return f"in {label}" + (f" ({sub})" if sub else "")
+
+
+def show(value: object) -> str:
+    """A short description of a YAML value, for "expected X, got Y"."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, Decimal)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    return "a mapping" if isinstance(value, dict) else "a list"
+
+
+def _unknown_keys(doc: Document, path: Path, instance: object, schema: Mapping) -> Iterator[Problem]:
+    allowed = list(schema.get("properties", {}))
+    for key in instance if isinstance(instance, dict) else ():
+        if key in allowed:
+            continue
+        hint = did_you_mean(key, allowed) or (
+            f"expected one of: {', '.join(allowed)}" if allowed else None
+        )
+        where = location(doc, path)
+        yield doc.problem((*path, key), f"unknown key `{key}` {where}", hint, key=True)
+
+
+def _enum_values(schema: Mapping) -> list[str]:
+    """Every ``enum`` choice of a schema, its ``anyOf``/``oneOf`` branches included."""
+    values = [str(v) for v in schema.get("enum", ())]
+    for branch in (*schema.get("anyOf", ()), *schema.get("oneOf", ())):
+        values.extend(_enum_values(branch))
+    return values
+
+
+def _convert(doc: Document, base: Path, error: ValidationError) -> Iterator[Problem]:
+    path = (*base, *error.absolute_path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    where = location(doc, path)
+    kind = error.validator
+    if kind == "additionalProperties":
+        yield from _unknown_keys(doc, path, error.instance, schema)
+        return
+    if kind in ("oneOf", "anyOf"):
+        # A branch that failed only on an unknown key says more than "expected …".
+        unknown = [e for e in error.context or () if e.validator == "additionalProperties"]
+        if unknown and isinstance(error.instance, dict):
+            yield from _convert(doc, base, unknown[0])
+            return
+    if kind == "required":
+        match = _REQUIRED_RE.match(error.message)
+        key = match["key"] if match else error.message
+        yield doc.problem(path, f"missing required key `{key}` {where}")
+        return
+    expected = schema.get("x-expected")
+    if expected and kind in ("type", "pattern", "format", "const", "oneOf", "anyOf", "enum"):
+        hint = None
+        if isinstance(error.instance, (int, Decimal)) and "money" in expected:
+            hint = "money is never a YAML number: quote it, with its currency"
+        elif isinstance(error.instance, str):
+            hint = did_you_mean(error.instance, _enum_values(schema))
+        yield doc.problem(path, f"expected {expected} {where}, got {show(error.instance)}", hint)
+        return
+    if kind == "enum":
+        choices = [str(v) for v in error.validator_value]
+        hint = did_you_mean(str(error.instance), choices)
+        message = f"{show(error.instance)} is not one of {', '.join(choices)} {where}"
+        yield doc.problem(path, message, hint)
+        return
+    if kind == "type":
+        wanted = error.validator_value
+        wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
+        article = "an" if wanted[0] in "aeiou" else "a"
+        wanted = {"object": "mapping", "array": "list"}.get(wanted, wanted)
+        yield doc.problem(path, f"expected {article} {wanted} {where}, got {show(error.instance)}")
+        return
+    yield doc.problem(path, f"{error.message} {where}")
+
+
+def schema_problems(
+    doc: Document, section: str, validator: Draft202012Validator
+) -> tuple[list[Problem], set[int]]:
+    """Problems of one file's ``section``, and the indexes of list entries that have any."""
+    problems: list[Problem] = []
+    bad: set[int] = set()
+    for error in validator.iter_errors(doc.data[section]):
+        problems.extend(_convert(doc, (section,), error))
+        if error.absolute_path and isinstance(error.absolute_path[0], int):
+            bad.add(error.absolute_path[0])
+        elif section != "settings":
+            bad.update(range(len(doc.data[section]) if isinstance(doc.data[section], list) else 0))
+    return problems, bad

@@ -1,0 +1,96 @@
+"""Every hook of abonnement. Built-in plugins implement exactly these, like third-party ones.
+
+A plugin is a module or object with functions decorated ``@hookimpl`` (from
+``abonnement.plugins``), named like the specs below. Third-party packages register under the
+``abonnement`` entry-point group. The engine calls hooks with keyword arguments only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from abonnement.engine.events import Event
+    from abonnement.plugins.interfaces import (
+        Notifier,
+        Processor,
+        Registry,
+        RuleFunction,
+        Storage,
+        TaxProvider,
+    )
+
+hookspec = pluggy.HookspecMarker("abonnement")
+
+
+@hookspec
+def abonnement_register_processors(register: Registry[type[Processor]]) -> None:
+    """Register payment processors.
+
+    Called once when the plugins are loaded. Call ``register(cls)`` for each ``Processor``
+    subclass; ``cls.name`` is what ``settings.payments.processor`` refers to. Two processors
+    with one name stop start-up with an error naming both plugins.
+    """
+
+
+@hookspec
+def abonnement_register_notifiers(register: Registry[type[Notifier]]) -> None:
+    """Register notifiers: channels that deliver receipts, reminders and notices.
+
+    Called once when the plugins are loaded. Call ``register(cls)`` for each ``Notifier``
+    subclass; ``settings.notifications.notifiers`` lists the names to use. Duplicate names are
+    an error naming both plugins.
+    """
+
+
+@hookspec
+def abonnement_register_tax_providers(register: Registry[type[TaxProvider]]) -> None:
+    """Register tax providers for automatic tax by the buyer's location.
+
+    Called once when the plugins are loaded. Call ``register(cls)`` for each ``TaxProvider``
+    subclass. Duplicate names are an error naming both plugins.
+    """
+
+
+@hookspec
+def abonnement_register_rule_functions(register: Registry[RuleFunction]) -> None:
+    """Add functions the rule language may call, with declared types.
+
+    Called once when the plugins are loaded. Call ``register(RuleFunction(name, params,
+    returns, implementation))``; the type checker uses ``params`` and ``returns`` (rule-language
+    type names such as ``"string"``, ``"number"``, ``"money"``, ``"bool"``, ``"date"``). A name
+    taken by a built-in function or another plugin is an error.
+    """
+
+
+@hookspec
+def abonnement_settings_schemas() -> Mapping[str, Mapping[str, Any]] | None:
+    """Contribute JSON Schemas for a plugin's own settings block.
+
+    Called once when the plugins are loaded. Return a mapping from a dotted settings path to a
+    draft 2020-12 schema, e.g. ``{"notifications.mailbox": {"type": "object", ...}}``; the
+    parent must be ``payments`` or ``notifications``. Without a contribution, a block under the
+    plugin's name is an unknown key. Return None to contribute nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def abonnement_open_storage(url: str) -> Storage | None:
+    """Open storage for the database ``url``, or return None if its scheme is not yours.
+
+    Called when a command needs the database. Stops at the first non-None result; the built-in
+    SQLAlchemy storage is ``trylast`` so an installed plugin wins.
+    """
+
+
+@hookspec
+def abonnement_on_event(event: Event) -> None:
+    """Observe a domain event (``subscription.created``, ``payment.failed``…).
+
+    Called once per event when it is delivered from the outbox, after the transaction that
+    caused it committed; an event is delivered to observers at most once. Return nothing. A
+    raise is reported with the plugin's name and the event stays pending for the next run.
+    """

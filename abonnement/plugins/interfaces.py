@@ -1,0 +1,130 @@
+"""What a plugin provides: small base classes, each with a ``name`` settings refer to."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from abonnement.engine.money import Money, Percent
+from abonnement.errors import PluginError
+
+__all__ = [
+    "ChargeResult",
+    "Message",
+    "Notifier",
+    "Processor",
+    "Registry",
+    "RuleFunction",
+    "Storage",
+    "TaxProvider",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    """Outcome of one charge. ``status``: succeeded, processing (bank debits) or failed."""
+
+    status: str
+    reference: str | None = None
+    failure_code: str | None = None
+    retryable: bool = False  # a soft decline the retry schedule may try again
+
+
+class Processor(ABC):
+    """A payment processor. ``settings.payments.processor`` names one by ``name``."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Mapping[str, Any]):
+        self.settings = settings
+
+    @abstractmethod
+    def charge(self, *, amount: Money, token: str, idempotency_key: str) -> ChargeResult:
+        """Charge ``amount`` to the saved method ``token``. The same key never charges twice."""
+
+    @abstractmethod
+    def lookup(self, *, idempotency_key: str) -> ChargeResult | None:
+        """The outcome of an earlier charge with this key, or None if the processor has none."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One notification, already rendered."""
+
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str | None = None
+    kind: str = "notice"
+    key: str = ""  # de-duplication key: one delivery per key and channel
+
+
+class Notifier(ABC):
+    """Delivers messages (e-mail, webhook…). ``settings.notifications.notifiers`` names them."""
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Mapping[str, Any]):
+        self.settings = settings
+
+    @abstractmethod
+    def send(self, message: Message) -> None:
+        """Deliver ``message`` or raise; a raise leaves it for a retry on the next run."""
+
+
+class TaxProvider(ABC):
+    """Looks up tax rates by the buyer's location (automatic tax, F10)."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def rate(
+        self, *, country: str, region: str | None, postal_code: str | None, category: str | None
+    ) -> Percent | None:
+        """The rate for a sale to this place, or None where this provider has no rate."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFunction:
+    """A function rules may call: ``params`` and ``returns`` are rule-language type names."""
+
+    name: str
+    params: tuple[str, ...]
+    returns: str
+    implementation: Callable[..., Any] = field(compare=False)
+
+
+class Storage(Protocol):
+    """Where subscriptions, invoices and payments live. Opened by URL; see the storage hook."""
+
+    url: str
+
+    def close(self) -> None: ...
+
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Collects named things from plugins; a second thing with a taken name is an error."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.items: dict[str, T] = {}
+        self.origins: dict[str, str] = {}
+        self.plugin = "?"
+
+    def __call__(self, item: T) -> T:
+        name = getattr(item, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin `{self.plugin}` registered a {self.kind} without a name")
+        if name in self.items:
+            raise PluginError(
+                f"two {self.kind}s named `{name}`: one from plugin `{self.origins[name]}`, "
+                f"one from plugin `{self.plugin}`"
+            )
+        self.items[name] = item
+        self.origins[name] = self.plugin
+        return item

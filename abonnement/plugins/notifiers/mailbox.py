@@ -1,0 +1,46 @@
+"""The ``mailbox`` notifier: each message becomes an ``.eml`` file in a folder (the default)."""
+
+from __future__ import annotations
+
+import hashlib
+from email.message import EmailMessage
+from pathlib import Path
+
+from abonnement.plugins import hookimpl
+from abonnement.plugins.interfaces import Message, Notifier, Registry
+
+SETTINGS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "The mailbox notifier: where `.eml` files are written.",
+    "properties": {
+        "directory": {"type": "string", "minLength": 1, "default": "outbox"},
+    },
+}
+
+
+class MailboxNotifier(Notifier):
+    name = "mailbox"
+
+    def send(self, message: Message) -> None:
+        directory = Path(self.settings.get("directory", "outbox"))
+        directory.mkdir(parents=True, exist_ok=True)
+        email = EmailMessage()
+        email["To"] = ", ".join(message.to)
+        email["Subject"] = message.subject
+        email.set_content(message.text)
+        if message.html:
+            email.add_alternative(message.html, subtype="html")
+        key = message.key or hashlib.sha256(email.as_bytes()).hexdigest()
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+        (directory / f"{safe}.eml").write_bytes(email.as_bytes())
+
+
+@hookimpl
+def abonnement_register_notifiers(register: Registry) -> None:
+    register(MailboxNotifier)
+
+
+@hookimpl
+def abonnement_settings_schemas() -> dict:
+    return {"notifications.mailbox": SETTINGS_SCHEMA}
