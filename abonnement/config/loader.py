@@ -113,7 +113,7 @@ def load_config(root: Path | str, plugins: PluginNames | None = None) -> Catalog
                     Entry(doc, (section, i), item, valid=i not in bad)
                     for i, item in enumerate(value)
                 )
-    if not settings_docs:
+    if not settings_docs and not problems:
         first = documents[0].file if documents else str(root)
         problems.append(Problem(first, 1, 1, "no `settings` section in the config",
                                 "one file must hold `settings:` with at least account and currencies"))

@@ -58,8 +58,10 @@ class Document:
 
     def mark(self, path: Path, *, key: bool = False) -> Mark:
         """Position of ``path`` (of its key when ``key``), else of its nearest known ancestor."""
-        if key and path in self.key_marks:
-            return self.key_marks[path]
+        if path in self.key_marks and (
+            key or path not in self.marks or self.marks[path].line > self.key_marks[path].line
+        ):
+            return self.key_marks[path]  # a block value starts below its key: point at the key
         while path:
             if path in self.marks:
                 return self.marks[path]
