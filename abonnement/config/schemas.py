@@ -140,6 +140,8 @@ def _unknown_keys(doc: Document, path: Path, instance: object, schema: Mapping) 
         hint = did_you_mean(key, allowed) or (
             f"expected one of: {', '.join(allowed)}" if allowed else None
         )
+        if path in (("settings", "payments"), ("settings", "notifications")) and not hint:
+            hint = f"a plugin's block; is the plugin that reads `{path[1]}.{key}` installed?"
         where = location(doc, path)
         yield doc.problem((*path, key), f"unknown key `{key}` {where}", hint, key=True)
 
