@@ -176,8 +176,12 @@ def _build_settings(b: _Builder, entry: Entry) -> c.Settings | None:
     except (ValueError, KeyError, IndexError, AttributeError):
         ok = False
     if not ok:
-        b.error(entry, ("invoices", "number_format"), f"bad invoice number format {number_format!r}",
-                "use exactly one {seq} field, e.g. INV-{seq:05d}")
+        b.error(
+            entry,
+            ("invoices", "number_format"),
+            f"bad invoice number format {number_format!r}",
+            "use exactly one {seq} field, e.g. INV-{seq:05d}",
+        )
     b.locale(entry, ("invoices", "language"), inv.get("language"))
     b.locale(entry, ("invoices", "locale"), inv.get("locale"))
     invoices = c.InvoiceSettings(
@@ -192,32 +196,48 @@ def _build_settings(b: _Builder, entry: Entry) -> c.Settings | None:
     processor = pay.get("processor", "test")
     if b.plugins.processors and processor not in b.plugins.processors:
         names = sorted(b.plugins.processors)
-        b.error(entry, ("payments", "processor"), f"no processor plugin named `{processor}`",
-                did_you_mean(processor, names) or f"installed: {', '.join(names)}")
+        b.error(
+            entry,
+            ("payments", "processor"),
+            f"no processor plugin named `{processor}`",
+            did_you_mean(processor, names) or f"installed: {', '.join(names)}",
+        )
     minimum: dict[str, Money] = {}
     for code, text in pay.get("minimum_charge", {}).items():
         money = b.money(entry, ("payments", "minimum_charge", code), text)
         if money and money.currency != code:
-            b.error(entry, ("payments", "minimum_charge", code),
-                    f"minimum charge for {code} is in {money.currency}")
+            b.error(
+                entry,
+                ("payments", "minimum_charge", code),
+                f"minimum charge for {code} is in {money.currency}",
+            )
         elif money:
             minimum[code] = money
     retries = pay.get("retries", {})
     days = tuple(retries.get("days_after_failure", (1, 3, 5, 7)))
     if list(days) != sorted(set(days)):
-        b.error(entry, ("payments", "retries", "days_after_failure"),
-                "retry days must be strictly increasing", "e.g. [1, 3, 5, 7]")
+        b.error(
+            entry,
+            ("payments", "retries", "days_after_failure"),
+            "retry days must be strictly increasing",
+            "e.g. [1, 3, 5, 7]",
+        )
     notes = raw.get("notifications", {})
     notifiers = tuple(notes.get("notifiers", ("mailbox",)))
     for i, name in enumerate(notifiers):
         if b.plugins.notifiers and name not in b.plugins.notifiers:
             names = sorted(b.plugins.notifiers)
-            b.error(entry, ("notifications", "notifiers", i), f"no notifier plugin named `{name}`",
-                    did_you_mean(name, names) or f"installed: {', '.join(names)}")
+            b.error(
+                entry,
+                ("notifications", "notifiers", i),
+                f"no notifier plugin named `{name}`",
+                did_you_mean(name, names) or f"installed: {', '.join(names)}",
+            )
     reminder = notes.get("reminder", {})
     subs = raw.get("subscriptions", {})
-    properties = tuple(_custom_property(b, entry, i, p)
-                       for i, p in enumerate(subs.get("custom_properties", ())))
+    properties = tuple(
+        _custom_property(b, entry, i, p) for i, p in enumerate(subs.get("custom_properties", ()))
+    )
     analytics = raw.get("analytics", {})
     factor = analytics.get("weekly_mrr_factor", "52/12")
     plugin_settings = {
@@ -288,7 +308,7 @@ def _custom_property(b: _Builder, entry: Entry, i: int, raw: dict) -> c.CustomPr
     if prop.type == "enum" and not prop.values:
         b.error(entry, sub, f"enum property `{prop.name}` needs `values`", "e.g. values: [a, b]")
     elif prop.type != "enum" and prop.values:
-        b.error(entry, (*sub, "values"), f"`values` only applies to enum properties")
+        b.error(entry, (*sub, "values"), "`values` only applies to enum properties")
     if prop.default is not None:
         problem = _property_value_problem(prop, prop.default)
         if problem:
@@ -321,8 +341,12 @@ def _tiers(b: _Builder, entry: Entry, raw: dict, pricing: c.PricingModel) -> tup
         if up_to is None and not last:
             b.error(entry, sub, "only the last tier may leave out `up_to`")
         elif up_to is not None and last:
-            b.error(entry, (*sub, "up_to"), "the last tier must not have `up_to`",
-                    "it holds every quantity above the previous tier")
+            b.error(
+                entry,
+                (*sub, "up_to"),
+                "the last tier must not have `up_to`",
+                "it holds every quantity above the previous tier",
+            )
         elif up_to is not None and up_to <= previous:
             b.error(entry, (*sub, "up_to"), f"tiers must ascend: {up_to} follows {previous}")
         previous = up_to or previous
@@ -345,13 +369,20 @@ def _build_product(b: _Builder, entry: Entry) -> c.Product:
         if "tiers" in raw:
             b.error(entry, ("tiers",), "`tiers` need pricing volume, graduated or stairstep")
         if not has_price:
-            b.error(entry, (), "a flat-priced product needs `price` or `prices`",
-                    "e.g. price: \"25.00 USD\"")
+            b.error(
+                entry,
+                (),
+                "a flat-priced product needs `price` or `prices`",
+                'e.g. price: "25.00 USD"',
+            )
     elif "tiers" not in raw:
         b.error(entry, ("pricing",), f"{pricing.value} pricing needs `tiers`")
     elif has_price:
-        b.error(entry, ("price" if "price" in raw else "prices",),
-                f"{pricing.value} pricing takes its prices from `tiers`")
+        b.error(
+            entry,
+            ("price" if "price" in raw else "prices",),
+            f"{pricing.value} pricing takes its prices from `tiers`",
+        )
     if "price" in raw:
         money = b.money(entry, ("price",), raw["price"])
         if money:
@@ -391,15 +422,24 @@ def _build_items(
         product = products.get(product_id) if product_id else None
         if product_id and not b.ref(entry, (*sub, "product"), "products", product_id):
             continue
-        unit_price = b.money(entry, (*sub, "unit_price"), raw["unit_price"]) if (
-            "unit_price" in raw) else None
+        unit_price = (
+            b.money(entry, (*sub, "unit_price"), raw["unit_price"])
+            if ("unit_price" in raw)
+            else None
+        )
         if currency and unit_price and unit_price.currency != currency:
-            b.error(entry, (*sub, "unit_price"),
-                    f"price in {unit_price.currency}, but the currency here is {currency}")
+            b.error(
+                entry,
+                (*sub, "unit_price"),
+                f"price in {unit_price.currency}, but the currency here is {currency}",
+            )
         if currency and product and not unit_price and currency not in product.currencies:
             have = ", ".join(sorted(product.currencies)) or "none"
-            b.error(entry, (*sub, "product"),
-                    f"product `{product.id}` has no {currency} price (it has: {have})")
+            b.error(
+                entry,
+                (*sub, "product"),
+                f"product `{product.id}` has no {currency} price (it has: {have})",
+            )
         b.ref(entry, (*sub, "tax_rate"), "tax_rates", raw.get("tax_rate"))
         items.append(
             c.ItemSpec(
@@ -409,7 +449,8 @@ def _build_items(
                 description=raw.get("description"),
                 quantity=raw.get("quantity", 1),
                 unit_price=unit_price,
-                unit_discount=parse_percent(raw["unit_discount"]) if "unit_discount" in raw
+                unit_discount=parse_percent(raw["unit_discount"])
+                if "unit_discount" in raw
                 else None,
                 frequency=Frequency.parse(raw["frequency"]) if "frequency" in raw else None,
                 tax_rate=raw.get("tax_rate"),
@@ -434,15 +475,22 @@ def _currency(b: _Builder, entry: Entry) -> str | None:
     if currency is None:
         return b.settings.default_currency if b.settings else None
     if b.currencies and currency not in b.currencies:
-        b.error(entry, ("currency",), f"currency {currency} is not listed in settings.currencies",
-                did_you_mean(currency, b.currencies))
+        b.error(
+            entry,
+            ("currency",),
+            f"currency {currency} is not listed in settings.currencies",
+            did_you_mean(currency, b.currencies),
+        )
         return None
     return currency
 
 
 def _build_subscription(
-    b: _Builder, entry: Entry, products: Mapping[str, c.Product],
-    contacts: Mapping[str, c.Contact], settings: c.Settings | None,
+    b: _Builder,
+    entry: Entry,
+    products: Mapping[str, c.Product],
+    contacts: Mapping[str, c.Contact],
+    settings: c.Settings | None,
 ) -> c.DeclaredSubscription:
     raw = entry.value
     currency = _currency(b, entry)
@@ -454,18 +502,30 @@ def _build_subscription(
     contact = contacts.get(raw["contact"])
     company = raw.get("company") or (contact.company if contact else None)
     if raw.get("billing_address") == "same_as_company" and not company:
-        b.error(entry, ("billing_address",), "billing address same_as_company needs a company",
-                "add `company:` to the subscription or its contact")
+        b.error(
+            entry,
+            ("billing_address",),
+            "billing address same_as_company needs a company",
+            "add `company:` to the subscription or its contact",
+        )
     items = _build_items(b, entry, products, currency)
     frequencies = {item_frequency(item, products) for item in items}
     if None in frequencies:
         i = next(i for i, item in enumerate(items) if item_frequency(item, products) is None)
-        b.error(entry, ("items", i), "a subscription item must recur",
-                "give it a `frequency`, or sell it one-time through a quote or payment link")
+        b.error(
+            entry,
+            ("items", i),
+            "a subscription item must recur",
+            "give it a `frequency`, or sell it one-time through a quote or payment link",
+        )
     elif len(frequencies) > 1:
         names = ", ".join(sorted(f.name for f in frequencies if f))
-        b.error(entry, ("items",), f"items have different frequencies ({names})",
-                "a subscription bills one frequency; declare one subscription per frequency")
+        b.error(
+            entry,
+            ("items",),
+            f"items have different frequencies ({names})",
+            "a subscription bills one frequency; declare one subscription per frequency",
+        )
     coll = raw.get("collection", {})
     collection = c.Collection(
         mode=coll.get("mode", "manual"),
@@ -479,33 +539,56 @@ def _build_subscription(
         owners = [contacts.get(raw["contact"]), contacts.get(raw.get("billing_contact") or "")]
         methods = {pm.id: pm for who in owners if who for pm in who.payment_methods}
         if collection.payment_method is None:
-            b.error(entry, ("collection",), "automatic collection with a saved method needs "
-                    "`payment_method`", "or use method: first_invoice")
+            b.error(
+                entry,
+                ("collection",),
+                "automatic collection with a saved method needs `payment_method`",
+                "or use method: first_invoice",
+            )
         elif collection.payment_method not in methods and contact:
-            b.error(entry, ("collection", "payment_method"),
-                    f"contact `{contact.id}` has no payment method `{collection.payment_method}`",
-                    did_you_mean(collection.payment_method, list(methods)))
+            b.error(
+                entry,
+                ("collection", "payment_method"),
+                f"contact `{contact.id}` has no payment method `{collection.payment_method}`",
+                did_you_mean(collection.payment_method, list(methods)),
+            )
     props = dict(raw.get("properties", {}))
     by_name = {p.name: p for p in settings.custom_properties} if settings else {}
     for name, value in props.items() if settings else ():
         prop = by_name.get(name)
         if prop is None:
-            b.error(entry, ("properties", name), f"unknown custom property `{name}`",
-                    did_you_mean(name, list(by_name)) or "declare it in "
-                    "settings.subscriptions.custom_properties")
+            b.error(
+                entry,
+                ("properties", name),
+                f"unknown custom property `{name}`",
+                did_you_mean(name, list(by_name))
+                or "declare it in settings.subscriptions.custom_properties",
+            )
             continue
         problem = _property_value_problem(prop, value)
         if problem:
             b.error(entry, ("properties", name), problem[0], problem[1])
         elif not prop.user_can_override and value != prop.default:
-            b.error(entry, ("properties", name), f"property `{name}` cannot be overridden",
-                    f"its value is always {prop.default!r}")
+            b.error(
+                entry,
+                ("properties", name),
+                f"property `{name}` cannot be overridden",
+                f"its value is always {prop.default!r}",
+            )
     for prop in by_name.values():
         if prop.default is not None:
             props.setdefault(prop.name, prop.default)
-    if not raw.get("invoice_creation", True) and settings and not settings.allow_invoice_creation_off:
-        b.error(entry, ("invoice_creation",), "invoice creation cannot be turned off",
-                "settings.subscriptions.allow_invoice_creation_off is false")
+    if (
+        not raw.get("invoice_creation", True)
+        and settings
+        and not settings.allow_invoice_creation_off
+    ):
+        b.error(
+            entry,
+            ("invoice_creation",),
+            "invoice creation cannot be turned off",
+            "settings.subscriptions.allow_invoice_creation_off is false",
+        )
     inv = raw.get("invoice", {})
     b.locale(entry, ("invoice", "language"), inv.get("language"))
     b.locale(entry, ("invoice", "locale"), inv.get("locale"))
@@ -548,16 +631,24 @@ def build_catalog(
 
     tax_rates = {
         e.value["id"]: c.TaxRate(
-            id=e.value["id"], name=e.value["name"], label=e.value.get("label", e.value["name"]),
-            rate=parse_percent(e.value["rate"]), active=e.value.get("active", True))
+            id=e.value["id"],
+            name=e.value["name"],
+            label=e.value.get("label", e.value["name"]),
+            rate=parse_percent(e.value["rate"]),
+            active=e.value.get("active", True),
+        )
         for e in valid("tax_rates")
     }
     products = {e.value["id"]: _build_product(b, e) for e in valid("products")}
     companies = {
         e.value["id"]: c.Company(
-            id=e.value["id"], name=e.value["name"], address=b.address(e.value.get("address")),
-            domain=e.value.get("domain"), tax_id=e.value.get("tax_id"),
-            properties=c.frozen_map(e.value.get("properties")))
+            id=e.value["id"],
+            name=e.value["name"],
+            address=b.address(e.value.get("address")),
+            domain=e.value.get("domain"),
+            tax_id=e.value.get("tax_id"),
+            properties=c.frozen_map(e.value.get("properties")),
+        )
         for e in valid("companies")
     }
     contacts = {}
@@ -570,26 +661,42 @@ def build_catalog(
         methods = []
         for i, pm in enumerate(raw.get("payment_methods", ())):
             if pm["id"] in method_ids:
-                b.error(e, ("payment_methods", i, "id"), f"duplicate payment method id `{pm['id']}`")
+                b.error(
+                    e, ("payment_methods", i, "id"), f"duplicate payment method id `{pm['id']}`"
+                )
             method_ids[pm["id"]] = e
-            saved_on = b.date(e, ("payment_methods", i, "saved_on"), pm["saved_on"]) if (
-                "saved_on" in pm) else None
+            saved_on = (
+                b.date(e, ("payment_methods", i, "saved_on"), pm["saved_on"])
+                if ("saved_on" in pm)
+                else None
+            )
             methods.append(c.PaymentMethod(pm["id"], pm["type"], pm["token"], saved_on))
         contacts[raw["id"]] = c.Contact(
-            id=raw["id"], name=raw["name"], email=raw["email"], company=raw.get("company"),
-            address=b.address(raw.get("address")), tax_exempt=raw.get("tax_exempt", False),
-            language=raw.get("language"), locale=raw.get("locale"),
-            payment_methods=tuple(methods), properties=c.frozen_map(raw.get("properties")))
+            id=raw["id"],
+            name=raw["name"],
+            email=raw["email"],
+            company=raw.get("company"),
+            address=b.address(raw.get("address")),
+            tax_exempt=raw.get("tax_exempt", False),
+            language=raw.get("language"),
+            locale=raw.get("locale"),
+            payment_methods=tuple(methods),
+            properties=c.frozen_map(raw.get("properties")),
+        )
     deals = {}
     for e in valid("deals"):
         raw = e.value
         b.ref(e, ("contact",), "contacts", raw.get("contact"))
         b.ref(e, ("company",), "companies", raw.get("company"))
         deals[raw["id"]] = c.Deal(
-            id=raw["id"], name=raw["name"], contact=raw.get("contact"),
-            company=raw.get("company"), stage=raw.get("stage"),
+            id=raw["id"],
+            name=raw["name"],
+            contact=raw.get("contact"),
+            company=raw.get("company"),
+            stage=raw.get("stage"),
             items=_build_items(b, e, products, None) if "items" in raw else (),
-            properties=c.frozen_map(raw.get("properties")))
+            properties=c.frozen_map(raw.get("properties")),
+        )
     quotes = {}
     for e in valid("quotes"):
         raw = e.value
@@ -597,12 +704,17 @@ def build_catalog(
         b.ref(e, ("deal",), "deals", raw.get("deal"))
         b.ref(e, ("company",), "companies", raw.get("company"))
         quotes[raw["id"]] = c.Quote(
-            id=raw["id"], contact=raw["contact"],
+            id=raw["id"],
+            contact=raw["contact"],
             items=_build_items(b, e, products, _currency(b, e)),
-            deal=raw.get("deal"), company=raw.get("company"),
-            status=raw.get("status", "draft"), currency=raw.get("currency"),
-            expires_on=b.date(e, ("expires_on",), raw["expires_on"]) if "expires_on" in raw
-            else None)
+            deal=raw.get("deal"),
+            company=raw.get("company"),
+            status=raw.get("status", "draft"),
+            currency=raw.get("currency"),
+            expires_on=b.date(e, ("expires_on",), raw["expires_on"])
+            if "expires_on" in raw
+            else None,
+        )
     links = {}
     for e in valid("payment_links"):
         raw = e.value
@@ -611,15 +723,22 @@ def build_catalog(
         if settings:
             for i, method in enumerate(raw.get("accepted_methods", ())):
                 if method not in settings.accepted_methods:
-                    b.error(e, ("accepted_methods", i),
-                            f"payment type `{method}` is not accepted by the account",
-                            "add it to settings.payments.accepted_methods")
+                    b.error(
+                        e,
+                        ("accepted_methods", i),
+                        f"payment type `{method}` is not accepted by the account",
+                        "add it to settings.payments.accepted_methods",
+                    )
         links[raw["id"]] = c.PaymentLink(
-            id=raw["id"], name=raw["name"], items=_build_items(b, e, products, _currency(b, e)),
-            button_text=raw.get("button_text"), currency=raw.get("currency"),
+            id=raw["id"],
+            name=raw["name"],
+            items=_build_items(b, e, products, _currency(b, e)),
+            button_text=raw.get("button_text"),
+            currency=raw.get("currency"),
             accepted_methods=tuple(raw.get("accepted_methods", ())),
             save_payment_method=raw.get("save_payment_method", True),
-            deals=tuple(raw.get("deals", ())))
+            deals=tuple(raw.get("deals", ())),
+        )
     subscriptions = {
         e.value["id"]: _build_subscription(b, e, products, contacts, settings)
         for e in valid("subscriptions")
@@ -628,10 +747,16 @@ def build_catalog(
     if settings is None:
         return None, b.problems
     catalog = c.Catalog(
-        settings=settings, version=version, tax_rates=c.frozen_map(tax_rates),
-        products=c.frozen_map(products), companies=c.frozen_map(companies),
-        contacts=c.frozen_map(contacts), deals=c.frozen_map(deals), quotes=c.frozen_map(quotes),
-        payment_links=c.frozen_map(links), subscriptions=c.frozen_map(subscriptions),
+        settings=settings,
+        version=version,
+        tax_rates=c.frozen_map(tax_rates),
+        products=c.frozen_map(products),
+        companies=c.frozen_map(companies),
+        contacts=c.frozen_map(contacts),
+        deals=c.frozen_map(deals),
+        quotes=c.frozen_map(quotes),
+        payment_links=c.frozen_map(links),
+        subscriptions=c.frozen_map(subscriptions),
         rule_files=rule_files,
     )
     return catalog, b.problems
@@ -644,8 +769,11 @@ def _rule_files(b: _Builder, entries: list[Entry], settings: c.Settings | None) 
     for i, pattern in enumerate(settings.rules):
         matches = sorted(p for p in b.root.glob(pattern) if p.is_file())
         if not matches:
-            b.error(entries[0], ("rules", i), f"no rule file matches `{pattern}`",
-                    f"globs are relative to the config directory {b.root}")
+            b.error(
+                entries[0],
+                ("rules", i),
+                f"no rule file matches `{pattern}`",
+                f"globs are relative to the config directory {b.root}",
+            )
         found.extend(str(p) for p in matches if str(p) not in found)
     return tuple(found)
-

@@ -48,7 +48,10 @@ def read_documents(root: Path) -> tuple[list[Document], list[Problem], str]:
         hint = "pass --config DIR or set ABONNEMENT_CONFIG; `abonnement init DIR` writes one"
         raise ConfigError([Problem(str(root), 1, 1, "config directory not found", hint)])
     files = sorted(
-        p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+        p
+        for p in root.rglob("*")
+        if p.suffix in (".yaml", ".yml")
+        and p.is_file()
         and not p.name.endswith((".test.yaml", ".test.yml"))
         and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
@@ -73,8 +76,11 @@ def read_documents(root: Path) -> tuple[list[Document], list[Problem], str]:
             continue  # an empty file declares nothing
         if not isinstance(doc.data, dict):
             problems.append(
-                doc.problem((), "the top level of a config file must be a mapping of sections",
-                            f"start with a section name: {', '.join(SECTIONS)}")
+                doc.problem(
+                    (),
+                    "the top level of a config file must be a mapping of sections",
+                    f"start with a section name: {', '.join(SECTIONS)}",
+                )
             )
             continue
         documents.append(doc)
@@ -115,14 +121,25 @@ def load_config(root: Path | str, plugins: PluginNames | None = None) -> Catalog
                 )
     if not settings_docs and not problems:
         first = documents[0].file if documents else str(root)
-        problems.append(Problem(first, 1, 1, "no `settings` section in the config",
-                                "one file must hold `settings:` with at least account and currencies"))
+        problems.append(
+            Problem(
+                first,
+                1,
+                1,
+                "no `settings` section in the config",
+                "one file must hold `settings:` with at least account and currencies",
+            )
+        )
     for extra in settings_docs[1:]:
         first = settings_docs[0]
         m = first.mark(("settings",), key=True)
         problems.append(
-            extra.problem(("settings",), "`settings` is declared in more than one file",
-                          f"first declared at {first.file}:{m.line}", key=True)
+            extra.problem(
+                ("settings",),
+                "`settings` is declared in more than one file",
+                f"first declared at {first.file}:{m.line}",
+                key=True,
+            )
         )
     catalog, build_problems = build_catalog(root, entries, version, plugins)
     problems.extend(build_problems)

@@ -132,7 +132,9 @@ def show(value: object) -> str:
     return "a mapping" if isinstance(value, dict) else "a list"
 
 
-def _unknown_keys(doc: Document, path: Path, instance: object, schema: Mapping) -> Iterator[Problem]:
+def _unknown_keys(
+    doc: Document, path: Path, instance: object, schema: Mapping
+) -> Iterator[Problem]:
     allowed = list(schema.get("properties", {}))
     for key in instance if isinstance(instance, dict) else ():
         if key in allowed:

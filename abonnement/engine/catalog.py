@@ -244,7 +244,7 @@ class DeclaredSubscription:
     billing_contact: str | None = None
     billing_address: Address | str | None = None  # an Address or "same_as_company"
     deals: tuple[str, ...] = ()
-    start: Start = AtPurchase()
+    start: Start = field(default_factory=AtPurchase)
     terms: Terms = AUTO_RENEW
     owner: str | None = None
     invoice_creation: bool = True

@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
@@ -22,7 +22,7 @@ _MONEY_RE = re.compile(r"^\s*(?P<amount>[+-]?\d+(?:\.\d+)?)\s+(?P<currency>[A-Z]
 _PERCENT_RE = re.compile(r"^\s*(?P<value>[+-]?\d+(?:\.\d+)?)\s*%\s*$")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _known_currencies() -> frozenset[str]:
     return frozenset(list_currencies())
 
@@ -41,7 +41,7 @@ def _quantum(currency: str) -> Decimal:
 
 
 def _as_decimal(value: object) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MoneyError(f"refusing {value!r}: money is never a float; use Decimal or a string")
     if isinstance(value, Decimal):
         return value
@@ -119,7 +119,9 @@ class Money:
 
     def rounded(self, rounding: str = ROUND_HALF_UP) -> Money:
         """This amount at the currency's minor unit (half-up unless ``rounding`` says otherwise)."""
-        return Money(self.amount.quantize(_quantum(self.currency), rounding=rounding), self.currency)
+        return Money(
+            self.amount.quantize(_quantum(self.currency), rounding=rounding), self.currency
+        )
 
     def is_rounded(self) -> bool:
         return self.amount == self.amount.quantize(_quantum(self.currency))

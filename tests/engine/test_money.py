@@ -48,7 +48,7 @@ def test_mixed_currencies_refuse_to_combine():
     with pytest.raises(MoneyError, match="USD with EUR"):
         Money(D("1"), "USD") + Money(D("1"), "EUR")
     with pytest.raises(MoneyError):
-        Money(D("1"), "USD") < Money(D("1"), "EUR")
+        _ = Money(D("1"), "USD") < Money(D("1"), "EUR")
 
 
 def test_unit_discount_example_of_the_spec_rounds_half_up():

@@ -65,7 +65,9 @@ def test_a_third_party_package_is_loaded_from_its_entry_point(acme_site):
 
 def test_settings_may_name_the_third_party_processor_and_use_its_block(acme_site, spec_config):
     path = spec_config / "abonnement.yaml"
-    text = path.read_text().replace("processor: test", "processor: acme\n    acme: {merchant_id: m1}")
+    text = path.read_text().replace(
+        "processor: test", "processor: acme\n    acme: {merchant_id: m1}"
+    )
     path.write_text(text)
     catalog = load_config(spec_config, Plugins.load().names())
     assert catalog.settings.processor == "acme"
@@ -76,7 +78,9 @@ def test_settings_may_name_the_third_party_processor_and_use_its_block(acme_site
 
 
 def test_the_block_list_keeps_a_plugin_out(acme_site, monkeypatch):
-    monkeypatch.setenv("ABONNEMENT_DISABLE_PLUGINS", "acme_abonnement, abonnement.plugins.notifiers.console")
+    monkeypatch.setenv(
+        "ABONNEMENT_DISABLE_PLUGINS", "acme_abonnement, abonnement.plugins.notifiers.console"
+    )
     plugins = Plugins.load()
     assert "acme" not in plugins.processors
     assert "console" not in plugins.notifiers
@@ -150,14 +154,29 @@ def test_pip_installing_the_fixture_package_makes_the_cli_list_it(tmp_path):
     # The real thing: `pip install` of a plugin package, then `abonnement plugins` in a new process.
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-         "--target", str(site), str(FIXTURE)],
-        check=True, capture_output=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(FIXTURE),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
     )
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}"}
     out = subprocess.run(
         [sys.executable, "-m", "abonnement", "plugins", "--json"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
     ).stdout
     rows = {row["name"]: row for row in json.loads(out)["plugins"]}
     assert rows["acme"]["distribution"] == "acme-abonnement 1.0"

@@ -1,0 +1,36 @@
+"""The project's promises about itself: README commands, CI, layout."""
+
+import re
+
+from tests.conftest import ROOT
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    first_screen = text[: text.index("## What you get")]
+    return re.findall(r"```sh\n(.+?)\n```", first_screen)
+
+
+def test_the_readme_first_screen_gives_exactly_two_commands():
+    run, test = _readme_commands()
+    assert run.endswith("abonnement init demo && abonnement --config demo validate")
+    assert test.startswith("python3 -m venv .venv") and "pytest" in test
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    _, test = _readme_commands()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test in ci.splitlines()
+    assert "ruff check ." in ci and "ruff format --check ." in ci
+    assert "ABONNEMENT_TEST_DATABASE_URL" in ci
+
+
+def test_the_pure_core_does_no_io():
+    # engine/ and rules/ take values and return values: no plugins, CLI, SQL or files.
+    banned = re.compile(
+        r"^\s*(from|import) (abonnement\.(plugins|cli|app|config)|sqlalchemy|click|os|pathlib)\b",
+        re.M,
+    )
+    for package in ("engine", "rules"):
+        for path in (ROOT / "abonnement" / package).glob("*.py"):
+            assert not banned.search(path.read_text()), path
