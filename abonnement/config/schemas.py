@@ -12,8 +12,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator, ValidationError
-from referencing import Registry, Resource
 
 from abonnement.config.yamlpos import Document, Path
 from abonnement.errors import Problem
@@ -49,10 +49,22 @@ def _raw_schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
-@cache
-def _registry() -> Registry:
-    common = Resource.from_contents(_raw_schema("common"))
-    return Registry().with_resource("https://abonnement.dev/schemas/common.schema.json", common)
+def _inline(schema: Any) -> Any:
+    """``schema`` with every ``$ref`` into the shared definitions replaced by the definition.
+
+    Validators then never resolve references at run time (they dominated validation time), and
+    a definition's ``x-expected`` travels with it into error messages.
+    """
+    if isinstance(schema, list):
+        return [_inline(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and "#/$defs/" in ref:
+        target = _inline(_raw_schema("common")["$defs"][ref.rsplit("/", 1)[1]])
+        siblings = {k: _inline(v) for k, v in schema.items() if k != "$ref"}
+        return {**target, **siblings}
+    return {k: _inline(v) for k, v in schema.items()}
 
 
 def section_schema(section: str, extensions: Mapping[str, Mapping[str, Any]] = {}) -> dict:
@@ -70,22 +82,33 @@ def section_schema(section: str, extensions: Mapping[str, Mapping[str, Any]] = {
     return schema
 
 
+class SectionValidator:
+    """A compiled fast check, and jsonschema's detailed errors only when the check fails."""
+
+    def __init__(self, schema: dict):
+        inlined = _inline(schema)
+        self._fast = fastjsonschema.compile(inlined)
+        self._detailed = Draft202012Validator(
+            inlined, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+
+    def iter_errors(self, instance: Any) -> Iterator[ValidationError]:
+        try:
+            self._fast(instance)
+        except fastjsonschema.JsonSchemaException:
+            yield from self._detailed.iter_errors(instance)
+
+
 @cache
-def _cached_validator(section: str) -> Draft202012Validator:
-    return _make_validator(_raw_schema(section))
-
-
-def _make_validator(schema: dict) -> Draft202012Validator:
-    return Draft202012Validator(
-        schema, registry=_registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
-    )
+def _cached_validator(section: str) -> SectionValidator:
+    return SectionValidator(_raw_schema(section))
 
 
 def section_validator(
     section: str, extensions: Mapping[str, Mapping[str, Any]] = {}
-) -> Draft202012Validator:
+) -> SectionValidator:
     if section == "settings" and extensions:
-        return _make_validator(section_schema(section, extensions))
+        return SectionValidator(section_schema(section, extensions))
     return _cached_validator(section)
 
 
@@ -201,7 +224,7 @@ def _convert(doc: Document, base: Path, error: ValidationError) -> Iterator[Prob
 
 
 def schema_problems(
-    doc: Document, section: str, validator: Draft202012Validator
+    doc: Document, section: str, validator: SectionValidator
 ) -> tuple[list[Problem], set[int]]:
     """Problems of one file's ``section``, and the indexes of list entries that have any."""
     problems: list[Problem] = []

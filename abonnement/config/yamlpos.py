@@ -1,44 +1,72 @@
 """YAML with a line and column for every node, safe against hostile input.
 
-``yaml.safe_load`` forgets where values came from, and its recursive composer falls over on
-deep nesting. We walk the parser's event stream ourselves, iteratively, and build plain Python
-values plus a map from each value's path to its position. Along the way:
+``yaml.safe_load`` forgets where values came from. We let libyaml compose the node graph
+(nodes keep their marks), then turn it into plain Python values ourselves:
 
 - scalars resolve by the YAML 1.2 core schema (``NO`` stays the string "NO", not False);
   numbers with a fraction become ``Decimal`` — there is never a float in a config;
 - explicit tags (``!!python/object``…) are refused;
-- nesting is capped, and aliases are counted at their expanded size, so a billion-laughs
-  document fails after a few events instead of eating the machine.
+- nesting is capped, and aliases count at their expanded size, so a billion-laughs document
+  fails at once instead of eating the machine.
+
+Positions are looked up only when a problem is reported, by walking the node graph along the
+problem's path, so a valid config pays nothing for them.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from abonnement.errors import Problem
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "Document", "Mark", "YamlProblem", "load_document"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "Document", "Mark", "Path", "YamlProblem", "load_document"]
 
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000
 
-try:  # libyaml's parser is several times faster; both are iterative.
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML without libyaml
-    _Loader = yaml.SafeLoader
+_PLAIN = "?plain"  # our marker for an untagged plain scalar; we resolve it below
+_STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+_MERGE = "<<"
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL)?$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _DECIMAL = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
-_STR_TAGS = {None, "!", "tag:yaml.org,2002:str"}
 
 Path = tuple[str | int, ...]
+
+
+# No null, bool or number starts with one of these, so such a plain scalar is a string and
+# skips the regexes below (most values of a config).
+_STRING_START = frozenset("abcdeghijkmopqrsuvwxyzABCDEGHIJKMOPQRSUVWXYZ_/")
+
+try:  # libyaml composes several times faster than the pure-Python loader
+    _Base: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Base = yaml.SafeLoader
+
+
+class _Composer(_Base):  # type: ignore[misc, valid-type]
+    """Composes nodes only; tag resolution is ours (PyYAML's is YAML 1.1 and slow)."""
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        if kind is ScalarNode:
+            return _PLAIN if implicit[0] else _STR
+        return _SEQ if kind is SequenceNode else _MAP
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,26 +75,48 @@ class Mark:
     column: int
 
 
+def _mark_of(node: Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
 @dataclass(slots=True)
 class Document:
-    """One YAML file: its data, and where each value (and each mapping key) was written."""
+    """One YAML file: its data, and the node graph that knows where each value was written."""
 
     file: str
     data: Any
-    marks: dict[Path, Mark] = field(default_factory=dict)
-    key_marks: dict[Path, Mark] = field(default_factory=dict)
+    root: Node | None = None
+
+    def _nodes(self, path: Path) -> tuple[Node | None, Node | None, int]:
+        """(key node, value node) of the deepest part of ``path`` found, and how deep that is."""
+        node, key_node, depth = self.root, None, 0
+        for part in path:
+            child = None
+            if isinstance(node, MappingNode):
+                for k, v in node.value:
+                    if isinstance(k, ScalarNode) and k.value == part:
+                        key_node, child = k, v
+                        break
+            elif isinstance(node, SequenceNode) and isinstance(part, int):
+                if 0 <= part < len(node.value):
+                    key_node, child = None, node.value[part]
+            if child is None:
+                break
+            node, depth = child, depth + 1
+        return key_node, node, depth
 
     def mark(self, path: Path, *, key: bool = False) -> Mark:
         """Position of ``path`` (of its key when ``key``), else of its nearest known ancestor."""
-        if path in self.key_marks and (
-            key or path not in self.marks or self.marks[path].line > self.key_marks[path].line
-        ):
-            return self.key_marks[path]  # a block value starts below its key: point at the key
-        while path:
-            if path in self.marks:
-                return self.marks[path]
-            path = path[:-1]
-        return self.marks.get((), Mark(1, 1))
+        key_node, node, depth = self._nodes(path)
+        if node is None:
+            return Mark(1, 1)
+        if key_node is not None and depth == len(path):
+            key_mark, value_mark = _mark_of(key_node), _mark_of(node)
+            # a block value starts below its key: the key's line is where the reader looks
+            if key or value_mark.line > key_mark.line:
+                return key_mark
+            return value_mark
+        return _mark_of(node)
 
     def problem(
         self, path: Path, message: str, hint: str | None = None, *, key: bool = False
@@ -83,157 +133,110 @@ class YamlProblem(Exception):
         self.problem = problem
 
 
-def _mark(event: yaml.Event) -> Mark:
-    return Mark(event.start_mark.line + 1, event.start_mark.column + 1)
+class _Builder:
+    def __init__(self, file: str):
+        self.file = file
+        self.memo: dict[int, tuple[Any, int]] = {}
 
+    def fail(self, node: Node, message: str, hint: str | None = None) -> YamlProblem:
+        m = _mark_of(node)
+        return YamlProblem(Problem(self.file, m.line, m.column, message, hint))
 
-def _scalar(event: yaml.ScalarEvent, file: str) -> Any:
-    if event.tag not in _STR_TAGS:
-        m = _mark(event)
-        raise YamlProblem(
-            Problem(
-                file,
-                m.line,
-                m.column,
-                f"YAML tag {event.tag!r} is not allowed",
-                "write plain values; quote a string that starts with '!'",
-            )
-        )
-    text = event.value
-    if event.tag == "tag:yaml.org,2002:str" or not event.implicit[0]:
-        return text  # quoted, block or explicitly tagged: a string as written
-    if _NULL.match(text):
-        return None
-    if text in _BOOL:
-        return _BOOL[text]
-    if _INT.match(text):
-        try:
-            return int(text)
-        except ValueError:  # more digits than Python converts; let the schema reject it
+    def scalar(self, node: ScalarNode) -> Any:
+        tag, text = node.tag, node.value
+        if tag == _STR:
             return text
-    if _DECIMAL.match(text):
-        return Decimal(text)
-    return text
+        if text[:1] in _STRING_START and tag == _PLAIN:
+            return text
+        if tag != _PLAIN:
+            raise self.fail(
+                node, f"YAML tag {tag!r} is not allowed", "quote a string that starts with '!'"
+            )
+        if _NULL.match(text):
+            return None
+        if text in _BOOL:
+            return _BOOL[text]
+        if _INT.match(text):
+            try:
+                return int(text)
+            except ValueError:  # more digits than Python converts; the schema will say more
+                return text
+        if _DECIMAL.match(text):
+            return Decimal(text)
+        return text
 
-
-class _Frame:
-    __slots__ = ("anchor", "key", "path", "size", "value")
-
-    def __init__(self, value: Any, path: Path, anchor: str | None):
-        self.value = value
-        self.path = path
-        self.anchor = anchor
-        self.key: Any = _NO_KEY
-        self.size = 1
-
-
-_NO_KEY = object()
+    def build(self, node: Node, depth: int) -> tuple[Any, int]:
+        """(value, expanded size). Depth is capped, so this recursion is bounded."""
+        if isinstance(node, ScalarNode):
+            return self.scalar(node), 1
+        if id(node) in self.memo:  # an alias: the same node again, counted at full size
+            return self.memo[id(node)]
+        if depth >= MAX_DEPTH:
+            raise self.fail(node, f"nesting deeper than {MAX_DEPTH} levels")
+        if node.tag not in (_SEQ, _MAP):
+            raise self.fail(node, f"YAML tag {node.tag!r} is not allowed")
+        size = 1
+        scalar = self.scalar
+        if isinstance(node, SequenceNode):
+            value: Any = []
+            for child in node.value:
+                if child.__class__ is ScalarNode:  # inlined: most nodes are scalars
+                    value.append(scalar(child))
+                    size += 1
+                    continue
+                item, n = self.build(child, depth + 1)
+                value.append(item)
+                size += n
+        else:
+            value = {}
+            merged: list[dict] = []
+            for key_node, value_node in node.value:
+                if key_node.__class__ is not ScalarNode:
+                    raise self.fail(key_node, "mapping keys must be plain scalars", "`key: value`")
+                key = key_node.value
+                if value_node.__class__ is ScalarNode:
+                    item, n = scalar(value_node), 1
+                else:
+                    item, n = self.build(value_node, depth + 1)
+                size += n + 1
+                if key == _MERGE and key_node.tag == _PLAIN:
+                    sources = item if isinstance(item, list) else [item]
+                    if not all(isinstance(s, dict) for s in sources):
+                        raise self.fail(value_node, "`<<` merges mappings only")
+                    merged.extend(sources)
+                    continue
+                if key in value:
+                    raise self.fail(key_node, f"duplicate key `{key}`", "a key may appear once")
+                value[key] = item
+            for source in merged:  # explicit keys win over merged ones
+                for k, v in source.items():
+                    value.setdefault(k, v)
+        if size > MAX_NODES:
+            raise self.fail(
+                node,
+                f"document expands to more than {MAX_NODES:,} values",
+                "aliases (*name) that repeat large anchors are refused",
+            )
+        self.memo[id(node)] = (value, size)
+        return value, size
 
 
 def load_document(text: str, file: str) -> Document:
     """Parse one YAML document. Raises ``YamlProblem`` with a position on any defect."""
-    doc = Document(file, None)
-    stack: list[_Frame] = []
-    anchors: dict[str, tuple[Any, int]] = {}
-    total = 0
-    documents = 0
-
-    def fail(event: yaml.Event, message: str, hint: str | None = None) -> YamlProblem:
-        m = _mark(event)
-        return YamlProblem(Problem(file, m.line, m.column, message, hint))
-
-    def child_path() -> Path:
-        if not stack:
-            return ()
-        top = stack[-1]
-        if isinstance(top.value, list):
-            return (*top.path, len(top.value))
-        return (*top.path, top.key)
-
-    def attach(value: Any, size: int, event: yaml.Event, is_scalar: bool) -> None:
-        nonlocal total
-        total += size
-        if total > MAX_NODES:
-            raise fail(
-                event,
-                f"document expands to more than {MAX_NODES:,} values",
-                "aliases (*name) that repeat large anchors are refused",
-            )
-        if not stack:
-            doc.data = value
-            return
-        top = stack[-1]
-        top.size += size
-        if isinstance(top.value, list):
-            top.value.append(value)
-            return
-        if top.key is _NO_KEY:
-            if not is_scalar or isinstance(value, (list, dict)):
-                raise fail(event, "mapping keys must be plain scalars", "write `key: value`")
-            key = value if isinstance(value, str) else str(value).lower()
-            if key == "<<":
-                top.key = key
-            elif key in top.value:
-                raise fail(event, f"duplicate key `{key}`", "each key may appear once per mapping")
-            else:
-                top.key = key
-            doc.key_marks[(*top.path, key)] = _mark(event)
-            return
-        if top.key == "<<":  # merge key: earlier explicit keys win
-            sources = value if isinstance(value, list) else [value]
-            for source in sources:
-                if not isinstance(source, dict):
-                    raise fail(event, "`<<` merges mappings only")
-                for k, v in source.items():
-                    top.value.setdefault(k, v)
-        else:
-            top.value[top.key] = value
-        top.key = _NO_KEY
-
     try:
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise fail(event, "more than one YAML document in a file", "remove `---`")
-            elif isinstance(event, yaml.ScalarEvent):
-                value = _scalar(event, file)
-                path = child_path()
-                is_value = not (stack and isinstance(stack[-1].value, dict))
-                is_value = is_value or stack[-1].key is not _NO_KEY
-                if is_value:
-                    doc.marks[path] = _mark(event)
-                if event.anchor:
-                    anchors[event.anchor] = (value, 1)
-                attach(value, 1, event, True)
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                if event.tag not in _STR_TAGS and not event.implicit:
-                    raise fail(event, f"YAML tag {event.tag!r} is not allowed")
-                if len(stack) >= MAX_DEPTH:
-                    raise fail(event, f"nesting deeper than {MAX_DEPTH} levels")
-                if stack and isinstance(stack[-1].value, dict) and stack[-1].key is _NO_KEY:
-                    raise fail(event, "mapping keys must be plain scalars", "write `key: value`")
-                path = child_path()
-                doc.marks[path] = _mark(event)
-                container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
-                stack.append(_Frame(container, path, event.anchor))
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                frame = stack.pop()
-                total -= frame.size - 1  # children were counted as they attached
-                if frame.anchor:
-                    anchors[frame.anchor] = (frame.value, frame.size)
-                attach(frame.value, frame.size, event, False)
-            elif isinstance(event, yaml.AliasEvent):
-                if event.anchor not in anchors:
-                    raise fail(event, f"unknown alias *{event.anchor}")
-                value, size = anchors[event.anchor]
-                attach(value, size, event, not isinstance(value, (list, dict)))
+        root = yaml.compose(text, Loader=_Composer)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = f"invalid YAML: {exc.problem or exc.context}"
+        if "expected a single document" in str(exc.context):
+            message, line, column = "more than one YAML document in a file", line, 1
         raise YamlProblem(Problem(file, line, column, message)) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(Problem(file, 1, 1, f"invalid YAML: {exc}")) from None
-    doc.marks.setdefault((), Mark(1, 1))
-    return doc
+    except RecursionError:  # defence in depth; libyaml caps nesting at 1000 levels
+        raise YamlProblem(Problem(file, 1, 1, "nesting too deep")) from None
+    if root is None:
+        return Document(file, None, None)
+    data, _ = _Builder(file).build(root, 0)
+    return Document(file, data, root)

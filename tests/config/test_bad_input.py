@@ -294,7 +294,7 @@ CASES = [
         "YAML tag",
         None,
     ),
-    ("unknown-alias", "name: Ane Jensen", "name: *nobody", "unknown alias", None),
+    ("unknown-alias", "name: Ane Jensen", "name: *nobody", "undefined alias", None),
     (
         "billing-contact",
         "billing_contact: ane",
@@ -385,7 +385,8 @@ BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + 
     [
         (BILLION_LAUGHS.encode(), "document expands to more than", 6),
         (b"a: " + b"[" * 20000 + b"]" * 20000, "nesting", 1),
-        (b"- " * 20000 + b"x\n", "nesting deeper", 1),
+        (b"- " * 20000 + b"x\n", "nesting", 1),
+        (b"- " * 100 + b"x\n", "nesting deeper than 64 levels", 1),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file", 1),
         ("settings:\n  account: K\xf8benhavn ApS\n".encode("latin-1"), "not UTF-8", 2),
         (b"- just\n- a list\n", "must be a mapping of sections", 1),
@@ -401,6 +402,7 @@ BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + 
         "billion-laughs",
         "deep-flow-nesting",
         "deep-block-nesting",
+        "nesting-over-our-cap",
         "binary",
         "latin-1",
         "top-level-list",
