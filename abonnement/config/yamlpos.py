@@ -97,9 +97,12 @@ class Document:
                     if isinstance(k, ScalarNode) and k.value == part:
                         key_node, child = k, v
                         break
-            elif isinstance(node, SequenceNode) and isinstance(part, int):
-                if 0 <= part < len(node.value):
-                    key_node, child = None, node.value[part]
+            elif (
+                isinstance(node, SequenceNode)
+                and isinstance(part, int)
+                and 0 <= part < len(node.value)
+            ):
+                key_node, child = None, node.value[part]
             if child is None:
                 break
             node, depth = child, depth + 1
