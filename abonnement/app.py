@@ -1,6 +1,7 @@
 """The composition root: plugins + config (+ storage, later) → what commands work with.
 
-Used alike by the CLI, the tests and Python callers; nothing here is global.
+Used alike by the CLI, the tests and Python callers; nothing here is global. Heavy modules
+(schemas, parsers, plugins) load on first use so `abonnement --help` starts at once.
 """
 
 from __future__ import annotations
@@ -8,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from abonnement.config.loader import load_config
-from abonnement.engine.catalog import Catalog
-from abonnement.plugins.manager import Plugins
+if TYPE_CHECKING:
+    from abonnement.engine.catalog import Catalog
+    from abonnement.plugins.manager import Plugins
 
 __all__ = ["DEFAULT_DATABASE_URL", "App"]
 
@@ -28,9 +30,13 @@ class App:
 
     @cached_property
     def plugins(self) -> Plugins:
+        from abonnement.plugins.manager import Plugins
+
         return self._plugins or Plugins.load()
 
     @cached_property
     def catalog(self) -> Catalog:
         """The validated config; raises ``ConfigError`` with every problem."""
+        from abonnement.config.loader import load_config
+
         return load_config(self.config_dir, self.plugins.names())
