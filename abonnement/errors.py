@@ -33,10 +33,12 @@ class Problem:
     column: int
     message: str
     hint: str | None = None
+    context: str | None = None  # the source line with a caret under the column
 
     def __str__(self) -> str:
         text = f"{self.file}:{self.line}:{self.column}: error: {self.message}"
-        return f"{text}; {self.hint}" if self.hint else text
+        text = f"{text}; {self.hint}" if self.hint else text
+        return f"{text}\n{self.context}" if self.context else text
 
     def as_json(self) -> dict[str, object]:
         return {
