@@ -226,9 +226,11 @@ class _Checker:
 
     def same_currency(self, node: Binary) -> None:
         a, b = node.left, node.right
-        if isinstance(a, Literal) and isinstance(b, Literal) and a.type == b.type == "money":
-            if a.value.currency != b.value.currency:
-                self.error(node, f"cannot combine {a.value.currency} with {b.value.currency}")
+        both_money = (
+            isinstance(a, Literal) and isinstance(b, Literal) and a.type == b.type == "money"
+        )
+        if both_money and a.value.currency != b.value.currency:
+            self.error(node, f"cannot combine {a.value.currency} with {b.value.currency}")
 
     def regex(self, node: Expr) -> None:
         if not isinstance(node, Literal) or node.type != "string":

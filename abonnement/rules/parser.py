@@ -35,7 +35,7 @@ from abonnement.rules.ast import (
     Unary,
 )
 
-__all__ = ["MAX_DEPTH", "SYNTAX_EXAMPLES", "STATEMENT_KEYWORDS", "parse_rules", "source_context"]
+__all__ = ["MAX_DEPTH", "STATEMENT_KEYWORDS", "SYNTAX_EXAMPLES", "parse_rules", "source_context"]
 
 MAX_DEPTH = 40  # nesting of real operations; redundant parentheses do not count
 

@@ -15,10 +15,10 @@ __all__ = [
     "BUILTIN_TEMPLATES",
     "FIELDS",
     "TRIGGER_EVENTS",
+    "RuleEnv",
     "Signature",
     "is_list",
     "list_of",
-    "RuleEnv",
 ]
 
 FIELDS: dict[str, dict[str, str]] = {
