@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from abonnement.config.loader import Config
     from abonnement.engine.catalog import Catalog
     from abonnement.plugins.manager import Plugins
+    from abonnement.rules.ruleset import RuleSet
 
 __all__ = ["DEFAULT_DATABASE_URL", "App"]
 
@@ -35,8 +37,16 @@ class App:
         return self._plugins or Plugins.load()
 
     @cached_property
-    def catalog(self) -> Catalog:
-        """The validated config; raises ``ConfigError`` with every problem."""
-        from abonnement.config.loader import load_config
+    def config(self) -> Config:
+        """The validated config and its rules; raises ``ConfigError`` with every problem."""
+        from abonnement.config.loader import load
 
-        return load_config(self.config_dir, self.plugins.names())
+        return load(self.config_dir, self.plugins.names())
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.config.catalog
+
+    @property
+    def rules(self) -> RuleSet:
+        return self.config.rules

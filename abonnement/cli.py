@@ -103,7 +103,7 @@ def init(directory: Path, example: str) -> None:
 def validate(app: App, fmt: str) -> None:
     """Load and check the config; print a summary line, or every error."""
     try:
-        catalog = app.catalog
+        catalog = app.config.catalog
     except ConfigError as exc:
         _print_problems(exc.problems, fmt)
         sys.exit(1)
@@ -111,7 +111,35 @@ def validate(app: App, fmt: str) -> None:
         _print_problems([], "json")
         return
     counts = ", ".join(f"{k}: {n}" for k, n in catalog.counts().items() if n)
+    rules = app.rules
+    blocks = len(rules.pricing) + len(rules.triggers) + len(rules.segments)
+    counts += f", rules: {blocks}" if blocks else ""
     click.echo(f"{app.config_dir}: valid ({counts}; version {catalog.version})")
+
+
+@cli.command("test")
+@click.option("--coverage", "show_coverage", is_flag=True, help="List blocks no case exercised.")
+@click.pass_obj
+def test_command(app: App, show_coverage: bool) -> None:
+    """Run the rule test cases (*.test.yaml in the config directory)."""
+    from abonnement.config.cases import run_test_files
+    from abonnement.rules.testing import coverage
+
+    results, problems = run_test_files(app.config_dir, app.config)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    failed = [r for r in results if not r.passed]
+    for result in failed:
+        click.echo(f"FAIL {result.name}")
+        for difference in result.differences:
+            click.echo(f"  {difference}")
+    if show_coverage:
+        missing = coverage(app.rules, results)
+        click.echo("not exercised: " + (", ".join(missing) if missing else "none"))
+    summary = f"{len(results) - len(failed)} passed, {len(failed)} failed"
+    click.echo(summary + (f", {len(problems)} errors" if problems else ""))
+    if failed or problems:
+        sys.exit(1)
 
 
 @cli.command("plugins")

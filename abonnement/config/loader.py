@@ -6,26 +6,40 @@ import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abonnement.config.build import Entry, build_catalog
 from abonnement.config.schemas import SECTIONS, did_you_mean, schema_problems, section_validator
 from abonnement.config.yamlpos import Document, YamlProblem, load_document
 from abonnement.engine.catalog import Catalog
 from abonnement.errors import ConfigError, Problem
+from abonnement.rules.ruleset import RuleSet, build_ruleset
+from abonnement.rules.types import BUILTIN_TEMPLATES, RuleEnv, Signature
 
-__all__ = ["MAX_FILE_BYTES", "PluginNames", "load_config", "read_documents"]
+if TYPE_CHECKING:
+    from abonnement.plugins.interfaces import RuleFunction
+
+__all__ = ["MAX_FILE_BYTES", "Config", "PluginNames", "load", "load_config", "read_documents"]
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class PluginNames:
-    """What the installed plugins offer, so settings that name one can be checked."""
+    """What the installed plugins offer, so settings and rules that name one can be checked."""
 
     processors: Collection[str] = ()
     notifiers: Collection[str] = ()
     settings_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    rule_functions: Mapping[str, RuleFunction] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded config: the catalog and its compiled rules, both immutable."""
+
+    catalog: Catalog
+    rules: RuleSet
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -88,12 +102,67 @@ def read_documents(root: Path) -> tuple[list[Document], list[Problem], str]:
 
 
 def load_config(root: Path | str, plugins: PluginNames | None = None) -> Catalog:
-    """Load, validate and build the catalog of the config at ``root``.
+    """Load, validate and build the catalog of the config at ``root`` (YAML only).
 
     Raises ``ConfigError`` with every problem found in one pass.
     """
+    catalog, problems = _load_catalog(Path(root), plugins or PluginNames())
+    if problems or catalog is None:
+        raise ConfigError(problems)
+    return catalog
+
+
+def load(root: Path | str, plugins: PluginNames | None = None) -> Config:
+    """The catalog and the compiled rules of the config at ``root``.
+
+    Raises ``ConfigError`` with every problem of the YAML and the rule files in one pass.
+    """
     root = Path(root)
     plugins = plugins or PluginNames()
+    catalog, problems = _load_catalog(root, plugins)
+    if catalog is None:
+        raise ConfigError(problems)
+    sources = []
+    for name in catalog.rule_files:
+        try:
+            sources.append((name, _decode(Path(name).read_bytes(), name)))
+        except YamlProblem as exc:  # binary or not UTF-8
+            problems.append(exc.problem)
+    rules, rule_problems = build_ruleset(
+        sources,
+        rule_env(catalog, plugins, _templates(root)),
+        {rate.id: rate.rate for rate in catalog.tax_rates.values()},
+        {name: fn.implementation for name, fn in plugins.rule_functions.items()},
+    )
+    problems.extend(rule_problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(catalog, rules)
+
+
+def _templates(root: Path) -> tuple[str, ...]:
+    folder = root / "templates"
+    own = {p.name.split(".")[0] for p in folder.iterdir()} if folder.is_dir() else set()
+    return tuple(sorted(set(BUILTIN_TEMPLATES) | own))
+
+
+def rule_env(catalog: Catalog, plugins: PluginNames, templates: tuple[str, ...]) -> RuleEnv:
+    """What the rule checker needs to know of the catalog and the plugins."""
+    settings = catalog.settings
+    return RuleEnv(
+        currencies=settings.currencies,
+        tax_rates={rate.id: rate.active for rate in catalog.tax_rates.values()},
+        subscription_properties={p.name: p.type for p in settings.custom_properties},
+        teams=tuple(settings.teams),
+        templates=templates,
+        functions={
+            name: Signature(((tuple(fn.params), fn.returns),))
+            for name, fn in plugins.rule_functions.items()
+        },
+    )
+
+
+def _load_catalog(root: Path, plugins: PluginNames) -> tuple[Catalog | None, list[Problem]]:
     documents, problems, version = read_documents(root)
     entries: dict[str, list[Entry]] = {name: [] for name in SECTIONS}
     settings_docs: list[Document] = []
@@ -143,6 +212,4 @@ def load_config(root: Path | str, plugins: PluginNames | None = None) -> Catalog
         )
     catalog, build_problems = build_catalog(root, entries, version, plugins)
     problems.extend(build_problems)
-    if problems or catalog is None:
-        raise ConfigError(problems)
-    return catalog
+    return catalog, problems

@@ -158,6 +158,7 @@ class Plugins:
             processors=tuple(self.processors),
             notifiers=tuple(self.notifiers),
             settings_schemas=self.settings_schemas,
+            rule_functions=self.rule_functions,
         )
 
     def open_storage(self, url: str) -> Storage:

@@ -298,5 +298,5 @@ def compile_source(nodes: Sequence[Expr], c: Compiler) -> list[Evaluator]:
     returns = ", ".join(f"f{i}" for i in range(len(nodes)))
     text = f"def _make({params}):\n" + "\n".join(functions) + f"\n    return ({returns},)\n"
     namespace: dict[str, Any] = {"__builtins__": {}}
-    exec(compile(text, "<abonnement rules>", "exec"), namespace)  # noqa: S102 - see module doc
+    exec(compile(text, "<abonnement rules>", "exec"), namespace)
     return list(namespace["_make"](*rt.HELPERS.values(), *source.constants))

@@ -20,7 +20,7 @@ from dateutil.relativedelta import relativedelta
 from abonnement.engine.money import Money, MoneyError, Percent
 from abonnement.rules.ast import Duration
 
-__all__ = ["EMPTY", "FeeAmount", "HELPERS", "ORDER"]
+__all__ = ["EMPTY", "HELPERS", "ORDER", "FeeAmount"]
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
