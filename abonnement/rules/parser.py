@@ -70,7 +70,6 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
         "tax x { when a.b and }",
         "tax x { rate }",
         "tax x { when not }",
-        "tax x { when (a.b }",
         "tax x { when a.b in }",
         "tax x { amount 1 + }",
     ],
@@ -82,6 +81,7 @@ SYNTAX_EXAMPLES: dict[str, list[str]] = {
     "expected `)` to close the parenthesis or call": [
         "tax x { when (a.b == 1 }",
         "tax x { when f(a.b }",
+        "tax x { when (a.b }",
     ],
     "expected `]` to close the list": ["tax x { when a.b in [1, 2 }"],
     "the block is not closed: expected `}`": ["tax x { rate 25%", "tax x { when a.b == 1"],
@@ -207,9 +207,9 @@ class _Build(Transformer):
         return children[0]
 
     def list_(self, children: list) -> ListExpr:
-        items = tuple(c for c in children if c is not None)
-        first = items[0] if items else Literal(0, 0)
-        return _node(ListExpr, first, *items, items=items)
+        bracket, *rest = children
+        items = tuple(c for c in rest if c is not None)
+        return _node(ListExpr, bracket, *items, items=items)
 
     def call(self, children: list) -> Call:
         name, *rest = children
@@ -351,15 +351,42 @@ _TERMINAL_WORDS = {
 }
 
 
+_EXPRESSION_START = {"NAME", "NUMBER", "STRING", "LPAR", "LSQB", "MONEY", "PERCENT", "DATE"}
+_STATEMENTS = {"LABEL", "RATE", "AMOUNT", "WHEN", "ONCE", "ON", "DO", "OF", "WHERE"}
+
+
+def _by_expected(expected: set[str], token: Token | None) -> str | None:
+    """The message for the common failures, told apart by what the parser wanted next."""
+    if token is not None and token.type == "$END" and expected & (_STATEMENTS | {"RBRACE"}):
+        return "the block is not closed: expected `}`"
+    if _EXPRESSION_START <= expected:
+        return "expected an expression here"
+    if expected & _STATEMENTS and expected & {"COMPARE", "_AND"}:
+        return "an operator is missing between two values, or a statement keyword is misspelt"
+    if "RPAR" in expected and "RBRACE" not in expected:
+        return "expected `)` to close the parenthesis or call"
+    if "RSQB" in expected and "RBRACE" not in expected:
+        return "expected `]` to close the list"
+    if expected == {"INT"} or expected == {"_PAYMENTS"}:
+        return "`for` takes a number of payments: `for 3 payments`"
+    if "SET" in expected and "NOT" in expected:
+        return "`is` is followed by `set` or `not set`"
+    if expected == {"LPAR"}:
+        return "`do` takes an action call: notify(...) or set(...)"
+    return None
+
+
 def _syntax_problem(text: str, file: str, exc: UnexpectedInput) -> Problem:
     line, column = exc.line, exc.column
-    if isinstance(exc, UnexpectedEOF) or line < 1:
+    token = getattr(exc, "token", None)
+    at_end = token is not None and token.type == "$END"
+    if isinstance(exc, UnexpectedEOF) or line < 1 or at_end:
         lines = text.splitlines() or [""]
         line, column = len(lines), len(lines[-1]) + 1
-    token = getattr(exc, "token", None)
     expected = set(getattr(exc, "expected", ()) or getattr(exc, "allowed", ()) or ())
     # A name where a statement keyword belongs is a misspelt or unknown keyword.
-    if token is not None and token.type == "NAME" and expected & {"RATE", "WHEN", "LABEL"}:
+    at_statement = expected & _STATEMENTS and not expected & {"COMPARE", "_AND"}
+    if token is not None and token.type == "NAME" and at_statement:
         word = str(token)
         close = difflib.get_close_matches(word, STATEMENT_KEYWORDS, n=1, cutoff=0.6)
         hint = (
@@ -381,11 +408,12 @@ def _syntax_problem(text: str, file: str, exc: UnexpectedInput) -> Problem:
             return _problem(file, text, line, column, "unterminated string",
                             'strings are written "like this", on one line')  # fmt: skip
         return _problem(file, text, line, column, f"unexpected character {char!r}")
-    label = None
-    try:
-        label = exc.match_examples(_error_parser().parse, SYNTAX_EXAMPLES, use_accepts=True)
-    except Exception:  # a failure to explain must not hide the error itself
-        label = None
+    label = _by_expected(expected, token)
+    if label is None:
+        try:
+            label = exc.match_examples(_error_parser().parse, SYNTAX_EXAMPLES, use_accepts=True)
+        except Exception:  # a failure to explain must not hide the error itself
+            label = None
     if label:
         return _problem(file, text, line, column, label)
     got = f"`{token}`" if token is not None and str(token) else "the end of the file"
