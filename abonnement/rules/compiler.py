@@ -162,6 +162,7 @@ class _Source:
         self.index: dict[tuple[type, Hashable], str] = {}
         self.roots: dict[str, str] = {}
         self.temps = 0
+        self.fast = False
 
     def const(self, value: Any) -> str:
         key = None
@@ -188,12 +189,17 @@ class _Source:
         return self.roots[name]
 
     def function(self, index: int, node: Expr) -> str:
-        self.roots, self.temps = {}, 0
-        body = self.gen(node)
-        lines = [f"    def f{index}(ctx):"]
+        """Fast variant first (plain subscripts; a missing field raises and falls through to
+        the null-safe variant, which gives the spec's answer)."""
+        self.fast, self.temps = True, 0
+        fast = self.gen(node)
+        self.fast, self.roots = False, {}
+        safe = self.gen(node)
+        lines = [f"def f{index}(ctx):", "    try:", f"        return {fast}",
+                 "    except MISSING:", "        pass"]  # fmt: skip
         for name, var in self.roots.items():
-            lines.append(f"        {var} = ctx.get({self.const(name)}) or EMPTY")
-        lines.append(f"        return {body}")
+            lines.append(f"    {var} = ctx.get({self.const(name)}) or EMPTY")
+        lines.append(f"    return {safe}")
         return "\n".join(lines)
 
     def gen(self, node: Expr) -> str:
@@ -207,6 +213,9 @@ class _Source:
                 if is_const:
                     return self.const(value)
                 return "(" + "".join(f"{self.gen(i)}, " for i in items) + ")"
+            case Field(path=(root, *keys)) if self.fast:
+                code = f"ctx[{self.const(root)}]" + "".join(f"[{self.const(k)}]" for k in keys)
+                return f"({code} is True)" if self.c.type_of(node) == "bool" else code
             case Field(path=(root, first, *rest)):
                 code = f"{self.root(root)}.get({self.const(first)})"
                 if rest:
@@ -214,7 +223,7 @@ class _Source:
                     code = f"get_path({code}, {keys})"
                 return f"({code} is True)" if self.c.type_of(node) == "bool" else code
             case Call(name="today"):
-                return f"ctx.get({self.const('today')})"
+                return f"ctx{'[{}]' if self.fast else '.get({})'}".format(self.const("today"))
             case Call(name="tax_rate", args=(Literal(value=rate_id),)):
                 return self.const(self.c.tax_rates.get(rate_id))
             case Call(name=name, args=args):
@@ -251,6 +260,8 @@ class _Source:
         if op == "!=" and lit_right:
             return self.guarded(self.gen(left), "{} != " + self.gen(right))
         if op in rt.ORDER and kind in _FAST_ORDER and lit_right:
+            if self.fast:  # none raises TypeError here, and the safe variant answers
+                return f"({self.gen(left)} {op} {self.gen(right)})"
             return self.guarded(self.gen(left), "{} " + op + " " + self.gen(right))
         if op in rt.ORDER:
             return f"order({self.const(rt.ORDER[op])}, {self.gen(left)}, {self.gen(right)})"
@@ -262,6 +273,8 @@ class _Source:
                 members = tuple(values)
             return f"({self.gen(left)} in {self.const(members)})"
         if op in ("startswith", "endswith") and lit_right:
+            if self.fast:  # none raises AttributeError here
+                return f"{self.gen(left)}.{op}({self.gen(right)})"
             return self.guarded(self.gen(left), "{}." + op + "(" + self.gen(right) + ")")
         if op == "matches":
             pattern = self.const(re.compile(right.value))  # type: ignore[union-attr]
@@ -289,14 +302,15 @@ class _Source:
 
 
 def compile_source(nodes: Sequence[Expr], c: Compiler) -> list[Evaluator]:
-    """One function per node, from one generated module, compiled once."""
+    """One function per node, from one generated module, compiled once.
+
+    The module's globals are the runtime helpers and the constants, nothing else: no builtins.
+    """
     if not nodes:
         return []
     source = _Source(c)
-    functions = [source.function(i, node) for i, node in enumerate(nodes)]
-    params = ", ".join([*rt.HELPERS, *(f"c{i}" for i in range(len(source.constants)))])
-    returns = ", ".join(f"f{i}" for i in range(len(nodes)))
-    text = f"def _make({params}):\n" + "\n".join(functions) + f"\n    return ({returns},)\n"
-    namespace: dict[str, Any] = {"__builtins__": {}}
-    exec(compile(text, "<abonnement rules>", "exec"), namespace)
-    return list(namespace["_make"](*rt.HELPERS.values(), *source.constants))
+    text = "\n".join(source.function(i, node) for i, node in enumerate(nodes)) + "\n"
+    namespace: dict[str, Any] = {"__builtins__": {}, **rt.HELPERS}
+    namespace.update((f"c{i}", value) for i, value in enumerate(source.constants))
+    exec(compile(text, "<abonnement rules>", "exec"), namespace)  # noqa: S102 - see module doc
+    return [namespace[f"f{i}"] for i in range(len(nodes))]

@@ -434,8 +434,8 @@ def parse_rules(text: str, file: str) -> ParseResult:
         return ParseResult((), (_syntax_problem(text, file, exc),))
     except (_TooDeep, _BadLiteral) as exc:
         return _special(text, file, exc)
-    blocks = tuple(_with_file(b, file, text) for b in raw)
-    return ParseResult(blocks, ())
+    lines = text.splitlines()
+    return ParseResult(tuple(_with_file(b, file, lines) for b in raw), ())
 
 
 def _special(text: str, file: str, exc: Exception) -> ParseResult:
@@ -448,8 +448,7 @@ def _special(text: str, file: str, exc: Exception) -> ParseResult:
     return ParseResult((), (_problem(file, text, tok.line, tok.column, exc.message),))
 
 
-def _with_file(block: Block, file: str, text: str) -> Block:
-    lines = text.splitlines()
+def _with_file(block: Block, file: str, lines: list[str]) -> Block:
     comments = tuple(
         (n, lines[n - 1].strip())
         for n in range(block.line, min(block.end_line, len(lines)) + 1)

@@ -207,6 +207,7 @@ ORDER: dict[str, Callable[[Any, Any], bool]] = {
 # The only names generated code can reach (besides its own constants).
 HELPERS: dict[str, Any] = {
     "EMPTY": EMPTY,
+    "MISSING": (KeyError, TypeError, AttributeError),
     "get_path": get_path,
     "eq": eq,
     "ne": ne,
