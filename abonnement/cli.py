@@ -142,6 +142,38 @@ def test_command(app: App, show_coverage: bool) -> None:
         sys.exit(1)
 
 
+@cli.command("fmt")
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file would change.")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def fmt_command(app: App, check: bool, files: tuple[Path, ...]) -> None:
+    """Format rule files canonically (default: every *.rules under the config directory)."""
+    from abonnement.rules.fmt import format_rules
+    from abonnement.rules.parser import parse_rules
+
+    paths = files or tuple(sorted(app.config_dir.rglob("*.rules")))
+    changed, broken = [], []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        formatted = format_rules(text, str(path))
+        if formatted is None:
+            broken.extend(parse_rules(text, str(path)).problems)
+            continue
+        if formatted != text:
+            changed.append(path)
+            if not check:
+                path.write_text(formatted, encoding="utf-8")
+    for problem in broken:
+        click.echo(str(problem), err=True)
+    verb = "would reformat" if check else "reformatted"
+    for path in changed:
+        click.echo(f"{verb} {path}", err=True)
+    click.echo(f"{len(changed)} {verb}, {len(paths) - len(changed) - len(broken)} unchanged"
+               + (f", {len(broken)} with errors" if broken else ""))  # fmt: skip
+    if broken or (check and changed):
+        sys.exit(1)
+
+
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj

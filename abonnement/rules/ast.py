@@ -29,7 +29,7 @@ class Duration:
     unit: str  # days | weeks | months | years
 
     def __str__(self) -> str:
-        return f"{self.count} {self.unit}"
+        return f"{self.count} {self.unit if self.count != 1 else self.unit[:-1]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,8 +234,10 @@ class _Build(Transformer):
         return _node(Binary, left, left, right, op=op, left=left, right=right)
 
     def _bool(self, op: str, left: Expr, right: Expr) -> BoolOp:
+        # `and`/`or` are associative: chains (and parenthesised sub-chains) become one node
         head = left.operands if isinstance(left, BoolOp) and left.op == op else (left,)
-        operands = (*head, right)
+        tail = right.operands if isinstance(right, BoolOp) and right.op == op else (right,)
+        operands = (*head, *tail)
         return _node(BoolOp, left, *operands, op=op, operands=operands)
 
     def or_(self, children: list) -> BoolOp:
