@@ -39,3 +39,49 @@ def test_the_hook_families_of_the_design_are_all_there():
         "abonnement_register_rule_functions", "abonnement_on_event",
         "abonnement_settings_schemas",
     }  # fmt: skip
+
+
+def _rule_env():
+    from decimal import Decimal
+
+    from abonnement.engine.money import Percent
+    from abonnement.rules.types import RuleEnv
+
+    env = RuleEnv(currencies=("USD", "EUR"), tax_rates={"ny-sales": True}, teams=("billing",))
+    return env, {"ny-sales": Percent(Decimal("8.875"))}
+
+
+def test_every_rules_example_in_the_language_reference_is_valid():
+    from abonnement.rules.ruleset import build_ruleset
+
+    text = (ROOT / "docs" / "rules.md").read_text()
+    examples = re.findall(r"```rules\n(.*?)```", text, re.S)
+    assert len(examples) >= 5
+    env, rates = _rule_env()
+    for example in examples:
+        _, problems = build_ruleset([("docs/rules.md", example)], env, rates)
+        assert problems == [], [str(p) for p in problems]
+
+
+def test_the_expression_table_of_the_language_reference_holds():
+    from datetime import date
+
+    from abonnement.engine.money import parse_money
+    from abonnement.rules.ruleset import build_ruleset
+
+    text = (ROOT / "docs" / "rules.md").read_text()
+    rows = re.findall(r"^\| `(.+)` \| (true|false) \|$", text, re.M)
+    assert len(rows) >= 12
+    env, rates = _rule_env()
+    source = "\n".join(f"tax t{i} {{ rate 1% when {expr} }}" for i, (expr, _) in enumerate(rows))
+    rules, problems = build_ruleset([("docs/rules.md", source)], env, rates)
+    assert problems == [], [str(p) for p in problems]
+    ctx = {
+        "customer": {"country": "DK"},
+        "line": {"quantity": 3, "sku": "COFFEE-1KG", "amount": parse_money("75.00 USD"),
+                 "taxable": True},
+        "subscription": {"start_date": date(2026, 12, 1)},
+        "today": date(2026, 12, 15),
+    }  # fmt: skip
+    for rule, (expr, expected) in zip(rules.pricing, rows, strict=True):
+        assert bool(rule.when(ctx)) is (expected == "true"), expr

@@ -37,5 +37,5 @@ def run_test_files(root: Path, config: Config) -> tuple[list[CaseResult], list[P
                 results.append(run_case(case, index, config.rules, catalog.tax_rates,
                                         catalog.settings.default_currency))  # fmt: skip
             except CaseError as exc:
-                problems.append(doc.problem(exc.path, exc.message, exc.hint))
+                problems.append(doc.problem(exc.path, exc.message, exc.hint, key=exc.key))
     return results, problems

@@ -31,9 +31,9 @@ _LINE_KEYS = (*FIELDS["line"], "tax_rate")
 class CaseError(Exception):
     """A case that cannot run: ``path`` points at the offending value in the case."""
 
-    def __init__(self, path: tuple, message: str, hint: str | None = None):
+    def __init__(self, path: tuple, message: str, hint: str | None = None, *, key: bool = False):
         super().__init__(message)
-        self.path, self.message, self.hint = path, message, hint
+        self.path, self.message, self.hint, self.key = path, message, hint, key
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def _record(root: str, raw: Any, path: tuple) -> dict[str, Any]:
         if key not in model and not (root == "line" and key == "tax_rate"):
             close = difflib.get_close_matches(key, list(model), n=1, cutoff=0.6)
             raise CaseError((*path, key), f"unknown field `{root}.{key}`",
-                            f"did you mean `{close[0]}`?" if close else None)  # fmt: skip
+                            f"did you mean `{close[0]}`?" if close else None, key=True)  # fmt: skip
         kind = model.get(key, "string")
         if kind == "product":
             value = _record("product", value, (*path, key))
@@ -82,7 +82,7 @@ def _check_keys(raw: Mapping, allowed: Sequence[str], path: tuple, what: str) ->
             close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
             raise CaseError((*path, key), f"unknown key `{key}` in {what}",
                             f"did you mean `{close[0]}`?" if close else
-                            f"expected: {', '.join(allowed)}")  # fmt: skip
+                            f"expected: {', '.join(allowed)}", key=True)  # fmt: skip
 
 
 def _money_map(raw: Any, path: tuple) -> dict[str, Money]:

@@ -185,3 +185,31 @@ def test_pip_installing_the_fixture_package_makes_the_cli_list_it(tmp_path):
         "settings_schemas": ["payments.acme"],
     }  # fmt: skip
     assert rows["abonnement.plugins.processors.test"]["builtin"] is True
+
+
+def test_a_plugin_rule_function_is_typed_and_callable(acme_site, spec_config):
+    from abonnement.config.loader import load
+
+    rules = spec_config / "rules" / "pricing.rules"
+    rules.write_text(
+        rules.read_text()
+        + "\nsegment loyal {\n  of contacts\n  where loyalty_years(customer.id) >= 3\n}\n"
+    )
+    config = load(spec_config, Plugins.load().names())
+    where = config.rules.segments["loyal"].where
+    assert where({"customer": {"id": "ane"}}) is True
+    assert where({"customer": {}}) is False  # none in, none out: the comparison is false
+    rules.write_text(rules.read_text().replace(">= 3", '>= "3"'))
+    with pytest.raises(ConfigError, match="cannot compare number with string"):
+        load(spec_config, Plugins.load().names())
+
+
+def test_without_the_plugin_its_function_is_unknown(spec_config):
+    rules = spec_config / "rules" / "pricing.rules"
+    rules.write_text(
+        rules.read_text()
+        + "\nsegment loyal {\n  of contacts\n  where loyalty_years(customer.id) >= 3\n}\n"
+    )
+    result = run("--config", str(spec_config), "validate")
+    assert result.exit_code == 1
+    assert "error: unknown function `loyalty_years`" in result.stderr
