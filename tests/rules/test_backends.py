@@ -148,3 +148,20 @@ def test_mutated_rule_files_never_crash(data):
         else:
             text = text[:at] + token + text[at + width :]
     _safe(text)
+
+
+def test_explain_reports_every_sub_expression():
+    from abonnement.rules.fmt import unparse
+
+    rules, _ = build_ruleset([("p.rules", SPEC_RULES)], ENV, RATES)
+    block = rules.pricing[0].block
+    ctx = {"customer": {"country": "DK"}}
+    trace = [(unparse(node), value) for node, value in rules.explain(block.get("when").value, ctx)]
+    assert trace == [
+        ("customer.country", "DK"),
+        ('"DK"', "DK"),
+        ('customer.country == "DK"', True),
+        ("customer.tax_exempt", False),
+        ("not customer.tax_exempt", True),
+        ('customer.country == "DK" and not customer.tax_exempt', True),
+    ]
