@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,255 @@ def plugins_command(app: App, as_json: bool) -> None:
         origin = "built-in" if row["builtin"] else (row["distribution"] or "third-party")
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in row["registers"].items())
         click.echo(f"{row['name']}  ({origin})  {what or ', '.join(row['hooks'])}")
+
+
+_DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def _day(value: Any) -> date | None:
+    return value.date() if value is not None else None
+
+
+def _as_of(app: App, value: Any) -> date:
+    return _day(value) or app.today()
+
+
+as_of_option = click.option("--as-of", "as_of", type=_DATE, help="Act as of this date.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+@cli.command()
+@click.option("--contact", "contact_id", required=True, help="The buyer (a contact id).")
+@click.option("--item", "items", multiple=True, required=True, metavar="PRODUCT[:QTY]")
+@click.option("--start", type=_DATE, help="Billing starts on this date.")
+@click.option("--payments", type=click.IntRange(min=1), help="A fixed number of payments.")
+@as_of_option
+@json_option
+@click.pass_obj
+def quote(app: App, contact_id: str, items: tuple[str, ...], start: Any, payments: int | None,
+          as_of: Any, as_json: bool) -> None:  # fmt: skip
+    """The summary of a prospective purchase: due now, future payments, total."""
+    from abonnement.views import quote_json
+
+    parsed = []
+    for text in items:
+        product, _, quantity = text.partition(":")
+        if quantity and not quantity.isdigit():
+            raise click.BadParameter(f"{text!r}: write PRODUCT or PRODUCT:QTY", param_hint="--item")
+        parsed.append((product, int(quantity or 1)))
+    # Buying "on the start date" unless told otherwise: a purchase charges its first payment.
+    purchase = _day(as_of) or _day(start) or app.today()
+    summary = app.quote(contact_id, parsed, purchase, start=_day(start), payments=payments)
+    payload = quote_json(summary)
+    if as_json:
+        _echo_json(payload)
+        return
+    click.echo(f"due now: {payload['due_now']['total']} {payload['currency']}")
+    for future in payload["future_payments"]:
+        count = "until cancelled" if future["count"] is None else f"× {future['count']}"
+        click.echo(f"then {future['frequency']}: {future['amount']} {count}")
+    click.echo(f"total: {payload['total'] or 'n/a (renews until cancelled)'}")
+
+
+@cli.command()
+@as_of_option
+@json_option
+@click.pass_obj
+def apply(app: App, as_of: Any, as_json: bool) -> None:
+    """Create or update the declared subscriptions (by id; idempotent)."""
+    result = app.apply(_as_of(app, as_of))
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(", ".join(f"{len(v)} {k}" for k, v in result.items()))
+
+
+@cli.command("run")
+@click.option(
+    "--as-of", "as_of", type=_DATE, help="Everything due up to this date (default today)."
+)
+@click.option("--until", type=_DATE, help="Same as --as-of: replay every billing event up to it.")
+@click.option("--dry-run", is_flag=True, help="Write nothing; show what would be issued.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
+@json_option
+@click.pass_obj
+def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int,
+                as_json: bool) -> None:  # fmt: skip
+    """The billing run: every due event up to the date, in date order."""
+    from abonnement.views import invoice_json
+
+    if as_of and until:
+        raise click.UsageError("give --as-of or --until, not both")
+    day = _day(until) or _as_of(app, as_of)
+    app.config  # validate the config before touching the database  # noqa: B018
+    if sys.stderr.isatty():
+        due = app.storage.count_due(day)
+        with click.progressbar(length=due, label="billing", file=sys.stderr) as bar:
+            summary, invoices = app.run(day, dry_run=dry_run, batch_size=batch_size,
+                                        progress=bar.update)  # fmt: skip
+    else:
+        summary, invoices = app.run(day, dry_run=dry_run, batch_size=batch_size)
+    totals = {c: m.format_amount() for c, m in sorted(summary.totals.items())}
+    payload: dict[str, Any] = {
+        "until": day.isoformat(), "dry_run": dry_run, "days": summary.days,
+        "invoice_count": summary.invoice_count, "totals": totals,
+        "status_changes": summary.status_changes,
+    }  # fmt: skip
+    if dry_run:
+        payload["invoices"] = [invoice_json(i) for i in invoices]
+    if as_json:
+        _echo_json(payload)
+        return
+    verb = "would issue" if dry_run else "issued"
+    money = ", ".join(f"{v} {c}" for c, v in totals.items()) or "nothing"
+    click.echo(f"up to {day}: {verb} {summary.invoice_count} invoices ({money})")
+
+
+@cli.group()
+def subscriptions() -> None:
+    """Subscriptions: list and show."""
+
+
+@subscriptions.command("list")
+@click.option("--status", help="Only subscriptions with this status.")
+@json_option
+@click.pass_obj
+def subscriptions_list(app: App, status: str | None, as_json: bool) -> None:
+    from abonnement.views import subscription_json
+
+    rows = [subscription_json(s, app.catalog.settings) for s in app.storage.subscriptions(status)]
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['id']:<24} {row['status']:<10} {row['frequency']:<10} "
+                   f"next {row['next_payment_date'] or '-':<10}  mrr {row['mrr']} "
+                   f"{row['currency']}")  # fmt: skip
+
+
+@subscriptions.command("show")
+@click.argument("subscription_id")
+@json_option
+@click.pass_obj
+def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
+    from abonnement.views import subscription_json
+
+    sub = app.storage.subscription(subscription_id)
+    if sub is None:
+        raise AbonnementError(f"no subscription `{subscription_id}`")
+    payload = subscription_json(sub, app.catalog.settings)
+    payload["invoices"] = [i["number"] for i in app.storage.invoices(subscription_id)]
+    payload["history"] = [
+        {"seq": e["seq"], "type": e["type"], "date": e["on_date"].isoformat(),
+         **(e["payload"] or {})}
+        for e in app.storage.events(subscription_id)
+    ]  # fmt: skip
+    if as_json:
+        _echo_json(payload)
+        return
+    for key, value in payload.items():
+        click.echo(f"{key}: {value}")
+
+
+@cli.group()
+def invoices() -> None:
+    """Invoices: list, show, pay."""
+
+
+@invoices.command("list")
+@click.option("--subscription", "subscription_id")
+@click.option("--status")
+@json_option
+@click.pass_obj
+def invoices_list(app: App, subscription_id: str | None, status: str | None,
+                  as_json: bool) -> None:  # fmt: skip
+    from abonnement.views import invoice_json
+
+    rows = [invoice_json(r) for r in app.storage.invoices(subscription_id, status)]
+    for row in rows:
+        del row["lines"], row["adjustments"]
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        owner = row["subscription_id"] or ""
+        click.echo(f"{row['number']:<14} {row['issue_date']} {row['status']:<8} "
+                   f"{row['total']:>12} {row['currency']}  {owner}")  # fmt: skip
+
+
+@invoices.command("show")
+@click.argument("number")
+@click.option("--explain", is_flag=True, help="Name the rule or setting behind every amount.")
+@json_option
+@click.pass_obj
+def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
+    from abonnement.views import invoice_json
+
+    row = app.storage.invoice(number)
+    if row is None:
+        raise AbonnementError(f"no invoice {number}")
+    payload = invoice_json(row)
+    if as_json:
+        _echo_json(payload)
+        return
+    cur = payload["currency"]
+    click.echo(f"{payload['number']}  {payload['status']}  issued {payload['issue_date']}, "
+               f"due {payload['due_date']}")  # fmt: skip
+    for line in payload["lines"]:
+        click.echo(f"  {line['description']:<40} {line['quantity']:>6} × {line['unit_price']:>10}"
+                   f" = {line['amount']:>10} {cur}")  # fmt: skip
+        if explain:
+            for kind in ("discounts", "fees", "taxes"):
+                for adj in line[kind]:
+                    rate = f" {adj['rate']}" if adj.get("rate") else ""
+                    click.echo(f"      {kind[:-1] if kind != 'taxes' else 'tax'} "
+                               f"{adj['rule']}{rate}: {adj['amount']} {cur}")  # fmt: skip
+    for adj in payload["adjustments"]:
+        click.echo(f"  {adj['kind']} {adj['rule']} (invoice): {adj['amount']} {cur}")
+    for key in ("subtotal", "discount_total", "fee_total", "tax_total", "total", "amount_due"):
+        click.echo(f"  {key:<15} {payload[key]:>12} {cur}")
+
+
+@invoices.command("pay")
+@click.argument("number")
+@click.option("--amount", help="Default: the amount due.")
+@click.option("--method", default="manual", show_default=True)
+@as_of_option
+@json_option
+@click.pass_obj
+def invoices_pay(app: App, number: str, amount: str | None, method: str, as_of: Any,
+                 as_json: bool) -> None:  # fmt: skip
+    """Record a payment made outside the processor."""
+    from decimal import Decimal, InvalidOperation
+
+    row = app.storage.invoice(number)
+    if row is None:
+        raise AbonnementError(f"no invoice {number}")
+    try:
+        value = Decimal(amount) if amount else row["total"] - row["amount_paid"]
+    except InvalidOperation:
+        raise click.BadParameter(f"{amount!r} is not an amount", param_hint="--amount") from None
+    result = app.storage.pay_invoice(number, value, _as_of(app, as_of), method)
+    payload = {**result, "amount_paid": str(result["amount_paid"])}
+    if as_json:
+        _echo_json(payload)
+        return
+    click.echo(f"{number}: {payload['status']} (paid {payload['amount_paid']})")
+
+
+@cli.group()
+def db() -> None:
+    """The database."""
+
+
+@db.command()
+@click.pass_obj
+def upgrade(app: App) -> None:
+    """Apply the database migrations."""
+    from abonnement.plugins.storage.sql import SqlStorage
+
+    revision = SqlStorage(app.database_url, migrate=False).upgrade()
+    click.echo(f"database at migration {revision}")
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "PricedLine",
     "line_amount",
     "price_invoice",
+    "tiered_amount",
 ]
 
 ROUNDING = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
@@ -39,20 +40,17 @@ def _tier_for(tiers: Sequence[Tier], quantity: int) -> Tier:
     return next((t for t in tiers if t.up_to is None or quantity <= t.up_to), tiers[-1])
 
 
-def line_amount(product: Product, quantity: int, currency: str) -> Money:
-    """Unit price × quantity by the product's pricing model (F2), unrounded."""
-    if product.pricing is PricingModel.FLAT:
-        if currency not in product.prices:
-            raise MoneyError(f"product `{product.id}` has no {currency} price")
-        return product.prices[currency] * quantity
-    tiers = product.tiers
-    if product.pricing is PricingModel.VOLUME:
+def tiered_amount(
+    model: PricingModel, tiers: Sequence[Tier], quantity: int, currency: str
+) -> Money:
+    """Volume: one unit price chosen by the total quantity; graduated: each tier prices the
+    units inside it; stairstep: the flat price of the tier that holds the quantity."""
+    if model is PricingModel.VOLUME:
         return _tier_for(tiers, quantity).unit_price * quantity  # type: ignore[operator]
-    if product.pricing is PricingModel.STAIRSTEP:
+    if model is PricingModel.STAIRSTEP:
         return _tier_for(tiers, quantity).price  # type: ignore[return-value]
-    total = Money.zero(currency)
-    below = 0
-    for tier in tiers:  # graduated: each tier prices the units inside it
+    total, below = Money.zero(currency), 0
+    for tier in tiers:
         top = quantity if tier.up_to is None else min(quantity, tier.up_to)
         if top > below:
             total = total + tier.unit_price * (top - below)  # type: ignore[operator]
@@ -60,6 +58,15 @@ def line_amount(product: Product, quantity: int, currency: str) -> Money:
         if tier.up_to is None or quantity <= tier.up_to:
             break
     return total
+
+
+def line_amount(product: Product, quantity: int, currency: str) -> Money:
+    """Unit price × quantity by the product's pricing model (F2), unrounded."""
+    if product.pricing is PricingModel.FLAT:
+        if currency not in product.prices:
+            raise MoneyError(f"product `{product.id}` has no {currency} price")
+        return product.prices[currency] * quantity
+    return tiered_amount(product.pricing, product.tiers, quantity, currency)
 
 
 @dataclass(frozen=True, slots=True)

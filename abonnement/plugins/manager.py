@@ -33,6 +33,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "abonnement.plugins.processors.test",
     "abonnement.plugins.notifiers.mailbox",
     "abonnement.plugins.notifiers.console",
+    "abonnement.plugins.storage",
 )
 
 

@@ -1,0 +1,118 @@
+"""Invoices for billing periods: priced lines, dates, and the document settings they carry.
+
+Pure: the billing run passes in the subscription, the period, the records rules may look at
+and the rule set; numbering happens when the invoice is stored (gap-free, in one transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from abonnement.engine.catalog import Settings, TaxRate
+from abonnement.engine.items import Item
+from abonnement.engine.money import Money
+from abonnement.engine.pricing import LineInput, PricedInvoice, price_invoice
+from abonnement.engine.subscriptions import Period, Subscription, mrr
+
+__all__ = ["InvoiceDraft", "draft_invoice", "line_inputs", "rule_context"]
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    """An invoice before it has a number."""
+
+    subscription_id: str | None
+    contact_id: str
+    currency: str
+    issue_date: date
+    due_date: date
+    period_start: date | None
+    period_end: date | None
+    priced: PricedInvoice
+    status: str = "open"
+    line_subscriptions: tuple[str | None, ...] = ()  # per line (checkout invoices span several)
+    document: Mapping[str, Any] = field(default_factory=dict)  # language, locale, comments, tax_ids
+
+    @property
+    def total(self) -> Money:
+        return self.priced.total
+
+
+def line_inputs(items: Sequence[Item], tax_rates: Mapping[str, TaxRate]) -> list[LineInput]:
+    return [
+        LineInput(
+            description=item.name,
+            quantity=item.quantity,
+            unit_price=item.effective_unit_price,
+            amount=item.amount(),
+            sku=item.sku,
+            unit_discount=item.unit_discount,
+            tax_rate=tax_rates.get(item.tax_rate) if item.tax_rate else None,
+            tax_inclusive=item.tax_inclusive,
+            fields=item.record(),
+        )
+        for item in items
+    ]
+
+
+def rule_context(
+    sub: Subscription | None,
+    records: Mapping[str, Any],
+    settings: Settings,
+    on: date,
+) -> dict[str, Any]:
+    """The roots rules see: customer, company, payment… plus the subscription and today."""
+    ctx: dict[str, Any] = {**records, "today": on}
+    if sub is not None:
+        record = sub.record()
+        record["mrr"] = mrr(sub, settings.weekly_mrr_factor)
+        ctx["subscription"] = record
+    return ctx
+
+
+def document_settings(settings: Settings, sub: Subscription | None) -> dict[str, Any]:
+    base = settings.invoices
+    own = sub.invoice_settings if sub else {}
+    return {
+        "language": own.get("language", base.language),
+        "locale": own.get("locale", base.locale),
+        "comments": own.get("comments", base.comments),
+        "tax_ids": list(own.get("tax_ids", base.tax_ids)),
+    }
+
+
+def draft_invoice(
+    sub: Subscription,
+    period: Period,
+    records: Mapping[str, Any],
+    rules: Sequence[Any],
+    settings: Settings,
+    tax_rates: Mapping[str, TaxRate],
+) -> InvoiceDraft:
+    """The invoice of ``sub`` for ``period``, priced by the rules in file order."""
+    ctx = rule_context(sub, records, settings, period.issue_date)
+    ctx["subscription"]["payments_made"] = period.index
+    ctx["invoice"] = {"date": period.issue_date, "due_date": period.due_date}
+    priced = price_invoice(
+        line_inputs(sub.items, tax_rates),
+        ctx,
+        rules,
+        currency=sub.currency,
+        payments_made=period.index,
+        rounding=settings.rounding,
+    )
+    return InvoiceDraft(
+        subscription_id=sub.id,
+        contact_id=sub.contact_id,
+        currency=sub.currency,
+        issue_date=period.issue_date,
+        due_date=period.due_date,
+        period_start=period.start,
+        period_end=period.end,
+        priced=priced,
+        line_subscriptions=(sub.id,) * len(priced.lines),
+        document=document_settings(settings, sub),
+    )

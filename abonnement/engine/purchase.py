@@ -1,0 +1,102 @@
+"""What a purchase creates: declared subscriptions, and the summary of a prospective one (F12).
+
+A purchase on a date groups its items (F7): one-time items and recurring items that start that
+day are due now, on one invoice; each group becomes a subscription whose later payments are
+its future payments. The total is null when anything renews until cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from abonnement.engine.catalog import Catalog, DeclaredSubscription, Settings, TaxRate
+from abonnement.engine.invoicing import line_inputs
+from abonnement.engine.items import Group, Item, group_items, resolve_item
+from abonnement.engine.money import Money
+from abonnement.engine.pricing import PricedInvoice, price_invoice
+from abonnement.engine.schedule import resolve_start
+from abonnement.engine.subscriptions import Subscription
+
+__all__ = ["FuturePayment", "Summary", "from_declared", "summarize"]
+
+
+def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> Subscription:
+    """A declared subscription (``subscriptions:`` in the config) as applied on ``today``."""
+    items = tuple(
+        resolve_item(spec, catalog, decl.currency, terms=decl.terms, start=decl.start)
+        for spec in decl.items
+    )
+    settings = catalog.settings
+    coll = decl.collection
+    return Subscription(
+        id=decl.id,
+        contact_id=decl.contact,
+        currency=decl.currency,
+        frequency=items[0].frequency,  # validation guarantees one frequency
+        anchor=resolve_start(today, decl.start),
+        items=items,
+        payments=decl.terms.payments,
+        company_id=decl.company,
+        billing_contact_id=decl.billing_contact,
+        collection_mode=coll.mode,
+        payment_method_id=coll.payment_method,
+        payment_terms=coll.payment_terms or settings.invoices.payment_terms,
+        owner=decl.owner,
+        invoice_creation=decl.invoice_creation,
+        properties=dict(decl.properties),
+        invoice_settings=dict(decl.invoice),
+        deals=decl.deals,
+        created_on=today,
+    )
+
+
+@dataclass(frozen=True)
+class FuturePayment:
+    group: Group
+    amount: Money
+    count: int | None  # None: renews until cancelled
+
+
+@dataclass(frozen=True)
+class Summary:
+    currency: str
+    groups: tuple[Group, ...]
+    due_now: PricedInvoice
+    future: tuple[FuturePayment, ...]
+    total: Money | None
+
+
+def summarize(
+    items: Sequence[Item],
+    purchase: date,
+    ctx: Mapping[str, Any],
+    rules: Sequence[Any],
+    settings: Settings,
+    tax_rates: Mapping[str, TaxRate],
+) -> Summary:
+    """The summary of buying ``items`` on ``purchase`` (F12)."""
+    currency = items[0].currency
+    one_time, groups = group_items(items, purchase)
+    starting = [i for g in groups if g.start_date <= purchase for i in g.items]
+    due_now = price_invoice(
+        line_inputs([*one_time, *starting], tax_rates), ctx, rules,
+        currency=currency, payments_made=0, rounding=settings.rounding,
+    )  # fmt: skip
+    future = []
+    for group in groups:
+        later = price_invoice(line_inputs(group.items, tax_rates), ctx, rules, currency=currency,
+                              payments_made=1, rounding=settings.rounding)  # fmt: skip
+        count = group.terms.payments
+        if count is not None and group.start_date <= purchase:
+            count -= 1
+        future.append(FuturePayment(group, later.total, count))
+    total: Money | None = due_now.total
+    for payment in future:
+        if payment.count is None:
+            total = None
+            break
+        total = total + payment.amount * payment.count  # type: ignore[operator]
+    return Summary(currency, tuple(groups), due_now, tuple(future), total)

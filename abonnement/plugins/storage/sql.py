@@ -1,0 +1,452 @@
+"""The built-in storage: SQLAlchemy Core on SQLite (default) or PostgreSQL.
+
+The billing hot path uses batched Core statements (executemany inserts and updates, one
+transaction per batch); lookups are plain selects. A new SQLite file is migrated on first
+use; any other database must be at the current migration (``abonnement db upgrade``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, bindparam, create_engine, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from abonnement.engine.catalog import PricingModel, Tier
+from abonnement.engine.events import Event
+from abonnement.engine.invoicing import InvoiceDraft
+from abonnement.engine.items import Item
+from abonnement.engine.money import Money, Percent
+from abonnement.engine.schedule import Frequency
+from abonnement.engine.subscriptions import Subscription
+from abonnement.errors import AbonnementError
+from abonnement.plugins.storage import tables as t
+
+__all__ = ["SqlStorage", "StorageError"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StorageError(AbonnementError):
+    """The database cannot be used as it is (unreachable, not migrated…)."""
+
+
+def _alembic(connection: Connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class SqlStorage:
+    """Subscriptions, invoices, payments and events in one SQL database."""
+
+    def __init__(self, url: str, *, migrate: bool = True):
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StorageError(f"bad database URL {url!r}: {exc}") from None
+        self.url = url
+        self.sqlite = parsed.get_backend_name() == "sqlite"
+        fresh = self.sqlite and (
+            parsed.database in (None, "", ":memory:") or not Path(parsed.database).exists()
+        )
+        self.engine = create_engine(url)
+        if self.sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._conn: Connection | None = None  # set while a dry run holds one transaction
+        try:
+            if fresh and migrate:
+                self.upgrade()
+            elif migrate:
+                self.check_current()
+        except OperationalError as exc:
+            raise StorageError(f"cannot open the database {parsed!r}: {exc.orig}") from None
+
+    # -- schema ----------------------------------------------------------------------------
+    def upgrade(self) -> str:
+        """Apply every pending migration; returns the revision now current."""
+        with self.engine.begin() as conn:
+            command.upgrade(_alembic(conn), "head")
+            return MigrationContext.configure(conn).get_current_revision() or ""
+
+    def check_current(self) -> None:
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            head = ScriptDirectory.from_config(_alembic(conn)).get_current_head()
+        if current != head:
+            raise StorageError(
+                f"the database is at migration {current or 'none'}, abonnement needs {head}; "
+                "run `abonnement db upgrade`"
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- transactions ----------------------------------------------------------------------
+    @contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Everything inside runs for real, in one transaction that is rolled back."""
+        with self.engine.connect() as conn:
+            outer = conn.begin()
+            self._conn = conn
+            try:
+                yield
+            finally:
+                self._conn = None
+                outer.rollback()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        if self._conn is not None:
+            with self._conn.begin_nested():
+                yield self._conn
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- subscriptions ---------------------------------------------------------------------
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        with self._tx() as conn:
+            rows = conn.execute(select(t.subscriptions.c.id).where(t.subscriptions.c.id.in_(ids)))
+            return {r.id for r in rows}
+
+    def insert_subscriptions(
+        self, subs: Sequence[Subscription], source: str, events: Sequence[Event] = ()
+    ) -> None:
+        if not subs:
+            return
+        with self._tx() as conn:
+            conn.execute(t.subscriptions.insert(), [_sub_row(s, source) for s in subs])
+            conn.execute(t.subscription_items.insert(),
+                         [row for s in subs for row in _item_rows(s)])  # fmt: skip
+            self._insert_events(conn, events)
+
+    def replace_items(self, subs: Sequence[Subscription], events: Sequence[Event] = ()) -> None:
+        """New item lists (and definitions) for existing subscriptions; billing state stays."""
+        if not subs:
+            return
+        with self._tx() as conn:
+            ids = [s.id for s in subs]
+            conn.execute(t.subscription_items.delete().where(
+                t.subscription_items.c.subscription_id.in_(ids)))  # fmt: skip
+            conn.execute(t.subscription_items.insert(),
+                         [row for s in subs for row in _item_rows(s)])  # fmt: skip
+            self._update_subscriptions(conn, subs)
+            self._insert_events(conn, events)
+
+    def subscription(self, sub_id: str) -> Subscription | None:
+        found = self._load(t.subscriptions.c.id == sub_id)
+        return found[0] if found else None
+
+    def subscriptions(self, status: str | None = None) -> list[Subscription]:
+        where = t.subscriptions.c.status == status if status else None
+        return self._load(where, order=t.subscriptions.c.id)
+
+    def _load(self, where: Any = None, order: Any = None, limit: int | None = None,
+              conn: Connection | None = None) -> list[Subscription]:  # fmt: skip
+        query = select(t.subscriptions)
+        if where is not None:
+            query = query.where(where)
+        if order is not None:
+            query = query.order_by(order)
+        if limit:
+            query = query.limit(limit)
+        with self._tx() if conn is None else _same(conn) as c:
+            rows = c.execute(query).all()
+            if not rows:
+                return []
+            items: dict[str, list[Any]] = {}
+            item_rows = c.execute(
+                select(t.subscription_items)
+                .where(t.subscription_items.c.subscription_id.in_([r.id for r in rows]))
+                .order_by(t.subscription_items.c.subscription_id, t.subscription_items.c.position)
+            )
+            for item in item_rows:
+                items.setdefault(item.subscription_id, []).append(item)
+        return [_sub_from(row, items.get(row.id, [])) for row in rows]
+
+    # -- the billing run's store -------------------------------------------------------------
+    def earliest_event(self, until: date) -> date | None:
+        with self._tx() as conn:
+            return conn.execute(
+                select(func.min(t.subscriptions.c.next_event_on)).where(
+                    t.subscriptions.c.next_event_on <= until
+                )
+            ).scalar()
+
+    def count_due(self, until: date) -> int:
+        with self._tx() as conn:
+            return conn.execute(select(func.count()).where(
+                t.subscriptions.c.next_event_on <= until)).scalar_one()  # fmt: skip
+
+    def due(self, day: date, after: str, limit: int) -> list[Subscription]:
+        c = t.subscriptions.c
+        return self._load((c.next_event_on == day) & (c.id > after), order=c.id, limit=limit)
+
+    def commit(
+        self, subscriptions: Sequence[Subscription], invoices: Sequence[InvoiceDraft],
+        events: Sequence[Event], number_format: str,
+    ) -> list[str]:  # fmt: skip
+        with self._tx() as conn:
+            numbers = self._insert_invoices(conn, invoices, number_format)
+            self._update_subscriptions(conn, subscriptions)
+            self._insert_events(conn, events)
+        return numbers
+
+    def _update_subscriptions(self, conn: Connection, subs: Sequence[Subscription]) -> None:
+        if not subs:
+            return
+        c = t.subscriptions.c
+        columns = ("status", "next_index", "open_due_on", "next_event_on", "event_seq",
+                   "canceled_on", "owner", "properties", "payment_method_id")  # fmt: skip
+        statement = (
+            update(t.subscriptions)
+            .where(c.id == bindparam("b_id"))
+            .values({name: bindparam(f"b_{name}") for name in columns})
+        )
+        rows = []
+        for s in subs:
+            row = _sub_row(s, "")
+            rows.append({"b_id": s.id, **{f"b_{name}": row[name] for name in columns}})
+        conn.execute(statement, rows)
+
+    def _insert_invoices(
+        self, conn: Connection, drafts: Sequence[InvoiceDraft], number_format: str
+    ) -> list[str]:
+        if not drafts:
+            return []
+        # Gap-free: the counter moves in the same transaction as the invoices it numbers.
+        last = conn.execute(
+            update(t.sequences).where(t.sequences.c.name == "invoice")
+            .values(value=t.sequences.c.value + len(drafts)).returning(t.sequences.c.value)
+        ).scalar_one()  # fmt: skip
+        first = last - len(drafts) + 1
+        numbers = [number_format.format(seq=first + i) for i in range(len(drafts))]
+        invoice_rows, line_rows, adjustment_rows = [], [], []
+        for seq, number, draft in zip(range(first, last + 1), numbers, drafts, strict=True):
+            p = draft.priced
+            invoice_rows.append({
+                "number": number, "seq": seq, "subscription_id": draft.subscription_id,
+                "contact_id": draft.contact_id, "status": draft.status,
+                "currency": draft.currency, "issue_date": draft.issue_date,
+                "due_date": draft.due_date, "period_start": draft.period_start,
+                "period_end": draft.period_end, "subtotal": p.subtotal.amount,
+                "discount_total": p.discount_total.amount, "fee_total": p.fee_total.amount,
+                "tax_total": p.tax_total.amount, "total": p.total.amount,
+                "amount_paid": Decimal(0), "document": dict(draft.document),
+            })  # fmt: skip
+            position = 0
+            for i, line in enumerate(p.lines):
+                sub_id = draft.line_subscriptions[i] if draft.line_subscriptions else None
+                line_rows.append({
+                    "invoice_number": number, "position": i, "subscription_id": sub_id,
+                    "description": line.line.description, "sku": line.line.sku,
+                    "quantity": line.line.quantity, "unit_price": line.line.unit_price.amount,
+                    "amount": line.amount.amount,
+                })  # fmt: skip
+                for adj in (*line.discounts, *line.fees, *line.taxes):
+                    adjustment_rows.append(_adjustment_row(number, position, i, adj))
+                    position += 1
+            for adj in p.adjustments:
+                adjustment_rows.append(_adjustment_row(number, position, None, adj))
+                position += 1
+        conn.execute(t.invoices.insert(), invoice_rows)
+        conn.execute(t.invoice_lines.insert(), line_rows)
+        if adjustment_rows:
+            conn.execute(t.invoice_adjustments.insert(), adjustment_rows)
+        return numbers
+
+    def _insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
+        if events:
+            conn.execute(t.events.insert(), [
+                {"type": e.type, "subject_id": e.subject_id, "seq": e.seq, "on_date": e.on,
+                 "payload": _json(dict(e.payload)), "delivered": False}
+                for e in events
+            ])  # fmt: skip
+
+    # -- invoices ------------------------------------------------------------------------------
+    def invoices(self, subscription_id: str | None = None, status: str | None = None) -> list:
+        query = select(t.invoices).order_by(t.invoices.c.seq)
+        if subscription_id:
+            query = query.where(t.invoices.c.subscription_id == subscription_id)
+        if status:
+            query = query.where(t.invoices.c.status == status)
+        with self._tx() as conn:
+            return list(conn.execute(query).mappings())
+
+    def invoice(self, number: str) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            row = conn.execute(select(t.invoices).where(t.invoices.c.number == number)).first()
+            if row is None:
+                return None
+            lines = conn.execute(
+                select(t.invoice_lines)
+                .where(t.invoice_lines.c.invoice_number == number)
+                .order_by(t.invoice_lines.c.position)
+            )
+            adjustments = conn.execute(select(t.invoice_adjustments).where(
+                t.invoice_adjustments.c.invoice_number == number,
+            ).order_by(t.invoice_adjustments.c.position))  # fmt: skip
+            return {**row._mapping, "lines": [dict(r._mapping) for r in lines],
+                    "adjustments": [dict(r._mapping) for r in adjustments]}  # fmt: skip
+
+    def events(self, subject_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(t.events).order_by(t.events.c.id)
+        if subject_id:
+            query = query.where(t.events.c.subject_id == subject_id)
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def pay_invoice(self, number: str, amount: Decimal, on: date, method: str) -> dict[str, Any]:
+        """Record a payment made outside the processor; the subscription leaves past_due when
+        no open invoice of it is overdue any more."""
+        with self._tx() as conn:
+            row = conn.execute(select(t.invoices).where(t.invoices.c.number == number)).first()
+            if row is None:
+                raise AbonnementError(f"no invoice {number}")
+            if row.status in ("paid", "void", "uncollectible"):
+                raise AbonnementError(f"invoice {number} is {row.status}")
+            paid = row.amount_paid + amount
+            status = "paid" if paid >= row.total else row.status
+            conn.execute(update(t.invoices).where(t.invoices.c.number == number)
+                         .values(amount_paid=paid, status=status))  # fmt: skip
+            attempt = conn.execute(select(func.count()).where(
+                t.payments.c.invoice_number == number)).scalar_one() + 1  # fmt: skip
+            conn.execute(t.payments.insert().values(
+                invoice_number=number, attempt=attempt, amount=amount, currency=row.currency,
+                method=method, status="succeeded", idempotency_key=f"{number}/manual-{attempt}",
+                on_date=on))  # fmt: skip
+            if status == "paid" and row.subscription_id:
+                self._refresh_dues(conn, row.subscription_id, on)
+            return {"number": number, "status": status, "amount_paid": paid}
+
+    def _refresh_dues(self, conn: Connection, sub_id: str, on: date) -> None:
+        oldest = conn.execute(
+            select(func.min(t.invoices.c.due_date)).where(
+                t.invoices.c.subscription_id == sub_id, t.invoices.c.status == "open")
+        ).scalar()  # fmt: skip
+        (sub,) = self._load(t.subscriptions.c.id == sub_id, conn=conn)
+        status = sub.status
+        if status == "past_due" and (oldest is None or oldest >= on):
+            status = "active"
+        changed = replace(sub, open_due_on=oldest, status=status)
+        events = []
+        if status != sub.status:
+            events.append(Event("subscription.status_changed", sub.id, on,
+                                {"previous_status": sub.status, "status": status},
+                                seq=sub.event_seq + 1))  # fmt: skip
+            changed = replace(changed, event_seq=sub.event_seq + 1)
+        self._update_subscriptions(conn, [changed])
+        self._insert_events(conn, events)
+
+
+@contextmanager
+def _same(conn: Connection) -> Iterator[Connection]:
+    yield conn
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, (Decimal, date)):
+        return str(value)
+    return value
+
+
+def _adjustment_row(number: str, position: int, line: int | None, adj: Any) -> dict[str, Any]:
+    return {"invoice_number": number, "position": position, "line_position": line,
+            "kind": adj.kind, "rule": adj.rule, "label": adj.label,
+            "rate": adj.rate.value if adj.rate else None, "inclusive": adj.inclusive,
+            "amount": adj.amount.amount}  # fmt: skip
+
+
+def _sub_row(s: Subscription, source: str) -> dict[str, Any]:
+    return {
+        "id": s.id, "contact_id": s.contact_id, "company_id": s.company_id,
+        "billing_contact_id": s.billing_contact_id, "currency": s.currency,
+        "frequency": s.frequency.iso, "anchor": s.anchor, "payments": s.payments,
+        "next_index": s.next_index, "status": s.status, "collection_mode": s.collection_mode,
+        "payment_method_id": s.payment_method_id, "payment_terms": s.payment_terms,
+        "owner": s.owner, "invoice_creation": s.invoice_creation,
+        "properties": _json(dict(s.properties)),
+        "invoice_settings": _json(dict(s.invoice_settings)),
+        "deals": list(s.deals), "quote_id": s.quote_id, "created_on": s.created_on,
+        "open_due_on": s.open_due_on, "canceled_on": s.canceled_on,
+        "next_event_on": s.next_event_on, "event_seq": s.event_seq, "source": source,
+    }  # fmt: skip
+
+
+def _item_rows(s: Subscription) -> list[dict[str, Any]]:
+    rows = []
+    for position, item in enumerate(s.items):
+        tiers = [
+            {"up_to": tier.up_to,
+             "unit_price": str(tier.unit_price.amount) if tier.unit_price else None,
+             "price": str(tier.price.amount) if tier.price else None}
+            for tier in item.tiers
+        ]  # fmt: skip
+        rows.append({
+            "subscription_id": s.id, "position": position, "product_id": item.product_id,
+            "sku": item.sku, "name": item.name, "description": item.description,
+            "quantity": item.quantity, "unit_price": item.unit_price.amount,
+            "unit_discount": item.unit_discount.value if item.unit_discount else None,
+            "tax_rate_id": item.tax_rate, "taxable": item.taxable,
+            "tax_inclusive": item.tax_inclusive, "category": item.category,
+            "pricing": item.pricing.value, "tiers": tiers or None,
+        })  # fmt: skip
+    return rows
+
+
+def _sub_from(row: Any, item_rows: Sequence[Any]) -> Subscription:
+    frequency = Frequency.parse(row.frequency)
+    currency = row.currency
+
+    def money(text: str | None) -> Money | None:
+        return Money(Decimal(text), currency) if text is not None else None
+
+    items = tuple(
+        Item(
+            name=r.name, quantity=r.quantity, unit_price=Money(r.unit_price, currency),
+            sku=r.sku, product_id=r.product_id, description=r.description,
+            unit_discount=Percent(r.unit_discount) if r.unit_discount is not None else None,
+            frequency=frequency, tax_rate=r.tax_rate_id, taxable=r.taxable,
+            tax_inclusive=r.tax_inclusive, category=r.category,
+            pricing=PricingModel(r.pricing),
+            tiers=tuple(Tier(x["up_to"], money(x["unit_price"]), money(x["price"]))
+                        for x in (r.tiers or ())),
+        )
+        for r in item_rows
+    )  # fmt: skip
+    return Subscription(
+        id=row.id, contact_id=row.contact_id, currency=currency, frequency=frequency,
+        anchor=row.anchor, items=items, status=row.status, payments=row.payments,
+        next_index=row.next_index, company_id=row.company_id,
+        billing_contact_id=row.billing_contact_id, collection_mode=row.collection_mode,
+        payment_method_id=row.payment_method_id, payment_terms=row.payment_terms,
+        owner=row.owner, invoice_creation=row.invoice_creation,
+        properties=row.properties or {}, invoice_settings=row.invoice_settings or {},
+        deals=tuple(row.deals or ()), quote_id=row.quote_id, created_on=row.created_on,
+        open_due_on=row.open_due_on, canceled_on=row.canceled_on, event_seq=row.event_seq,
+    )  # fmt: skip

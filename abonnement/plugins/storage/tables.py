@@ -1,0 +1,217 @@
+"""The database schema, as SQLAlchemy Core tables. Money is stored exactly: integer millionths
+(``Micros``), never a float, on SQLite and PostgreSQL alike, so SQL sums stay exact."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+__all__ = ["Micros", "metadata"]
+
+_SCALE = Decimal(1_000_000)
+
+
+class Micros(TypeDecorator):
+    """A Decimal with up to six decimals, stored as an integer count of millionths."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        scaled = Decimal(value) * _SCALE
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{value} has more than 6 decimals")
+        return int(scaled)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return (Decimal(value) / _SCALE).normalize()
+
+
+metadata = MetaData()
+
+companies = Table(
+    "companies", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("address", JSON),
+    Column("properties", JSON),
+)  # fmt: skip
+
+contacts = Table(
+    "contacts", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("email", Text, nullable=False),
+    Column("company_id", String(100)),
+    Column("address", JSON),
+    Column("properties", JSON),
+)  # fmt: skip
+
+deals = Table(
+    "deals", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("contact_id", String(100)),
+    Column("company_id", String(100)),
+)  # fmt: skip
+
+quotes = Table(
+    "quotes", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("deal_id", String(100)),
+    Column("contact_id", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+)  # fmt: skip
+
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("contact_id", String(100), nullable=False),
+    Column("company_id", String(100)),
+    Column("billing_contact_id", String(100)),
+    Column("currency", String(3), nullable=False),
+    Column("frequency", String(10), nullable=False),  # ISO 8601: P1M
+    Column("anchor", Date, nullable=False),
+    Column("payments", Integer),  # NULL: renews until cancelled
+    Column("next_index", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("collection_mode", String(20), nullable=False),
+    Column("payment_method_id", String(100)),
+    Column("payment_terms", String(20), nullable=False),
+    Column("owner", Text),
+    Column("invoice_creation", Boolean, nullable=False),
+    Column("properties", JSON),
+    Column("invoice_settings", JSON),
+    Column("deals", JSON),
+    Column("quote_id", String(100)),
+    Column("created_on", Date),
+    Column("open_due_on", Date),
+    Column("canceled_on", Date),
+    Column("next_event_on", Date),  # what the billing run sorts and claims by
+    Column("event_seq", Integer, nullable=False, default=0),
+    Column("source", String(20), nullable=False),  # declared | checkout | quote | created
+    Index("ix_subscriptions_next_event", "next_event_on", "id"),
+)  # fmt: skip
+
+subscription_items = Table(
+    "subscription_items", metadata,
+    Column("subscription_id", String(100), ForeignKey("subscriptions.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("product_id", String(100)),
+    Column("sku", Text),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Micros, nullable=False),
+    Column("unit_discount", Micros),  # percent
+    Column("tax_rate_id", String(100)),
+    Column("taxable", Boolean, nullable=False),
+    Column("tax_inclusive", Boolean, nullable=False),
+    Column("category", Text),
+    Column("pricing", String(20), nullable=False),
+    Column("tiers", JSON),
+)  # fmt: skip
+
+sequences = Table(
+    "sequences", metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)  # fmt: skip
+
+invoices = Table(
+    "invoices", metadata,
+    Column("number", String(50), primary_key=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("subscription_id", String(100)),
+    Column("contact_id", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("issue_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("period_start", Date),
+    Column("period_end", Date),
+    Column("subtotal", Micros, nullable=False),
+    Column("discount_total", Micros, nullable=False),
+    Column("fee_total", Micros, nullable=False),
+    Column("tax_total", Micros, nullable=False),
+    Column("total", Micros, nullable=False),
+    Column("amount_paid", Micros, nullable=False),
+    Column("document", JSON),  # language, locale, comments, tax_ids
+    UniqueConstraint("subscription_id", "period_start", name="uq_invoice_period"),
+    Index("ix_invoices_subscription", "subscription_id"),
+)  # fmt: skip
+
+invoice_lines = Table(
+    "invoice_lines", metadata,
+    Column("invoice_number", String(50), ForeignKey("invoices.number"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("subscription_id", String(100)),
+    Column("description", Text, nullable=False),
+    Column("sku", Text),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Micros, nullable=False),
+    Column("amount", Micros, nullable=False),
+)  # fmt: skip
+
+invoice_adjustments = Table(
+    "invoice_adjustments", metadata,
+    Column("invoice_number", String(50), ForeignKey("invoices.number"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("line_position", Integer),  # NULL: invoice scope
+    Column("kind", String(10), nullable=False),  # discount | fee | tax
+    Column("rule", Text, nullable=False),
+    Column("label", Text),
+    Column("rate", Micros),  # percent
+    Column("inclusive", Boolean, nullable=False),
+    Column("amount", Micros, nullable=False),
+)  # fmt: skip
+
+payments = Table(
+    "payments", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("invoice_number", String(50), ForeignKey("invoices.number"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("amount", Micros, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("method", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("failure_code", String(50)),
+    Column("idempotency_key", String(120), nullable=False, unique=True),
+    Column("reference", String(120)),
+    Column("on_date", Date, nullable=False),
+)  # fmt: skip
+
+events = Table(
+    "events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("type", String(50), nullable=False),
+    Column("subject_id", String(100), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("on_date", Date, nullable=False),
+    Column("payload", JSON),
+    Column("delivered", Boolean, nullable=False, default=False),
+    UniqueConstraint("subject_id", "seq", name="uq_event_subject_seq"),
+)  # fmt: skip

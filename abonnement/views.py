@@ -1,0 +1,159 @@
+"""JSON shapes of the command line (``cli.md``): money as decimal strings, dates as ISO text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from abonnement.engine.catalog import Settings
+from abonnement.engine.money import Money
+from abonnement.engine.purchase import Summary
+from abonnement.engine.subscriptions import Subscription, mrr
+
+__all__ = ["invoice_json", "quote_json", "subscription_json"]
+
+
+def _amount(value: Decimal | Money | None, currency: str) -> str | None:
+    if value is None:
+        return None
+    money = value if isinstance(value, Money) else Money(value, currency)
+    return money.format_amount()
+
+
+def _date(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _percent(value: Any) -> str | None:
+    if value is None:
+        return None
+    number = getattr(value, "value", value)
+    return f"{Decimal(number).normalize():f}%"
+
+
+def _items(sub_items: Any, currency: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "sku": item.sku,
+            "name": item.name,
+            "quantity": item.quantity,
+            "unit_price": _amount(item.effective_unit_price, currency),
+            "unit_discount": _percent(item.unit_discount),
+        }
+        for item in sub_items
+    ]
+
+
+def subscription_json(sub: Subscription, settings: Settings) -> dict[str, Any]:
+    factor = settings.weekly_mrr_factor
+    return {
+        "id": sub.id,
+        "status": sub.status,
+        "currency": sub.currency,
+        "contact_id": sub.contact_id,
+        "company_id": sub.company_id,
+        "frequency": sub.frequency.name,
+        "start_date": _date(sub.anchor),
+        "end_date": _date(sub.end_date),
+        "next_payment_date": _date(sub.next_payment_date),
+        "payments_made": sub.next_index,
+        "number_of_payments": sub.payments,
+        "collection_mode": sub.collection_mode,
+        "owner": sub.owner,
+        "items": _items(sub.items, sub.currency),
+        "mrr": _amount(
+            mrr(sub, factor, with_discounts=settings.discounts_reduce_mrr), sub.currency
+        ),
+        "properties": dict(sub.properties),
+    }
+
+
+def invoice_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored invoice (``SqlStorage.invoice``) in the documented shape."""
+    currency = row["currency"]
+    lines = []
+    for line in row.get("lines", ()):
+        own = [a for a in row.get("adjustments", ()) if a["line_position"] == line["position"]]
+
+        def of(kind: str, own: list = own) -> list[dict[str, Any]]:
+            out = []
+            for a in own:
+                if a["kind"] == kind:
+                    entry = {"rule": a["rule"], "amount": _amount(a["amount"], currency)}
+                    if kind == "tax":
+                        entry = {"rule": a["rule"], "rate": _percent(a["rate"]),
+                                 "amount": entry["amount"]}  # fmt: skip
+                    out.append(entry)
+            return out
+
+        lines.append({
+            "description": line["description"], "sku": line["sku"],
+            "quantity": line["quantity"], "unit_price": _amount(line["unit_price"], currency),
+            "amount": _amount(line["amount"], currency), "subscription_id": line["subscription_id"],
+            "discounts": of("discount"), "fees": of("fee"), "taxes": of("tax"),
+        })  # fmt: skip
+    total, paid = row["total"], row["amount_paid"]
+    document = row.get("document") or {}
+    return {
+        "number": row["number"],
+        "subscription_id": row["subscription_id"],
+        "status": row["status"],
+        "currency": currency,
+        "issue_date": _date(row["issue_date"]),
+        "due_date": _date(row["due_date"]),
+        "period_start": _date(row["period_start"]),
+        "period_end": _date(row["period_end"]),
+        "subtotal": _amount(row["subtotal"], currency),
+        "discount_total": _amount(row["discount_total"], currency),
+        "fee_total": _amount(row["fee_total"], currency),
+        "tax_total": _amount(row["tax_total"], currency),
+        "total": _amount(total, currency),
+        "amount_paid": _amount(paid, currency),
+        "amount_due": _amount(max(total - paid, Decimal(0)), currency),
+        "lines": lines,
+        "adjustments": [
+            {"kind": a["kind"], "rule": a["rule"], "amount": _amount(a["amount"], currency)}
+            for a in row.get("adjustments", ())
+            if a["line_position"] is None
+        ],
+        "language": document.get("language"),
+        "locale": document.get("locale"),
+        "comments": document.get("comments"),
+        "tax_ids": document.get("tax_ids", []),
+    }
+
+
+def quote_json(summary: Summary) -> dict[str, Any]:
+    currency = summary.currency
+    due = summary.due_now
+    return {
+        "currency": currency,
+        "subscriptions": [
+            {
+                "frequency": f.group.frequency.name,
+                "start_date": _date(f.group.start_date),
+                "number_of_payments": f.group.terms.payments,
+                "items": _items(f.group.items, currency),
+                "recurring_amount": _amount(f.amount, currency),
+            }
+            for f in summary.future
+        ],
+        "due_now": {
+            "subtotal": _amount(due.subtotal, currency),
+            "discount_total": _amount(due.discount_total, currency),
+            "fee_total": _amount(due.fee_total, currency),
+            "tax_total": _amount(due.tax_total, currency),
+            "total": _amount(due.total, currency),
+        },
+        "future_payments": [
+            {
+                "frequency": f.group.frequency.name,
+                "amount": _amount(f.amount, currency),
+                "count": f.count,
+            }
+            for f in summary.future
+        ],
+        "total": _amount(summary.total, currency),
+    }
