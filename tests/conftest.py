@@ -1,5 +1,7 @@
 import json
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,31 @@ def spec_config(tmp_path: Path) -> Path:
     target = tmp_path / "config"
     shutil.copytree(SPEC, target)
     return target
+
+
+PG_URL = os.environ.get("ABONNEMENT_TEST_DATABASE_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path: Path):
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'abonnement.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need ABONNEMENT_TEST_DATABASE_URL (CI sets it)")
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in PG_URL else "?"
+    url = f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+    from abonnement.plugins.storage.sql import SqlStorage
+
+    SqlStorage(url, migrate=False).upgrade()
+    yield url
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

@@ -25,10 +25,8 @@ __all__ = ["FuturePayment", "Summary", "from_declared", "summarize"]
 
 def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> Subscription:
     """A declared subscription (``subscriptions:`` in the config) as applied on ``today``."""
-    items = tuple(
-        resolve_item(spec, catalog, decl.currency, terms=decl.terms, start=decl.start)
-        for spec in decl.items
-    )
+    # terms and start belong to the subscription once it exists, not to its items
+    items = tuple(resolve_item(spec, catalog, decl.currency) for spec in decl.items)
     settings = catalog.settings
     coll = decl.collection
     return Subscription(

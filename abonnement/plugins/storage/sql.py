@@ -50,6 +50,8 @@ def _alembic(connection: Connection) -> AlembicConfig:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINTs (dry runs use them): take it over
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -73,6 +75,7 @@ class SqlStorage:
         self.engine = create_engine(url)
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         self._conn: Connection | None = None  # set while a dry run holds one transaction
         try:
             if fresh and migrate:
