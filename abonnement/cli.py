@@ -262,13 +262,16 @@ def apply(app: App, as_of: Any, as_json: bool) -> None:
 @click.pass_obj
 def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int,
                 as_json: bool) -> None:  # fmt: skip
-    """The billing run: every due event up to the date, in date order."""
+    """The billing run: every due event up to the date, in date order.
+
+    Declared subscriptions are applied first (as `abonnement apply` does)."""
     from abonnement.views import invoice_json
 
     if as_of and until:
         raise click.UsageError("give --as-of or --until, not both")
     day = _day(until) or _as_of(app, as_of)
-    app.config  # validate the config before touching the database  # noqa: B018
+    # The config is the source of truth: declared subscriptions exist before billing runs.
+    applied = app.apply(_as_of(app, as_of))
     if sys.stderr.isatty():
         due = app.storage.count_due(day)
         with click.progressbar(length=due, label="billing", file=sys.stderr) as bar:
@@ -280,7 +283,7 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
     payload: dict[str, Any] = {
         "until": day.isoformat(), "dry_run": dry_run, "days": summary.days,
         "invoice_count": summary.invoice_count, "totals": totals,
-        "status_changes": summary.status_changes,
+        "status_changes": summary.status_changes, "applied": applied,
     }  # fmt: skip
     if dry_run:
         payload["invoices"] = [invoice_json(i) for i in invoices]

@@ -13,7 +13,7 @@ def _readme_commands() -> list[str]:
 
 def test_the_readme_first_screen_gives_exactly_two_commands():
     run, test = _readme_commands()
-    assert run.endswith("abonnement init demo && abonnement --config demo validate")
+    assert run.endswith("abonnement init demo && abonnement --config demo run --until 2027-12-01")
     assert test.startswith("python3 -m venv .venv") and "pytest" in test
 
 

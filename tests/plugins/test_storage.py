@@ -1,0 +1,96 @@
+"""The SQL storage on SQLite and PostgreSQL: exact money, gap-free numbers, idempotence."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from abonnement.engine.events import Event
+from abonnement.engine.invoicing import InvoiceDraft
+from abonnement.engine.items import Item
+from abonnement.engine.money import Money
+from abonnement.engine.pricing import LineInput, price_invoice
+from abonnement.engine.schedule import Frequency
+from abonnement.engine.subscriptions import Subscription
+from abonnement.plugins.storage import tables as t
+from abonnement.plugins.storage.sql import SqlStorage, StorageError
+from tests.conftest import run
+
+USD = "USD"
+
+
+def sub(sub_id: str = "s1", price: str = "0.123456") -> Subscription:
+    item = Item("Thing", 3, Money(Decimal(price), USD), frequency=Frequency.parse("monthly"))
+    return Subscription(sub_id, "bob", USD, Frequency.parse("monthly"), date(2026, 12, 1), (item,))
+
+
+def draft(sub_id: str, day: date, amount: str = "10.00") -> InvoiceDraft:
+    money = Money(Decimal(amount), USD)
+    priced = price_invoice([LineInput("Thing", 1, money, money)], {}, currency=USD)
+    return InvoiceDraft(
+        sub_id, "bob", USD, day, day, day, day, priced, line_subscriptions=(sub_id,)
+    )
+
+
+def test_money_round_trips_exactly_and_is_stored_as_integers(db_url):
+    store = SqlStorage(db_url)
+    store.insert_subscriptions([sub()], "declared")
+    (loaded,) = store.subscriptions()
+    assert loaded.items[0].unit_price == Money(Decimal("0.123456"), USD)
+    with store.engine.connect() as conn:
+        raw = conn.execute(sa.text("SELECT unit_price FROM subscription_items")).scalar_one()
+    assert raw == 123456 and isinstance(raw, int)
+
+
+def test_more_than_six_decimals_are_refused(db_url):
+    store = SqlStorage(db_url)
+    with pytest.raises(sa.exc.StatementError, match="more than 6 decimals"):
+        store.insert_subscriptions([sub(price="0.1234567")], "declared")
+
+
+def test_numbers_stay_gap_free_when_a_batch_fails(db_url):
+    store = SqlStorage(db_url)
+    store.insert_subscriptions([sub("a"), sub("b")], "declared")
+    fmt = "INV-{seq:05d}"
+    assert store.commit([], [draft("a", date(2026, 12, 1))], [], fmt) == ["INV-00001"]
+    # the same period again violates (subscription, period_start): the whole batch rolls back
+    with pytest.raises(sa.exc.IntegrityError):
+        store.commit([], [draft("b", date(2026, 12, 1)), draft("a", date(2026, 12, 1))], [], fmt)
+    assert store.commit([], [draft("b", date(2026, 12, 1))], [], fmt) == ["INV-00002"]
+    assert [i["number"] for i in store.invoices()] == ["INV-00001", "INV-00002"]
+
+
+def test_events_carry_a_sequence_per_subscription(db_url):
+    store = SqlStorage(db_url)
+    store.insert_subscriptions([sub("a")], "declared", [Event("subscription.created", "a",
+                               date(2026, 12, 1), seq=1)])  # fmt: skip
+    store.commit([], [], [Event("invoice.created", "a", date(2026, 12, 1), seq=2)], "{seq}")
+    with pytest.raises(sa.exc.IntegrityError):
+        store.commit([], [], [Event("invoice.created", "a", date(2026, 12, 1), seq=2)], "{seq}")
+    assert [(e["type"], e["seq"]) for e in store.events("a")] == [
+        ("subscription.created", 1),
+        ("invoice.created", 2),
+    ]
+
+
+def test_db_upgrade_and_an_unmigrated_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE unrelated (x INTEGER)"))
+    with pytest.raises(StorageError, match="run `abonnement db upgrade`"):
+        SqlStorage(url)
+    result = run("--db", url, "db", "upgrade")
+    assert result.exit_code == 0 and "database at migration 0001" in result.stdout
+    assert SqlStorage(url).subscriptions() == []
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    assert {table.name for table in t.metadata.sorted_tables} <= tables
+
+
+def test_an_unreachable_database_is_a_clean_error(spec_config):
+    result = run("--config", str(spec_config), "--db",
+                 "postgresql+psycopg://nobody@127.0.0.1:1/none", "subscriptions", "list")  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot open the database")
