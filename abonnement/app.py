@@ -117,11 +117,12 @@ class App:
 
         store = self.storage
         args = (store, self.catalog, self.rules.pricing, until)
+        options = {"batch_size": batch_size, "progress": progress,
+                   "with_mrr": self.rules.reads("subscription", "mrr")}  # fmt: skip
         if not dry_run:
-            return run_billing(*args, batch_size=batch_size, progress=progress), []
+            return run_billing(*args, **options), []
         with store.dry_run():
-            summary = run_billing(*args, batch_size=batch_size, keep_invoices=True,
-                                  progress=progress)  # fmt: skip
+            summary = run_billing(*args, keep_invoices=True, **options)
             invoices = [store.invoice(number) for number, _ in summary.invoices]
         return summary, invoices
 

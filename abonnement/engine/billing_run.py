@@ -108,8 +108,10 @@ def run_billing(
     batch_size: int = 500,
     keep_invoices: bool = False,
     progress: Callable[[int], None] | None = None,
+    with_mrr: bool = True,
 ) -> RunSummary:
-    """Do everything due up to and including ``until``, day by day."""
+    """Do everything due up to and including ``until``, day by day. ``with_mrr=False`` when
+    no rule reads ``subscription.mrr`` (it is not free to compute)."""
     summary = RunSummary(until, keep_invoices=keep_invoices)
     settings, tax_rates = catalog.settings, catalog.tax_rates
     records_cache: dict[str, Mapping[str, Any]] = {}
@@ -135,9 +137,12 @@ def run_billing(
                             company_id=sub.company_id,
                             payment_method_id=sub.payment_method_id if automatic else None,
                         )  # fmt: skip
-                    for period in result.periods:
-                        drafts.append(draft_invoice(sub, period, records_cache[key], rules,
-                                                    settings, tax_rates))  # fmt: skip
+                    records = records_cache[key]
+                    drafts.extend(
+                        draft_invoice(sub, period, records, rules, settings, tax_rates,
+                                      with_mrr=with_mrr)
+                        for period in result.periods
+                    )  # fmt: skip
                 updated.append(result.subscription)
                 events.extend(result.events)
                 for event in result.events:

@@ -63,12 +63,16 @@ def rule_context(
     records: Mapping[str, Any],
     settings: Settings,
     on: date,
+    *,
+    with_mrr: bool = True,
 ) -> dict[str, Any]:
-    """The roots rules see: customer, company, payment… plus the subscription and today."""
+    """The roots rules see: customer, company, payment… plus the subscription and today.
+    ``with_mrr=False`` skips computing ``subscription.mrr`` when no rule reads it."""
     ctx: dict[str, Any] = {**records, "today": on}
     if sub is not None:
         record = sub.record()
-        record["mrr"] = mrr(sub, settings.weekly_mrr_factor)
+        if with_mrr:
+            record["mrr"] = mrr(sub, settings.weekly_mrr_factor)
         ctx["subscription"] = record
     return ctx
 
@@ -91,9 +95,11 @@ def draft_invoice(
     rules: Sequence[Any],
     settings: Settings,
     tax_rates: Mapping[str, TaxRate],
+    *,
+    with_mrr: bool = True,
 ) -> InvoiceDraft:
     """The invoice of ``sub`` for ``period``, priced by the rules in file order."""
-    ctx = rule_context(sub, records, settings, period.issue_date)
+    ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr)
     ctx["subscription"]["payments_made"] = period.index
     ctx["invoice"] = {"date": period.issue_date, "due_date": period.due_date}
     priced = price_invoice(

@@ -63,11 +63,13 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.amount, Decimal):
+        # On the hot path of pricing: cheap checks first, the full ones only when needed.
+        if self.amount.__class__ is not Decimal:
             object.__setattr__(self, "amount", _as_decimal(self.amount))
         if not self.amount.is_finite():
             raise MoneyError(f"{self.amount} is not a finite amount")
-        minor_unit(self.currency)  # validates the code
+        if self.currency not in _known_currencies():
+            minor_unit(self.currency)  # raises with the message
 
     @classmethod
     def zero(cls, currency: str) -> Money:

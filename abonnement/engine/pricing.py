@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from abonnement.engine.catalog import PricingModel, Product, TaxRate, Tier
-from abonnement.engine.money import Money, MoneyError, Percent, allocate
+from abonnement.engine.money import Money, MoneyError, Percent, allocate, minor_unit
 
 __all__ = [
     "Adjustment",
@@ -117,75 +117,72 @@ class PricedLine:
         extra = [f.amount for f in self.fees] + [t.amount for t in self.taxes if not t.inclusive]
         return sum(extra, self.net)
 
+    @property
+    def adjustments(self) -> tuple[Adjustment, ...]:
+        return (*self.discounts, *self.fees, *self.taxes)
+
 
 @dataclass(frozen=True)
 class PricedInvoice:
+    """Priced lines, invoice-scope adjustments, and totals that are sums of rounded parts."""
+
     currency: str
     lines: tuple[PricedLine, ...]
     adjustments: tuple[Adjustment, ...]  # invoice scope: discounts, fees, taxes
+    subtotal: Money
+    discount_total: Money
+    fee_total: Money
+    tax_total: Money
+    total: Money
 
-    def _sum(self, kind: str, *, exclusive_only: bool = False) -> Money:
-        total = Money.zero(self.currency)
-        for line in self.lines:
-            for adj in (*line.discounts, *line.fees, *line.taxes):
-                if adj.kind == kind and not (exclusive_only and adj.inclusive):
-                    total = total + adj.amount
-        for adj in self.adjustments:
-            if adj.kind == kind and not (exclusive_only and adj.inclusive):
-                total = total + adj.amount
-        return total
-
-    @property
-    def subtotal(self) -> Money:
-        return sum((line.amount for line in self.lines), Money.zero(self.currency))
-
-    @property
-    def discount_total(self) -> Money:
-        return self._sum("discount")
-
-    @property
-    def fee_total(self) -> Money:
-        return self._sum("fee")
-
-    @property
-    def tax_total(self) -> Money:
-        return self._sum("tax")
-
-    @property
-    def total(self) -> Money:
-        return (
-            self.subtotal
-            - self.discount_total
-            + self.fee_total
-            + self._sum("tax", exclusive_only=True)
-        )
+    @classmethod
+    def of(
+        cls, currency: str, lines: tuple[PricedLine, ...], adjustments: tuple[Adjustment, ...]
+    ) -> PricedInvoice:
+        zero = Decimal(0)
+        sums = {"discount": zero, "fee": zero, "tax": zero}
+        exclusive_tax = zero
+        subtotal = zero
+        for line in lines:
+            subtotal += line.amount.amount
+        for adj in (*(a for line in lines for a in line.adjustments), *adjustments):
+            sums[adj.kind] += adj.amount.amount
+            if adj.kind == "tax" and not adj.inclusive:
+                exclusive_tax += adj.amount.amount
+        total = subtotal - sums["discount"] + sums["fee"] + exclusive_tax
+        return cls(currency, lines, adjustments, Money(subtotal, currency),
+                   Money(sums["discount"], currency), Money(sums["fee"], currency),
+                   Money(sums["tax"], currency), Money(total, currency))  # fmt: skip
 
     def by_rule(self, kind: str) -> dict[str, Money]:
         """Each rule's total of ``kind`` adjustments, lines and invoice together."""
         out: dict[str, Money] = {}
-        for adj in (
-            *(a for line in self.lines for a in (*line.discounts, *line.fees, *line.taxes)),
-            *self.adjustments,
-        ):
+        for adj in (*(a for line in self.lines for a in line.adjustments), *self.adjustments):
             if adj.kind == kind:
                 out[adj.rule] = out.get(adj.rule, Money.zero(self.currency)) + adj.amount
         return out
 
 
 class _Line:
-    """Working state of one line while the invoice is priced."""
+    """Working state of one line while the invoice is priced (plain Decimals: this is hot)."""
 
-    def __init__(self, line: LineInput, ctx: Mapping[str, Any], rounding: str):
+    __slots__ = ("amount", "ctx", "discounts", "fees", "line", "remaining", "taxable_extra",
+                 "taxes")  # fmt: skip
+
+    def __init__(self, line: LineInput, ctx: Mapping[str, Any], amount: Decimal):
         self.line = line
-        self.amount = line.amount.rounded(rounding)
-        self.remaining = self.amount
+        self.amount = amount
+        self.remaining = amount
         self.discounts: list[Adjustment] = []
         self.fees: list[Adjustment] = []
         self.taxes: list[Adjustment] = []
-        self.taxable_extra = Money.zero(self.amount.currency)  # taxable fees on this line
-        record = {**line.fields, "amount": self.amount, "unit_price": line.unit_price,
-                  "quantity": line.quantity}  # fmt: skip
+        self.taxable_extra = _ZERO  # taxable fees on this line
+        record = {**line.fields, "amount": Money(amount, line.amount.currency),
+                  "unit_price": line.unit_price, "quantity": line.quantity}  # fmt: skip
         self.ctx = {**ctx, **line.context, "line": record, "product": record.get("product")}
+
+
+_ZERO = Decimal(0)
 
 
 def _applies(rule: Any, payments_made: int) -> bool:
@@ -194,6 +191,10 @@ def _applies(rule: Any, payments_made: int) -> bool:
     if rule.for_payments is not None:
         return payments_made < rule.for_payments
     return True
+
+
+def _split(total: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    return [m.amount for m in allocate(Money(total, currency), weights)]
 
 
 def price_invoice(
@@ -207,65 +208,74 @@ def price_invoice(
 ) -> PricedInvoice:
     """Price ``lines`` in ``currency`` for the invoice context ``ctx`` (customer, payment…)."""
     mode = ROUNDING.get(rounding, rounding)
-    work = [_Line(line, ctx, mode) for line in lines]
-    invoice_adjustments: list[Adjustment] = []
-    zero = Money.zero(currency)
+    quantum = Decimal(1).scaleb(-minor_unit(currency))
 
-    def rnd(money: Money) -> Money:
-        return money.rounded(mode)
+    def rnd(value: Decimal) -> Decimal:
+        return value.quantize(quantum, rounding=mode)
+
+    def money(value: Decimal) -> Money:
+        return Money(value, currency)
+
+    work = [_Line(line, ctx, rnd(line.amount.amount)) for line in lines]
+    invoice_adjustments: list[Adjustment] = []
 
     # 2. unit discounts, then discount rules in file order
     for w in work:
-        if w.line.unit_discount and w.remaining:
-            cut = min(rnd(w.line.unit_discount.of(w.remaining)), w.remaining)
-            w.discounts.append(Adjustment("discount", "unit_discount", "Unit discount", cut,
-                                          w.line.unit_discount))  # fmt: skip
-            w.remaining = w.remaining - cut
-    for rule in (r for r in rules if r.kind == "discount"):
+        percent = w.line.unit_discount
+        if percent and w.remaining:
+            cut = min(rnd(w.remaining * percent.value / 100), w.remaining)
+            w.discounts.append(Adjustment("discount", "unit_discount", "Unit discount",
+                                          money(cut), percent))  # fmt: skip
+            w.remaining -= cut
+    for rule in rules:
+        if rule.kind != "discount":
+            continue
         if rule.scope == "line":
             for w in work:
                 made = w.line.payments_made if w.line.payments_made is not None else payments_made
-                if not (_applies(rule, made) and w.remaining and rule.when(w.ctx)):
+                if not (w.remaining and _applies(rule, made) and rule.when(w.ctx)):
                     continue
-                cut = _discount(rule.value(w.ctx), w.remaining, rnd)
+                value = rule.value(w.ctx)
+                cut = _discount(value, w.remaining, currency, rnd)
                 if cut:
-                    w.discounts.append(Adjustment("discount", rule.name, rule.label, cut,
-                                                  _rate(rule.value(w.ctx))))  # fmt: skip
-                    w.remaining = w.remaining - cut
+                    w.discounts.append(Adjustment("discount", rule.name, rule.label, money(cut),
+                                                  _rate(value)))  # fmt: skip
+                    w.remaining -= cut
             continue
-        remaining = sum((w.remaining for w in work), zero)
-        if not (_applies(rule, payments_made) and remaining and rule.when(ctx)):
+        remaining = sum((w.remaining for w in work), _ZERO)
+        if not (remaining and _applies(rule, payments_made) and rule.when(ctx)):
             continue
-        cut = _discount(rule.value(ctx), remaining, rnd)
+        cut = _discount(rule.value(ctx), remaining, currency, rnd)
         if not cut:
             continue
-        invoice_adjustments.append(Adjustment("discount", rule.name, rule.label, cut))
-        for w, part in zip(work, allocate(cut, [w.remaining.amount for w in work]), strict=True):
-            w.remaining = w.remaining - part  # allocated back, so taxes see the discount
+        invoice_adjustments.append(Adjustment("discount", rule.name, rule.label, money(cut)))
+        for w, part in zip(work, _split(cut, [w.remaining for w in work], currency), strict=True):
+            w.remaining -= part  # allocated back, so taxes see the discount
 
     # 3. fees on the lines after discounts, before any fee
     after_discounts = [w.remaining for w in work]
-    for rule in (r for r in rules if r.kind == "fee"):
+    for rule in rules:
+        if rule.kind != "fee":
+            continue
         if rule.scope == "line":
             for w, base in zip(work, after_discounts, strict=True):
                 if not rule.when(w.ctx):
                     continue
-                fee = _fee(rule.value(w.ctx), base, rnd)
+                fee = _fee(rule.value(w.ctx), base, currency, rnd)
                 if fee:
-                    w.fees.append(Adjustment("fee", rule.name, rule.label, fee))
+                    w.fees.append(Adjustment("fee", rule.name, rule.label, money(fee)))
                     if rule.taxable:
-                        w.taxable_extra = w.taxable_extra + fee
+                        w.taxable_extra += fee
             continue
         if not rule.when(ctx):
             continue
-        fee = _fee(rule.value(ctx), sum(after_discounts, zero), rnd)
+        fee = _fee(rule.value(ctx), sum(after_discounts, _ZERO), currency, rnd)
         if not fee:
             continue
-        invoice_adjustments.append(Adjustment("fee", rule.name, rule.label, fee))
+        invoice_adjustments.append(Adjustment("fee", rule.name, rule.label, money(fee)))
         if rule.taxable and work:
-            weights = [a.amount for a in after_discounts]
-            for w, part in zip(work, allocate(fee, weights), strict=True):
-                w.taxable_extra = w.taxable_extra + part
+            for w, part in zip(work, _split(fee, after_discounts, currency), strict=True):
+                w.taxable_extra += part
 
     # 4. taxes per line on the discounted amount
     taxes = [r for r in rules if r.kind == "tax"]
@@ -274,50 +284,54 @@ def price_invoice(
         inclusive = w.line.tax_inclusive
         own = w.line.tax_rate
         if own is not None and own.active:
-            w.taxes.append(_tax(own.id, own.label, own.rate, base, inclusive, rnd))
+            w.taxes.append(_tax(own.id, own.label, own.rate, base, inclusive, rnd, currency))
         for rule in taxes:
             if rule.scope == "line" and rule.when(w.ctx):
                 rate = rule.value(w.ctx)
                 if isinstance(rate, Percent):
-                    w.taxes.append(_tax(rule.name, rule.label, rate, base, inclusive, rnd))
-    for rule in (r for r in taxes if r.scope == "invoice"):
-        if rule.when(ctx) and isinstance(rate := rule.value(ctx), Percent):
-            base = sum((w.remaining + w.taxable_extra for w in work), zero)
-            invoice_adjustments.append(_tax(rule.name, rule.label, rate, base, False, rnd))
+                    w.taxes.append(_tax(rule.name, rule.label, rate, base, inclusive, rnd,
+                                        currency))  # fmt: skip
+    for rule in taxes:
+        if rule.scope != "invoice" or not rule.when(ctx):
+            continue
+        rate = rule.value(ctx)
+        if isinstance(rate, Percent):
+            base = sum((w.remaining + w.taxable_extra for w in work), _ZERO)
+            invoice_adjustments.append(_tax(rule.name, rule.label, rate, base, False, rnd,
+                                            currency))  # fmt: skip
 
     priced = tuple(
-        PricedLine(w.line, w.amount, tuple(w.discounts), tuple(w.fees), tuple(w.taxes))
+        PricedLine(w.line, money(w.amount), tuple(w.discounts), tuple(w.fees), tuple(w.taxes))
         for w in work
     )
-    return PricedInvoice(currency, priced, tuple(invoice_adjustments))
+    return PricedInvoice.of(currency, priced, tuple(invoice_adjustments))
 
 
 def _rate(value: Any) -> Percent | None:
     return value if isinstance(value, Percent) else None
 
 
-def _discount(value: Any, remaining: Money, rnd: Any) -> Money | None:
+def _discount(value: Any, remaining: Decimal, currency: str, rnd: Any) -> Decimal | None:
     if isinstance(value, Percent):
-        return min(rnd(value.of(remaining)), remaining)
-    if isinstance(value, Money) and value.currency == remaining.currency:
-        return min(rnd(value), remaining)
+        return min(rnd(remaining * value.value / 100), remaining)
+    if isinstance(value, Money) and value.currency == currency:
+        return min(rnd(value.amount), remaining)
     return None  # none, or money in another currency: the rule does not apply
 
 
-def _fee(value: Any, base: Money, rnd: Any) -> Money | None:
+def _fee(value: Any, base: Decimal, currency: str, rnd: Any) -> Decimal | None:
     percent = getattr(value, "percent", value if isinstance(value, Percent) else None)
     fixed = getattr(value, "fixed", value if isinstance(value, Money) else None)
-    if fixed is not None and fixed.currency != base.currency:
+    if fixed is not None and fixed.currency != currency:
         return None
-    fee = rnd(percent.of(base)) if percent is not None else Money.zero(base.currency)
-    return fee + rnd(fixed) if fixed is not None else fee
+    fee = rnd(base * percent.value / 100) if percent is not None else _ZERO
+    return fee + rnd(fixed.amount) if fixed is not None else fee
 
 
 def _tax(
-    rule: str, label: str, rate: Percent, base: Money, inclusive: bool, rnd: Any
-) -> Adjustment:
-    if inclusive:
-        exact = Money(base.amount * rate.fraction / (1 + rate.fraction), base.currency)
-    else:
-        exact = rate.of(base)
-    return Adjustment("tax", rule, label, rnd(exact), rate, inclusive)
+    rule: str, label: str, rate: Percent, base: Decimal, inclusive: bool, rnd: Any,
+    currency: str,
+) -> Adjustment:  # fmt: skip
+    fraction = rate.value / 100
+    exact = base * fraction / (1 + fraction) if inclusive else base * fraction
+    return Adjustment("tax", rule, label, Money(rnd(exact), currency), rate, inclusive)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import Enum
 
-from dateutil.relativedelta import relativedelta
-
 from abonnement.errors import ScheduleError
 
 __all__ = [
@@ -25,6 +23,7 @@ __all__ = [
     "OnDate",
     "Start",
     "Unit",
+    "add_months",
     "billing_date",
     "billing_dates",
     "end_date",
@@ -85,11 +84,6 @@ class Frequency:
             return 12 * self.count
         return None
 
-    def offset(self, n: int) -> timedelta | relativedelta:
-        if self.unit is Unit.WEEK:
-            return timedelta(weeks=self.count * n)
-        return relativedelta(months=self.months * n)  # type: ignore[operator]
-
     def __str__(self) -> str:
         return self.name
 
@@ -112,11 +106,26 @@ _NAME_OF = {freq: name for name, freq in _BY_NAME.items()}
 FREQUENCY_NAMES: tuple[str, ...] = tuple(_BY_NAME)
 
 
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` moved by whole months, clamped at month end (Jan 31 + 1 → Feb 28)."""
+    years, month0 = divmod(day.month - 1 + months, 12)
+    year = day.year + years
+    last = _DAYS_IN_MONTH[month0]
+    if month0 == 1 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        last = 29
+    return date(year, month0 + 1, min(day.day, last))
+
+
 def billing_date(anchor: date, frequency: Frequency, n: int) -> date:
     """The ``n``-th billing date (``n = 0`` is the anchor), clamped at month end."""
     if n < 0:
         raise ScheduleError(f"billing date index must not be negative, got {n}")
-    return anchor + frequency.offset(n)
+    if frequency.unit is Unit.WEEK:
+        return anchor + timedelta(weeks=frequency.count * n)
+    return add_months(anchor, frequency.count * n * (12 if frequency.unit is Unit.YEAR else 1))
 
 
 def billing_dates(anchor: date, frequency: Frequency, start_index: int = 0) -> Iterator[date]:
@@ -167,5 +176,5 @@ def resolve_start(purchase: date, start: Start) -> date:
         case DelayDays(days=days):
             return purchase + timedelta(days=days)
         case DelayMonths(months=months):
-            return purchase + relativedelta(months=months)
+            return add_months(purchase, months)
     raise ScheduleError(f"unknown billing start {start!r}")

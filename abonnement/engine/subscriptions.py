@@ -128,45 +128,49 @@ class Step:
     events: tuple[Event, ...] = ()
 
 
-def _status_event(sub: Subscription, new: str, on: date) -> Event:
-    return Event("subscription.status_changed", sub.id, on,
-                 MappingProxyType({"previous_status": sub.status, "status": new}))  # fmt: skip
-
-
 def step(sub: Subscription) -> Step:
     """Everything due on ``sub.next_event_on``: activation, overdue, one period, expiry."""
     day = sub.next_event_on
     if day is None:
         return Step(sub)
-    events: list[Event] = []
-    periods: list[Period] = []
+    # Local state, one ``replace`` at the end: this runs once per subscription per event.
+    status, index, open_due = sub.status, sub.next_index, sub.open_due_on
+    events: list[tuple[str, Mapping[str, Any]]] = []
+    periods: tuple[Period, ...] = ()
 
     def become(new: str) -> None:
-        nonlocal sub
-        events.append(_status_event(sub, new, day))
-        sub = replace(sub, status=new)
+        nonlocal status
+        events.append(("subscription.status_changed", {"previous_status": status, "status": new}))
+        status = new
 
-    if sub.status == "scheduled" and sub.anchor <= day:
+    if status == "scheduled" and sub.anchor <= day:
         become("active")
-    if sub.status == "active" and sub.open_due_on is not None and day > sub.open_due_on:
-        events.append(Event("invoice.overdue", sub.id, day))
+    if status == "active" and open_due is not None and day > open_due:
+        events.append(("invoice.overdue", _EMPTY))
         become("past_due")
-    if sub.invoice_creation and sub.status in BILLABLE and sub.next_payment_date == day:
-        index = sub.next_index
+    billing = billing_date(sub.anchor, sub.frequency, index)
+    fixed_done = sub.payments is not None and index >= sub.payments
+    if sub.invoice_creation and status in BILLABLE and not fixed_done and billing == day:
         terms = sub.payment_terms if sub.collection_mode == "manual" else "due_on_receipt"
         due = due_date(day, terms)
-        periods.append(Period(index, day, billing_date(sub.anchor, sub.frequency, index + 1),
-                              day, due))  # fmt: skip
-        open_due = sub.open_due_on
+        periods = (Period(index, day, billing_date(sub.anchor, sub.frequency, index + 1), day,
+                          due),)  # fmt: skip
         if sub.collection_mode == "manual":
             open_due = min(open_due, due) if open_due else due
-        sub = replace(sub, next_index=index + 1, open_due_on=open_due)
-        events.append(Event("invoice.created", sub.id, day, MappingProxyType({"period": index})))
-    if sub.fully_billed and sub.status in BILLABLE and sub.end_date and day >= sub.end_date:
+        events.append(("invoice.created", {"period": index}))
+        index += 1
+    finished = sub.payments is not None and index >= sub.payments and status in BILLABLE
+    if finished and day >= end_date(sub.anchor, sub.frequency, sub.payments):  # type: ignore[arg-type]
         become("expired")
-        events.append(Event("subscription.expired", sub.id, day))
-    numbered = tuple(replace(e, seq=sub.event_seq + i + 1) for i, e in enumerate(events))
-    return Step(replace(sub, event_seq=sub.event_seq + len(events)), tuple(periods), numbered)
+        events.append(("subscription.expired", _EMPTY))
+    seq = sub.event_seq
+    numbered = tuple(
+        Event(kind, sub.id, day, MappingProxyType(dict(payload)), seq + i + 1)
+        for i, (kind, payload) in enumerate(events)
+    )
+    changed = replace(sub, status=status, next_index=index, open_due_on=open_due,
+                      event_seq=seq + len(events))  # fmt: skip
+    return Step(changed, periods, numbered)
 
 
 _PER_MONTH = {Unit.MONTH: 1, Unit.YEAR: 12}

@@ -75,6 +75,10 @@ class RuleSet:
     segments: Mapping[str, Segment] = field(default_factory=dict)
     version: str = ""
     compiler: Compiler | None = field(default=None, compare=False, repr=False)
+    fields: frozenset[tuple[str, ...]] = frozenset()  # every field path the rules read
+
+    def reads(self, *path: str) -> bool:
+        return path in self.fields
 
     def of_kind(self, kind: str) -> tuple[PricingRule, ...]:
         return tuple(r for r in self.pricing if r.kind == kind)
@@ -174,5 +178,22 @@ def build_ruleset(
             of = block.get("of")
             segments[block.name] = Segment(block.name, of.value if of else "subscriptions",
                                            fn(when_i), block)  # fmt: skip
-    ruleset = RuleSet(tuple(pricing), tuple(triggers), segments, digest[:16], compiler)
+    fields = frozenset(n.path for e in exprs for n in _walk(e) if isinstance(n, Field))
+    ruleset = RuleSet(tuple(pricing), tuple(triggers), segments, digest[:16], compiler, fields)
     return ruleset, []
+
+
+def _walk(node: Any) -> Any:
+    """Every node of an expression tree."""
+    yield node
+    for name in ("left", "right", "operand"):
+        child = getattr(node, name, None)
+        if child is not None:
+            yield from _walk(child)
+    for child in (
+        *getattr(node, "items", ()),
+        *getattr(node, "operands", ()),
+        *getattr(node, "args", ()),
+        *(v for _, v in getattr(node, "kwargs", ())),
+    ):
+        yield from _walk(child)

@@ -15,9 +15,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
-
 from abonnement.engine.money import Money, MoneyError, Percent
+from abonnement.engine.schedule import add_months
 from abonnement.rules.ast import Duration
 
 __all__ = ["EMPTY", "HELPERS", "ORDER", "FeeAmount"]
@@ -93,7 +92,7 @@ def _shift(d: date, duration: Duration, sign: int) -> date:
     if duration.unit == "weeks":
         return d + timedelta(weeks=n)
     months = n if duration.unit == "months" else 12 * n
-    return d + relativedelta(months=months)
+    return add_months(d, months)
 
 
 def add(a: Any, b: Any) -> Any:

@@ -77,6 +77,7 @@ class SqlStorage:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         self._conn: Connection | None = None  # set while a dry run holds one transaction
+        self._prepared: dict[tuple, tuple[str, tuple[str, ...], list, bool]] = {}
         try:
             if fresh and migrate:
                 self.upgrade()
@@ -216,22 +217,46 @@ class SqlStorage:
             self._insert_events(conn, events)
         return numbers
 
+    def _bulk(self, conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
+        """executemany of a Core statement, compiled once per shape and run by the driver.
+
+        The hot path of billing runs: SQLAlchemy's per-row parameter machinery cost more than
+        the database did, so values go through the columns' own bind processors here, once
+        each, and straight to ``cursor.executemany``.
+        """
+        if not rows:
+            return
+        if not self.sqlite:  # psycopg adapts JSON itself; its insertmanyvalues path is fast
+            conn.execute(statement, rows)
+            return
+        keys = tuple(rows[0])
+        key = (id(statement), keys)
+        if key not in self._prepared:
+            compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+            positional = bool(compiled.positional)
+            order = tuple(compiled.positiontup) if positional else tuple(compiled.binds)
+            processors = [compiled.binds[name].type.bind_processor(conn.dialect)
+                          for name in order]  # fmt: skip
+            self._prepared[key] = (compiled.string, order, processors, positional)
+        sql, order, processors, positional = self._prepared[key]
+        pairs = list(zip(order, processors, strict=True))
+        if positional:
+            params: list[Any] = [
+                tuple(p(row[n]) if p else row[n] for n, p in pairs) for row in rows
+            ]
+        else:
+            params = [{n: p(row[n]) if p else row[n] for n, p in pairs} for row in rows]
+        conn.exec_driver_sql(sql, params)
+
     def _update_subscriptions(self, conn: Connection, subs: Sequence[Subscription]) -> None:
         if not subs:
             return
-        c = t.subscriptions.c
-        columns = ("status", "next_index", "open_due_on", "next_event_on", "event_seq",
-                   "canceled_on", "owner", "properties", "payment_method_id")  # fmt: skip
-        statement = (
-            update(t.subscriptions)
-            .where(c.id == bindparam("b_id"))
-            .values({name: bindparam(f"b_{name}") for name in columns})
-        )
+        statement = _UPDATE_SUBSCRIPTION
         rows = []
         for s in subs:
             row = _sub_row(s, "")
-            rows.append({"b_id": s.id, **{f"b_{name}": row[name] for name in columns}})
-        conn.execute(statement, rows)
+            rows.append({"b_id": s.id, **{f"b_{name}": row[name] for name in _UPDATED}})
+        self._bulk(conn, statement, rows)
 
     def _insert_invoices(
         self, conn: Connection, drafts: Sequence[InvoiceDraft], number_format: str
@@ -273,15 +298,14 @@ class SqlStorage:
             for adj in p.adjustments:
                 adjustment_rows.append(_adjustment_row(number, position, None, adj))
                 position += 1
-        conn.execute(t.invoices.insert(), invoice_rows)
-        conn.execute(t.invoice_lines.insert(), line_rows)
-        if adjustment_rows:
-            conn.execute(t.invoice_adjustments.insert(), adjustment_rows)
+        self._bulk(conn, _INSERT["invoices"], invoice_rows)
+        self._bulk(conn, _INSERT["invoice_lines"], line_rows)
+        self._bulk(conn, _INSERT["invoice_adjustments"], adjustment_rows)
         return numbers
 
     def _insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
         if events:
-            conn.execute(t.events.insert(), [
+            self._bulk(conn, _INSERT["events"], [
                 {"type": e.type, "subject_id": e.subject_id, "seq": e.seq, "on_date": e.on,
                  "payload": _json(dict(e.payload)), "delivered": False}
                 for e in events
@@ -361,6 +385,17 @@ class SqlStorage:
             changed = replace(changed, event_seq=sub.event_seq + 1)
         self._update_subscriptions(conn, [changed])
         self._insert_events(conn, events)
+
+
+_UPDATED = ("status", "next_index", "open_due_on", "next_event_on", "event_seq", "canceled_on",
+            "owner", "properties", "payment_method_id")  # fmt: skip
+_UPDATE_SUBSCRIPTION = (
+    update(t.subscriptions)
+    .where(t.subscriptions.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _UPDATED})
+)
+_INSERT = {name: t.metadata.tables[name].insert()
+           for name in ("invoices", "invoice_lines", "invoice_adjustments", "events")}  # fmt: skip
 
 
 @contextmanager
