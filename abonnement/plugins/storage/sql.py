@@ -428,9 +428,9 @@ def _sub_row(s: Subscription, source: str) -> dict[str, Any]:
         "next_index": s.next_index, "status": s.status, "collection_mode": s.collection_mode,
         "payment_method_id": s.payment_method_id, "payment_terms": s.payment_terms,
         "owner": s.owner, "invoice_creation": s.invoice_creation,
-        "properties": _json(dict(s.properties)),
-        "invoice_settings": _json(dict(s.invoice_settings)),
-        "deals": list(s.deals), "quote_id": s.quote_id, "created_on": s.created_on,
+        "properties": _json(dict(s.properties)) or None,
+        "invoice_settings": _json(dict(s.invoice_settings)) or None,
+        "deals": list(s.deals) or None, "quote_id": s.quote_id, "created_on": s.created_on,
         "open_due_on": s.open_due_on, "canceled_on": s.canceled_on,
         "next_event_on": s.next_event_on, "event_seq": s.event_seq, "source": source,
     }  # fmt: skip

@@ -55,7 +55,7 @@ companies = Table(
     Column("id", String(100), primary_key=True),
     Column("name", Text, nullable=False),
     Column("address", JSON),
-    Column("properties", JSON),
+    Column("properties", JSON(none_as_null=True)),
 )  # fmt: skip
 
 contacts = Table(
@@ -65,7 +65,7 @@ contacts = Table(
     Column("email", Text, nullable=False),
     Column("company_id", String(100)),
     Column("address", JSON),
-    Column("properties", JSON),
+    Column("properties", JSON(none_as_null=True)),
 )  # fmt: skip
 
 deals = Table(
@@ -101,9 +101,9 @@ subscriptions = Table(
     Column("payment_terms", String(20), nullable=False),
     Column("owner", Text),
     Column("invoice_creation", Boolean, nullable=False),
-    Column("properties", JSON),
-    Column("invoice_settings", JSON),
-    Column("deals", JSON),
+    Column("properties", JSON(none_as_null=True)),
+    Column("invoice_settings", JSON(none_as_null=True)),
+    Column("deals", JSON(none_as_null=True)),
     Column("quote_id", String(100)),
     Column("created_on", Date),
     Column("open_due_on", Date),
@@ -130,7 +130,7 @@ subscription_items = Table(
     Column("tax_inclusive", Boolean, nullable=False),
     Column("category", Text),
     Column("pricing", String(20), nullable=False),
-    Column("tiers", JSON),
+    Column("tiers", JSON(none_as_null=True)),
 )  # fmt: skip
 
 sequences = Table(
