@@ -101,7 +101,8 @@ def main() -> None:
         (root / "config" / "rules").mkdir(parents=True)
         (root / "config" / "abonnement.yaml").write_text(CONFIG)
         (root / "config" / "rules" / "bench.rules").write_text(RULES)
-        app = App(root / "config", args.db or f"sqlite:///{root / 'bench.db'}")
+        url = _fresh_database(args.db) if args.db else f"sqlite:///{root / 'bench.db'}"
+        app = App(root / "config", url)
         store = app.storage
         started = time.perf_counter()
         for start in range(0, args.n, 10_000):
@@ -127,6 +128,30 @@ def main() -> None:
               f"run / floor = {rate / floor_rate:.2f} (target >= 0.33)")  # fmt: skip
         if profiler:
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(30)
+
+
+def _fresh_database(url: str) -> str:
+    """A PostgreSQL URL gets a schema of its own (dropped at exit), migrated."""
+    import atexit
+    import os
+
+    import sqlalchemy as sa
+
+    from abonnement.plugins.storage.sql import SqlStorage
+
+    schema = f"bench_{os.getpid()}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+    atexit.register(drop)
+    fresh = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    SqlStorage(fresh, migrate=False).upgrade()
+    return fresh
 
 
 def _floor_rows(store, limit: int) -> list[dict]:
