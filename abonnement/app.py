@@ -64,6 +64,13 @@ class App:
     def storage(self) -> Any:
         return self.plugins.open_storage(self.database_url)
 
+    @cached_property
+    def processor(self) -> Any:
+        """The configured payment processor plugin, with its own settings block."""
+        settings = self.catalog.settings
+        cls = self.plugins.processors[settings.processor]
+        return cls(dict(settings.plugin_settings.get(f"payments.{settings.processor}", {})))
+
     def today(self) -> date:
         """Today in the account's time zone (UTC before the config is read)."""
         return datetime.now(ZoneInfo(self.catalog.settings.timezone)).date()
@@ -118,7 +125,8 @@ class App:
         store = self.storage
         args = (store, self.catalog, self.rules.pricing, until)
         options = {"batch_size": batch_size, "progress": progress,
-                   "with_mrr": self.rules.reads("subscription", "mrr")}  # fmt: skip
+                   "with_mrr": self.rules.reads("subscription", "mrr"),
+                   "processor": self.processor}  # fmt: skip
         if not dry_run:
             return run_billing(*args, **options), []
         with store.dry_run():

@@ -20,6 +20,10 @@ class ScheduleError(AbonnementError, ValueError):
     """An unknown frequency or an impossible billing date."""
 
 
+class CollectionError(AbonnementError):
+    """A payment cannot be taken as asked (no usable method, refused checkout, …)."""
+
+
 class PluginError(AbonnementError):
     """A plugin failed to load, registered a duplicate name, or raised."""
 

@@ -10,17 +10,25 @@ that was already done. Memory stays bounded by the batch size.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from typing import Any, Protocol
 
-from abonnement.engine.catalog import Catalog
+from abonnement.engine.catalog import Catalog, Settings
+from abonnement.engine.collection import (
+    Attempt,
+    ChargeResult,
+    Outcome,
+    ProcessorPort,
+    ProcessorTimeout,
+    judge,
+)
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft, draft_invoice
 from abonnement.engine.money import Money
 from abonnement.engine.subscriptions import Subscription, step
 
-__all__ = ["BillingStore", "RunSummary", "contact_records", "run_billing"]
+__all__ = ["BillingStore", "RunSummary", "collect", "contact_records", "reconcile", "run_billing"]
 
 
 class BillingStore(Protocol):
@@ -50,6 +58,14 @@ class RunSummary:
     totals: dict[str, Money] = field(default_factory=dict)
     status_changes: dict[str, int] = field(default_factory=dict)
     keep_invoices: bool = False
+    payments: dict[str, int] = field(default_factory=dict)  # outcome → count
+
+    def count(
+        self, finished: Sequence[tuple[Attempt, ChargeResult | None, Outcome | None]]
+    ) -> None:
+        for _, _, outcome in finished:
+            status = outcome.payment_status if outcome else "not_sent"
+            self.payments[status] = self.payments.get(status, 0) + 1
 
     def add(self, numbers: Sequence[str], drafts: Sequence[InvoiceDraft]) -> None:
         self.invoice_count += len(drafts)
@@ -99,6 +115,69 @@ def contact_records(
     return records
 
 
+def _charge(processor: ProcessorPort, attempt: Attempt) -> ChargeResult | None:
+    if not attempt.amount:
+        return ChargeResult("succeeded")  # nothing to take: a 100% discount, say
+    for _ in range(2):  # after a timeout, the same key again: the processor tells what it did
+        try:
+            return processor.charge(amount=attempt.amount, token=attempt.token,
+                                    idempotency_key=attempt.key, on=attempt.on)  # fmt: skip
+        except ProcessorTimeout:
+            continue
+    return None  # still unknown: the attempt stays pending and the next run asks
+
+
+def _judge(attempt: Attempt, result: ChargeResult, settings: Settings, day: date) -> Outcome:
+    outcome = judge(
+        result, on=day, method_type=attempt.method_type, retries_done=attempt.retry_index,
+        first_failure_on=attempt.first_failure_on, retry_days=settings.retry_days,
+        after_final_failure=settings.after_final_failure, automatic=not attempt.manual,
+    )  # fmt: skip
+    if outcome.check_on is not None and outcome.check_on <= day:  # never ask twice a day
+        outcome = replace(outcome, check_on=day + timedelta(days=1))
+    return outcome
+
+
+def collect(
+    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings, day: date
+) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:
+    """Charge: pending rows committed first, then the processor, then the outcomes."""
+    store.begin_attempts(attempts)
+    finished = []
+    for attempt in attempts:
+        result = _charge(processor, attempt)
+        if result is not None:
+            finished.append((attempt, result, _judge(attempt, result, settings, day)))
+    store.finish_attempts(finished, day)
+    return finished
+
+
+def reconcile(store: Any, processor: ProcessorPort, settings: Settings) -> list:
+    """Attempts left pending by a crash: ask the processor by key what happened."""
+    finished: list[tuple[Attempt, ChargeResult | None, Outcome | None]] = []
+    for attempt in store.pending_attempts():
+        result = processor.lookup(idempotency_key=attempt.key, on=attempt.on)
+        outcome = _judge(attempt, result, settings, attempt.on) if result else None
+        finished.append((attempt, result, outcome))
+    store.finish_attempts(finished, max((a.on for a, _, _ in finished), default=date.min))
+    return finished
+
+
+def _collect_day(store: Any, processor: ProcessorPort, day: date, settings: Settings,
+                 batch_size: int, summary: RunSummary) -> None:  # fmt: skip
+    settled = []
+    for attempt in store.processing_due(day):
+        result = processor.lookup(idempotency_key=attempt.key, on=day)
+        if result is not None:
+            settled.append((attempt, result, _judge(attempt, result, settings, day)))
+    store.finish_attempts(settled, day)
+    summary.count(settled)
+    after = 0
+    while batch := store.collections_due(day, after, batch_size):
+        after = batch[-1][0]
+        summary.count(collect(store, processor, [a for _, a in batch], settings, day))
+
+
 def run_billing(
     store: BillingStore,
     catalog: Catalog,
@@ -109,12 +188,15 @@ def run_billing(
     keep_invoices: bool = False,
     progress: Callable[[int], None] | None = None,
     with_mrr: bool = True,
+    processor: ProcessorPort | None = None,
 ) -> RunSummary:
     """Do everything due up to and including ``until``, day by day. ``with_mrr=False`` when
     no rule reads ``subscription.mrr`` (it is not free to compute)."""
     summary = RunSummary(until, keep_invoices=keep_invoices)
     settings, tax_rates = catalog.settings, catalog.tax_rates
     records_cache: dict[str, Mapping[str, Any]] = {}
+    if processor is not None:
+        summary.count(reconcile(store, processor, settings))
     while (day := store.earliest_event(until)) is not None:
         summary.days += 1
         after = ""
@@ -154,4 +236,6 @@ def run_billing(
             summary.subscriptions += len(batch)
             if progress:
                 progress(len(batch))
+        if processor is not None:
+            _collect_day(store, processor, day, settings, batch_size, summary)
     return summary

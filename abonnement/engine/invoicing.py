@@ -34,6 +34,7 @@ class InvoiceDraft:
     priced: PricedInvoice
     status: str = "open"
     line_subscriptions: tuple[str | None, ...] = ()  # per line (checkout invoices span several)
+    collect_on: date | None = None  # charge automatically on this date
     document: Mapping[str, Any] = field(default_factory=dict)  # language, locale, comments, tax_ids
 
     @property
@@ -121,4 +122,7 @@ def draft_invoice(
         priced=priced,
         line_subscriptions=(sub.id,) * len(priced.lines),
         document=document_settings(settings, sub),
+        collect_on=period.issue_date
+        if sub.collection_mode == "automatic" and sub.payment_token
+        else None,
     )

@@ -19,6 +19,7 @@ from abonnement.engine.money import Money
 from abonnement.engine.pricing import PricedInvoice, price_invoice
 from abonnement.engine.schedule import resolve_start
 from abonnement.engine.subscriptions import Subscription
+from abonnement.errors import CollectionError
 
 __all__ = ["FuturePayment", "Summary", "from_declared", "summarize"]
 
@@ -29,6 +30,15 @@ def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> 
     items = tuple(resolve_item(spec, catalog, decl.currency) for spec in decl.items)
     settings = catalog.settings
     coll = decl.collection
+    owners = [catalog.contacts.get(decl.contact), catalog.contacts.get(decl.billing_contact or "")]
+    method = next((m for who in owners if who for m in who.payment_methods
+                   if m.id == coll.payment_method), None)  # fmt: skip
+    if method is not None and method.saved_on is not None and method.saved_on > today:
+        raise CollectionError(
+            f"subscription `{decl.id}`: payment method `{method.id}` was saved on "
+            f"{method.saved_on}, after the subscription was created; it cannot be charged "
+            "automatically"
+        )
     return Subscription(
         id=decl.id,
         contact_id=decl.contact,
@@ -41,6 +51,8 @@ def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> 
         billing_contact_id=decl.billing_contact,
         collection_mode=coll.mode,
         payment_method_id=coll.payment_method,
+        payment_token=method.token if method and coll.mode == "automatic" else None,
+        payment_type=method.type if method else None,
         payment_terms=coll.payment_terms or settings.invoices.payment_terms,
         owner=decl.owner,
         invoice_creation=decl.invoice_creation,

@@ -51,6 +51,8 @@ class Subscription:
     billing_contact_id: str | None = None
     collection_mode: str = "manual"
     payment_method_id: str | None = None
+    payment_token: str | None = None  # what the processor charges (automatic collection)
+    payment_type: str | None = None  # card | ach | sepa | bacs | pads
     payment_terms: str = "due_on_receipt"
     owner: str | None = None
     invoice_creation: bool = True

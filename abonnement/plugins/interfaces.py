@@ -5,8 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from abonnement.engine.collection import ChargeResult, ProcessorTimeout
 from abonnement.engine.money import Money, Percent
 from abonnement.errors import PluginError
 
@@ -15,6 +17,7 @@ __all__ = [
     "Message",
     "Notifier",
     "Processor",
+    "ProcessorTimeout",
     "Registry",
     "RuleFunction",
     "Storage",
@@ -22,18 +25,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class ChargeResult:
-    """Outcome of one charge. ``status``: succeeded, processing (bank debits) or failed."""
-
-    status: str
-    reference: str | None = None
-    failure_code: str | None = None
-    retryable: bool = False  # a soft decline the retry schedule may try again
-
-
 class Processor(ABC):
-    """A payment processor. ``settings.payments.processor`` names one by ``name``."""
+    """A payment processor. ``settings.payments.processor`` names one by ``name``.
+
+    Constructed with the plugin's own settings block (``settings.payments.NAME``).
+    """
 
     name: ClassVar[str]
 
@@ -41,12 +37,14 @@ class Processor(ABC):
         self.settings = settings
 
     @abstractmethod
-    def charge(self, *, amount: Money, token: str, idempotency_key: str) -> ChargeResult:
-        """Charge ``amount`` to the saved method ``token``. The same key never charges twice."""
+    def charge(self, *, amount: Money, token: str, idempotency_key: str, on: date) -> ChargeResult:
+        """Charge ``amount`` to the saved method ``token`` on ``on``. The same key never
+        charges twice: a repeat returns the first outcome. May raise ``ProcessorTimeout``."""
 
     @abstractmethod
-    def lookup(self, *, idempotency_key: str) -> ChargeResult | None:
-        """The outcome of an earlier charge with this key, or None if the processor has none."""
+    def lookup(self, *, idempotency_key: str, on: date) -> ChargeResult | None:
+        """The outcome of an earlier charge with this key as of ``on`` (a bank debit may have
+        settled since), or None if the processor never saw the key."""
 
 
 @dataclass(frozen=True, slots=True)

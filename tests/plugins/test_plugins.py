@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -153,6 +154,8 @@ def test_a_plugin_with_an_unknown_hook_is_refused(tmp_path, monkeypatch):
 def test_pip_installing_the_fixture_package_makes_the_cli_list_it(tmp_path):
     # The real thing: `pip install` of a plugin package, then `abonnement plugins` in a new process.
     site = tmp_path / "site"
+    package = tmp_path / "pkg"
+    shutil.copytree(FIXTURE, package)  # building leaves files beside the source: not in our tree
     subprocess.run(
         [
             sys.executable,
@@ -163,7 +166,7 @@ def test_pip_installing_the_fixture_package_makes_the_cli_list_it(tmp_path):
             "--no-deps",
             "--target",
             str(site),
-            str(FIXTURE),
+            str(package),
         ],
         check=True,
         capture_output=True,

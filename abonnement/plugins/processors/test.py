@@ -1,59 +1,113 @@
-"""The ``test`` processor: deterministic outcomes by token, for tests and demos.
+"""The ``test`` processor: deterministic outcomes by token, with a ledger of its own.
 
-Tokens (the table of the spec's scenarios): ``tok_visa``/``tok_mastercard`` succeed;
-``tok_insufficient_funds`` is a soft decline; ``tok_lost_card``/``tok_expired_card`` are hard
-declines; ``tok_ach``/``tok_ach_fails`` are bank debits that stay ``processing``; ``tok_timeout``
-times out once per key after charging. The same idempotency key never charges twice.
+Tokens (the spec's table): ``tok_visa``/``tok_mastercard`` succeed; ``tok_insufficient_funds``
+is a soft decline; ``tok_lost_card``/``tok_expired_card`` are hard declines; ``tok_ach`` is a
+bank debit that settles 4 days later, ``tok_ach_fails`` one that fails then
+(``account_closed``); ``tok_timeout`` charges but times out on the first call for a key. The
+ledger is a SQLite file (``settings.payments.test.ledger``), so tests can count the charges
+that really happened, across processes and crashes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
 
+from abonnement.engine.collection import ChargeResult, ProcessorTimeout
 from abonnement.engine.money import Money
 from abonnement.plugins import hookimpl
-from abonnement.plugins.interfaces import ChargeResult, Processor, Registry
+from abonnement.plugins.interfaces import Processor, Registry
 
+SETTINGS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "The test processor: where it keeps its ledger of charges.",
+    "properties": {"ledger": {"type": "string", "minLength": 1}},
+}
+DEFAULT_LEDGER = "test-processor-ledger.db"
+SETTLE_DAYS = 4
 _DECLINES = {
     "tok_insufficient_funds": ("insufficient_funds", True),
     "tok_lost_card": ("lost_card", False),
     "tok_expired_card": ("expired_card", False),
 }
-
-
-class ProcessorTimeout(Exception):
-    """The processor did the work but the answer never came back."""
+_SUCCEEDS = ("tok_visa", "tok_mastercard", "tok_timeout")
+_DEBITS = ("tok_ach", "tok_ach_fails")
 
 
 class TestProcessor(Processor):
     name = "test"
 
-    def __init__(self, settings=None):
+    def __init__(self, settings: Mapping[str, Any] | None = None):
         super().__init__(settings or {})
-        self.ledger: dict[str, ChargeResult] = {}
+        self.db = sqlite3.connect(self.settings.get("ledger", DEFAULT_LEDGER), timeout=30,
+                                  isolation_level=None)  # fmt: skip
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS charges (key TEXT PRIMARY KEY, token TEXT, amount TEXT,"
+            " currency TEXT, status TEXT, reference TEXT, failure_code TEXT, retryable INTEGER,"
+            " charged_on TEXT, settles_on TEXT, answered INTEGER)"
+        )
 
-    def charge(self, *, amount: Money, token: str, idempotency_key: str) -> ChargeResult:
-        if idempotency_key in self.ledger:
-            return self.ledger[idempotency_key]
+    def _result(self, row: tuple, on: date) -> ChargeResult:
+        token, status, reference, code, retryable, settles = row
+        settles_on = date.fromisoformat(settles) if settles else None
+        if status == "processing" and settles_on and on >= settles_on:
+            status, code = ("failed", "account_closed") if token == "tok_ach_fails" else (
+                "succeeded", None)  # fmt: skip
+        return ChargeResult(status, reference, code, bool(retryable), settles_on)
+
+    def _row(self, key: str) -> tuple | None:
+        return self.db.execute(
+            "SELECT token, status, reference, failure_code, retryable, settles_on, answered"
+            " FROM charges WHERE key = ?", (key,)).fetchone()  # fmt: skip
+
+    def charge(self, *, amount: Money, token: str, idempotency_key: str, on: date) -> ChargeResult:
+        row = self._row(idempotency_key)
+        if row is not None:  # the same key: the first outcome, never a second charge
+            if not row[6]:
+                self.db.execute("UPDATE charges SET answered = 1 WHERE key = ?", (idempotency_key,))
+            return self._result(row[:6], on)
         reference = "ch_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+        settles = None
         if token in _DECLINES:
             code, retryable = _DECLINES[token]
-            return ChargeResult("failed", None, code, retryable)
-        if token in ("tok_ach", "tok_ach_fails"):
-            result = ChargeResult("processing", reference)
-        elif token in ("tok_visa", "tok_mastercard", "tok_timeout"):
-            result = ChargeResult("succeeded", reference)
+            status, reference = "failed", None
+        elif token in _DEBITS:
+            status, code, retryable = "processing", None, False
+            settles = (on + timedelta(days=SETTLE_DAYS)).isoformat()
+        elif token in _SUCCEEDS:
+            status, code, retryable = "succeeded", None, False
         else:
-            return ChargeResult("failed", None, "invalid_token", False)
-        self.ledger[idempotency_key] = result
-        if token == "tok_timeout":
+            status, code, retryable, reference = "failed", "invalid_token", False, None
+        answered = 0 if token == "tok_timeout" else 1
+        self.db.execute(
+            "INSERT INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (idempotency_key, token, str(amount.amount), amount.currency, status, reference,
+             code, int(retryable), on.isoformat(), settles, answered),
+        )  # fmt: skip
+        if not answered:
             raise ProcessorTimeout(idempotency_key)
-        return result
+        return self._result((token, status, reference, code, retryable, settles), on)
 
-    def lookup(self, *, idempotency_key: str) -> ChargeResult | None:
-        return self.ledger.get(idempotency_key)
+    def lookup(self, *, idempotency_key: str, on: date) -> ChargeResult | None:
+        row = self._row(idempotency_key)
+        return self._result(row[:6], on) if row else None
+
+    def charges(self) -> list[tuple[str, str, str]]:
+        """(key, amount, status) of every charge that moved money, for tests."""
+        return self.db.execute(
+            "SELECT key, amount, status FROM charges WHERE status != 'failed' ORDER BY key"
+        ).fetchall()
 
 
 @hookimpl
 def abonnement_register_processors(register: Registry) -> None:
     register(TestProcessor)
+
+
+@hookimpl
+def abonnement_settings_schemas() -> dict:
+    return {"payments.test": SETTINGS_SCHEMA}

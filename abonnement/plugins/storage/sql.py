@@ -32,6 +32,7 @@ from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription
 from abonnement.errors import AbonnementError
 from abonnement.plugins.storage import tables as t
+from abonnement.plugins.storage.payments import PaymentsMixin
 
 __all__ = ["SqlStorage", "StorageError"]
 
@@ -59,7 +60,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SqlStorage:
+class SqlStorage(PaymentsMixin):
     """Subscriptions, invoices, payments and events in one SQL database."""
 
     def __init__(self, url: str, *, migrate: bool = True):
@@ -282,6 +283,7 @@ class SqlStorage:
                 "discount_total": p.discount_total.amount, "fee_total": p.fee_total.amount,
                 "tax_total": p.tax_total.amount, "total": p.total.amount,
                 "amount_paid": Decimal(0), "document": dict(draft.document),
+                "collect_on": draft.collect_on, "auto_retries": 0, "first_failure_on": None,
             })  # fmt: skip
             position = 0
             for i, line in enumerate(p.lines):
@@ -387,8 +389,10 @@ class SqlStorage:
         self._insert_events(conn, events)
 
 
-_UPDATED = ("status", "next_index", "open_due_on", "next_event_on", "event_seq", "canceled_on",
-            "owner", "properties", "payment_method_id")  # fmt: skip
+_UPDATED = (
+    "status", "next_index", "open_due_on", "next_event_on", "event_seq", "canceled_on", "owner",
+    "properties", "payment_method_id", "payment_token", "payment_type",
+)  # fmt: skip
 _UPDATE_SUBSCRIPTION = (
     update(t.subscriptions)
     .where(t.subscriptions.c.id == bindparam("b_id"))
@@ -427,6 +431,7 @@ def _sub_row(s: Subscription, source: str) -> dict[str, Any]:
         "frequency": s.frequency.iso, "anchor": s.anchor, "payments": s.payments,
         "next_index": s.next_index, "status": s.status, "collection_mode": s.collection_mode,
         "payment_method_id": s.payment_method_id, "payment_terms": s.payment_terms,
+        "payment_token": s.payment_token, "payment_type": s.payment_type,
         "owner": s.owner, "invoice_creation": s.invoice_creation,
         "properties": _json(dict(s.properties)) or None,
         "invoice_settings": _json(dict(s.invoice_settings)) or None,
@@ -483,6 +488,7 @@ def _sub_from(row: Any, item_rows: Sequence[Any]) -> Subscription:
         next_index=row.next_index, company_id=row.company_id,
         billing_contact_id=row.billing_contact_id, collection_mode=row.collection_mode,
         payment_method_id=row.payment_method_id, payment_terms=row.payment_terms,
+        payment_token=row.payment_token, payment_type=row.payment_type,
         owner=row.owner, invoice_creation=row.invoice_creation,
         properties=row.properties or {}, invoice_settings=row.invoice_settings or {},
         deals=tuple(row.deals or ()), quote_id=row.quote_id, created_on=row.created_on,

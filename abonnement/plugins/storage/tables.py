@@ -98,6 +98,8 @@ subscriptions = Table(
     Column("status", String(20), nullable=False),
     Column("collection_mode", String(20), nullable=False),
     Column("payment_method_id", String(100)),
+    Column("payment_token", String(200)),  # what the processor charges
+    Column("payment_type", String(10)),  # card | ach | sepa | bacs | pads
     Column("payment_terms", String(20), nullable=False),
     Column("owner", Text),
     Column("invoice_creation", Boolean, nullable=False),
@@ -158,6 +160,10 @@ invoices = Table(
     Column("total", Micros, nullable=False),
     Column("amount_paid", Micros, nullable=False),
     Column("document", JSON),  # language, locale, comments, tax_ids
+    Column("collect_on", Date),  # next automatic charge attempt (first try or a retry)
+    Column("auto_retries", Integer, nullable=False, default=0),
+    Column("first_failure_on", Date),
+    Index("ix_invoices_collect_on", "collect_on"),
     UniqueConstraint("subscription_id", "period_start", name="uq_invoice_period"),
     Index("ix_invoices_subscription", "subscription_id"),
 )  # fmt: skip
@@ -201,6 +207,9 @@ payments = Table(
     Column("idempotency_key", String(120), nullable=False, unique=True),
     Column("reference", String(120)),
     Column("on_date", Date, nullable=False),
+    Column("check_on", Date),  # a processing bank debit: ask about it again then
+    Column("manual", Boolean, nullable=False, default=False),
+    Index("ix_payments_check_on", "check_on"),
 )  # fmt: skip
 
 events = Table(

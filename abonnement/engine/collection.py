@@ -1,0 +1,122 @@
+"""Collecting payments: what a processor must do, and what each outcome means (dunning).
+
+Pure rules about money movement. The billing run writes a *pending* attempt row (with its
+idempotency key ``invoice/attempt-n``) and commits it before it calls the processor; a rerun
+asks the processor about pending attempts by key, so a crash between charging and committing
+never charges twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Protocol
+
+from abonnement.engine.money import Money
+
+__all__ = [
+    "BANK_DEBITS",
+    "Attempt",
+    "ChargeResult",
+    "Outcome",
+    "ProcessorPort",
+    "ProcessorTimeout",
+    "attempt_key",
+    "judge",
+]
+
+BANK_DEBITS = ("ach", "sepa", "bacs", "pads")
+
+
+class ProcessorTimeout(Exception):
+    """The processor may have done the work, but its answer never came back."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    """Outcome of one charge: ``succeeded``, ``processing`` (a bank debit on its way) or
+    ``failed``; ``retryable`` marks a soft decline; ``settles_on`` when a debit is expected
+    to settle (poll then)."""
+
+    status: str
+    reference: str | None = None
+    failure_code: str | None = None
+    retryable: bool = False
+    settles_on: date | None = None
+
+
+class ProcessorPort(Protocol):
+    """What collection needs from a payment processor plugin."""
+
+    def charge(self, *, amount: Money, token: str, idempotency_key: str, on: date) -> ChargeResult:
+        """Charge ``amount`` to the saved method ``token``; the same key never charges twice."""
+
+    def lookup(self, *, idempotency_key: str, on: date) -> ChargeResult | None:
+        """The outcome of an earlier charge with this key (settled as of ``on``), or None."""
+
+
+def attempt_key(invoice_number: str, attempt: int) -> str:
+    return f"{invoice_number}/attempt-{attempt}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt's result does to its invoice and subscription."""
+
+    payment_status: str  # succeeded | processing | failed
+    invoice_paid: bool
+    subscription_status: str | None  # new status, or None to leave it
+    next_retry_on: date | None  # the next automatic retry, if any
+    check_on: date | None  # when to ask about a processing debit again
+    final: bool = False  # the last automatic try failed
+
+
+def judge(
+    result: ChargeResult,
+    *,
+    on: date,
+    method_type: str,
+    retries_done: int,
+    first_failure_on: date | None,
+    retry_days: tuple[int, ...],
+    after_final_failure: str,
+    automatic: bool = True,
+) -> Outcome:
+    """The consequences of ``result`` for an automatic charge on ``on`` (F15, F16).
+
+    Soft card declines are retried ``retry_days`` after the first failure; hard declines and
+    bank debits are not retried; after the final failure the subscription stays ``unpaid`` or
+    is cancelled, as settings say.
+    """
+    if result.status == "succeeded":
+        return Outcome("succeeded", True, "active", None, None)
+    if result.status == "processing":
+        check = result.settles_on or on + timedelta(days=1)
+        return Outcome("processing", False, None, None, check)
+    first = first_failure_on or on
+    can_retry = automatic and result.retryable and method_type not in BANK_DEBITS
+    if can_retry and retries_done < len(retry_days):
+        return Outcome("failed", False, "unpaid", first + timedelta(days=retry_days[retries_done]),
+                       None)  # fmt: skip
+    final_status = "canceled" if after_final_failure == "cancel" else "unpaid"
+    return Outcome("failed", False, final_status, None, None, final=True)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try to collect an invoice (or to learn how an earlier try ended)."""
+
+    invoice_number: str
+    subscription_id: str | None
+    attempt: int
+    amount: Money
+    token: str
+    method_type: str
+    on: date
+    retry_index: int = 0  # 0: the first automatic try; k: the k-th automatic retry
+    first_failure_on: date | None = None
+    manual: bool = False
+
+    @property
+    def key(self) -> str:
+        return attempt_key(self.invoice_number, self.attempt)

@@ -1,0 +1,300 @@
+"""Payment attempts in SQL: what is due to be charged, pending rows, and recording outcomes.
+
+Mixed into ``SqlStorage``. An attempt row is written ``pending`` and committed before the
+processor is called; its outcome is written in a second transaction with the invoice and
+subscription changes it causes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, update
+
+from abonnement.engine.collection import Attempt, ChargeResult, Outcome
+from abonnement.engine.events import Event
+from abonnement.engine.money import Money
+from abonnement.plugins.storage import tables as t
+
+__all__ = ["PaymentsMixin"]
+
+_P = t.payments.c
+_I = t.invoices.c
+_S = t.subscriptions.c
+
+
+def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
+    return Attempt(
+        invoice_number=row.number,
+        subscription_id=row.subscription_id,
+        attempt=row.tries + 1,
+        amount=Money(row.due, row.currency),
+        token=row.payment_token or "",
+        method_type=row.payment_type or "card",
+        on=on,
+        retry_index=row.auto_retries,
+        first_failure_on=row.first_failure_on,
+        manual=manual,
+    )
+
+
+class PaymentsMixin:
+    """Collection queries and writes; needs ``_tx``, ``_load``, ``_update_subscriptions`` and
+    ``_insert_events`` of ``SqlStorage``."""
+
+    def _invoice_query(self) -> Any:
+        tries = select(func.count()).where(_P.invoice_number == _I.number).scalar_subquery()
+        return select(
+            _I.number,
+            _I.seq,
+            _I.subscription_id,
+            _I.currency,
+            _I.auto_retries,
+            _I.first_failure_on,
+            (_I.total - _I.amount_paid).label("due"),
+            _S.payment_token,
+            _S.payment_type,
+            tries.label("tries"),
+        ).join(t.subscriptions, _S.id == _I.subscription_id)
+
+    def collections_due(self, day: date, after_seq: int, limit: int) -> list[tuple[int, Attempt]]:
+        """(seq, attempt) for open invoices to charge on ``day``, none with a pending try."""
+        pending = exists().where(and_(_P.invoice_number == _I.number, _P.status == "pending"))
+        query = (
+            self._invoice_query()
+            .where(_I.collect_on == day, _I.status == "open", _I.seq > after_seq, ~pending)
+            .order_by(_I.seq)
+            .limit(limit)
+        )
+        with self._tx() as conn:
+            return [(row.seq, _attempt(row, day)) for row in conn.execute(query)]
+
+    def open_invoices(self, subscription_id: str, on: date) -> list[Attempt]:
+        """Every open invoice of a subscription, as a new (manual) try on ``on``."""
+        query = (
+            self._invoice_query()
+            .where(_I.subscription_id == subscription_id, _I.status == "open")
+            .order_by(_I.seq)
+        )
+        with self._tx() as conn:
+            return [_attempt(row, on, manual=True) for row in conn.execute(query)]
+
+    def invoice_attempt(self, number: str, on: date) -> Attempt | None:
+        """A manual try at one open invoice."""
+        query = self._invoice_query().where(_I.number == number)
+        with self._tx() as conn:
+            row = conn.execute(query).first()
+        return _attempt(row, on, manual=True) if row else None
+
+    def begin_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Write the attempts ``pending`` and commit, before the processor hears of them."""
+        if not attempts:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                t.payments.insert(),
+                [
+                    {
+                        "invoice_number": a.invoice_number,
+                        "attempt": a.attempt,
+                        "amount": a.amount.amount,
+                        "currency": a.amount.currency,
+                        "method": a.method_type,
+                        "status": "pending",
+                        "idempotency_key": a.key,
+                        "on_date": a.on,
+                        "manual": a.manual,
+                    }
+                    for a in attempts
+                ],
+            )
+
+    def pending_attempts(self) -> list[Attempt]:
+        return self._attempts_where(_P.status == "pending")
+
+    def processing_due(self, day: date) -> list[Attempt]:
+        return self._attempts_where((_P.status == "processing") & (_P.check_on <= day))
+
+    def _attempts_where(self, condition: Any) -> list[Attempt]:
+        query = (
+            select(
+                _P.invoice_number,
+                _P.attempt,
+                _P.amount,
+                _P.currency,
+                _P.method,
+                _P.on_date,
+                _P.manual,
+                _I.subscription_id,
+                _I.auto_retries,
+                _I.first_failure_on,
+                _S.payment_token,
+            )
+            .join(t.invoices, _I.number == _P.invoice_number)
+            .outerjoin(t.subscriptions, _S.id == _I.subscription_id)
+            .where(condition)
+            .order_by(_P.id)
+        )
+        with self._tx() as conn:
+            return [
+                Attempt(
+                    row.invoice_number,
+                    row.subscription_id,
+                    row.attempt,
+                    Money(row.amount, row.currency),
+                    row.payment_token or "",
+                    row.method,
+                    row.on_date,
+                    row.auto_retries,
+                    row.first_failure_on,
+                    row.manual,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def finish_attempts(
+        self, finished: Sequence[tuple[Attempt, ChargeResult | None, Outcome | None]], day: date
+    ) -> None:
+        """Record outcomes; a None result means the processor never saw the key."""
+        if not finished:
+            return
+        with self._tx() as conn:
+            sub_ids = {a.subscription_id for a, _, _ in finished if a.subscription_id}
+            subs = {s.id: s for s in self._load(_S.id.in_(sub_ids), conn=conn)} if sub_ids else {}
+            events: list[Event] = []
+            for attempt, result, outcome in finished:
+                key = attempt.key
+                if result is None or outcome is None:
+                    conn.execute(
+                        update(t.payments)
+                        .where(_P.idempotency_key == key)
+                        .values(status="failed", failure_code="not_sent")
+                    )
+                    continue
+                conn.execute(
+                    update(t.payments)
+                    .where(_P.idempotency_key == key)
+                    .values(
+                        status=outcome.payment_status,
+                        failure_code=result.failure_code,
+                        reference=result.reference,
+                        check_on=outcome.check_on,
+                    )
+                )
+                values: dict[str, Any] = {}
+                if outcome.invoice_paid:
+                    values = {"status": "paid", "amount_paid": _I.total, "collect_on": None}
+                elif outcome.payment_status == "processing":
+                    values = {"collect_on": None}
+                elif not attempt.manual:
+                    values = {
+                        "collect_on": outcome.next_retry_on,
+                        "auto_retries": _I.auto_retries + 1,
+                        "first_failure_on": attempt.first_failure_on or attempt.on,
+                    }
+                if values:
+                    conn.execute(
+                        update(t.invoices)
+                        .where(_I.number == attempt.invoice_number)
+                        .values(**values)
+                    )
+                sub = subs.get(attempt.subscription_id or "")
+                if sub is None:
+                    continue
+                kind = {"succeeded": "payment.succeeded", "failed": "payment.failed"}.get(
+                    outcome.payment_status
+                )
+                new_events = [kind] if kind else []
+                if outcome.invoice_paid:
+                    new_events.append("invoice.paid")
+                status = sub.status
+                target = outcome.subscription_status
+                if target == "active" and status == "unpaid":
+                    still_failing = conn.execute(
+                        select(func.count()).where(
+                            _I.subscription_id == sub.id,
+                            _I.status == "open",
+                            _I.first_failure_on.is_not(None),
+                            _I.number != attempt.invoice_number,
+                        )
+                    ).scalar_one()
+                    status = "unpaid" if still_failing else "active"
+                elif target in ("unpaid", "canceled") and status in (
+                    "active",
+                    "past_due",
+                    "unpaid",
+                ):
+                    status = target
+                seq = sub.event_seq
+                for name in new_events:
+                    seq += 1
+                    events.append(
+                        Event(
+                            name,
+                            sub.id,
+                            day,
+                            {"invoice": attempt.invoice_number, "attempt": attempt.attempt},
+                            seq,
+                        )
+                    )
+                if status != sub.status:
+                    seq += 1
+                    events.append(
+                        Event(
+                            "subscription.status_changed",
+                            sub.id,
+                            day,
+                            {"previous_status": sub.status, "status": status},
+                            seq,
+                        )
+                    )
+                subs[sub.id] = replace(
+                    sub,
+                    status=status,
+                    event_seq=seq,
+                    canceled_on=day if status == "canceled" else sub.canceled_on,
+                )
+            self._update_subscriptions(conn, list(subs.values()))
+            self._insert_events(conn, events)
+
+    def set_payment_method(self, subscription_id: str, token: str, method_type: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(t.subscriptions)
+                .where(_S.id == subscription_id)
+                .values(payment_token=token, payment_type=method_type, collection_mode="automatic")
+            )
+
+    def payments(
+        self, subscription_id: str | None = None, invoice_number: str | None = None
+    ) -> list[dict[str, Any]]:
+        query = (
+            select(t.payments, _I.subscription_id)
+            .join(t.invoices, _I.number == _P.invoice_number)
+            .order_by(_P.id)
+        )
+        if subscription_id:
+            query = query.where(_I.subscription_id == subscription_id)
+        if invoice_number:
+            query = query.where(_P.invoice_number == invoice_number)
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def manual_tries(self, invoice_number: str) -> int:
+        with self._tx() as conn:
+            return conn.execute(
+                select(func.count()).where(_P.invoice_number == invoice_number, _P.manual.is_(True))
+            ).scalar_one()
+
+    def earliest_collection(self, until: date) -> date | None:
+        with self._tx() as conn:
+            first = conn.execute(
+                select(func.min(_I.collect_on)).where(_I.collect_on <= until, _I.status == "open")
+            ).scalar()
+            check = conn.execute(
+                select(func.min(_P.check_on)).where(_P.check_on <= until, _P.status == "processing")
+            ).scalar()
+        return min((d for d in (first, check) if d is not None), default=None)
