@@ -169,6 +169,147 @@ class App:
         return summarize(resolved, purchase, ctx, self.rules.pricing, catalog.settings,
                          catalog.tax_rates)  # fmt: skip
 
+    # -- collection ----------------------------------------------------------------------------
+    def checkout(
+        self,
+        link_id: str,
+        contact_id: str,
+        on: date,
+        *,
+        card: str | None = None,
+        payment_method_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Buy a payment link as ``contact_id`` on ``on``: one invoice and one charge for what
+        is due now, then the grouped subscriptions. Safe to repeat after a crash: the charge
+        has a fixed idempotency key and the result is stored in one transaction."""
+        from abonnement.engine.billing_run import _charge, contact_records
+        from abonnement.engine.invoicing import InvoiceDraft, document_settings, line_inputs
+        from abonnement.engine.items import group_items, resolve_item
+        from abonnement.engine.pricing import price_invoice
+        from abonnement.engine.subscriptions import Subscription
+        from abonnement.errors import CollectionError
+
+        catalog, settings = self.catalog, self.catalog.settings
+        link = catalog.payment_links.get(link_id)
+        contact = catalog.contacts.get(contact_id)
+        if link is None or contact is None:
+            raise CollectionError(f"unknown {'payment link' if link is None else 'contact'} "
+                                  f"`{link_id if link is None else contact_id}`")  # fmt: skip
+        if card:
+            token, kind = card, "card"
+        else:
+            method = next((m for m in contact.payment_methods if m.id == payment_method_id), None)
+            if method is None:
+                raise CollectionError("checkout needs --card TOKEN or a saved --payment-method")
+            token, kind = method.token, method.type
+        accepted = link.accepted_methods or settings.accepted_methods
+        if kind not in accepted:
+            raise CollectionError(f"this link takes {', '.join(accepted)}, not {kind}")
+        currency = link.currency or settings.default_currency
+        items = [resolve_item(spec, catalog, currency) for spec in link.items]
+        one_time, groups = group_items(items, on)
+        now_items = list(one_time)
+        owners: list[str | None] = [None] * len(one_time)
+        subs = []
+        for k, group in enumerate(groups, start=1):
+            started = group.start_date <= on
+            sub = Subscription(
+                id=f"{link_id}-{contact_id}-{on:%Y%m%d}-{k}", contact_id=contact_id,
+                currency=currency, frequency=group.frequency, anchor=group.start_date,
+                items=group.items, status="active" if started else "scheduled",
+                payments=group.terms.payments, next_index=1 if started else 0,
+                company_id=contact.company, collection_mode="automatic",
+                payment_token=token if link.save_payment_method else None, payment_type=kind,
+                payment_terms="due_on_receipt", deals=link.deals, created_on=on, event_seq=1,
+            )  # fmt: skip
+            subs.append(sub)
+            if started:
+                now_items.extend(group.items)
+                owners.extend([sub.id] * len(group.items))
+        existing = self.storage.subscription(subs[0].id) if subs else None
+        if existing is not None:
+            raise CollectionError(f"{contact_id} already bought {link_id} on {on}")
+        ctx = {**contact_records(catalog, contact_id), "payment": {"method": kind, "attempt": 1},
+               "today": on}  # fmt: skip
+        priced = price_invoice(line_inputs(now_items, catalog.tax_rates), ctx, self.rules.pricing,
+                               currency=currency, rounding=settings.rounding)  # fmt: skip
+        minimum = settings.minimum_charge_for(currency)
+        if priced.total < minimum:
+            raise CollectionError(f"a checkout must charge at least {minimum} now")
+        from abonnement.engine.collection import Attempt
+
+        attempt = Attempt(f"checkout/{link_id}/{contact_id}/{on.isoformat()}", None, 1,
+                          priced.total, token, kind, on)  # fmt: skip
+        result = _charge(self.processor, attempt)
+        if result is None or result.status == "failed":
+            code = result.failure_code if result else "timeout"
+            raise CollectionError(f"the payment was declined ({code}); nothing was bought")
+        draft = InvoiceDraft(
+            None, contact_id, currency, on, on, None, None, priced,
+            line_subscriptions=tuple(owners), document=document_settings(settings, None),
+        )  # fmt: skip
+        number = self.storage.record_checkout(subs, draft, attempt, result, on,
+                                              settings.invoices.number_format)  # fmt: skip
+        return {"invoice": number, "subscriptions": [s.id for s in subs],
+                "payment": result.status, "total": priced.total.format_amount(),
+                "currency": currency}  # fmt: skip
+
+    def update_link(self, subscription_id: str, on: date) -> dict[str, str]:
+        from datetime import timedelta
+
+        from abonnement.engine.update_links import sign
+
+        if self.storage.subscription(subscription_id) is None:
+            raise AbonnementError(f"no subscription `{subscription_id}`")
+        expires = on + timedelta(days=self.catalog.settings.update_link_days)
+        token = sign(subscription_id, expires, _link_secret())
+        return {"token": token, "url": f"https://pay.abonnement.dev/update/{token}",
+                "expires_at": expires.isoformat()}  # fmt: skip
+
+    def update_payment_method(self, token: str, card: str, on: date) -> dict[str, Any]:
+        """Save the new card and collect every open invoice of the subscription at once."""
+        from abonnement.engine.billing_run import collect
+        from abonnement.engine.update_links import verify
+
+        sub_id = verify(token, _link_secret(), on)
+        self.storage.set_payment_method(sub_id, card, "card")
+        attempts = self.storage.open_invoices(sub_id, on)
+        finished = collect(self.storage, self.processor, attempts, self.catalog.settings, on)
+        return {"subscription": sub_id,
+                "collected": [a.invoice_number for a, r, o in finished if o and o.invoice_paid],
+                "status": self.storage.subscription(sub_id).status}  # fmt: skip
+
+    def retry_payment(self, payment_id: int, on: date) -> dict[str, Any]:
+        """A manual retry of the invoice behind payment ``payment_id`` (a limited number)."""
+        from abonnement.engine.billing_run import collect
+        from abonnement.errors import CollectionError
+
+        rows = [p for p in self.storage.payments() if p["id"] == payment_id]
+        if not rows:
+            raise CollectionError(f"no payment {payment_id}")
+        number = rows[0]["invoice_number"]
+        limit = self.catalog.settings.manual_retry_limit
+        if self.storage.manual_tries(number) >= limit:
+            raise CollectionError(f"invoice {number} has had its {limit} manual retries")
+        attempt = self.storage.invoice_attempt(number, on)
+        invoice = self.storage.invoice(number)
+        if attempt is None or invoice is None or invoice["status"] != "open":
+            raise CollectionError(f"invoice {number} is not open")
+        finished = collect(self.storage, self.processor, [attempt], self.catalog.settings, on)
+        _, result, outcome = finished[0] if finished else (None, None, None)
+        return {"invoice": number, "attempt": attempt.attempt,
+                "status": outcome.payment_status if outcome else "pending",
+                "failure_code": result.failure_code if result else None}  # fmt: skip
+
+
+def _link_secret() -> str:
+    import os
+
+    secret = os.environ.get("ABONNEMENT_LINK_SECRET")
+    if not secret:
+        raise AbonnementError("set ABONNEMENT_LINK_SECRET to sign payment-method update links")
+    return secret
+
 
 def _definition(sub: Any) -> tuple:
     return (sub.items, dict(sub.properties), sub.owner, sub.payment_method_id)

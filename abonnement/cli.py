@@ -284,6 +284,7 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
         "until": day.isoformat(), "dry_run": dry_run, "days": summary.days,
         "invoice_count": summary.invoice_count, "totals": totals,
         "status_changes": summary.status_changes, "applied": applied,
+        "payments": summary.payments,
     }  # fmt: skip
     if dry_run:
         payload["invoices"] = [invoice_json(i) for i in invoices]
@@ -425,6 +426,109 @@ def invoices_pay(app: App, number: str, amount: str | None, method: str, as_of: 
         _echo_json(payload)
         return
     click.echo(f"{number}: {payload['status']} (paid {payload['amount_paid']})")
+
+
+@cli.command()
+@click.argument("link_id")
+@click.option("--contact", "contact_id", required=True)
+@click.option("--payment-method", "payment_method_id", help="A method the contact saved.")
+@click.option("--card", help="A card token to charge (and save).")
+@as_of_option
+@json_option
+@click.pass_obj
+def checkout(app: App, link_id: str, contact_id: str, payment_method_id: str | None,
+             card: str | None, as_of: Any, as_json: bool) -> None:  # fmt: skip
+    """Buy a payment link: charge what is due now, create the grouped subscriptions."""
+    result = app.checkout(link_id, contact_id, _as_of(app, as_of), card=card,
+                          payment_method_id=payment_method_id)  # fmt: skip
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{result['invoice']}: {result['total']} {result['currency']} {result['payment']};"
+               f" subscriptions: {', '.join(result['subscriptions']) or 'none'}")  # fmt: skip
+
+
+@cli.group()
+def payments() -> None:
+    """Payment attempts: list and retry."""
+
+
+def _payment_json(row: dict[str, Any]) -> dict[str, Any]:
+    from abonnement.engine.money import Money
+
+    return {
+        "id": row["id"], "invoice_number": row["invoice_number"],
+        "subscription_id": row["subscription_id"], "attempt": row["attempt"],
+        "amount": Money(row["amount"], row["currency"]).format_amount(),
+        "currency": row["currency"], "method": row["method"], "status": row["status"],
+        "failure_code": row["failure_code"], "date": row["on_date"].isoformat(),
+    }  # fmt: skip
+
+
+@payments.command("list")
+@click.option("--subscription", "subscription_id")
+@click.option("--invoice", "invoice_number")
+@json_option
+@click.pass_obj
+def payments_list(app: App, subscription_id: str | None, invoice_number: str | None,
+                  as_json: bool) -> None:  # fmt: skip
+    rows = [_payment_json(r) for r in app.storage.payments(subscription_id, invoice_number)]
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['id']:>5} {r['date']} {r['invoice_number']:<14} #{r['attempt']} "
+                   f"{r['amount']:>10} {r['currency']} {r['method']:<5} {r['status']:<10} "
+                   f"{r['failure_code'] or ''}")  # fmt: skip
+
+
+@payments.command("retry")
+@click.argument("payment_id", type=int)
+@as_of_option
+@json_option
+@click.pass_obj
+def payments_retry(app: App, payment_id: int, as_of: Any, as_json: bool) -> None:
+    """Retry the invoice of a payment now (a limited number of manual retries)."""
+    result = app.retry_payment(payment_id, _as_of(app, as_of))
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{result['invoice']} attempt {result['attempt']}: {result['status']}")
+
+
+@cli.group("payment-methods")
+def payment_methods() -> None:
+    """Payment-method update links."""
+
+
+@payment_methods.command("update-link")
+@click.argument("subscription_id")
+@as_of_option
+@json_option
+@click.pass_obj
+def update_link(app: App, subscription_id: str, as_of: Any, as_json: bool) -> None:
+    """A signed, expiring link for the buyer to save a new payment method."""
+    result = app.update_link(subscription_id, _as_of(app, as_of))
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{result['url']} (valid through {result['expires_at']})")
+
+
+@payment_methods.command("update")
+@click.argument("token")
+@click.option("--card", required=True, help="The new card token.")
+@as_of_option
+@json_option
+@click.pass_obj
+def update_method(app: App, token: str, card: str, as_of: Any, as_json: bool) -> None:
+    """Save a new method through an update link and collect what is past due."""
+    result = app.update_payment_method(token, card, _as_of(app, as_of))
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{result['subscription']}: {result['status']}; collected "
+               f"{', '.join(result['collected']) or 'nothing'}")  # fmt: skip
 
 
 @cli.group()

@@ -24,6 +24,12 @@ class Scenario:
         assert bob in text
         text = text.replace(bob, bob + "    payment_methods:\n"
                             "      - {id: bob-visa, type: card, token: tok_visa}\n")  # fmt: skip
+        processor = "    processor: test                     # a registered processor plugin\n"
+        assert processor in text
+        self.ledger = root / "ledger.db"
+        text = text.replace(
+            processor, f"    processor: test\n    test: {{ledger: '{self.ledger}'}}\n"
+        )
         for old, new in (replace or {}).items():
             assert old in text, old
             text = text.replace(old, new)
@@ -37,8 +43,8 @@ class Scenario:
             (self.config / "rules" / "scenario.rules").write_text(rules)
         self.db_url = db_url
 
-    def cli(self, *args: str) -> Any:
-        result = run("--config", str(self.config), "--db", self.db_url, *args, "--json")
+    def cli(self, *args: str, env: dict | None = None) -> Any:
+        result = run("--config", str(self.config), "--db", self.db_url, *args, "--json", env=env)
         assert result.exit_code == 0, result.output + result.stderr
         return json.loads(result.stdout)
 
@@ -48,3 +54,17 @@ class Scenario:
 
     def subscription(self, sub_id: str) -> dict:
         return self.cli("subscriptions", "show", sub_id)
+
+    def payments(self, subscription: str | None = None) -> list[dict]:
+        return self.cli(
+            "payments", "list", *(["--subscription", subscription] if subscription else [])
+        )
+
+    def charges(self) -> list[tuple]:
+        """What the test processor's own ledger says really moved."""
+        import sqlite3
+
+        with sqlite3.connect(self.ledger) as db:
+            return db.execute(
+                "SELECT key, amount, status FROM charges WHERE status != 'failed' ORDER BY key"
+            ).fetchall()

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, exists, func, select, type_coerce, update
 
 from abonnement.engine.collection import Attempt, ChargeResult, Outcome
 from abonnement.engine.events import Event
@@ -31,7 +31,7 @@ def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
         invoice_number=row.number,
         subscription_id=row.subscription_id,
         attempt=row.tries + 1,
-        amount=Money(row.due, row.currency),
+        amount=Money(row.due, row.currency).rounded(),
         token=row.payment_token or "",
         method_type=row.payment_type or "card",
         on=on,
@@ -54,7 +54,7 @@ class PaymentsMixin:
             _I.currency,
             _I.auto_retries,
             _I.first_failure_on,
-            (_I.total - _I.amount_paid).label("due"),
+            type_coerce(_I.total - _I.amount_paid, t.Micros).label("due"),
             _S.payment_token,
             _S.payment_type,
             tries.label("tries"),
@@ -144,7 +144,7 @@ class PaymentsMixin:
                     row.invoice_number,
                     row.subscription_id,
                     row.attempt,
-                    Money(row.amount, row.currency),
+                    Money(row.amount, row.currency).rounded(),
                     row.payment_token or "",
                     row.method,
                     row.on_date,
@@ -259,6 +259,52 @@ class PaymentsMixin:
                 )
             self._update_subscriptions(conn, list(subs.values()))
             self._insert_events(conn, events)
+
+    def record_checkout(
+        self,
+        subs: Sequence[Any],
+        draft: Any,
+        attempt: Attempt,
+        result: ChargeResult,
+        day: date,
+        number_format: str,
+    ) -> str:
+        """A checkout, all at once: its subscriptions, its invoice and its payment."""
+        from abonnement.plugins.storage.sql import _item_rows, _sub_row
+
+        with self._tx() as conn:
+            (number,) = self._insert_invoices(conn, [draft], number_format)
+            if subs:
+                conn.execute(t.subscriptions.insert(), [_sub_row(s, "checkout") for s in subs])
+                conn.execute(
+                    t.subscription_items.insert(), [row for s in subs for row in _item_rows(s)]
+                )
+            paid = result.status == "succeeded"
+            conn.execute(
+                update(t.invoices)
+                .where(_I.number == number)
+                .values(status="paid" if paid else "open", amount_paid=_I.total if paid else 0)
+            )
+            conn.execute(
+                t.payments.insert().values(
+                    invoice_number=number,
+                    attempt=1,
+                    amount=attempt.amount.amount,
+                    currency=attempt.amount.currency,
+                    method=attempt.method_type,
+                    status=result.status,
+                    reference=result.reference,
+                    idempotency_key=attempt.key,
+                    on_date=day,
+                    manual=False,
+                    check_on=result.settles_on if result.status == "processing" else None,
+                )
+            )
+            self._insert_events(
+                conn,
+                [Event("subscription.created", s.id, day, {"invoice": number}, 1) for s in subs],
+            )
+        return number
 
     def set_payment_method(self, subscription_id: str, token: str, method_type: str) -> None:
         with self._tx() as conn:

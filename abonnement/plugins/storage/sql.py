@@ -192,12 +192,15 @@ class SqlStorage(PaymentsMixin):
 
     # -- the billing run's store -------------------------------------------------------------
     def earliest_event(self, until: date) -> date | None:
+        """The earliest day on or before ``until`` with billing or collection work."""
         with self._tx() as conn:
-            return conn.execute(
+            first = conn.execute(
                 select(func.min(t.subscriptions.c.next_event_on)).where(
                     t.subscriptions.c.next_event_on <= until
                 )
             ).scalar()
+        days = (first, self.earliest_collection(until))
+        return min((d for d in days if d is not None), default=None)
 
     def count_due(self, until: date) -> int:
         with self._tx() as conn:

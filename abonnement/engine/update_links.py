@@ -1,0 +1,39 @@
+"""Signed, expiring payment-method update links (F17). Pure: the secret and date come in."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import date
+
+from abonnement.errors import CollectionError
+
+__all__ = ["sign", "verify"]
+
+
+def _mac(payload: bytes, secret: str) -> str:
+    digest = hmac.new(secret.encode(), payload, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign(subscription_id: str, expires: date, secret: str) -> str:
+    """A token naming the subscription, valid through ``expires``."""
+    payload = f"{subscription_id}|{expires.isoformat()}".encode()
+    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode() + "." + _mac(payload, secret)
+
+
+def verify(token: str, secret: str, on: date) -> str:
+    """The subscription id of a valid token; ``CollectionError`` if forged or expired."""
+    try:
+        body, mac = token.split(".", 1)
+        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        subscription_id, expires = payload.decode().rsplit("|", 1)
+        valid_through = date.fromisoformat(expires)
+    except (ValueError, UnicodeDecodeError):
+        raise CollectionError("this update link is not valid") from None
+    if not hmac.compare_digest(mac, _mac(payload, secret)):
+        raise CollectionError("this update link is not valid")
+    if on > valid_through:
+        raise CollectionError(f"this update link expired on {valid_through}; ask for a new one")
+    return subscription_id

@@ -1,0 +1,148 @@
+"""Collection scenarios of the spec (S1, S7, S8) through the CLI, on SQLite and PostgreSQL."""
+
+from decimal import Decimal
+
+import pytest
+
+from tests.acceptance.scenario import Scenario
+
+SAMPLER = """\
+  - id: sampler
+    name: Every coffee we roast
+    accepted_methods: [card]
+    items:
+      - {product: coffee-1kg, quantity: 1}
+      - {product: coffee-500g, quantity: 1}
+      - {product: coffee-250g, quantity: 1}
+"""
+BOB_CARD = "      - {id: bob-visa, type: card, token: tok_visa}\n"
+SECRET = {"ABONNEMENT_LINK_SECRET": "s3cret"}
+
+
+def test_s1_checkout_then_three_months_of_renewals(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url)
+    links = s.config / "links.yaml"
+    links.write_text("payment_links:\n" + SAMPLER)
+    bought = s.cli("checkout", "sampler", "--contact", "bob", "--card", "tok_visa",
+                   "--as-of", "2026-12-01")  # fmt: skip
+    assert (bought["invoice"], bought["total"], bought["payment"]) == ("INV-00001", "55.50",
+                                                                       "succeeded")  # fmt: skip
+    monthly, biweekly = bought["subscriptions"]
+    checkout = s.cli("invoices", "show", "INV-00001")
+    owners = [(line["sku"], line["subscription_id"]) for line in checkout["lines"]]
+    assert sorted(owners) == [("COFFEE-1KG", monthly), ("COFFEE-250G", monthly),
+                              ("COFFEE-500G", biweekly)]  # fmt: skip
+    s.cli("run", "--until", "2027-03-01")
+    invoices = s.invoices()
+    assert len(invoices) == 10 and {i["status"] for i in invoices} == {"paid"}
+    by_sub = {sub: [(i["issue_date"], i["total"]) for i in invoices if i["subscription_id"] == sub]
+              for sub in (monthly, biweekly)}  # fmt: skip
+    assert by_sub[monthly] == [("2027-01-01", "37.50"), ("2027-02-01", "37.50"),
+                               ("2027-03-01", "37.50")]  # fmt: skip
+    assert [d for d, _ in by_sub[biweekly]] == ["2026-12-15", "2026-12-29", "2027-01-12",
+                                                "2027-01-26", "2027-02-09", "2027-02-23"]  # fmt: skip
+    assert sum(Decimal(i["total"]) for i in invoices) == Decimal("276.00")
+    assert s.subscription(monthly)["next_payment_date"] == "2027-04-01"
+    assert s.subscription(biweekly)["next_payment_date"] == "2027-03-09"
+    assert len(s.charges()) == 10  # the processor's own ledger: one charge per invoice
+
+
+def _s7(tmp_path, db_url, token: str) -> Scenario:
+    s = Scenario(tmp_path, db_url,
+                 replace={BOB_CARD: BOB_CARD.replace("tok_visa", token)},
+                 subscriptions="""\
+  - id: bob-coffee
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-1kg, quantity: 1}]
+    collection: {mode: automatic, method: saved, payment_method: bob-visa}
+""")  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-09")
+    return s
+
+
+def test_s7_soft_decline_is_retried_then_the_update_link_collects(tmp_path, db_url):
+    s = _s7(tmp_path, db_url, "tok_insufficient_funds")
+    attempts = s.payments("bob-coffee")
+    assert [(p["date"], p["attempt"], p["status"], p["failure_code"]) for p in attempts] == [
+        ("2026-12-01", 1, "failed", "insufficient_funds"),
+        ("2026-12-02", 2, "failed", "insufficient_funds"),
+        ("2026-12-04", 3, "failed", "insufficient_funds"),
+        ("2026-12-06", 4, "failed", "insufficient_funds"),
+        ("2026-12-08", 5, "failed", "insufficient_funds"),
+    ]
+    assert s.subscription("bob-coffee")["status"] == "unpaid"
+    link = s.cli(
+        "payment-methods", "update-link", "bob-coffee", "--as-of", "2026-12-09", env=SECRET
+    )
+    assert link["expires_at"] == "2026-12-23"
+    updated = s.cli("payment-methods", "update", link["token"], "--card", "tok_visa",
+                    "--as-of", "2026-12-10", env=SECRET)  # fmt: skip
+    assert updated == {"subscription": "bob-coffee", "collected": ["INV-00001"], "status": "active"}
+    sub = s.subscription("bob-coffee")
+    assert (sub["status"], sub["next_payment_date"]) == ("active", "2027-01-01")
+    assert [(k.split("/")[0], a, st) for k, a, st in s.charges()] == [("INV-00001", "25.00",
+                                                                       "succeeded")]  # fmt: skip
+
+
+def test_s7_hard_decline_is_not_retried(tmp_path, db_url):
+    s = _s7(tmp_path, db_url, "tok_lost_card")
+    attempts = s.payments("bob-coffee")
+    assert [(p["attempt"], p["failure_code"]) for p in attempts] == [(1, "lost_card")]
+    assert s.subscription("bob-coffee")["status"] == "unpaid"
+
+
+def test_a_forged_or_expired_update_link_is_refused(tmp_path, db_url):
+    s = _s7(tmp_path, db_url, "tok_insufficient_funds")
+    link = s.cli(
+        "payment-methods", "update-link", "bob-coffee", "--as-of", "2026-12-09", env=SECRET
+    )
+    from tests.conftest import run
+
+    for token, day in ((link["token"][:-2] + "xx", "2026-12-10"), (link["token"], "2027-01-01")):
+        result = run("--config", str(s.config), "--db", s.db_url, "payment-methods", "update",
+                     token, "--card", "tok_visa", "--as-of", day, env=SECRET)  # fmt: skip
+        assert result.exit_code == 1 and "update link" in result.stderr
+
+
+@pytest.mark.parametrize(("token", "status", "sub_status", "code"), [
+    ("tok_ach", "succeeded", "active", None), ("tok_ach_fails", "failed", "unpaid", "account_closed"),
+])  # fmt: skip
+def test_s8_bank_debit_settles_four_days_later(tmp_path, db_url, token, status, sub_status, code):
+    s = Scenario(tmp_path, db_url,
+                 replace={BOB_CARD: f"      - {{id: bob-visa, type: ach, token: {token}}}\n"},
+                 subscriptions="""\
+  - id: bob-coffee
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-1kg, quantity: 1}]
+    collection: {mode: automatic, method: saved, payment_method: bob-visa}
+""")  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    (payment,) = s.payments("bob-coffee")
+    assert (payment["method"], payment["status"]) == ("ach", "processing")
+    assert s.subscription("bob-coffee")["status"] == "active"
+    s.cli("run", "--until", "2026-12-04")
+    assert s.payments("bob-coffee")[0]["status"] == "processing"
+    s.cli("run", "--until", "2026-12-20")
+    (payment,) = s.payments("bob-coffee")  # no automatic retry of a bank debit
+    assert (payment["status"], payment["failure_code"]) == (status, code)
+    assert s.subscription("bob-coffee")["status"] == sub_status
+    assert s.invoices("bob-coffee")[0]["status"] == ("paid" if status == "succeeded" else "open")
+
+
+def test_timeout_charges_once(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_timeout")},
+                 subscriptions="""\
+  - id: bob-coffee
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-1kg, quantity: 1}]
+    collection: {mode: automatic, method: saved, payment_method: bob-visa}
+""")  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2027-02-01")
+    assert [p["status"] for p in s.payments("bob-coffee")] == ["succeeded"] * 3
+    assert len(s.charges()) == 3
