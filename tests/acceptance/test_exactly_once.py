@@ -50,7 +50,7 @@ def _subscriptions() -> list[Subscription]:
             collection_mode="automatic",
             payment_type="card",
             payment_token="tok_timeout" if i % 10 == 0 else "tok_visa",
-        )  # fmt: skip
+        )
         for i in range(N)
     ]
 
