@@ -134,6 +134,30 @@ class App:
             invoices = [store.invoice(number) for number, _ in summary.invoices]
         return summary, invoices
 
+    def run_workers(self, until: date, workers: int, *, batch_size: int = 500) -> tuple[Any, list]:
+        """The billing run in ``workers`` processes sharing the work through row locks."""
+        import multiprocessing
+
+        if getattr(self.storage, "sqlite", False):
+            raise AbonnementError("SQLite takes one worker at a time; use PostgreSQL for --workers")
+        context = multiprocessing.get_context("spawn")
+        args = [(str(self.config_dir), self.database_url, until, batch_size)] * workers
+        with context.Pool(workers) as pool:
+            summaries = pool.starmap(_worker, args)
+        total = summaries[0]
+        for other in summaries[1:]:
+            total.invoice_count += other.invoice_count
+            total.subscriptions += other.subscriptions
+            for currency, money in other.totals.items():
+                total.totals[currency] = (
+                    total.totals[currency] + money if (currency in total.totals) else money
+                )
+            for key, count in other.status_changes.items():
+                total.status_changes[key] = total.status_changes.get(key, 0) + count
+            for key, count in other.payments.items():
+                total.payments[key] = total.payments.get(key, 0) + count
+        return total, []
+
     def quote(
         self,
         contact_id: str,
@@ -300,6 +324,12 @@ class App:
         return {"invoice": number, "attempt": attempt.attempt,
                 "status": outcome.payment_status if outcome else "pending",
                 "failure_code": result.failure_code if result else None}  # fmt: skip
+
+
+def _worker(config_dir: str, database_url: str, until: date, batch_size: int) -> Any:
+    """One worker process of ``run --workers``."""
+    summary, _ = App(Path(config_dir), database_url).run(until, batch_size=batch_size)
+    return summary
 
 
 def _link_secret() -> str:

@@ -258,10 +258,17 @@ def apply(app: App, as_of: Any, as_json: bool) -> None:
 @click.option("--until", type=_DATE, help="Same as --as-of: replay every billing event up to it.")
 @click.option("--dry-run", is_flag=True, help="Write nothing; show what would be issued.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (PostgreSQL); each due subscription goes to one of them.",
+)
 @json_option
 @click.pass_obj
 def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int,
-                as_json: bool) -> None:  # fmt: skip
+                workers: int, as_json: bool) -> None:  # fmt: skip
     """The billing run: every due event up to the date, in date order.
 
     Declared subscriptions are applied first (as `abonnement apply` does)."""
@@ -272,7 +279,11 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
     day = _day(until) or _as_of(app, as_of)
     # The config is the source of truth: declared subscriptions exist before billing runs.
     applied = app.apply(_as_of(app, as_of))
-    if sys.stderr.isatty():
+    if workers > 1:
+        if dry_run:
+            raise click.UsageError("a dry run uses one worker")
+        summary, invoices = app.run_workers(day, workers, batch_size=batch_size)
+    elif sys.stderr.isatty():
         due = app.storage.count_due(day)
         with click.progressbar(length=due, label="billing", file=sys.stderr) as bar:
             summary, invoices = app.run(day, dry_run=dry_run, batch_size=batch_size,

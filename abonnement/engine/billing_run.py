@@ -9,6 +9,7 @@ that was already done. Memory stays bounded by the batch size.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -37,15 +38,17 @@ class BillingStore(Protocol):
     def earliest_event(self, until: date) -> date | None:
         """The earliest ``next_event_on`` of any subscription, if on or before ``until``."""
 
-    def due(self, day: date, after: str, limit: int) -> list[Subscription]:
-        """Up to ``limit`` subscriptions with an event on ``day`` and an id after ``after``."""
+    def process_due(
+        self, day: date, limit: int, work: Callable[[Sequence[Subscription]], tuple],
+        number_format: str,
+    ) -> tuple[int, list[str], list[InvoiceDraft]]:  # fmt: skip
+        """In one transaction: claim up to ``limit`` subscriptions with an event on ``day``
+        (skipping any another worker holds), let ``work`` step them into (subscriptions,
+        invoice drafts, events), store those with gap-free invoice numbers. Returns how many
+        were claimed, the new numbers and their drafts."""
 
-    def commit(
-        self, subscriptions: Sequence[Subscription], invoices: Sequence[InvoiceDraft],
-        events: Sequence[Event], number_format: str,
-    ) -> list[str]:  # fmt: skip
-        """Store one batch in one transaction; number the invoices gap-free with
-        ``number_format``; return the new numbers in order."""
+    def busy_on(self, day: date) -> bool:
+        """Whether subscriptions with an event on ``day`` remain (held by another worker)."""
 
 
 @dataclass
@@ -143,6 +146,13 @@ def collect(
 ) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:
     """Charge: pending rows committed first, then the processor, then the outcomes."""
     store.begin_attempts(attempts)
+    return charge(store, processor, attempts, settings, day)
+
+
+def charge(
+    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings, day: date
+) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:
+    """Call the processor for attempts already written pending, then record the outcomes."""
     finished = []
     for attempt in attempts:
         result = _charge(processor, attempt)
@@ -172,10 +182,8 @@ def _collect_day(store: Any, processor: ProcessorPort, day: date, settings: Sett
             settled.append((attempt, result, _judge(attempt, result, settings, day)))
     store.finish_attempts(settled, day)
     summary.count(settled)
-    after = 0
-    while batch := store.collections_due(day, after, batch_size):
-        after = batch[-1][0]
-        summary.count(collect(store, processor, [a for _, a in batch], settings, day))
+    while attempts := store.begin_collections(day, batch_size):
+        summary.count(charge(store, processor, attempts, settings, day))
 
 
 def run_billing(
@@ -197,45 +205,53 @@ def run_billing(
     records_cache: dict[str, Mapping[str, Any]] = {}
     if processor is not None:
         summary.count(reconcile(store, processor, settings))
+
+    def work(batch: Sequence[Subscription]) -> tuple[list, list, list]:
+        updated: list[Subscription] = []
+        drafts: list[InvoiceDraft] = []
+        events: list[Event] = []
+        for sub in batch:
+            result = step(sub)
+            if result.periods:
+                key = (f"{sub.contact_id}/{sub.billing_contact_id}/{sub.company_id}/"
+                       f"{sub.payment_method_id}/{sub.collection_mode}")  # fmt: skip
+                if key not in records_cache:
+                    automatic = sub.collection_mode == "automatic"
+                    records_cache[key] = contact_records(
+                        catalog, sub.contact_id, billing_contact_id=sub.billing_contact_id,
+                        company_id=sub.company_id,
+                        payment_method_id=sub.payment_method_id if automatic else None,
+                    )  # fmt: skip
+                records = records_cache[key]
+                drafts.extend(
+                    draft_invoice(sub, period, records, rules, settings, tax_rates,
+                                  with_mrr=with_mrr)
+                    for period in result.periods
+                )  # fmt: skip
+            updated.append(result.subscription)
+            events.extend(result.events)
+            for event in result.events:
+                if event.type == "subscription.status_changed":
+                    new = event.payload["status"]
+                    summary.status_changes[new] = summary.status_changes.get(new, 0) + 1
+        return updated, drafts, events
+
     while (day := store.earliest_event(until)) is not None:
         summary.days += 1
-        after = ""
-        while batch := store.due(day, after, batch_size):
-            after = batch[-1].id
-            updated: list[Subscription] = []
-            drafts: list[InvoiceDraft] = []
-            events: list[Event] = []
-            for sub in batch:
-                result = step(sub)
-                if result.periods:
-                    key = (
-                        f"{sub.contact_id}/{sub.billing_contact_id}/{sub.company_id}/"
-                        f"{sub.payment_method_id}/{sub.collection_mode}"
-                    )
-                    if key not in records_cache:
-                        automatic = sub.collection_mode == "automatic"
-                        records_cache[key] = contact_records(
-                            catalog, sub.contact_id, billing_contact_id=sub.billing_contact_id,
-                            company_id=sub.company_id,
-                            payment_method_id=sub.payment_method_id if automatic else None,
-                        )  # fmt: skip
-                    records = records_cache[key]
-                    drafts.extend(
-                        draft_invoice(sub, period, records, rules, settings, tax_rates,
-                                      with_mrr=with_mrr)
-                        for period in result.periods
-                    )  # fmt: skip
-                updated.append(result.subscription)
-                events.extend(result.events)
-                for event in result.events:
-                    if event.type == "subscription.status_changed":
-                        new = event.payload["status"]
-                        summary.status_changes[new] = summary.status_changes.get(new, 0) + 1
-            numbers = store.commit(updated, drafts, events, settings.invoices.number_format)
+        # Claim, step and store one batch per transaction; other workers skip what is claimed.
+        while True:
+            claimed, numbers, drafts = store.process_due(
+                day, batch_size, work, settings.invoices.number_format
+            )
+            if not claimed:
+                if store.busy_on(day):  # another worker holds the rest of the day: wait for it
+                    time.sleep(0.05)
+                    continue
+                break
             summary.add(numbers, drafts)
-            summary.subscriptions += len(batch)
+            summary.subscriptions += claimed
             if progress:
-                progress(len(batch))
+                progress(claimed)
         if processor is not None:
             _collect_day(store, processor, day, settings, batch_size, summary)
     return summary

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select, type_coerce, update
@@ -60,17 +60,29 @@ class PaymentsMixin:
             tries.label("tries"),
         ).join(t.subscriptions, _S.id == _I.subscription_id)
 
-    def collections_due(self, day: date, after_seq: int, limit: int) -> list[tuple[int, Attempt]]:
-        """(seq, attempt) for open invoices to charge on ``day``, none with a pending try."""
+    def begin_collections(self, day: date, limit: int) -> list[Attempt]:
+        """Claim up to ``limit`` invoices to charge on ``day`` and write their attempts
+        ``pending``, in one transaction; concurrent workers skip claimed invoices."""
         pending = exists().where(and_(_P.invoice_number == _I.number, _P.status == "pending"))
         query = (
             self._invoice_query()
-            .where(_I.collect_on == day, _I.status == "open", _I.seq > after_seq, ~pending)
+            .where(_I.collect_on == day, _I.status == "open", ~pending)
             .order_by(_I.seq)
             .limit(limit)
         )
+        if not self.sqlite:
+            query = query.with_for_update(skip_locked=True, of=t.invoices)
         with self._tx() as conn:
-            return [(row.seq, _attempt(row, day)) for row in conn.execute(query)]
+            attempts = [_attempt(row, day) for row in conn.execute(query)]
+            self._insert_attempts(conn, attempts)
+            if attempts:
+                # Changing the claimed rows makes a worker whose query started before this
+                # commit re-check them (and drop them); the outcome sets the next date.
+                numbers = [a.invoice_number for a in attempts]
+                conn.execute(
+                    update(t.invoices).where(_I.number.in_(numbers)).values(collect_on=None)
+                )
+        return attempts
 
     def open_invoices(self, subscription_id: str, on: date) -> list[Attempt]:
         """Every open invoice of a subscription, as a new (manual) try on ``on``."""
@@ -91,9 +103,11 @@ class PaymentsMixin:
 
     def begin_attempts(self, attempts: Sequence[Attempt]) -> None:
         """Write the attempts ``pending`` and commit, before the processor hears of them."""
-        if not attempts:
-            return
         with self._tx() as conn:
+            self._insert_attempts(conn, attempts)
+
+    def _insert_attempts(self, conn: Any, attempts: Sequence[Attempt]) -> None:
+        if attempts:
             conn.execute(
                 t.payments.insert(),
                 [
@@ -116,7 +130,27 @@ class PaymentsMixin:
         return self._attempts_where(_P.status == "pending")
 
     def processing_due(self, day: date) -> list[Attempt]:
-        return self._attempts_where((_P.status == "processing") & (_P.check_on <= day))
+        """Bank debits to ask about on ``day``. Claiming moves their check to the next day,
+        so another worker does not ask too, and a crash only delays the question."""
+        due = self._attempts_where((_P.status == "processing") & (_P.check_on <= day))
+        if due:
+            with self._tx() as conn:
+                claimed = (
+                    conn.execute(
+                        update(t.payments)
+                        .where(
+                            _P.idempotency_key.in_([a.key for a in due]),
+                            _P.check_on <= day,
+                            _P.status == "processing",
+                        )
+                        .values(check_on=day + timedelta(days=1))
+                        .returning(_P.idempotency_key)
+                    )
+                    .scalars()
+                    .all()
+                )
+            due = [a for a in due if a.key in set(claimed)]
+        return due
 
     def _attempts_where(self, condition: Any) -> list[Attempt]:
         query = (
@@ -163,27 +197,44 @@ class PaymentsMixin:
             return
         with self._tx() as conn:
             sub_ids = {a.subscription_id for a, _, _ in finished if a.subscription_id}
-            subs = {s.id: s for s in self._load(_S.id.in_(sub_ids), conn=conn)} if sub_ids else {}
+            # Wait for, then hold, the subscriptions: a worker stepping them must not interleave.
+            subs = (
+                {
+                    s.id: s
+                    for s in self._load(_S.id.in_(sub_ids), order=_S.id, conn=conn, lock="wait")
+                }
+                if sub_ids
+                else {}
+            )
             events: list[Event] = []
             for attempt, result, outcome in finished:
-                key = attempt.key
-                if result is None or outcome is None:
+                # Only a row still open moves: recording an attempt twice (two workers, or a
+                # rerun reconciling a live one) changes nothing the second time.
+                row = (_P.idempotency_key == attempt.key) & _P.status.in_(("pending", "processing"))
+                if result is None or outcome is None:  # never reached the processor: again
                     conn.execute(
                         update(t.payments)
-                        .where(_P.idempotency_key == key)
+                        .where(row)
                         .values(status="failed", failure_code="not_sent")
                     )
+                    conn.execute(
+                        update(t.invoices)
+                        .where(_I.number == attempt.invoice_number, _I.status == "open")
+                        .values(collect_on=attempt.on)
+                    )
                     continue
-                conn.execute(
+                moved = conn.execute(
                     update(t.payments)
-                    .where(_P.idempotency_key == key)
+                    .where(row)
                     .values(
                         status=outcome.payment_status,
                         failure_code=result.failure_code,
                         reference=result.reference,
                         check_on=outcome.check_on,
                     )
-                )
+                ).rowcount
+                if not moved:
+                    continue
                 values: dict[str, Any] = {}
                 if outcome.invoice_paid:
                     values = {"status": "paid", "amount_paid": _I.total, "collect_on": None}

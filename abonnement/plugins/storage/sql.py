@@ -167,8 +167,10 @@ class SqlStorage(PaymentsMixin):
         where = t.subscriptions.c.status == status if status else None
         return self._load(where, order=t.subscriptions.c.id)
 
-    def _load(self, where: Any = None, order: Any = None, limit: int | None = None,
-              conn: Connection | None = None) -> list[Subscription]:  # fmt: skip
+    def _load(
+        self, where: Any = None, order: Any = None, limit: int | None = None,
+        conn: Connection | None = None, lock: str | None = None,
+    ) -> list[Subscription]:  # fmt: skip
         query = select(t.subscriptions)
         if where is not None:
             query = query.where(where)
@@ -176,6 +178,8 @@ class SqlStorage(PaymentsMixin):
             query = query.order_by(order)
         if limit:
             query = query.limit(limit)
+        if lock and not self.sqlite:  # "skip": claim what no one holds; "wait": queue up
+            query = query.with_for_update(skip_locked=lock == "skip")
         with self._tx() if conn is None else _same(conn) as c:
             rows = c.execute(query).all()
             if not rows:
@@ -207,9 +211,27 @@ class SqlStorage(PaymentsMixin):
             return conn.execute(select(func.count()).where(
                 t.subscriptions.c.next_event_on <= until)).scalar_one()  # fmt: skip
 
-    def due(self, day: date, after: str, limit: int) -> list[Subscription]:
+    def process_due(
+        self, day: date, limit: int, work: Any, number_format: str
+    ) -> tuple[int, list[str], list[InvoiceDraft]]:
         c = t.subscriptions.c
-        return self._load((c.next_event_on == day) & (c.id > after), order=c.id, limit=limit)
+        with self._tx() as conn:
+            # On PostgreSQL, concurrent workers skip the rows another one has claimed;
+            # SQLite has one writer at a time (and one worker).
+            subs = self._load(c.next_event_on == day, order=c.id, limit=limit, conn=conn,
+                              lock="skip")  # fmt: skip
+            if not subs:
+                return 0, [], []
+            updated, drafts, events = work(subs)
+            numbers = self._insert_invoices(conn, drafts, number_format)
+            self._update_subscriptions(conn, updated)
+            self._insert_events(conn, events)
+        return len(subs), numbers, drafts
+
+    def busy_on(self, day: date) -> bool:
+        with self._tx() as conn:
+            return conn.execute(select(func.count()).where(
+                t.subscriptions.c.next_event_on == day)).scalar_one() > 0  # fmt: skip
 
     def commit(
         self, subscriptions: Sequence[Subscription], invoices: Sequence[InvoiceDraft],

@@ -1,0 +1,52 @@
+"""Several workers on one due set: every subscription billed once, every invoice charged once."""
+
+import sqlite3
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from abonnement.engine.items import Item
+from abonnement.engine.money import Money
+from abonnement.engine.schedule import Frequency
+from abonnement.engine.subscriptions import Subscription
+from abonnement.plugins.storage.sql import SqlStorage
+from tests.acceptance.test_exactly_once import _config
+from tests.conftest import run
+
+N = 800
+
+
+def test_four_workers_bill_and_charge_each_subscription_once(tmp_path, db_url):
+    if db_url.startswith("sqlite"):
+        pytest.skip("workers need PostgreSQL")
+    monthly = Frequency.parse("monthly")
+    item = Item("Coffee", 1, Money(Decimal("25.00"), "USD"), frequency=monthly)
+    subs = [Subscription(f"w{i:04d}", "c1", "USD", monthly, date(2026, 12, 1 + i % 3), (item,),
+                         collection_mode="automatic", payment_type="card",
+                         payment_token="tok_visa") for i in range(N)]  # fmt: skip
+    SqlStorage(db_url).insert_subscriptions(subs, "declared")
+    ledger = tmp_path / "ledger.db"
+    config = _config(tmp_path, ledger)
+    result = run("--config", str(config), "--db", db_url, "run", "--until", "2027-01-03",
+                 "--workers", "4", "--batch-size", "25", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output + result.stderr
+    store = SqlStorage(db_url)
+    invoices = store.invoices()
+    assert len(invoices) == 2 * N  # December and January, once each
+    assert sorted(i["seq"] for i in invoices) == list(range(1, 2 * N + 1))  # gap-free
+    assert {i["status"] for i in invoices} == {"paid"}
+    per_sub = Counter(i["subscription_id"] for i in invoices)
+    assert set(per_sub.values()) == {2}
+    with sqlite3.connect(ledger) as db:
+        keys = [k for (k,) in db.execute("SELECT key FROM charges WHERE status = 'succeeded'")]
+    assert sorted(Counter(k.split("/")[0] for k in keys).values()) == [1] * (2 * N)
+
+
+def test_sqlite_refuses_more_than_one_worker(tmp_path):
+    config = _config(tmp_path, tmp_path / "ledger.db")
+    result = run("--config", str(config), "--db", f"sqlite:///{tmp_path / 'x.db'}", "run",
+                 "--until", "2027-01-03", "--workers", "2")  # fmt: skip
+    assert result.exit_code == 1
+    assert "SQLite takes one worker at a time" in result.stderr
