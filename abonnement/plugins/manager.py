@@ -31,6 +31,7 @@ DISABLE_ENV = "ABONNEMENT_DISABLE_PLUGINS"
 # Built-ins, registered through the same hooks as third-party plugins.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "abonnement.plugins.processors.test",
+    "abonnement.plugins.processors.stripe",
     "abonnement.plugins.notifiers.mailbox",
     "abonnement.plugins.notifiers.console",
     "abonnement.plugins.storage",
