@@ -146,3 +146,59 @@ def test_timeout_charges_once(tmp_path, db_url):
     s.cli("run", "--until", "2027-02-01")
     assert [p["status"] for p in s.payments("bob-coffee")] == ["succeeded"] * 3
     assert len(s.charges()) == 3
+
+
+def test_after_the_final_failure_settings_may_cancel(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url,
+                 replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_insufficient_funds"),
+                          "after_final_failure: keep_unpaid": "after_final_failure: cancel"},
+                 subscriptions="""\
+  - id: bob-coffee
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-1kg, quantity: 1}]
+    collection: {mode: automatic, method: saved, payment_method: bob-visa}
+""")  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-07")
+    assert s.subscription("bob-coffee")["status"] == "unpaid"  # one retry still to come
+    s.cli("run", "--until", "2027-02-01")
+    sub = s.subscription("bob-coffee")
+    assert sub["status"] == "canceled" and sub["next_payment_date"] is None
+    assert len(s.payments("bob-coffee")) == 5 and len(s.invoices("bob-coffee")) == 1
+
+
+def test_manual_retries_are_limited_to_three(tmp_path, db_url):
+    from tests.conftest import run
+
+    s = _s7(tmp_path, db_url, "tok_lost_card")
+    payment_id = str(s.payments("bob-coffee")[0]["id"])
+    for attempt in (2, 3, 4):
+        retried = s.cli("payments", "retry", payment_id, "--as-of", "2026-12-10")
+        assert (retried["attempt"], retried["status"]) == (attempt, "failed")
+    refused = run("--config", str(s.config), "--db", s.db_url, "payments", "retry", payment_id,
+                  "--as-of", "2026-12-10")  # fmt: skip
+    assert refused.exit_code == 1 and "has had its 3 manual retries" in refused.stderr
+
+
+def test_a_declined_checkout_buys_nothing(tmp_path, db_url):
+    from tests.conftest import run
+
+    s = Scenario(tmp_path, db_url)
+    (s.config / "links.yaml").write_text("payment_links:\n" + SAMPLER)
+    for card, message in (("tok_lost_card", "declined (lost_card); nothing was bought"),):
+        result = run("--config", str(s.config), "--db", s.db_url, "checkout", "sampler",
+                     "--contact", "bob", "--card", card, "--as-of", "2026-12-01")  # fmt: skip
+        assert result.exit_code == 1 and message in result.stderr
+    assert s.invoices() == [] and s.cli("subscriptions", "list") == []
+
+
+def test_a_link_takes_only_its_accepted_payment_types(tmp_path, db_url):
+    from tests.conftest import run
+
+    s = Scenario(tmp_path, db_url,
+                 replace={BOB_CARD: "      - {id: bob-visa, type: ach, token: tok_ach}\n"})  # fmt: skip
+    (s.config / "links.yaml").write_text("payment_links:\n" + SAMPLER)
+    result = run("--config", str(s.config), "--db", s.db_url, "checkout", "sampler",
+                 "--contact", "bob", "--payment-method", "bob-visa", "--as-of", "2026-12-01")  # fmt: skip
+    assert result.exit_code == 1 and "this link takes card, not ach" in result.stderr
