@@ -1,6 +1,9 @@
 """One monthly billing run over N generated subscriptions, next to a raw sqlite3 floor.
 
-Run by hand: ``python benchmarks/bench_billing.py [N] [--db URL] [--profile]``. N declared
+Run by hand: ``python benchmarks/bench_billing.py [N] [--db URL] [--collect] [--workers W]
+[--profile]``. ``--collect`` makes every subscription automatic (the ``test`` processor
+charges each invoice); compare with the same run without it. ``--workers`` needs PostgreSQL.
+N declared
 subscriptions (3 items each, mixed frequencies, 2 rules) are written straight into the
 database; the run bills December 2026 once for each. The floor is raw ``sqlite3``
 ``executemany`` of the same rows (invoices, lines, adjustments) in the same process.
@@ -45,7 +48,7 @@ tax dk_vat { rate 25% when customer.country == "DK" }
 FREQUENCIES = [Frequency.parse(f) for f in ("monthly", "quarterly", "annually")]
 
 
-def generate(first: int, count: int) -> list[Subscription]:
+def generate(first: int, count: int, collect: bool = False) -> list[Subscription]:
     subs = []
     for i in range(first, first + count):
         freq = FREQUENCIES[i % 3]
@@ -56,8 +59,10 @@ def generate(first: int, count: int) -> list[Subscription]:
             for k in range(3)
         )  # fmt: skip
         anchor = date(2026, 12, 1) + timedelta(days=i % 28)
+        extra = {"collection_mode": "automatic", "payment_token": "tok_visa",
+                 "payment_type": "card"} if collect else {}  # fmt: skip
         subs.append(Subscription(f"s{i:08d}", f"c{i % 100}", "USD", freq, anchor, items,
-                                 payment_terms="net_30"))  # fmt: skip
+                                 payment_terms="net_30", **extra))  # fmt: skip
     return subs
 
 
@@ -94,33 +99,46 @@ def main() -> None:
     parser.add_argument("--db", help="database URL (default: a SQLite file in a temp dir)")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--collect", action="store_true", help="charge every invoice too")
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--sort", default="tottime")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "config" / "rules").mkdir(parents=True)
-        (root / "config" / "abonnement.yaml").write_text(CONFIG)
+        ledger = root / "ledger.db"
+        (root / "config" / "abonnement.yaml").write_text(CONFIG.replace(
+            "  invoices: {payment_terms: net_30}\n",
+            f"  invoices: {{payment_terms: net_30}}\n  payments: {{processor: test, "
+            f"test: {{ledger: '{ledger}'}}}}\n"))  # fmt: skip
         (root / "config" / "rules" / "bench.rules").write_text(RULES)
         url = _fresh_database(args.db) if args.db else f"sqlite:///{root / 'bench.db'}"
         app = App(root / "config", url)
         store = app.storage
         started = time.perf_counter()
         for start in range(0, args.n, 10_000):
-            store.insert_subscriptions(generate(start, min(10_000, args.n - start)), "declared")
+            chunk = generate(start, min(10_000, args.n - start), args.collect)
+            store.insert_subscriptions(chunk, "declared")
         print(f"generated {args.n:,} subscriptions in {time.perf_counter() - started:.1f} s")
         app.config  # noqa: B018 - load outside the timing
         profiler = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
         if profiler:
             profiler.enable()
-        summary, _ = app.run(date(2026, 12, 31), batch_size=args.batch_size)
+        if args.workers > 1:
+            summary, _ = app.run_workers(date(2026, 12, 31), args.workers,
+                                         batch_size=args.batch_size)  # fmt: skip
+        else:
+            summary, _ = app.run(date(2026, 12, 31), batch_size=args.batch_size)
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - started
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rate = summary.invoice_count / elapsed
-        print(f"billing run: {summary.invoice_count:,} invoices in {elapsed:.2f} s = "
-              f"{rate:,.0f} invoices/s; peak RSS {rss:,.0f} MB")  # fmt: skip
+        charges = summary.payments.get("succeeded", 0)
+        print(f"billing run ({args.workers} worker(s)): {summary.invoice_count:,} invoices and "
+              f"{charges:,} charges in {elapsed:.2f} s = {rate:,.0f} invoices/s; "
+              f"peak RSS {rss:,.0f} MB")  # fmt: skip
         rows = _floor_rows(store, min(summary.invoice_count, 100_000))
         floor_s = floor(root / "floor.db", rows)
         floor_rate = len(rows) / floor_s

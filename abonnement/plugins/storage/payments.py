@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, type_coerce, update
+from sqlalchemy import and_, bindparam, exists, func, select, type_coerce, update
 
 from abonnement.engine.collection import Attempt, ChargeResult, Outcome
 from abonnement.engine.events import Event
@@ -192,11 +192,22 @@ class PaymentsMixin:
     def finish_attempts(
         self, finished: Sequence[tuple[Attempt, ChargeResult | None, Outcome | None]], day: date
     ) -> None:
-        """Record outcomes; a None result means the processor never saw the key."""
+        """Record outcomes in one transaction; a None result means the processor never saw
+        the key (the invoice is tried again). Batched: one statement per kind of change."""
         if not finished:
             return
         with self._tx() as conn:
-            sub_ids = {a.subscription_id for a, _, _ in finished if a.subscription_id}
+            # Only attempts still open move: recording one twice (two workers, or a rerun
+            # reconciling a live one) changes nothing the second time.
+            keys = [a.key for a, _, _ in finished]
+            still_open = select(_P.idempotency_key).where(
+                _P.idempotency_key.in_(keys), _P.status.in_(("pending", "processing"))
+            )
+            if not self.sqlite:
+                still_open = still_open.with_for_update()
+            open_keys = set(conn.execute(still_open).scalars())
+            todo = [(a, r, o) for a, r, o in finished if a.key in open_keys]
+            sub_ids = {a.subscription_id for a, r, o in todo if a.subscription_id and o}
             # Wait for, then hold, the subscriptions: a worker stepping them must not interleave.
             subs = (
                 {
@@ -206,110 +217,139 @@ class PaymentsMixin:
                 if sub_ids
                 else {}
             )
+            payments, paid, parked, retried, unsent = [], [], [], [], []
             events: list[Event] = []
-            for attempt, result, outcome in finished:
-                # Only a row still open moves: recording an attempt twice (two workers, or a
-                # rerun reconciling a live one) changes nothing the second time.
-                row = (_P.idempotency_key == attempt.key) & _P.status.in_(("pending", "processing"))
-                if result is None or outcome is None:  # never reached the processor: again
-                    conn.execute(
-                        update(t.payments)
-                        .where(row)
-                        .values(status="failed", failure_code="not_sent")
+            for attempt, result, outcome in todo:
+                if result is None or outcome is None:
+                    payments.append(
+                        {"k": attempt.key, "s": "failed", "c": "not_sent", "r": None, "d": None}
                     )
-                    conn.execute(
-                        update(t.invoices)
-                        .where(_I.number == attempt.invoice_number, _I.status == "open")
-                        .values(collect_on=attempt.on)
-                    )
+                    unsent.append({"n": attempt.invoice_number, "on": attempt.on})
                     continue
-                moved = conn.execute(
-                    update(t.payments)
-                    .where(row)
-                    .values(
-                        status=outcome.payment_status,
-                        failure_code=result.failure_code,
-                        reference=result.reference,
-                        check_on=outcome.check_on,
-                    )
-                ).rowcount
-                if not moved:
-                    continue
-                values: dict[str, Any] = {}
-                if outcome.invoice_paid:
-                    values = {"status": "paid", "amount_paid": _I.total, "collect_on": None}
-                elif outcome.payment_status == "processing":
-                    values = {"collect_on": None}
-                elif not attempt.manual:
-                    values = {
-                        "collect_on": outcome.next_retry_on,
-                        "auto_retries": _I.auto_retries + 1,
-                        "first_failure_on": attempt.first_failure_on or attempt.on,
+                payments.append(
+                    {
+                        "k": attempt.key,
+                        "s": outcome.payment_status,
+                        "c": result.failure_code,
+                        "r": result.reference,
+                        "d": outcome.check_on,
                     }
-                if values:
-                    conn.execute(
-                        update(t.invoices)
-                        .where(_I.number == attempt.invoice_number)
-                        .values(**values)
+                )
+                if outcome.invoice_paid:
+                    paid.append({"n": attempt.invoice_number})
+                elif outcome.payment_status == "processing":
+                    parked.append({"n": attempt.invoice_number})
+                elif not attempt.manual:
+                    retried.append(
+                        {
+                            "n": attempt.invoice_number,
+                            "on": outcome.next_retry_on,
+                            "first": attempt.first_failure_on or attempt.on,
+                        }
                     )
                 sub = subs.get(attempt.subscription_id or "")
-                if sub is None:
-                    continue
-                kind = {"succeeded": "payment.succeeded", "failed": "payment.failed"}.get(
-                    outcome.payment_status
+                if sub is not None:
+                    subs[sub.id] = self._after(conn, sub, attempt, outcome, day, events)
+            n = bindparam("n")
+            if payments:
+                conn.execute(
+                    update(t.payments)
+                    .where(_P.idempotency_key == bindparam("k"))
+                    .values(
+                        status=bindparam("s"),
+                        failure_code=bindparam("c"),
+                        reference=bindparam("r"),
+                        check_on=bindparam("d"),
+                    ),
+                    payments,
                 )
-                new_events = [kind] if kind else []
-                if outcome.invoice_paid:
-                    new_events.append("invoice.paid")
-                status = sub.status
-                target = outcome.subscription_status
-                if target == "active" and status == "unpaid":
-                    still_failing = conn.execute(
-                        select(func.count()).where(
-                            _I.subscription_id == sub.id,
-                            _I.status == "open",
-                            _I.first_failure_on.is_not(None),
-                            _I.number != attempt.invoice_number,
-                        )
-                    ).scalar_one()
-                    status = "unpaid" if still_failing else "active"
-                elif target in ("unpaid", "canceled") and status in (
-                    "active",
-                    "past_due",
-                    "unpaid",
-                ):
-                    status = target
-                seq = sub.event_seq
-                for name in new_events:
-                    seq += 1
-                    events.append(
-                        Event(
-                            name,
-                            sub.id,
-                            day,
-                            {"invoice": attempt.invoice_number, "attempt": attempt.attempt},
-                            seq,
-                        )
-                    )
-                if status != sub.status:
-                    seq += 1
-                    events.append(
-                        Event(
-                            "subscription.status_changed",
-                            sub.id,
-                            day,
-                            {"previous_status": sub.status, "status": status},
-                            seq,
-                        )
-                    )
-                subs[sub.id] = replace(
-                    sub,
-                    status=status,
-                    event_seq=seq,
-                    canceled_on=day if status == "canceled" else sub.canceled_on,
+            if paid:
+                conn.execute(
+                    update(t.invoices)
+                    .where(_I.number == n)
+                    .values(status="paid", amount_paid=_I.total, collect_on=None),
+                    paid,
+                )
+            if parked:
+                conn.execute(
+                    update(t.invoices).where(_I.number == n).values(collect_on=None), parked
+                )
+            if retried:
+                conn.execute(
+                    update(t.invoices)
+                    .where(_I.number == n)
+                    .values(
+                        collect_on=bindparam("on"),
+                        auto_retries=_I.auto_retries + 1,
+                        first_failure_on=bindparam("first"),
+                    ),
+                    retried,
+                )
+            if unsent:
+                conn.execute(
+                    update(t.invoices)
+                    .where(_I.number == n, _I.status == "open")
+                    .values(collect_on=bindparam("on")),
+                    unsent,
                 )
             self._update_subscriptions(conn, list(subs.values()))
             self._insert_events(conn, events)
+
+    def _after(
+        self,
+        conn: Any,
+        sub: Any,
+        attempt: Attempt,
+        outcome: Outcome,
+        day: date,
+        events: list[Event],
+    ) -> Any:
+        """``sub`` after ``outcome``, with the events that say so appended to ``events``."""
+        kind = {"succeeded": "payment.succeeded", "failed": "payment.failed"}.get(
+            outcome.payment_status
+        )
+        names = [kind] if kind else []
+        if outcome.invoice_paid:
+            names.append("invoice.paid")
+        status = sub.status
+        target = outcome.subscription_status
+        if target == "active" and status == "unpaid":
+            still_failing = conn.execute(
+                select(func.count()).where(
+                    _I.subscription_id == sub.id,
+                    _I.status == "open",
+                    _I.first_failure_on.is_not(None),
+                    _I.number != attempt.invoice_number,
+                )
+            ).scalar_one()
+            status = "unpaid" if still_failing else "active"
+        elif target in ("unpaid", "canceled") and status in ("active", "past_due", "unpaid"):
+            status = target
+        seq = sub.event_seq
+        for name in names:
+            seq += 1
+            events.append(
+                Event(
+                    name,
+                    sub.id,
+                    day,
+                    {"invoice": attempt.invoice_number, "attempt": attempt.attempt},
+                    seq,
+                )
+            )
+        if status != sub.status:
+            seq += 1
+            events.append(
+                Event(
+                    "subscription.status_changed",
+                    sub.id,
+                    day,
+                    {"previous_status": sub.status, "status": status},
+                    seq,
+                )
+            )
+        canceled_on = day if status == "canceled" else sub.canceled_on
+        return replace(sub, status=status, event_seq=seq, canceled_on=canceled_on)
 
     def record_checkout(
         self,

@@ -210,6 +210,7 @@ payments = Table(
     Column("check_on", Date),  # a processing bank debit: ask about it again then
     Column("manual", Boolean, nullable=False, default=False),
     Index("ix_payments_check_on", "check_on"),
+    Index("ix_payments_invoice", "invoice_number", "status"),
 )  # fmt: skip
 
 events = Table(
