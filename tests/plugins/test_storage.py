@@ -94,3 +94,14 @@ def test_an_unreachable_database_is_a_clean_error(spec_config):
                  "postgresql+psycopg://nobody@127.0.0.1:1/none", "subscriptions", "list")  # fmt: skip
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot open the database")
+
+
+def test_the_migrations_build_exactly_the_schema_of_tables_py(db_url):
+    # A change to tables.py without a migration fails here, on SQLite and PostgreSQL.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    store = SqlStorage(db_url)
+    with store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), t.metadata)
+    assert differences == []
