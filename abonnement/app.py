@@ -303,6 +303,64 @@ class App:
                 "collected": [a.invoice_number for a, r, o in finished if o and o.invoice_paid],
                 "status": self.storage.subscription(sub_id).status}  # fmt: skip
 
+    def pay_online(self, number: str, token: str, on: date) -> dict[str, Any]:
+        """The buyer pays an open invoice with a card now; a subscription waiting for its
+        first paid invoice (``first_invoice``) keeps the card and is charged automatically
+        from then on."""
+        from abonnement.engine.billing_run import collect
+        from abonnement.errors import CollectionError
+
+        attempt = self.storage.invoice_attempt(number, on)
+        invoice = self.storage.invoice(number)
+        if attempt is None or invoice is None or invoice["status"] != "open":
+            raise CollectionError(f"invoice {number} is not open")
+        attempt = replace(attempt, token=token, method_type="card")
+        finished = collect(self.storage, self.processor, [attempt], self.catalog.settings, on)
+        _, result, outcome = finished[0] if finished else (None, None, None)
+        if not (outcome and outcome.invoice_paid):
+            code = result.failure_code if result else "timeout"
+            raise CollectionError(f"the payment was declined ({code})")
+        sub_id = invoice["subscription_id"]
+        if sub_id:
+            sub = self.storage.subscription(sub_id)
+            if sub is not None and sub.collection_mode == "first_invoice":
+                self.storage.set_payment_method(sub_id, token, "card")
+            self.storage.refresh_dues(sub_id, on)
+        return {"number": number, "status": "paid", "amount_paid": invoice["total"]}
+
+    def refund(self, payment_id: int, amount: Any, on: date) -> dict[str, Any]:
+        """Give money back for a payment; the subscription is left as it is."""
+        from decimal import Decimal
+
+        from abonnement.engine.money import Money
+        from abonnement.errors import CollectionError
+
+        rows = self.storage.payments()
+        row = next((p for p in rows if p["id"] == payment_id), None)
+        if row is None or row["status"] != "succeeded" or row["amount"] <= 0:
+            raise CollectionError(f"payment {payment_id} is not a succeeded charge")
+        refunded = -sum((p["amount"] for p in rows if p["invoice_number"] == row["invoice_number"]
+                         and p["status"] == "refunded"), Decimal(0))  # fmt: skip
+        left = row["amount"] - refunded
+        try:
+            value = Decimal(amount) if amount is not None else left
+        except ArithmeticError:
+            raise CollectionError(f"{amount!r} is not an amount") from None
+        if not 0 < value <= left:
+            most = Money(left, row["currency"]).format_amount()
+            raise CollectionError(f"at most {most} can be refunded for payment {payment_id}")
+        money = Money(value, row["currency"]).rounded()
+        key = f"{row['invoice_number']}/refund-{payment_id}-{money.amount}"
+        result = self.processor.refund(charge_key=row["idempotency_key"],
+                                       reference=row["reference"], amount=money,
+                                       idempotency_key=key, on=on)  # fmt: skip
+        if result.status != "succeeded":
+            raise CollectionError(f"the refund failed ({result.failure_code or result.status})")
+        attempt = self.storage.record_refund(row["invoice_number"], money, row["method"], key,
+                                             result.reference, on)  # fmt: skip
+        return {"invoice": row["invoice_number"], "attempt": attempt,
+                "amount": money.format_amount(), "currency": money.currency}  # fmt: skip
+
     def retry_payment(self, payment_id: int, on: date) -> dict[str, Any]:
         """A manual retry of the invoice behind payment ``payment_id`` (a limited number)."""
         from abonnement.engine.billing_run import collect

@@ -416,13 +416,20 @@ def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
 @click.argument("number")
 @click.option("--amount", help="Default: the amount due.")
 @click.option("--method", default="manual", show_default=True)
+@click.option("--card", help="Pay online now with this card token (through the processor).")
 @as_of_option
 @json_option
 @click.pass_obj
-def invoices_pay(app: App, number: str, amount: str | None, method: str, as_of: Any,
-                 as_json: bool) -> None:  # fmt: skip
-    """Record a payment made outside the processor."""
+def invoices_pay(app: App, number: str, amount: str | None, method: str, card: str | None,
+                 as_of: Any, as_json: bool) -> None:  # fmt: skip
+    """Record a payment made outside the processor, or pay online with --card."""
     from decimal import Decimal, InvalidOperation
+
+    if card:
+        result = app.pay_online(number, card, _as_of(app, as_of))
+        payload = {**result, "amount_paid": str(result["amount_paid"])}
+        _echo_json(payload) if as_json else click.echo(f"{number}: paid")
+        return
 
     row = app.storage.invoice(number)
     if row is None:
@@ -505,6 +512,22 @@ def payments_retry(app: App, payment_id: int, as_of: Any, as_json: bool) -> None
         _echo_json(result)
         return
     click.echo(f"{result['invoice']} attempt {result['attempt']}: {result['status']}")
+
+
+@payments.command("refund")
+@click.argument("payment_id", type=int)
+@click.option("--amount", help="Default: everything not refunded yet.")
+@as_of_option
+@json_option
+@click.pass_obj
+def payments_refund(app: App, payment_id: int, amount: str | None, as_of: Any,
+                    as_json: bool) -> None:  # fmt: skip
+    """Refund a payment; the subscription is left as it is."""
+    result = app.refund(payment_id, amount, _as_of(app, as_of))
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"refunded {result['amount']} {result['currency']} of {result['invoice']}")
 
 
 @cli.group("payment-methods")

@@ -49,7 +49,9 @@ def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> 
         payments=decl.terms.payments,
         company_id=decl.company,
         billing_contact_id=decl.billing_contact,
-        collection_mode=coll.mode,
+        collection_mode="first_invoice"
+        if coll.mode == "automatic" and coll.method == "first_invoice"
+        else coll.mode,
         payment_method_id=coll.payment_method,
         payment_token=method.token if method and coll.mode == "automatic" else None,
         payment_type=method.type if method else None,

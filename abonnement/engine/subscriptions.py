@@ -49,7 +49,7 @@ class Subscription:
     next_index: int = 0  # periods invoiced so far
     company_id: str | None = None
     billing_contact_id: str | None = None
-    collection_mode: str = "manual"
+    collection_mode: str = "manual"  # manual | automatic | first_invoice (until it is paid)
     payment_method_id: str | None = None
     payment_token: str | None = None  # what the processor charges (automatic collection)
     payment_type: str | None = None  # card | ach | sepa | bacs | pads
@@ -153,11 +153,13 @@ def step(sub: Subscription) -> Step:
     billing = billing_date(sub.anchor, sub.frequency, index)
     fixed_done = sub.payments is not None and index >= sub.payments
     if sub.invoice_creation and status in BILLABLE and not fixed_done and billing == day:
-        terms = sub.payment_terms if sub.collection_mode == "manual" else "due_on_receipt"
+        # Invoices wait for a payment by their terms until there is a method to charge.
+        sent = sub.collection_mode in ("manual", "first_invoice")
+        terms = sub.payment_terms if sent else "due_on_receipt"
         due = due_date(day, terms)
         periods = (Period(index, day, billing_date(sub.anchor, sub.frequency, index + 1), day,
                           due),)  # fmt: skip
-        if sub.collection_mode == "manual":
+        if sent:
             open_due = min(open_due, due) if open_due else due
         events.append(("invoice.created", {"period": index}))
         index += 1

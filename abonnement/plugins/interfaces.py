@@ -46,6 +46,14 @@ class Processor(ABC):
         """The outcome of an earlier charge with this key as of ``on`` (a bank debit may have
         settled since), or None if the processor never saw the key."""
 
+    def refund(
+        self, *, charge_key: str, reference: str | None, amount: Money, idempotency_key: str,
+        on: date,
+    ) -> ChargeResult:  # fmt: skip
+        """Give back ``amount`` of the charge made with ``charge_key``; the same
+        ``idempotency_key`` never refunds twice. Processors that cannot refund say so."""
+        raise PluginError(f"the {self.name} processor does not support refunds")
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

@@ -202,3 +202,51 @@ def test_a_link_takes_only_its_accepted_payment_types(tmp_path, db_url):
     result = run("--config", str(s.config), "--db", s.db_url, "checkout", "sampler",
                  "--contact", "bob", "--payment-method", "bob-visa", "--as-of", "2026-12-01")  # fmt: skip
     assert result.exit_code == 1 and "this link takes card, not ach" in result.stderr
+
+
+BOB_MONTHLY = """\
+  - id: bob-coffee
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-1kg, quantity: 1}]
+    collection: {mode: automatic, method: METHOD, payment_method: bob-visa}
+"""
+
+
+def test_first_invoice_collects_the_method_then_charges_automatically(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=BOB_MONTHLY.replace("METHOD", "first_invoice"))
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    (first,) = s.invoices("bob-coffee")
+    assert (first["status"], first["due_date"]) == ("open", "2026-12-31")  # sent with terms
+    assert s.payments("bob-coffee") == []
+    paid = s.cli("invoices", "pay", first["number"], "--card", "tok_mastercard",
+                 "--as-of", "2026-12-05")  # fmt: skip
+    assert paid["status"] == "paid"
+    s.cli("run", "--until", "2027-01-01")
+    assert [(i["issue_date"], i["status"]) for i in s.invoices("bob-coffee")] == [
+        ("2026-12-01", "paid"),
+        ("2027-01-01", "paid"),
+    ]
+    assert [p["date"] for p in s.payments("bob-coffee")] == ["2026-12-05", "2027-01-01"]
+    assert s.subscription("bob-coffee")["collection_mode"] == "automatic"
+
+
+def test_a_refund_leaves_the_subscription_alone(tmp_path, db_url):
+    from tests.conftest import run
+
+    s = Scenario(tmp_path, db_url, subscriptions=BOB_MONTHLY.replace("METHOD", "saved"))
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    (payment,) = s.payments("bob-coffee")
+    refund = s.cli("payments", "refund", str(payment["id"]), "--amount", "10.00",
+                   "--as-of", "2026-12-03")  # fmt: skip
+    assert (refund["amount"], refund["attempt"]) == ("10.00", 2)
+    assert [(p["amount"], p["status"]) for p in s.payments("bob-coffee")] == [
+        ("25.00", "succeeded"),
+        ("-10.00", "refunded"),
+    ]
+    assert s.subscription("bob-coffee")["status"] == "active"
+    too_much = run("--config", str(s.config), "--db", s.db_url, "payments", "refund",
+                   str(payment["id"]), "--amount", "20.00")  # fmt: skip
+    assert too_much.exit_code == 1 and "at most 15.00 can be refunded" in too_much.stderr

@@ -88,6 +88,17 @@ class StripeProcessor(Processor):
             raise ProcessorTimeout(idempotency_key) from exc
         return self._result(intent)
 
+    def refund(
+        self, *, charge_key: str, reference: str | None, amount: Money, idempotency_key: str,
+        on: date,
+    ) -> ChargeResult:  # fmt: skip
+        refund = self._client.v1.refunds.create(
+            {"payment_intent": reference, "amount": amount.rounded().to_minor()},  # type: ignore[typeddict-item]
+            {"idempotency_key": idempotency_key},
+        )
+        return ChargeResult("succeeded" if refund.status == "succeeded" else refund.status,
+                            refund.id)  # fmt: skip
+
     def lookup(self, *, idempotency_key: str, on: date) -> ChargeResult | None:
         found = self._client.v1.payment_intents.search(
             {"query": f"metadata['abonnement_key']:'{idempotency_key}'"}

@@ -99,6 +99,23 @@ class TestProcessor(Processor):
         row = self._row(idempotency_key)
         return self._result(row[:6], on) if row else None
 
+    def refund(
+        self, *, charge_key: str, reference: str | None, amount: Money, idempotency_key: str,
+        on: date,
+    ) -> ChargeResult:  # fmt: skip
+        row = self._row(idempotency_key)
+        if row is not None:
+            return self._result(row[:6], on)
+        charged = self._row(charge_key)
+        if charged is None or self._result(charged[:6], on).status != "succeeded":
+            return ChargeResult("failed", None, "no_such_charge")
+        self.db.execute(
+            "INSERT INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (idempotency_key, charged[0], str(-amount.amount), amount.currency, "succeeded",
+             "re_" + charge_key, None, 0, on.isoformat(), None, 1),
+        )  # fmt: skip
+        return ChargeResult("succeeded", "re_" + charge_key)
+
     def charges(self) -> list[tuple[str, str, str]]:
         """(key, amount, status) of every charge that moved money, for tests."""
         return self.db.execute(

@@ -397,6 +397,21 @@ class PaymentsMixin:
             )
         return number
 
+    def record_refund(
+        self, number: str, amount: Money, method: str, key: str, reference: str | None,
+        on: date,
+    ) -> int:  # fmt: skip
+        """A refund is a payment row of its own (a negative amount); the invoice and the
+        subscription stay as they are."""
+        with self._tx() as conn:
+            attempt = conn.execute(select(func.count()).where(_P.invoice_number == number)
+                                   ).scalar_one() + 1  # fmt: skip
+            conn.execute(t.payments.insert().values(
+                invoice_number=number, attempt=attempt, amount=-amount.amount,
+                currency=amount.currency, method=method, status="refunded",
+                idempotency_key=key, reference=reference, on_date=on, manual=True))  # fmt: skip
+        return attempt
+
     def set_payment_method(self, subscription_id: str, token: str, method_type: str) -> None:
         with self._tx() as conn:
             conn.execute(

@@ -394,6 +394,11 @@ class SqlStorage(PaymentsMixin):
                 self._refresh_dues(conn, row.subscription_id, on)
             return {"number": number, "status": status, "amount_paid": paid}
 
+    def refresh_dues(self, sub_id: str, on: date) -> None:
+        """Re-derive a subscription's oldest open due date (and leave past_due if cleared)."""
+        with self._tx() as conn:
+            self._refresh_dues(conn, sub_id, on)
+
     def _refresh_dues(self, conn: Connection, sub_id: str, on: date) -> None:
         oldest = conn.execute(
             select(func.min(t.invoices.c.due_date)).where(
