@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from abonnement.engine.events import EVENT_TYPES
+
 __all__ = [
     "BLOCK_ROOTS",
     "BUILTIN_FUNCTIONS",
@@ -94,21 +96,7 @@ BLOCK_ROOTS: dict[str, tuple[str, ...]] = {
     "contacts": ("customer", "company"),
 }
 
-TRIGGER_EVENTS: tuple[str, ...] = (
-    "subscription.created",
-    "subscription.status_changed",
-    "subscription.changed",
-    "subscription.paused",
-    "subscription.resumed",
-    "subscription.canceled",
-    "subscription.expired",
-    "invoice.created",
-    "invoice.paid",
-    "invoice.overdue",
-    "payment.succeeded",
-    "payment.failed",
-    "reminder.due",
-)
+TRIGGER_EVENTS: tuple[str, ...] = EVENT_TYPES  # every domain event can trigger a workflow
 
 BUILTIN_TEMPLATES: tuple[str, ...] = (
     "receipt",

@@ -17,6 +17,14 @@ SAMPLER = """\
 """
 BOB_CARD = "      - {id: bob-visa, type: card, token: tok_visa}\n"
 SECRET = {"ABONNEMENT_LINK_SECRET": "s3cret"}
+BOB_MONTHLY = """\
+  - id: bob-coffee
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-1kg, quantity: 1}]
+    collection: {mode: automatic, method: METHOD, payment_method: bob-visa}
+"""
+BOB_SAVED = BOB_MONTHLY.replace("METHOD", "saved")
 
 
 def test_s1_checkout_then_three_months_of_renewals(tmp_path, db_url):
@@ -48,15 +56,12 @@ def test_s1_checkout_then_three_months_of_renewals(tmp_path, db_url):
 
 
 def _s7(tmp_path, db_url, token: str) -> Scenario:
-    s = Scenario(tmp_path, db_url,
-                 replace={BOB_CARD: BOB_CARD.replace("tok_visa", token)},
-                 subscriptions="""\
-  - id: bob-coffee
-    contact: bob
-    start: 2026-12-01
-    items: [{product: coffee-1kg, quantity: 1}]
-    collection: {mode: automatic, method: saved, payment_method: bob-visa}
-""")  # fmt: skip
+    s = Scenario(
+        tmp_path,
+        db_url,
+        replace={BOB_CARD: BOB_CARD.replace("tok_visa", token)},
+        subscriptions=BOB_SAVED,
+    )
     s.cli("apply", "--as-of", "2026-12-01")
     s.cli("run", "--until", "2026-12-09")
     return s
@@ -110,15 +115,12 @@ def test_a_forged_or_expired_update_link_is_refused(tmp_path, db_url):
     ("tok_ach", "succeeded", "active", None), ("tok_ach_fails", "failed", "unpaid", "account_closed"),
 ])  # fmt: skip
 def test_s8_bank_debit_settles_four_days_later(tmp_path, db_url, token, status, sub_status, code):
-    s = Scenario(tmp_path, db_url,
-                 replace={BOB_CARD: f"      - {{id: bob-visa, type: ach, token: {token}}}\n"},
-                 subscriptions="""\
-  - id: bob-coffee
-    contact: bob
-    start: 2026-12-01
-    items: [{product: coffee-1kg, quantity: 1}]
-    collection: {mode: automatic, method: saved, payment_method: bob-visa}
-""")  # fmt: skip
+    s = Scenario(
+        tmp_path,
+        db_url,
+        replace={BOB_CARD: f"      - {{id: bob-visa, type: ach, token: {token}}}\n"},
+        subscriptions=BOB_SAVED,
+    )
     s.cli("apply", "--as-of", "2026-12-01")
     s.cli("run", "--until", "2026-12-01")
     (payment,) = s.payments("bob-coffee")
@@ -134,14 +136,12 @@ def test_s8_bank_debit_settles_four_days_later(tmp_path, db_url, token, status, 
 
 
 def test_timeout_charges_once(tmp_path, db_url):
-    s = Scenario(tmp_path, db_url, replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_timeout")},
-                 subscriptions="""\
-  - id: bob-coffee
-    contact: bob
-    start: 2026-12-01
-    items: [{product: coffee-1kg, quantity: 1}]
-    collection: {mode: automatic, method: saved, payment_method: bob-visa}
-""")  # fmt: skip
+    s = Scenario(
+        tmp_path,
+        db_url,
+        replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_timeout")},
+        subscriptions=BOB_SAVED,
+    )
     s.cli("apply", "--as-of", "2026-12-01")
     s.cli("run", "--until", "2027-02-01")
     assert [p["status"] for p in s.payments("bob-coffee")] == ["succeeded"] * 3
@@ -149,16 +149,15 @@ def test_timeout_charges_once(tmp_path, db_url):
 
 
 def test_after_the_final_failure_settings_may_cancel(tmp_path, db_url):
-    s = Scenario(tmp_path, db_url,
-                 replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_insufficient_funds"),
-                          "after_final_failure: keep_unpaid": "after_final_failure: cancel"},
-                 subscriptions="""\
-  - id: bob-coffee
-    contact: bob
-    start: 2026-12-01
-    items: [{product: coffee-1kg, quantity: 1}]
-    collection: {mode: automatic, method: saved, payment_method: bob-visa}
-""")  # fmt: skip
+    s = Scenario(
+        tmp_path,
+        db_url,
+        replace={
+            BOB_CARD: BOB_CARD.replace("tok_visa", "tok_insufficient_funds"),
+            "after_final_failure: keep_unpaid": "after_final_failure: cancel",
+        },
+        subscriptions=BOB_SAVED,
+    )
     s.cli("apply", "--as-of", "2026-12-01")
     s.cli("run", "--until", "2026-12-07")
     assert s.subscription("bob-coffee")["status"] == "unpaid"  # one retry still to come
@@ -204,15 +203,6 @@ def test_a_link_takes_only_its_accepted_payment_types(tmp_path, db_url):
     assert result.exit_code == 1 and "this link takes card, not ach" in result.stderr
 
 
-BOB_MONTHLY = """\
-  - id: bob-coffee
-    contact: bob
-    start: 2026-12-01
-    items: [{product: coffee-1kg, quantity: 1}]
-    collection: {mode: automatic, method: METHOD, payment_method: bob-visa}
-"""
-
-
 def test_first_invoice_collects_the_method_then_charges_automatically(tmp_path, db_url):
     s = Scenario(tmp_path, db_url, subscriptions=BOB_MONTHLY.replace("METHOD", "first_invoice"))
     s.cli("apply", "--as-of", "2026-12-01")
@@ -235,7 +225,7 @@ def test_first_invoice_collects_the_method_then_charges_automatically(tmp_path, 
 def test_a_refund_leaves_the_subscription_alone(tmp_path, db_url):
     from tests.conftest import run
 
-    s = Scenario(tmp_path, db_url, subscriptions=BOB_MONTHLY.replace("METHOD", "saved"))
+    s = Scenario(tmp_path, db_url, subscriptions=BOB_SAVED)
     s.cli("apply", "--as-of", "2026-12-01")
     s.cli("run", "--until", "2026-12-01")
     (payment,) = s.payments("bob-coffee")

@@ -137,17 +137,12 @@ def test_the_secret_comes_from_the_environment_only(monkeypatch):
 
 def test_a_billing_run_collects_through_stripe(stripe_api, tmp_path):
     from tests.acceptance.scenario import Scenario
+    from tests.acceptance.test_collection_scenarios import BOB_SAVED
 
     s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}",
                  replace={"      - {id: bob-visa, type: card, token: tok_visa}\n":
                           "      - {id: bob-visa, type: card, token: pm_visa}\n"},
-                 subscriptions="""\
-  - id: bob-coffee
-    contact: bob
-    start: 2026-12-01
-    items: [{product: coffee-1kg, quantity: 1}]
-    collection: {mode: automatic, method: saved, payment_method: bob-visa}
-""")  # fmt: skip
+                 subscriptions=BOB_SAVED)  # fmt: skip
     config = s.config / "abonnement.yaml"
     text = config.read_text()
     start = text.index("    processor: test\n")
