@@ -21,7 +21,7 @@ from abonnement.engine.subscriptions import Subscription
 from abonnement.plugins.storage.sql import SqlStorage
 from tests.conftest import ROOT
 
-N = 1500
+N = 2000
 TRIALS = 20
 MONTHLY = Frequency.parse("monthly")
 
@@ -77,7 +77,7 @@ def test_a_killed_run_then_a_rerun_charges_every_invoice_once(tmp_path, trial):
     url = f"sqlite:///{tmp_path / 'billing.db'}"
     config = _config(tmp_path, ledger)
     SqlStorage(url).insert_subscriptions(_subscriptions(), "declared")
-    _run(config, url, kill_after=rng.uniform(0.6, 2.8))
+    _run(config, url, kill_after=rng.uniform(0.6, 3.4))
     _run(config, url, kill_after=None)
 
     store = SqlStorage(url)

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ class SqlStorage(PaymentsMixin):
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         self._conn: Connection | None = None  # set while a dry run holds one transaction
-        self._prepared: dict[tuple, tuple[str, tuple[str, ...], list, bool]] = {}
+        self._prepared: dict[tuple, tuple[str, Any, tuple]] = {}
         try:
             if fresh and migrate:
                 self.upgrade()
@@ -259,19 +260,23 @@ class SqlStorage(PaymentsMixin):
         key = (id(statement), keys)
         if key not in self._prepared:
             compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
-            positional = bool(compiled.positional)
-            order = tuple(compiled.positiontup) if positional else tuple(compiled.binds)
-            processors = [compiled.binds[name].type.bind_processor(conn.dialect)
-                          for name in order]  # fmt: skip
-            self._prepared[key] = (compiled.string, order, processors, positional)
-        sql, order, processors, positional = self._prepared[key]
-        pairs = list(zip(order, processors, strict=True))
-        if positional:
-            params: list[Any] = [
-                tuple(p(row[n]) if p else row[n] for n, p in pairs) for row in rows
-            ]
-        else:
-            params = [{n: p(row[n]) if p else row[n] for n, p in pairs} for row in rows]
+            assert compiled.positional  # SQLite's qmark style
+            order = tuple(compiled.positiontup)
+            convert = []
+            for index, name in enumerate(order):
+                kind = compiled.binds[name].type
+                if isinstance(kind, t.Micros):  # the hottest: skip SQLAlchemy's wrappers
+                    convert.append((index, t.to_micros))
+                elif (processor := kind.bind_processor(conn.dialect)) is not None:
+                    convert.append((index, processor))
+            self._prepared[key] = (compiled.string, itemgetter(*order), tuple(convert))
+        sql, getter, convert = self._prepared[key]
+        params: list[Any] = []
+        for row in rows:
+            values = list(getter(row)) if len(keys) > 1 else [getter(row)]
+            for index, processor in convert:
+                values[index] = processor(values[index])
+            params.append(tuple(values))
         conn.exec_driver_sql(sql, params)
 
     def _update_subscriptions(self, conn: Connection, subs: Sequence[Subscription]) -> None:

@@ -23,9 +23,19 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["Micros", "metadata"]
+__all__ = ["Micros", "metadata", "to_micros"]
 
 _SCALE = Decimal(1_000_000)
+
+
+def to_micros(value: Any) -> int | None:
+    """Decimal → integer millionths, refusing anything finer."""
+    if value is None:
+        return None
+    scaled = Decimal(value) * _SCALE
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{value} has more than 6 decimals")
+    return int(scaled)
 
 
 class Micros(TypeDecorator):
@@ -35,12 +45,7 @@ class Micros(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> int | None:
-        if value is None:
-            return None
-        scaled = Decimal(value) * _SCALE
-        if scaled != scaled.to_integral_value():
-            raise ValueError(f"{value} has more than 6 decimals")
-        return int(scaled)
+        return to_micros(value)
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
         if value is None:
