@@ -244,7 +244,8 @@ class App:
                 payments=group.terms.payments, next_index=1 if started else 0,
                 company_id=contact.company, collection_mode="automatic",
                 payment_token=token if link.save_payment_method else None, payment_type=kind,
-                payment_terms="due_on_receipt", deals=link.deals, created_on=on, event_seq=1,
+                payment_terms="due_on_receipt", deals=link.deals, created_on=on,
+                event_seq=2 if started else 1,
             )  # fmt: skip
             subs.append(sub)
             if started:

@@ -565,6 +565,48 @@ def update_method(app: App, token: str, card: str, as_of: Any, as_json: bool) ->
                f"{', '.join(result['collected']) or 'nothing'}")  # fmt: skip
 
 
+@cli.command()
+@click.argument("metric", type=click.Choice(["mrr", "arr", "churn", "active"]))
+@as_of_option
+@click.option("--from", "from_", type=_DATE, help="First month of a monthly series.")
+@click.option("--to", type=_DATE, help="Last month of the series (default: --as-of).")
+@click.option("--currency", help="Default: the account's default currency.")
+@click.option("--csv", "as_csv", is_flag=True, help="The series as CSV.")
+@json_option
+@click.pass_obj
+def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str | None,
+           as_csv: bool, as_json: bool) -> None:  # fmt: skip
+    """MRR, ARR, active subscriptions or customer churn (%) — at a date, or by month."""
+    from abonnement.engine.analytics import month_starts
+    from abonnement.engine.analytics import report as compute
+
+    day = _as_of(app, as_of)
+    currency = currency or app.catalog.settings.default_currency
+    months = month_starts(_day(from_), _day(to) or day) if from_ else []
+    value, series = compute(metric, app.storage.histories(), app.catalog.settings,
+                            currency=currency, as_of=day, months=months)  # fmt: skip
+
+    def text(v: Any) -> Any:
+        return v.format_amount() if hasattr(v, "format_amount") else (
+            str(v) if not isinstance(v, int) else v)  # fmt: skip
+
+    rows = [{"month": m.strftime("%Y-%m"), "value": text(v)} for m, v in series]
+    if as_csv:
+        click.echo("month,value")
+        for row in rows:
+            click.echo(f"{row['month']},{row['value']}")
+        return
+    payload = {"metric": metric, "currency": currency, "as_of": day.isoformat(),
+               "value": text(value), "series": rows}  # fmt: skip
+    if as_json:
+        _echo_json(payload)
+        return
+    unit = "%" if metric == "churn" else ("" if metric == "active" else f" {currency}")
+    click.echo(f"{metric} on {day}: {payload['value']}{unit}")
+    for row in rows:
+        click.echo(f"  {row['month']}  {row['value']}{unit}")
+
+
 @cli.group()
 def db() -> None:
     """The database."""

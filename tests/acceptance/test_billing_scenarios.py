@@ -269,3 +269,5 @@ def test_s13_weekly_mrr(tmp_path, db_url, factor, mrr):
 """)  # fmt: skip
     s.cli("apply", "--as-of", "2026-12-01")
     assert s.subscription("weekly")["mrr"] == mrr  # discounts do not reduce MRR by default
+    s.cli("run", "--until", "2026-12-01")
+    assert s.cli("report", "mrr", "--as-of", "2026-12-01")["value"] == mrr

@@ -240,3 +240,66 @@ def test_a_refund_leaves_the_subscription_alone(tmp_path, db_url):
     too_much = run("--config", str(s.config), "--db", s.db_url, "payments", "refund",
                    str(payment["id"]), "--amount", "20.00")  # fmt: skip
     assert too_much.exit_code == 1 and "at most 15.00 can be refunded" in too_much.stderr
+
+
+def test_s1_mrr_after_three_months(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url)
+    (s.config / "links.yaml").write_text("payment_links:\n" + SAMPLER)
+    s.cli("checkout", "sampler", "--contact", "bob", "--card", "tok_visa", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2027-03-01")
+    report = s.cli("report", "mrr", "--as-of", "2027-03-01")
+    assert report == {"metric": "mrr", "currency": "USD", "as_of": "2027-03-01",
+                      "value": "76.50", "series": []}  # 37.50 + 18.00 × 26/12  # fmt: skip
+    assert s.cli("report", "arr", "--as-of", "2027-03-01")["value"] == "918.00"
+    assert s.cli("report", "active", "--as-of", "2027-03-01")["value"] == 2
+    assert s.cli("report", "mrr", "--as-of", "2026-11-30")["value"] == "0.00"  # as it was then
+
+
+def test_a_monthly_series_and_churn_from_history(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url,
+                 replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_lost_card"),
+                          "after_final_failure: keep_unpaid": "after_final_failure: cancel"},
+                 subscriptions=BOB_SAVED + """\
+  - id: ane-coffee
+    contact: ane
+    start: 2026-12-01
+    items: [{product: coffee-1kg, quantity: 2}]
+    collection: {mode: automatic, method: saved, payment_method: ane-visa}
+""")  # fmt: skip
+    s.cli("apply", "--as-of", "2026-11-20")
+    s.cli("run", "--until", "2027-02-15")  # bob's card is lost: canceled on 2026-12-01
+    mrr = s.cli("report", "mrr", "--as-of", "2027-02-15", "--from", "2026-11-01",
+                "--to", "2027-02-01")  # fmt: skip
+    assert mrr["series"] == [
+        {"month": "2026-11", "value": "0.00"}, {"month": "2026-12", "value": "50.00"},
+        {"month": "2027-01", "value": "50.00"}, {"month": "2027-02", "value": "50.00"},
+    ]  # fmt: skip
+    churn = s.cli("report", "churn", "--as-of", "2027-02-15", "--from", "2026-12-01",
+                  "--to", "2027-01-01")  # fmt: skip
+    # bob was never live at a month start: he was canceled on the day he started
+    assert churn["series"] == [{"month": "2026-12", "value": "0.00"},
+                               {"month": "2027-01", "value": "0.00"}]  # fmt: skip
+    from tests.conftest import run
+
+    csv = run("--config", str(s.config), "--db", s.db_url, "report", "active", "--as-of",
+              "2027-01-15", "--from", "2026-12-01", "--to", "2027-01-01", "--csv")  # fmt: skip
+    assert csv.stdout == "month,value\n2026-12,1\n2027-01,1\n"
+
+
+def test_churn_counts_customers_lost_in_the_month(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url,
+                 replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_insufficient_funds"),
+                          "after_final_failure: keep_unpaid": "after_final_failure: cancel"},
+                 subscriptions=BOB_SAVED.replace("2026-12-01", "2026-11-01") + """\
+  - id: ane-coffee
+    contact: ane
+    start: 2026-11-01
+    items: [{product: coffee-1kg, quantity: 2}]
+    collection: {mode: automatic, method: saved, payment_method: ane-visa}
+""")  # fmt: skip
+    s.cli("apply", "--as-of", "2026-10-20")
+    s.cli("run", "--until", "2026-12-15")  # bob: unpaid on 11-01, canceled after the 11-08 retry
+    churn = s.cli("report", "churn", "--as-of", "2026-12-15", "--from", "2026-11-01",
+                  "--to", "2026-12-01")  # fmt: skip
+    assert churn["series"] == [{"month": "2026-11", "value": "50.00"},
+                               {"month": "2026-12", "value": "0.00"}]  # fmt: skip

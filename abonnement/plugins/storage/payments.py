@@ -391,10 +391,16 @@ class PaymentsMixin:
                     check_on=result.settles_on if result.status == "processing" else None,
                 )
             )
-            self._insert_events(
-                conn,
-                [Event("subscription.created", s.id, day, {"invoice": number}, 1) for s in subs],
-            )
+            events = [
+                Event("subscription.created", s.id, day, {"invoice": number}, 1) for s in subs
+            ]
+            events += [
+                Event("subscription.status_changed", s.id, day,
+                      {"previous_status": "scheduled", "status": "active"}, 2)
+                for s in subs
+                if s.status == "active"
+            ]  # fmt: skip
+            self._insert_events(conn, events)
         return number
 
     def record_refund(

@@ -369,6 +369,24 @@ class SqlStorage(PaymentsMixin):
             return {**row._mapping, "lines": [dict(r._mapping) for r in lines],
                     "adjustments": [dict(r._mapping) for r in adjustments]}  # fmt: skip
 
+    def histories(self) -> list[Any]:
+        """Every subscription with its status changes, for analytics (two queries)."""
+        from abonnement.engine.analytics import History
+
+        changes: dict[str, list[tuple[date, str]]] = {}
+        query = (
+            select(t.events.c.subject_id, t.events.c.on_date, t.events.c.payload)
+            .where(t.events.c.type == "subscription.status_changed")
+            .order_by(t.events.c.subject_id, t.events.c.seq)
+        )
+        with self._tx() as conn:
+            for row in conn.execute(query):
+                changes.setdefault(row.subject_id, []).append((row.on_date, row.payload["status"]))
+        return [
+            History(sub, sub.created_on or sub.anchor, tuple(changes.get(sub.id, ())))
+            for sub in self.subscriptions()
+        ]
+
     def events(self, subject_id: str | None = None) -> list[dict[str, Any]]:
         query = select(t.events).order_by(t.events.c.id)
         if subject_id:
