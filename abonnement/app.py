@@ -124,9 +124,13 @@ class App:
 
         store = self.storage
         args = (store, self.catalog, self.rules.pricing, until)
+        from abonnement.engine.invoicing import PricingMemo
+
+        rules = self.rules
+        memo = PricingMemo(rules.fields, rules.counts_payments) if rules.memoizable else None
         options = {"batch_size": batch_size, "progress": progress,
-                   "with_mrr": self.rules.reads("subscription", "mrr"),
-                   "processor": self.processor}  # fmt: skip
+                   "with_mrr": rules.reads("subscription", "mrr"),
+                   "processor": self.processor, "memo": memo}  # fmt: skip
         if not dry_run:
             return run_billing(*args, **options), []
         with store.dry_run():

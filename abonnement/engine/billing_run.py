@@ -25,7 +25,7 @@ from abonnement.engine.collection import (
     judge,
 )
 from abonnement.engine.events import Event
-from abonnement.engine.invoicing import InvoiceDraft, draft_invoice
+from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
 from abonnement.engine.subscriptions import Subscription, step
 
@@ -197,6 +197,7 @@ def run_billing(
     progress: Callable[[int], None] | None = None,
     with_mrr: bool = True,
     processor: ProcessorPort | None = None,
+    memo: PricingMemo | None = None,
 ) -> RunSummary:
     """Do everything due up to and including ``until``, day by day. ``with_mrr=False`` when
     no rule reads ``subscription.mrr`` (it is not free to compute)."""
@@ -225,7 +226,7 @@ def run_billing(
                 records = records_cache[key]
                 drafts.extend(
                     draft_invoice(sub, period, records, rules, settings, tax_rates,
-                                  with_mrr=with_mrr)
+                                  with_mrr=with_mrr, memo=memo)
                     for period in result.periods
                 )  # fmt: skip
             updated.append(result.subscription)

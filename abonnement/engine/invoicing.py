@@ -17,7 +17,7 @@ from abonnement.engine.money import Money
 from abonnement.engine.pricing import LineInput, PricedInvoice, price_invoice
 from abonnement.engine.subscriptions import Period, Subscription, mrr
 
-__all__ = ["InvoiceDraft", "draft_invoice", "line_inputs", "rule_context"]
+__all__ = ["InvoiceDraft", "PricingMemo", "draft_invoice", "line_inputs", "rule_context"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,33 @@ def document_settings(settings: Settings, sub: Subscription | None) -> dict[str,
     }
 
 
+class PricingMemo:
+    """Pricing is a pure function of the items and of the context fields the rules read, so a
+    billing run prices each distinct combination once. ``reads`` are the rules' field paths;
+    a rule that counts payments (``once``, ``for N payments``) adds the period index."""
+
+    LIMIT = 20_000
+
+    def __init__(self, reads: frozenset[tuple[str, ...]], counts_payments: bool):
+        self.paths = sorted(p for p in reads if p[0] not in ("line", "product"))
+        self.counts_payments = counts_payments
+        self.priced: dict[tuple, PricedInvoice] = {}
+
+    def key(self, sub: Subscription, index: int, ctx: Mapping[str, Any]) -> tuple | None:
+        parts: list[Any] = [sub.items, sub.currency, index if self.counts_payments else None]
+        for path in self.paths:
+            value: Any = ctx
+            for part in path:
+                value = value.get(part) if isinstance(value, Mapping) else None
+            parts.append(value)
+        key = tuple(parts)
+        try:
+            hash(key)
+        except TypeError:  # a property that is a list, say: price it without the memo
+            return None
+        return key
+
+
 def draft_invoice(
     sub: Subscription,
     period: Period,
@@ -98,19 +125,27 @@ def draft_invoice(
     tax_rates: Mapping[str, TaxRate],
     *,
     with_mrr: bool = True,
+    memo: PricingMemo | None = None,
 ) -> InvoiceDraft:
     """The invoice of ``sub`` for ``period``, priced by the rules in file order."""
     ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr)
     ctx["subscription"]["payments_made"] = period.index
     ctx["invoice"] = {"date": period.issue_date, "due_date": period.due_date}
-    priced = price_invoice(
-        line_inputs(sub.items, tax_rates),
-        ctx,
-        rules,
-        currency=sub.currency,
-        payments_made=period.index,
-        rounding=settings.rounding,
-    )
+    key = memo.key(sub, period.index, ctx) if memo is not None else None
+    priced = memo.priced.get(key) if key is not None else None  # type: ignore[union-attr]
+    if priced is None:
+        priced = price_invoice(
+            line_inputs(sub.items, tax_rates),
+            ctx,
+            rules,
+            currency=sub.currency,
+            payments_made=period.index,
+            rounding=settings.rounding,
+        )
+        if key is not None:
+            if len(memo.priced) >= memo.LIMIT:  # type: ignore[union-attr]
+                memo.priced.clear()  # type: ignore[union-attr]  # memory stays bounded
+            memo.priced[key] = priced  # type: ignore[union-attr]
     return InvoiceDraft(
         subscription_id=sub.id,
         contact_id=sub.contact_id,

@@ -80,6 +80,15 @@ class RuleSet:
     def reads(self, *path: str) -> bool:
         return path in self.fields
 
+    @property
+    def memoizable(self) -> bool:
+        """Whether pricing depends only on fields (no plugin function that could read more)."""
+        return not any(path[0] == "?" for path in self.fields)
+
+    @property
+    def counts_payments(self) -> bool:
+        return any(r.once or r.for_payments is not None for r in self.pricing)
+
     def of_kind(self, kind: str) -> tuple[PricingRule, ...]:
         return tuple(r for r in self.pricing if r.kind == kind)
 
@@ -178,7 +187,11 @@ def build_ruleset(
             of = block.get("of")
             segments[block.name] = Segment(block.name, of.value if of else "subscriptions",
                                            fn(when_i), block)  # fmt: skip
-    fields = frozenset(n.path for e in exprs for n in _walk(e) if isinstance(n, Field))
+    nodes = [n for e in exprs for n in _walk(e)]
+    fields = frozenset(n.path for n in nodes if isinstance(n, Field))
+    # today() reads the date, a plugin function may read anything: both count as fields
+    fields |= {("today",) for n in nodes if isinstance(n, Call) and n.name == "today"}
+    fields |= {("?", n.name) for n in nodes if isinstance(n, Call) and n.name in (functions or {})}
     ruleset = RuleSet(tuple(pricing), tuple(triggers), segments, digest[:16], compiler, fields)
     return ruleset, []
 
