@@ -515,26 +515,41 @@ def _item_rows(s: Subscription) -> list[dict[str, Any]]:
     return rows
 
 
-def _sub_from(row: Any, item_rows: Sequence[Any]) -> Subscription:
-    frequency = Frequency.parse(row.frequency)
-    currency = row.currency
+_ITEMS: dict[tuple, Item] = {}  # equal item rows give one shared (immutable) Item
+
+
+def _item_from(r: Any, currency: str, frequency: Frequency) -> Item:
+    key = (currency, frequency, *r[1:])  # every column but the subscription id
+    try:
+        return _ITEMS[key]
+    except TypeError:  # tiers come back as a list: not a key
+        key = None  # type: ignore[assignment]
+    except KeyError:
+        pass
 
     def money(text: str | None) -> Money | None:
         return Money(Decimal(text), currency) if text is not None else None
 
-    items = tuple(
-        Item(
-            name=r.name, quantity=r.quantity, unit_price=Money(r.unit_price, currency),
-            sku=r.sku, product_id=r.product_id, description=r.description,
-            unit_discount=Percent(r.unit_discount) if r.unit_discount is not None else None,
-            frequency=frequency, tax_rate=r.tax_rate_id, taxable=r.taxable,
-            tax_inclusive=r.tax_inclusive, category=r.category,
-            pricing=PricingModel(r.pricing),
-            tiers=tuple(Tier(x["up_to"], money(x["unit_price"]), money(x["price"]))
-                        for x in (r.tiers or ())),
-        )
-        for r in item_rows
+    item = Item(
+        name=r.name, quantity=r.quantity, unit_price=Money(r.unit_price, currency),
+        sku=r.sku, product_id=r.product_id, description=r.description,
+        unit_discount=Percent(r.unit_discount) if r.unit_discount is not None else None,
+        frequency=frequency, tax_rate=r.tax_rate_id, taxable=r.taxable,
+        tax_inclusive=r.tax_inclusive, category=r.category, pricing=PricingModel(r.pricing),
+        tiers=tuple(Tier(x["up_to"], money(x["unit_price"]), money(x["price"]))
+                    for x in (r.tiers or ())),
     )  # fmt: skip
+    if key is not None:
+        if len(_ITEMS) > 50_000:
+            _ITEMS.clear()
+        _ITEMS[key] = item
+    return item
+
+
+def _sub_from(row: Any, item_rows: Sequence[Any]) -> Subscription:
+    frequency = Frequency.parse(row.frequency)
+    currency = row.currency
+    items = tuple(_item_from(r, currency, frequency) for r in item_rows)
     return Subscription(
         id=row.id, contact_id=row.contact_id, currency=currency, frequency=frequency,
         anchor=row.anchor, items=items, status=row.status, payments=row.payments,
