@@ -131,11 +131,6 @@ class SqlStorage(PaymentsMixin):
             yield conn
 
     # -- subscriptions ---------------------------------------------------------------------
-    def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        with self._tx() as conn:
-            rows = conn.execute(select(t.subscriptions.c.id).where(t.subscriptions.c.id.in_(ids)))
-            return {r.id for r in rows}
-
     def insert_subscriptions(
         self, subs: Sequence[Subscription], source: str, events: Sequence[Event] = ()
     ) -> None:
@@ -224,9 +219,7 @@ class SqlStorage(PaymentsMixin):
             if not subs:
                 return 0, [], []
             updated, drafts, events = work(subs)
-            numbers = self._insert_invoices(conn, drafts, number_format)
-            self._update_subscriptions(conn, updated)
-            self._insert_events(conn, events)
+            numbers = self._write(conn, updated, drafts, events, number_format)
         return len(subs), numbers, drafts
 
     def busy_on(self, day: date) -> bool:
@@ -238,10 +231,17 @@ class SqlStorage(PaymentsMixin):
         self, subscriptions: Sequence[Subscription], invoices: Sequence[InvoiceDraft],
         events: Sequence[Event], number_format: str,
     ) -> list[str]:  # fmt: skip
+        """Store stepped subscriptions, their invoices and events in one transaction."""
         with self._tx() as conn:
-            numbers = self._insert_invoices(conn, invoices, number_format)
-            self._update_subscriptions(conn, subscriptions)
-            self._insert_events(conn, events)
+            return self._write(conn, subscriptions, invoices, events, number_format)
+
+    def _write(
+        self, conn: Connection, subscriptions: Sequence[Subscription],
+        invoices: Sequence[InvoiceDraft], events: Sequence[Event], number_format: str,
+    ) -> list[str]:  # fmt: skip
+        numbers = self._insert_invoices(conn, invoices, number_format)
+        self._update_subscriptions(conn, subscriptions)
+        self._insert_events(conn, events)
         return numbers
 
     def _bulk(self, conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
