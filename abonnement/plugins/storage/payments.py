@@ -212,7 +212,9 @@ class PaymentsMixin:
             subs = (
                 {
                     s.id: s
-                    for s in self._load(_S.id.in_(sub_ids), order=_S.id, conn=conn, lock="wait")
+                    for s in self._load(
+                        _S.id.in_(sub_ids), order=_S.id, conn=conn, lock="wait", items=False
+                    )
                 }
                 if sub_ids
                 else {}

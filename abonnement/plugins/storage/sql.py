@@ -165,7 +165,7 @@ class SqlStorage(PaymentsMixin):
 
     def _load(
         self, where: Any = None, order: Any = None, limit: int | None = None,
-        conn: Connection | None = None, lock: str | None = None,
+        conn: Connection | None = None, lock: str | None = None, items: bool = True,
     ) -> list[Subscription]:  # fmt: skip
         query = select(t.subscriptions)
         if where is not None:
@@ -178,17 +178,17 @@ class SqlStorage(PaymentsMixin):
             query = query.with_for_update(skip_locked=lock == "skip")
         with self._tx() if conn is None else _same(conn) as c:
             rows = c.execute(query).all()
-            if not rows:
-                return []
-            items: dict[str, list[Any]] = {}
+            if not rows or not items:
+                return [_sub_from(row, ()) for row in rows]
+            found: dict[str, list[Any]] = {}
             item_rows = c.execute(
                 select(t.subscription_items)
                 .where(t.subscription_items.c.subscription_id.in_([r.id for r in rows]))
                 .order_by(t.subscription_items.c.subscription_id, t.subscription_items.c.position)
             )
             for item in item_rows:
-                items.setdefault(item.subscription_id, []).append(item)
-        return [_sub_from(row, items.get(row.id, [])) for row in rows]
+                found.setdefault(item.subscription_id, []).append(item)
+        return [_sub_from(row, found.get(row.id, [])) for row in rows]
 
     # -- the billing run's store -------------------------------------------------------------
     def earliest_event(self, until: date) -> date | None:
