@@ -36,6 +36,18 @@ class Item:
     category: str | None = None
     pricing: PricingModel = PricingModel.FLAT
     tiers: tuple[Tier, ...] = ()
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Items key the billing run's pricing memo: hash once, not on every lookup.
+        fields = (self.name, self.quantity, self.unit_price, self.sku, self.product_id,
+                  self.description, self.unit_discount, self.frequency, self.terms, self.start,
+                  self.tax_rate, self.taxable, self.tax_inclusive, self.category, self.pricing,
+                  self.tiers)  # fmt: skip
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def currency(self) -> str:
