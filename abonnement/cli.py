@@ -353,6 +353,59 @@ def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
         click.echo(f"{key}: {value}")
 
 
+def _lifecycle(app: App, subscription_id: str, change: Any, as_json: bool) -> None:
+    from abonnement.views import subscription_json
+
+    sub = app.storage.change(subscription_id, change)
+    payload = subscription_json(sub, app.catalog.settings)
+    if as_json:
+        _echo_json(payload)
+        return
+    click.echo(f"{sub.id}: {sub.status}; next payment {payload['next_payment_date'] or '-'}")
+
+
+@subscriptions.command("pause")
+@click.argument("subscription_id")
+@as_of_option
+@json_option
+@click.pass_obj
+def subscriptions_pause(app: App, subscription_id: str, as_of: Any, as_json: bool) -> None:
+    """Stop billing; nothing is billed while paused."""
+    from abonnement.engine.subscriptions import pause
+
+    day = _as_of(app, as_of)
+    _lifecycle(app, subscription_id, lambda sub: pause(sub, day), as_json)
+
+
+@subscriptions.command("resume")
+@click.argument("subscription_id")
+@as_of_option
+@json_option
+@click.pass_obj
+def subscriptions_resume(app: App, subscription_id: str, as_of: Any, as_json: bool) -> None:
+    """Bill again from the first payment date on or after today."""
+    from abonnement.engine.subscriptions import resume
+
+    day = _as_of(app, as_of)
+    _lifecycle(app, subscription_id, lambda sub: resume(sub, day), as_json)
+
+
+@subscriptions.command("cancel")
+@click.argument("subscription_id")
+@click.option("--at-period-end", is_flag=True, help="Bill the current period, then stop.")
+@as_of_option
+@json_option
+@click.pass_obj
+def subscriptions_cancel(app: App, subscription_id: str, at_period_end: bool, as_of: Any,
+                         as_json: bool) -> None:  # fmt: skip
+    """Cancel now (or at the end of the period)."""
+    from abonnement.engine.subscriptions import cancel
+
+    day = _as_of(app, as_of)
+    _lifecycle(app, subscription_id,
+               lambda sub: cancel(sub, day, at_period_end=at_period_end), as_json)  # fmt: skip
+
+
 @cli.group()
 def invoices() -> None:
     """Invoices: list, show, pay."""

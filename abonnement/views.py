@@ -58,7 +58,7 @@ def subscription_json(sub: Subscription, settings: Settings) -> dict[str, Any]:
         "start_date": _date(sub.anchor),
         "end_date": _date(sub.end_date),
         "next_payment_date": _date(sub.next_payment_date),
-        "payments_made": sub.next_index,
+        "payments_made": sub.payments_made,
         "number_of_payments": sub.payments,
         "collection_mode": sub.collection_mode,
         "owner": sub.owner,

@@ -22,8 +22,21 @@ from abonnement.engine.events import Event
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
 from abonnement.engine.schedule import Frequency, Unit, billing_date, end_date
+from abonnement.errors import AbonnementError
 
-__all__ = ["BILLABLE", "Period", "Step", "Subscription", "due_date", "mrr", "step"]
+__all__ = [
+    "BILLABLE",
+    "LifecycleError",
+    "Period",
+    "Step",
+    "Subscription",
+    "cancel",
+    "due_date",
+    "mrr",
+    "pause",
+    "resume",
+    "step",
+]
 
 BILLABLE = ("active", "past_due")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -64,14 +77,22 @@ class Subscription:
     open_due_on: date | None = None  # due date of the oldest open manual invoice
     canceled_on: date | None = None
     event_seq: int = 0  # events of this subscription so far; orders and de-duplicates them
+    skipped: int = 0  # periods passed while paused: never billed, a fixed term's end moves out
+    cancel_on: date | None = None  # canceled at the end of the period: on this date
+
+    @property
+    def payments_made(self) -> int:
+        return self.next_index - self.skipped
 
     @property
     def end_date(self) -> date | None:
-        return end_date(self.anchor, self.frequency, self.payments) if self.payments else None
+        if not self.payments:
+            return None
+        return end_date(self.anchor, self.frequency, self.payments + self.skipped)
 
     @property
     def fully_billed(self) -> bool:
-        return self.payments is not None and self.next_index >= self.payments
+        return self.payments is not None and self.payments_made >= self.payments
 
     @property
     def next_payment_date(self) -> date | None:
@@ -86,7 +107,7 @@ class Subscription:
             return self.anchor
         if self.status not in BILLABLE:
             return None
-        candidates = []
+        candidates = [self.cancel_on]
         if self.fully_billed:
             candidates.append(self.end_date)
         elif self.invoice_creation:
@@ -105,7 +126,7 @@ class Subscription:
             "start_date": self.anchor,
             "end_date": self.end_date,
             "next_payment_date": self.next_payment_date,
-            "payments_made": self.next_index,
+            "payments_made": self.payments_made,
             "number_of_payments": self.payments,
             "owner": self.owner,
             "properties": dict(self.properties),
@@ -145,13 +166,16 @@ def step(sub: Subscription) -> Step:
         events.append(("subscription.status_changed", {"previous_status": status, "status": new}))
         status = new
 
+    if sub.cancel_on is not None and day >= sub.cancel_on and status in BILLABLE:
+        become("canceled")  # at the end of the period it was asked for: nothing more to bill
+        events.append(("subscription.canceled", _EMPTY))
     if status == "scheduled" and sub.anchor <= day:
         become("active")
     if status == "active" and open_due is not None and day > open_due:
         events.append(("invoice.overdue", _EMPTY))
         become("past_due")
     billing = billing_date(sub.anchor, sub.frequency, index)
-    fixed_done = sub.payments is not None and index >= sub.payments
+    fixed_done = sub.payments is not None and index - sub.skipped >= sub.payments
     if sub.invoice_creation and status in BILLABLE and not fixed_done and billing == day:
         # Invoices wait for a payment by their terms until there is a method to charge.
         sent = sub.collection_mode in ("manual", "first_invoice")
@@ -163,8 +187,10 @@ def step(sub: Subscription) -> Step:
             open_due = min(open_due, due) if open_due else due
         events.append(("invoice.created", {"period": index}))
         index += 1
-    finished = sub.payments is not None and index >= sub.payments and status in BILLABLE
-    if finished and day >= end_date(sub.anchor, sub.frequency, sub.payments):  # type: ignore[arg-type]
+    finished = (
+        sub.payments is not None and index - sub.skipped >= sub.payments and status in BILLABLE
+    )
+    if finished and day >= end_date(sub.anchor, sub.frequency, sub.payments + sub.skipped):  # type: ignore[operator]
         become("expired")
         events.append(("subscription.expired", _EMPTY))
     seq = sub.event_seq
@@ -173,8 +199,51 @@ def step(sub: Subscription) -> Step:
         for i, (kind, payload) in enumerate(events)
     )
     changed = replace(sub, status=status, next_index=index, open_due_on=open_due,
-                      event_seq=seq + len(events))  # fmt: skip
+                      event_seq=seq + len(events),
+                      canceled_on=day if status == "canceled" else sub.canceled_on)  # fmt: skip
     return Step(changed, periods, numbered)
+
+
+class LifecycleError(AbonnementError):
+    """A change the subscription's status does not allow."""
+
+
+def _changed(sub: Subscription, on: date, new: str, kind: str, **fields: Any) -> Step:
+    events = (
+        Event(kind, sub.id, on, MappingProxyType({}), sub.event_seq + 1),
+        Event("subscription.status_changed", sub.id, on,
+              MappingProxyType({"previous_status": sub.status, "status": new}),
+              sub.event_seq + 2),
+    )  # fmt: skip
+    return Step(replace(sub, status=new, event_seq=sub.event_seq + 2, **fields), (), events)
+
+
+def pause(sub: Subscription, on: date) -> Step:
+    """Stop billing from ``on``; nothing is billed for the time paused (F21)."""
+    if sub.status not in ("active", "past_due", "unpaid"):
+        raise LifecycleError(f"subscription `{sub.id}` is {sub.status}; only a live one pauses")
+    return _changed(sub, on, "paused", "subscription.paused")
+
+
+def resume(sub: Subscription, on: date) -> Step:
+    """Bill again from the first anchor date on or after ``on``; the periods in between are
+    skipped, not back-billed, and a fixed term's end moves out by as many."""
+    if sub.status != "paused":
+        raise LifecycleError(f"subscription `{sub.id}` is {sub.status}, not paused")
+    index = sub.next_index
+    while billing_date(sub.anchor, sub.frequency, index) < on:
+        index += 1
+    return _changed(sub, on, "active", "subscription.resumed", next_index=index,
+                    skipped=sub.skipped + index - sub.next_index)  # fmt: skip
+
+
+def cancel(sub: Subscription, on: date, *, at_period_end: bool = False) -> Step:
+    """Cancel now (the default) or at the end of the current period."""
+    if sub.status in ("canceled", "expired"):
+        raise LifecycleError(f"subscription `{sub.id}` is already {sub.status}")
+    if at_period_end and sub.next_payment_date is not None:
+        return Step(replace(sub, cancel_on=sub.next_payment_date))
+    return _changed(sub, on, "canceled", "subscription.canceled", canceled_on=on)
 
 
 _PER_MONTH = {Unit.MONTH: 1, Unit.YEAR: 12}

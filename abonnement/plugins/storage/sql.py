@@ -222,6 +222,17 @@ class SqlStorage(PaymentsMixin):
             numbers = self._write(conn, updated, drafts, events, number_format)
         return len(subs), numbers, drafts
 
+    def change(self, sub_id: str, change: Any) -> Any:
+        """Apply ``change(subscription) -> Step`` under a lock, with its events."""
+        with self._tx() as conn:
+            found = self._load(t.subscriptions.c.id == sub_id, conn=conn, lock="wait")
+            if not found:
+                raise AbonnementError(f"no subscription `{sub_id}`")
+            result = change(found[0])
+            self._update_subscriptions(conn, [result.subscription])
+            self._insert_events(conn, result.events)
+        return result.subscription
+
     def busy_on(self, day: date) -> bool:
         with self._tx() as conn:
             return conn.execute(select(func.count()).where(
@@ -444,7 +455,7 @@ class SqlStorage(PaymentsMixin):
 
 _UPDATED = (
     "status", "next_index", "open_due_on", "next_event_on", "event_seq", "canceled_on", "owner",
-    "properties", "payment_method_id", "payment_token", "payment_type",
+    "properties", "payment_method_id", "payment_token", "payment_type", "skipped", "cancel_on",
 )  # fmt: skip
 _UPDATE_SUBSCRIPTION = (
     update(t.subscriptions)
@@ -491,6 +502,7 @@ def _sub_row(s: Subscription, source: str) -> dict[str, Any]:
         "deals": list(s.deals) or None, "quote_id": s.quote_id, "created_on": s.created_on,
         "open_due_on": s.open_due_on, "canceled_on": s.canceled_on,
         "next_event_on": s.next_event_on, "event_seq": s.event_seq, "source": source,
+        "skipped": s.skipped, "cancel_on": s.cancel_on,
     }  # fmt: skip
 
 
@@ -561,4 +573,5 @@ def _sub_from(row: Any, item_rows: Sequence[Any]) -> Subscription:
         properties=row.properties or {}, invoice_settings=row.invoice_settings or {},
         deals=tuple(row.deals or ()), quote_id=row.quote_id, created_on=row.created_on,
         open_due_on=row.open_due_on, canceled_on=row.canceled_on, event_seq=row.event_seq,
+        skipped=row.skipped, cancel_on=row.cancel_on,
     )  # fmt: skip

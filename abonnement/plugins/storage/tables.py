@@ -117,6 +117,8 @@ subscriptions = Table(
     Column("canceled_on", Date),
     Column("next_event_on", Date),  # what the billing run sorts and claims by
     Column("event_seq", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, server_default="0"),  # 0002
+    Column("cancel_on", Date),  # 0002
     Column("source", String(20), nullable=False),  # declared | checkout | quote | created
     Index("ix_subscriptions_next_event", "next_event_on", "id"),
 )  # fmt: skip

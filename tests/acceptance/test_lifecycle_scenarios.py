@@ -1,0 +1,67 @@
+"""S11 — pause, resume, cancel — through the CLI, on SQLite and PostgreSQL."""
+
+from tests.acceptance.scenario import Scenario
+from tests.conftest import run
+
+MONTHLY = """\
+  - id: beans
+    contact: bob
+    start: 2026-12-01
+    SPEC
+    items: [{name: Beans, unit_price: "10.00 USD", frequency: monthly}]
+"""
+
+
+def test_s11_pause_resume_cancel(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=MONTHLY.replace("    SPEC\n", ""))
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-10")
+    paused = s.cli("subscriptions", "pause", "beans", "--as-of", "2026-12-10")
+    assert (paused["status"], paused["next_payment_date"]) == ("paused", None)
+    s.cli("run", "--until", "2027-02-14")
+    resumed = s.cli("subscriptions", "resume", "beans", "--as-of", "2027-02-15")
+    assert (resumed["status"], resumed["next_payment_date"]) == ("active", "2027-03-01")
+    s.cli("run", "--until", "2027-03-09")
+    assert [i["issue_date"] for i in s.invoices("beans")] == ["2026-12-01", "2027-03-01"]
+    canceled = s.cli("subscriptions", "cancel", "beans", "--as-of", "2027-03-10")
+    assert canceled["status"] == "canceled"
+    s.cli("run", "--until", "2027-12-31")
+    assert [i["issue_date"] for i in s.invoices("beans")] == ["2026-12-01", "2027-03-01"]
+    history = [h["type"] for h in s.subscription("beans")["history"]]
+    assert history.count("subscription.paused") == 1 and "subscription.canceled" in history
+
+
+def test_a_paused_fixed_term_ends_later(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=MONTHLY.replace("SPEC", "terms: {payments: 3}"))
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-05")
+    assert s.subscription("beans")["end_date"] == "2027-03-01"
+    s.cli("subscriptions", "pause", "beans", "--as-of", "2026-12-05")
+    s.cli("subscriptions", "resume", "beans", "--as-of", "2027-01-20")  # January is skipped
+    sub = s.subscription("beans")
+    assert (sub["end_date"], sub["payments_made"]) == ("2027-04-01", 1)
+    s.cli("run", "--until", "2027-06-01")
+    assert [i["issue_date"] for i in s.invoices("beans")] == ["2026-12-01", "2027-02-01",
+                                                              "2027-03-01"]  # fmt: skip
+    assert s.subscription("beans")["status"] == "expired"
+
+
+def test_cancel_at_period_end_bills_the_period_then_stops(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=MONTHLY.replace("    SPEC\n", ""))
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-05")
+    s.cli("subscriptions", "cancel", "beans", "--at-period-end", "--as-of", "2026-12-05")
+    assert s.subscription("beans")["status"] == "active"
+    s.cli("run", "--until", "2027-03-01")
+    sub = s.subscription("beans")
+    assert sub["status"] == "canceled"
+    assert [i["issue_date"] for i in s.invoices("beans")] == ["2026-12-01"]
+
+
+def test_refused_changes_are_clean_errors(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=MONTHLY.replace("    SPEC\n", ""))
+    s.cli("apply", "--as-of", "2026-12-01")
+    result = run("--config", str(s.config), "--db", s.db_url, "subscriptions", "resume", "beans")
+    assert result.exit_code == 1 and "is scheduled, not paused" in result.stderr
+    result = run("--config", str(s.config), "--db", s.db_url, "subscriptions", "pause", "nope")
+    assert result.exit_code == 1 and "no subscription `nope`" in result.stderr
