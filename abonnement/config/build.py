@@ -4,30 +4,16 @@ declared subscription, custom-property values, names of installed plugins."""
 
 from __future__ import annotations
 
-import string
-import zoneinfo
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from babel import Locale, UnknownLocaleError
-
-from abonnement.config.schemas import did_you_mean, location
-from abonnement.config.yamlpos import Document
-from abonnement.config.yamlpos import Path as YamlPath
+from abonnement.config.builder import Builder, Entry
+from abonnement.config.schemas import did_you_mean
+from abonnement.config.settings import build_settings, property_value_problem
 from abonnement.engine import catalog as c
-from abonnement.engine.money import Money, MoneyError, parse_money, parse_percent
-from abonnement.engine.schedule import (
-    AtPurchase,
-    DelayDays,
-    DelayMonths,
-    Frequency,
-    OnDate,
-    Start,
-)
+from abonnement.engine.money import Money, parse_percent
+from abonnement.engine.schedule import Frequency
 from abonnement.errors import Problem
 
 if TYPE_CHECKING:
@@ -36,296 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["Entry", "build_catalog", "item_frequency"]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One section entry as written: its file, path, raw value, and whether the schema passed."""
-
-    doc: Document
-    path: YamlPath
-    value: Any
-    valid: bool
-
-
-class _Builder:
-    def __init__(self, root: Path, plugins: PluginNames):
-        self.root = root
-        self.plugins = plugins
-        self.problems: list[Problem] = []
-        self.ids: dict[str, dict[str, Entry]] = {}
-        self.currencies: tuple[str, ...] = ()
-        self.settings: c.Settings | None = None
-
-    # -- reporting ---------------------------------------------------------------------
-    def error(self, entry: Entry, sub: tuple, message: str, hint: str | None = None) -> None:
-        path = (*entry.path, *sub)
-        where = location(entry.doc, path)
-        self.problems.append(entry.doc.problem(path, f"{message} {where}", hint))
-
-    def ref(self, entry: Entry, sub: tuple, section: str, ident: str | None) -> bool:
-        """Check that ``ident`` names an entry of ``section``; report it at ``sub`` if not."""
-        if ident is None:
-            return True
-        known = self.ids.get(section, {})
-        if ident in known:
-            return True
-        noun = section.rstrip("s").replace("_", " ").replace("companie", "company")
-        hint = did_you_mean(ident, list(known)) or (
-            f"declare it under `{section}:`" if not known else None
-        )
-        self.error(entry, sub, f"unknown {noun} `{ident}`", hint)
-        return False
-
-    # -- values --------------------------------------------------------------------------
-    def money(self, entry: Entry, sub: tuple, text: str) -> Money | None:
-        try:
-            money = parse_money(text)
-        except MoneyError as exc:
-            self.error(entry, sub, str(exc))
-            return None
-        if self.currencies and money.currency not in self.currencies:
-            hint = did_you_mean(money.currency, self.currencies) or (
-                f"add {money.currency} to settings.currencies"
-            )
-            self.error(
-                entry,
-                sub,
-                f"currency {money.currency} is not listed in settings.currencies "
-                f"({', '.join(self.currencies)})",
-                hint,
-            )
-            return None
-        return money
-
-    def date(self, entry: Entry, sub: tuple, text: str) -> date | None:
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            self.error(entry, sub, f"{text!r} is not a calendar date")
-            return None
-
-    def start(self, entry: Entry, sub: tuple, raw: Any) -> Start:
-        if raw is None:
-            return AtPurchase()
-        if isinstance(raw, dict):
-            if "delay_days" in raw:
-                return DelayDays(raw["delay_days"])
-            return DelayMonths(raw["delay_months"])
-        on = self.date(entry, sub, raw)
-        return OnDate(on) if on else AtPurchase()
-
-    @staticmethod
-    def terms(raw: Any) -> c.Terms:
-        return c.Terms(raw["payments"]) if isinstance(raw, dict) else c.AUTO_RENEW
-
-    @staticmethod
-    def address(raw: Any) -> c.Address | None:
-        return c.Address(**raw) if isinstance(raw, dict) else None
-
-    def locale(self, entry: Entry, sub: tuple, text: str | None) -> None:
-        if text is None:
-            return
-        try:
-            Locale.parse(text)
-        except (ValueError, UnknownLocaleError):
-            self.error(entry, sub, f"unknown language or locale `{text}`", "e.g. en, da, da_DK")
-
-    # -- ids -----------------------------------------------------------------------------
-    def collect_ids(self, section: str, entries: list[Entry]) -> None:
-        known: dict[str, Entry] = {}
-        for entry in entries:
-            ident = entry.value.get("id") if isinstance(entry.value, dict) else None
-            if not isinstance(ident, str):
-                continue
-            if ident in known:
-                first = known[ident]
-                m = first.doc.mark((*first.path, "id"))
-                self.error(
-                    entry,
-                    ("id",),
-                    f"duplicate id `{ident}`",
-                    f"first declared at {first.doc.file}:{m.line}:{m.column}",
-                )
-                continue
-            known[ident] = entry
-        self.ids[section] = known
-
-
-def _build_settings(b: _Builder, entry: Entry) -> c.Settings | None:
-    raw = entry.value
-    currencies = tuple(raw["currencies"])
-    for i, code in enumerate(currencies):
-        try:
-            Money.zero(code)
-        except MoneyError:
-            b.error(entry, ("currencies", i), f"unknown currency `{code}`", "use ISO 4217 codes")
-    b.currencies = currencies
-    default_currency = raw.get("default_currency", currencies[0])
-    if default_currency not in currencies:
-        b.error(entry, ("default_currency",), f"{default_currency} is not in settings.currencies")
-    timezone = raw.get("timezone", "UTC")
-    try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        b.error(entry, ("timezone",), f"unknown time zone `{timezone}`", "e.g. Europe/Copenhagen")
-    inv = raw.get("invoices", {})
-    number_format = inv.get("number_format", "INV-{seq:05d}")
-    fields = [name for _, name, _, _ in string.Formatter().parse(number_format) if name]
-    try:
-        number_format.format(seq=1)
-        ok = fields == ["seq"]
-    except (ValueError, KeyError, IndexError, AttributeError):
-        ok = False
-    if not ok:
-        b.error(
-            entry,
-            ("invoices", "number_format"),
-            f"bad invoice number format {number_format!r}",
-            "use exactly one {seq} field, e.g. INV-{seq:05d}",
-        )
-    b.locale(entry, ("invoices", "language"), inv.get("language"))
-    b.locale(entry, ("invoices", "locale"), inv.get("locale"))
-    invoices = c.InvoiceSettings(
-        number_format=number_format,
-        comments=inv.get("comments"),
-        language=inv.get("language", "en"),
-        locale=inv.get("locale", "en_US"),
-        payment_terms=inv.get("payment_terms", "due_on_receipt"),
-        tax_ids=tuple(inv.get("tax_ids", ())),
-    )
-    pay = raw.get("payments", {})
-    processor = pay.get("processor", "test")
-    if b.plugins.processors and processor not in b.plugins.processors:
-        names = sorted(b.plugins.processors)
-        b.error(
-            entry,
-            ("payments", "processor"),
-            f"no processor plugin named `{processor}`",
-            did_you_mean(processor, names) or f"installed: {', '.join(names)}",
-        )
-    minimum: dict[str, Money] = {}
-    for code, text in pay.get("minimum_charge", {}).items():
-        money = b.money(entry, ("payments", "minimum_charge", code), text)
-        if money and money.currency != code:
-            b.error(
-                entry,
-                ("payments", "minimum_charge", code),
-                f"minimum charge for {code} is in {money.currency}",
-            )
-        elif money:
-            minimum[code] = money
-    retries = pay.get("retries", {})
-    days = tuple(retries.get("days_after_failure", (1, 3, 5, 7)))
-    if list(days) != sorted(set(days)):
-        b.error(
-            entry,
-            ("payments", "retries", "days_after_failure"),
-            "retry days must be strictly increasing",
-            "e.g. [1, 3, 5, 7]",
-        )
-    notes = raw.get("notifications", {})
-    notifiers = tuple(notes.get("notifiers", ("mailbox",)))
-    for i, name in enumerate(notifiers):
-        if b.plugins.notifiers and name not in b.plugins.notifiers:
-            names = sorted(b.plugins.notifiers)
-            b.error(
-                entry,
-                ("notifications", "notifiers", i),
-                f"no notifier plugin named `{name}`",
-                did_you_mean(name, names) or f"installed: {', '.join(names)}",
-            )
-    reminder = notes.get("reminder", {})
-    subs = raw.get("subscriptions", {})
-    properties = tuple(
-        _custom_property(b, entry, i, p) for i, p in enumerate(subs.get("custom_properties", ()))
-    )
-    analytics = raw.get("analytics", {})
-    factor = analytics.get("weekly_mrr_factor", "52/12")
-    plugin_settings = {
-        dotted: raw.get(dotted.split(".")[0], {}).get(dotted.split(".")[1], {})
-        for dotted in b.plugins.settings_schemas
-    }
-    return c.Settings(
-        account=raw["account"],
-        currencies=currencies,
-        default_currency=default_currency,
-        timezone=timezone,
-        rounding=raw.get("rounding", "half_up"),
-        rules=tuple(raw.get("rules", ())),
-        invoices=invoices,
-        processor=processor,
-        accepted_methods=tuple(pay.get("accepted_methods", ("card",))),
-        minimum_charge=c.frozen_map(minimum),
-        retry_days=days,
-        after_final_failure=retries.get("after_final_failure", "keep_unpaid"),
-        manual_retry_limit=retries.get("manual_limit", 3),
-        update_link_days=pay.get("update_link_days", 14),
-        notifiers=notifiers,
-        sender=notes.get("sender"),
-        admins=tuple(notes.get("admins", ())),
-        teams=c.frozen_map({k: tuple(v) for k, v in notes.get("teams", {}).items()}),
-        notify_first_payment=notes.get("first_payment", True),
-        notify_payment_succeeded=notes.get("payment_succeeded", True),
-        notify_payment_failed=notes.get("payment_failed", True),
-        reminder_enabled=reminder.get("enabled", True),
-        reminder_days_before=reminder.get("days_before", 14),
-        edit_freeze_days=subs.get("edit_freeze_days", 2),
-        allow_invoice_creation_off=subs.get("allow_invoice_creation_off", True),
-        proration=subs.get("proration", False),
-        custom_properties=properties,
-        weekly_mrr_factor=Decimal(52) / 12 if factor == "52/12" else Decimal(factor),
-        discounts_reduce_mrr=analytics.get("discounts_reduce_mrr", False),
-        plugin_settings=c.frozen_map({k: c.frozen_map(v) for k, v in plugin_settings.items()}),
-    )
-
-
-_PROPERTY_TYPES: dict[str, Callable[[Any], bool]] = {
-    "string": lambda v: isinstance(v, str),
-    "number": lambda v: isinstance(v, (int, Decimal)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "date": lambda v: isinstance(v, str) and _is_date(v),
-    "enum": lambda v: isinstance(v, str),
-}
-
-
-def _is_date(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _custom_property(b: _Builder, entry: Entry, i: int, raw: dict) -> c.CustomProperty:
-    sub = ("subscriptions", "custom_properties", i)
-    prop = c.CustomProperty(
-        name=raw["name"],
-        type=raw["type"],
-        values=tuple(raw.get("values", ())),
-        default=raw.get("default"),
-        user_can_override=raw.get("user_can_override", True),
-        label=raw.get("label"),
-    )
-    if prop.type == "enum" and not prop.values:
-        b.error(entry, sub, f"enum property `{prop.name}` needs `values`", "e.g. values: [a, b]")
-    elif prop.type != "enum" and prop.values:
-        b.error(entry, (*sub, "values"), "`values` only applies to enum properties")
-    if prop.default is not None:
-        problem = _property_value_problem(prop, prop.default)
-        if problem:
-            b.error(entry, (*sub, "default"), problem[0], problem[1])
-    return prop
-
-
-def _property_value_problem(prop: c.CustomProperty, value: Any) -> tuple[str, str | None] | None:
-    if not _PROPERTY_TYPES[prop.type](value):
-        return f"property `{prop.name}` must be a {prop.type}, got {value!r}", None
-    if prop.type == "enum" and value not in prop.values:
-        hint = did_you_mean(value, prop.values) or f"one of: {', '.join(prop.values)}"
-        return f"`{value}` is not a value of property `{prop.name}`", hint
-    return None
-
-
-def _tiers(b: _Builder, entry: Entry, raw: dict, pricing: c.PricingModel) -> tuple[c.Tier, ...]:
+def _tiers(b: Builder, entry: Entry, raw: dict, pricing: c.PricingModel) -> tuple[c.Tier, ...]:
     tiers: list[c.Tier] = []
     field = "price" if pricing is c.PricingModel.STAIRSTEP else "unit_price"
     previous = 0
@@ -358,7 +55,7 @@ def _tiers(b: _Builder, entry: Entry, raw: dict, pricing: c.PricingModel) -> tup
     return tuple(tiers)
 
 
-def _build_product(b: _Builder, entry: Entry) -> c.Product:
+def _build_product(b: Builder, entry: Entry) -> c.Product:
     raw = entry.value
     pricing = c.PricingModel(raw.get("pricing", "flat"))
     prices: dict[str, Money] = {}
@@ -413,7 +110,7 @@ def _build_product(b: _Builder, entry: Entry) -> c.Product:
 
 
 def _build_items(
-    b: _Builder, entry: Entry, products: Mapping[str, c.Product], currency: str | None
+    b: Builder, entry: Entry, products: Mapping[str, c.Product], currency: str | None
 ) -> tuple[c.ItemSpec, ...]:
     items = []
     for i, raw in enumerate(entry.value["items"]):
@@ -470,7 +167,7 @@ def item_frequency(item: c.ItemSpec, products: Mapping[str, c.Product]) -> Frequ
     return product.frequency if product else None
 
 
-def _currency(b: _Builder, entry: Entry) -> str | None:
+def _currency(b: Builder, entry: Entry) -> str | None:
     currency = entry.value.get("currency")
     if currency is None:
         return b.settings.default_currency if b.settings else None
@@ -486,7 +183,7 @@ def _currency(b: _Builder, entry: Entry) -> str | None:
 
 
 def _build_subscription(
-    b: _Builder,
+    b: Builder,
     entry: Entry,
     products: Mapping[str, c.Product],
     contacts: Mapping[str, c.Contact],
@@ -565,7 +262,7 @@ def _build_subscription(
                 or "declare it in settings.subscriptions.custom_properties",
             )
             continue
-        problem = _property_value_problem(prop, value)
+        problem = property_value_problem(prop, value)
         if problem:
             b.error(entry, ("properties", name), problem[0], problem[1])
         elif not prop.user_can_override and value != prop.default:
@@ -616,14 +313,14 @@ def build_catalog(
     root: Path, entries: dict[str, list[Entry]], version: str, plugins: PluginNames
 ) -> tuple[c.Catalog | None, list[Problem]]:
     """Build the catalog from every section's entries; problems are collected, not raised."""
-    b = _Builder(root, plugins)
+    b = Builder(root, plugins)
     for section, section_entries in entries.items():
         if section != "settings":
             b.collect_ids(section, section_entries)
     settings = None
     for entry in entries["settings"][:1]:
         if entry.valid:
-            settings = b.settings = _build_settings(b, entry)
+            settings = b.settings = build_settings(b, entry)
 
     def valid(section: str) -> list[Entry]:
         known = b.ids.get(section, {})
@@ -762,7 +459,7 @@ def build_catalog(
     return catalog, b.problems
 
 
-def _rule_files(b: _Builder, entries: list[Entry], settings: c.Settings | None) -> tuple[str, ...]:
+def _rule_files(b: Builder, entries: list[Entry], settings: c.Settings | None) -> tuple[str, ...]:
     if not settings or not entries:
         return ()
     found: list[str] = []

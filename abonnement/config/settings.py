@@ -1,0 +1,192 @@
+"""The settings section → ``Settings``, and typed custom properties."""
+
+from __future__ import annotations
+
+import string
+import zoneinfo
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from abonnement.config.builder import Builder, Entry
+from abonnement.config.schemas import did_you_mean
+from abonnement.engine import catalog as c
+from abonnement.engine.money import Money, MoneyError
+
+__all__ = ["build_settings", "property_value_problem"]
+
+
+def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
+    raw = entry.value
+    currencies = tuple(raw["currencies"])
+    for i, code in enumerate(currencies):
+        try:
+            Money.zero(code)
+        except MoneyError:
+            b.error(entry, ("currencies", i), f"unknown currency `{code}`", "use ISO 4217 codes")
+    b.currencies = currencies
+    default_currency = raw.get("default_currency", currencies[0])
+    if default_currency not in currencies:
+        b.error(entry, ("default_currency",), f"{default_currency} is not in settings.currencies")
+    timezone = raw.get("timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        b.error(entry, ("timezone",), f"unknown time zone `{timezone}`", "e.g. Europe/Copenhagen")
+    inv = raw.get("invoices", {})
+    number_format = inv.get("number_format", "INV-{seq:05d}")
+    fields = [name for _, name, _, _ in string.Formatter().parse(number_format) if name]
+    try:
+        number_format.format(seq=1)
+        ok = fields == ["seq"]
+    except (ValueError, KeyError, IndexError, AttributeError):
+        ok = False
+    if not ok:
+        b.error(
+            entry,
+            ("invoices", "number_format"),
+            f"bad invoice number format {number_format!r}",
+            "use exactly one {seq} field, e.g. INV-{seq:05d}",
+        )
+    b.locale(entry, ("invoices", "language"), inv.get("language"))
+    b.locale(entry, ("invoices", "locale"), inv.get("locale"))
+    invoices = c.InvoiceSettings(
+        number_format=number_format,
+        comments=inv.get("comments"),
+        language=inv.get("language", "en"),
+        locale=inv.get("locale", "en_US"),
+        payment_terms=inv.get("payment_terms", "due_on_receipt"),
+        tax_ids=tuple(inv.get("tax_ids", ())),
+    )
+    pay = raw.get("payments", {})
+    processor = pay.get("processor", "test")
+    if b.plugins.processors and processor not in b.plugins.processors:
+        names = sorted(b.plugins.processors)
+        b.error(
+            entry,
+            ("payments", "processor"),
+            f"no processor plugin named `{processor}`",
+            did_you_mean(processor, names) or f"installed: {', '.join(names)}",
+        )
+    minimum: dict[str, Money] = {}
+    for code, text in pay.get("minimum_charge", {}).items():
+        money = b.money(entry, ("payments", "minimum_charge", code), text)
+        if money and money.currency != code:
+            b.error(
+                entry,
+                ("payments", "minimum_charge", code),
+                f"minimum charge for {code} is in {money.currency}",
+            )
+        elif money:
+            minimum[code] = money
+    retries = pay.get("retries", {})
+    days = tuple(retries.get("days_after_failure", (1, 3, 5, 7)))
+    if list(days) != sorted(set(days)):
+        b.error(
+            entry,
+            ("payments", "retries", "days_after_failure"),
+            "retry days must be strictly increasing",
+            "e.g. [1, 3, 5, 7]",
+        )
+    notes = raw.get("notifications", {})
+    notifiers = tuple(notes.get("notifiers", ("mailbox",)))
+    for i, name in enumerate(notifiers):
+        if b.plugins.notifiers and name not in b.plugins.notifiers:
+            names = sorted(b.plugins.notifiers)
+            b.error(
+                entry,
+                ("notifications", "notifiers", i),
+                f"no notifier plugin named `{name}`",
+                did_you_mean(name, names) or f"installed: {', '.join(names)}",
+            )
+    reminder = notes.get("reminder", {})
+    subs = raw.get("subscriptions", {})
+    properties = tuple(
+        _custom_property(b, entry, i, p) for i, p in enumerate(subs.get("custom_properties", ()))
+    )
+    analytics = raw.get("analytics", {})
+    factor = analytics.get("weekly_mrr_factor", "52/12")
+    plugin_settings = {
+        dotted: raw.get(dotted.split(".")[0], {}).get(dotted.split(".")[1], {})
+        for dotted in b.plugins.settings_schemas
+    }
+    return c.Settings(
+        account=raw["account"],
+        currencies=currencies,
+        default_currency=default_currency,
+        timezone=timezone,
+        rounding=raw.get("rounding", "half_up"),
+        rules=tuple(raw.get("rules", ())),
+        invoices=invoices,
+        processor=processor,
+        accepted_methods=tuple(pay.get("accepted_methods", ("card",))),
+        minimum_charge=c.frozen_map(minimum),
+        retry_days=days,
+        after_final_failure=retries.get("after_final_failure", "keep_unpaid"),
+        manual_retry_limit=retries.get("manual_limit", 3),
+        update_link_days=pay.get("update_link_days", 14),
+        notifiers=notifiers,
+        sender=notes.get("sender"),
+        admins=tuple(notes.get("admins", ())),
+        teams=c.frozen_map({k: tuple(v) for k, v in notes.get("teams", {}).items()}),
+        notify_first_payment=notes.get("first_payment", True),
+        notify_payment_succeeded=notes.get("payment_succeeded", True),
+        notify_payment_failed=notes.get("payment_failed", True),
+        reminder_enabled=reminder.get("enabled", True),
+        reminder_days_before=reminder.get("days_before", 14),
+        edit_freeze_days=subs.get("edit_freeze_days", 2),
+        allow_invoice_creation_off=subs.get("allow_invoice_creation_off", True),
+        proration=subs.get("proration", False),
+        custom_properties=properties,
+        weekly_mrr_factor=Decimal(52) / 12 if factor == "52/12" else Decimal(factor),
+        discounts_reduce_mrr=analytics.get("discounts_reduce_mrr", False),
+        plugin_settings=c.frozen_map({k: c.frozen_map(v) for k, v in plugin_settings.items()}),
+    )
+
+
+_PROPERTY_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, (int, Decimal)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "date": lambda v: isinstance(v, str) and _is_date(v),
+    "enum": lambda v: isinstance(v, str),
+}
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _custom_property(b: Builder, entry: Entry, i: int, raw: dict) -> c.CustomProperty:
+    sub = ("subscriptions", "custom_properties", i)
+    prop = c.CustomProperty(
+        name=raw["name"],
+        type=raw["type"],
+        values=tuple(raw.get("values", ())),
+        default=raw.get("default"),
+        user_can_override=raw.get("user_can_override", True),
+        label=raw.get("label"),
+    )
+    if prop.type == "enum" and not prop.values:
+        b.error(entry, sub, f"enum property `{prop.name}` needs `values`", "e.g. values: [a, b]")
+    elif prop.type != "enum" and prop.values:
+        b.error(entry, (*sub, "values"), "`values` only applies to enum properties")
+    if prop.default is not None:
+        problem = property_value_problem(prop, prop.default)
+        if problem:
+            b.error(entry, (*sub, "default"), problem[0], problem[1])
+    return prop
+
+
+def property_value_problem(prop: c.CustomProperty, value: Any) -> tuple[str, str | None] | None:
+    if not _PROPERTY_TYPES[prop.type](value):
+        return f"property `{prop.name}` must be a {prop.type}, got {value!r}", None
+    if prop.type == "enum" and value not in prop.values:
+        hint = did_you_mean(value, prop.values) or f"one of: {', '.join(prop.values)}"
+        return f"`{value}` is not a value of property `{prop.name}`", hint
+    return None
