@@ -304,7 +304,9 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
         return
     verb = "would issue" if dry_run else "issued"
     money = ", ".join(f"{v} {c}" for c, v in totals.items()) or "nothing"
-    click.echo(f"up to {day}: {verb} {summary.invoice_count} invoices ({money})")
+    charges = ", ".join(f"{n} {status}" for status, n in sorted(summary.payments.items()))
+    click.echo(f"up to {day}: {verb} {summary.invoice_count} invoices ({money})"
+               + (f"; payments: {charges}" if charges else ""))  # fmt: skip
 
 
 @cli.group()
