@@ -118,7 +118,8 @@ class App:
         batch_size: int = 500,
         progress: Callable[[int], None] | None = None,
     ) -> tuple[RunSummary, list[dict[str, Any]]]:
-        """The billing run up to ``until``; with ``dry_run`` the same run, rolled back.
+        """The billing run up to ``until``; with ``dry_run`` the same run, rolled back, and
+        nothing sent to the processor.
         Returns the summary and, for a dry run, every invoice it would have issued."""
         from abonnement.engine.billing_run import run_billing
 
@@ -133,6 +134,8 @@ class App:
                    "processor": self.processor, "memo": memo}  # fmt: skip
         if not dry_run:
             return run_billing(*args, **options), []
+        # A dry run rolls the database back, but a processor cannot be rolled back: no charges.
+        options["processor"] = None
         with store.dry_run():
             summary = run_billing(*args, keep_invoices=True, **options)
             invoices = [store.invoice(number) for number, _ in summary.invoices]

@@ -303,3 +303,13 @@ def test_churn_counts_customers_lost_in_the_month(tmp_path, db_url):
                   "--to", "2026-12-01")  # fmt: skip
     assert churn["series"] == [{"month": "2026-11", "value": "50.00"},
                                {"month": "2026-12", "value": "0.00"}]  # fmt: skip
+
+
+def test_a_dry_run_charges_nobody(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=BOB_SAVED)
+    s.cli("apply", "--as-of", "2026-12-01")
+    dry = s.cli("run", "--until", "2027-02-01", "--dry-run")
+    assert [i["issue_date"] for i in dry["invoices"]] == ["2026-12-01", "2027-01-01", "2027-02-01"]
+    assert dry["payments"] == {}
+    assert not s.ledger.exists() or s.charges() == []
+    assert s.payments("bob-coffee") == [] and s.invoices() == []
