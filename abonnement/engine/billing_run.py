@@ -35,8 +35,9 @@ __all__ = ["BillingStore", "RunSummary", "collect", "contact_records", "reconcil
 class BillingStore(Protocol):
     """What the billing run needs from storage (the SQLAlchemy plugin provides it)."""
 
-    def earliest_event(self, until: date) -> date | None:
-        """The earliest ``next_event_on`` of any subscription, if on or before ``until``."""
+    def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
+        """The earliest day on or before ``until`` with work: a subscription event, or (with
+        ``collections``) a charge to make or a debit to check."""
 
     def process_due(
         self, day: date, limit: int, work: Callable[[Sequence[Subscription]], tuple],
@@ -237,7 +238,7 @@ def run_billing(
                     summary.status_changes[new] = summary.status_changes.get(new, 0) + 1
         return updated, drafts, events
 
-    while (day := store.earliest_event(until)) is not None:
+    while (day := store.earliest_event(until, collections=processor is not None)) is not None:
         summary.days += 1
         # Claim, step and store one batch per transaction; other workers skip what is claimed.
         while True:

@@ -191,15 +191,15 @@ class SqlStorage(PaymentsMixin):
         return [_sub_from(row, found.get(row.id, [])) for row in rows]
 
     # -- the billing run's store -------------------------------------------------------------
-    def earliest_event(self, until: date) -> date | None:
-        """The earliest day on or before ``until`` with billing or collection work."""
+    def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
+        """The earliest day on or before ``until`` with billing (or collection) work."""
         with self._tx() as conn:
             first = conn.execute(
                 select(func.min(t.subscriptions.c.next_event_on)).where(
                     t.subscriptions.c.next_event_on <= until
                 )
             ).scalar()
-        days = (first, self.earliest_collection(until))
+        days = (first, self.earliest_collection(until) if collections else None)
         return min((d for d in days if d is not None), default=None)
 
     def count_due(self, until: date) -> int:
