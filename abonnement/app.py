@@ -141,6 +141,29 @@ class App:
             invoices = [store.invoice(number) for number, _ in summary.invoices]
         return summary, invoices
 
+    def forecast(self, as_of: date, months: int) -> list[dict[str, Any]]:
+        """The invoices the next ``months`` months will issue, by month and currency: the
+        billing run itself (declared subscriptions applied), rolled back, charging nobody."""
+        from datetime import timedelta
+
+        from abonnement.engine.billing_run import run_billing
+        from abonnement.engine.schedule import add_months
+
+        until = add_months(as_of, months) - timedelta(days=1)
+        store = self.storage
+        with store.dry_run():
+            self.apply(as_of)
+            summary = run_billing(store, self.catalog, self.rules.pricing, until,
+                                  keep_invoices=True)  # fmt: skip
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for _, draft in summary.invoices:
+            key = (draft.issue_date.strftime("%Y-%m"), draft.currency)
+            row = rows.setdefault(key, {"month": key[0], "currency": key[1], "invoices": 0,
+                                        "total": draft.total * 0})  # fmt: skip
+            row["invoices"] += 1
+            row["total"] = row["total"] + draft.total
+        return [{**row, "total": row["total"].format_amount()} for _, row in sorted(rows.items())]
+
     def run_workers(self, until: date, workers: int, *, batch_size: int = 500) -> tuple[Any, list]:
         """The billing run in ``workers`` processes sharing the work through row locks."""
         import multiprocessing

@@ -621,6 +621,23 @@ def update_method(app: App, token: str, card: str, as_of: Any, as_json: bool) ->
 
 
 @cli.command()
+@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
+@as_of_option
+@json_option
+@click.pass_obj
+def forecast(app: App, months: int, as_of: Any, as_json: bool) -> None:
+    """The invoices the next N months will issue, by month and currency; writes nothing."""
+    day = _as_of(app, as_of)
+    rows = app.forecast(day, months)
+    if as_json:
+        _echo_json({"as_of": day.isoformat(), "months": months, "forecast": rows})
+        return
+    for row in rows:
+        click.echo(f"{row['month']}  {row['invoices']:>6} invoices  {row['total']:>12} "
+                   f"{row['currency']}")  # fmt: skip
+
+
+@cli.command()
 @click.argument("metric", type=click.Choice(["mrr", "arr", "churn", "active"]))
 @as_of_option
 @click.option("--from", "from_", type=_DATE, help="First month of a monthly series.")

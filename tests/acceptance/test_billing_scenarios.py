@@ -271,3 +271,23 @@ def test_s13_weekly_mrr(tmp_path, db_url, factor, mrr):
     assert s.subscription("weekly")["mrr"] == mrr  # discounts do not reduce MRR by default
     s.cli("run", "--until", "2026-12-01")
     assert s.cli("report", "mrr", "--as-of", "2026-12-01")["value"] == mrr
+
+
+def test_forecast_runs_the_engine_and_writes_nothing(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions="""\
+  - id: monthly
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-1kg, quantity: 1}]
+  - id: biweekly
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-500g, quantity: 1}]
+""")  # fmt: skip
+    result = s.cli("forecast", "--months", "3", "--as-of", "2026-12-01")
+    assert result["forecast"] == [
+        {"month": "2026-12", "currency": "USD", "invoices": 4, "total": "79.00"},
+        {"month": "2027-01", "currency": "USD", "invoices": 3, "total": "61.00"},
+        {"month": "2027-02", "currency": "USD", "invoices": 3, "total": "61.00"},
+    ]
+    assert s.invoices() == [] and s.cli("subscriptions", "list") == []
