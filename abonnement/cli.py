@@ -644,10 +644,15 @@ def forecast(app: App, months: int, as_of: Any, as_json: bool) -> None:
 @click.option("--to", type=_DATE, help="Last month of the series (default: --as-of).")
 @click.option("--currency", help="Default: the account's default currency.")
 @click.option("--csv", "as_csv", is_flag=True, help="The series as CSV.")
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw the series into a PNG file (needs abonnement[chart]).",
+)
 @json_option
 @click.pass_obj
 def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str | None,
-           as_csv: bool, as_json: bool) -> None:  # fmt: skip
+           as_csv: bool, chart: Path | None, as_json: bool) -> None:  # fmt: skip
     """MRR, ARR, active subscriptions or customer churn (%) — at a date, or by month."""
     from abonnement.engine.analytics import month_starts
     from abonnement.engine.analytics import report as compute
@@ -663,6 +668,8 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
             str(v) if not isinstance(v, int) else v)  # fmt: skip
 
     rows = [{"month": m.strftime("%Y-%m"), "value": text(v)} for m, v in series]
+    if chart is not None:
+        _draw(chart, metric, currency, series)
     if as_csv:
         click.echo("month,value")
         for row in rows:
@@ -677,6 +684,29 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
     click.echo(f"{metric} on {day}: {payload['value']}{unit}")
     for row in rows:
         click.echo(f"  {row['month']}  {row['value']}{unit}")
+
+
+def _draw(path: Path, metric: str, currency: str, series: list) -> None:
+    """A bar chart of a monthly series."""
+    if not series:
+        raise click.UsageError("--chart draws a series: give --from (and --to)")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no screen needed
+        from matplotlib import pyplot
+    except ImportError:
+        raise AbonnementError("charts need matplotlib: pip install 'abonnement[chart]'") from None
+    labels = [month.strftime("%Y-%m") for month, _ in series]
+    values = [float(getattr(v, "amount", v)) for _, v in series]  # drawing only, never money
+    figure, axes = pyplot.subplots(figsize=(max(6, len(labels) * 0.6), 4), dpi=100)
+    axes.bar(labels, values, color="#3b6ea5")
+    unit = {"churn": "%", "active": "subscriptions"}.get(metric, currency)
+    axes.set_title(f"{metric.upper()} by month ({unit})")
+    axes.tick_params(axis="x", labelrotation=45)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
 
 
 @cli.group()

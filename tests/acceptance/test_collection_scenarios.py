@@ -313,3 +313,18 @@ def test_a_dry_run_charges_nobody(tmp_path, db_url):
     assert dry["payments"] == {}
     assert not s.ledger.exists() or s.charges() == []
     assert s.payments("bob-coffee") == [] and s.invoices() == []
+
+
+def test_report_draws_a_chart(tmp_path, db_url):
+    from tests.conftest import run
+
+    s = Scenario(tmp_path, db_url, subscriptions=BOB_SAVED)
+    s.cli("run", "--until", "2027-03-01")
+    chart = tmp_path / "mrr.png"
+    result = run("--config", str(s.config), "--db", s.db_url, "report", "mrr", "--as-of",
+                 "2027-03-01", "--from", "2026-11-01", "--to", "2027-03-01", "--chart", str(chart))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    data = chart.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (600, 400)
