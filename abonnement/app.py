@@ -236,7 +236,8 @@ class App:
         """Buy a payment link as ``contact_id`` on ``on``: one invoice and one charge for what
         is due now, then the grouped subscriptions. Safe to repeat after a crash: the charge
         has a fixed idempotency key and the result is stored in one transaction."""
-        from abonnement.engine.billing_run import _charge, contact_records
+        from abonnement.engine.billing_run import charge_once, contact_records
+        from abonnement.engine.collection import Attempt
         from abonnement.engine.invoicing import InvoiceDraft, document_settings, line_inputs
         from abonnement.engine.items import group_items, resolve_item
         from abonnement.engine.pricing import price_invoice
@@ -291,11 +292,9 @@ class App:
         minimum = settings.minimum_charge_for(currency)
         if priced.total < minimum:
             raise CollectionError(f"a checkout must charge at least {minimum} now")
-        from abonnement.engine.collection import Attempt
-
         attempt = Attempt(f"checkout/{link_id}/{contact_id}/{on.isoformat()}", None, 1,
                           priced.total, token, kind, on)  # fmt: skip
-        result = _charge(self.processor, attempt)
+        result = charge_once(self.processor, attempt)
         if result is None or result.status == "failed":
             code = result.failure_code if result else "timeout"
             raise CollectionError(f"the payment was declined ({code}); nothing was bought")

@@ -29,7 +29,15 @@ from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
 from abonnement.engine.subscriptions import Subscription, step
 
-__all__ = ["BillingStore", "RunSummary", "collect", "contact_records", "reconcile", "run_billing"]
+__all__ = [
+    "BillingStore",
+    "RunSummary",
+    "charge_once",
+    "collect",
+    "contact_records",
+    "reconcile",
+    "run_billing",
+]
 
 
 class BillingStore(Protocol):
@@ -119,7 +127,8 @@ def contact_records(
     return records
 
 
-def _charge(processor: ProcessorPort, attempt: Attempt) -> ChargeResult | None:
+def charge_once(processor: ProcessorPort, attempt: Attempt) -> ChargeResult | None:
+    """The processor's answer for one attempt (asked again once after a timeout), or None."""
     if not attempt.amount:
         return ChargeResult("succeeded")  # nothing to take: a 100% discount, say
     for _ in range(2):  # after a timeout, the same key again: the processor tells what it did
@@ -156,7 +165,7 @@ def charge(
     """Call the processor for attempts already written pending, then record the outcomes."""
     finished = []
     for attempt in attempts:
-        result = _charge(processor, attempt)
+        result = charge_once(processor, attempt)
         if result is not None:
             finished.append((attempt, result, _judge(attempt, result, settings, day)))
     store.finish_attempts(finished, day)

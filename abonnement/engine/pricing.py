@@ -108,16 +108,6 @@ class PricedLine:
     taxes: tuple[Adjustment, ...]
 
     @property
-    def net(self) -> Money:
-        """The amount after discounts."""
-        return self.amount - sum((d.amount for d in self.discounts), self.amount * 0)
-
-    @property
-    def total(self) -> Money:
-        extra = [f.amount for f in self.fees] + [t.amount for t in self.taxes if not t.inclusive]
-        return sum(extra, self.net)
-
-    @property
     def adjustments(self) -> tuple[Adjustment, ...]:
         return (*self.discounts, *self.fees, *self.taxes)
 

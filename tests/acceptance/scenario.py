@@ -62,9 +62,6 @@ class Scenario:
 
     def charges(self) -> list[tuple]:
         """What the test processor's own ledger says really moved."""
-        import sqlite3
+        from abonnement.plugins.processors.test import TestProcessor
 
-        with sqlite3.connect(self.ledger) as db:
-            return db.execute(
-                "SELECT key, amount, status FROM charges WHERE status != 'failed' ORDER BY key"
-            ).fetchall()
+        return TestProcessor({"ledger": str(self.ledger)}).charges()
