@@ -308,6 +308,16 @@ class App:
                 "payment": result.status, "total": priced.total.format_amount(),
                 "currency": currency}  # fmt: skip
 
+    def render_invoice(self, number: str, fmt: str = "html") -> bytes:
+        """The customer-facing document of invoice ``number``: HTML text or PDF bytes."""
+        from abonnement.documents.invoice import render_html, render_pdf
+
+        row = self.storage.invoice(number)
+        if row is None:
+            raise AbonnementError(f"no invoice {number}")
+        html = render_html(row, self.catalog, template_dir=self.config_dir / "templates")
+        return render_pdf(html) if fmt == "pdf" else html.encode()
+
     def update_link(self, subscription_id: str, on: date) -> dict[str, str]:
         from datetime import timedelta
 

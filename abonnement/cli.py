@@ -410,7 +410,7 @@ def subscriptions_cancel(app: App, subscription_id: str, at_period_end: bool, as
 
 @cli.group()
 def invoices() -> None:
-    """Invoices: list, show, pay."""
+    """Invoices: list, show, render, pay."""
 
 
 @invoices.command("list")
@@ -465,6 +465,25 @@ def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
         click.echo(f"  {adj['kind']} {adj['rule']} (invoice): {adj['amount']} {cur}")
     for key in ("subtotal", "discount_total", "fee_total", "tax_total", "total", "amount_due"):
         click.echo(f"  {key:<15} {payload[key]:>12} {cur}")
+
+
+@invoices.command("render")
+@click.argument("number")
+@click.option("--format", "fmt", type=click.Choice(["html", "pdf"]), default="html",
+              show_default=True)  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write here instead of standard output.")  # fmt: skip
+@click.pass_obj
+def invoices_render(app: App, number: str, fmt: str, output: str | None) -> None:
+    """The customer-facing invoice document, in its language and locale."""
+    document = app.render_invoice(number, fmt)
+    if output:
+        Path(output).write_bytes(document)
+        click.echo(f"wrote {output}", err=True)
+    elif fmt == "pdf" and sys.stdout.isatty():
+        raise AbonnementError("a PDF is binary: write it with -o FILE (or pipe it)")
+    else:
+        sys.stdout.buffer.write(document)
 
 
 @invoices.command("pay")

@@ -36,18 +36,20 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         b.error(entry, ("timezone",), f"unknown time zone `{timezone}`", "e.g. Europe/Copenhagen")
     inv = raw.get("invoices", {})
     number_format = inv.get("number_format", "INV-{seq:05d}")
-    fields = [name for _, name, _, _ in string.Formatter().parse(number_format) if name]
-    try:
-        number_format.format(seq=1)
-        ok = fields == ["seq"]
-    except (ValueError, KeyError, IndexError, AttributeError):
-        ok = False
-    if not ok:
+    if not _one_field(number_format, "seq", 1):
         b.error(
             entry,
             ("invoices", "number_format"),
             f"bad invoice number format {number_format!r}",
             "use exactly one {seq} field, e.g. INV-{seq:05d}",
+        )
+    pay_url = inv.get("pay_url", c.DEFAULT_PAY_URL)
+    if not _one_field(pay_url, "number", "INV-1"):
+        b.error(
+            entry,
+            ("invoices", "pay_url"),
+            f"bad pay URL {pay_url!r}",
+            "use exactly one {number} field, e.g. https://pay.example.com/{number}",
         )
     b.locale(entry, ("invoices", "language"), inv.get("language"))
     b.locale(entry, ("invoices", "locale"), inv.get("locale"))
@@ -58,6 +60,7 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         locale=inv.get("locale", "en_US"),
         payment_terms=inv.get("payment_terms", "due_on_receipt"),
         tax_ids=tuple(inv.get("tax_ids", ())),
+        pay_url=pay_url,
     )
     pay = raw.get("payments", {})
     processor = pay.get("processor", "test")
@@ -190,3 +193,13 @@ def property_value_problem(prop: c.CustomProperty, value: Any) -> tuple[str, str
         hint = did_you_mean(value, prop.values) or f"one of: {', '.join(prop.values)}"
         return f"`{value}` is not a value of property `{prop.name}`", hint
     return None
+
+
+def _one_field(text: str, name: str, sample: object) -> bool:
+    """Whether ``text`` formats with exactly one ``{name}`` field and nothing else."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field]
+        text.format(**{name: sample})
+    except (ValueError, KeyError, IndexError, AttributeError):
+        return False
+    return fields == [name]

@@ -224,6 +224,9 @@ class Collection:
     accepted_methods: tuple[str, ...] = ()
 
 
+DEFAULT_PAY_URL = "https://pay.abonnement.dev/invoices/{number}"
+
+
 @dataclass(frozen=True, slots=True)
 class InvoiceSettings:
     number_format: str = "INV-{seq:05d}"
@@ -232,6 +235,7 @@ class InvoiceSettings:
     locale: str = "en_US"
     payment_terms: str = "due_on_receipt"
     tax_ids: tuple[str, ...] = ()
+    pay_url: str = DEFAULT_PAY_URL
 
 
 @dataclass(frozen=True, slots=True)

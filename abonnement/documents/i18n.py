@@ -1,0 +1,97 @@
+"""Translations and locale-aware formatting for documents and messages.
+
+Message catalogs ship as ``.po`` files in the package and are compiled in memory on first use
+(no build step, so an editable install and a wheel behave alike). Dates, numbers and money are
+formatted by babel from CLDR data: ``25,00 US$`` in ``da_DK``.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext
+import io
+from datetime import date
+from decimal import Decimal
+from importlib import resources
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal, format_percent
+from babel.support import Translations
+
+from abonnement.engine.catalog import Address
+
+__all__ = [
+    "LANGUAGES",
+    "Formatter",
+    "address_lines",
+    "translations",
+]
+
+LANGUAGES = ("en", "da", "de", "fr", "es")  # English is the source language: no catalog
+
+# Countries that write the postal code after the city (and region) on the same line; the rest
+# of the world we print for writes it first ("1165 København").
+_CITY_FIRST = frozenset({"US", "CA", "AU", "GB", "IE", "NZ", "JP", "CN", "IN", "BR", "MX"})
+
+
+@functools.cache
+def translations(language: str) -> gettext.NullTranslations:
+    """The message catalog for ``language`` (``da`` or ``da_DK``); English when there is none."""
+    base = language.replace("-", "_").split("_")[0]
+    po = resources.files("abonnement.documents") / "locale" / base / "LC_MESSAGES" / "abonnement.po"
+    if not po.is_file():
+        return gettext.NullTranslations()
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=base)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+class Formatter:
+    """Dates, amounts and rates for one locale; an unknown locale falls back to ``en_US``."""
+
+    def __init__(self, locale: str):
+        try:
+            self.locale = Locale.parse(locale.replace("-", "_"))
+        except (UnknownLocaleError, ValueError):
+            self.locale = Locale.parse("en_US")
+
+    def money(self, amount: Decimal, currency: str) -> str:
+        return format_currency(amount, currency, locale=self.locale)
+
+    def date(self, day: date | None) -> str:
+        return format_date(day, format="long", locale=self.locale) if day else ""
+
+    def number(self, value: int | Decimal) -> str:
+        return format_decimal(value, locale=self.locale)
+
+    def percent(self, rate: Decimal) -> str:
+        """``rate`` in percent (``25`` → ``25 %`` in Danish)."""
+        return format_percent(rate / 100, locale=self.locale, decimal_quantization=False)
+
+    def country(self, code: str) -> str:
+        return self.locale.territories.get(code, code)
+
+
+def address_lines(address: Address | None, fmt: Formatter) -> list[str]:
+    """The lines of a postal address as its country writes them, the country named in the
+    document's language."""
+    if address is None:
+        return []
+    lines = [line for line in (address.line1, address.line2) if line]
+    region = " ".join(p for p in (address.region, address.postal_code) if p)
+    if address.country in _CITY_FIRST:
+        place = ", ".join(p for p in (address.city, region) if p)
+    else:
+        place = " ".join(p for p in (address.postal_code, address.city) if p)
+        if address.region:
+            place = f"{place}, {address.region}" if place else address.region
+    if place:
+        lines.append(place)
+    lines.append(fmt.country(address.country))
+    return lines

@@ -1,0 +1,141 @@
+"""An invoice as the customer sees it: the stored invoice, the parties from the catalog, and
+the subscription's language and locale, rendered to HTML (Jinja2) and PDF (WeasyPrint)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from abonnement.documents.i18n import Formatter, address_lines, translations
+from abonnement.engine.catalog import Address, Catalog
+from abonnement.errors import AbonnementError
+
+__all__ = ["bill_to", "render_html", "render_pdf"]
+
+TEMPLATE = "invoice.html"
+
+
+def bill_to(catalog: Catalog, contact_id: str, subscription_id: str | None) -> dict[str, Any]:
+    """Who the invoice is addressed to: the declared billing contact (else the contact), the
+    company, and the billing address — the company's when the subscription says
+    ``same_as_company``, else its own, else the contact's, else the company's."""
+    declared = catalog.subscriptions.get(subscription_id) if subscription_id else None
+    contact = catalog.contacts.get(
+        (declared.billing_contact or declared.contact) if declared else contact_id
+    )
+    company_id = (declared.company if declared else None) or (contact.company if contact else None)
+    company = catalog.companies.get(company_id) if company_id else None
+    own = declared.billing_address if declared else None
+    address: Address | None
+    if own == "same_as_company":
+        address = company.address if company else None
+    elif isinstance(own, Address):
+        address = own
+    else:
+        address = (contact.address if contact else None) or (company.address if company else None)
+    return {
+        "name": contact.name if contact else contact_id,
+        "email": contact.email if contact else None,
+        "company": company.name if company else None,
+        "tax_id": company.tax_id if company else None,
+        "address": address,
+    }
+
+
+def _context(invoice: Mapping[str, Any], catalog: Catalog, fmt: Formatter) -> dict[str, Any]:
+    currency = invoice["currency"]
+    settings = catalog.settings
+
+    def money(amount: Decimal) -> str:
+        return fmt.money(amount, currency)
+
+    def tax_label(rule: str) -> str:
+        rate = catalog.tax_rates.get(rule)
+        return rate.label if rate else rule.replace("_", " ").capitalize()
+
+    adjustments = invoice.get("adjustments", ())
+    lines = []
+    for line in invoice.get("lines", ()):
+        own = [a for a in adjustments if a["line_position"] == line["position"]]
+        lines.append({**line, "adjustments": own})
+    due = invoice["total"] - invoice["amount_paid"]
+    buyer = bill_to(catalog, invoice["contact_id"], invoice["subscription_id"])
+    document = invoice.get("document") or {}
+    terms = (invoice["due_date"] - invoice["issue_date"]).days
+    return {
+        "invoice": invoice,
+        "lines": lines,
+        "invoice_adjustments": [a for a in adjustments if a["line_position"] is None],
+        "seller": {"name": settings.account, "tax_ids": document.get("tax_ids", [])},
+        "buyer": {**buyer, "address_lines": address_lines(buyer["address"], fmt)},
+        "comments": document.get("comments"),
+        "period_last_day": invoice["period_end"] - timedelta(days=1)
+        if invoice["period_end"]
+        else None,
+        "terms_days": terms,
+        "amount_due": max(due, Decimal(0)),
+        "pay_url": settings.invoices.pay_url.format(number=invoice["number"])
+        if invoice["status"] == "open" and due > 0
+        else None,
+        "money": money,
+        "day": fmt.date,
+        "number": fmt.number,
+        "percent": fmt.percent,
+        "tax_label": tax_label,
+        "lang": fmt.locale.language,
+    }
+
+
+@functools.cache
+def _environment(template_dir: Path | None, language: str) -> jinja2.Environment:
+    loaders: list[jinja2.BaseLoader] = []
+    if template_dir is not None and template_dir.is_dir():
+        loaders.append(jinja2.FileSystemLoader(template_dir))
+    loaders.append(jinja2.PackageLoader("abonnement.documents", "templates"))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def render_html(
+    invoice: Mapping[str, Any], catalog: Catalog, *, template_dir: Path | None = None
+) -> str:
+    """The invoice document as HTML, in the invoice's language and locale. A ``invoice.html``
+    in ``template_dir`` (the config's ``templates/``) replaces the built-in template."""
+    document = invoice.get("document") or {}
+    language = document.get("language") or catalog.settings.invoices.language
+    locale = document.get("locale") or catalog.settings.invoices.locale
+    env = _environment(template_dir, language)
+    try:
+        template = env.get_template(TEMPLATE)
+        return template.render(_context(invoice, catalog, Formatter(locale)))
+    except jinja2.TemplateError as exc:
+        where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
+        raise AbonnementError(f"invoice template: {where}{exc.message}") from None
+
+
+def render_pdf(html: str) -> bytes:
+    """``html`` laid out as a PDF by WeasyPrint (the ``pdf`` extra)."""
+    try:
+        import weasyprint
+    except ImportError:
+        raise AbonnementError("PDF output needs WeasyPrint: pip install 'abonnement[pdf]'") from None
+    except OSError as exc:  # WeasyPrint is there, the Pango libraries it loads are not
+        raise AbonnementError(
+            f"WeasyPrint cannot load its system libraries ({exc}); install Pango, "
+            "e.g. apt-get install libpango-1.0-0 libpangoft2-1.0-0"
+        ) from None
+    return weasyprint.HTML(string=html).write_pdf()

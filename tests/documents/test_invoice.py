@@ -1,0 +1,146 @@
+"""Invoice documents: S9 as a Danish PDF, an English HTML invoice, template overrides, catalogs."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from abonnement.documents.i18n import LANGUAGES, Formatter, address_lines, translations
+from abonnement.engine.catalog import Address
+from tests.acceptance.scenario import Scenario
+from tests.acceptance.test_billing_scenarios import S9
+from tests.conftest import ROOT, run
+
+DOCUMENTS = ROOT / "abonnement" / "documents"
+
+
+def issued(tmp_path: Path, subscriptions: str = S9) -> Scenario:
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'abonnement.db'}", subscriptions=subscriptions)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    return s
+
+
+@pytest.fixture
+def s9(tmp_path: Path) -> Scenario:
+    return issued(tmp_path)
+
+
+def render(s: Scenario, *args: str) -> bytes:
+    result = run("--config", str(s.config), "--db", s.db_url, "invoices", "render", *args)
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.stdout_bytes
+
+
+def test_s9_as_a_danish_pdf(s9, tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError) as exc:  # not installed, or no Pango on this machine
+        pytest.skip(f"PDF rendering needs WeasyPrint and Pango: {exc}")
+    target = tmp_path / "INV-00001.pdf"
+    render(s9, "INV-00001", "--format", "pdf", "-o", str(target))
+    assert target.read_bytes().startswith(b"%PDF-")
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(target).pages)
+    text = text.replace("\xa0", " ").replace("\u202f", " ")  # babel's no-break spaces
+    for expected in (
+        "Faktura",
+        "Fakturanummer INV-00001",
+        "Fakturadato 1. december 2026",
+        "Forfaldsdato 31. december 2026",
+        "Periode 1. december 2026 – 31. december 2026",
+        "ACME ApS",
+        "1165 København",
+        "Danmark",
+        "Cloud storage (GB) STORAGE-GB 6.000 0,06 US$ 360,00 US$",
+        "Premium support 1 99,00 US$ 99,00 US$",
+        "Rabat −9,90 US$",
+        "Moms 25 % 22,28 US$",
+        "Subtotal 459,00 US$",
+        "I alt 471,38 US$",
+        "Skyldigt beløb 471,38 US$",
+        "Netto 30 dage",
+        "https://pay.abonnement.dev/invoices/INV-00001",
+        "PO 1234",
+        "EIN 12-3456789",
+    ):
+        assert expected in text, expected
+
+
+def test_english_html_with_the_totals_and_no_pay_link_once_paid(tmp_path):
+    s = issued(tmp_path, S9.replace("language: da, locale: da_DK", "language: en"))
+    s.cli("invoices", "pay", "INV-00001", "--as-of", "2026-12-05")
+    html = render(s, "INV-00001").decode()
+    assert '<html lang="en">' in html
+    for expected in (
+        "<h1>Invoice</h1>",
+        "December 1, 2026",
+        "$360.00",
+        "−$9.90",
+        "Moms 25%",
+        "$471.38",  # total and amount paid
+        "Amount paid",
+        "Net 30 days",
+        "Paid",
+    ):
+        assert expected in html, expected
+    assert "Amount due</td><td class=\"num\">$0.00" in html
+    assert "pay.abonnement.dev" not in html
+    # the document is fixed when the invoice is issued: a later config change does not move it
+    english = s.config / "abonnement.yaml"
+    english.write_text(english.read_text().replace("language: en", "language: de"))
+    assert render(s, "INV-00001").decode() == html
+
+
+def test_a_template_in_the_config_replaces_the_builtin_one(s9):
+    (s9.config / "templates").mkdir()
+    (s9.config / "templates" / "invoice.html").write_text(
+        "{{ invoice.number }} {{ _('Total') }} {{ money(invoice.total) }}"
+    )
+    assert render(s9, "INV-00001").decode() == "INV-00001 I alt 471,38\xa0US$"
+
+
+def test_a_broken_template_and_an_unknown_invoice_are_clean_errors(s9):
+    (s9.config / "templates").mkdir()
+    (s9.config / "templates" / "invoice.html").write_text("{{ nonsense.field }}")
+    result = run("--config", str(s9.config), "--db", s9.db_url, "invoices", "render", "INV-00001")
+    assert result.exit_code == 1
+    assert "invoice template" in result.stderr and "nonsense" in result.stderr
+    result = run("--config", str(s9.config), "--db", s9.db_url, "invoices", "render", "INV-9")
+    assert (result.exit_code, result.stderr.strip()) == (1, "error: no invoice INV-9")
+
+
+def test_every_template_string_is_translated_in_every_language():
+    extracted = extract_from_dir(str(DOCUMENTS / "templates"), method_map=[("**.html", "jinja2")])
+    found = {found[2] for found in extracted}
+    assert {"Invoice", "Net %(days)s days", "Uncollectible"} <= found
+    for language in LANGUAGES[1:]:
+        po = DOCUMENTS / "locale" / language / "LC_MESSAGES" / "abonnement.po"
+        with po.open("rb") as source:
+            catalog = read_po(source)
+        translated = {m.id for m in catalog if m.id and m.string}
+        assert found <= translated, (language, sorted(found - translated))
+
+
+def test_money_dates_and_addresses_follow_the_locale():
+    da, us = Formatter("da_DK"), Formatter("en_US")
+    assert da.money(Decimal("25.00"), "USD") == "25,00\xa0US$"
+    assert us.money(Decimal("1234.5"), "EUR") == "€1,234.50"
+    assert da.percent(Decimal("8.875")) == "8,875\xa0%"
+    assert Formatter("xx_nowhere").money(Decimal(1), "USD") == "$1.00"
+    ny = Address(line1="1 Main St", city="New York", region="NY", postal_code="10001", country="US")
+    assert address_lines(ny, us) == ["1 Main St", "New York, NY 10001", "United States"]
+    cph = Address(line1="Nørregade 1", city="København", postal_code="1165", country="DK")
+    assert address_lines(cph, Formatter("de_DE")) == ["Nørregade 1", "1165 København", "Dänemark"]
+    assert address_lines(None, us) == []
+
+
+def test_the_catalogs_compile_from_the_po_files_in_the_package():
+    assert translations("da_DK").gettext("Invoice") == "Faktura"
+    assert translations("de").gettext("Net %(days)s days") % {"days": 14} == (
+        "Zahlbar innerhalb von 14 Tagen netto"
+    )
+    assert translations("en").gettext("Invoice") == "Invoice"
+    assert translations("sv").gettext("Invoice") == "Invoice"
