@@ -132,7 +132,8 @@ def render_pdf(html: str) -> bytes:
     try:
         import weasyprint
     except ImportError:
-        raise AbonnementError("PDF output needs WeasyPrint: pip install 'abonnement[pdf]'") from None
+        hint = "pip install 'abonnement[pdf]'"
+        raise AbonnementError(f"PDF output needs WeasyPrint: {hint}") from None
     except OSError as exc:  # WeasyPrint is there, the Pango libraries it loads are not
         raise AbonnementError(
             f"WeasyPrint cannot load its system libraries ({exc}); install Pango, "
