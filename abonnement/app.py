@@ -80,6 +80,7 @@ class App:
         """Create or update the declared subscriptions (by id); running it twice changes nothing."""
         from abonnement.engine.events import Event
         from abonnement.engine.purchase import from_declared
+        from abonnement.engine.subscriptions import mrr_basis
 
         catalog = self.catalog
         wanted = [from_declared(d, catalog, as_of) for d in catalog.subscriptions.values()]
@@ -97,10 +98,10 @@ class App:
                 ))  # fmt: skip
         store.insert_subscriptions(
             created, "declared",
-            [Event("subscription.created", s.id, as_of, {}, seq=1) for s in created],
+            [Event("subscription.created", s.id, as_of, mrr_basis(s), seq=1) for s in created],
         )  # fmt: skip
         store.replace_items(
-            changed, [Event("subscription.changed", s.id, as_of, {}, seq=s.event_seq)
+            changed, [Event("subscription.changed", s.id, as_of, mrr_basis(s), seq=s.event_seq)
                       for s in changed],
         )  # fmt: skip
         changed_ids = {s.id for s in changed}

@@ -657,7 +657,7 @@ def forecast(app: App, months: int, as_of: Any, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("metric", type=click.Choice(["mrr", "arr", "churn", "active"]))
+@click.argument("metric", type=click.Choice(["mrr", "arr", "churn", "active", "movements"]))
 @as_of_option
 @click.option("--from", "from_", type=_DATE, help="First month of a monthly series.")
 @click.option("--to", type=_DATE, help="Last month of the series (default: --as-of).")
@@ -672,17 +672,20 @@ def forecast(app: App, months: int, as_of: Any, as_json: bool) -> None:
 @click.pass_obj
 def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str | None,
            as_csv: bool, chart: Path | None, as_json: bool) -> None:  # fmt: skip
-    """MRR, ARR, active subscriptions or customer churn (%) — at a date, or by month."""
+    """MRR, ARR, active subscriptions, customer churn (%) or MRR movements (new, expansion,
+    contraction, churned) — at a date, or by month."""
     from abonnement.engine.analytics import month_starts
     from abonnement.engine.analytics import report as compute
 
     day = _as_of(app, as_of)
     currency = currency or app.catalog.settings.default_currency
     months = month_starts(_day(from_), _day(to) or day) if from_ else []
-    value, series = compute(metric, app.storage.histories(), app.catalog.settings,
+    value, series = compute(metric, app.storage.histories(currency), app.catalog.settings,
                             currency=currency, as_of=day, months=months)  # fmt: skip
 
     def text(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: text(x) for k, x in v.items()}
         return v.format_amount() if hasattr(v, "format_amount") else (
             str(v) if not isinstance(v, int) else v)  # fmt: skip
 
@@ -690,23 +693,30 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
     if chart is not None:
         _draw(chart, metric, currency, series)
     if as_csv:
-        click.echo("month,value")
+        columns = list(text(value)) if metric == "movements" else ["value"]
+        click.echo(",".join(["month", *columns]))
         for row in rows:
-            click.echo(f"{row['month']},{row['value']}")
+            cells = row["value"] if metric == "movements" else {"value": row["value"]}
+            click.echo(",".join([row["month"], *(str(cells[c]) for c in columns)]))
         return
     payload = {"metric": metric, "currency": currency, "as_of": day.isoformat(),
                "value": text(value), "series": rows}  # fmt: skip
     if as_json:
         _echo_json(payload)
         return
-    unit = "%" if metric == "churn" else ("" if metric == "active" else f" {currency}")
-    click.echo(f"{metric} on {day}: {payload['value']}{unit}")
+
+    def shown(v: Any) -> str:
+        if isinstance(v, dict):
+            return "  ".join(f"{k} {x}" for k, x in v.items()) + f" {currency}"
+        return f"{v}" + ("%" if metric == "churn" else "" if metric == "active" else f" {currency}")
+
+    click.echo(f"{metric} on {day}: {shown(payload['value'])}")
     for row in rows:
-        click.echo(f"  {row['month']}  {row['value']}{unit}")
+        click.echo(f"  {row['month']}  {shown(row['value'])}")
 
 
 def _draw(path: Path, metric: str, currency: str, series: list) -> None:
-    """A bar chart of a monthly series."""
+    """A bar chart of a monthly series (movements: gains up, losses down, net as a line)."""
     if not series:
         raise click.UsageError("--chart draws a series: give --from (and --to)")
     try:
@@ -717,11 +727,27 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
     except ImportError:
         raise AbonnementError("charts need matplotlib: pip install 'abonnement[chart]'") from None
     labels = [month.strftime("%Y-%m") for month, _ in series]
-    values = [float(getattr(v, "amount", v)) for _, v in series]  # drawing only, never money
     figure, axes = pyplot.subplots(figsize=(max(6, len(labels) * 0.6), 4), dpi=100)
-    axes.bar(labels, values, color="#3b6ea5")
+    if metric == "movements":
+        # drawing only, never money
+        def column(key: str, sign: int) -> list[float]:
+            return [sign * float(v[key].amount) for _, v in series]
+
+        axes.bar(labels, column("new", 1), label="new", color="#2e7d32")
+        axes.bar(labels, column("expansion", 1), bottom=column("new", 1), label="expansion",
+                 color="#81c784")  # fmt: skip
+        axes.bar(labels, column("churned", -1), label="churned", color="#c62828")
+        axes.bar(labels, column("contraction", -1), bottom=column("churned", -1),
+                 label="contraction", color="#ef9a9a")  # fmt: skip
+        axes.plot(labels, column("net", 1), color="#222", marker="o", label="net")
+        axes.axhline(0, color="#999", linewidth=0.8)
+        axes.legend(fontsize="small")
+    else:
+        values = [float(getattr(v, "amount", v)) for _, v in series]  # drawing only
+        axes.bar(labels, values, color="#3b6ea5")
     unit = {"churn": "%", "active": "subscriptions"}.get(metric, currency)
-    axes.set_title(f"{metric.upper()} by month ({unit})")
+    axes.set_title(f"{metric.upper() if metric != 'movements' else 'MRR movements'} by month "
+                   f"({unit})")  # fmt: skip
     axes.tick_params(axis="x", labelrotation=45)
     figure.tight_layout()
     figure.savefig(path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -32,8 +33,11 @@ __all__ = [
     "Subscription",
     "cancel",
     "due_date",
+    "monthly",
     "mrr",
+    "mrr_basis",
     "pause",
+    "period_amounts",
     "resume",
     "step",
 ]
@@ -249,17 +253,35 @@ def cancel(sub: Subscription, on: date, *, at_period_end: bool = False) -> Step:
 _PER_MONTH = {Unit.MONTH: 1, Unit.YEAR: 12}
 
 
-def mrr(sub: Subscription, weekly_factor: Any, *, with_discounts: bool = False) -> Money:
-    """Monthly recurring revenue of ``sub``: weekly × factor (52/12), biweekly × 2 × factor,
-    monthly × 1, quarterly ÷ 3, yearly ÷ 12 … rounded to the currency's minor unit."""
-    amount = Money.zero(sub.currency)
+def period_amounts(sub: Subscription) -> tuple[Decimal, Decimal]:
+    """What one period of ``sub`` bills before and after unit discounts (no rules, taxes or
+    fees): the base of its MRR. Each line is rounded first, as on the invoice."""
+    gross = net = Decimal(0)
     for item in sub.items:
         line = item.amount().rounded()
-        if with_discounts and item.unit_discount:
-            line = line - item.unit_discount.of(line).rounded()
-        amount = amount + line
-    freq = sub.frequency
-    if freq.unit is Unit.WEEK:
-        return Money(amount.amount * weekly_factor / freq.count, sub.currency).rounded()
-    months = _PER_MONTH[freq.unit] * freq.count
-    return Money(amount.amount / months, sub.currency).rounded()
+        gross += line.amount
+        net += line.amount
+        if item.unit_discount:
+            net -= item.unit_discount.of(line).rounded().amount
+    return gross, net
+
+
+def monthly(amount: Decimal, frequency: Frequency, weekly_factor: Decimal, currency: str) -> Money:
+    """``amount`` per period as a monthly amount: weekly × factor (52/12), biweekly × factor ÷ 2,
+    monthly × 1, quarterly ÷ 3, yearly ÷ 12 … rounded to the currency's minor unit."""
+    if frequency.unit is Unit.WEEK:
+        return Money(amount * weekly_factor / frequency.count, currency).rounded()
+    return Money(amount / (_PER_MONTH[frequency.unit] * frequency.count), currency).rounded()
+
+
+def mrr(sub: Subscription, weekly_factor: Any, *, with_discounts: bool = False) -> Money:
+    """Monthly recurring revenue of ``sub`` (F28); discounts reduce it only when asked."""
+    gross, net = period_amounts(sub)
+    return monthly(net if with_discounts else gross, sub.frequency, weekly_factor, sub.currency)
+
+
+def mrr_basis(sub: Subscription) -> dict[str, str]:
+    """The payload that records ``sub``'s recurring definition in its history (created and
+    changed events), so analytics can tell its MRR on any past day."""
+    gross, net = period_amounts(sub)
+    return {"frequency": sub.frequency.iso, "amount": str(gross), "net": str(net)}

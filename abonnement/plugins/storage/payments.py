@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, exists, func, select, type_coerce, updat
 from abonnement.engine.collection import Attempt, ChargeResult, Outcome
 from abonnement.engine.events import Event
 from abonnement.engine.money import Money
+from abonnement.engine.subscriptions import mrr_basis
 from abonnement.plugins.storage import tables as t
 
 __all__ = ["PaymentsMixin"]
@@ -394,7 +395,8 @@ class PaymentsMixin:
                 )
             )
             events = [
-                Event("subscription.created", s.id, day, {"invoice": number}, 1) for s in subs
+                Event("subscription.created", s.id, day, {"invoice": number, **mrr_basis(s)}, 1)
+                for s in subs
             ]
             events += [
                 Event("subscription.status_changed", s.id, day,

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -24,13 +25,14 @@ from sqlalchemy import Connection, bindparam, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from abonnement.engine.analytics import History, Revision
 from abonnement.engine.catalog import PricingModel, Tier
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money, Percent
 from abonnement.engine.schedule import Frequency
-from abonnement.engine.subscriptions import Subscription
+from abonnement.engine.subscriptions import Subscription, mrr_basis
 from abonnement.errors import AbonnementError
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.payments import PaymentsMixin
@@ -380,23 +382,35 @@ class SqlStorage(PaymentsMixin):
             return {**row._mapping, "lines": [dict(r._mapping) for r in lines],
                     "adjustments": [dict(r._mapping) for r in adjustments]}  # fmt: skip
 
-    def histories(self) -> list[Any]:
-        """Every subscription with its status changes, for analytics (two queries)."""
-        from abonnement.engine.analytics import History
-
-        changes: dict[str, list[tuple[date, str]]] = {}
+    def histories(self, currency: str | None = None) -> Iterator[History]:
+        """Every subscription (in ``currency``) as analytics sees it, streamed from one query
+        over the history events."""
+        e, s = t.events, t.subscriptions
         query = (
-            select(t.events.c.subject_id, t.events.c.on_date, t.events.c.payload)
-            .where(t.events.c.type == "subscription.status_changed")
-            .order_by(t.events.c.subject_id, t.events.c.seq)
+            select(e.c.subject_id, e.c.type, e.c.on_date, e.c.payload)
+            .add_columns(s.c.currency, s.c.created_on, s.c.anchor)
+            .join(s, s.c.id == e.c.subject_id)
+            .where(e.c.type.in_(_HISTORY_EVENTS))
+            .order_by(e.c.subject_id, e.c.seq)
         )
+        if currency:
+            query = query.where(s.c.currency == currency)
         with self._tx() as conn:
-            for row in conn.execute(query):
-                changes.setdefault(row.subject_id, []).append((row.on_date, row.payload["status"]))
-        return [
-            History(sub, sub.created_on or sub.anchor, tuple(changes.get(sub.id, ())))
-            for sub in self.subscriptions()
-        ]
+            rows = conn.execution_options(yield_per=10_000).execute(query)
+            for sub_id, group in groupby(rows, key=lambda r: r.subject_id):
+                statuses, revisions, first = [], [], None
+                for row in group:
+                    first = first or row
+                    payload = row.payload or {}
+                    if row.type == "subscription.status_changed":
+                        statuses.append((row.on_date, payload["status"]))
+                    elif "frequency" in payload:
+                        revisions.append(_revision(row.on_date, payload))
+                created = first.created_on or first.anchor
+                if not revisions:  # recorded before histories carried definitions
+                    sub = self._load(s.c.id == sub_id, conn=conn)[0]
+                    revisions.append(_revision(created, mrr_basis(sub)))
+                yield History(sub_id, first.currency, created, tuple(statuses), tuple(revisions))
 
     def events(self, subject_id: str | None = None) -> list[dict[str, Any]]:
         query = select(t.events).order_by(t.events.c.id)
@@ -464,6 +478,14 @@ _UPDATE_SUBSCRIPTION = (
 )
 _INSERT = {name: t.metadata.tables[name].insert()
            for name in ("invoices", "invoice_lines", "invoice_adjustments", "events")}  # fmt: skip
+
+
+_HISTORY_EVENTS = ("subscription.created", "subscription.changed", "subscription.status_changed")
+
+
+def _revision(on: date, basis: dict[str, str]) -> Revision:
+    return Revision(on, Frequency.parse(basis["frequency"]), Decimal(basis["amount"]),
+               Decimal(basis["net"]))  # fmt: skip
 
 
 @contextmanager
