@@ -396,7 +396,9 @@ class SqlStorage(PaymentsMixin):
         if currency:
             query = query.where(s.c.currency == currency)
         with self._tx() as conn:
-            rows = conn.execution_options(yield_per=10_000).execute(query)
+            # Not a server-side cursor: PostgreSQL plans cursors for their first rows and, on
+            # tables not analyzed since a bulk load, picked a nested loop (minutes at 100k).
+            rows = conn.execute(query)
             for sub_id, group in groupby(rows, key=lambda r: r.subject_id):
                 statuses, revisions, first = [], [], None
                 for row in group:
