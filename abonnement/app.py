@@ -62,7 +62,10 @@ class App:
 
     @cached_property
     def storage(self) -> Any:
-        return self.plugins.open_storage(self.database_url)
+        store = self.plugins.open_storage(self.database_url)
+        settings = self.catalog.settings
+        store.reminder_days = settings.reminder_days_before if settings.reminder_enabled else None
+        return store
 
     @cached_property
     def processor(self) -> Any:

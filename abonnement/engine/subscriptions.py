@@ -83,6 +83,8 @@ class Subscription:
     event_seq: int = 0  # events of this subscription so far; orders and de-duplicates them
     skipped: int = 0  # periods passed while paused: never billed, a fixed term's end moves out
     cancel_on: date | None = None  # canceled at the end of the period: on this date
+    reminded: int = 0  # payments reminded so far: the reminder for payment n sets n + 1
+    reminder_days: int | None = None  # the account's lead time (settings), not stored
 
     @property
     def payments_made(self) -> int:
@@ -111,7 +113,7 @@ class Subscription:
             return self.anchor
         if self.status not in BILLABLE:
             return None
-        candidates = [self.cancel_on]
+        candidates = [self.cancel_on, self.reminder_on]
         if self.fully_billed:
             candidates.append(self.end_date)
         elif self.invoice_creation:
@@ -119,6 +121,25 @@ class Subscription:
         if self.status == "active" and self.open_due_on is not None:
             candidates.append(self.open_due_on + timedelta(days=1))
         return min((c for c in candidates if c is not None), default=None)
+
+    @property
+    def reminder_on(self) -> date | None:
+        """When the next payment's reminder is due: ``reminder_days`` before it, if not sent
+        yet and the period before it is longer than the lead time (F25, S10)."""
+        lead, index = self.reminder_days, self.next_index
+        if (
+            not lead
+            or index == 0
+            or self.reminded > index
+            or self.status not in BILLABLE
+            or not self.invoice_creation
+            or self.fully_billed
+        ):
+            return None
+        payment = billing_date(self.anchor, self.frequency, index)
+        if (payment - billing_date(self.anchor, self.frequency, index - 1)).days <= lead:
+            return None
+        return payment - timedelta(days=lead)
 
     def record(self) -> dict[str, Any]:
         """The ``subscription`` record rules see."""
@@ -161,7 +182,7 @@ def step(sub: Subscription) -> Step:
     if day is None:
         return Step(sub)
     # Local state, one ``replace`` at the end: this runs once per subscription per event.
-    status, index, open_due = sub.status, sub.next_index, sub.open_due_on
+    status, index, open_due, reminded = sub.status, sub.next_index, sub.open_due_on, sub.reminded
     events: list[tuple[str, Mapping[str, Any]]] = []
     periods: tuple[Period, ...] = ()
 
@@ -179,6 +200,9 @@ def step(sub: Subscription) -> Step:
         events.append(("invoice.overdue", _EMPTY))
         become("past_due")
     billing = billing_date(sub.anchor, sub.frequency, index)
+    if sub.reminder_on == day and status in BILLABLE:
+        events.append(("reminder.due", {"payment": index, "payment_date": billing.isoformat()}))
+        reminded = index + 1
     fixed_done = sub.payments is not None and index - sub.skipped >= sub.payments
     if sub.invoice_creation and status in BILLABLE and not fixed_done and billing == day:
         # Invoices wait for a payment by their terms until there is a method to charge.
@@ -203,7 +227,7 @@ def step(sub: Subscription) -> Step:
         for i, (kind, payload) in enumerate(events)
     )
     changed = replace(sub, status=status, next_index=index, open_due_on=open_due,
-                      event_seq=seq + len(events),
+                      event_seq=seq + len(events), reminded=reminded,
                       canceled_on=day if status == "canceled" else sub.canceled_on)  # fmt: skip
     return Step(changed, periods, numbered)
 

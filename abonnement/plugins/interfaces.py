@@ -106,6 +106,7 @@ class Storage(Protocol):
     """Where subscriptions, invoices and payments live. Opened by URL; see the storage hook."""
 
     url: str
+    reminder_days: int | None  # set by the engine from settings: when reminders are due
 
     def close(self) -> None: ...
 

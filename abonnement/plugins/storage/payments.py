@@ -369,7 +369,7 @@ class PaymentsMixin:
         with self._tx() as conn:
             (number,) = self._insert_invoices(conn, [draft], number_format)
             if subs:
-                conn.execute(t.subscriptions.insert(), [_sub_row(s, "checkout") for s in subs])
+                conn.execute(t.subscriptions.insert(), [_sub_row(s, "checkout", self.reminder_days) for s in subs])
                 conn.execute(
                     t.subscription_items.insert(), [row for s in subs for row in _item_rows(s)]
                 )

@@ -81,6 +81,8 @@ class SqlStorage(PaymentsMixin):
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         self._conn: Connection | None = None  # set while a dry run holds one transaction
+        # the account's reminder lead time: it decides when a subscription next needs a step
+        self.reminder_days: int | None = None
         self._prepared: dict[tuple, tuple[str, Any, tuple]] = {}
         try:
             if fresh and migrate:
@@ -139,7 +141,9 @@ class SqlStorage(PaymentsMixin):
         if not subs:
             return
         with self._tx() as conn:
-            conn.execute(t.subscriptions.insert(), [_sub_row(s, source) for s in subs])
+            conn.execute(
+                t.subscriptions.insert(), [_sub_row(s, source, self.reminder_days) for s in subs]
+            )
             conn.execute(t.subscription_items.insert(),
                          [row for s in subs for row in _item_rows(s)])  # fmt: skip
             self._insert_events(conn, events)
@@ -181,7 +185,7 @@ class SqlStorage(PaymentsMixin):
         with self._tx() if conn is None else _same(conn) as c:
             rows = c.execute(query).all()
             if not rows or not items:
-                return [_sub_from(row, ()) for row in rows]
+                return [_sub_from(row, (), self.reminder_days) for row in rows]
             found: dict[str, list[Any]] = {}
             item_rows = c.execute(
                 select(t.subscription_items)
@@ -190,7 +194,7 @@ class SqlStorage(PaymentsMixin):
             )
             for item in item_rows:
                 found.setdefault(item.subscription_id, []).append(item)
-        return [_sub_from(row, found.get(row.id, [])) for row in rows]
+        return [_sub_from(row, found.get(row.id, []), self.reminder_days) for row in rows]
 
     # -- the billing run's store -------------------------------------------------------------
     def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
@@ -298,7 +302,7 @@ class SqlStorage(PaymentsMixin):
         statement = _UPDATE_SUBSCRIPTION
         rows = []
         for s in subs:
-            row = _sub_row(s, "")
+            row = _sub_row(s, "", self.reminder_days)
             rows.append({"b_id": s.id, **{f"b_{name}": row[name] for name in _UPDATED}})
         self._bulk(conn, statement, rows)
 
@@ -472,6 +476,7 @@ class SqlStorage(PaymentsMixin):
 _UPDATED = (
     "status", "next_index", "open_due_on", "next_event_on", "event_seq", "canceled_on", "owner",
     "properties", "payment_method_id", "payment_token", "payment_type", "skipped", "cancel_on",
+    "reminded",
 )  # fmt: skip
 _UPDATE_SUBSCRIPTION = (
     update(t.subscriptions)
@@ -512,7 +517,9 @@ def _adjustment_row(number: str, position: int, line: int | None, adj: Any) -> d
             "amount": adj.amount.amount}  # fmt: skip
 
 
-def _sub_row(s: Subscription, source: str) -> dict[str, Any]:
+def _sub_row(s: Subscription, source: str, reminder_days: int | None) -> dict[str, Any]:
+    if s.reminder_days != reminder_days:  # built outside storage: its next step may be a reminder
+        s = replace(s, reminder_days=reminder_days)
     return {
         "id": s.id, "contact_id": s.contact_id, "company_id": s.company_id,
         "billing_contact_id": s.billing_contact_id, "currency": s.currency,
@@ -526,7 +533,7 @@ def _sub_row(s: Subscription, source: str) -> dict[str, Any]:
         "deals": list(s.deals) or None, "quote_id": s.quote_id, "created_on": s.created_on,
         "open_due_on": s.open_due_on, "canceled_on": s.canceled_on,
         "next_event_on": s.next_event_on, "event_seq": s.event_seq, "source": source,
-        "skipped": s.skipped, "cancel_on": s.cancel_on,
+        "skipped": s.skipped, "cancel_on": s.cancel_on, "reminded": s.reminded,
     }  # fmt: skip
 
 
@@ -582,7 +589,7 @@ def _item_from(r: Any, currency: str, frequency: Frequency) -> Item:
     return item
 
 
-def _sub_from(row: Any, item_rows: Sequence[Any]) -> Subscription:
+def _sub_from(row: Any, item_rows: Sequence[Any], reminder_days: int | None) -> Subscription:
     frequency = Frequency.parse(row.frequency)
     currency = row.currency
     items = tuple(_item_from(r, currency, frequency) for r in item_rows)
@@ -597,5 +604,6 @@ def _sub_from(row: Any, item_rows: Sequence[Any]) -> Subscription:
         properties=row.properties or {}, invoice_settings=row.invoice_settings or {},
         deals=tuple(row.deals or ()), quote_id=row.quote_id, created_on=row.created_on,
         open_due_on=row.open_due_on, canceled_on=row.canceled_on, event_seq=row.event_seq,
-        skipped=row.skipped, cancel_on=row.cancel_on,
+        skipped=row.skipped, cancel_on=row.cancel_on, reminded=row.reminded,
+        reminder_days=reminder_days,
     )  # fmt: skip

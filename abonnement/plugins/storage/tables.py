@@ -119,6 +119,7 @@ subscriptions = Table(
     Column("event_seq", Integer, nullable=False, default=0),
     Column("skipped", Integer, nullable=False, server_default="0"),  # 0002
     Column("cancel_on", Date),  # 0002
+    Column("reminded", Integer, nullable=False, server_default="0"),  # 0003: periods reminded
     Column("source", String(20), nullable=False),  # declared | checkout | quote | created
     Index("ix_subscriptions_next_event", "next_event_on", "id"),
 )  # fmt: skip
@@ -229,6 +230,24 @@ events = Table(
     Column("seq", Integer, nullable=False),
     Column("on_date", Date, nullable=False),
     Column("payload", JSON),
-    Column("delivered", Boolean, nullable=False, default=False),
+    Column("delivered", Boolean, nullable=False, default=False),  # handed to notifications
     UniqueConstraint("subject_id", "seq", name="uq_event_subject_seq"),
+    Index("ix_events_undelivered", "delivered", "id"),  # 0003
+)  # fmt: skip
+
+# 0003: one row per message and channel an event asked for; the key makes a delivery once
+deliveries = Table(
+    "deliveries", metadata,
+    Column("key", String(300), primary_key=True),  # event id/template/recipient/channel
+    Column("event_id", BigInteger, nullable=False),
+    Column("channel", String(50), nullable=False),
+    Column("template", String(100), nullable=False),
+    Column("recipient", Text, nullable=False),  # contact | admins | team:NAME | an address
+    Column("source", String(120), nullable=False),  # settings | trigger:NAME
+    Column("status", String(10), nullable=False),  # pending | sent | failed (gave up)
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_try_on", Date),
+    Column("sent_on", Date),
+    Column("error", Text),
+    Index("ix_deliveries_pending", "status", "next_try_on"),
 )  # fmt: skip
