@@ -145,6 +145,15 @@ class App:
             invoices = [store.invoice(number) for number, _ in summary.invoices]
         return summary, invoices
 
+    def notify(self, on: date) -> dict[str, int]:
+        """Work the outbox: workflow triggers on the new events, then every message due on
+        ``on`` through the notifiers. Never called inside a dry run: a sent e-mail stays sent."""
+        import os
+
+        from abonnement.outbox import process_outbox
+
+        return process_outbox(self, on, link_secret=os.environ.get("ABONNEMENT_LINK_SECRET"))
+
     def forecast(self, as_of: date, months: int) -> list[dict[str, Any]]:
         """The invoices the next ``months`` months will issue, by month and currency: the
         billing run itself (declared subscriptions applied), rolled back, charging nobody."""

@@ -244,7 +244,9 @@ def quote(app: App, contact_id: str, items: tuple[str, ...], start: Any, payment
 @click.pass_obj
 def apply(app: App, as_of: Any, as_json: bool) -> None:
     """Create or update the declared subscriptions (by id; idempotent)."""
-    result = app.apply(_as_of(app, as_of))
+    day = _as_of(app, as_of)
+    result = app.apply(day)
+    app.notify(day)
     if as_json:
         _echo_json(result)
         return
@@ -299,6 +301,8 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
     }  # fmt: skip
     if dry_run:
         payload["invoices"] = [invoice_json(i) for i in invoices]
+    else:
+        payload["notifications"] = app.notify(day)
     if as_json:
         _echo_json(payload)
         return
@@ -355,10 +359,12 @@ def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
         click.echo(f"{key}: {value}")
 
 
-def _lifecycle(app: App, subscription_id: str, change: Any, as_json: bool) -> None:
+def _lifecycle(app: App, subscription_id: str, change: Any, day: date, as_json: bool) -> None:
     from abonnement.views import subscription_json
 
     sub = app.storage.change(subscription_id, change)
+    app.notify(day)
+    sub = app.storage.subscription(subscription_id) or sub  # a workflow may have set fields
     payload = subscription_json(sub, app.catalog.settings)
     if as_json:
         _echo_json(payload)
@@ -376,7 +382,7 @@ def subscriptions_pause(app: App, subscription_id: str, as_of: Any, as_json: boo
     from abonnement.engine.subscriptions import pause
 
     day = _as_of(app, as_of)
-    _lifecycle(app, subscription_id, lambda sub: pause(sub, day), as_json)
+    _lifecycle(app, subscription_id, lambda sub: pause(sub, day), day, as_json)
 
 
 @subscriptions.command("resume")
@@ -389,7 +395,7 @@ def subscriptions_resume(app: App, subscription_id: str, as_of: Any, as_json: bo
     from abonnement.engine.subscriptions import resume
 
     day = _as_of(app, as_of)
-    _lifecycle(app, subscription_id, lambda sub: resume(sub, day), as_json)
+    _lifecycle(app, subscription_id, lambda sub: resume(sub, day), day, as_json)
 
 
 @subscriptions.command("cancel")
@@ -405,7 +411,7 @@ def subscriptions_cancel(app: App, subscription_id: str, at_period_end: bool, as
 
     day = _as_of(app, as_of)
     _lifecycle(app, subscription_id,
-               lambda sub: cancel(sub, day, at_period_end=at_period_end), as_json)  # fmt: skip
+               lambda sub: cancel(sub, day, at_period_end=at_period_end), day, as_json)  # fmt: skip
 
 
 @cli.group()
@@ -501,6 +507,7 @@ def invoices_pay(app: App, number: str, amount: str | None, method: str, card: s
 
     if card:
         result = app.pay_online(number, card, _as_of(app, as_of))
+        app.notify(_as_of(app, as_of))
         payload = {**result, "amount_paid": str(result["amount_paid"])}
         _echo_json(payload) if as_json else click.echo(f"{number}: paid")
         return
@@ -513,6 +520,7 @@ def invoices_pay(app: App, number: str, amount: str | None, method: str, card: s
     except InvalidOperation:
         raise click.BadParameter(f"{amount!r} is not an amount", param_hint="--amount") from None
     result = app.storage.pay_invoice(number, value, _as_of(app, as_of), method)
+    app.notify(_as_of(app, as_of))
     payload = {**result, "amount_paid": str(result["amount_paid"])}
     if as_json:
         _echo_json(payload)
@@ -533,6 +541,7 @@ def checkout(app: App, link_id: str, contact_id: str, payment_method_id: str | N
     """Buy a payment link: charge what is due now, create the grouped subscriptions."""
     result = app.checkout(link_id, contact_id, _as_of(app, as_of), card=card,
                           payment_method_id=payment_method_id)  # fmt: skip
+    app.notify(_as_of(app, as_of))
     if as_json:
         _echo_json(result)
         return
@@ -582,6 +591,7 @@ def payments_list(app: App, subscription_id: str | None, invoice_number: str | N
 def payments_retry(app: App, payment_id: int, as_of: Any, as_json: bool) -> None:
     """Retry the invoice of a payment now (a limited number of manual retries)."""
     result = app.retry_payment(payment_id, _as_of(app, as_of))
+    app.notify(_as_of(app, as_of))
     if as_json:
         _echo_json(result)
         return
@@ -598,6 +608,7 @@ def payments_refund(app: App, payment_id: int, amount: str | None, as_of: Any,
                     as_json: bool) -> None:  # fmt: skip
     """Refund a payment; the subscription is left as it is."""
     result = app.refund(payment_id, amount, _as_of(app, as_of))
+    app.notify(_as_of(app, as_of))
     if as_json:
         _echo_json(result)
         return
@@ -632,6 +643,7 @@ def update_link(app: App, subscription_id: str, as_of: Any, as_json: bool) -> No
 def update_method(app: App, token: str, card: str, as_of: Any, as_json: bool) -> None:
     """Save a new method through an update link and collect what is past due."""
     result = app.update_payment_method(token, card, _as_of(app, as_of))
+    app.notify(_as_of(app, as_of))
     if as_json:
         _echo_json(result)
         return

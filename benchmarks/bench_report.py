@@ -34,7 +34,9 @@ def populate(store, n: int, batch: int = 5_000) -> None:
             sub = replace(sub, anchor=created, created_on=created, status="active")
             seq = 0
 
-            def add(kind: str, day: date, payload: dict, sub_id: str = sub.id) -> None:
+            def add(
+                kind: str, day: date, payload: dict, sub_id: str = sub.id, events: list = events
+            ) -> None:
                 nonlocal seq
                 seq += 1
                 events.append(Event(kind, sub_id, day, payload, seq))

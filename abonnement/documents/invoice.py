@@ -3,7 +3,6 @@ the subscription's language and locale, rendered to HTML (Jinja2) and PDF (Weasy
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -12,7 +11,8 @@ from typing import Any
 
 import jinja2
 
-from abonnement.documents.i18n import Formatter, address_lines, translations
+from abonnement.documents.i18n import Formatter, address_lines
+from abonnement.documents.templating import environment
 from abonnement.engine.catalog import Address, Catalog
 from abonnement.errors import AbonnementError
 
@@ -92,24 +92,6 @@ def _context(invoice: Mapping[str, Any], catalog: Catalog, fmt: Formatter) -> di
     }
 
 
-@functools.cache
-def _environment(template_dir: Path | None, language: str) -> jinja2.Environment:
-    loaders: list[jinja2.BaseLoader] = []
-    if template_dir is not None and template_dir.is_dir():
-        loaders.append(jinja2.FileSystemLoader(template_dir))
-    loaders.append(jinja2.PackageLoader("abonnement.documents", "templates"))
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
-    return env
-
-
 def render_html(
     invoice: Mapping[str, Any], catalog: Catalog, *, template_dir: Path | None = None
 ) -> str:
@@ -118,7 +100,7 @@ def render_html(
     document = invoice.get("document") or {}
     language = document.get("language") or catalog.settings.invoices.language
     locale = document.get("locale") or catalog.settings.invoices.locale
-    env = _environment(template_dir, language)
+    env = environment(template_dir, language, "templates")
     try:
         template = env.get_template(TEMPLATE)
         return template.render(_context(invoice, catalog, Formatter(locale)))

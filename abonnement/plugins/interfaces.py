@@ -65,6 +65,7 @@ class Message:
     html: str | None = None
     kind: str = "notice"
     key: str = ""  # de-duplication key: one delivery per key and channel
+    data: Mapping[str, Any] = field(default_factory=dict)  # the event behind it, for webhooks
 
 
 class Notifier(ABC):

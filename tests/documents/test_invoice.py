@@ -113,9 +113,11 @@ def test_a_broken_template_and_an_unknown_invoice_are_clean_errors(s9):
 
 
 def test_every_template_string_is_translated_in_every_language():
-    extracted = extract_from_dir(str(DOCUMENTS / "templates"), method_map=[("**.html", "jinja2")])
+    extracted = extract_from_dir(
+        str(DOCUMENTS / "templates"), method_map=[("**.html", "jinja2"), ("**.txt", "jinja2")]
+    )
     found = {found[2] for found in extracted}
-    assert {"Invoice", "Net %(days)s days", "Uncollectible"} <= found
+    assert {"Invoice", "Net %(days)s days", "Uncollectible", "Thank you!"} <= found
     for language in LANGUAGES[1:]:
         po = DOCUMENTS / "locale" / language / "LC_MESSAGES" / "abonnement.po"
         with po.open("rb") as source:

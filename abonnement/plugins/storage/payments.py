@@ -369,7 +369,8 @@ class PaymentsMixin:
         with self._tx() as conn:
             (number,) = self._insert_invoices(conn, [draft], number_format)
             if subs:
-                conn.execute(t.subscriptions.insert(), [_sub_row(s, "checkout", self.reminder_days) for s in subs])
+                rows = [_sub_row(s, "checkout", self.reminder_days) for s in subs]
+                conn.execute(t.subscriptions.insert(), rows)
                 conn.execute(
                     t.subscription_items.insert(), [row for s in subs for row in _item_rows(s)]
                 )

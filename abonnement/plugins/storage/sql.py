@@ -35,6 +35,7 @@ from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription, mrr_basis
 from abonnement.errors import AbonnementError
 from abonnement.plugins.storage import tables as t
+from abonnement.plugins.storage.outbox import OutboxMixin
 from abonnement.plugins.storage.payments import PaymentsMixin
 
 __all__ = ["SqlStorage", "StorageError"]
@@ -63,7 +64,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SqlStorage(PaymentsMixin):
+class SqlStorage(PaymentsMixin, OutboxMixin):
     """Subscriptions, invoices, payments and events in one SQL database."""
 
     def __init__(self, url: str, *, migrate: bool = True):

@@ -1,0 +1,215 @@
+"""The outbox consumer: turns stored events into workflow actions and delivered messages.
+
+Two steps, each safe to interrupt and rerun:
+
+1. **Hand over.** For each event not handed over yet (in the order written), run the workflow
+   triggers of the rule files on it (``notify`` adds a message, ``set`` changes the
+   subscription and records a ``subscription.changed`` event), plan the standard messages the
+   settings ask for, and write one delivery row per message and notifier — all in the
+   transaction that marks the event handed over. Events a trigger caused fire no triggers, so
+   workflows cannot loop.
+2. **Deliver.** Render each pending delivery in the subscription's language and locale and send
+   it through its notifier. A success is recorded; a failure is tried again on a later run with
+   backoff, then given up and reported. Each delivery carries its key (``Message.key``) so a
+   receiver can drop the duplicate a crash between sending and recording could cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from abonnement.documents.i18n import Formatter
+from abonnement.documents.templating import environment
+from abonnement.engine.billing_run import contact_records
+from abonnement.engine.events import Event
+from abonnement.engine.invoicing import document_settings, rule_context
+from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
+from abonnement.engine.subscriptions import Subscription, period_amounts
+from abonnement.errors import AbonnementError
+from abonnement.plugins.interfaces import Message
+
+if TYPE_CHECKING:
+    from abonnement.app import App
+
+__all__ = ["deliver", "hand_over", "process_outbox"]
+
+
+def process_outbox(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
+    """Hand over every new event, then deliver what is due on ``on``; counts by outcome."""
+    handed = hand_over(app, on)
+    return {"events": handed, **deliver(app, on, link_secret=link_secret)}
+
+
+def hand_over(app: App, on: date, batch: int = 500) -> int:
+    store, catalog, rules = app.storage, app.catalog, app.rules
+    settings = catalog.settings
+    channels = settings.notifiers
+    count = 0
+    while events := store.undelivered_events(batch):
+        subs: dict[str, Subscription | None] = {}
+        deliveries: list[dict[str, Any]] = []
+        changed: dict[str, Subscription] = {}
+        recorded: list[Event] = []
+        for ev in events:
+            sub_id = ev["subject_id"]
+            if sub_id not in subs:
+                subs[sub_id] = store.subscription(sub_id)
+            sub = changed.get(sub_id) or subs[sub_id]
+            payload = ev["payload"] or {}
+            wanted = planned(ev["type"], payload, settings,
+                             first_payment=_first_payment(store, ev, sub))  # fmt: skip
+            if sub is not None and not payload.get("trigger") and rules.triggers:
+                ctx = _context(app, sub, ev)
+                for trigger in rules.fired(ctx):
+                    sets: dict[str, Any] = {}
+                    for action in trigger.actions:
+                        if action.kind == "notify":
+                            wanted.append(Planned(action.template or "", action.to or "contact",
+                                                  f"trigger:{trigger.name}"))  # fmt: skip
+                        elif action.kind == "set" and action.value is not None:
+                            sets[".".join(action.target[1:])] = action.value(ctx)
+                    if sets:
+                        sub = _set(sub, sets)
+                        sub = replace(sub, event_seq=sub.event_seq + 1)
+                        changed[sub_id] = sub
+                        recorded.append(Event("subscription.changed", sub_id, ev["on_date"],
+                                              {"trigger": trigger.name, "set": sets},
+                                              sub.event_seq))  # fmt: skip
+            for plan in wanted:
+                for channel in channels:
+                    deliveries.append({
+                        "key": f"{ev['id']}/{plan.template}/{plan.to}/{channel}",
+                        "event_id": ev["id"], "channel": channel, "template": plan.template,
+                        "recipient": plan.to, "source": plan.source,
+                    })  # fmt: skip
+        store.hand_over([ev["id"] for ev in events], deliveries, list(changed.values()), recorded)
+        count += len(events)
+    return count
+
+
+def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
+    """Send every pending delivery due on ``on``; counts of sent, retrying and given up."""
+    store, settings = app.storage, app.catalog.settings
+    notifiers = {
+        name: app.plugins.notifiers[name](
+            dict(settings.plugin_settings.get(f"notifications.{name}", {}))
+        )
+        for name in settings.notifiers
+    }
+    counts = {"sent": 0, "retrying": 0, "failed": 0}
+    after = ""
+    while rows := store.due_deliveries(on, after=after):
+        for row in rows:
+            after = row["key"]
+            try:
+                message = render_message(app, row, link_secret=link_secret, on=on)
+                if message.to:
+                    notifiers[row["channel"]].send(message)
+            except AbonnementError:
+                raise  # a broken template is the user's to fix, not a delivery to retry
+            except Exception as exc:  # whatever a channel raises: retry later, never crash
+                wait = next_try_in(row["attempts"] + 1)
+                retry_on = on + timedelta(days=wait) if wait is not None else None
+                store.delivery_result(row["key"], on, error=f"{type(exc).__name__}: {exc}",
+                                      retry_on=retry_on)  # fmt: skip
+                counts["retrying" if retry_on else "failed"] += 1
+                continue
+            store.delivery_result(row["key"], on)
+            counts["sent"] += 1
+    return counts
+
+
+def render_message(app: App, row: dict[str, Any], *, link_secret: str | None, on: date) -> Message:
+    """The message of one delivery row, in the language of whoever receives it."""
+    catalog, store = app.catalog, app.storage
+    settings = catalog.settings
+    sub = store.subscription(row["subject_id"])
+    payload = row["payload"] or {}
+    contact = catalog.contacts.get((sub.billing_contact_id or sub.contact_id) if sub else "")
+    to_buyer = row["recipient"] == "contact"
+    document = document_settings(settings, sub if to_buyer else None)
+    fmt = Formatter(document["locale"])
+    invoice = store.invoice(payload["invoice"]) if payload.get("invoice") else None
+    currency = sub.currency if sub else settings.default_currency
+    amount = invoice["total"] if invoice else (period_amounts(sub)[0] if sub else Decimal(0))
+    update_url = None
+    if row["type"] == "payment.failed" and link_secret and sub is not None:
+        from abonnement.engine.update_links import sign
+
+        expires = on + timedelta(days=settings.update_link_days)
+        update_url = f"https://pay.abonnement.dev/update/{sign(sub.id, expires, link_secret)}"
+    ctx = {
+        "account": settings.account,
+        "name": contact.name if contact else (sub.contact_id if sub else ""),
+        "subscription": sub.record() if sub else {"id": row["subject_id"], "status": ""},
+        "event": {"type": row["type"], **payload},
+        "on": row["on_date"],
+        "number": invoice["number"] if invoice else "",
+        "amount": fmt.money(amount, currency),
+        "due_date": invoice["due_date"] if invoice else None,
+        "payment_date": date.fromisoformat(payload["payment_date"])
+        if payload.get("payment_date")
+        else None,
+        "attempt": payload.get("attempt", 1),
+        "update_url": update_url,
+        "day": fmt.date,
+        "money": fmt.money,
+        "lang": fmt.locale.language,
+    }
+    env = environment(app.config_dir / "templates", document["language"], "templates/messages")
+    try:
+        source = env.get_template(f"{row['template']}.txt").render(ctx)
+        subject, _, body = source.strip().partition("\n")
+        body = body.strip() + "\n"
+        paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
+        page = env.get_template("_layout.html").render(
+            {**ctx, "subject": subject, "paragraphs": paragraphs}
+        )
+    except jinja2.TemplateError as exc:
+        raise AbonnementError(f"message template {row['template']}: {exc}") from None
+    contact_email = contact.email if contact else None
+    event = {"id": row["event_id"], "type": row["type"], "seq": row["seq"], "payload": payload,
+             "subject_id": row["subject_id"], "on": row["on_date"].isoformat()}  # fmt: skip
+    return Message(
+        to=recipients(row["recipient"], contact_email, settings),
+        subject=subject.strip(),
+        text=body,
+        html=page,
+        kind=row["template"],
+        key=row["key"].rsplit("/", 1)[0],  # the same message on every channel
+        data={"event": event},
+    )
+
+
+def _first_payment(store: Any, ev: dict[str, Any], sub: Subscription | None) -> bool:
+    if ev["type"] != "payment.succeeded" or sub is None:
+        return False
+    invoice = store.invoice(ev["payload"]["invoice"])
+    return invoice is not None and invoice["period_start"] in (None, sub.anchor)
+
+
+def _context(app: App, sub: Subscription, ev: dict[str, Any]) -> dict[str, Any]:
+    records = contact_records(
+        app.catalog, sub.contact_id,
+        billing_contact_id=sub.billing_contact_id, company_id=sub.company_id,
+    )  # fmt: skip
+    ctx = rule_context(sub, records, app.catalog.settings, ev["on_date"])
+    payload = ev["payload"] or {}
+    ctx["event"] = {"type": ev["type"], "previous_status": payload.get("previous_status")}
+    return ctx
+
+
+def _set(sub: Subscription, sets: dict[str, Any]) -> Subscription:
+    properties = dict(sub.properties)
+    owner = sub.owner
+    for target, value in sets.items():
+        if target == "owner":
+            owner = value
+        else:  # properties.NAME
+            properties[target.split(".", 1)[1]] = value
+    return replace(sub, owner=owner, properties=properties)
