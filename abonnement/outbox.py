@@ -39,6 +39,27 @@ if TYPE_CHECKING:
 __all__ = ["deliver", "hand_over", "process_outbox"]
 
 
+class _Records:
+    """Subscriptions and invoices looked up while working the outbox, each once per batch."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.subs: dict[str, Subscription | None] = {}
+        self.invoices: dict[str, dict[str, Any] | None] = {}
+
+    def subscription(self, sub_id: str) -> Subscription | None:
+        if sub_id not in self.subs:
+            self.subs[sub_id] = self.store.subscription(sub_id)
+        return self.subs[sub_id]
+
+    def invoice(self, number: str | None) -> dict[str, Any] | None:
+        if not number:
+            return None
+        if number not in self.invoices:
+            self.invoices[number] = self.store.invoice(number)
+        return self.invoices[number]
+
+
 def process_outbox(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
     """Hand over every new event, then deliver what is due on ``on``; counts by outcome."""
     handed = hand_over(app, on)
@@ -51,18 +72,17 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
     channels = settings.notifiers
     count = 0
     while events := store.undelivered_events(batch):
-        subs: dict[str, Subscription | None] = {}
+        records = _Records(store)
         deliveries: list[dict[str, Any]] = []
         changed: dict[str, Subscription] = {}
         recorded: list[Event] = []
         for ev in events:
-            sub_id = ev["subject_id"]
-            if sub_id not in subs:
-                subs[sub_id] = store.subscription(sub_id)
-            sub = changed.get(sub_id) or subs[sub_id]
-            payload = ev["payload"] or {}
+            sub_id, payload = ev["subject_id"], ev["payload"] or {}
+            if not channels and not rules.triggers:
+                continue  # nothing to tell, nobody to tell it to
+            sub = changed.get(sub_id) or records.subscription(sub_id)
             wanted = planned(ev["type"], payload, settings,
-                             first_payment=_first_payment(store, ev, sub))  # fmt: skip
+                             first_payment=_first_payment(records, ev, sub))  # fmt: skip
             if sub is not None and not payload.get("trigger") and rules.triggers:
                 ctx = _context(app, sub, ev)
                 for trigger in rules.fired(ctx):
@@ -95,19 +115,22 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
 def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
     """Send every pending delivery due on ``on``; counts of sent, retrying and given up."""
     store, settings = app.storage, app.catalog.settings
+    # each notifier gets its settings block, and where the config lives (relative paths)
+    base = {"config_dir": str(app.config_dir)}
     notifiers = {
         name: app.plugins.notifiers[name](
-            dict(settings.plugin_settings.get(f"notifications.{name}", {}))
+            {**base, **settings.plugin_settings.get(f"notifications.{name}", {})}
         )
         for name in settings.notifiers
     }
     counts = {"sent": 0, "retrying": 0, "failed": 0}
     after = ""
     while rows := store.due_deliveries(on, after=after):
+        records = _Records(store)
         for row in rows:
             after = row["key"]
             try:
-                message = render_message(app, row, link_secret=link_secret, on=on)
+                message = render_message(app, row, records, link_secret=link_secret, on=on)
                 if message.to:
                     notifiers[row["channel"]].send(message)
             except AbonnementError:
@@ -124,17 +147,19 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
     return counts
 
 
-def render_message(app: App, row: dict[str, Any], *, link_secret: str | None, on: date) -> Message:
+def render_message(
+    app: App, row: dict[str, Any], records: _Records, *, link_secret: str | None, on: date
+) -> Message:
     """The message of one delivery row, in the language of whoever receives it."""
-    catalog, store = app.catalog, app.storage
+    catalog = app.catalog
     settings = catalog.settings
-    sub = store.subscription(row["subject_id"])
+    sub = records.subscription(row["subject_id"])
     payload = row["payload"] or {}
     contact = catalog.contacts.get((sub.billing_contact_id or sub.contact_id) if sub else "")
     to_buyer = row["recipient"] == "contact"
     document = document_settings(settings, sub if to_buyer else None)
     fmt = Formatter(document["locale"])
-    invoice = store.invoice(payload["invoice"]) if payload.get("invoice") else None
+    invoice = records.invoice(payload.get("invoice"))
     currency = sub.currency if sub else settings.default_currency
     amount = invoice["total"] if invoice else (period_amounts(sub)[0] if sub else Decimal(0))
     update_url = None
@@ -186,10 +211,10 @@ def render_message(app: App, row: dict[str, Any], *, link_secret: str | None, on
     )
 
 
-def _first_payment(store: Any, ev: dict[str, Any], sub: Subscription | None) -> bool:
+def _first_payment(records: _Records, ev: dict[str, Any], sub: Subscription | None) -> bool:
     if ev["type"] != "payment.succeeded" or sub is None:
         return False
-    invoice = store.invoice(ev["payload"]["invoice"])
+    invoice = records.invoice(ev["payload"]["invoice"])
     return invoice is not None and invoice["period_start"] in (None, sub.anchor)
 
 

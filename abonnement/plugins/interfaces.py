@@ -74,6 +74,7 @@ class Notifier(ABC):
     name: ClassVar[str]
 
     def __init__(self, settings: Mapping[str, Any]):
+        """``settings``: the notifier's block (``notifications.NAME``) plus ``config_dir``."""
         self.settings = settings
 
     @abstractmethod

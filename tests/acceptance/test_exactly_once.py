@@ -32,6 +32,7 @@ def _config(root: Path, ledger: Path) -> Path:
     (config / "abonnement.yaml").write_text(
         "settings:\n  account: Crash Co.\n  currencies: [USD]\n"
         f"  payments: {{processor: test, test: {{ledger: '{ledger}'}}}}\n"
+        "  notifications: {notifiers: []}\n"  # charges are the point here, not receipts
         "contacts:\n  - {id: c1, name: C, email: c@example.com}\n"
     )
     return config

@@ -23,7 +23,10 @@ class MailboxNotifier(Notifier):
     name = "mailbox"
 
     def send(self, message: Message) -> None:
-        directory = Path(self.settings.get("directory", "outbox"))
+        # relative to the config directory, like every path in the config
+        directory = Path(self.settings.get("config_dir", ".")) / self.settings.get(
+            "directory", "outbox"
+        )
         directory.mkdir(parents=True, exist_ok=True)
         email = EmailMessage()
         email["To"] = ", ".join(message.to)
