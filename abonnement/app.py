@@ -93,7 +93,13 @@ class App:
         changed = []
         for sub in wanted:
             old = existing.get(sub.id)
-            if old is not None and _definition(old) != _definition(sub):
+            if old is None:
+                continue
+            # What the config leaves open (an owner, a property) a workflow may have set: the
+            # declaration overrides only what it says.
+            sub = replace(sub, owner=sub.owner or old.owner,
+                          properties={**old.properties, **sub.properties})  # fmt: skip
+            if _definition(old) != _definition(sub):
                 # the definition changes from the next cycle; billing state stays as it is
                 changed.append(replace(
                     old, items=sub.items, properties=sub.properties, owner=sub.owner,

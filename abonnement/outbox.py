@@ -226,6 +226,8 @@ def _context(app: App, sub: Subscription, ev: dict[str, Any]) -> dict[str, Any]:
     ctx = rule_context(sub, records, app.catalog.settings, ev["on_date"])
     payload = ev["payload"] or {}
     ctx["event"] = {"type": ev["type"], "previous_status": payload.get("previous_status")}
+    if "status" in payload:  # the status the event made, not the one the subscription has now
+        ctx["subscription"]["status"] = payload["status"]
     return ctx
 
 

@@ -34,6 +34,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "abonnement.plugins.processors.stripe",
     "abonnement.plugins.notifiers.mailbox",
     "abonnement.plugins.notifiers.console",
+    "abonnement.plugins.notifiers.smtp",
+    "abonnement.plugins.notifiers.webhook",
     "abonnement.plugins.storage",
 )
 

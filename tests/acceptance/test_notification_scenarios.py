@@ -1,0 +1,168 @@
+"""Notifications through the outbox (F25, F26): reminders (S10), failed-payment notices (S7),
+a workflow e-mailing the team through a real SMTP server, and webhooks that fail and retry."""
+
+import email
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import typing
+from email import policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from abonnement.plugins.storage.sql import SqlStorage
+from tests.acceptance.scenario import Scenario
+from tests.acceptance.test_collection_scenarios import BOB_CARD, BOB_SAVED, SECRET
+
+MAILBOX = "    mailbox: {directory: outbox}        # each plugin's own settings under its name\n"
+
+
+def mails(s: Scenario) -> list[email.message.EmailMessage]:
+    folder = s.config / "outbox"
+    return [email.message_from_bytes(p.read_bytes(), policy=policy.default)
+            for p in sorted(folder.glob("*.eml"))]  # fmt: skip
+
+
+def test_s10_a_reminder_before_each_monthly_payment_none_for_biweekly(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=BOB_SAVED + """\
+  - id: bob-biweekly
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-500g, quantity: 1}]
+    collection: {mode: automatic, method: saved, payment_method: bob-visa}
+""")  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-17")
+    assert not [m for m in mails(s) if "next payment" in m["Subject"]]
+    run = s.cli("run", "--until", "2027-01-01")
+    assert run["notifications"]["sent"] >= 1
+    events = SqlStorage(s.db_url).events()
+    reminders = [(e["subject_id"], e["on_date"].isoformat(), e["payload"]["payment_date"])
+                 for e in events if e["type"] == "reminder.due"]  # fmt: skip
+    assert reminders == [("bob-coffee", "2026-12-18", "2027-01-01")]
+    (reminder,) = [m for m in mails(s) if "next payment" in m["Subject"]]
+    assert reminder["To"] == "bob@example.com"
+    assert reminder["Subject"].strip() == (
+        "Your next payment to Just One More Cup Coffee Co. is on January 1, 2027"
+    )
+    assert "$25.00 will be charged" in reminder.get_body(("plain",)).get_content()
+    assert reminder.get_body(("html",)) is not None
+    # a rerun sends nothing twice
+    again = s.cli("run", "--until", "2027-01-01")
+    assert again["notifications"] == {"events": 0, "sent": 0, "retrying": 0, "failed": 0}
+
+
+def test_s7_the_buyer_gets_the_update_link_and_admins_each_failure(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=BOB_SAVED,
+                 replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_insufficient_funds")})  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-09", env=SECRET)
+    inbox = mails(s)
+    to_buyer = [m for m in inbox if m["To"] == "bob@example.com"]
+    to_admins = [m for m in inbox if m["To"] == "billing@example.com"]
+    assert len(to_buyer) == 5 and all("failed" in m["Subject"] for m in to_buyer)
+    assert "https://pay.abonnement.dev/update/" in to_buyer[0].get_body(("plain",)).get_content()
+    assert len(to_admins) == 5
+    assert {m["Subject"] for m in to_admins} == {"Payment failed: $25.00 from Bob Smith"}
+
+
+@pytest.fixture
+def smtp_server():
+    aiosmtpd = pytest.importorskip("aiosmtpd.controller")
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append((envelope.rcpt_tos, envelope.content))
+            return "250 OK"
+
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = aiosmtpd.Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, received
+    controller.stop()
+
+
+def test_a_workflow_emails_the_team_through_smtp_and_sets_the_owner(tmp_path, db_url, smtp_server):
+    port, received = smtp_server
+    rules = """\
+trigger past_due_alert {
+  on subscription.status_changed
+  when subscription.status in ["unpaid", "past_due"]
+  do notify(to: "team:billing", template: "past_due")
+  do set(subscription.owner, "collections")
+}
+"""
+    s = Scenario(tmp_path, db_url, rules=rules, subscriptions=BOB_SAVED,
+                 replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_lost_card"),
+                          "notifiers: [mailbox]": "notifiers: [smtp]",
+                          MAILBOX: f"    smtp: {{host: 127.0.0.1, port: {port}}}\n",
+                          "    payment_failed: true\n": "    payment_failed: false\n"})  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-02")
+    assert s.subscription("bob-coffee")["owner"] == "collections"
+    alerts = [(to, email.message_from_bytes(body, policy=policy.default)) for to, body in received
+              if b"is unpaid" in body]  # fmt: skip
+    assert sorted(to for rcpts, _ in alerts for to in rcpts) == [
+        "billing@example.com", "ops@example.com"]  # fmt: skip
+    assert alerts[0][1]["Subject"] == "Subscription bob-coffee is unpaid"
+    buyer = [m for to, m in ((t, email.message_from_bytes(b, policy=policy.default))
+                             for t, b in received) if to == ["bob@example.com"]]  # fmt: skip
+    assert [m["Subject"] for m in buyer] == ["Your payment to Just One More Cup Coffee Co. failed"]
+    history = [e for e in SqlStorage(s.db_url).events("bob-coffee")
+               if e["type"] == "subscription.changed"]  # fmt: skip
+    assert [e["payload"] for e in history] == [
+        {"trigger": "past_due_alert", "set": {"owner": "collections"}}]  # fmt: skip
+    count = len(received)
+    s.cli("run", "--until", "2026-12-03")
+    assert len(received) == count, [b[:300] for _, b in received[count:]]  # nothing twice
+
+
+class _Hook(BaseHTTPRequestHandler):
+    failures = 0
+    calls: typing.ClassVar[list] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).calls.append((dict(self.headers), body))
+        if type(self).failures > 0:
+            type(self).failures -= 1
+            self.send_response(500)
+        else:
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhooks_are_signed_and_retried_on_the_next_run(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hook.calls, _Hook.failures = [], 100  # down for this whole run
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED,
+                 replace={"notifiers: [mailbox]": "notifiers: [webhook]",
+                          MAILBOX: f"    webhook: {{url: '{url}', retries: 1}}\n"})  # fmt: skip
+    env = {"ABONNEMENT_WEBHOOK_SECRET": "whsec"}
+    s.cli("apply", "--as-of", "2026-12-01")
+    first = s.cli("run", "--until", "2026-12-01", env=env)["notifications"]
+    assert first["sent"] == 0 and first["retrying"] == 3  # receipt + 2 admin notices, 2 tries each
+    assert len(_Hook.calls) == 6
+    _Hook.calls, _Hook.failures = [], 0
+    second = s.cli("run", "--until", "2026-12-01", env=env)["notifications"]
+    assert (second["sent"], second["retrying"]) == (3, 0)
+    headers, body = _Hook.calls[0]
+    stamp, mac = dict(p.split("=", 1) for p in headers["X-Abonnement-Signature"].split(","))[
+        "t"], headers["X-Abonnement-Signature"].split("v1=")[1]  # fmt: skip
+    expected = hmac.new(b"whsec", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert mac == expected
+    payload = json.loads(body)
+    assert payload["event"]["type"] == "payment.succeeded" and payload["key"] == headers[
+        "X-Abonnement-Delivery"]  # fmt: skip
+    server.shutdown()
