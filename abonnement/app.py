@@ -151,6 +151,33 @@ class App:
             invoices = [store.invoice(number) for number, _ in summary.invoices]
         return summary, invoices
 
+    def segment(self, name: str, on: date) -> tuple[str, list[Any]]:
+        """The members of segment ``name`` on ``on``: ``("subscriptions", [Subscription…])``
+        or ``("contacts", [Contact…])`` (F27)."""
+        from abonnement.config.schemas import did_you_mean
+        from abonnement.engine.billing_run import contact_records
+        from abonnement.engine.invoicing import rule_context
+
+        segment = self.rules.segments.get(name)
+        if segment is None:
+            hint = did_you_mean(name, list(self.rules.segments)) or "segments are rule blocks"
+            raise AbonnementError(f"no segment `{name}`; {hint}")
+        catalog, settings = self.catalog, self.catalog.settings
+        with_mrr = self.rules.reads("subscription", "mrr")
+        if segment.of == "contacts":
+            members = [
+                contact for contact in catalog.contacts.values()
+                if segment.where({**contact_records(catalog, contact.id), "today": on})
+            ]  # fmt: skip
+            return "contacts", members
+        subs = []
+        for sub in self.storage.subscriptions():
+            records = contact_records(catalog, sub.contact_id, company_id=sub.company_id,
+                                      billing_contact_id=sub.billing_contact_id)  # fmt: skip
+            if segment.where(rule_context(sub, records, settings, on, with_mrr=with_mrr)):
+                subs.append(sub)
+        return "subscriptions", subs
+
     def notify(self, on: date) -> dict[str, int]:
         """Work the outbox: workflow triggers on the new events, then every message due on
         ``on`` through the notifiers. Never called inside a dry run: a sent e-mail stays sent."""

@@ -320,12 +320,22 @@ def subscriptions() -> None:
 
 @subscriptions.command("list")
 @click.option("--status", help="Only subscriptions with this status.")
+@click.option("--segment", help="Only the members of this segment (a rule block).")
+@as_of_option
 @json_option
 @click.pass_obj
-def subscriptions_list(app: App, status: str | None, as_json: bool) -> None:
+def subscriptions_list(app: App, status: str | None, segment: str | None, as_of: Any,
+                       as_json: bool) -> None:  # fmt: skip
     from abonnement.views import subscription_json
 
-    rows = [subscription_json(s, app.catalog.settings) for s in app.storage.subscriptions(status)]
+    if segment:
+        kind, members = app.segment(segment, _as_of(app, as_of))
+        if kind != "subscriptions":
+            raise AbonnementError(f"segment `{segment}` is of {kind}: use `segments show`")
+        subs = [s for s in members if status is None or s.status == status]
+    else:
+        subs = app.storage.subscriptions(status)
+    rows = [subscription_json(s, app.catalog.settings) for s in subs]
     if as_json:
         _echo_json(rows)
         return
@@ -764,6 +774,29 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
     figure.tight_layout()
     figure.savefig(path)
     pyplot.close(figure)
+
+
+@cli.group()
+def segments() -> None:
+    """Segments: named queries over subscriptions or contacts, from the rule files."""
+
+
+@segments.command("show")
+@click.argument("name")
+@as_of_option
+@json_option
+@click.pass_obj
+def segments_show(app: App, name: str, as_of: Any, as_json: bool) -> None:
+    """The members of a segment on a date (default today)."""
+    day = _as_of(app, as_of)
+    kind, members = app.segment(name, day)
+    ids = [m.id for m in members]
+    if as_json:
+        _echo_json({"segment": name, "of": kind, "as_of": day.isoformat(), "members": ids})
+        return
+    click.echo(f"{name} ({kind}, {day}): {len(ids)}")
+    for member in ids:
+        click.echo(f"  {member}")
 
 
 @cli.group()
