@@ -280,14 +280,8 @@ class App:
         payment_method_id: str | None = None,
     ) -> dict[str, Any]:
         """Buy a payment link as ``contact_id`` on ``on``: one invoice and one charge for what
-        is due now, then the grouped subscriptions. Safe to repeat after a crash: the charge
-        has a fixed idempotency key and the result is stored in one transaction."""
-        from abonnement.engine.billing_run import charge_once, contact_records
-        from abonnement.engine.collection import Attempt
-        from abonnement.engine.invoicing import InvoiceDraft, document_settings, line_inputs
-        from abonnement.engine.items import group_items, resolve_item
-        from abonnement.engine.pricing import price_invoice
-        from abonnement.engine.subscriptions import Subscription
+        is due now, then the grouped subscriptions (F22). Safe to repeat after a crash: the
+        charge has a fixed idempotency key and the result is stored in one transaction."""
         from abonnement.errors import CollectionError
 
         catalog, settings = self.catalog, self.catalog.settings
@@ -296,18 +290,108 @@ class App:
         if link is None or contact is None:
             raise CollectionError(f"unknown {'payment link' if link is None else 'contact'} "
                                   f"`{link_id if link is None else contact_id}`")  # fmt: skip
-        if card:
-            token, kind = card, "card"
-        else:
-            method = next((m for m in contact.payment_methods if m.id == payment_method_id), None)
-            if method is None:
-                raise CollectionError("checkout needs --card TOKEN or a saved --payment-method")
-            token, kind = method.token, method.type
+        method = self._method(contact_id, card, payment_method_id)
+        if method is None:
+            raise CollectionError("checkout needs --card TOKEN or a saved --payment-method")
         accepted = link.accepted_methods or settings.accepted_methods
-        if kind not in accepted:
-            raise CollectionError(f"this link takes {', '.join(accepted)}, not {kind}")
-        currency = link.currency or settings.default_currency
-        items = [resolve_item(spec, catalog, currency) for spec in link.items]
+        if method[1] not in accepted:
+            raise CollectionError(f"this link takes {', '.join(accepted)}, not {method[1]}")
+        return self._purchase(
+            f"checkout/{link_id}/{contact_id}/{on.isoformat()}", f"{link_id}-{contact_id}-{on:%Y%m%d}",
+            contact_id, link.items, link.currency or settings.default_currency, on, method,
+            deals=link.deals, save_method=link.save_payment_method,
+        )  # fmt: skip
+
+    def convert(
+        self,
+        kind: str,
+        record_id: str,
+        on: date,
+        *,
+        card: str | None = None,
+        payment_method_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create the subscriptions of a published quote or of a deal's line items (F22, S12):
+        what is due now is charged when a method is given, else invoiced with payment terms."""
+        from abonnement.errors import CollectionError
+
+        catalog = self.catalog
+        if kind == "quote":
+            quote = catalog.quotes.get(record_id)
+            if quote is None:
+                raise CollectionError(f"no quote `{record_id}`")
+            if quote.status != "published":
+                raise CollectionError(f"quote `{record_id}` is {quote.status}; publish it first")
+            deal = catalog.deals.get(quote.deal or "")
+            contact_id, specs, currency = quote.contact, quote.items, quote.currency
+            company = quote.company or (deal.company if deal else None)
+            deals, quote_id = ((quote.deal,) if quote.deal else ()), quote.id
+        else:
+            deal = catalog.deals.get(record_id)
+            if deal is None:
+                raise CollectionError(f"no deal `{record_id}`")
+            if not deal.contact or not deal.items:
+                raise CollectionError(f"deal `{record_id}` needs a contact and line items")
+            contact_id, specs, currency = deal.contact, deal.items, None
+            company, deals, quote_id = deal.company, (deal.id,), None
+        method = self._method(contact_id, card, payment_method_id)
+        return self._purchase(
+            f"convert/{kind}/{record_id}", record_id, contact_id, specs,
+            currency or catalog.settings.default_currency, on, method,
+            deals=deals, quote_id=quote_id, company_id=company, source=kind,
+        )  # fmt: skip
+
+    def _method(
+        self, contact_id: str, card: str | None, payment_method_id: str | None
+    ) -> tuple[str, str] | None:
+        """(token, type) to charge: a card token, or a method the contact saved."""
+        from abonnement.errors import CollectionError
+
+        if card:
+            return card, "card"
+        if payment_method_id is None:
+            return None
+        contact = self.catalog.contacts.get(contact_id)
+        saved = contact.payment_methods if contact else ()
+        method = next((m for m in saved if m.id == payment_method_id), None)
+        if method is None:
+            raise CollectionError(f"contact `{contact_id}` has no payment method "
+                                  f"`{payment_method_id}`")  # fmt: skip
+        return method.token, method.type
+
+    def _purchase(
+        self,
+        key: str,
+        prefix: str,
+        contact_id: str,
+        specs: Sequence[Any],
+        currency: str,
+        on: date,
+        method: tuple[str, str] | None,
+        *,
+        deals: tuple[str, ...] = (),
+        quote_id: str | None = None,
+        company_id: str | None = None,
+        save_method: bool = True,
+        source: str = "checkout",
+    ) -> dict[str, Any]:
+        """One invoice for everything due now — charged with ``method``, or left open with
+        the account's payment terms — and the grouped subscriptions, stored at once."""
+        from abonnement.engine.billing_run import charge_once, contact_records
+        from abonnement.engine.collection import Attempt
+        from abonnement.engine.invoicing import InvoiceDraft, document_settings, line_inputs
+        from abonnement.engine.items import group_items, resolve_item
+        from abonnement.engine.pricing import price_invoice
+        from abonnement.engine.subscriptions import Subscription, due_date
+        from abonnement.errors import CollectionError
+
+        catalog, settings = self.catalog, self.catalog.settings
+        contact = catalog.contacts.get(contact_id)
+        if contact is None:
+            raise CollectionError(f"unknown contact `{contact_id}`")
+        token, kind = method if method else (None, None)
+        terms = "due_on_receipt" if method else settings.invoices.payment_terms
+        items = [resolve_item(spec, catalog, currency) for spec in specs]
         one_time, groups = group_items(items, on)
         now_items = list(one_time)
         owners: list[str | None] = [None] * len(one_time)
@@ -315,14 +399,16 @@ class App:
         for k, group in enumerate(groups, start=1):
             started = group.start_date <= on
             sub = Subscription(
-                id=f"{link_id}-{contact_id}-{on:%Y%m%d}-{k}", contact_id=contact_id,
+                id=f"{prefix}-{k}", contact_id=contact_id,
                 currency=currency, frequency=group.frequency, anchor=group.start_date,
                 items=group.items, status="active" if started else "scheduled",
                 payments=group.terms.payments, next_index=1 if started else 0,
-                company_id=contact.company, collection_mode="automatic",
-                payment_token=token if link.save_payment_method else None, payment_type=kind,
-                payment_terms="due_on_receipt", deals=link.deals, created_on=on,
+                company_id=company_id or contact.company,
+                collection_mode="automatic" if method else "manual",
+                payment_token=token if save_method else None, payment_type=kind,
+                payment_terms=terms, deals=deals, quote_id=quote_id, created_on=on,
                 event_seq=2 if started else 1,
+                open_due_on=due_date(on, terms) if started and not method else None,
             )  # fmt: skip
             subs.append(sub)
             if started:
@@ -330,29 +416,30 @@ class App:
                 owners.extend([sub.id] * len(group.items))
         existing = self.storage.subscription(subs[0].id) if subs else None
         if existing is not None:
-            raise CollectionError(f"{contact_id} already bought {link_id} on {on}")
-        ctx = {**contact_records(catalog, contact_id), "payment": {"method": kind, "attempt": 1},
-               "today": on}  # fmt: skip
+            raise CollectionError(f"already done on {existing.created_on}: `{existing.id}` exists")
+        ctx = {**contact_records(catalog, contact_id),
+               "payment": {"method": kind or "manual", "attempt": 1}, "today": on}  # fmt: skip
         priced = price_invoice(line_inputs(now_items, catalog.tax_rates), ctx, self.rules.pricing,
                                currency=currency, rounding=settings.rounding)  # fmt: skip
-        minimum = settings.minimum_charge_for(currency)
-        if priced.total < minimum:
-            raise CollectionError(f"a checkout must charge at least {minimum} now")
-        attempt = Attempt(f"checkout/{link_id}/{contact_id}/{on.isoformat()}", None, 1,
-                          priced.total, token, kind, on)  # fmt: skip
-        result = charge_once(self.processor, attempt)
-        if result is None or result.status == "failed":
-            code = result.failure_code if result else "timeout"
-            raise CollectionError(f"the payment was declined ({code}); nothing was bought")
+        attempt = result = None
+        if method:
+            minimum = settings.minimum_charge_for(currency)
+            if priced.total < minimum:
+                raise CollectionError(f"a purchase must charge at least {minimum} now")
+            attempt = Attempt(key, None, 1, priced.total, token, kind, on)
+            result = charge_once(self.processor, attempt)
+            if result is None or result.status == "failed":
+                code = result.failure_code if result else "timeout"
+                raise CollectionError(f"the payment was declined ({code}); nothing was bought")
         draft = InvoiceDraft(
-            None, contact_id, currency, on, on, None, None, priced,
+            None, contact_id, currency, on, due_date(on, terms), None, None, priced,
             line_subscriptions=tuple(owners), document=document_settings(settings, None),
         )  # fmt: skip
         number = self.storage.record_checkout(subs, draft, attempt, result, on,
-                                              settings.invoices.number_format)  # fmt: skip
+                                              settings.invoices.number_format, source)  # fmt: skip
         return {"invoice": number, "subscriptions": [s.id for s in subs],
-                "payment": result.status, "total": priced.total.format_amount(),
-                "currency": currency}  # fmt: skip
+                "payment": result.status if result else None,
+                "total": priced.total.format_amount(), "currency": currency}  # fmt: skip
 
     def render_invoice(self, number: str, fmt: str = "html") -> bytes:
         """The customer-facing document of invoice ``number``: HTML text or PDF bytes."""

@@ -776,6 +776,29 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
     pyplot.close(figure)
 
 
+@cli.command()
+@click.argument("kind", type=click.Choice(["quote", "deal"]))
+@click.argument("record_id")
+@click.option("--payment-method", "payment_method_id", help="A method the contact saved.")
+@click.option("--card", help="Charge this card token now.")
+@as_of_option
+@json_option
+@click.pass_obj
+def convert(app: App, kind: str, record_id: str, payment_method_id: str | None, card: str | None,
+            as_of: Any, as_json: bool) -> None:  # fmt: skip
+    """Create the subscriptions of a published quote or a deal; charge what is due now when a
+    method is given, else invoice it with the account's payment terms."""
+    day = _as_of(app, as_of)
+    result = app.convert(kind, record_id, day, card=card, payment_method_id=payment_method_id)
+    app.notify(day)
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"{kind} {record_id}: invoice {result['invoice']} ({result['total']} "
+               f"{result['currency']}, {result['payment'] or 'open'}); subscriptions "
+               f"{', '.join(result['subscriptions']) or '-'}")  # fmt: skip
+
+
 @cli.group()
 def segments() -> None:
     """Segments: named queries over subscriptions or contacts, from the rule files."""

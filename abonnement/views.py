@@ -67,6 +67,9 @@ def subscription_json(sub: Subscription, settings: Settings) -> dict[str, Any]:
             mrr(sub, factor, with_discounts=settings.discounts_reduce_mrr), sub.currency
         ),
         "properties": dict(sub.properties),
+        "deals": list(sub.deals),
+        "quote_id": sub.quote_id,
+        "billing_contact_id": sub.billing_contact_id,
     }
 
 

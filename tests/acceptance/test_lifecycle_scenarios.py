@@ -65,3 +65,39 @@ def test_refused_changes_are_clean_errors(tmp_path, db_url):
     assert result.exit_code == 1 and "is scheduled, not paused" in result.stderr
     result = run("--config", str(s.config), "--db", s.db_url, "subscriptions", "pause", "nope")
     assert result.exit_code == 1 and "no subscription `nope`" in result.stderr
+
+
+def test_s12_convert_quote_charges_due_now_and_keeps_the_associations(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url)
+    converted = s.cli("convert", "quote", "q-7", "--payment-method", "ane-visa",
+                      "--as-of", "2026-12-01")  # fmt: skip
+    assert converted == {"invoice": "INV-00001", "subscriptions": ["q-7-1"],
+                         "payment": "succeeded", "total": "139.00", "currency": "USD"}  # fmt: skip
+    invoice = s.cli("invoices", "show", "INV-00001")
+    assert [(line["sku"], line["quantity"], line["amount"], line["subscription_id"])
+            for line in invoice["lines"]] == [
+        ("GRINDER", 1, "89.00", None), ("COFFEE-1KG", 2, "50.00", "q-7-1")]  # fmt: skip
+    sub = s.subscription("q-7-1")
+    assert (sub["status"], sub["frequency"], sub["mrr"], sub["number_of_payments"]) == (
+        "active", "monthly", "50.00", None)  # fmt: skip
+    assert (sub["contact_id"], sub["company_id"], sub["deals"], sub["quote_id"]) == (
+        "ane", "acme", ["deal-42"], "q-7")  # fmt: skip
+    assert sub["next_payment_date"] == "2027-01-01"
+    s.cli("run", "--until", "2027-01-01")
+    renewals = [i for i in s.invoices("q-7-1") if i["number"] != "INV-00001"]
+    assert [(i["issue_date"], i["total"], i["status"]) for i in renewals] == [
+        ("2027-01-01", "50.00", "paid")]  # fmt: skip
+    again = run("--config", str(s.config), "--db", s.db_url, "convert", "quote", "q-7",
+                "--payment-method", "ane-visa", "--as-of", "2026-12-02")  # fmt: skip
+    assert again.exit_code == 1 and "already done" in again.stderr
+
+
+def test_converting_without_a_method_invoices_with_payment_terms(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url)
+    converted = s.cli("convert", "quote", "q-7", "--as-of", "2026-12-01")
+    assert (converted["payment"], converted["total"]) == (None, "139.00")
+    invoice = s.cli("invoices", "show", converted["invoice"])
+    assert (invoice["status"], invoice["due_date"]) == ("open", "2026-12-31")  # net_30
+    assert s.subscription("q-7-1")["collection_mode"] == "manual"
+    s.cli("run", "--until", "2027-01-01")
+    assert s.subscription("q-7-1")["status"] == "past_due"

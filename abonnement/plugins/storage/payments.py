@@ -358,43 +358,32 @@ class PaymentsMixin:
         self,
         subs: Sequence[Any],
         draft: Any,
-        attempt: Attempt,
-        result: ChargeResult,
+        attempt: Attempt | None,
+        result: ChargeResult | None,
         day: date,
         number_format: str,
+        source: str = "checkout",
     ) -> str:
-        """A checkout, all at once: its subscriptions, its invoice and its payment."""
+        """A purchase, all at once: its subscriptions, its invoice and its payment (none when
+        the invoice is left open for manual payment)."""
         from abonnement.plugins.storage.sql import _item_rows, _sub_row
 
         with self._tx() as conn:
             (number,) = self._insert_invoices(conn, [draft], number_format)
             if subs:
-                rows = [_sub_row(s, "checkout", self.reminder_days) for s in subs]
+                rows = [_sub_row(s, source, self.reminder_days) for s in subs]
                 conn.execute(t.subscriptions.insert(), rows)
                 conn.execute(
                     t.subscription_items.insert(), [row for s in subs for row in _item_rows(s)]
                 )
-            paid = result.status == "succeeded"
+            paid = result is not None and result.status == "succeeded"
             conn.execute(
                 update(t.invoices)
                 .where(_I.number == number)
                 .values(status="paid" if paid else "open", amount_paid=_I.total if paid else 0)
             )
-            conn.execute(
-                t.payments.insert().values(
-                    invoice_number=number,
-                    attempt=1,
-                    amount=attempt.amount.amount,
-                    currency=attempt.amount.currency,
-                    method=attempt.method_type,
-                    status=result.status,
-                    reference=result.reference,
-                    idempotency_key=attempt.key,
-                    on_date=day,
-                    manual=False,
-                    check_on=result.settles_on if result.status == "processing" else None,
-                )
-            )
+            if attempt is not None and result is not None:
+                self._record_first_payment(conn, number, attempt, result, day)
             events = [
                 Event("subscription.created", s.id, day, {"invoice": number, **mrr_basis(s)}, 1)
                 for s in subs
@@ -407,6 +396,25 @@ class PaymentsMixin:
             ]  # fmt: skip
             self._insert_events(conn, events)
         return number
+
+    def _record_first_payment(
+        self, conn: Any, number: str, attempt: Attempt, result: ChargeResult, day: date
+    ) -> None:
+        conn.execute(
+            t.payments.insert().values(
+                invoice_number=number,
+                attempt=1,
+                amount=attempt.amount.amount,
+                currency=attempt.amount.currency,
+                method=attempt.method_type,
+                status=result.status,
+                reference=result.reference,
+                idempotency_key=attempt.key,
+                on_date=day,
+                manual=False,
+                check_on=result.settles_on if result.status == "processing" else None,
+            )
+        )
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,
