@@ -298,7 +298,8 @@ class App:
             raise CollectionError(f"this link takes {', '.join(accepted)}, not {method[1]}")
         key, prefix = f"checkout/{link_id}/{contact_id}/{on.isoformat()}", f"{link_id}-{contact_id}"
         return self._purchase(
-            key, f"{prefix}-{on:%Y%m%d}", contact_id, link.items, link.currency or settings.default_currency, on, method,
+            key, f"{prefix}-{on:%Y%m%d}", contact_id, link.items,
+            link.currency or settings.default_currency, on, method,
             deals=link.deals, save_method=link.save_payment_method,
         )  # fmt: skip
 
