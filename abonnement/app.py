@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from abonnement.engine.billing_run import RunSummary
     from abonnement.engine.catalog import Catalog
     from abonnement.engine.purchase import Summary
+    from abonnement.engine.subscriptions import Subscription
     from abonnement.plugins.manager import Plugins
     from abonnement.rules.ruleset import RuleSet
 
@@ -442,6 +443,63 @@ class App:
                 "payment": result.status if result else None,
                 "total": priced.total.format_amount(), "currency": currency}  # fmt: skip
 
+    def create_subscription(self, decl: Any, on: date) -> Subscription:
+        """A subscription from scratch (F22): checked like a declared one, then created."""
+        from abonnement.engine.events import Event
+        from abonnement.engine.purchase import from_declared
+        from abonnement.engine.subscriptions import mrr_basis
+
+        _check_new(decl, self.catalog)
+        defaults = {p.name: p.default for p in self.catalog.settings.custom_properties
+                    if p.default is not None}  # fmt: skip
+        decl = replace(decl, properties={**defaults, **decl.properties})
+        if self.storage.subscription(decl.id) is not None:
+            raise AbonnementError(f"subscription `{decl.id}` exists already")
+        sub = replace(from_declared(decl, self.catalog, on), event_seq=1)
+        created = Event("subscription.created", sub.id, on, mrr_basis(sub), seq=1)
+        self.storage.insert_subscriptions([sub], "created", [created])
+        return sub
+
+    def edit_subscription(self, sub_id: str, on: date, **changes: Any) -> Subscription:
+        """Edit items, payment method, contact or properties (F20); see ``engine.edits``."""
+        from abonnement.config.settings import property_value_problem
+        from abonnement.engine.edits import edit
+
+        catalog = self.catalog
+        method_id = changes.pop("payment_method_id", None)
+        contact_id = changes.get("contact_id")
+        if contact_id is not None and contact_id not in catalog.contacts:
+            raise AbonnementError(f"no contact `{contact_id}`")
+
+        def change(sub: Subscription) -> Any:
+            payment = None
+            if method_id is not None:
+                owner = catalog.contacts.get(sub.billing_contact_id or sub.contact_id)
+                saved = {m.id: m for m in owner.payment_methods} if owner else {}
+                if method_id not in saved:
+                    raise AbonnementError(f"contact `{owner.id if owner else '?'}` has no payment "
+                                          f"method `{method_id}`")  # fmt: skip
+                payment = (method_id, saved[method_id].token, saved[method_id].type)
+
+            def problem(prop: Any, value: Any) -> str | None:
+                found = property_value_problem(prop, value)
+                return found[0] if found else None
+
+            return edit(sub, on, catalog.settings, payment=payment, check_property=problem,
+                        **changes)  # fmt: skip
+
+        return self.storage.change(sub_id, change)
+
+    def delete_subscription(self, sub_id: str) -> None:
+        """Only an expired or canceled subscription is deleted (F22); invoices stay."""
+        sub = self.storage.subscription(sub_id)
+        if sub is None:
+            raise AbonnementError(f"no subscription `{sub_id}`")
+        if sub.status not in ("expired", "canceled"):
+            raise AbonnementError(f"subscription `{sub_id}` is {sub.status}; only an expired or "
+                                  "canceled subscription is deleted (cancel it first)")  # fmt: skip
+        self.storage.delete_subscription(sub_id)
+
     def render_invoice(self, number: str, fmt: str = "html") -> bytes:
         """The customer-facing document of invoice ``number``: HTML text or PDF bytes."""
         from abonnement.documents.invoice import render_html, render_pdf
@@ -575,3 +633,29 @@ def _link_secret() -> str:
 
 def _definition(sub: Any) -> tuple:
     return (sub.items, dict(sub.properties), sub.owner, sub.payment_method_id)
+
+
+def _check_new(decl: Any, catalog: Catalog) -> None:
+    """What the config loader checks of a declared subscription, for one made on the CLI."""
+    from abonnement.config.settings import property_value_problem
+
+    for kind, ref, known in (("contact", decl.contact, catalog.contacts),
+                             ("contact", decl.billing_contact, catalog.contacts),
+                             ("company", decl.company, catalog.companies)):  # fmt: skip
+        if ref is not None and ref not in known:
+            raise AbonnementError(f"no {kind} `{ref}`")
+    if decl.currency not in catalog.settings.currencies:
+        raise AbonnementError(f"{decl.currency} is not in settings.currencies")
+    for spec in decl.items:
+        if spec.product is not None and spec.product not in catalog.products:
+            raise AbonnementError(f"no product `{spec.product}`")
+    by_name = {p.name: p for p in catalog.settings.custom_properties}
+    for name, value in decl.properties.items():
+        prop = by_name.get(name)
+        if prop is None:
+            raise AbonnementError(f"unknown custom property `{name}`")
+        problem = property_value_problem(prop, value)
+        if problem:
+            raise AbonnementError(problem[0])
+        if not prop.user_can_override and value != prop.default:
+            raise AbonnementError(f"property `{name}` cannot be overridden")

@@ -369,6 +369,166 @@ def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
         click.echo(f"{key}: {value}")
 
 
+def _pairs(values: tuple[str, ...], option: str, convert: Any = str) -> list[tuple[int, Any]]:
+    """``POS=VALUE`` options as (position, value)."""
+    out = []
+    for text in values:
+        position, sep, value = text.partition("=")
+        if not sep or not position.isdigit():
+            raise click.BadParameter(f"{text!r}: expected LINE=VALUE, e.g. 2=3", param_hint=option)
+        try:
+            out.append((int(position), convert(value)))
+        except ValueError:
+            raise click.BadParameter(f"{text!r}: bad value {value!r}", param_hint=option) from None
+    return out
+
+
+def _properties(values: tuple[str, ...]) -> dict[str, Any]:
+    """``NAME=VALUE`` options; values read as YAML scalars (``true``, ``3``, ``dark``)."""
+    import yaml
+
+    out = {}
+    for text in values:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{text!r}: expected NAME=VALUE", param_hint="--property")
+        out[name] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def _product_specs(values: tuple[str, ...], option: str) -> list[Any]:
+    from abonnement.engine.catalog import ItemSpec
+
+    specs = []
+    for text in values:
+        product, _, quantity = text.partition(":")
+        if quantity and not quantity.isdigit():
+            raise click.BadParameter(f"{text!r}: expected PRODUCT[:QUANTITY]", param_hint=option)
+        specs.append(ItemSpec(product=product, quantity=int(quantity or 1)))
+    return specs
+
+
+@subscriptions.command("create")
+@click.option("--id", "sub_id", required=True, help="The new subscription's id.")
+@click.option("--contact", "contact_id", required=True)
+@click.option("--company", "company_id")
+@click.option("--billing-contact", "billing_contact_id")
+@click.option("--item", "items", multiple=True, required=True, metavar="PRODUCT[:QTY]")
+@click.option("--currency", help="Default: the account's default currency.")
+@click.option("--start", type=_DATE, help="First payment date (default: --as-of).")
+@click.option("--payments", type=click.IntRange(min=1), help="A fixed number of payments.")
+@click.option("--collection", type=click.Choice(["manual", "automatic"]), default="manual",
+              show_default=True)  # fmt: skip
+@click.option("--payment-method", "payment_method_id", help="A method the contact saved.")
+@click.option("--payment-terms", help="due_on_receipt or net_DAYS (manual collection).")
+@click.option("--property", "properties", multiple=True, metavar="NAME=VALUE")
+@click.option("--no-invoices", is_flag=True, help="A record only: invoice creation off (F18).")
+@as_of_option
+@json_option
+@click.pass_obj
+def subscriptions_create(app: App, sub_id: str, contact_id: str, company_id: str | None,
+                         billing_contact_id: str | None, items: tuple[str, ...],
+                         currency: str | None, start: Any, payments: int | None,
+                         collection: str, payment_method_id: str | None,
+                         payment_terms: str | None, properties: tuple[str, ...],
+                         no_invoices: bool, as_of: Any, as_json: bool) -> None:  # fmt: skip
+    """Create a subscription from scratch."""
+    from abonnement.engine.catalog import AUTO_RENEW, Collection, DeclaredSubscription, Terms
+    from abonnement.engine.schedule import AtPurchase, OnDate
+    from abonnement.views import subscription_json
+
+    day = _as_of(app, as_of)
+    settings = app.catalog.settings
+    if no_invoices and not settings.allow_invoice_creation_off:
+        raise AbonnementError("settings.subscriptions.allow_invoice_creation_off is false")
+    decl = DeclaredSubscription(
+        id=sub_id, contact=contact_id, currency=currency or settings.default_currency,
+        items=tuple(_product_specs(items, "--item")), company=company_id,
+        billing_contact=billing_contact_id,
+        start=OnDate(_day(start)) if start else AtPurchase(),
+        terms=Terms(payments=payments) if payments else AUTO_RENEW,
+        invoice_creation=not no_invoices,
+        collection=Collection(mode=collection, payment_method=payment_method_id,
+                              payment_terms=payment_terms),
+        properties=_properties(properties),
+    )  # fmt: skip
+    sub = app.create_subscription(decl, day)
+    app.notify(day)
+    payload = subscription_json(app.storage.subscription(sub.id) or sub, settings)
+    if as_json:
+        _echo_json(payload)
+        return
+    click.echo(f"{sub.id}: {payload['status']}; first payment {payload['next_payment_date']}")
+
+
+@subscriptions.command("edit")
+@click.argument("subscription_id")
+@click.option("--add", multiple=True, metavar="PRODUCT[:QTY]", help="Add a line.")
+@click.option("--quantity", multiple=True, metavar="LINE=QTY")
+@click.option("--price", multiple=True, metavar="LINE=AMOUNT", help='e.g. 2="20.00 USD"')
+@click.option("--discount", multiple=True, metavar="LINE=PERCENT", help="e.g. 1=10%")
+@click.option("--clone", multiple=True, type=int, metavar="LINE")
+@click.option("--delete", multiple=True, type=int, metavar="LINE")
+@click.option("--move", multiple=True, metavar="LINE=NEW_LINE")
+@click.option("--payment-method", "payment_method_id", help="Charge this saved method from now.")
+@click.option("--contact", "contact_id")
+@click.option("--property", "properties", multiple=True, metavar="NAME=VALUE")
+@as_of_option
+@json_option
+@click.pass_obj
+def subscriptions_edit(app: App, subscription_id: str, add: tuple[str, ...],
+                       quantity: tuple[str, ...], price: tuple[str, ...],
+                       discount: tuple[str, ...], clone: tuple[int, ...], delete: tuple[int, ...],
+                       move: tuple[str, ...], payment_method_id: str | None,
+                       contact_id: str | None, properties: tuple[str, ...], as_of: Any,
+                       as_json: bool) -> None:  # fmt: skip
+    """Change lines, payment method, contact or properties, from the next cycle (F20).
+
+    Line changes apply in this order: add, clone, quantity, price, discount, delete, move;
+    lines are counted from 1 as `subscriptions show` lists them."""
+    from abonnement.engine.edits import ItemOp
+    from abonnement.engine.items import resolve_item
+    from abonnement.views import subscription_json
+
+    day = _as_of(app, as_of)
+    current = app.storage.subscription(subscription_id)
+    if current is None:
+        raise AbonnementError(f"no subscription `{subscription_id}`")
+    for spec in _product_specs(add, "--add"):
+        if spec.product not in app.catalog.products:
+            raise AbonnementError(f"no product `{spec.product}`")
+    ops = [ItemOp("add", item=resolve_item(spec, app.catalog, current.currency))
+           for spec in _product_specs(add, "--add")]  # fmt: skip
+    ops += [ItemOp("clone", p) for p in clone]
+    ops += [ItemOp("quantity", p, v) for p, v in _pairs(quantity, "--quantity", int)]
+    ops += [ItemOp("price", p, v) for p, v in _pairs(price, "--price")]
+    ops += [ItemOp("discount", p, v) for p, v in _pairs(discount, "--discount")]
+    ops += [ItemOp("delete", p) for p in delete]
+    ops += [ItemOp("move", p, v) for p, v in _pairs(move, "--move", int)]
+    sub = app.edit_subscription(subscription_id, day, ops=ops, payment_method_id=payment_method_id,
+                                contact_id=contact_id,
+                                properties=_properties(properties))  # fmt: skip
+    app.notify(day)
+    payload = subscription_json(app.storage.subscription(sub.id) or sub, app.catalog.settings)
+    if as_json:
+        _echo_json(payload)
+        return
+    click.echo(f"{sub.id}: {len(sub.items)} lines, mrr {payload['mrr']} {sub.currency}")
+
+
+@subscriptions.command("delete")
+@click.argument("subscription_id")
+@json_option
+@click.pass_obj
+def subscriptions_delete(app: App, subscription_id: str, as_json: bool) -> None:
+    """Delete an expired or canceled subscription; its invoices and history stay."""
+    app.delete_subscription(subscription_id)
+    if as_json:
+        _echo_json({"deleted": subscription_id})
+    else:
+        click.echo(f"deleted {subscription_id}")
+
+
 def _lifecycle(app: App, subscription_id: str, change: Any, day: date, as_json: bool) -> None:
     from abonnement.views import subscription_json
 

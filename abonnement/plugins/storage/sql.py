@@ -236,9 +236,24 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             if not found:
                 raise AbonnementError(f"no subscription `{sub_id}`")
             result = change(found[0])
-            self._update_subscriptions(conn, [result.subscription])
+            sub = result.subscription
+            self._update_subscriptions(conn, [sub])
+            if sub.items != found[0].items:
+                conn.execute(t.subscription_items.delete().where(
+                    t.subscription_items.c.subscription_id == sub_id))  # fmt: skip
+                conn.execute(t.subscription_items.insert(), _item_rows(sub))
+            if sub.contact_id != found[0].contact_id:
+                conn.execute(update(t.subscriptions).where(t.subscriptions.c.id == sub_id)
+                             .values(contact_id=sub.contact_id))  # fmt: skip
             self._insert_events(conn, result.events)
-        return result.subscription
+        return sub
+
+    def delete_subscription(self, sub_id: str) -> None:
+        """Remove a subscription and its items; its invoices, payments and history stay."""
+        with self._tx() as conn:
+            conn.execute(t.subscription_items.delete().where(
+                t.subscription_items.c.subscription_id == sub_id))  # fmt: skip
+            conn.execute(t.subscriptions.delete().where(t.subscriptions.c.id == sub_id))
 
     def busy_on(self, day: date) -> bool:
         with self._tx() as conn:

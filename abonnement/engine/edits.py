@@ -1,0 +1,147 @@
+"""Editing a live subscription (F20): its items, payment method, contact and properties.
+
+Only ``active`` and ``scheduled`` subscriptions are edited, never within the account's freeze
+window before the next payment (the invoice is being prepared), never one whose invoice
+creation is off (a record kept elsewhere). Changes apply from the next cycle: the period
+already invoiced stays as it was. Every edit is one ``subscription.changed`` event that
+records the new definition (for analytics) and what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from types import MappingProxyType
+from typing import Any
+
+from abonnement.engine.catalog import CustomProperty, Settings
+from abonnement.engine.events import Event
+from abonnement.engine.items import Item
+from abonnement.engine.money import Money, Percent
+from abonnement.engine.subscriptions import LifecycleError, Step, Subscription, mrr_basis
+
+__all__ = ["ItemOp", "apply_item_ops", "edit"]
+
+EDITABLE = ("active", "scheduled")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOp:
+    """One change to the item list. ``position`` is 1-based, as users count lines.
+
+    ``add`` (``item``), ``quantity``/``price``/``discount`` (``value``), ``clone``, ``delete``,
+    ``move`` (``value``: the new position)."""
+
+    kind: str
+    position: int = 0
+    value: Any = None
+    item: Item | None = None
+
+
+def apply_item_ops(items: Sequence[Item], ops: Sequence[ItemOp], currency: str) -> tuple[Item, ...]:
+    """``items`` after ``ops``, in order; raises ``LifecycleError`` naming the bad one."""
+    out = list(items)
+
+    def at(op: ItemOp) -> int:
+        if not 1 <= op.position <= len(out):
+            raise LifecycleError(
+                f"--{op.kind}: there is no line {op.position} (the subscription has "
+                f"{len(out)} line{'s' if len(out) != 1 else ''})"
+            )
+        return op.position - 1
+
+    for op in ops:
+        if op.kind == "add":
+            assert op.item is not None
+            out.append(op.item)
+        elif op.kind == "quantity":
+            if not isinstance(op.value, int) or op.value < 1:
+                raise LifecycleError(f"--quantity: a whole number ≥ 1, not {op.value}")
+            out[at(op)] = replace(out[at(op)], quantity=op.value)
+        elif op.kind == "price":
+            price = Money.parse(op.value) if isinstance(op.value, str) else op.value
+            if price.currency != currency:
+                raise LifecycleError(f"--price: the subscription bills in {currency}")
+            out[at(op)] = replace(out[at(op)], unit_price=price)
+        elif op.kind == "discount":
+            out[at(op)] = replace(out[at(op)], unit_discount=Percent.parse(op.value))
+        elif op.kind == "clone":
+            out.insert(at(op) + 1, out[at(op)])
+        elif op.kind == "delete":
+            del out[at(op)]
+        elif op.kind == "move":
+            moved = out.pop(at(op))
+            out.insert(max(0, min(int(op.value) - 1, len(out))), moved)
+        else:
+            raise LifecycleError(f"unknown item change `{op.kind}`")
+    if not out:
+        raise LifecycleError("a subscription keeps at least one line; cancel it instead")
+    return tuple(out)
+
+
+def edit(
+    sub: Subscription,
+    on: date,
+    settings: Settings,
+    *,
+    ops: Sequence[ItemOp] = (),
+    payment: tuple[str, str, str] | None = None,  # (method id, token, type)
+    contact_id: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+    check_property: Callable[[CustomProperty, Any], str | None] | None = None,
+) -> Step:
+    """``sub`` edited on ``on``, with the event that records it."""
+    if not sub.invoice_creation:
+        raise LifecycleError(
+            f"invoice creation is off for `{sub.id}`: it is a record only, billed elsewhere"
+        )
+    if sub.status not in EDITABLE:
+        raise LifecycleError(f"subscription `{sub.id}` is {sub.status}; only active or "
+                             "scheduled subscriptions are edited")  # fmt: skip
+    upcoming = sub.next_payment_date
+    freeze = settings.edit_freeze_days
+    if upcoming is not None and 0 <= (upcoming - on).days < freeze:
+        raise LifecycleError(
+            f"the next payment of `{sub.id}` is on {upcoming}: no edits within {freeze} days "
+            "of a payment (settings.subscriptions.edit_freeze_days)"
+        )
+    changed: list[str] = []
+    new = sub
+    if ops:
+        items = apply_item_ops(sub.items, ops, sub.currency)
+        frequencies = {item.frequency for item in items}
+        if frequencies != {sub.frequency}:
+            raise LifecycleError(f"every line of `{sub.id}` bills {sub.frequency.name}; "
+                                 "start another subscription for another frequency")  # fmt: skip
+        new = replace(new, items=items)
+        changed.append("items")
+    if payment is not None:
+        method_id, token, kind = payment
+        new = replace(new, payment_method_id=method_id, payment_token=token, payment_type=kind,
+                      collection_mode="automatic")  # fmt: skip
+        changed.append("payment_method")
+    if contact_id is not None:
+        new = replace(new, contact_id=contact_id)
+        changed.append("contact")
+    if properties:
+        by_name = {p.name: p for p in settings.custom_properties}
+        merged = dict(sub.properties)
+        for name, value in properties.items():
+            prop = by_name.get(name)
+            if prop is None:
+                raise LifecycleError(f"unknown custom property `{name}`")
+            if not prop.user_can_override:
+                raise LifecycleError(f"property `{name}` cannot be overridden")
+            problem = check_property(prop, value) if check_property else None
+            if problem:
+                raise LifecycleError(problem)
+            merged[name] = value
+        new = replace(new, properties=merged)
+        changed.append("properties")
+    if not changed:
+        raise LifecycleError("nothing to change: give an item change, --payment-method, "
+                             "--contact or --property")  # fmt: skip
+    new = replace(new, event_seq=sub.event_seq + 1)
+    payload = MappingProxyType({**mrr_basis(new), "changed": changed})
+    return Step(new, (), (Event("subscription.changed", sub.id, on, payload, new.event_seq),))

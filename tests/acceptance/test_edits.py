@@ -1,0 +1,84 @@
+"""Create, edit and delete subscriptions through the CLI (F20–F22, F24, F18)."""
+
+import pytest
+
+from tests.acceptance.scenario import Scenario
+from tests.conftest import run
+
+
+def cli_error(s: Scenario, *args: str) -> str:
+    result = run("--config", str(s.config), "--db", s.db_url, *args)
+    assert result.exit_code == 1, result.output
+    return result.stderr
+
+
+@pytest.fixture
+def created(tmp_path, db_url) -> Scenario:
+    s = Scenario(tmp_path, db_url)
+    sub = s.cli("subscriptions", "create", "--id", "ane-beans", "--contact", "ane",
+                "--company", "acme", "--item", "coffee-1kg:2", "--item", "coffee-250g",
+                "--collection", "automatic", "--payment-method", "ane-visa",
+                "--as-of", "2026-12-01")  # fmt: skip
+    assert (sub["status"], sub["mrr"], sub["next_payment_date"]) == ("scheduled", "62.50",
+                                                                     "2026-12-01")  # fmt: skip
+    assert sub["properties"] == {"roast": "medium"}  # the default of settings
+    return s
+
+
+def test_create_then_bill_then_edit_from_the_next_cycle(created):
+    s = created
+    s.cli("run", "--until", "2026-12-01")
+    (first,) = s.invoices("ane-beans")
+    assert (first["total"], first["status"]) == ("62.50", "paid")
+    edited = s.cli("subscriptions", "edit", "ane-beans", "--quantity", "1=3", "--clone", "2",
+                   "--discount", "3=10%", "--property", "roast=dark",
+                   "--as-of", "2026-12-10")  # fmt: skip
+    assert [(i["sku"], i["quantity"], i["unit_discount"]) for i in edited["items"]] == [
+        ("COFFEE-1KG", 3, None), ("COFFEE-250G", 1, None), ("COFFEE-250G", 1, "10%")]  # fmt: skip
+    assert edited["mrr"] == "100.00" and edited["properties"] == {"roast": "dark"}
+    s.cli("run", "--until", "2027-01-01")
+    second = s.cli("invoices", "show", s.invoices("ane-beans")[1]["number"])
+    assert (second["subtotal"], second["discount_total"], second["total"]) == (
+        "100.00", "1.25", "98.75")  # fmt: skip
+    s.cli("subscriptions", "edit", "ane-beans", "--delete", "3", "--move", "2=1",
+          "--as-of", "2027-01-05")  # fmt: skip
+    skus = [i["sku"] for i in s.subscription("ane-beans")["items"]]
+    assert skus == ["COFFEE-250G", "COFFEE-1KG"]
+    history = [h["type"] for h in s.subscription("ane-beans")["history"]]
+    assert history.count("subscription.changed") == 2
+
+
+def test_edits_are_refused_when_the_rules_say_so(created):
+    s = created
+    s.cli("run", "--until", "2026-12-01")
+    # 2026-12-31 is one day before the next payment: inside the 2-day freeze
+    assert "no edits within 2 days" in cli_error(
+        s, "subscriptions", "edit", "ane-beans", "--quantity", "1=1", "--as-of", "2026-12-31"
+    )
+    assert "there is no line 9" in cli_error(
+        s, "subscriptions", "edit", "ane-beans", "--delete", "9", "--as-of", "2026-12-10"
+    )
+    assert "bills monthly" in cli_error(
+        s, "subscriptions", "edit", "ane-beans", "--add", "coffee-500g", "--as-of", "2026-12-10"
+    )
+    assert "not a value of property `roast`" in cli_error(
+        s, "subscriptions", "edit", "ane-beans", "--property", "roast=burnt",
+        "--as-of", "2026-12-10")  # fmt: skip
+    assert "only an expired or canceled" in cli_error(s, "subscriptions", "delete", "ane-beans")
+    s.cli("subscriptions", "cancel", "ane-beans", "--as-of", "2026-12-10")
+    assert "only active or scheduled" in cli_error(
+        s, "subscriptions", "edit", "ane-beans", "--quantity", "1=1", "--as-of", "2026-12-11"
+    )
+    assert s.cli("subscriptions", "delete", "ane-beans") == {"deleted": "ane-beans"}
+    assert [i["status"] for i in s.invoices("ane-beans")] == ["paid"]  # invoices stay
+
+
+def test_invoice_creation_off_is_a_record_never_billed(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url)
+    s.cli("subscriptions", "create", "--id", "elsewhere", "--contact", "bob", "--item",
+          "coffee-1kg", "--no-invoices", "--as-of", "2026-12-01")  # fmt: skip
+    s.cli("run", "--until", "2027-03-01")
+    assert s.invoices("elsewhere") == []
+    assert "invoice creation is off" in cli_error(
+        s, "subscriptions", "edit", "elsewhere", "--quantity", "1=2", "--as-of", "2027-01-10"
+    )
