@@ -44,7 +44,7 @@ def acme_site(tmp_path, monkeypatch):
 def test_built_ins_register_through_the_hooks():
     plugins = Plugins.load(build_plugin_manager(entry_points=False))
     assert set(plugins.processors) == {"test", "stripe"}
-    assert set(plugins.notifiers) == {"mailbox", "console"}
+    assert set(plugins.notifiers) == {"mailbox", "console", "smtp", "webhook"}
     assert "notifications.mailbox" in plugins.settings_schemas
     assert {row["name"] for row in plugins.describe()} == set(DEFAULT_PLUGINS)
 
