@@ -473,6 +473,11 @@ def subscriptions_create(app: App, sub_id: str, contact_id: str, company_id: str
 @click.option("--payment-method", "payment_method_id", help="Charge this saved method from now.")
 @click.option("--contact", "contact_id")
 @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE")
+@click.option(
+    "--prorate",
+    is_flag=True,
+    help="Settle the rest of the current period on the next invoice (if settings allow).",
+)
 @as_of_option
 @json_option
 @click.pass_obj
@@ -480,8 +485,8 @@ def subscriptions_edit(app: App, subscription_id: str, add: tuple[str, ...],
                        quantity: tuple[str, ...], price: tuple[str, ...],
                        discount: tuple[str, ...], clone: tuple[int, ...], delete: tuple[int, ...],
                        move: tuple[str, ...], payment_method_id: str | None,
-                       contact_id: str | None, properties: tuple[str, ...], as_of: Any,
-                       as_json: bool) -> None:  # fmt: skip
+                       contact_id: str | None, properties: tuple[str, ...], prorate: bool,
+                       as_of: Any, as_json: bool) -> None:  # fmt: skip
     """Change lines, payment method, contact or properties, from the next cycle (F20).
 
     Line changes apply in this order: add, clone, quantity, price, discount, delete, move;
@@ -506,7 +511,7 @@ def subscriptions_edit(app: App, subscription_id: str, add: tuple[str, ...],
     ops += [ItemOp("delete", p) for p in delete]
     ops += [ItemOp("move", p, v) for p, v in _pairs(move, "--move", int)]
     sub = app.edit_subscription(subscription_id, day, ops=ops, payment_method_id=payment_method_id,
-                                contact_id=contact_id,
+                                contact_id=contact_id, prorate=prorate,
                                 properties=_properties(properties))  # fmt: skip
     app.notify(day)
     payload = subscription_json(app.storage.subscription(sub.id) or sub, app.catalog.settings)

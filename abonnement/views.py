@@ -63,6 +63,7 @@ def subscription_json(sub: Subscription, settings: Settings) -> dict[str, Any]:
         "collection_mode": sub.collection_mode,
         "owner": sub.owner,
         "items": _items(sub.items, sub.currency),
+        "pending_lines": _items(sub.pending, sub.currency),  # on the next invoice only
         "mrr": _amount(
             mrr(sub, factor, with_discounts=settings.discounts_reduce_mrr), sub.currency
         ),

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -19,9 +20,10 @@ from abonnement.engine.catalog import CustomProperty, Settings
 from abonnement.engine.events import Event
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money, Percent
+from abonnement.engine.schedule import billing_date
 from abonnement.engine.subscriptions import LifecycleError, Step, Subscription, mrr_basis
 
-__all__ = ["ItemOp", "apply_item_ops", "edit"]
+__all__ = ["ItemOp", "apply_item_ops", "edit", "prorated"]
 
 EDITABLE = ("active", "scheduled")
 
@@ -90,6 +92,7 @@ def edit(
     contact_id: str | None = None,
     properties: Mapping[str, Any] | None = None,
     check_property: Callable[[CustomProperty, Any], str | None] | None = None,
+    prorate: bool = False,
 ) -> Step:
     """``sub`` edited on ``on``, with the event that records it."""
     if not sub.invoice_creation:
@@ -116,6 +119,10 @@ def edit(
                                  "start another subscription for another frequency")  # fmt: skip
         new = replace(new, items=items)
         changed.append("items")
+        if prorate:
+            if not settings.proration:
+                raise LifecycleError("proration is off (settings.subscriptions.proration)")
+            new = replace(new, pending=new.pending + prorated(sub, items, on))
     if payment is not None:
         method_id, token, kind = payment
         new = replace(new, payment_method_id=method_id, payment_token=token, payment_type=kind,
@@ -142,6 +149,40 @@ def edit(
     if not changed:
         raise LifecycleError("nothing to change: give an item change, --payment-method, "
                              "--contact or --property")  # fmt: skip
+    if prorate and not ops:
+        raise LifecycleError("--prorate goes with a change of lines")
     new = replace(new, event_seq=sub.event_seq + 1)
     payload = MappingProxyType({**mrr_basis(new), "changed": changed})
     return Step(new, (), (Event("subscription.changed", sub.id, on, payload, new.event_seq),))
+
+
+def prorated(sub: Subscription, items: Sequence[Item], on: date) -> tuple[Item, ...]:
+    """Dated lines for the next invoice that settle the rest of the period already invoiced:
+    a credit for each line taken away, a charge for each line added, each for the days from
+    ``on`` to the period's end (F20). Nothing when no period is running."""
+    if sub.next_index == 0 or sub.status != "active":
+        return ()
+    start = billing_date(sub.anchor, sub.frequency, sub.next_index - 1)
+    end = billing_date(sub.anchor, sub.frequency, sub.next_index)
+    if not start <= on < end:
+        return ()
+    share = Decimal((end - on).days) / Decimal((end - start).days)
+    span = f"{on.isoformat()} – {(end - timedelta(days=1)).isoformat()}"
+    gone, added = list(sub.items), []
+    for item in items:  # lines on both sides cancel out
+        if item in gone:
+            gone.remove(item)
+        else:
+            added.append(item)
+
+    def line(item: Item, sign: int, label: str) -> Item:
+        amount = item.amount().rounded()
+        if item.unit_discount:
+            amount = amount - item.unit_discount.of(amount).rounded()
+        price = Money(amount.amount * share * sign, sub.currency).rounded()
+        return Item(f"{label}: {item.name} ({span})", 1, price, sku=item.sku,
+                    tax_rate=item.tax_rate, taxable=item.taxable,
+                    category=item.category)  # fmt: skip
+
+    return tuple([line(i, -1, "Unused time") for i in gone]
+                 + [line(i, 1, "Remaining time") for i in added])  # fmt: skip

@@ -131,11 +131,12 @@ def draft_invoice(
     ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr)
     ctx["subscription"]["payments_made"] = period.index
     ctx["invoice"] = {"date": period.issue_date, "due_date": period.due_date}
-    key = memo.key(sub, period.index, ctx) if memo is not None else None
+    # prorated lines are one-offs: never worth remembering
+    key = memo.key(sub, period.index, ctx) if memo is not None and not sub.pending else None
     priced = memo.priced.get(key) if key is not None else None  # type: ignore[union-attr]
     if priced is None:
         priced = price_invoice(
-            line_inputs(sub.items, tax_rates),
+            line_inputs(sub.items + sub.pending if sub.pending else sub.items, tax_rates),
             ctx,
             rules,
             currency=sub.currency,

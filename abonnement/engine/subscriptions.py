@@ -85,6 +85,7 @@ class Subscription:
     cancel_on: date | None = None  # canceled at the end of the period: on this date
     reminded: int = 0  # payments reminded so far: the reminder for payment n sets n + 1
     reminder_days: int | None = None  # the account's lead time (settings), not stored
+    pending: tuple[Item, ...] = ()  # one-time lines for the next invoice (proration)
 
     @property
     def payments_made(self) -> int:
@@ -228,6 +229,7 @@ def step(sub: Subscription) -> Step:
     )
     changed = replace(sub, status=status, next_index=index, open_due_on=open_due,
                       event_seq=seq + len(events), reminded=reminded,
+                      pending=() if periods else sub.pending,
                       canceled_on=day if status == "canceled" else sub.canceled_on)  # fmt: skip
     return Step(changed, periods, numbered)
 

@@ -82,3 +82,34 @@ def test_invoice_creation_off_is_a_record_never_billed(tmp_path, db_url):
     assert "invoice creation is off" in cli_error(
         s, "subscriptions", "edit", "elsewhere", "--quantity", "1=2", "--as-of", "2027-01-10"
     )
+
+
+def test_a_prorated_edit_settles_the_rest_of_the_period_on_the_next_invoice(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, replace={"    proration: false\n": "    proration: true\n"})
+    s.cli("subscriptions", "create", "--id", "bob-beans", "--contact", "bob", "--item",
+          "coffee-1kg", "--as-of", "2026-12-01")  # fmt: skip
+    s.cli("run", "--until", "2026-12-01")
+    # on 12-11, 21 of December's 31 days remain: 25.00 × 21/31 = 16.94 back, 50.00 × 21/31 = 33.87
+    edited = s.cli("subscriptions", "edit", "bob-beans", "--quantity", "1=2", "--prorate",
+                   "--as-of", "2026-12-11")  # fmt: skip
+    assert [(p["name"], p["unit_price"]) for p in edited["pending_lines"]] == [
+        ("Unused time: Just one more cup - 1 KG Subscription (2026-12-11 – 2026-12-31)", "-16.94"),
+        ("Remaining time: Just one more cup - 1 KG Subscription (2026-12-11 – 2026-12-31)",
+         "33.87"),
+    ]  # fmt: skip
+    s.cli("run", "--until", "2027-02-01")
+    january, february = [s.cli("invoices", "show", i["number"])
+                         for i in s.invoices("bob-beans")[1:]]  # fmt: skip
+    assert [line["amount"] for line in january["lines"]] == ["50.00", "-16.94", "33.87"]
+    assert january["total"] == "66.93"
+    assert [line["amount"] for line in february["lines"]] == ["50.00"]
+    assert s.subscription("bob-beans")["pending_lines"] == []
+
+
+def test_prorate_needs_the_setting(tmp_path):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    s.cli("subscriptions", "create", "--id", "bob-beans", "--contact", "bob", "--item",
+          "coffee-1kg", "--as-of", "2026-12-01")  # fmt: skip
+    s.cli("run", "--until", "2026-12-01")
+    assert "proration is off" in cli_error(s, "subscriptions", "edit", "bob-beans", "--quantity",
+                                           "1=2", "--prorate", "--as-of", "2026-12-11")  # fmt: skip

@@ -492,7 +492,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
 _UPDATED = (
     "status", "next_index", "open_due_on", "next_event_on", "event_seq", "canceled_on", "owner",
     "properties", "payment_method_id", "payment_token", "payment_type", "skipped", "cancel_on",
-    "reminded",
+    "reminded", "pending_lines",
 )  # fmt: skip
 _UPDATE_SUBSCRIPTION = (
     update(t.subscriptions)
@@ -550,6 +550,7 @@ def _sub_row(s: Subscription, source: str, reminder_days: int | None) -> dict[st
         "open_due_on": s.open_due_on, "canceled_on": s.canceled_on,
         "next_event_on": s.next_event_on, "event_seq": s.event_seq, "source": source,
         "skipped": s.skipped, "cancel_on": s.cancel_on, "reminded": s.reminded,
+        "pending_lines": [_pending_row(i) for i in s.pending] or None,
     }  # fmt: skip
 
 
@@ -622,4 +623,17 @@ def _sub_from(row: Any, item_rows: Sequence[Any], reminder_days: int | None) -> 
         open_due_on=row.open_due_on, canceled_on=row.canceled_on, event_seq=row.event_seq,
         skipped=row.skipped, cancel_on=row.cancel_on, reminded=row.reminded,
         reminder_days=reminder_days,
+        pending=tuple(_pending_item(p, currency) for p in row.pending_lines or ()),
     )  # fmt: skip
+
+
+def _pending_row(item: Item) -> dict[str, Any]:
+    return {"name": item.name, "sku": item.sku, "quantity": item.quantity,
+            "unit_price": str(item.unit_price.amount), "tax_rate": item.tax_rate,
+            "taxable": item.taxable, "category": item.category}  # fmt: skip
+
+
+def _pending_item(row: dict[str, Any], currency: str) -> Item:
+    return Item(row["name"], row["quantity"], Money(Decimal(row["unit_price"]), currency),
+                sku=row["sku"], tax_rate=row["tax_rate"], taxable=row["taxable"],
+                category=row["category"])  # fmt: skip

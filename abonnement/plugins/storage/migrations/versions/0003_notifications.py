@@ -1,4 +1,5 @@
-"""Notifications: deliveries per event and channel, reminders sent, undelivered events index.
+"""Notifications (deliveries per event and channel, reminders sent, an index of undelivered
+events) and prorated lines waiting for a subscription's next invoice.
 
 Revision ID: 0003
 Revises: 0002
@@ -16,6 +17,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("subscriptions") as batch:
         batch.add_column(sa.Column("reminded", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("pending_lines", sa.JSON()))
     op.create_index("ix_events_undelivered", "events", ["delivered", "id"])
     op.create_table(
         "deliveries",
@@ -39,4 +41,5 @@ def downgrade() -> None:
     op.drop_table("deliveries")
     op.drop_index("ix_events_undelivered", "events")
     with op.batch_alter_table("subscriptions") as batch:
+        batch.drop_column("pending_lines")
         batch.drop_column("reminded")
