@@ -2,7 +2,8 @@
 
 Two steps, each safe to interrupt and rerun:
 
-1. **Hand over.** For each event not handed over yet (in the order written), run the workflow
+1. **Hand over.** For each event not handed over yet (in the order written), tell the event
+   observers (``abonnement_on_event``), run the workflow
    triggers of the rule files on it (``notify`` adds a message, ``set`` changes the
    subscription and records a ``subscription.changed`` event), plan the standard messages the
    settings ask for, and write one delivery row per message and notifier — all in the
@@ -70,6 +71,7 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
     store, catalog, rules = app.storage, app.catalog, app.rules
     settings = catalog.settings
     channels = settings.notifiers
+    observed = bool(app.plugins.pm.hook.abonnement_on_event.get_hookimpls())
     count = 0
     while events := store.undelivered_events(batch):
         records = _Records(store)
@@ -78,6 +80,8 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
         recorded: list[Event] = []
         for ev in events:
             sub_id, payload = ev["subject_id"], ev["payload"] or {}
+            if observed:  # observers see each event once it committed; a raise retries the batch
+                app.plugins.emit(Event(ev["type"], sub_id, ev["on_date"], payload, ev["seq"]))
             if not channels and not rules.triggers:
                 continue  # nothing to tell, nobody to tell it to
             sub = changed.get(sub_id) or records.subscription(sub_id)

@@ -166,3 +166,86 @@ def test_webhooks_are_signed_and_retried_on_the_next_run(tmp_path):
     assert payload["event"]["type"] == "payment.succeeded" and payload["key"] == headers[
         "X-Abonnement-Delivery"]  # fmt: skip
     server.shutdown()
+
+
+class _Observer:
+    seen: typing.ClassVar[list] = []
+
+    @staticmethod
+    @__import__("abonnement.plugins", fromlist=["hookimpl"]).hookimpl
+    def abonnement_on_event(event):
+        _Observer.seen.append((event.type, event.subject_id, event.seq))
+
+
+def test_event_observers_see_each_event_once_after_it_committed(tmp_path):
+    from datetime import date
+
+    from abonnement.app import App
+    from abonnement.plugins.manager import Plugins, build_plugin_manager
+
+    pm = build_plugin_manager()
+    pm.register(_Observer, name="observer")
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED)
+    app = App(s.config, s.db_url, _plugins=Plugins.load(pm))
+    _Observer.seen = []
+    app.apply(date(2026, 12, 1))
+    app.run(date(2026, 12, 1))
+    app.notify(date(2026, 12, 1))
+    app.notify(date(2026, 12, 1))
+    assert _Observer.seen == [
+        ("subscription.created", "bob-coffee", 1),
+        ("subscription.status_changed", "bob-coffee", 2),
+        ("invoice.created", "bob-coffee", 3),
+        ("payment.succeeded", "bob-coffee", 4),
+        ("invoice.paid", "bob-coffee", 5),
+    ]
+
+
+def test_a_danish_receipt_in_danish_money_and_dates(tmp_path):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED.replace(
+        "    collection:", "    invoice: {language: da, locale: da_DK}\n    collection:"))  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    (receipt,) = [m for m in mails(s) if m["To"] == "bob@example.com"]
+    assert (
+        receipt["Subject"].strip() == "Kvittering for din betaling til Just One More Cup Coffee Co."
+    )
+    text = receipt.get_body(("plain",)).get_content().replace("\xa0", " ")
+    assert "Hej Bob Smith," in text
+    assert (
+        "Vi har modtaget din betaling på 25,00 US$ for faktura INV-00001 den 1. december 2026."
+        in text
+    )
+    admins = [m for m in mails(s) if m["To"] == "billing@example.com"]
+    assert {m["Subject"].strip() for m in admins} == {  # the account's language for the team
+        "First payment from Bob Smith", "Payment succeeded: $25.00 from Bob Smith"}  # fmt: skip
+
+
+class _SlowHook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        import time
+
+        time.sleep(1.0)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_webhook_that_times_out_is_retried_not_lost(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/slow"
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED,
+                 replace={"notifiers: [mailbox]": "notifiers: [webhook]",
+                          "    first_payment: true\n": "    first_payment: false\n",
+                          "    payment_succeeded: true\n": "    payment_succeeded: false\n",
+                          MAILBOX: f"    webhook: {{url: '{url}', retries: 0, timeout: 0.2}}\n"})  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    assert s.cli("run", "--until", "2026-12-01")["notifications"]["retrying"] == 1
+    (row,) = SqlStorage(s.db_url).deliveries()
+    assert (row["status"], row["attempts"], row["next_try_on"].isoformat()) == (
+        "pending", 1, "2026-12-01")  # fmt: skip
+    assert "timed out" in row["error"]
+    server.shutdown()
