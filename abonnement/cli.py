@@ -473,6 +473,7 @@ def subscriptions_create(app: App, sub_id: str, contact_id: str, company_id: str
 @click.option("--payment-method", "payment_method_id", help="Charge this saved method from now.")
 @click.option("--contact", "contact_id")
 @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE")
+@click.option("--next-payment-date", type=_DATE, help="Move the next payment (and the later).")
 @click.option(
     "--prorate",
     is_flag=True,
@@ -485,8 +486,9 @@ def subscriptions_edit(app: App, subscription_id: str, add: tuple[str, ...],
                        quantity: tuple[str, ...], price: tuple[str, ...],
                        discount: tuple[str, ...], clone: tuple[int, ...], delete: tuple[int, ...],
                        move: tuple[str, ...], payment_method_id: str | None,
-                       contact_id: str | None, properties: tuple[str, ...], prorate: bool,
-                       as_of: Any, as_json: bool) -> None:  # fmt: skip
+                       contact_id: str | None, properties: tuple[str, ...],
+                       next_payment_date: Any, prorate: bool, as_of: Any,
+                       as_json: bool) -> None:  # fmt: skip
     """Change lines, payment method, contact or properties, from the next cycle (F20).
 
     Line changes apply in this order: add, clone, quantity, price, discount, delete, move;
@@ -512,6 +514,7 @@ def subscriptions_edit(app: App, subscription_id: str, add: tuple[str, ...],
     ops += [ItemOp("move", p, v) for p, v in _pairs(move, "--move", int)]
     sub = app.edit_subscription(subscription_id, day, ops=ops, payment_method_id=payment_method_id,
                                 contact_id=contact_id, prorate=prorate,
+                                next_payment_date=_day(next_payment_date),
                                 properties=_properties(properties))  # fmt: skip
     app.notify(day)
     payload = subscription_json(app.storage.subscription(sub.id) or sub, app.catalog.settings)

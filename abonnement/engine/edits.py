@@ -20,7 +20,6 @@ from abonnement.engine.catalog import CustomProperty, Settings
 from abonnement.engine.events import Event
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money, Percent
-from abonnement.engine.schedule import billing_date
 from abonnement.engine.subscriptions import LifecycleError, Step, Subscription, mrr_basis
 
 __all__ = ["ItemOp", "apply_item_ops", "edit", "prorated"]
@@ -93,6 +92,7 @@ def edit(
     properties: Mapping[str, Any] | None = None,
     check_property: Callable[[CustomProperty, Any], str | None] | None = None,
     prorate: bool = False,
+    next_payment_date: date | None = None,
 ) -> Step:
     """``sub`` edited on ``on``, with the event that records it."""
     if not sub.invoice_creation:
@@ -123,6 +123,14 @@ def edit(
             if not settings.proration:
                 raise LifecycleError("proration is off (settings.subscriptions.proration)")
             new = replace(new, pending=new.pending + prorated(sub, items, on))
+    if next_payment_date is not None:
+        if next_payment_date <= on:
+            raise LifecycleError(f"the next payment date must be after {on}")
+        if new.next_index == 0:  # not started: the start moves
+            new = replace(new, anchor=next_payment_date)
+        else:  # payments so far stay where they were; the next and later ones follow the date
+            new = replace(new, rebase_on=next_payment_date, rebase_index=new.next_index)
+        changed.append("next_payment_date")
     if payment is not None:
         method_id, token, kind = payment
         new = replace(new, payment_method_id=method_id, payment_token=token, payment_type=kind,
@@ -147,8 +155,8 @@ def edit(
         new = replace(new, properties=merged)
         changed.append("properties")
     if not changed:
-        raise LifecycleError("nothing to change: give an item change, --payment-method, "
-                             "--contact or --property")  # fmt: skip
+        raise LifecycleError("nothing to change: give an item change, --next-payment-date, "
+                             "--payment-method, --contact or --property")  # fmt: skip
     if prorate and not ops:
         raise LifecycleError("--prorate goes with a change of lines")
     new = replace(new, event_seq=sub.event_seq + 1)
@@ -162,8 +170,7 @@ def prorated(sub: Subscription, items: Sequence[Item], on: date) -> tuple[Item, 
     ``on`` to the period's end (F20). Nothing when no period is running."""
     if sub.next_index == 0 or sub.status != "active":
         return ()
-    start = billing_date(sub.anchor, sub.frequency, sub.next_index - 1)
-    end = billing_date(sub.anchor, sub.frequency, sub.next_index)
+    start, end = sub.date_of(sub.next_index - 1), sub.date_of(sub.next_index)
     if not start <= on < end:
         return ()
     share = Decimal((end - on).days) / Decimal((end - start).days)

@@ -22,7 +22,7 @@ from typing import Any
 from abonnement.engine.events import Event
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
-from abonnement.engine.schedule import Frequency, Unit, billing_date, end_date
+from abonnement.engine.schedule import Frequency, Unit, billing_date
 from abonnement.errors import AbonnementError
 
 __all__ = [
@@ -86,6 +86,15 @@ class Subscription:
     reminded: int = 0  # payments reminded so far: the reminder for payment n sets n + 1
     reminder_days: int | None = None  # the account's lead time (settings), not stored
     pending: tuple[Item, ...] = ()  # one-time lines for the next invoice (proration)
+    rebase_on: date | None = None  # a moved next payment date: payment ``rebase_index`` is
+    rebase_index: int = 0  # on ``rebase_on``, and the later ones follow from it
+
+    def date_of(self, index: int) -> date:
+        """The date of payment ``index`` (from 0): from the anchor, or from the date a user
+        moved the schedule to (``edit --next-payment-date``)."""
+        if self.rebase_on is not None and index >= self.rebase_index:
+            return billing_date(self.rebase_on, self.frequency, index - self.rebase_index)
+        return billing_date(self.anchor, self.frequency, index)
 
     @property
     def payments_made(self) -> int:
@@ -95,7 +104,7 @@ class Subscription:
     def end_date(self) -> date | None:
         if not self.payments:
             return None
-        return end_date(self.anchor, self.frequency, self.payments + self.skipped)
+        return self.date_of(self.payments + self.skipped)
 
     @property
     def fully_billed(self) -> bool:
@@ -105,7 +114,7 @@ class Subscription:
     def next_payment_date(self) -> date | None:
         if self.status in ("canceled", "expired", "paused") or self.fully_billed:
             return None
-        return billing_date(self.anchor, self.frequency, self.next_index)
+        return self.date_of(self.next_index)
 
     @property
     def next_event_on(self) -> date | None:
@@ -137,8 +146,8 @@ class Subscription:
             or self.fully_billed
         ):
             return None
-        payment = billing_date(self.anchor, self.frequency, index)
-        if (payment - billing_date(self.anchor, self.frequency, index - 1)).days <= lead:
+        payment = self.date_of(index)
+        if (payment - self.date_of(index - 1)).days <= lead:
             return None
         return payment - timedelta(days=lead)
 
@@ -200,7 +209,7 @@ def step(sub: Subscription) -> Step:
     if status == "active" and open_due is not None and day > open_due:
         events.append(("invoice.overdue", _EMPTY))
         become("past_due")
-    billing = billing_date(sub.anchor, sub.frequency, index)
+    billing = sub.date_of(index)
     if sub.reminder_on == day and status in BILLABLE:
         events.append(("reminder.due", {"payment": index, "payment_date": billing.isoformat()}))
         reminded = index + 1
@@ -210,7 +219,7 @@ def step(sub: Subscription) -> Step:
         sent = sub.collection_mode in ("manual", "first_invoice")
         terms = sub.payment_terms if sent else "due_on_receipt"
         due = due_date(day, terms)
-        periods = (Period(index, day, billing_date(sub.anchor, sub.frequency, index + 1), day,
+        periods = (Period(index, day, sub.date_of(index + 1), day,
                           due),)  # fmt: skip
         if sent:
             open_due = min(open_due, due) if open_due else due
@@ -219,7 +228,7 @@ def step(sub: Subscription) -> Step:
     finished = (
         sub.payments is not None and index - sub.skipped >= sub.payments and status in BILLABLE
     )
-    if finished and day >= end_date(sub.anchor, sub.frequency, sub.payments + sub.skipped):  # type: ignore[operator]
+    if finished and day >= sub.date_of(sub.payments + sub.skipped):  # type: ignore[operator]
         become("expired")
         events.append(("subscription.expired", _EMPTY))
     seq = sub.event_seq
@@ -261,7 +270,7 @@ def resume(sub: Subscription, on: date) -> Step:
     if sub.status != "paused":
         raise LifecycleError(f"subscription `{sub.id}` is {sub.status}, not paused")
     index = sub.next_index
-    while billing_date(sub.anchor, sub.frequency, index) < on:
+    while sub.date_of(index) < on:
         index += 1
     return _changed(sub, on, "active", "subscription.resumed", next_index=index,
                     skipped=sub.skipped + index - sub.next_index)  # fmt: skip

@@ -113,3 +113,26 @@ def test_prorate_needs_the_setting(tmp_path):
     s.cli("run", "--until", "2026-12-01")
     assert "proration is off" in cli_error(s, "subscriptions", "edit", "bob-beans", "--quantity",
                                            "1=2", "--prorate", "--as-of", "2026-12-11")  # fmt: skip
+
+
+def test_moving_the_next_payment_date_moves_the_later_ones(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url)
+    s.cli("subscriptions", "create", "--id", "bob-beans", "--contact", "bob", "--item",
+          "coffee-1kg", "--payments", "3", "--as-of", "2026-12-01")  # fmt: skip
+    s.cli("run", "--until", "2026-12-01")
+    moved = s.cli("subscriptions", "edit", "bob-beans", "--next-payment-date", "2027-01-15",
+                  "--as-of", "2026-12-10")  # fmt: skip
+    assert (moved["next_payment_date"], moved["end_date"]) == ("2027-01-15", "2027-03-15")
+    assert "must be after 2026-12-11" in cli_error(
+        s, "subscriptions", "edit", "bob-beans", "--next-payment-date", "2026-12-05",
+        "--as-of", "2026-12-11")  # fmt: skip
+    s.cli("run", "--until", "2027-06-01")
+    assert [(i["issue_date"], i["period_start"], i["period_end"]) for i in s.invoices("bob-beans")] == [
+        ("2026-12-01", "2026-12-01", "2027-01-01"),  # issued before the move, as it was
+        ("2027-01-15", "2027-01-15", "2027-02-15"),
+        ("2027-02-15", "2027-02-15", "2027-03-15"),
+    ]  # fmt: skip
+    assert s.subscription("bob-beans")["status"] == "expired"
+    assert "is expired" in cli_error(
+        s, "subscriptions", "edit", "bob-beans", "--next-payment-date", "2027-07-01",
+        "--as-of", "2027-06-01")  # fmt: skip

@@ -492,7 +492,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
 _UPDATED = (
     "status", "next_index", "open_due_on", "next_event_on", "event_seq", "canceled_on", "owner",
     "properties", "payment_method_id", "payment_token", "payment_type", "skipped", "cancel_on",
-    "reminded", "pending_lines",
+    "reminded", "pending_lines", "rebase_on", "rebase_index", "anchor",
 )  # fmt: skip
 _UPDATE_SUBSCRIPTION = (
     update(t.subscriptions)
@@ -551,6 +551,7 @@ def _sub_row(s: Subscription, source: str, reminder_days: int | None) -> dict[st
         "next_event_on": s.next_event_on, "event_seq": s.event_seq, "source": source,
         "skipped": s.skipped, "cancel_on": s.cancel_on, "reminded": s.reminded,
         "pending_lines": [_pending_row(i) for i in s.pending] or None,
+        "rebase_on": s.rebase_on, "rebase_index": s.rebase_index,
     }  # fmt: skip
 
 
@@ -624,6 +625,7 @@ def _sub_from(row: Any, item_rows: Sequence[Any], reminder_days: int | None) -> 
         skipped=row.skipped, cancel_on=row.cancel_on, reminded=row.reminded,
         reminder_days=reminder_days,
         pending=tuple(_pending_item(p, currency) for p in row.pending_lines or ()),
+        rebase_on=row.rebase_on, rebase_index=row.rebase_index,
     )  # fmt: skip
 
 

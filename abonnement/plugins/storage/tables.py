@@ -121,6 +121,8 @@ subscriptions = Table(
     Column("cancel_on", Date),  # 0002
     Column("reminded", Integer, nullable=False, server_default="0"),  # 0003: periods reminded
     Column("pending_lines", JSON(none_as_null=True)),  # 0003: one-time lines for the next invoice
+    Column("rebase_on", Date),  # 0003: a moved next payment date …
+    Column("rebase_index", Integer, nullable=False, server_default="0"),  # … for this payment
     Column("source", String(20), nullable=False),  # declared | checkout | quote | created
     Index("ix_subscriptions_next_event", "next_event_on", "id"),
 )  # fmt: skip

@@ -1,5 +1,5 @@
 """Notifications (deliveries per event and channel, reminders sent, an index of undelivered
-events) and prorated lines waiting for a subscription's next invoice.
+events), prorated lines waiting for a subscription's next invoice, moved payment dates.
 
 Revision ID: 0003
 Revises: 0002
@@ -18,6 +18,10 @@ def upgrade() -> None:
     with op.batch_alter_table("subscriptions") as batch:
         batch.add_column(sa.Column("reminded", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("pending_lines", sa.JSON()))
+        batch.add_column(sa.Column("rebase_on", sa.Date()))
+        batch.add_column(
+            sa.Column("rebase_index", sa.Integer(), nullable=False, server_default="0")
+        )
     op.create_index("ix_events_undelivered", "events", ["delivered", "id"])
     op.create_table(
         "deliveries",
@@ -41,5 +45,7 @@ def downgrade() -> None:
     op.drop_table("deliveries")
     op.drop_index("ix_events_undelivered", "events")
     with op.batch_alter_table("subscriptions") as batch:
+        batch.drop_column("rebase_index")
+        batch.drop_column("rebase_on")
         batch.drop_column("pending_lines")
         batch.drop_column("reminded")
