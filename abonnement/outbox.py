@@ -68,6 +68,7 @@ def process_outbox(app: App, on: date, *, link_secret: str | None = None) -> dic
 
 
 def hand_over(app: App, on: date, batch: int = 500) -> int:
+    """Step 1 for every event not handed over yet, a batch per transaction; how many."""
     store, catalog, rules = app.storage, app.catalog, app.rules
     settings = catalog.settings
     channels = settings.notifiers
