@@ -507,7 +507,9 @@ class App:
         row = self.storage.invoice(number)
         if row is None:
             raise AbonnementError(f"no invoice {number}")
-        html = render_html(row, self.catalog, template_dir=self.config_dir / "templates")
+        sub = self.storage.subscription(row["subscription_id"]) if row["subscription_id"] else None
+        html = render_html(row, self.catalog, subscription=sub,
+                           template_dir=self.config_dir / "templates")  # fmt: skip
         return render_pdf(html) if fmt == "pdf" else html.encode()
 
     def update_link(self, subscription_id: str, on: date) -> dict[str, str]:
@@ -644,6 +646,8 @@ def _check_new(decl: Any, catalog: Catalog) -> None:
                              ("company", decl.company, catalog.companies)):  # fmt: skip
         if ref is not None and ref not in known:
             raise AbonnementError(f"no {kind} `{ref}`")
+    if decl.billing_address == "same_as_company" and not decl.company:
+        raise AbonnementError("--billing-address same_as_company needs --company")
     if decl.currency not in catalog.settings.currencies:
         raise AbonnementError(f"{decl.currency} is not in settings.currencies")
     for spec in decl.items:

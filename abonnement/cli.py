@@ -413,6 +413,8 @@ def _product_specs(values: tuple[str, ...], option: str) -> list[Any]:
 @click.option("--contact", "contact_id", required=True)
 @click.option("--company", "company_id")
 @click.option("--billing-contact", "billing_contact_id")
+@click.option("--billing-address", type=click.Choice(["same_as_company"]),
+              help="Bill to the company's address (default: the contact's).")  # fmt: skip
 @click.option("--item", "items", multiple=True, required=True, metavar="PRODUCT[:QTY]")
 @click.option("--currency", help="Default: the account's default currency.")
 @click.option("--start", type=_DATE, help="First payment date (default: --as-of).")
@@ -427,7 +429,8 @@ def _product_specs(values: tuple[str, ...], option: str) -> list[Any]:
 @json_option
 @click.pass_obj
 def subscriptions_create(app: App, sub_id: str, contact_id: str, company_id: str | None,
-                         billing_contact_id: str | None, items: tuple[str, ...],
+                         billing_contact_id: str | None, billing_address: str | None,
+                         items: tuple[str, ...],
                          currency: str | None, start: Any, payments: int | None,
                          collection: str, payment_method_id: str | None,
                          payment_terms: str | None, properties: tuple[str, ...],
@@ -444,7 +447,7 @@ def subscriptions_create(app: App, sub_id: str, contact_id: str, company_id: str
     decl = DeclaredSubscription(
         id=sub_id, contact=contact_id, currency=currency or settings.default_currency,
         items=tuple(_product_specs(items, "--item")), company=company_id,
-        billing_contact=billing_contact_id,
+        billing_contact=billing_contact_id, billing_address=billing_address,
         start=OnDate(_day(start)) if start else AtPurchase(),
         terms=Terms(payments=payments) if payments else AUTO_RENEW,
         invoice_creation=not no_invoices,

@@ -14,6 +14,7 @@ import jinja2
 from abonnement.documents.i18n import Formatter, address_lines
 from abonnement.documents.templating import environment
 from abonnement.engine.catalog import Address, Catalog
+from abonnement.engine.subscriptions import Subscription
 from abonnement.errors import AbonnementError
 
 __all__ = ["bill_to", "render_html", "render_pdf"]
@@ -21,17 +22,27 @@ __all__ = ["bill_to", "render_html", "render_pdf"]
 TEMPLATE = "invoice.html"
 
 
-def bill_to(catalog: Catalog, contact_id: str, subscription_id: str | None) -> dict[str, Any]:
-    """Who the invoice is addressed to: the declared billing contact (else the contact), the
-    company, and the billing address — the company's when the subscription says
-    ``same_as_company``, else its own, else the contact's, else the company's."""
-    declared = catalog.subscriptions.get(subscription_id) if subscription_id else None
+def bill_to(
+    catalog: Catalog,
+    contact_id: str,
+    subscription: Subscription | None = None,
+    billing_address: Any = None,
+) -> dict[str, Any]:
+    """Who the invoice is addressed to: the subscription's billing contact (else its contact),
+    its company, and the billing address — as the invoice recorded it when issued
+    (``same_as_company``: the company's; or an address), else the contact's, else the
+    company's."""
+    sub = subscription
     contact = catalog.contacts.get(
-        (declared.billing_contact or declared.contact) if declared else contact_id
+        (sub.billing_contact_id or sub.contact_id) if sub else contact_id
     )
-    company_id = (declared.company if declared else None) or (contact.company if contact else None)
+    company_id = (sub.company_id if sub else None) or (contact.company if contact else None)
     company = catalog.companies.get(company_id) if company_id else None
-    own = declared.billing_address if declared else None
+    own = billing_address
+    if own is None and sub is not None and sub.id in catalog.subscriptions:
+        own = catalog.subscriptions[sub.id].billing_address  # issued before it was recorded
+    if isinstance(own, dict):
+        own = Address(**own)
     address: Address | None
     if own == "same_as_company":
         address = company.address if company else None
@@ -48,7 +59,9 @@ def bill_to(catalog: Catalog, contact_id: str, subscription_id: str | None) -> d
     }
 
 
-def _context(invoice: Mapping[str, Any], catalog: Catalog, fmt: Formatter) -> dict[str, Any]:
+def _context(
+    invoice: Mapping[str, Any], catalog: Catalog, fmt: Formatter, sub: Subscription | None
+) -> dict[str, Any]:
     currency = invoice["currency"]
     settings = catalog.settings
 
@@ -65,8 +78,8 @@ def _context(invoice: Mapping[str, Any], catalog: Catalog, fmt: Formatter) -> di
         own = [a for a in adjustments if a["line_position"] == line["position"]]
         lines.append({**line, "adjustments": own})
     due = invoice["total"] - invoice["amount_paid"]
-    buyer = bill_to(catalog, invoice["contact_id"], invoice["subscription_id"])
     document = invoice.get("document") or {}
+    buyer = bill_to(catalog, invoice["contact_id"], sub, document.get("billing_address"))
     terms = (invoice["due_date"] - invoice["issue_date"]).days
     return {
         "invoice": invoice,
@@ -93,7 +106,11 @@ def _context(invoice: Mapping[str, Any], catalog: Catalog, fmt: Formatter) -> di
 
 
 def render_html(
-    invoice: Mapping[str, Any], catalog: Catalog, *, template_dir: Path | None = None
+    invoice: Mapping[str, Any],
+    catalog: Catalog,
+    *,
+    subscription: Subscription | None = None,
+    template_dir: Path | None = None,
 ) -> str:
     """The invoice document as HTML, in the invoice's language and locale. A ``invoice.html``
     in ``template_dir`` (the config's ``templates/``) replaces the built-in template."""
@@ -103,7 +120,7 @@ def render_html(
     env = environment(template_dir, language, "templates")
     try:
         template = env.get_template(TEMPLATE)
-        return template.render(_context(invoice, catalog, Formatter(locale)))
+        return template.render(_context(invoice, catalog, Formatter(locale), subscription))
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
         raise AbonnementError(f"invoice template: {where}{exc.message}") from None

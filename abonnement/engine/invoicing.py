@@ -81,12 +81,15 @@ def rule_context(
 def document_settings(settings: Settings, sub: Subscription | None) -> dict[str, Any]:
     base = settings.invoices
     own = sub.invoice_settings if sub else {}
-    return {
+    document = {
         "language": own.get("language", base.language),
         "locale": own.get("locale", base.locale),
         "comments": own.get("comments", base.comments),
         "tax_ids": list(own.get("tax_ids", base.tax_ids)),
     }
+    if "billing_address" in own:  # fixed on the invoice when it is issued
+        document["billing_address"] = own["billing_address"]
+    return document
 
 
 class PricingMemo:

@@ -8,7 +8,7 @@ its future payments. The total is null when anything renews until cancelled.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -59,10 +59,21 @@ def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> 
         owner=decl.owner,
         invoice_creation=decl.invoice_creation,
         properties=dict(decl.properties),
-        invoice_settings=dict(decl.invoice),
+        invoice_settings=_invoice_settings(decl),
         deals=decl.deals,
         created_on=today,
     )
+
+
+def _invoice_settings(decl: DeclaredSubscription) -> dict[str, Any]:
+    """The subscription's document settings; the billing address goes on its invoices."""
+    own = dict(decl.invoice)
+    address = decl.billing_address
+    if isinstance(address, str):
+        own["billing_address"] = address
+    elif address is not None:
+        own["billing_address"] = {k: v for k, v in asdict(address).items() if v is not None}
+    return own
 
 
 @dataclass(frozen=True)

@@ -146,3 +146,17 @@ def test_the_catalogs_compile_from_the_po_files_in_the_package():
     )
     assert translations("en").gettext("Invoice") == "Invoice"
     assert translations("sv").gettext("Invoice") == "Invoice"
+
+
+def test_the_billing_address_is_fixed_on_the_invoice_when_issued(tmp_path):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'abonnement.db'}")
+    s.cli("subscriptions", "create", "--id", "bob-acme", "--contact", "bob", "--company", "acme",
+          "--billing-address", "same_as_company", "--item", "coffee-1kg",
+          "--as-of", "2026-12-01")  # fmt: skip
+    s.cli("run", "--until", "2026-12-01")
+    html = render(s, "INV-00001").decode()
+    assert "1165 København<br>Denmark" in html and "New York" not in html
+    without = run("--config", str(s.config), "--db", s.db_url, "subscriptions", "create",
+                  "--id", "x", "--contact", "bob", "--billing-address", "same_as_company",
+                  "--item", "coffee-1kg")  # fmt: skip
+    assert without.exit_code == 1 and "needs --company" in without.stderr
