@@ -22,6 +22,8 @@ from abonnement.plugins.storage import tables as t
 
 __all__ = ["PaymentsMixin"]
 
+_OUTCOME_COLUMNS = ("status", "event_seq", "canceled_on", "next_event_on")
+
 _P = t.payments.c
 _I = t.invoices.c
 _S = t.subscriptions.c
@@ -295,7 +297,8 @@ class PaymentsMixin:
                     .values(collect_on=bindparam("on")),
                     unsent,
                 )
-            self._update_subscriptions(conn, list(subs.values()))
+            # an outcome moves the status (and so the next event) and the event count only
+            self._update_subscriptions(conn, list(subs.values()), _OUTCOME_COLUMNS)
             self._insert_events(conn, events)
 
     def _after(

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from itertools import groupby
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -273,7 +273,8 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         invoices: Sequence[InvoiceDraft], events: Sequence[Event], number_format: str,
     ) -> list[str]:  # fmt: skip
         numbers = self._insert_invoices(conn, invoices, number_format)
-        self._update_subscriptions(conn, subscriptions)
+        # a step moves only its own state: no need to re-encode properties and settings
+        self._update_subscriptions(conn, subscriptions, STEPPED)
         self._insert_events(conn, events)
         return numbers
 
@@ -312,15 +313,29 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             params.append(tuple(values))
         conn.exec_driver_sql(sql, params)
 
-    def _update_subscriptions(self, conn: Connection, subs: Sequence[Subscription]) -> None:
+    def _update_subscriptions(
+        self, conn: Connection, subs: Sequence[Subscription], columns: tuple[str, ...] = ()
+    ) -> None:
+        """Write ``subs`` back: every changeable column, or only ``columns`` (the billing run
+        knows what a step or a payment outcome can change)."""
         if not subs:
             return
-        statement = _UPDATE_SUBSCRIPTION
-        rows = []
-        for s in subs:
-            row = _sub_row(s, "", self.reminder_days)
-            rows.append({"b_id": s.id, **{f"b_{name}": row[name] for name in _UPDATED}})
-        self._bulk(conn, statement, rows)
+        if not columns:
+            rows = []
+            for s in subs:
+                row = _sub_row(s, "", self.reminder_days)
+                rows.append({"b_id": s.id, **{f"b_{name}": row[name] for name in _UPDATED}})
+            self._bulk(conn, _UPDATE_SUBSCRIPTION, rows)
+            return
+        if columns not in _UPDATES:
+            _UPDATES[columns] = (
+                update(t.subscriptions)
+                .where(t.subscriptions.c.id == bindparam("b_id"))
+                .values({name: bindparam(f"b_{name}") for name in columns})
+            )
+        self._bulk(conn, _UPDATES[columns], [
+            {"b_id": s.id, **{f"b_{name}": _COLUMN[name](s) for name in columns}} for s in subs
+        ])  # fmt: skip
 
     def _insert_invoices(
         self, conn: Connection, drafts: Sequence[InvoiceDraft], number_format: str
@@ -499,6 +514,22 @@ _UPDATE_SUBSCRIPTION = (
     .where(t.subscriptions.c.id == bindparam("b_id"))
     .values({name: bindparam(f"b_{name}") for name in _UPDATED})
 )
+STEPPED = (
+    "status",
+    "next_index",
+    "open_due_on",
+    "next_event_on",
+    "event_seq",
+    "canceled_on",
+    "reminded",
+    "pending_lines",
+)  # what ``step`` changes
+_UPDATES: dict[tuple[str, ...], Any] = {}
+_COLUMN: dict[str, Any] = {  # how the narrow updates read a column's value
+    **{name: attrgetter(name) for name in STEPPED},
+    "next_event_on": attrgetter("next_event_on"),
+    "pending_lines": lambda s: [_pending_row(i) for i in s.pending] or None,
+}
 _INSERT = {name: t.metadata.tables[name].insert()
            for name in ("invoices", "invoice_lines", "invoice_adjustments", "events")}  # fmt: skip
 
