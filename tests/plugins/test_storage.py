@@ -105,3 +105,19 @@ def test_the_migrations_build_exactly_the_schema_of_tables_py(db_url):
     with store.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), t.metadata)
     assert differences == []
+
+
+def test_a_loaded_subscription_has_every_field_and_equals_the_stored_one(db_url):
+    import dataclasses
+
+    store = SqlStorage(db_url)
+    stored = dataclasses.replace(
+        sub("full"), status="active", next_index=2, owner="ops", properties={"roast": "dark"},
+        deals=("deal-42",), quote_id="q-7", created_on=date(2026, 11, 20), skipped=1,
+        cancel_on=date(2027, 3, 1), reminded=2, rebase_on=date(2027, 1, 15), rebase_index=2,
+        pending=(Item("Credit", 1, Money(Decimal("-4.50"), "USD")),),
+    )  # fmt: skip
+    store.insert_subscriptions([stored], "declared")
+    loaded = store.subscription("full")
+    assert set(loaded.__dict__) == {f.name for f in dataclasses.fields(Subscription)}
+    assert loaded == stored

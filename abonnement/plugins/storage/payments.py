@@ -23,6 +23,13 @@ from abonnement.plugins.storage import tables as t
 __all__ = ["PaymentsMixin"]
 
 _OUTCOME_COLUMNS = ("status", "event_seq", "canceled_on", "next_event_on")
+_INSERT_PAYMENT = t.payments.insert()
+_SET_PAYMENT = (
+    update(t.payments)
+    .where(t.payments.c.idempotency_key == bindparam("k"))
+    .values(status=bindparam("s"), failure_code=bindparam("c"), reference=bindparam("r"),
+            check_on=bindparam("d"))
+)  # fmt: skip
 
 _P = t.payments.c
 _I = t.invoices.c
@@ -111,8 +118,9 @@ class PaymentsMixin:
 
     def _insert_attempts(self, conn: Any, attempts: Sequence[Attempt]) -> None:
         if attempts:
-            conn.execute(
-                t.payments.insert(),
+            self._bulk(  # type: ignore[attr-defined]
+                conn,
+                _INSERT_PAYMENT,
                 [
                     {
                         "invoice_number": a.invoice_number,
@@ -257,17 +265,7 @@ class PaymentsMixin:
                     subs[sub.id] = self._after(conn, sub, attempt, outcome, day, events)
             n = bindparam("n")
             if payments:
-                conn.execute(
-                    update(t.payments)
-                    .where(_P.idempotency_key == bindparam("k"))
-                    .values(
-                        status=bindparam("s"),
-                        failure_code=bindparam("c"),
-                        reference=bindparam("r"),
-                        check_on=bindparam("d"),
-                    ),
-                    payments,
-                )
+                self._bulk(conn, _SET_PAYMENT, payments)  # type: ignore[attr-defined]
             if paid:
                 conn.execute(
                     update(t.invoices)
