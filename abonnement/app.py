@@ -82,7 +82,7 @@ class App:
     # -- operations ---------------------------------------------------------------------------
     def apply(self, as_of: date) -> dict[str, list[str]]:
         """Create or update the declared subscriptions (by id); running it twice changes nothing."""
-        from abonnement.engine.events import Event
+        from abonnement.engine.events import numbered
         from abonnement.engine.purchase import from_declared
         from abonnement.engine.subscriptions import mrr_basis
 
@@ -106,14 +106,14 @@ class App:
                     old, items=sub.items, properties=sub.properties, owner=sub.owner,
                     payment_method_id=sub.payment_method_id, event_seq=old.event_seq + 1,
                 ))  # fmt: skip
-        store.insert_subscriptions(
-            created, "declared",
-            [Event("subscription.created", s.id, as_of, mrr_basis(s), seq=1) for s in created],
-        )  # fmt: skip
-        store.replace_items(
-            changed, [Event("subscription.changed", s.id, as_of, mrr_basis(s), seq=s.event_seq)
-                      for s in changed],
-        )  # fmt: skip
+        store.insert_subscriptions(created, "declared", [
+            e for s in created for e in numbered(s.id, as_of, 0, ("subscription.created",
+                                                                  mrr_basis(s)))
+        ])  # fmt: skip
+        store.replace_items(changed, [
+            e for s in changed for e in numbered(s.id, as_of, s.event_seq - 1,
+                                                 ("subscription.changed", mrr_basis(s)))
+        ])  # fmt: skip
         changed_ids = {s.id for s in changed}
         return {
             "created": [s.id for s in created],
@@ -445,7 +445,7 @@ class App:
 
     def create_subscription(self, decl: Any, on: date) -> Subscription:
         """A subscription from scratch (F22): checked like a declared one, then created."""
-        from abonnement.engine.events import Event
+        from abonnement.engine.events import numbered
         from abonnement.engine.purchase import from_declared
         from abonnement.engine.subscriptions import mrr_basis
 
@@ -456,8 +456,8 @@ class App:
         if self.storage.subscription(decl.id) is not None:
             raise AbonnementError(f"subscription `{decl.id}` exists already")
         sub = replace(from_declared(decl, self.catalog, on), event_seq=1)
-        created = Event("subscription.created", sub.id, on, mrr_basis(sub), seq=1)
-        self.storage.insert_subscriptions([sub], "created", [created])
+        created = numbered(sub.id, on, 0, ("subscription.created", mrr_basis(sub)))
+        self.storage.insert_subscriptions([sub], "created", created)
         return sub
 
     def edit_subscription(self, sub_id: str, on: date, **changes: Any) -> Subscription:

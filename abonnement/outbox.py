@@ -27,7 +27,7 @@ import jinja2
 from abonnement.documents.i18n import Formatter
 from abonnement.documents.templating import environment
 from abonnement.engine.billing_run import contact_records
-from abonnement.engine.events import Event
+from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings, rule_context
 from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
 from abonnement.engine.subscriptions import Subscription, period_amounts
@@ -99,12 +99,12 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                         elif action.kind == "set" and action.value is not None:
                             sets[".".join(action.target[1:])] = action.value(ctx)
                     if sets:
-                        sub = _set(sub, sets)
-                        sub = replace(sub, event_seq=sub.event_seq + 1)
+                        what = {"trigger": trigger.name, "set": sets}
+                        said = numbered(sub_id, ev["on_date"], sub.event_seq,
+                                        ("subscription.changed", what))  # fmt: skip
+                        sub = replace(_set(sub, sets), event_seq=said[-1].seq)
                         changed[sub_id] = sub
-                        recorded.append(Event("subscription.changed", sub_id, ev["on_date"],
-                                              {"trigger": trigger.name, "set": sets},
-                                              sub.event_seq))  # fmt: skip
+                        recorded.extend(said)
             for plan in wanted:
                 for channel in channels:
                     deliveries.append({

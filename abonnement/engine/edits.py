@@ -13,11 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Any
 
 from abonnement.engine.catalog import CustomProperty, Settings
-from abonnement.engine.events import Event
+from abonnement.engine.events import numbered
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money, Percent
 from abonnement.engine.subscriptions import LifecycleError, Step, Subscription, mrr_basis
@@ -159,9 +158,9 @@ def edit(
                              "--payment-method, --contact or --property")  # fmt: skip
     if prorate and not ops:
         raise LifecycleError("--prorate goes with a change of lines")
-    new = replace(new, event_seq=sub.event_seq + 1)
-    payload = MappingProxyType({**mrr_basis(new), "changed": changed})
-    return Step(new, (), (Event("subscription.changed", sub.id, on, payload, new.event_seq),))
+    events = numbered(sub.id, on, sub.event_seq,
+                      ("subscription.changed", {**mrr_basis(new), "changed": changed}))  # fmt: skip
+    return Step(replace(new, event_seq=events[-1].seq), (), events)
 
 
 def prorated(sub: Subscription, items: Sequence[Item], on: date) -> tuple[Item, ...]:

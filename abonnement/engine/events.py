@@ -8,7 +8,7 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EVENT_TYPES", "Event"]
+__all__ = ["EVENT_TYPES", "Event", "numbered"]
 
 EVENT_TYPES: tuple[str, ...] = (
     "subscription.created",
@@ -36,3 +36,15 @@ class Event:
     on: date
     payload: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     seq: int = 0
+
+
+def numbered(
+    subject_id: str, on: date, last_seq: int, *happened: tuple[str, Mapping[str, Any]]
+) -> tuple[Event, ...]:
+    """What happened to one subject on ``on``, as events numbered on from ``last_seq`` (the
+    subject's count so far). The one place numbers are given: consumers of the outbox order
+    and de-duplicate by them, and (subject, seq) is unique in storage."""
+    return tuple(
+        Event(kind, subject_id, on, MappingProxyType(dict(payload)), last_seq + i)
+        for i, (kind, payload) in enumerate(happened, start=1)
+    )

@@ -19,7 +19,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from abonnement.engine.events import Event
+from abonnement.engine.events import Event, numbered
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
 from abonnement.engine.schedule import Frequency, Unit, billing_date
@@ -232,15 +232,12 @@ def step(sub: Subscription) -> Step:
         become("expired")
         events.append(("subscription.expired", _EMPTY))
     seq = sub.event_seq
-    numbered = tuple(
-        Event(kind, sub.id, day, MappingProxyType(dict(payload)), seq + i + 1)
-        for i, (kind, payload) in enumerate(events)
-    )
+    happened = numbered(sub.id, day, seq, *events)
     changed = _evolve(sub, status=status, next_index=index, open_due_on=open_due,
                       event_seq=seq + len(events), reminded=reminded,
                       pending=() if periods else sub.pending,
                       canceled_on=day if status == "canceled" else sub.canceled_on)  # fmt: skip
-    return Step(changed, periods, numbered)
+    return Step(changed, periods, happened)
 
 
 def _evolve(sub: Subscription, **changes: Any) -> Subscription:
@@ -256,13 +253,10 @@ class LifecycleError(AbonnementError):
 
 
 def _changed(sub: Subscription, on: date, new: str, kind: str, **fields: Any) -> Step:
-    events = (
-        Event(kind, sub.id, on, MappingProxyType({}), sub.event_seq + 1),
-        Event("subscription.status_changed", sub.id, on,
-              MappingProxyType({"previous_status": sub.status, "status": new}),
-              sub.event_seq + 2),
-    )  # fmt: skip
-    return Step(replace(sub, status=new, event_seq=sub.event_seq + 2, **fields), (), events)
+    events = numbered(sub.id, on, sub.event_seq, (kind, _EMPTY),
+                      ("subscription.status_changed", {"previous_status": sub.status,
+                                                       "status": new}))  # fmt: skip
+    return Step(replace(sub, status=new, event_seq=events[-1].seq, **fields), (), events)
 
 
 def pause(sub: Subscription, on: date) -> Step:

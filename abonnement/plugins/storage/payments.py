@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, func, select, type_coerce, update
 
 from abonnement.engine.collection import Attempt, ChargeResult, Outcome
-from abonnement.engine.events import Event
+from abonnement.engine.events import Event, numbered
 from abonnement.engine.money import Money
 from abonnement.engine.subscriptions import mrr_basis
 from abonnement.plugins.storage import tables as t
@@ -329,29 +329,15 @@ class PaymentsMixin:
             status = "unpaid" if still_failing else "active"
         elif target in ("unpaid", "canceled") and status in ("active", "past_due", "unpaid"):
             status = target
-        seq = sub.event_seq
-        for name in names:
-            seq += 1
-            events.append(
-                Event(
-                    name,
-                    sub.id,
-                    day,
-                    {"invoice": attempt.invoice_number, "attempt": attempt.attempt},
-                    seq,
-                )
-            )
+        said = {"invoice": attempt.invoice_number, "attempt": attempt.attempt}
+        happened = [(name, said) for name in names]
         if status != sub.status:
-            seq += 1
-            events.append(
-                Event(
-                    "subscription.status_changed",
-                    sub.id,
-                    day,
-                    {"previous_status": sub.status, "status": status},
-                    seq,
-                )
+            happened.append(
+                ("subscription.status_changed", {"previous_status": sub.status, "status": status})
             )
+        recorded = numbered(sub.id, day, sub.event_seq, *happened)
+        events.extend(recorded)
+        seq = recorded[-1].seq if recorded else sub.event_seq
         canceled_on = day if status == "canceled" else sub.canceled_on
         return replace(sub, status=status, event_seq=seq, canceled_on=canceled_on)
 
@@ -385,15 +371,15 @@ class PaymentsMixin:
             )
             if attempt is not None and result is not None:
                 self._record_first_payment(conn, number, attempt, result, day)
+            started = ("subscription.status_changed",
+                       {"previous_status": "scheduled", "status": "active"})  # fmt: skip
             events = [
-                Event("subscription.created", s.id, day, {"invoice": number, **mrr_basis(s)}, 1)
+                event
                 for s in subs
-            ]
-            events += [
-                Event("subscription.status_changed", s.id, day,
-                      {"previous_status": "scheduled", "status": "active"}, 2)
-                for s in subs
-                if s.status == "active"
+                for event in numbered(
+                    s.id, day, 0, ("subscription.created", {"invoice": number, **mrr_basis(s)}),
+                    *([started] if s.status == "active" else []),
+                )
             ]  # fmt: skip
             self._insert_events(conn, events)
         return number

@@ -28,7 +28,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from abonnement.engine.analytics import History, Revision
 from abonnement.engine.catalog import PricingModel, Tier
-from abonnement.engine.events import Event
+from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import InvoiceDraft
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money, Percent
@@ -495,12 +495,11 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         if status == "past_due" and (oldest is None or oldest >= on):
             status = "active"
         changed = replace(sub, open_due_on=oldest, status=status)
-        events = []
+        events: tuple[Event, ...] = ()
         if status != sub.status:
-            events.append(Event("subscription.status_changed", sub.id, on,
-                                {"previous_status": sub.status, "status": status},
-                                seq=sub.event_seq + 1))  # fmt: skip
-            changed = replace(changed, event_seq=sub.event_seq + 1)
+            events = numbered(sub.id, on, sub.event_seq, ("subscription.status_changed",
+                              {"previous_status": sub.status, "status": status}))  # fmt: skip
+            changed = replace(changed, event_seq=events[-1].seq)
         self._update_subscriptions(conn, [changed])
         self._insert_events(conn, events)
 
