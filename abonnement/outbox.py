@@ -73,11 +73,12 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
     settings = catalog.settings
     channels = settings.notifiers
     observed = bool(app.plugins.pm.hook.abonnement_on_event.get_hookimpls())
-    count = 0
+    count = conflicts = 0
     while events := store.undelivered_events(batch):
         records = _Records(store)
         deliveries: list[dict[str, Any]] = []
         changed: dict[str, Subscription] = {}
+        based_on: dict[str, int] = {}  # event counts as read: a set must not overwrite news
         recorded: list[Event] = []
         for ev in events:
             sub_id, payload = ev["subject_id"], ev["payload"] or {}
@@ -102,6 +103,7 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                         what = {"trigger": trigger.name, "set": sets}
                         said = numbered(sub_id, ev["on_date"], sub.event_seq,
                                         ("subscription.changed", what))  # fmt: skip
+                        based_on.setdefault(sub_id, sub.event_seq)
                         sub = replace(_set(sub, sets), event_seq=said[-1].seq)
                         changed[sub_id] = sub
                         recorded.extend(said)
@@ -112,7 +114,12 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                         "event_id": ev["id"], "channel": channel, "template": plan.template,
                         "recipient": plan.to, "source": plan.source,
                     })  # fmt: skip
-        store.hand_over([ev["id"] for ev in events], deliveries, list(changed.values()), recorded)
+        ids = [ev["id"] for ev in events]
+        if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on):
+            conflicts += 1  # a subscription changed meanwhile: read the batch again
+            if conflicts > 10:
+                raise AbonnementError("the outbox keeps meeting concurrent changes; run again")
+            continue
         count += len(events)
     return count
 

@@ -1,6 +1,7 @@
 """Notifications through the outbox (F25, F26): reminders (S10), failed-payment notices (S7),
 a workflow e-mailing the team through a real SMTP server, and webhooks that fail and retry."""
 
+import dataclasses
 import email
 import hashlib
 import hmac
@@ -8,11 +9,17 @@ import json
 import socket
 import threading
 import typing
+from datetime import date
+from decimal import Decimal
 from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from abonnement.engine.items import Item
+from abonnement.engine.money import Money
+from abonnement.engine.schedule import Frequency
+from abonnement.engine.subscriptions import Subscription, pause
 from abonnement.plugins.storage.sql import SqlStorage
 from tests.acceptance.scenario import Scenario
 from tests.acceptance.test_collection_scenarios import BOB_CARD, BOB_SAVED, SECRET
@@ -249,3 +256,17 @@ def test_a_webhook_that_times_out_is_retried_not_lost(tmp_path):
         "pending", 1, "2026-12-01")  # fmt: skip
     assert "timed out" in row["error"]
     server.shutdown()
+
+
+def test_a_workflow_set_never_overwrites_a_change_made_meanwhile(tmp_path):
+    monthly = Frequency.parse("monthly")
+    item = Item("Beans", 1, Money(Decimal("10.00"), "USD"), frequency=monthly)
+    active = Subscription("x", "bob", "USD", monthly, date(2026, 12, 1), (item,), status="active")
+    store = SqlStorage(f"sqlite:///{tmp_path / 'a.db'}")
+    store.insert_subscriptions([active], "declared")
+    read = store.subscription("x")  # a workflow reads it at event count 0 …
+    store.change("x", lambda sub: pause(sub, date(2026, 12, 5)))  # … someone pauses it …
+    stale = dataclasses.replace(read, owner="collections", event_seq=1)
+    assert store.hand_over([], [], [stale], [], {"x": 0}) is False  # … so the set is refused
+    assert (store.subscription("x").owner, store.subscription("x").status) == (None, "paused")
+    assert store.hand_over([], [], [], [], {"x": 2}) is True

@@ -3,7 +3,7 @@ deliveries (one per message and channel) with their retries."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -14,7 +14,7 @@ from abonnement.plugins.storage import tables as t
 
 __all__ = ["OutboxMixin"]
 
-_E, _D = t.events.c, t.deliveries.c
+_E, _D, _S = t.events.c, t.deliveries.c, t.subscriptions.c
 
 
 class OutboxMixin:
@@ -33,10 +33,21 @@ class OutboxMixin:
         deliveries: Sequence[dict[str, Any]],
         changed: Sequence[Any] = (),
         events: Sequence[Event] = (),
-    ) -> None:
+        based_on: Mapping[str, int] | None = None,
+    ) -> bool:
         """In one transaction: the deliveries the events ask for, what their workflows changed
-        (subscriptions and the events recording it), and the events marked handed over."""
+        (subscriptions and the events recording it), and the events marked handed over.
+
+        ``based_on`` gives each changed subscription's event count when it was read: if another
+        change came in since, nothing is written and the answer is False (read again, retry)."""
         with self._tx() as conn:  # type: ignore[attr-defined]
+            if based_on:
+                query = select(_S.id, _S.event_seq).where(_S.id.in_(list(based_on)))
+                if not self.sqlite:  # type: ignore[attr-defined]
+                    query = query.with_for_update()
+                now = dict(conn.execute(query).all())
+                if any(now.get(sub_id) != seq for sub_id, seq in based_on.items()):
+                    return False
             keys = [d["key"] for d in deliveries]
             known = set()
             if keys:
@@ -50,6 +61,7 @@ class OutboxMixin:
             self._insert_events(conn, events)  # type: ignore[attr-defined]
             if event_ids:
                 conn.execute(update(t.events).where(_E.id.in_(event_ids)).values(delivered=True))
+        return True
 
     def due_deliveries(self, on: date, limit: int = 500, after: str = "") -> list[dict[str, Any]]:
         """Pending deliveries to try on ``on``, by key, from after ``after``."""
