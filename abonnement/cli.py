@@ -357,6 +357,7 @@ def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
         raise AbonnementError(f"no subscription `{subscription_id}`")
     payload = subscription_json(sub, app.catalog.settings)
     payload["invoices"] = [i["number"] for i in app.storage.invoices(subscription_id)]
+    payload["payments"] = [_payment_json(r) for r in app.storage.payments(subscription_id, None)]
     payload["history"] = [
         {"seq": e["seq"], "type": e["type"], "date": e["on_date"].isoformat(),
          **(e["payload"] or {})}

@@ -136,3 +136,15 @@ def test_moving_the_next_payment_date_moves_the_later_ones(tmp_path, db_url):
     assert "is expired" in cli_error(
         s, "subscriptions", "edit", "bob-beans", "--next-payment-date", "2027-07-01",
         "--as-of", "2027-06-01")  # fmt: skip
+
+
+def test_show_lists_items_invoices_payments_and_history(created):
+    s = created
+    s.cli("run", "--until", "2026-12-01")
+    shown = s.subscription("ane-beans")
+    assert shown["invoices"] == ["INV-00001"]
+    assert [(p["invoice_number"], p["status"], p["amount"]) for p in shown["payments"]] == [
+        ("INV-00001", "succeeded", "62.50")]  # fmt: skip
+    assert [h["type"] for h in shown["history"]] == [
+        "subscription.created", "subscription.status_changed", "invoice.created",
+        "payment.succeeded", "invoice.paid"]  # fmt: skip
