@@ -101,3 +101,17 @@ def test_converting_without_a_method_invoices_with_payment_terms(tmp_path, db_ur
     assert s.subscription("q-7-1")["collection_mode"] == "manual"
     s.cli("run", "--until", "2027-01-01")
     assert s.subscription("q-7-1")["status"] == "past_due"
+
+
+def test_convert_deal_bills_its_line_items_and_refuses_a_deal_without_them(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url)
+    (s.config / "deals.yaml").write_text(  # sections split across files are concatenated
+        "deals:\n  - {id: deal-43, name: Bob's beans, contact: bob,"
+        " items: [{product: coffee-250g, quantity: 2}]}\n"
+    )
+    converted = s.cli("convert", "deal", "deal-43", "--card", "tok_visa", "--as-of", "2026-12-01")
+    assert (converted["subscriptions"], converted["total"], converted["payment"]) == (
+        ["deal-43-1"], "25.00", "succeeded")  # fmt: skip
+    assert s.subscription("deal-43-1")["deals"] == ["deal-43"]
+    refused = run("--config", str(s.config), "--db", s.db_url, "convert", "deal", "deal-42")
+    assert refused.exit_code == 1 and "needs a contact and line items" in refused.stderr
