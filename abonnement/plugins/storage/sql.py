@@ -193,7 +193,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
                 select(t.subscription_items)
                 .where(t.subscription_items.c.subscription_id.in_([r.id for r in rows]))
                 .order_by(t.subscription_items.c.subscription_id, t.subscription_items.c.position)
-            )
+            ).all()  # one fetch, not a fetchone per row
             for item in item_rows:
                 found.setdefault(item.subscription_id, []).append(item)
         return [_sub_from(row, found.get(row.id, []), self.reminder_days) for row in rows]
