@@ -8,7 +8,7 @@ subscription changes it causes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -49,6 +49,16 @@ def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
         first_failure_on=row.first_failure_on,
         manual=manual,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Standing:
+    """What a payment outcome reads and moves of a subscription."""
+
+    id: str
+    status: str
+    event_seq: int
+    canceled_on: date | None
 
 
 class PaymentsMixin:
@@ -220,16 +230,16 @@ class PaymentsMixin:
             todo = [(a, r, o) for a, r, o in finished if a.key in open_keys]
             sub_ids = {a.subscription_id for a, r, o in todo if a.subscription_id and o}
             # Wait for, then hold, the subscriptions: a worker stepping them must not interleave.
-            subs = (
-                {
-                    s.id: s
-                    for s in self._load(
-                        _S.id.in_(sub_ids), order=_S.id, conn=conn, lock="wait", items=False
-                    )
-                }
-                if sub_ids
-                else {}
-            )
+            # An outcome reads and moves only their standing (status, event count).
+            subs: dict[str, Any] = {}
+            if sub_ids:
+                query = select(_S.id, _S.status, _S.event_seq, _S.canceled_on).where(
+                    _S.id.in_(sub_ids)
+                ).order_by(_S.id)  # fmt: skip
+                if not self.sqlite:
+                    query = query.with_for_update()
+                subs = {row.id: _Standing(*row) for row in conn.execute(query)}
+            before = {sub_id: standing.status for sub_id, standing in subs.items()}
             payments, paid, parked, retried, unsent = [], [], [], [], []
             events: list[Event] = []
             for attempt, result, outcome in todo:
@@ -295,8 +305,18 @@ class PaymentsMixin:
                     .values(collect_on=bindparam("on")),
                     unsent,
                 )
-            # an outcome moves the status (and so the next event) and the event count only
-            self._update_subscriptions(conn, list(subs.values()), _OUTCOME_COLUMNS)
+            # A new status moves the next event date too, which needs the whole subscription;
+            # most outcomes (a paid renewal) only count events.
+            moved = {s.id: s for s in subs.values() if s.status != before[s.id]}
+            counted = [s for s in subs.values() if s.id not in moved]
+            self._update_subscriptions(conn, counted, ("event_seq",))
+            if moved:
+                full = self._load(_S.id.in_(list(moved)), order=_S.id, conn=conn, items=False)
+                self._update_subscriptions(conn, [
+                    replace(sub, status=moved[sub.id].status, event_seq=moved[sub.id].event_seq,
+                            canceled_on=moved[sub.id].canceled_on)
+                    for sub in full
+                ], _OUTCOME_COLUMNS)  # fmt: skip
             self._insert_events(conn, events)
 
     def _after(
