@@ -315,7 +315,7 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
 
 @cli.group()
 def subscriptions() -> None:
-    """Subscriptions: list and show."""
+    """Subscriptions: list, show, create, edit, pause, resume, cancel, delete."""
 
 
 @subscriptions.command("list")
@@ -733,7 +733,7 @@ def checkout(app: App, link_id: str, contact_id: str, payment_method_id: str | N
 
 @cli.group()
 def payments() -> None:
-    """Payment attempts: list and retry."""
+    """Payment attempts: list, retry, refund."""
 
 
 def _payment_json(row: dict[str, Any]) -> dict[str, Any]:
