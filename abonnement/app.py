@@ -639,6 +639,8 @@ def _definition(sub: Any) -> tuple:
 
 def _check_new(decl: Any, catalog: Catalog) -> None:
     """What the config loader checks of a declared subscription, for one made on the CLI."""
+    import re
+
     from abonnement.config.settings import property_value_problem
 
     for kind, ref, known in (("contact", decl.contact, catalog.contacts),
@@ -650,9 +652,30 @@ def _check_new(decl: Any, catalog: Catalog) -> None:
         raise AbonnementError("--billing-address same_as_company needs --company")
     if decl.currency not in catalog.settings.currencies:
         raise AbonnementError(f"{decl.currency} is not in settings.currencies")
+    frequencies = set()
     for spec in decl.items:
-        if spec.product is not None and spec.product not in catalog.products:
+        product = catalog.products.get(spec.product or "")
+        if product is None:
             raise AbonnementError(f"no product `{spec.product}`")
+        if not product.is_recurring:
+            raise AbonnementError(f"`{product.id}` is sold once: a subscription bills "
+                                  "recurring products (sell it with a quote or link)")  # fmt: skip
+        if decl.currency not in product.currencies:
+            raise AbonnementError(f"`{product.id}` has no price in {decl.currency}")
+        frequencies.add(product.frequency)
+    if len(frequencies) > 1:
+        raise AbonnementError("the lines bill on different frequencies: one subscription per "
+                              "frequency")  # fmt: skip
+    terms = decl.collection.payment_terms
+    if terms is not None and not re.fullmatch(r"due_on_receipt|net_\d+", terms):
+        raise AbonnementError(f"bad payment terms `{terms}`; due_on_receipt or net_DAYS")
+    if decl.collection.mode == "automatic":
+        owners = [catalog.contacts.get(decl.contact),
+                  catalog.contacts.get(decl.billing_contact or "")]  # fmt: skip
+        saved = {m.id for who in owners if who for m in who.payment_methods}
+        if decl.collection.payment_method not in saved:
+            raise AbonnementError("automatic collection needs --payment-method, one the contact "
+                                  f"saved ({', '.join(sorted(saved)) or 'none'})")  # fmt: skip
     by_name = {p.name: p for p in catalog.settings.custom_properties}
     for name, value in decl.properties.items():
         prop = by_name.get(name)

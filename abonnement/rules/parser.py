@@ -311,8 +311,12 @@ class _Build(Transformer):
         return self._stmt(c, c[1])
 
     def do_set(self, c: list) -> Stmt:
-        do, set_tok, *args = c
-        call = Call(set_tok.line, set_tok.column, 1, "set", tuple(a for a in args if a is not None))
+        do, set_tok, *rest = c
+        given = [a for a in rest if a is not None]
+        # named arguments are kept apart, as in any call: the checker refuses them here
+        args = tuple(a for a in given if not isinstance(a, tuple))
+        kwargs = tuple(a for a in given if isinstance(a, tuple))
+        call = Call(set_tok.line, set_tok.column, 1, "set", args, kwargs)
         return Stmt(str(do), call, do.line, do.column)
 
     def block(self, c: list) -> Block:

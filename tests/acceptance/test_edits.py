@@ -148,3 +148,20 @@ def test_show_lists_items_invoices_payments_and_history(created):
     assert [h["type"] for h in shown["history"]] == [
         "subscription.created", "subscription.status_changed", "invoice.created",
         "payment.succeeded", "invoice.paid"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--item", "coffee-1kg", "--collection", "automatic"], "automatic collection needs --payment-method"),
+    (["--item", "coffee-1kg", "--payment-terms", "net_x"], "bad payment terms `net_x`"),
+    (["--item", "coffee-1kg", "--item", "coffee-500g"], "different frequencies"),
+    (["--item", "grinder"], "`grinder` is sold once"),
+    (["--item", "coffee-1kg", "--currency", "EUR"], "`coffee-1kg` has no price in EUR"),
+    (["--item", "nope"], "no product `nope`"),
+    (["--item", "coffee-1kg", "--property", "roast=burnt"], "not a value of property `roast`"),
+])  # fmt: skip
+def test_create_refuses_what_the_config_loader_would(tmp_path, args, message):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    assert message in cli_error(
+        s, "subscriptions", "create", "--id", "y", "--contact", "bob", *args
+    )
+    assert s.cli("subscriptions", "list") == []  # nothing written

@@ -103,3 +103,8 @@ def test_fmt_refuses_a_file_with_syntax_errors(tmp_path: Path):
     assert result.exit_code == 1
     assert "bad.rules:1:9: error: unknown keyword `rat`" in result.stderr
     assert (tmp_path / "bad.rules").read_text() == "tax t { rat 25% }\n"
+
+
+def test_a_named_argument_in_set_is_formatted_then_refused_by_the_checker():
+    text = 'trigger t {\n  on subscription.created\n  do set(s: subscription.owner, "x")\n}\n'
+    assert 'do set("x", s: subscription.owner)' in format_rules(text)
