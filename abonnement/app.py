@@ -379,6 +379,8 @@ class App:
     ) -> dict[str, Any]:
         """One invoice for everything due now — charged with ``method``, or left open with
         the account's payment terms — and the grouped subscriptions, stored at once."""
+        import hashlib
+
         from abonnement.engine.billing_run import charge_once, contact_records
         from abonnement.engine.collection import Attempt
         from abonnement.engine.invoicing import InvoiceDraft, document_settings, line_inputs
@@ -428,7 +430,10 @@ class App:
             minimum = settings.minimum_charge_for(currency)
             if priced.total < minimum:
                 raise CollectionError(f"a purchase must charge at least {minimum} now")
-            attempt = Attempt(key, None, 1, priced.total, token, kind, on)
+            # The key repeats only for the same purchase with the same method, so a rerun after
+            # a crash finds the charge it made, while another card after a decline is a new try.
+            card_digest = hashlib.sha256(token.encode()).hexdigest()[:12]
+            attempt = Attempt(f"{key}/{card_digest}", None, 1, priced.total, token, kind, on)
             result = charge_once(self.processor, attempt)
             if result is None or result.status == "failed":
                 code = result.failure_code if result else "timeout"

@@ -115,3 +115,14 @@ def test_convert_deal_bills_its_line_items_and_refuses_a_deal_without_them(tmp_p
     assert s.subscription("deal-43-1")["deals"] == ["deal-43"]
     refused = run("--config", str(s.config), "--db", s.db_url, "convert", "deal", "deal-42")
     assert refused.exit_code == 1 and "needs a contact and line items" in refused.stderr
+
+
+def test_a_declined_card_then_another_card_buys(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url)
+    declined = run("--config", str(s.config), "--db", s.db_url, "convert", "quote", "q-7",
+                   "--card", "tok_lost_card", "--as-of", "2026-12-01")  # fmt: skip
+    assert declined.exit_code == 1 and "declined (lost_card)" in declined.stderr
+    bought = s.cli("convert", "quote", "q-7", "--card", "tok_visa", "--as-of", "2026-12-01")
+    assert (bought["payment"], bought["total"]) == ("succeeded", "139.00")
+    ((key, amount, status),) = s.charges()  # one charge moved money: the second card's
+    assert (key.startswith("convert/quote/q-7/"), amount, status) == (True, "139.00", "succeeded")
