@@ -666,7 +666,10 @@ def invoices_render(app: App, number: str, fmt: str, output: str | None) -> None
     """The customer-facing invoice document, in its language and locale."""
     document = app.render_invoice(number, fmt)
     if output:
-        Path(output).write_bytes(document)
+        try:
+            Path(output).write_bytes(document)
+        except OSError as exc:
+            raise AbonnementError(f"cannot write {output}: {exc.strerror}") from None
         click.echo(f"wrote {output}", err=True)
     elif fmt == "pdf" and sys.stdout.isatty():
         raise AbonnementError("a PDF is binary: write it with -o FILE (or pipe it)")
@@ -873,6 +876,8 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
 
     day = _as_of(app, as_of)
     currency = currency or app.catalog.settings.default_currency
+    if from_ and (_day(to) or day) < _day(from_):
+        raise click.UsageError("--from is after --to (or --as-of)")
     months = month_starts(_day(from_), _day(to) or day) if from_ else []
     value, series = compute(metric, app.storage.histories(currency), app.catalog.settings,
                             currency=currency, as_of=day, months=months)  # fmt: skip

@@ -63,9 +63,15 @@ def apply_item_ops(items: Sequence[Item], ops: Sequence[ItemOp], currency: str) 
             price = Money.parse(op.value) if isinstance(op.value, str) else op.value
             if price.currency != currency:
                 raise LifecycleError(f"--price: the subscription bills in {currency}")
+            if price.amount < 0:
+                raise LifecycleError("--price: a unit price is not negative; for a credit, "
+                                     "use a discount")  # fmt: skip
             out[at(op)] = replace(out[at(op)], unit_price=price)
         elif op.kind == "discount":
-            out[at(op)] = replace(out[at(op)], unit_discount=Percent.parse(op.value))
+            discount = Percent.parse(op.value)
+            if not 0 <= discount.value <= 100:
+                raise LifecycleError(f"--discount: between 0% and 100%, not {op.value}")
+            out[at(op)] = replace(out[at(op)], unit_discount=discount)
         elif op.kind == "clone":
             out.insert(at(op) + 1, out[at(op)])
         elif op.kind == "delete":

@@ -61,6 +61,12 @@ def test_edits_are_refused_when_the_rules_say_so(created):
     assert "bills monthly" in cli_error(
         s, "subscriptions", "edit", "ane-beans", "--add", "coffee-500g", "--as-of", "2026-12-10"
     )
+    assert "a unit price is not negative" in cli_error(
+        s, "subscriptions", "edit", "ane-beans", "--price", "1=-5.00 USD", "--as-of", "2026-12-10"
+    )
+    assert "between 0% and 100%" in cli_error(
+        s, "subscriptions", "edit", "ane-beans", "--discount", "1=150%", "--as-of", "2026-12-10"
+    )
     assert "not a value of property `roast`" in cli_error(
         s, "subscriptions", "edit", "ane-beans", "--property", "roast=burnt",
         "--as-of", "2026-12-10")  # fmt: skip
