@@ -218,12 +218,7 @@ def quote(app: App, contact_id: str, items: tuple[str, ...], start: Any, payment
     """The summary of a prospective purchase: due now, future payments, total."""
     from abonnement.views import quote_json
 
-    parsed = []
-    for text in items:
-        product, _, quantity = text.partition(":")
-        if quantity and not quantity.isdigit():
-            raise click.BadParameter(f"{text!r}: write PRODUCT or PRODUCT:QTY", param_hint="--item")
-        parsed.append((product, int(quantity or 1)))
+    parsed = [(spec.product, spec.quantity) for spec in _product_specs(items, "--item")]
     # Buying "on the start date" unless told otherwise: a purchase charges its first payment.
     purchase = _day(as_of) or _day(start) or app.today()
     summary = app.quote(contact_id, parsed, purchase, start=_day(start), payments=payments)
@@ -403,8 +398,9 @@ def _product_specs(values: tuple[str, ...], option: str) -> list[Any]:
     specs = []
     for text in values:
         product, _, quantity = text.partition(":")
-        if quantity and not quantity.isdigit():
-            raise click.BadParameter(f"{text!r}: expected PRODUCT[:QUANTITY]", param_hint=option)
+        if not product or (quantity and (not quantity.isdigit() or int(quantity) < 1)):
+            raise click.BadParameter(f"{text!r}: expected PRODUCT or PRODUCT:QUANTITY (≥ 1)",
+                                     param_hint=option)  # fmt: skip
         specs.append(ItemSpec(product=product, quantity=int(quantity or 1)))
     return specs
 

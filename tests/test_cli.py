@@ -119,3 +119,11 @@ def test_a_user_error_in_a_real_process_has_no_traceback(tmp_path: Path):
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith(f"{tmp_path / 'c' / 'a.yaml'}:2:1: error: invalid YAML")
+
+
+def test_an_item_quantity_of_zero_is_a_usage_error(spec_config: Path):
+    for args in (["quote", "--contact", "bob"], ["subscriptions", "create", "--id", "x",
+                                                 "--contact", "bob"]):  # fmt: skip
+        result = run("--config", str(spec_config), *args, "--item", "coffee-1kg:0")
+        assert result.exit_code == 2
+        assert "expected PRODUCT or PRODUCT:QUANTITY (≥ 1)" in result.output
