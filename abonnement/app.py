@@ -518,16 +518,13 @@ class App:
         return render_pdf(html) if fmt == "pdf" else html.encode()
 
     def update_link(self, subscription_id: str, on: date) -> dict[str, str]:
-        from datetime import timedelta
-
-        from abonnement.engine.update_links import sign
+        from abonnement.engine.update_links import link
 
         if self.storage.subscription(subscription_id) is None:
             raise AbonnementError(f"no subscription `{subscription_id}`")
-        expires = on + timedelta(days=self.catalog.settings.update_link_days)
-        token = sign(subscription_id, expires, _link_secret())
-        return {"token": token, "url": f"https://pay.abonnement.dev/update/{token}",
-                "expires_at": expires.isoformat()}  # fmt: skip
+        days = self.catalog.settings.update_link_days
+        token, url, expires = link(subscription_id, on, days, _link_secret())
+        return {"token": token, "url": url, "expires_at": expires.isoformat()}
 
     def update_payment_method(self, token: str, card: str, on: date) -> dict[str, Any]:
         """Save the new card and collect every open invoice of the subscription at once."""

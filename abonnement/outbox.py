@@ -31,6 +31,7 @@ from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings, rule_context
 from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
 from abonnement.engine.subscriptions import Subscription, period_amounts
+from abonnement.engine.update_links import link
 from abonnement.errors import AbonnementError
 from abonnement.plugins.interfaces import Message
 
@@ -176,10 +177,7 @@ def render_message(
     amount = invoice["total"] if invoice else (period_amounts(sub)[0] if sub else Decimal(0))
     update_url = None
     if row["type"] == "payment.failed" and link_secret and sub is not None:
-        from abonnement.engine.update_links import sign
-
-        expires = on + timedelta(days=settings.update_link_days)
-        update_url = f"https://pay.abonnement.dev/update/{sign(sub.id, expires, link_secret)}"
+        _, update_url, _ = link(sub.id, on, settings.update_link_days, link_secret)
     ctx = {
         "account": settings.account,
         "name": contact.name if contact else (sub.contact_id if sub else ""),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import date
+from datetime import date, timedelta
 
 from abonnement.errors import CollectionError
 
-__all__ = ["sign", "verify"]
+__all__ = ["UPDATE_URL", "link", "sign", "verify"]
+
+UPDATE_URL = "https://pay.abonnement.dev/update/{token}"  # where a buyer opens the link
 
 
 def _mac(payload: bytes, secret: str) -> str:
@@ -21,6 +23,13 @@ def sign(subscription_id: str, expires: date, secret: str) -> str:
     """A token naming the subscription, valid through ``expires``."""
     payload = f"{subscription_id}|{expires.isoformat()}".encode()
     return base64.urlsafe_b64encode(payload).rstrip(b"=").decode() + "." + _mac(payload, secret)
+
+
+def link(subscription_id: str, on: date, days: int, secret: str) -> tuple[str, str, date]:
+    """(token, URL, last valid day) of an update link made on ``on``, valid ``days`` days."""
+    expires = on + timedelta(days=days)
+    token = sign(subscription_id, expires, secret)
+    return token, UPDATE_URL.format(token=token), expires
 
 
 def verify(token: str, secret: str, on: date) -> str:
