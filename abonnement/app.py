@@ -128,9 +128,11 @@ class App:
         dry_run: bool = False,
         batch_size: int = 500,
         progress: Callable[[int], None] | None = None,
+        apply_on: date | None = None,
     ) -> tuple[RunSummary, list[dict[str, Any]]]:
         """The billing run up to ``until``; with ``dry_run`` the same run, rolled back, and
-        nothing sent to the processor.
+        nothing sent to the processor. A dry run given ``apply_on`` applies the declared
+        subscriptions first, inside what is rolled back (``summary.applied``).
         Returns the summary and, for a dry run, every invoice it would have issued."""
         from abonnement.engine.billing_run import run_billing
 
@@ -148,7 +150,9 @@ class App:
         # A dry run rolls the database back, but a processor cannot be rolled back: no charges.
         options["processor"] = None
         with store.dry_run():
+            applied = self.apply(apply_on) if apply_on is not None else {}
             summary = run_billing(*args, keep_invoices=True, **options)
+            summary.applied = applied
             invoices = [store.invoice(number) for number, _ in summary.invoices]
         return summary, invoices
 

@@ -274,8 +274,11 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
     if as_of and until:
         raise click.UsageError("give --as-of or --until, not both")
     day = _day(until) or _as_of(app, as_of)
-    # The config is the source of truth: declared subscriptions exist before billing runs.
-    applied = app.apply(_as_of(app, as_of))
+    # The config is the source of truth: declared subscriptions exist before billing runs
+    # (a dry run applies them inside what it rolls back).
+    apply_on = _as_of(app, as_of)
+    applied = {} if dry_run else app.apply(apply_on)
+    dry_apply = apply_on if dry_run else None
     if workers > 1:
         if dry_run:
             raise click.UsageError("a dry run uses one worker")
@@ -284,9 +287,11 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
         due = app.storage.count_due(day)
         with click.progressbar(length=due, label="billing", file=sys.stderr) as bar:
             summary, invoices = app.run(day, dry_run=dry_run, batch_size=batch_size,
-                                        progress=bar.update)  # fmt: skip
+                                        progress=bar.update, apply_on=dry_apply)  # fmt: skip
     else:
-        summary, invoices = app.run(day, dry_run=dry_run, batch_size=batch_size)
+        summary, invoices = app.run(day, dry_run=dry_run, batch_size=batch_size,
+                                    apply_on=dry_apply)  # fmt: skip
+    applied = summary.applied if dry_run else applied
     totals = {c: m.format_amount() for c, m in sorted(summary.totals.items())}
     payload: dict[str, Any] = {
         "until": day.isoformat(), "dry_run": dry_run, "days": summary.days,

@@ -71,6 +71,7 @@ class RunSummary:
     status_changes: dict[str, int] = field(default_factory=dict)
     keep_invoices: bool = False
     payments: dict[str, int] = field(default_factory=dict)  # outcome → count
+    applied: dict[str, list[str]] = field(default_factory=dict)  # a dry run's own apply
 
     def count(
         self, finished: Sequence[tuple[Attempt, ChargeResult | None, Outcome | None]]

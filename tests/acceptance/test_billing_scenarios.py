@@ -291,3 +291,11 @@ def test_forecast_runs_the_engine_and_writes_nothing(tmp_path, db_url):
         {"month": "2027-02", "currency": "USD", "invoices": 3, "total": "61.00"},
     ]
     assert s.invoices() == [] and s.cli("subscriptions", "list") == []
+
+
+def test_a_dry_run_on_a_fresh_database_does_not_apply_for_real(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=S9)
+    dry = s.cli("run", "--until", "2027-01-01", "--dry-run")
+    assert dry["applied"]["created"] == ["acme-storage"]
+    assert [i["issue_date"] for i in dry["invoices"]] == ["2026-12-01", "2027-01-01"]
+    assert s.cli("subscriptions", "list") == [] and s.invoices() == []
