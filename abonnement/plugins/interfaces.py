@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from email.message import EmailMessage
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from abonnement.engine.collection import ChargeResult, ProcessorTimeout
@@ -66,6 +67,16 @@ class Message:
     kind: str = "notice"
     key: str = ""  # de-duplication key: one delivery per key and channel
     data: Mapping[str, Any] = field(default_factory=dict)  # the event behind it, for webhooks
+
+    def as_email(self) -> EmailMessage:
+        """This message as an e-mail: To, Subject, the text and (if any) the HTML part."""
+        email = EmailMessage()
+        email["To"] = ", ".join(self.to)
+        email["Subject"] = self.subject
+        email.set_content(self.text)
+        if self.html:
+            email.add_alternative(self.html, subtype="html")
+        return email
 
 
 class Notifier(ABC):

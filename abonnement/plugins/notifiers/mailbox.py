@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from email.message import EmailMessage
 from pathlib import Path
 
 from abonnement.plugins import hookimpl
@@ -28,15 +27,10 @@ class MailboxNotifier(Notifier):
             "directory", "outbox"
         )
         directory.mkdir(parents=True, exist_ok=True)
-        email = EmailMessage()
-        email["To"] = ", ".join(message.to)
-        email["Subject"] = message.subject
-        email.set_content(message.text)
-        if message.html:
-            email.add_alternative(message.html, subtype="html")
-        key = message.key or hashlib.sha256(email.as_bytes()).hexdigest()
+        data = message.as_email().as_bytes()
+        key = message.key or hashlib.sha256(data).hexdigest()
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
-        (directory / f"{safe}.eml").write_bytes(email.as_bytes())
+        (directory / f"{safe}.eml").write_bytes(data)
 
 
 @hookimpl

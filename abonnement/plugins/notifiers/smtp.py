@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import smtplib
-from email.message import EmailMessage
 from email.utils import make_msgid
 
 from abonnement.plugins import hookimpl
@@ -34,19 +33,14 @@ class SmtpNotifier(Notifier):
 
     def send(self, message: Message) -> None:
         s = self.settings
-        email = EmailMessage()
+        email = message.as_email()
         email["From"] = s.get("sender", "billing@localhost")
-        email["To"] = ", ".join(message.to)
-        email["Subject"] = message.subject
         # the same key gives the same Message-ID: a receiver can drop a redelivered duplicate
         if message.key:
             safe = "".join(ch if ch.isalnum() else "." for ch in message.key)
             email["Message-ID"] = f"<{safe}@abonnement>"
         else:
             email["Message-ID"] = make_msgid(domain="abonnement")
-        email.set_content(message.text)
-        if message.html:
-            email.add_alternative(message.html, subtype="html")
         with smtplib.SMTP(s.get("host", "localhost"), int(s.get("port", 25)),
                           timeout=float(s.get("timeout", 10))) as server:  # fmt: skip
             if s.get("starttls"):
