@@ -647,7 +647,7 @@ def _check_new(decl: Any, catalog: Catalog) -> None:
     """What the config loader checks of a declared subscription, for one made on the CLI."""
     import re
 
-    from abonnement.config.settings import property_value_problem
+    from abonnement.config.settings import declared_property_problem
 
     for kind, ref, known in (("contact", decl.contact, catalog.contacts),
                              ("contact", decl.billing_contact, catalog.contacts),
@@ -682,13 +682,7 @@ def _check_new(decl: Any, catalog: Catalog) -> None:
         if decl.collection.payment_method not in saved:
             raise AbonnementError("automatic collection needs --payment-method, one the contact "
                                   f"saved ({', '.join(sorted(saved)) or 'none'})")  # fmt: skip
-    by_name = {p.name: p for p in catalog.settings.custom_properties}
     for name, value in decl.properties.items():
-        prop = by_name.get(name)
-        if prop is None:
-            raise AbonnementError(f"unknown custom property `{name}`")
-        problem = property_value_problem(prop, value)
+        problem = declared_property_problem(catalog.settings, name, value)
         if problem:
-            raise AbonnementError(problem[0])
-        if not prop.user_can_override and value != prop.default:
-            raise AbonnementError(f"property `{name}` cannot be overridden")
+            raise AbonnementError(f"{problem[0]}; {problem[1]}" if problem[1] else problem[0])

@@ -506,11 +506,12 @@ def subscriptions_edit(app: App, subscription_id: str, add: tuple[str, ...],
     current = app.storage.subscription(subscription_id)
     if current is None:
         raise AbonnementError(f"no subscription `{subscription_id}`")
-    for spec in _product_specs(add, "--add"):
+    added = _product_specs(add, "--add")
+    for spec in added:
         if spec.product not in app.catalog.products:
             raise AbonnementError(f"no product `{spec.product}`")
     ops = [ItemOp("add", item=resolve_item(spec, app.catalog, current.currency))
-           for spec in _product_specs(add, "--add")]  # fmt: skip
+           for spec in added]  # fmt: skip
     ops += [ItemOp("clone", p) for p in clone]
     ops += [ItemOp("quantity", p, v) for p, v in _pairs(quantity, "--quantity", int)]
     ops += [ItemOp("price", p, v) for p, v in _pairs(price, "--price")]

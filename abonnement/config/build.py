@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from abonnement.config.builder import Builder, Entry
 from abonnement.config.schemas import did_you_mean
-from abonnement.config.settings import build_settings, property_value_problem
+from abonnement.config.settings import build_settings, declared_property_problem
 from abonnement.engine import catalog as c
 from abonnement.engine.money import Money, parse_percent
 from abonnement.engine.schedule import Frequency
@@ -250,29 +250,11 @@ def _build_subscription(
                 did_you_mean(collection.payment_method, list(methods)),
             )
     props = dict(raw.get("properties", {}))
-    by_name = {p.name: p for p in settings.custom_properties} if settings else {}
     for name, value in props.items() if settings else ():
-        prop = by_name.get(name)
-        if prop is None:
-            b.error(
-                entry,
-                ("properties", name),
-                f"unknown custom property `{name}`",
-                did_you_mean(name, list(by_name))
-                or "declare it in settings.subscriptions.custom_properties",
-            )
-            continue
-        problem = property_value_problem(prop, value)
+        problem = declared_property_problem(settings, name, value)  # type: ignore[arg-type]
         if problem:
-            b.error(entry, ("properties", name), problem[0], problem[1])
-        elif not prop.user_can_override and value != prop.default:
-            b.error(
-                entry,
-                ("properties", name),
-                f"property `{name}` cannot be overridden",
-                f"its value is always {prop.default!r}",
-            )
-    for prop in by_name.values():
+            b.error(entry, ("properties", name), *problem)
+    for prop in settings.custom_properties if settings else ():
         if prop.default is not None:
             props.setdefault(prop.name, prop.default)
     if (

@@ -14,7 +14,7 @@ from abonnement.config.schemas import did_you_mean
 from abonnement.engine import catalog as c
 from abonnement.engine.money import Money, MoneyError
 
-__all__ = ["build_settings", "property_value_problem"]
+__all__ = ["build_settings", "declared_property_problem", "property_value_problem"]
 
 
 def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
@@ -192,6 +192,26 @@ def property_value_problem(prop: c.CustomProperty, value: Any) -> tuple[str, str
     if prop.type == "enum" and value not in prop.values:
         hint = did_you_mean(value, prop.values) or f"one of: {', '.join(prop.values)}"
         return f"`{value}` is not a value of property `{prop.name}`", hint
+    return None
+
+
+def declared_property_problem(
+    settings: c.Settings, name: str, value: Any
+) -> tuple[str, str | None] | None:
+    """What is wrong with giving a subscription property ``name`` the value ``value`` (an
+    undeclared property, a value of the wrong type, overriding a fixed one), or None."""
+    by_name = {p.name: p for p in settings.custom_properties}
+    prop = by_name.get(name)
+    if prop is None:
+        return f"unknown custom property `{name}`", (
+            did_you_mean(name, list(by_name))
+            or "declare it in settings.subscriptions.custom_properties"
+        )
+    problem = property_value_problem(prop, value)
+    if problem:
+        return problem
+    if not prop.user_can_override and value != prop.default:
+        return f"property `{name}` cannot be overridden", f"its value is always {prop.default!r}"
     return None
 
 
