@@ -45,6 +45,11 @@ def numbered(
     subject's count so far). The one place numbers are given: consumers of the outbox order
     and de-duplicate by them, and (subject, seq) is unique in storage."""
     return tuple(
-        Event(kind, subject_id, on, MappingProxyType(dict(payload)), last_seq + i)
+        Event(kind, subject_id, on, _frozen(payload), last_seq + i)
         for i, (kind, payload) in enumerate(happened, start=1)
     )
+
+
+def _frozen(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    # a copy: the caller's dict may change after the event is made
+    return payload if type(payload) is MappingProxyType else MappingProxyType(dict(payload))

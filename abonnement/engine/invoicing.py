@@ -6,12 +6,14 @@ and the rule set; numbering happens when the invoice is stored (gap-free, in one
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from types import MappingProxyType
 from typing import Any
 
-from abonnement.engine.catalog import Settings, TaxRate
+from abonnement.engine.catalog import InvoiceSettings, Settings, TaxRate
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
 from abonnement.engine.pricing import LineInput, PricedInvoice, price_invoice
@@ -78,9 +80,13 @@ def rule_context(
     return ctx
 
 
-def document_settings(settings: Settings, sub: Subscription | None) -> dict[str, Any]:
+def document_settings(settings: Settings, sub: Subscription | None) -> Mapping[str, Any]:
+    """Language, locale, comments and tax ids an invoice carries: the subscription's own
+    where it has them, else the account's (one shared, read-only mapping)."""
+    own = sub.invoice_settings if sub else None
+    if not own:
+        return _account_document(settings.invoices)
     base = settings.invoices
-    own = sub.invoice_settings if sub else {}
     document = {
         "language": own.get("language", base.language),
         "locale": own.get("locale", base.locale),
@@ -90,6 +96,12 @@ def document_settings(settings: Settings, sub: Subscription | None) -> dict[str,
     if "billing_address" in own:  # fixed on the invoice when it is issued
         document["billing_address"] = own["billing_address"]
     return document
+
+
+@functools.lru_cache(maxsize=8)
+def _account_document(base: InvoiceSettings) -> Mapping[str, Any]:
+    return MappingProxyType({"language": base.language, "locale": base.locale,
+                             "comments": base.comments, "tax_ids": list(base.tax_ids)})  # fmt: skip
 
 
 class PricingMemo:
@@ -103,8 +115,11 @@ class PricingMemo:
         self.paths = sorted(p for p in reads if p[0] not in ("line", "product"))
         self.counts_payments = counts_payments
         self.priced: dict[tuple, PricedInvoice] = {}
+        # keys from the buyer's records alone spare building the whole rule context
+        self.records_only = all(p[0] in _RECORD_ROOTS for p in self.paths)
 
     def key(self, sub: Subscription, index: int, ctx: Mapping[str, Any]) -> tuple | None:
+        """``ctx`` is the rule context, or only the buyer's records when ``records_only``."""
         parts: list[Any] = [sub.items, sub.currency, index if self.counts_payments else None]
         for path in self.paths:
             value: Any = ctx
@@ -119,6 +134,19 @@ class PricingMemo:
         return key
 
 
+_RECORD_ROOTS = ("customer", "company", "payment")
+
+
+def _pricing_context(
+    sub: Subscription, period: Period, records: Mapping[str, Any], settings: Settings,
+    with_mrr: bool,
+) -> dict[str, Any]:  # fmt: skip
+    ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr)
+    ctx["subscription"]["payments_made"] = period.index
+    ctx["invoice"] = {"date": period.issue_date, "due_date": period.due_date}
+    return ctx
+
+
 def draft_invoice(
     sub: Subscription,
     period: Period,
@@ -131,16 +159,17 @@ def draft_invoice(
     memo: PricingMemo | None = None,
 ) -> InvoiceDraft:
     """The invoice of ``sub`` for ``period``, priced by the rules in file order."""
-    ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr)
-    ctx["subscription"]["payments_made"] = period.index
-    ctx["invoice"] = {"date": period.issue_date, "due_date": period.due_date}
-    # prorated lines are one-offs: never worth remembering
-    key = memo.key(sub, period.index, ctx) if memo is not None and not sub.pending else None
-    priced = memo.priced.get(key) if key is not None else None  # type: ignore[union-attr]
+    ctx = None
+    key = priced = None
+    if memo is not None and not sub.pending:  # prorated lines are one-offs: never remembered
+        if not memo.records_only:
+            ctx = _pricing_context(sub, period, records, settings, with_mrr)
+        key = memo.key(sub, period.index, records if ctx is None else ctx)
+        priced = memo.priced.get(key) if key is not None else None
     if priced is None:
         priced = price_invoice(
             line_inputs(sub.items + sub.pending if sub.pending else sub.items, tax_rates),
-            ctx,
+            ctx or _pricing_context(sub, period, records, settings, with_mrr),
             rules,
             currency=sub.currency,
             payments_made=period.index,

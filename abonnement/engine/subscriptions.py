@@ -119,34 +119,38 @@ class Subscription:
     @property
     def next_event_on(self) -> date | None:
         """The next date on which ``step`` has something to do, or None."""
-        if self.status == "scheduled":
+        status = self.status
+        if status == "scheduled":
             return self.anchor
-        if self.status not in BILLABLE:
+        if status not in BILLABLE:
             return None
-        candidates = [self.cancel_on, self.reminder_on]
-        if self.fully_billed:
-            candidates.append(self.end_date)
+        # runs for every subscription a billing run writes: each date is derived once
+        reminder = due = None
+        if self.payments is not None and self.next_index - self.skipped >= self.payments:
+            due = self.end_date  # fully billed
         elif self.invoice_creation:
-            candidates.append(self.next_payment_date)
-        if self.status == "active" and self.open_due_on is not None:
-            candidates.append(self.open_due_on + timedelta(days=1))
-        return min((c for c in candidates if c is not None), default=None)
+            due = self.date_of(self.next_index)
+            reminder = self._reminder_before(due)
+        overdue = None
+        if status == "active" and self.open_due_on is not None:
+            overdue = self.open_due_on + timedelta(days=1)
+        return min((c for c in (self.cancel_on, reminder, due, overdue) if c is not None),
+                   default=None)  # fmt: skip
 
     @property
     def reminder_on(self) -> date | None:
         """When the next payment's reminder is due: ``reminder_days`` before it, if not sent
         yet and the period before it is longer than the lead time (F25, S10)."""
-        lead, index = self.reminder_days, self.next_index
-        if (
-            not lead
-            or index == 0
-            or self.reminded > index
-            or self.status not in BILLABLE
-            or not self.invoice_creation
-            or self.fully_billed
-        ):
+        if self.status not in BILLABLE or not self.invoice_creation or self.fully_billed:
             return None
-        payment = self.date_of(index)
+        return self._reminder_before(self.date_of(self.next_index))
+
+    def _reminder_before(self, payment: date) -> date | None:
+        """The reminder date of the next payment, due on ``payment`` (a billable, unfinished
+        subscription that creates invoices)."""
+        lead, index = self.reminder_days, self.next_index
+        if not lead or index == 0 or self.reminded > index:
+            return None
         if (payment - self.date_of(index - 1)).days <= lead:
             return None
         return payment - timedelta(days=lead)
@@ -210,10 +214,16 @@ def step(sub: Subscription) -> Step:
         events.append(("invoice.overdue", _EMPTY))
         become("past_due")
     billing = sub.date_of(index)
-    if sub.reminder_on == day and status in BILLABLE:
+    fixed_done = sub.payments is not None and index - sub.skipped >= sub.payments
+    if (
+        status in BILLABLE
+        and sub.status in BILLABLE
+        and sub.invoice_creation
+        and not fixed_done
+        and sub._reminder_before(billing) == day
+    ):
         events.append(("reminder.due", {"payment": index, "payment_date": billing.isoformat()}))
         reminded = index + 1
-    fixed_done = sub.payments is not None and index - sub.skipped >= sub.payments
     if sub.invoice_creation and status in BILLABLE and not fixed_done and billing == day:
         # Invoices wait for a payment by their terms until there is a method to charge.
         sent = sub.collection_mode in ("manual", "first_invoice")

@@ -7,13 +7,13 @@ use; any other database must be at the current migration (``abonnement db upgrad
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from itertools import groupby
+from json import dumps
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
@@ -22,22 +22,40 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, bindparam, create_engine, event, func, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Date,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from abonnement.engine.analytics import History, Revision
-from abonnement.engine.catalog import PricingModel, Tier
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import InvoiceDraft
-from abonnement.engine.items import Item
-from abonnement.engine.money import Money, Percent
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription, mrr_basis
 from abonnement.errors import AbonnementError
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.outbox import OutboxMixin
 from abonnement.plugins.storage.payments import PaymentsMixin
+from abonnement.plugins.storage.rows import (
+    INSERT_ADJUSTMENT,
+    INSERT_EVENT,
+    INSERT_INVOICE,
+    INSERT_LINE,
+    ITEM_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+    Codec,
+    pending_row,
+    raw_select,
+)
 
 __all__ = ["SqlStorage", "StorageError"]
 
@@ -62,6 +80,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
@@ -86,6 +105,8 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         # the account's reminder lead time: it decides when a subscription next needs a step
         self.reminder_days: int | None = None
         self._prepared: dict[tuple, tuple[str, Any, tuple]] = {}
+        self.codec = Codec(self.engine.dialect, self.sqlite)
+        self._updates: dict[tuple[str, ...], tuple[Any, list]] = {}  # narrow, per column set
         try:
             if fresh and migrate:
                 self.upgrade()
@@ -175,7 +196,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         self, where: Any = None, order: Any = None, limit: int | None = None,
         conn: Connection | None = None, lock: str | None = None, items: bool = True,
     ) -> list[Subscription]:  # fmt: skip
-        query = select(t.subscriptions)
+        query = raw_select(t.subscriptions, SUBSCRIPTION_COLUMNS)
         if where is not None:
             query = query.where(where)
         if order is not None:
@@ -184,19 +205,18 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             query = query.limit(limit)
         if lock and not self.sqlite:  # "skip": claim what no one holds; "wait": queue up
             query = query.with_for_update(skip_locked=lock == "skip")
+        codec, days = self.codec, self.reminder_days
         with self._tx() if conn is None else _same(conn) as c:
-            rows = c.execute(query).all()
+            rows = _fetch(c, query)
             if not rows or not items:
-                return [_sub_from(row, (), self.reminder_days) for row in rows]
+                return [codec.subscription(row, (), days) for row in rows]
             found: dict[str, list[Any]] = {}
-            item_rows = c.execute(
-                select(t.subscription_items)
-                .where(t.subscription_items.c.subscription_id.in_([r.id for r in rows]))
-                .order_by(t.subscription_items.c.subscription_id, t.subscription_items.c.position)
-            ).all()  # one fetch, not a fetchone per row
-            for item in item_rows:
-                found.setdefault(item.subscription_id, []).append(item)
-        return [_sub_from(row, found.get(row.id, []), self.reminder_days) for row in rows]
+            i = t.subscription_items.c
+            for item in _fetch(c, raw_select(t.subscription_items, ITEM_COLUMNS)
+                               .where(i.subscription_id.in_([r[0] for r in rows]))
+                               .order_by(i.subscription_id, i.position)):  # fmt: skip
+                found.setdefault(item[0], []).append(item)
+        return [codec.subscription(row, found.get(row[0], ()), days) for row in rows]
 
     # -- the billing run's store -------------------------------------------------------------
     def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
@@ -328,15 +348,26 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
                 rows.append({"b_id": s.id, **{f"b_{name}": row[name] for name in _UPDATED}})
             self._bulk(conn, _UPDATE_SUBSCRIPTION, rows)
             return
-        if columns not in _UPDATES:
-            _UPDATES[columns] = (
+        if columns not in self._updates:
+            statement = (
                 update(t.subscriptions)
                 .where(t.subscriptions.c.id == bindparam("b_id"))
                 .values({name: bindparam(f"b_{name}") for name in columns})
             )
-        self._bulk(conn, _UPDATES[columns], [
-            {"b_id": s.id, **{f"b_{name}": _COLUMN[name](s) for name in columns}} for s in subs
+            names = [p.removeprefix("b_") for p in self.codec.positions(statement)]
+            self._updates[columns] = statement, [(_COLUMN[n], self._encoder(n)) for n in names]
+        statement, out = self._updates[columns]
+        self.codec.executemany(conn, statement, [
+            tuple([encode(get(s)) for get, encode in out]) for s in subs
         ])  # fmt: skip
+
+    def _encoder(self, name: str) -> Any:
+        kind = t.subscriptions.c[name].type
+        if isinstance(kind, Date):
+            return self.codec.day_out
+        if isinstance(kind, JSON):
+            return lambda value: None if value is None else dumps(value)
+        return _keep
 
     def _insert_invoices(
         self, conn: Connection, drafts: Sequence[InvoiceDraft], number_format: str
@@ -350,47 +381,14 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         ).scalar_one()  # fmt: skip
         first = last - len(drafts) + 1
         numbers = [number_format.format(seq=first + i) for i in range(len(drafts))]
-        invoice_rows, line_rows, adjustment_rows = [], [], []
-        for seq, number, draft in zip(range(first, last + 1), numbers, drafts, strict=True):
-            p = draft.priced
-            invoice_rows.append({
-                "number": number, "seq": seq, "subscription_id": draft.subscription_id,
-                "contact_id": draft.contact_id, "status": draft.status,
-                "currency": draft.currency, "issue_date": draft.issue_date,
-                "due_date": draft.due_date, "period_start": draft.period_start,
-                "period_end": draft.period_end, "subtotal": p.subtotal.amount,
-                "discount_total": p.discount_total.amount, "fee_total": p.fee_total.amount,
-                "tax_total": p.tax_total.amount, "total": p.total.amount,
-                "amount_paid": Decimal(0), "document": dict(draft.document),
-                "collect_on": draft.collect_on, "auto_retries": 0, "first_failure_on": None,
-            })  # fmt: skip
-            position = 0
-            for i, line in enumerate(p.lines):
-                sub_id = draft.line_subscriptions[i] if draft.line_subscriptions else None
-                line_rows.append({
-                    "invoice_number": number, "position": i, "subscription_id": sub_id,
-                    "description": line.line.description, "sku": line.line.sku,
-                    "quantity": line.line.quantity, "unit_price": line.line.unit_price.amount,
-                    "amount": line.amount.amount,
-                })  # fmt: skip
-                for adj in (*line.discounts, *line.fees, *line.taxes):
-                    adjustment_rows.append(_adjustment_row(number, position, i, adj))
-                    position += 1
-            for adj in p.adjustments:
-                adjustment_rows.append(_adjustment_row(number, position, None, adj))
-                position += 1
-        self._bulk(conn, _INSERT["invoices"], invoice_rows)
-        self._bulk(conn, _INSERT["invoice_lines"], line_rows)
-        self._bulk(conn, _INSERT["invoice_adjustments"], adjustment_rows)
+        invoices, lines, adjustments = self.codec.invoice_rows(first, numbers, drafts)
+        self.codec.executemany(conn, INSERT_INVOICE, invoices)
+        self.codec.executemany(conn, INSERT_LINE, lines)
+        self.codec.executemany(conn, INSERT_ADJUSTMENT, adjustments)
         return numbers
 
     def _insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
-        if events:
-            self._bulk(conn, _INSERT["events"], [
-                {"type": e.type, "subject_id": e.subject_id, "seq": e.seq, "on_date": e.on,
-                 "payload": _json(dict(e.payload)), "delivered": False}
-                for e in events
-            ])  # fmt: skip
+        self.codec.executemany(conn, INSERT_EVENT, self.codec.event_rows(events))
 
     # -- invoices ------------------------------------------------------------------------------
     def invoices(self, subscription_id: str | None = None, status: str | None = None) -> list:
@@ -524,14 +522,11 @@ STEPPED = (
     "reminded",
     "pending_lines",
 )  # what ``step`` changes
-_UPDATES: dict[tuple[str, ...], Any] = {}
 _COLUMN: dict[str, Any] = {  # how the narrow updates read a column's value
-    **{name: attrgetter(name) for name in STEPPED},
+    **{name: attrgetter(name) for name in (*STEPPED, "id")},
     "next_event_on": attrgetter("next_event_on"),
-    "pending_lines": lambda s: [_pending_row(i) for i in s.pending] or None,
+    "pending_lines": lambda s: [pending_row(i) for i in s.pending] or None,
 }
-_INSERT = {name: t.metadata.tables[name].insert()
-           for name in ("invoices", "invoice_lines", "invoice_adjustments", "events")}  # fmt: skip
 
 
 _HISTORY_EVENTS = ("subscription.created", "subscription.changed", "subscription.status_changed")
@@ -540,6 +535,15 @@ _HISTORY_EVENTS = ("subscription.created", "subscription.changed", "subscription
 def _revision(on: date, basis: dict[str, str]) -> Revision:
     return Revision(on, Frequency.parse(basis["frequency"]), Decimal(basis["amount"]),
                Decimal(basis["net"]))  # fmt: skip
+
+
+def _fetch(conn: Connection, query: Any) -> list[Any]:
+    """Every row as the driver gives it: no Row objects (a billing run loads thousands)."""
+    result = conn.execute(query)
+    try:
+        return result.cursor.fetchall()  # type: ignore[union-attr]
+    finally:
+        result.close()
 
 
 @contextmanager
@@ -555,13 +559,6 @@ def _json(value: Any) -> Any:
     if isinstance(value, (Decimal, date)):
         return str(value)
     return value
-
-
-def _adjustment_row(number: str, position: int, line: int | None, adj: Any) -> dict[str, Any]:
-    return {"invoice_number": number, "position": position, "line_position": line,
-            "kind": adj.kind, "rule": adj.rule, "label": adj.label,
-            "rate": adj.rate.value if adj.rate else None, "inclusive": adj.inclusive,
-            "amount": adj.amount.amount}  # fmt: skip
 
 
 def _sub_row(s: Subscription, source: str, reminder_days: int | None) -> dict[str, Any]:
@@ -581,7 +578,7 @@ def _sub_row(s: Subscription, source: str, reminder_days: int | None) -> dict[st
         "open_due_on": s.open_due_on, "canceled_on": s.canceled_on,
         "next_event_on": s.next_event_on, "event_seq": s.event_seq, "source": source,
         "skipped": s.skipped, "cancel_on": s.cancel_on, "reminded": s.reminded,
-        "pending_lines": [_pending_row(i) for i in s.pending] or None,
+        "pending_lines": [pending_row(i) for i in s.pending] or None,
         "rebase_on": s.rebase_on, "rebase_index": s.rebase_index,
     }  # fmt: skip
 
@@ -607,73 +604,5 @@ def _item_rows(s: Subscription) -> list[dict[str, Any]]:
     return rows
 
 
-_ITEMS: dict[tuple, Item] = {}  # equal item rows give one shared (immutable) Item
-
-
-def _item_from(r: Any, currency: str, frequency: Frequency) -> Item:
-    key = (currency, frequency, *r[1:])  # every column but the subscription id
-    try:
-        return _ITEMS[key]
-    except TypeError:  # tiers come back as a list: not a key
-        key = None  # type: ignore[assignment]
-    except KeyError:
-        pass
-
-    def money(text: str | None) -> Money | None:
-        return Money(Decimal(text), currency) if text is not None else None
-
-    item = Item(
-        name=r.name, quantity=r.quantity, unit_price=Money(r.unit_price, currency),
-        sku=r.sku, product_id=r.product_id, description=r.description,
-        unit_discount=Percent(r.unit_discount) if r.unit_discount is not None else None,
-        frequency=frequency, tax_rate=r.tax_rate_id, taxable=r.taxable,
-        tax_inclusive=r.tax_inclusive, category=r.category, pricing=PricingModel(r.pricing),
-        tiers=tuple(Tier(x["up_to"], money(x["unit_price"]), money(x["price"]))
-                    for x in (r.tiers or ())),
-    )  # fmt: skip
-    if key is not None:
-        if len(_ITEMS) > 50_000:
-            _ITEMS.clear()
-        _ITEMS[key] = item
-    return item
-
-
-def _sub_from(row: Any, item_rows: Sequence[Any], reminder_days: int | None) -> Subscription:
-    frequency = _frequency(row.frequency)
-    currency = row.currency
-    # The billing run loads every due subscription: filling the fields directly is ~3x faster
-    # than the frozen dataclass's __init__ (one object.__setattr__ per field);
-    # tests/plugins/test_storage.py checks that every field is set.
-    sub = object.__new__(Subscription)
-    sub.__dict__.update(
-        id=row.id, contact_id=row.contact_id, currency=currency, frequency=frequency,
-        anchor=row.anchor, items=tuple(_item_from(r, currency, frequency) for r in item_rows),
-        status=row.status, payments=row.payments, next_index=row.next_index,
-        company_id=row.company_id, billing_contact_id=row.billing_contact_id,
-        collection_mode=row.collection_mode, payment_method_id=row.payment_method_id,
-        payment_token=row.payment_token, payment_type=row.payment_type,
-        payment_terms=row.payment_terms, owner=row.owner,
-        invoice_creation=row.invoice_creation, properties=row.properties or {},
-        invoice_settings=row.invoice_settings or {}, deals=tuple(row.deals or ()),
-        quote_id=row.quote_id, created_on=row.created_on, open_due_on=row.open_due_on,
-        canceled_on=row.canceled_on, event_seq=row.event_seq, skipped=row.skipped,
-        cancel_on=row.cancel_on, reminded=row.reminded, reminder_days=reminder_days,
-        pending=tuple(_pending_item(p, currency) for p in row.pending_lines or ()),
-        rebase_on=row.rebase_on, rebase_index=row.rebase_index,
-    )  # fmt: skip
-    return sub
-
-
-_frequency = functools.lru_cache(maxsize=64)(Frequency.parse)
-
-
-def _pending_row(item: Item) -> dict[str, Any]:
-    return {"name": item.name, "sku": item.sku, "quantity": item.quantity,
-            "unit_price": str(item.unit_price.amount), "tax_rate": item.tax_rate,
-            "taxable": item.taxable, "category": item.category}  # fmt: skip
-
-
-def _pending_item(row: dict[str, Any], currency: str) -> Item:
-    return Item(row["name"], row["quantity"], Money(Decimal(row["unit_price"]), currency),
-                sku=row["sku"], tax_rate=row["tax_rate"], taxable=row["taxable"],
-                category=row["category"])  # fmt: skip
+def _keep(value: Any) -> Any:
+    return value
