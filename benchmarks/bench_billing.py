@@ -6,7 +6,10 @@ charges each invoice); compare with the same run without it. ``--workers`` needs
 N declared
 subscriptions (3 items each, mixed frequencies, 2 rules) are written straight into the
 database; the run bills December 2026 once for each. The floor is raw ``sqlite3``
-``executemany`` of the same rows (invoices, lines, adjustments) in the same process.
+``executemany`` of the same rows (invoices, lines, adjustments) in the same process, as
+narrow tables without indexes (the issue's yardstick); on SQLite two more floors insert the
+run's own rows, every column, into an empty copy of its own schema — invoices, lines and
+adjustments alone, then with the events and subscription updates a run also writes.
 """
 
 from __future__ import annotations
@@ -93,6 +96,82 @@ def floor(path: Path, invoices: list[dict]) -> float:
     return time.perf_counter() - started
 
 
+def schema_floor(source: Path, target: Path, batch: int, *, with_state: bool) -> tuple[int, float]:
+    """The rows the run wrote, read back raw and inserted with raw ``sqlite3`` into an empty
+    copy of the same schema (columns, keys, indexes, pragmas), one transaction per ``batch``
+    invoices: what storing them costs with no engine at all. ``with_state`` adds what a run
+    must also write: its events and each subscription's new state."""
+    src = sqlite3.connect(source)
+    ddl = [
+        sql
+        for (sql,) in src.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    invoices = src.execute("SELECT * FROM invoices ORDER BY seq").fetchall()
+    lines: dict[str, list] = {}
+    for row in src.execute("SELECT * FROM invoice_lines"):
+        lines.setdefault(row[0], []).append(row)
+    adjustments: dict[str, list] = {}
+    for row in src.execute("SELECT * FROM invoice_adjustments"):
+        adjustments.setdefault(row[0], []).append(row)
+    subscriptions = src.execute("SELECT * FROM subscriptions").fetchall()
+    events = src.execute(
+        "SELECT type, subject_id, seq, on_date, payload, delivered FROM events"
+    ).fetchall()
+    stepped = src.execute(
+        "SELECT status, next_index, open_due_on, next_event_on, event_seq, canceled_on, "
+        "reminded, pending_lines, id FROM subscriptions"
+    ).fetchall()
+    db = sqlite3.connect(target, isolation_level=None)
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        "wal_autocheckpoint=10000",
+    ):
+        db.execute(f"PRAGMA {pragma}")
+    for sql in ddl:
+        db.execute(sql)
+    db.execute("BEGIN")
+    db.executemany(f"INSERT INTO subscriptions VALUES ({marks(subscriptions[0])})", subscriptions)
+    db.execute("COMMIT")
+    chunks = range(0, len(invoices), batch)
+    started = time.perf_counter()
+    for k, start in enumerate(chunks):
+        chunk = invoices[start : start + batch]
+        db.execute("BEGIN")
+        db.executemany(f"INSERT INTO invoices VALUES ({marks(chunk[0])})", chunk)
+        rows = [r for i in chunk for r in lines.get(i[0], [])]
+        if rows:
+            db.executemany(f"INSERT INTO invoice_lines VALUES ({marks(rows[0])})", rows)
+        rows = [r for i in chunk for r in adjustments.get(i[0], [])]
+        if rows:
+            db.executemany(f"INSERT INTO invoice_adjustments VALUES ({marks(rows[0])})", rows)
+        if with_state:  # this chunk's share of the events and subscription writes
+            db.executemany(
+                "INSERT INTO events (type, subject_id, seq, on_date, payload, "
+                "delivered) VALUES (?, ?, ?, ?, ?, ?)",
+                _share(events, k, len(chunks)),
+            )
+            db.executemany(
+                "UPDATE subscriptions SET status = ?, next_index = ?, "
+                "open_due_on = ?, next_event_on = ?, event_seq = ?, canceled_on = ?, "
+                "reminded = ?, pending_lines = ? WHERE id = ?",
+                _share(stepped, k, len(chunks)),
+            )
+        db.execute("COMMIT")
+    return len(invoices), time.perf_counter() - started
+
+
+def marks(row: tuple) -> str:
+    return ", ".join("?" * len(row))
+
+
+def _share(rows: list, k: int, parts: int) -> list:
+    return rows[k * len(rows) // parts : (k + 1) * len(rows) // parts]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("n", type=int, nargs="?", default=100_000)
@@ -144,6 +223,14 @@ def main() -> None:
         floor_rate = len(rows) / floor_s
         print(f"floor (raw sqlite3 executemany): {floor_rate:,.0f} invoices/s; "
               f"run / floor = {rate / floor_rate:.2f} (target >= 0.33)")  # fmt: skip
+        if store.sqlite and not args.collect:
+            for state in (False, True):
+                count, seconds = schema_floor(root / "bench.db", root / f"same{state}.db",
+                                              args.batch_size, with_state=state)  # fmt: skip
+                what = "+ events and subscription updates" if state else "invoices, lines, adj."
+                print(f"floor, the run's own rows into its own schema ({what}): "
+                      f"{count / seconds:,.0f} invoices/s; run / floor = "
+                      f"{rate / (count / seconds):.2f}")  # fmt: skip
         if profiler:
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(30)
 

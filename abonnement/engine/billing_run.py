@@ -49,12 +49,14 @@ class BillingStore(Protocol):
 
     def process_due(
         self, day: date, limit: int, work: Callable[[Sequence[Subscription]], tuple],
-        number_format: str,
-    ) -> tuple[int, list[str], list[InvoiceDraft]]:  # fmt: skip
+        number_format: str, *, collect: bool = False,
+    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:  # fmt: skip
         """In one transaction: claim up to ``limit`` subscriptions with an event on ``day``
         (skipping any another worker holds), let ``work`` step them into (subscriptions,
-        invoice drafts, events), store those with gap-free invoice numbers. Returns how many
-        were claimed, the new numbers and their drafts."""
+        invoice drafts, events), store those with gap-free invoice numbers. With ``collect``,
+        invoices to charge on ``day`` get their first attempt written ``pending`` in the same
+        transaction. Returns how many were claimed, the new numbers, their drafts and those
+        attempts (to charge once this has committed)."""
 
     def busy_on(self, day: date) -> bool:
         """Whether subscriptions with an event on ``day`` remain (held by another worker)."""
@@ -252,9 +254,10 @@ def run_billing(
         summary.days += 1
         # Claim, step and store one batch per transaction; other workers skip what is claimed.
         while True:
-            claimed, numbers, drafts = store.process_due(
-                day, batch_size, work, settings.invoices.number_format
-            )
+            claimed, numbers, drafts, attempts = store.process_due(
+                day, batch_size, work, settings.invoices.number_format,
+                collect=processor is not None,
+            )  # fmt: skip
             if not claimed:
                 if store.busy_on(day):  # another worker holds the rest of the day: wait for it
                     time.sleep(0.05)
@@ -262,6 +265,8 @@ def run_billing(
                 break
             summary.add(numbers, drafts)
             summary.subscriptions += claimed
+            if attempts:  # committed pending with their invoices: charge them now
+                summary.count(charge(store, processor, attempts, settings, day))  # type: ignore[arg-type]
             if progress:
                 progress(claimed)
         if processor is not None:

@@ -22,6 +22,7 @@ __all__ = [
     "ProcessorPort",
     "ProcessorTimeout",
     "attempt_key",
+    "first_attempt",
     "judge",
 ]
 
@@ -120,3 +121,9 @@ class Attempt:
     @property
     def key(self) -> str:
         return attempt_key(self.invoice_number, self.attempt)
+
+
+def first_attempt(number: str, sub_id: str, amount: Money, token: str, method_type: str | None,
+                  on: date) -> Attempt:  # fmt: skip
+    """The automatic charge of a newly issued invoice (a billing run makes it right away)."""
+    return Attempt(number, sub_id, 1, amount.rounded(), token, method_type or "card", on)

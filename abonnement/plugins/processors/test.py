@@ -68,11 +68,6 @@ class TestProcessor(Processor):
             " FROM charges WHERE key = ?", (key,)).fetchone()  # fmt: skip
 
     def charge(self, *, amount: Money, token: str, idempotency_key: str, on: date) -> ChargeResult:
-        row = self._row(idempotency_key)
-        if row is not None:  # the same key: the first outcome, never a second charge
-            if not row[6]:
-                self.db.execute("UPDATE charges SET answered = 1 WHERE key = ?", (idempotency_key,))
-            return self._result(row[:6], on)
         reference = "ch_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
         settles = None
         if token in _DECLINES:
@@ -86,11 +81,17 @@ class TestProcessor(Processor):
         else:
             status, code, retryable, reference = "failed", "invalid_token", False, None
         answered = 0 if token == "tok_timeout" else 1
-        self.db.execute(
-            "INSERT INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # One statement for a new key; a key seen before keeps its first outcome.
+        inserted = self.db.execute(
+            "INSERT INTO charges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (idempotency_key, token, str(amount.amount), amount.currency, status, reference,
              code, int(retryable), on.isoformat(), settles, answered),
-        )  # fmt: skip
+        ).rowcount  # fmt: skip
+        if not inserted:  # the same key: the first outcome, never a second charge
+            row = self._row(idempotency_key)
+            if not row[6]:  # type: ignore[index]
+                self.db.execute("UPDATE charges SET answered = 1 WHERE key = ?", (idempotency_key,))
+            return self._result(row[:6], on)  # type: ignore[index]
         if not answered:
             raise ProcessorTimeout(idempotency_key)
         return self._result((token, status, reference, code, retryable, settles), on)

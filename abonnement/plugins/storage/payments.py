@@ -12,28 +12,64 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, select, type_coerce, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    type_coerce,
+    update,
+)
 
 from abonnement.engine.collection import Attempt, ChargeResult, Outcome
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.money import Money
 from abonnement.engine.subscriptions import mrr_basis
 from abonnement.plugins.storage import tables as t
+from abonnement.plugins.storage.rows import fetch, raw_select
+from abonnement.plugins.storage.tables import to_micros
 
 __all__ = ["PaymentsMixin"]
 
 _OUTCOME_COLUMNS = ("status", "event_seq", "canceled_on", "next_event_on")
-_INSERT_PAYMENT = t.payments.insert()
-_SET_PAYMENT = (
-    update(t.payments)
-    .where(t.payments.c.idempotency_key == bindparam("k"))
-    .values(status=bindparam("s"), failure_code=bindparam("c"), reference=bindparam("r"),
-            check_on=bindparam("d"))
-)  # fmt: skip
-
+_PAYMENT_COLUMNS = ("invoice_number", "attempt", "amount", "currency", "method", "status",
+                    "idempotency_key", "on_date", "manual")  # fmt: skip
+_INSERT_PAYMENT = (
+    insert(t.payments).inline().values({n: bindparam(n) for n in _PAYMENT_COLUMNS}),
+    _PAYMENT_COLUMNS,
+)
+_PAYMENT_EVENTS = {"succeeded": "payment.succeeded", "failed": "payment.failed"}
 _P = t.payments.c
 _I = t.invoices.c
 _S = t.subscriptions.c
+# An outcome's writes: executemany of tuples, values in the order named after each statement
+_SET_PAYMENT = (
+    update(t.payments)
+    .where(_P.idempotency_key == bindparam("k"))
+    .values(status=bindparam("s"), failure_code=bindparam("c"), reference=bindparam("r"),
+            check_on=bindparam("d"))
+), ("s", "c", "r", "d", "k")  # fmt: skip
+_PAID = (
+    update(t.invoices)
+    .where(_I.number == bindparam("n"))
+    .values(status=literal_column("'paid'"), amount_paid=_I.total, collect_on=null())
+), ("n",)  # fmt: skip
+_PARKED = update(t.invoices).where(_I.number == bindparam("n")).values(collect_on=null()), ("n",)
+_RETRIED = (
+    update(t.invoices)
+    .where(_I.number == bindparam("n"))
+    .values(collect_on=bindparam("on"), auto_retries=_I.auto_retries + literal_column("1"),
+            first_failure_on=bindparam("first"))
+), ("on", "first", "n")  # fmt: skip
+_UNSENT = (
+    update(t.invoices)
+    .where(_I.number == bindparam("n"), _I.status == literal_column("'open'"))
+    .values(collect_on=bindparam("on"))
+), ("on", "n")  # fmt: skip
 
 
 def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
@@ -128,24 +164,12 @@ class PaymentsMixin:
 
     def _insert_attempts(self, conn: Any, attempts: Sequence[Attempt]) -> None:
         if attempts:
-            self._bulk(  # type: ignore[attr-defined]
-                conn,
-                _INSERT_PAYMENT,
-                [
-                    {
-                        "invoice_number": a.invoice_number,
-                        "attempt": a.attempt,
-                        "amount": a.amount.amount,
-                        "currency": a.amount.currency,
-                        "method": a.method_type,
-                        "status": "pending",
-                        "idempotency_key": a.key,
-                        "on_date": a.on,
-                        "manual": a.manual,
-                    }
-                    for a in attempts
-                ],
-            )
+            day = self.codec.day_out  # type: ignore[attr-defined]
+            self.codec.executemany(conn, *_INSERT_PAYMENT, [  # type: ignore[attr-defined]
+                (a.invoice_number, a.attempt, to_micros(a.amount.amount), a.amount.currency,
+                 a.method_type, "pending", a.key, day(a.on), a.manual)
+                for a in attempts
+            ])  # fmt: skip
 
     def pending_attempts(self) -> list[Attempt]:
         return self._attempts_where(_P.status == "pending")
@@ -226,85 +250,47 @@ class PaymentsMixin:
             )
             if not self.sqlite:
                 still_open = still_open.with_for_update()
-            open_keys = set(conn.execute(still_open).scalars())
+            open_keys = {row[0] for row in fetch(conn, still_open)}
             todo = [(a, r, o) for a, r, o in finished if a.key in open_keys]
             sub_ids = {a.subscription_id for a, r, o in todo if a.subscription_id and o}
             # Wait for, then hold, the subscriptions: a worker stepping them must not interleave.
             # An outcome reads and moves only their standing (status, event count).
             subs: dict[str, Any] = {}
             if sub_ids:
-                query = select(_S.id, _S.status, _S.event_seq, _S.canceled_on).where(
-                    _S.id.in_(sub_ids)
-                ).order_by(_S.id)  # fmt: skip
+                query = raw_select(t.subscriptions, ("id", "status", "event_seq", "canceled_on"))
+                query = query.where(_S.id.in_(sub_ids)).order_by(_S.id)
                 if not self.sqlite:
                     query = query.with_for_update()
-                subs = {row.id: _Standing(*row) for row in conn.execute(query)}
+                day_in = self.codec.day_in  # type: ignore[attr-defined]
+                subs = {r[0]: _Standing(r[0], r[1], r[2], day_in(r[3])) for r in fetch(conn, query)}
             before = {sub_id: standing.status for sub_id, standing in subs.items()}
             payments, paid, parked, retried, unsent = [], [], [], [], []
+            day_out = self.codec.day_out  # type: ignore[attr-defined]
             events: list[Event] = []
             for attempt, result, outcome in todo:
+                number = attempt.invoice_number
                 if result is None or outcome is None:
-                    payments.append(
-                        {"k": attempt.key, "s": "failed", "c": "not_sent", "r": None, "d": None}
-                    )
-                    unsent.append({"n": attempt.invoice_number, "on": attempt.on})
+                    payments.append(("failed", "not_sent", None, None, attempt.key))
+                    unsent.append((day_out(attempt.on), number))
                     continue
-                payments.append(
-                    {
-                        "k": attempt.key,
-                        "s": outcome.payment_status,
-                        "c": result.failure_code,
-                        "r": result.reference,
-                        "d": outcome.check_on,
-                    }
-                )
+                payments.append((outcome.payment_status, result.failure_code, result.reference,
+                                 day_out(outcome.check_on), attempt.key))  # fmt: skip
                 if outcome.invoice_paid:
-                    paid.append({"n": attempt.invoice_number})
+                    paid.append((number,))
                 elif outcome.payment_status == "processing":
-                    parked.append({"n": attempt.invoice_number})
+                    parked.append((number,))
                 elif not attempt.manual:
-                    retried.append(
-                        {
-                            "n": attempt.invoice_number,
-                            "on": outcome.next_retry_on,
-                            "first": attempt.first_failure_on or attempt.on,
-                        }
-                    )
+                    first = attempt.first_failure_on or attempt.on
+                    retried.append((day_out(outcome.next_retry_on), day_out(first), number))
                 sub = subs.get(attempt.subscription_id or "")
                 if sub is not None:
                     subs[sub.id] = self._after(conn, sub, attempt, outcome, day, events)
-            n = bindparam("n")
-            if payments:
-                self._bulk(conn, _SET_PAYMENT, payments)  # type: ignore[attr-defined]
-            if paid:
-                conn.execute(
-                    update(t.invoices)
-                    .where(_I.number == n)
-                    .values(status="paid", amount_paid=_I.total, collect_on=None),
-                    paid,
-                )
-            if parked:
-                conn.execute(
-                    update(t.invoices).where(_I.number == n).values(collect_on=None), parked
-                )
-            if retried:
-                conn.execute(
-                    update(t.invoices)
-                    .where(_I.number == n)
-                    .values(
-                        collect_on=bindparam("on"),
-                        auto_retries=_I.auto_retries + 1,
-                        first_failure_on=bindparam("first"),
-                    ),
-                    retried,
-                )
-            if unsent:
-                conn.execute(
-                    update(t.invoices)
-                    .where(_I.number == n, _I.status == "open")
-                    .values(collect_on=bindparam("on")),
-                    unsent,
-                )
+            many = self.codec.executemany  # type: ignore[attr-defined]
+            many(conn, *_SET_PAYMENT, payments)
+            many(conn, *_PAID, paid)
+            many(conn, *_PARKED, parked)
+            many(conn, *_RETRIED, retried)
+            many(conn, *_UNSENT, unsent)
             # A new status moves the next event date too, which needs the whole subscription;
             # most outcomes (a paid renewal) only count events.
             moved = {s.id: s for s in subs.values() if s.status != before[s.id]}
@@ -329,9 +315,7 @@ class PaymentsMixin:
         events: list[Event],
     ) -> Any:
         """``sub`` after ``outcome``, with the events that say so appended to ``events``."""
-        kind = {"succeeded": "payment.succeeded", "failed": "payment.failed"}.get(
-            outcome.payment_status
-        )
+        kind = _PAYMENT_EVENTS.get(outcome.payment_status)
         names = [kind] if kind else []
         if outcome.invoice_paid:
             names.append("invoice.paid")
@@ -359,7 +343,7 @@ class PaymentsMixin:
         events.extend(recorded)
         seq = recorded[-1].seq if recorded else sub.event_seq
         canceled_on = day if status == "canceled" else sub.canceled_on
-        return replace(sub, status=status, event_seq=seq, canceled_on=canceled_on)
+        return _Standing(sub.id, status, seq, canceled_on)
 
     def record_checkout(
         self,

@@ -29,8 +29,9 @@ from abonnement.engine.pricing import PricedInvoice
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription
 from abonnement.plugins.storage import tables as t
+from abonnement.plugins.storage.tables import to_micros
 
-__all__ = ["ITEM_COLUMNS", "SUBSCRIPTION_COLUMNS", "Codec", "raw_select"]
+__all__ = ["ITEM_COLUMNS", "SUBSCRIPTION_COLUMNS", "Codec", "fetch", "raw_select", "to_json"]
 
 _SCALE = Decimal(1_000_000)
 _LIMIT = 20_000  # entries per cache: memory stays bounded on any run
@@ -56,8 +57,13 @@ def raw_select(table: Table, names: Sequence[str]) -> Any:
     return select(*(column(name) for name in names)).select_from(table)
 
 
-def to_micros(amount: Decimal) -> int:
-    return t.to_micros(amount)  # type: ignore[return-value]
+def fetch(conn: Connection, query: Any) -> list[Any]:
+    """Every row as the driver gives it: no Row objects (a billing run loads thousands)."""
+    result = conn.execute(query)
+    try:
+        return result.cursor.fetchall()  # type: ignore[union-attr]
+    finally:
+        result.close()
 
 
 def from_micros(value: int) -> Decimal:
@@ -71,7 +77,7 @@ class Codec:
         self.sqlite = sqlite
         # positional parameters on both, so rows stay tuples all the way to the driver
         self._dialect = dialect if sqlite else postgresql.psycopg.dialect(paramstyle="format")
-        self._sql: dict[tuple, str] = {}
+        self._sql: dict[int, str] = {}
         self._days: dict[str, date] = {}
         self.day_out: Callable[[date | None], Any] = _iso if sqlite else _same
         self.json_in: Callable[[Any], Any] = _loads if sqlite else _same
@@ -82,15 +88,22 @@ class Codec:
         self._items: dict[tuple, Item] = {}
 
     # -- statements --------------------------------------------------------------------------
-    def executemany(self, conn: Connection, statement: Any, rows: list[tuple]) -> None:
-        """Run ``statement`` once per row (values in the statement's parameter order)."""
+    def executemany(
+        self, conn: Connection, statement: Any, order: Sequence[str], rows: list[tuple]
+    ) -> None:
+        """Run ``statement`` once per row; ``order`` names the row's values."""
         if rows:
-            conn.exec_driver_sql(self.sql(statement), rows)
+            conn.exec_driver_sql(self.sql(statement, order), rows)
 
-    def sql(self, statement: Any) -> str:
-        key = (id(statement),)
+    def sql(self, statement: Any, order: Sequence[str]) -> str:
+        """The statement compiled for this database, its parameters checked against
+        ``order`` (once: a mismatch is a bug here, never a user's)."""
+        key = id(statement)
         if key not in self._sql:
-            self._sql[key] = statement.compile(dialect=self._dialect).string
+            compiled = statement.compile(dialect=self._dialect)
+            if tuple(compiled.positiontup) != tuple(order):
+                raise AssertionError(f"parameters {compiled.positiontup} are not {order}")
+            self._sql[key] = compiled.string
         return self._sql[key]
 
     def positions(self, statement: Any) -> tuple[str, ...]:
@@ -114,7 +127,7 @@ class Codec:
         if entry is None or entry[0] is not value:  # the id of an object since freed
             if len(self._texts) > _LIMIT:
                 self._texts.clear()
-            entry = self._texts[id(value)] = (value, _dumps(value))
+            entry = self._texts[id(value)] = (value, to_json(value))
         return entry[1]
 
     def payload(self, payload: Mapping[str, Any]) -> str:
@@ -123,11 +136,11 @@ class Codec:
             key = tuple(payload.items())
             return self._payloads[key]
         except TypeError:  # a list or dict inside: not a key
-            return _dumps(payload)
+            return to_json(payload)
         except KeyError:
             if len(self._payloads) > _LIMIT:
                 self._payloads.clear()
-            text = self._payloads[key] = _dumps(payload)
+            text = self._payloads[key] = to_json(payload)
             return text
 
     # -- rows out ----------------------------------------------------------------------------
@@ -275,7 +288,8 @@ def _adjustment(position: int, line: int | None, adj: Any) -> tuple:
             to_micros(adj.amount.amount))  # fmt: skip
 
 
-def _dumps(value: Any) -> str:
+def to_json(value: Any) -> str:
+    """JSON text as stored (what SQLAlchemy's JSON type wrote)."""
     return json.dumps(value, default=_plain)
 
 
@@ -299,8 +313,8 @@ def _same(value: Any) -> Any:
 _frequency = functools.lru_cache(maxsize=64)(Frequency.parse)
 
 
-def _insert(table: Table, names: Sequence[str]) -> Any:
-    return insert(table).inline().values({name: bindparam(name) for name in names})
+def _insert(table: Table, names: Sequence[str]) -> tuple[Any, Sequence[str]]:
+    return insert(table).inline().values({name: bindparam(name) for name in names}), names
 
 
 INSERT_INVOICE = _insert(t.invoices, _INVOICE_COLUMNS)

@@ -13,8 +13,7 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from itertools import groupby
-from json import dumps
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from abonnement.engine.analytics import History, Revision
+from abonnement.engine.collection import Attempt, first_attempt
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import InvoiceDraft
 from abonnement.engine.schedule import Frequency
@@ -53,8 +53,10 @@ from abonnement.plugins.storage.rows import (
     ITEM_COLUMNS,
     SUBSCRIPTION_COLUMNS,
     Codec,
+    fetch,
     pending_row,
     raw_select,
+    to_json,
 )
 
 __all__ = ["SqlStorage", "StorageError"]
@@ -104,9 +106,8 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         self._conn: Connection | None = None  # set while a dry run holds one transaction
         # the account's reminder lead time: it decides when a subscription next needs a step
         self.reminder_days: int | None = None
-        self._prepared: dict[tuple, tuple[str, Any, tuple]] = {}
         self.codec = Codec(self.engine.dialect, self.sqlite)
-        self._updates: dict[tuple[str, ...], tuple[Any, list]] = {}  # narrow, per column set
+        self._updates: dict[tuple[str, ...], tuple[Any, tuple, list]] = {}  # narrow, per column set
         try:
             if fresh and migrate:
                 self.upgrade()
@@ -207,12 +208,12 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             query = query.with_for_update(skip_locked=lock == "skip")
         codec, days = self.codec, self.reminder_days
         with self._tx() if conn is None else _same(conn) as c:
-            rows = _fetch(c, query)
+            rows = fetch(c, query)
             if not rows or not items:
                 return [codec.subscription(row, (), days) for row in rows]
             found: dict[str, list[Any]] = {}
             i = t.subscription_items.c
-            for item in _fetch(c, raw_select(t.subscription_items, ITEM_COLUMNS)
+            for item in fetch(c, raw_select(t.subscription_items, ITEM_COLUMNS)
                                .where(i.subscription_id.in_([r[0] for r in rows]))
                                .order_by(i.subscription_id, i.position)):  # fmt: skip
                 found.setdefault(item[0], []).append(item)
@@ -236,8 +237,8 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
                 t.subscriptions.c.next_event_on <= until)).scalar_one()  # fmt: skip
 
     def process_due(
-        self, day: date, limit: int, work: Any, number_format: str
-    ) -> tuple[int, list[str], list[InvoiceDraft]]:
+        self, day: date, limit: int, work: Any, number_format: str, *, collect: bool = False
+    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:
         c = t.subscriptions.c
         with self._tx() as conn:
             # On PostgreSQL, concurrent workers skip the rows another one has claimed;
@@ -245,10 +246,26 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             subs = self._load(c.next_event_on == day, order=c.id, limit=limit, conn=conn,
                               lock="skip")  # fmt: skip
             if not subs:
-                return 0, [], []
+                return 0, [], [], []
             updated, drafts, events = work(subs)
-            numbers = self._write(conn, updated, drafts, events, number_format)
-        return len(subs), numbers, drafts
+            stored, attempts = drafts, []
+            if collect and any(d.collect_on == day for d in drafts):
+                # charged right after this commits: no one else may claim them meanwhile
+                stored = [replace(d, collect_on=None) if d.collect_on == day else d
+                          for d in drafts]  # fmt: skip
+            numbers = self._insert_invoices(conn, stored, number_format)
+            if stored is not drafts:
+                by_id = {s.id: s for s in updated}
+                for number, draft in zip(numbers, drafts, strict=True):
+                    if draft.collect_on == day:
+                        sub = by_id[draft.subscription_id]
+                        attempts.append(first_attempt(
+                            number, sub.id, draft.total, sub.payment_token, sub.payment_type, day
+                        ))  # fmt: skip
+                self._insert_attempts(conn, attempts)
+            self._update_subscriptions(conn, updated, STEPPED)
+            self._insert_events(conn, events)
+        return len(subs), numbers, drafts, attempts
 
     def change(self, sub_id: str, change: Any) -> Any:
         """Apply ``change(subscription) -> Step`` under a lock, with its events."""
@@ -299,41 +316,6 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         self._insert_events(conn, events)
         return numbers
 
-    def _bulk(self, conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
-        """executemany of a Core statement, compiled once per shape and run by the driver.
-
-        The hot path of billing runs: SQLAlchemy's per-row parameter machinery cost more than
-        the database did, so values go through the columns' own bind processors here, once
-        each, and straight to ``cursor.executemany``.
-        """
-        if not rows:
-            return
-        if not self.sqlite:  # psycopg adapts JSON itself; its insertmanyvalues path is fast
-            conn.execute(statement, rows)
-            return
-        keys = tuple(rows[0])
-        key = (id(statement), keys)
-        if key not in self._prepared:
-            compiled = statement.compile(dialect=conn.dialect, column_keys=list(keys))
-            assert compiled.positional  # SQLite's qmark style
-            order = tuple(compiled.positiontup)
-            convert = []
-            for index, name in enumerate(order):
-                kind = compiled.binds[name].type
-                if isinstance(kind, t.Micros):  # the hottest: skip SQLAlchemy's wrappers
-                    convert.append((index, t.to_micros))
-                elif (processor := kind.bind_processor(conn.dialect)) is not None:
-                    convert.append((index, processor))
-            self._prepared[key] = (compiled.string, itemgetter(*order), tuple(convert))
-        sql, getter, convert = self._prepared[key]
-        params: list[Any] = []
-        for row in rows:
-            values = list(getter(row)) if len(keys) > 1 else [getter(row)]
-            for index, processor in convert:
-                values[index] = processor(values[index])
-            params.append(tuple(values))
-        conn.exec_driver_sql(sql, params)
-
     def _update_subscriptions(
         self, conn: Connection, subs: Sequence[Subscription], columns: tuple[str, ...] = ()
     ) -> None:
@@ -341,23 +323,21 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         knows what a step or a payment outcome can change)."""
         if not subs:
             return
-        if not columns:
-            rows = []
-            for s in subs:
-                row = _sub_row(s, "", self.reminder_days)
-                rows.append({"b_id": s.id, **{f"b_{name}": row[name] for name in _UPDATED}})
-            self._bulk(conn, _UPDATE_SUBSCRIPTION, rows)
-            return
+        if not columns:  # built outside storage too: its next step may be a reminder
+            columns, days = _UPDATED, self.reminder_days
+            subs = [s if s.reminder_days == days else replace(s, reminder_days=days) for s in subs]
         if columns not in self._updates:
             statement = (
                 update(t.subscriptions)
                 .where(t.subscriptions.c.id == bindparam("b_id"))
                 .values({name: bindparam(f"b_{name}") for name in columns})
             )
-            names = [p.removeprefix("b_") for p in self.codec.positions(statement)]
-            self._updates[columns] = statement, [(_COLUMN[n], self._encoder(n)) for n in names]
-        statement, out = self._updates[columns]
-        self.codec.executemany(conn, statement, [
+            order = self.codec.positions(statement)
+            out = [(_COLUMN[p.removeprefix("b_")], self._encoder(p.removeprefix("b_")))
+                   for p in order]  # fmt: skip
+            self._updates[columns] = statement, order, out
+        statement, order, out = self._updates[columns]
+        self.codec.executemany(conn, statement, order, [
             tuple([encode(get(s)) for get, encode in out]) for s in subs
         ])  # fmt: skip
 
@@ -366,7 +346,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         if isinstance(kind, Date):
             return self.codec.day_out
         if isinstance(kind, JSON):
-            return lambda value: None if value is None else dumps(value)
+            return lambda value: None if value is None else to_json(value)
         return _keep
 
     def _insert_invoices(
@@ -382,13 +362,13 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         first = last - len(drafts) + 1
         numbers = [number_format.format(seq=first + i) for i in range(len(drafts))]
         invoices, lines, adjustments = self.codec.invoice_rows(first, numbers, drafts)
-        self.codec.executemany(conn, INSERT_INVOICE, invoices)
-        self.codec.executemany(conn, INSERT_LINE, lines)
-        self.codec.executemany(conn, INSERT_ADJUSTMENT, adjustments)
+        self.codec.executemany(conn, *INSERT_INVOICE, invoices)
+        self.codec.executemany(conn, *INSERT_LINE, lines)
+        self.codec.executemany(conn, *INSERT_ADJUSTMENT, adjustments)
         return numbers
 
     def _insert_events(self, conn: Connection, events: Sequence[Event]) -> None:
-        self.codec.executemany(conn, INSERT_EVENT, self.codec.event_rows(events))
+        self.codec.executemany(conn, *INSERT_EVENT, self.codec.event_rows(events))
 
     # -- invoices ------------------------------------------------------------------------------
     def invoices(self, subscription_id: str | None = None, status: str | None = None) -> list:
@@ -507,11 +487,6 @@ _UPDATED = (
     "properties", "payment_method_id", "payment_token", "payment_type", "skipped", "cancel_on",
     "reminded", "pending_lines", "rebase_on", "rebase_index", "anchor",
 )  # fmt: skip
-_UPDATE_SUBSCRIPTION = (
-    update(t.subscriptions)
-    .where(t.subscriptions.c.id == bindparam("b_id"))
-    .values({name: bindparam(f"b_{name}") for name in _UPDATED})
-)
 STEPPED = (
     "status",
     "next_index",
@@ -522,9 +497,9 @@ STEPPED = (
     "reminded",
     "pending_lines",
 )  # what ``step`` changes
-_COLUMN: dict[str, Any] = {  # how the narrow updates read a column's value
-    **{name: attrgetter(name) for name in (*STEPPED, "id")},
-    "next_event_on": attrgetter("next_event_on"),
+_COLUMN: dict[str, Any] = {  # how updates read a column's value
+    **{name: attrgetter(name) for name in (*_UPDATED, "id")},
+    "properties": lambda s: dict(s.properties) or None,
     "pending_lines": lambda s: [pending_row(i) for i in s.pending] or None,
 }
 
@@ -535,15 +510,6 @@ _HISTORY_EVENTS = ("subscription.created", "subscription.changed", "subscription
 def _revision(on: date, basis: dict[str, str]) -> Revision:
     return Revision(on, Frequency.parse(basis["frequency"]), Decimal(basis["amount"]),
                Decimal(basis["net"]))  # fmt: skip
-
-
-def _fetch(conn: Connection, query: Any) -> list[Any]:
-    """Every row as the driver gives it: no Row objects (a billing run loads thousands)."""
-    result = conn.execute(query)
-    try:
-        return result.cursor.fetchall()  # type: ignore[union-attr]
-    finally:
-        result.close()
 
 
 @contextmanager
