@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import resource
 import sqlite3
@@ -164,6 +165,21 @@ def schema_floor(source: Path, target: Path, batch: int, *, with_state: bool) ->
     return len(invoices), time.perf_counter() - started
 
 
+def _cpu() -> tuple[float, float]:
+    """CPU seconds so far of this process and its finished children (the workers), and of
+    the whole machine (from /proc/stat; 0 where there is none): the rest is mostly the
+    database server when it runs here."""
+    own = sum(getattr(resource.getrusage(who), field) for who in
+              (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for field in ("ru_utime", "ru_stime"))  # fmt: skip
+    try:
+        ticks = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return own, 0.0
+    busy = sum(int(x) for x in ticks[:3]) + sum(int(x) for x in ticks[5:8])  # not idle, iowait
+    return own, busy / os.sysconf("SC_CLK_TCK")
+
+
 def marks(row: tuple) -> str:
     return ", ".join("?" * len(row))
 
@@ -201,6 +217,7 @@ def main() -> None:
         print(f"generated {args.n:,} subscriptions in {time.perf_counter() - started:.1f} s")
         app.config  # noqa: B018 - load outside the timing
         profiler = cProfile.Profile() if args.profile else None
+        cpu_before = _cpu()
         started = time.perf_counter()
         if profiler:
             profiler.enable()
@@ -212,12 +229,16 @@ def main() -> None:
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - started
+        cpu = [after - before for before, after in zip(cpu_before, _cpu(), strict=True)]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rate = summary.invoice_count / elapsed
         charges = summary.payments.get("succeeded", 0)
         print(f"billing run ({args.workers} worker(s)): {summary.invoice_count:,} invoices and "
               f"{charges:,} charges in {elapsed:.2f} s = {rate:,.0f} invoices/s; "
               f"peak RSS {rss:,.0f} MB")  # fmt: skip
+        print(f"CPU per second of the run: billing process(es) {cpu[0] / elapsed:.2f}, "
+              f"the rest of the machine {(cpu[1] - cpu[0]) / elapsed:.2f} (the database "
+              f"server, if local); cores: {os.cpu_count()}")  # fmt: skip
         rows = _floor_rows(store, min(summary.invoice_count, 100_000))
         floor_s = floor(root / "floor.db", rows)
         floor_rate = len(rows) / floor_s
@@ -238,7 +259,6 @@ def main() -> None:
 def _fresh_database(url: str) -> str:
     """A PostgreSQL URL gets a schema of its own (dropped at exit), migrated."""
     import atexit
-    import os
 
     import sqlalchemy as sa
 

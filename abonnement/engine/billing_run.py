@@ -167,22 +167,27 @@ def charge(
 ) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:
     """Call the processor for attempts already written pending, then record the outcomes."""
     finished = []
-    for attempt in attempts:
-        result = charge_once(processor, attempt)
-        if result is not None:
-            finished.append((attempt, result, _judge(attempt, result, settings, day)))
-    store.finish_attempts(finished, day)
+    with store.holding():
+        live = store.still_pending([a.key for a in attempts])
+        for attempt in attempts:
+            if attempt.key not in live:  # a reconciliation recorded it meanwhile
+                continue
+            result = charge_once(processor, attempt)
+            if result is not None:
+                finished.append((attempt, result, _judge(attempt, result, settings, day)))
+        store.finish_attempts(finished, day)
     return finished
 
 
 def reconcile(store: Any, processor: ProcessorPort, settings: Settings) -> list:
     """Attempts left pending by a crash: ask the processor by key what happened."""
     finished: list[tuple[Attempt, ChargeResult | None, Outcome | None]] = []
-    for attempt in store.pending_attempts():
-        result = processor.lookup(idempotency_key=attempt.key, on=attempt.on)
-        outcome = _judge(attempt, result, settings, attempt.on) if result else None
-        finished.append((attempt, result, outcome))
-    store.finish_attempts(finished, max((a.on for a, _, _ in finished), default=date.min))
+    with store.holding():  # skips, and then holds, what no live worker holds
+        for attempt in store.pending_attempts():
+            result = processor.lookup(idempotency_key=attempt.key, on=attempt.on)
+            outcome = _judge(attempt, result, settings, attempt.on) if result else None
+            finished.append((attempt, result, outcome))
+        store.finish_attempts(finished, max((a.on for a, _, _ in finished), default=date.min))
     return finished
 
 

@@ -121,3 +121,39 @@ def test_a_loaded_subscription_has_every_field_and_equals_the_stored_one(db_url)
     loaded = store.subscription("full")
     assert set(loaded.__dict__) == {f.name for f in dataclasses.fields(Subscription)}
     assert loaded == stored
+
+
+def test_an_attempt_a_reconciliation_recorded_meanwhile_is_not_charged(db_url):
+    """A worker commits an attempt pending and only then holds it; a run reconciling in
+    between finds nothing at the processor and records it unsent. The worker must not charge
+    it after all: the invoice is tried again under a new key, so it is charged once."""
+    from abonnement.engine.billing_run import charge, reconcile
+    from abonnement.engine.catalog import Settings
+    from abonnement.engine.collection import ChargeResult, first_attempt
+
+    class Processor:
+        def __init__(self):
+            self.charged: list[str] = []
+
+        def charge(self, *, amount, token, idempotency_key, on):
+            self.charged.append(idempotency_key)
+            return ChargeResult("succeeded", "ch_1")
+
+        def lookup(self, *, idempotency_key, on):
+            return None  # the worker has not called yet
+
+    store = SqlStorage(db_url)
+    day = date(2026, 12, 1)
+    store.insert_subscriptions([sub("a")], "declared")
+    (number,) = store.commit([], [draft("a", day)], [], "INV-{seq:05d}")
+    attempt = first_attempt(number, "a", Money(Decimal("10.00"), USD), "tok_visa", "card", day)
+    store.begin_attempts([attempt])
+    settings = Settings("Test", ("USD",), "USD")
+    processor = Processor()
+    assert [a.key for a, result, _ in reconcile(store, processor, settings)] == [attempt.key]
+    assert charge(store, processor, [attempt], settings, day) == []
+    assert processor.charged == []
+    with store.engine.connect() as conn:
+        status, code = conn.execute(sa.select(t.payments.c.status, t.payments.c.failure_code)).one()
+        collect_on = conn.execute(sa.select(t.invoices.c.collect_on)).scalar_one()
+    assert (status, code, collect_on) == ("failed", "not_sent", day)  # tried again today

@@ -7,7 +7,8 @@ subscription changes it causes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -172,7 +173,38 @@ class PaymentsMixin:
             ])  # fmt: skip
 
     def pending_attempts(self) -> list[Attempt]:
-        return self._attempts_where(_P.status == "pending")
+        """Attempts left pending, save those a live worker holds (see ``holding``)."""
+        return self._attempts_where(_P.status == "pending", skip_held=True)
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """One transaction around asking the processor and recording what it said, holding
+        the attempt rows read inside (``still_pending``, ``pending_attempts``): another
+        worker's reconciliation must not take a live attempt for one a crash left (it would
+        record it unsent, and the invoice would be charged again). PostgreSQL only: on
+        SQLite one worker runs, and a write lock held across processor calls would stop
+        everything else."""
+        if self.sqlite or self._conn is not None:  # type: ignore[attr-defined]
+            yield
+            return
+        with self.engine.connect() as conn, conn.begin():  # type: ignore[attr-defined]
+            self._conn = conn  # every _tx inside is a savepoint of this one
+            try:
+                yield
+            finally:
+                self._conn = None
+
+    def still_pending(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` are still pending, held (inside ``holding``) until recorded. An
+        attempt committed pending stays unheld until this: one a reconciliation recorded
+        meanwhile is not pending any more, and must not be charged."""
+        query = select(_P.idempotency_key).where(
+            _P.idempotency_key.in_(list(keys)), _P.status == "pending"
+        )
+        if not self.sqlite:
+            query = query.with_for_update()
+        with self._tx() as conn:
+            return {row[0] for row in fetch(conn, query)}
 
     def processing_due(self, day: date) -> list[Attempt]:
         """Bank debits to ask about on ``day``. Claiming moves their check to the next day,
@@ -197,7 +229,7 @@ class PaymentsMixin:
             due = [a for a in due if a.key in set(claimed)]
         return due
 
-    def _attempts_where(self, condition: Any) -> list[Attempt]:
+    def _attempts_where(self, condition: Any, *, skip_held: bool = False) -> list[Attempt]:
         query = (
             select(
                 _P.invoice_number,
@@ -217,6 +249,8 @@ class PaymentsMixin:
             .where(condition)
             .order_by(_P.id)
         )
+        if skip_held and not self.sqlite:
+            query = query.with_for_update(skip_locked=True, of=t.payments)
         with self._tx() as conn:
             return [
                 Attempt(

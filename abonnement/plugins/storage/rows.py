@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, column, insert, select
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 
 from abonnement.engine.catalog import PricingModel, Tier
 from abonnement.engine.events import Event
@@ -92,8 +93,21 @@ class Codec:
         self, conn: Connection, statement: Any, order: Sequence[str], rows: list[tuple]
     ) -> None:
         """Run ``statement`` once per row; ``order`` names the row's values."""
-        if rows:
-            conn.exec_driver_sql(self.sql(statement, order), rows)
+        if not rows:
+            return
+        sql = self.sql(statement, order)
+        if self.sqlite or not sql.startswith("INSERT"):
+            conn.exec_driver_sql(sql, rows)
+            return
+        # PostgreSQL: COPY is several times faster than even pipelined INSERTs
+        copy = f"COPY {statement.table.name} ({', '.join(order)}) FROM STDIN"
+        driver = conn.connection.driver_connection
+        try:
+            with driver.cursor() as cursor, cursor.copy(copy) as writer:  # type: ignore[union-attr]
+                for row in rows:
+                    writer.write_row(row)
+        except conn.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would have raised it
+            raise DBAPIError.instance(copy, None, exc, conn.dialect.loaded_dbapi.Error) from None
 
     def sql(self, statement: Any, order: Sequence[str]) -> str:
         """The statement compiled for this database, its parameters checked against

@@ -248,6 +248,10 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             if not subs:
                 return 0, [], [], []
             updated, drafts, events = work(subs)
+            # Numbers last: the counter row stays locked until commit (gap-free numbering
+            # serializes workers), so everything that needs no number is written first.
+            self._update_subscriptions(conn, updated, STEPPED)
+            self._insert_events(conn, events)
             stored, attempts = drafts, []
             if collect and any(d.collect_on == day for d in drafts):
                 # charged right after this commits: no one else may claim them meanwhile
@@ -263,8 +267,6 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
                             number, sub.id, draft.total, sub.payment_token, sub.payment_type, day
                         ))  # fmt: skip
                 self._insert_attempts(conn, attempts)
-            self._update_subscriptions(conn, updated, STEPPED)
-            self._insert_events(conn, events)
         return len(subs), numbers, drafts, attempts
 
     def change(self, sub_id: str, change: Any) -> Any:
