@@ -30,11 +30,10 @@ from abonnement.engine.pricing import PricedInvoice
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription
 from abonnement.plugins.storage import tables as t
-from abonnement.plugins.storage.tables import to_micros
+from abonnement.plugins.storage.tables import from_micros, to_micros
 
 __all__ = ["ITEM_COLUMNS", "SUBSCRIPTION_COLUMNS", "Codec", "fetch", "raw_select", "to_json"]
 
-_SCALE = Decimal(1_000_000)
 _LIMIT = 20_000  # entries per cache: memory stays bounded on any run
 
 SUBSCRIPTION_COLUMNS = (
@@ -65,10 +64,6 @@ def fetch(conn: Connection, query: Any) -> list[Any]:
         return result.cursor.fetchall()  # type: ignore[union-attr]
     finally:
         result.close()
-
-
-def from_micros(value: int) -> Decimal:
-    return (Decimal(value) / _SCALE).normalize()
 
 
 class Codec:

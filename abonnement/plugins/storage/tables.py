@@ -23,7 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["Micros", "metadata", "to_micros"]
+__all__ = ["Micros", "from_micros", "metadata", "to_micros"]
 
 _SCALE = Decimal(1_000_000)
 
@@ -38,6 +38,11 @@ def to_micros(value: Any) -> int | None:
     return int(scaled)
 
 
+def from_micros(value: int) -> Decimal:
+    """Integer millionths → the Decimal they store."""
+    return (Decimal(value) / _SCALE).normalize()
+
+
 class Micros(TypeDecorator):
     """A Decimal with up to six decimals, stored as an integer count of millionths."""
 
@@ -48,9 +53,7 @@ class Micros(TypeDecorator):
         return to_micros(value)
 
     def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
-        if value is None:
-            return None
-        return (Decimal(value) / _SCALE).normalize()
+        return None if value is None else from_micros(value)
 
 
 metadata = MetaData()
