@@ -248,25 +248,8 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             if not subs:
                 return 0, [], [], []
             updated, drafts, events = work(subs)
-            # Numbers last: the counter row stays locked until commit (gap-free numbering
-            # serializes workers), so everything that needs no number is written first.
-            self._update_subscriptions(conn, updated, STEPPED)
-            self._insert_events(conn, events)
-            stored, attempts = drafts, []
-            if collect and any(d.collect_on == day for d in drafts):
-                # charged right after this commits: no one else may claim them meanwhile
-                stored = [replace(d, collect_on=None) if d.collect_on == day else d
-                          for d in drafts]  # fmt: skip
-            numbers = self._insert_invoices(conn, stored, number_format)
-            if stored is not drafts:
-                by_id = {s.id: s for s in updated}
-                for number, draft in zip(numbers, drafts, strict=True):
-                    if draft.collect_on == day:
-                        sub = by_id[draft.subscription_id]
-                        attempts.append(first_attempt(
-                            number, sub.id, draft.total, sub.payment_token, sub.payment_type, day
-                        ))  # fmt: skip
-                self._insert_attempts(conn, attempts)
+            numbers, attempts = self._write(conn, updated, drafts, events, number_format,
+                                            charge_on=day if collect else None)  # fmt: skip
         return len(subs), numbers, drafts, attempts
 
     def change(self, sub_id: str, change: Any) -> Any:
@@ -306,17 +289,35 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
     ) -> list[str]:  # fmt: skip
         """Store stepped subscriptions, their invoices and events in one transaction."""
         with self._tx() as conn:
-            return self._write(conn, subscriptions, invoices, events, number_format)
+            return self._write(conn, subscriptions, invoices, events, number_format)[0]
 
     def _write(
         self, conn: Connection, subscriptions: Sequence[Subscription],
-        invoices: Sequence[InvoiceDraft], events: Sequence[Event], number_format: str,
-    ) -> list[str]:  # fmt: skip
-        numbers = self._insert_invoices(conn, invoices, number_format)
+        drafts: Sequence[InvoiceDraft], events: Sequence[Event], number_format: str,
+        charge_on: date | None = None,
+    ) -> tuple[list[str], list[Attempt]]:  # fmt: skip
+        """Stepped subscriptions, their events and invoices; with ``charge_on``, invoices to
+        charge that day get their first attempt written ``pending`` too (returned, to charge
+        once this commits)."""
         # a step moves only its own state: no need to re-encode properties and settings
         self._update_subscriptions(conn, subscriptions, STEPPED)
         self._insert_events(conn, events)
-        return numbers
+        # Numbers last: the counter row stays locked until commit (gap-free numbering
+        # serializes workers), so everything that needs no number is written first.
+        charged = [charge_on is not None and d.collect_on == charge_on for d in drafts]
+        if any(charged):  # no one else may claim them before they are charged
+            drafts = [replace(d, collect_on=None) if c else d
+                      for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
+        numbers = self._insert_invoices(conn, drafts, number_format)
+        attempts = []
+        by_id = {s.id: s for s in subscriptions} if any(charged) else {}
+        for number, draft, c in zip(numbers, drafts, charged, strict=True):
+            if c:
+                sub = by_id[draft.subscription_id]
+                attempts.append(first_attempt(number, sub.id, draft.total, sub.payment_token,
+                                              sub.payment_type, charge_on))  # fmt: skip
+        self._insert_attempts(conn, attempts)
+        return numbers, attempts
 
     def _update_subscriptions(
         self, conn: Connection, subs: Sequence[Subscription], columns: tuple[str, ...] = ()
