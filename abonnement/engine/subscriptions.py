@@ -126,8 +126,8 @@ class Subscription:
             return None
         # runs for every subscription a billing run writes: each date is derived once
         reminder = due = None
-        if self.payments is not None and self.next_index - self.skipped >= self.payments:
-            due = self.end_date  # fully billed
+        if self.fully_billed:
+            due = self.end_date
         elif self.invoice_creation:
             due = self.date_of(self.next_index)
             reminder = self._reminder_before(due)
@@ -214,17 +214,10 @@ def step(sub: Subscription) -> Step:
         events.append(("invoice.overdue", _EMPTY))
         become("past_due")
     billing = sub.date_of(index)
-    fixed_done = sub.payments is not None and index - sub.skipped >= sub.payments
-    if (
-        status in BILLABLE
-        and sub.status in BILLABLE
-        and sub.invoice_creation
-        and not fixed_done
-        and sub._reminder_before(billing) == day
-    ):
+    if status in BILLABLE and sub.reminder_on == day:
         events.append(("reminder.due", {"payment": index, "payment_date": billing.isoformat()}))
         reminded = index + 1
-    if sub.invoice_creation and status in BILLABLE and not fixed_done and billing == day:
+    if sub.invoice_creation and status in BILLABLE and not sub.fully_billed and billing == day:
         # Invoices wait for a payment by their terms until there is a method to charge.
         sent = sub.collection_mode in ("manual", "first_invoice")
         terms = sub.payment_terms if sent else "due_on_receipt"
