@@ -36,14 +36,7 @@ __all__ = ["ITEM_COLUMNS", "SUBSCRIPTION_COLUMNS", "Codec", "fetch", "raw_select
 
 _LIMIT = 20_000  # entries per cache: memory stays bounded on any run
 
-SUBSCRIPTION_COLUMNS = (
-    "id", "contact_id", "currency", "frequency", "anchor", "status", "payments", "next_index",
-    "company_id", "billing_contact_id", "collection_mode", "payment_method_id",
-    "payment_token", "payment_type", "payment_terms", "owner", "invoice_creation",
-    "properties", "invoice_settings", "deals", "quote_id", "created_on", "open_due_on",
-    "canceled_on", "event_seq", "skipped", "cancel_on", "reminded", "pending_lines",
-    "rebase_on", "rebase_index",
-)  # fmt: skip
+SUBSCRIPTION_COLUMNS = tuple(c.name for c in t.subscriptions.columns if c.name != "source")
 ITEM_COLUMNS = tuple(c.name for c in t.subscription_items.columns)
 _INVOICE_COLUMNS = tuple(c.name for c in t.invoices.columns)
 _LINE_COLUMNS = tuple(c.name for c in t.invoice_lines.columns)
@@ -213,11 +206,11 @@ class Codec:
         self, row: Sequence[Any], item_rows: Sequence[Sequence[Any]], reminder_days: int | None
     ) -> Subscription:
         """A subscription from a row of ``SUBSCRIPTION_COLUMNS`` and its item rows."""
-        (id_, contact_id, currency, frequency, anchor, status, payments, next_index,
-         company_id, billing_contact_id, collection_mode, payment_method_id, payment_token,
+        (id_, contact_id, company_id, billing_contact_id, currency, frequency, anchor,
+         payments, next_index, status, collection_mode, payment_method_id, payment_token,
          payment_type, payment_terms, owner, invoice_creation, properties, invoice_settings,
-         deals, quote_id, created_on, open_due_on, canceled_on, event_seq, skipped, cancel_on,
-         reminded, pending_lines, rebase_on, rebase_index) = row  # fmt: skip
+         deals, quote_id, created_on, open_due_on, canceled_on, _next_event_on, event_seq,
+         skipped, cancel_on, reminded, pending_lines, rebase_on, rebase_index) = row  # fmt: skip
         day, data = self.day_in, self.json_in
         every = _frequency(frequency)
         # The billing run loads every due subscription: filling the fields directly is ~3x
