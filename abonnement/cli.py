@@ -440,7 +440,6 @@ def subscriptions_create(app: App, sub_id: str, contact_id: str, company_id: str
     """Create a subscription from scratch."""
     from abonnement.engine.catalog import AUTO_RENEW, Collection, DeclaredSubscription, Terms
     from abonnement.engine.schedule import AtPurchase, OnDate
-    from abonnement.views import subscription_json
 
     day = _as_of(app, as_of)
     settings = app.catalog.settings
@@ -457,9 +456,7 @@ def subscriptions_create(app: App, sub_id: str, contact_id: str, company_id: str
                               payment_terms=payment_terms),
         properties=_properties(properties),
     )  # fmt: skip
-    sub = app.create_subscription(decl, day)
-    app.notify(day)
-    payload = subscription_json(app.storage.subscription(sub.id) or sub, settings)
+    sub, payload = _after_change(app, app.create_subscription(decl, day), day)
     if as_json:
         _echo_json(payload)
         return
@@ -500,7 +497,6 @@ def subscriptions_edit(app: App, subscription_id: str, add: tuple[str, ...],
     lines are counted from 1 as `subscriptions show` lists them."""
     from abonnement.engine.edits import ItemOp
     from abonnement.engine.items import resolve_item
-    from abonnement.views import subscription_json
 
     day = _as_of(app, as_of)
     current = app.storage.subscription(subscription_id)
@@ -522,8 +518,7 @@ def subscriptions_edit(app: App, subscription_id: str, add: tuple[str, ...],
                                 contact_id=contact_id, prorate=prorate,
                                 next_payment_date=_day(next_payment_date),
                                 properties=_properties(properties))  # fmt: skip
-    app.notify(day)
-    payload = subscription_json(app.storage.subscription(sub.id) or sub, app.catalog.settings)
+    sub, payload = _after_change(app, sub, day)
     if as_json:
         _echo_json(payload)
         return
@@ -543,13 +538,18 @@ def subscriptions_delete(app: App, subscription_id: str, as_json: bool) -> None:
         click.echo(f"deleted {subscription_id}")
 
 
-def _lifecycle(app: App, subscription_id: str, change: Any, day: date, as_json: bool) -> None:
+def _after_change(app: App, sub: Any, day: date) -> tuple[Any, dict[str, Any]]:
+    """Deliver what a change set off, then the subscription as it is now (a workflow may
+    have set fields) and its JSON."""
     from abonnement.views import subscription_json
 
-    sub = app.storage.change(subscription_id, change)
     app.notify(day)
-    sub = app.storage.subscription(subscription_id) or sub  # a workflow may have set fields
-    payload = subscription_json(sub, app.catalog.settings)
+    sub = app.storage.subscription(sub.id) or sub
+    return sub, subscription_json(sub, app.catalog.settings)
+
+
+def _lifecycle(app: App, subscription_id: str, change: Any, day: date, as_json: bool) -> None:
+    sub, payload = _after_change(app, app.storage.change(subscription_id, change), day)
     if as_json:
         _echo_json(payload)
         return
