@@ -8,7 +8,9 @@ operation takes its date as an argument.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import cached_property
@@ -30,6 +32,23 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_DATABASE_URL", "App"]
 
 DEFAULT_DATABASE_URL = "sqlite:///abonnement.db"
+
+
+@contextmanager
+def _long_run() -> Iterator[None]:
+    """A billing run makes millions of short-lived objects that reference counting frees,
+    and the cyclic collector's passes over everything that lives long (config, rules, the
+    run's caches) cost it 10-15%: those are frozen out of the passes, and the youngest
+    generation is collected every 10,000 allocations instead of 700."""
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 @dataclass
@@ -146,10 +165,11 @@ class App:
                    "with_mrr": rules.reads("subscription", "mrr"),
                    "processor": self.processor, "memo": memo}  # fmt: skip
         if not dry_run:
-            return run_billing(*args, **options), []
+            with _long_run():
+                return run_billing(*args, **options), []
         # A dry run rolls the database back, but a processor cannot be rolled back: no charges.
         options["processor"] = None
-        with store.dry_run():
+        with store.dry_run(), _long_run():
             applied = self.apply(apply_on) if apply_on is not None else {}
             summary = run_billing(*args, keep_invoices=True, **options)
             summary.applied = applied
@@ -202,7 +222,7 @@ class App:
 
         until = add_months(as_of, months) - timedelta(days=1)
         store = self.storage
-        with store.dry_run():
+        with store.dry_run(), _long_run():
             self.apply(as_of)
             summary = run_billing(store, self.catalog, self.rules.pricing, until,
                                   keep_invoices=True)  # fmt: skip

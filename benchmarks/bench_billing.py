@@ -130,6 +130,7 @@ def schema_floor(source: Path, target: Path, batch: int, *, with_state: bool) ->
         "synchronous=NORMAL",
         "foreign_keys=ON",
         "wal_autocheckpoint=10000",
+        "cache_size=-65536",
     ):
         db.execute(f"PRAGMA {pragma}")
     for sql in ddl:
