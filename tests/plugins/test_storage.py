@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft
 from abonnement.engine.items import Item
-from abonnement.engine.money import Money
+from abonnement.engine.money import Money, Percent
 from abonnement.engine.pricing import LineInput, price_invoice
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription
@@ -82,11 +82,38 @@ def test_db_upgrade_and_an_unmigrated_database(tmp_path):
     with pytest.raises(StorageError, match="run `abonnement db upgrade`"):
         SqlStorage(url)
     result = run("--db", url, "db", "upgrade")
-    assert result.exit_code == 0 and "database at migration 0003" in result.stdout
+    assert result.exit_code == 0 and "database at migration 0004" in result.stdout
     assert SqlStorage(url).subscriptions() == []
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
     assert {table.name for table in t.metadata.sorted_tables} <= tables
+
+
+def test_upgrading_from_0003_keeps_invoice_lines_and_adjustments(tmp_path):
+    # 0004 rebuilds both tables on SQLite (WITHOUT ROWID): their rows must come along.
+    from alembic import command
+
+    from abonnement.plugins.storage.sql import _alembic
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with sa.create_engine(url).begin() as conn:
+        command.upgrade(_alembic(conn), "0003")
+    old = SqlStorage(url, migrate=False)
+    old.insert_subscriptions([sub()], "declared")
+    day, money = date(2026, 12, 1), Money(Decimal("12.50"), USD)
+    priced = price_invoice([LineInput("Thing", 1, money, money, unit_discount=Percent(10))], {},
+                           currency=USD)  # fmt: skip
+    discounted = InvoiceDraft("s1", "bob", USD, day, day, day, day, priced)
+    (number,) = old.commit([], [discounted], [], "INV-{seq:04d}")
+    assert run("--db", url, "db", "upgrade").exit_code == 0
+    after = SqlStorage(url).invoice(number)
+    assert [line["amount"] for line in after["lines"]] == [Decimal("12.5")]
+    assert [(a["kind"], a["amount"]) for a in after["adjustments"]] == [
+        ("discount", Decimal("1.25"))
+    ]
+    with sa.create_engine(url).connect() as conn:
+        ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'invoice_lines'")
+        assert "WITHOUT ROWID" in ddl.scalar_one()
 
 
 def test_an_unreachable_database_is_a_clean_error(spec_config):

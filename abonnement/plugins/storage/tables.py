@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 __all__ = ["Micros", "from_micros", "metadata", "to_micros"]
@@ -155,6 +156,8 @@ sequences = Table(
     Column("value", BigInteger, nullable=False),
 )  # fmt: skip
 
+_CHARGING = text("collect_on IS NOT NULL")
+
 invoices = Table(
     "invoices", metadata,
     Column("number", String(50), primary_key=True),
@@ -177,9 +180,11 @@ invoices = Table(
     Column("collect_on", Date),  # next automatic charge attempt (first try or a retry)
     Column("auto_retries", Integer, nullable=False, default=0),
     Column("first_failure_on", Date),
-    Index("ix_invoices_collect_on", "collect_on"),
+    # 0004: only invoices with a charge to make (the query's `collect_on <=` implies it)
+    Index("ix_invoices_collect_on", "collect_on", sqlite_where=_CHARGING,
+          postgresql_where=_CHARGING),
+    # also serves lookups by subscription_id alone
     UniqueConstraint("subscription_id", "period_start", name="uq_invoice_period"),
-    Index("ix_invoices_subscription", "subscription_id"),
 )  # fmt: skip
 
 invoice_lines = Table(
@@ -192,6 +197,7 @@ invoice_lines = Table(
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Micros, nullable=False),
     Column("amount", Micros, nullable=False),
+    sqlite_with_rowid=False,  # 0004: stored in key order, one B-tree (an invoice's lines)
 )  # fmt: skip
 
 invoice_adjustments = Table(
@@ -205,6 +211,7 @@ invoice_adjustments = Table(
     Column("rate", Micros),  # percent
     Column("inclusive", Boolean, nullable=False),
     Column("amount", Micros, nullable=False),
+    sqlite_with_rowid=False,  # 0004
 )  # fmt: skip
 
 payments = Table(
