@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from abonnement.engine.catalog import Catalog, Settings
@@ -62,6 +63,9 @@ class BillingStore(Protocol):
         """Whether subscriptions with an event on ``day`` remain (held by another worker)."""
 
 
+_NOTHING = Decimal(0)
+
+
 @dataclass
 class RunSummary:
     until: date
@@ -84,11 +88,15 @@ class RunSummary:
 
     def add(self, numbers: Sequence[str], drafts: Sequence[InvoiceDraft]) -> None:
         self.invoice_count += len(drafts)
-        for number, draft in zip(numbers, drafts, strict=True):
-            total = self.totals.get(draft.currency, Money.zero(draft.currency))
-            self.totals[draft.currency] = total + draft.total
-            if self.keep_invoices:
-                self.invoices.append((number, draft))
+        sums: dict[str, Decimal] = {}  # exact either way; one Money per currency per batch
+        for draft in drafts:
+            sums[draft.currency] = sums.get(draft.currency, _NOTHING) + draft.total.amount
+        for currency, amount in sums.items():
+            self.totals[currency] = self.totals.get(currency, Money.zero(currency)) + Money(
+                amount, currency
+            )
+        if self.keep_invoices:
+            self.invoices.extend(zip(numbers, drafts, strict=True))
 
 
 def contact_records(
