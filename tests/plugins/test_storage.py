@@ -150,6 +150,54 @@ def test_a_loaded_subscription_has_every_field_and_equals_the_stored_one(db_url)
     assert loaded == stored
 
 
+def test_a_reconciliation_leaves_a_charge_in_flight_alone(db_url):
+    """Another process reconciles while a charge is at the processor: it must not take the
+    live attempt for one a crash left (recorded unsent, the invoice would be charged again).
+    PostgreSQL skips the held rows; SQLite waits for the charge to be recorded."""
+    import threading
+
+    from abonnement.engine.billing_run import charge, reconcile
+    from abonnement.engine.catalog import Settings
+    from abonnement.engine.collection import ChargeResult, first_attempt
+
+    class Processor:
+        def __init__(self):
+            self.charged: list[str] = []
+            self.called, self.answer = threading.Event(), threading.Event()
+
+        def charge(self, *, amount, token, idempotency_key, on):
+            self.called.set()
+            assert self.answer.wait(10)
+            self.charged.append(idempotency_key)
+            return ChargeResult("succeeded", "ch_1")
+
+        def lookup(self, *, idempotency_key, on):
+            return None  # not charged yet, as far as the processor has answered
+
+    day = date(2026, 12, 1)
+    store = SqlStorage(db_url)
+    store.insert_subscriptions([sub("a")], "declared")
+    (number,) = store.commit([], [draft("a", day)], [], "INV-{seq:05d}")
+    attempt = first_attempt(number, "a", Money(Decimal("10.00"), USD), "tok_visa", "card", day)
+    store.begin_attempts([attempt])
+    settings = Settings("Test", ("USD",), "USD")
+    processor = Processor()
+    charging = threading.Thread(target=charge, args=(store, processor, [attempt], settings, day))
+    charging.start()
+    assert processor.called.wait(10)
+    reconciled: list = []
+    other = threading.Thread(target=lambda: reconciled.extend(
+        reconcile(SqlStorage(db_url), processor, settings)))  # fmt: skip
+    other.start()
+    other.join(0.5)  # PostgreSQL: done, having skipped it; SQLite: waiting
+    processor.answer.set()
+    charging.join(10)
+    other.join(10)
+    assert reconciled == [] and processor.charged == [attempt.key]
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(t.payments.c.status)).scalars().all() == ["succeeded"]
+
+
 def test_an_attempt_a_reconciliation_recorded_meanwhile_is_not_charged(db_url):
     """A worker commits an attempt pending and only then holds it; a run reconciling in
     between finds nothing at the processor and records it unsent. The worker must not charge

@@ -11,7 +11,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: one billing process at a time is up to the user there
+    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import (
     and_,
@@ -86,6 +92,16 @@ def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
         first_failure_on=row.first_failure_on,
         manual=manual,
     )
+
+
+@contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    if path is None or fcntl is None:  # an in-memory database: one process
+        yield
+        return
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released on close, or when the holder dies
+        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,21 +194,26 @@ class PaymentsMixin:
 
     @contextmanager
     def holding(self) -> Iterator[None]:
-        """One transaction around asking the processor and recording what it said, holding
-        the attempt rows read inside (``still_pending``, ``pending_attempts``): another
-        worker's reconciliation must not take a live attempt for one a crash left (it would
-        record it unsent, and the invoice would be charged again). PostgreSQL only: on
-        SQLite one worker runs, and a write lock held across processor calls would stop
-        everything else."""
-        if self.sqlite or self._conn is not None:  # type: ignore[attr-defined]
+        """Around asking the processor and recording what it said: another process's
+        reconciliation must not take a live attempt for one a crash left (it would record it
+        unsent, and the invoice would be charged again). On PostgreSQL, one transaction
+        holding the attempt rows read inside (``still_pending``, ``pending_attempts``);
+        reconciliation skips them. On SQLite a write lock held across processor calls would
+        stop every other command, so a lock file next to the database is held instead: a
+        second process charging or reconciling waits its turn (the lock goes with its holder,
+        even a killed one)."""
+        if self._conn is not None:  # type: ignore[attr-defined]
             yield
-            return
-        with self.engine.connect() as conn, conn.begin():  # type: ignore[attr-defined]
-            self._conn = conn  # every _tx inside is a savepoint of this one
-            try:
+        elif self.sqlite:  # type: ignore[attr-defined]
+            with _file_lock(self.charge_lock):  # type: ignore[attr-defined]
                 yield
-            finally:
-                self._conn = None
+        else:
+            with self.engine.connect() as conn, conn.begin():  # type: ignore[attr-defined]
+                self._conn = conn  # every _tx inside is a savepoint of this one
+                try:
+                    yield
+                finally:
+                    self._conn = None
 
     def still_pending(self, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` are still pending, held (inside ``holding``) until recorded. An

@@ -103,6 +103,12 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             parsed.database in (None, "", ":memory:") or not Path(parsed.database).exists()
         )
         self.engine = create_engine(url)
+        # held while charging or reconciling (``holding``): SQLite has no row locks to hold
+        self.charge_lock = (
+            Path(f"{parsed.database}-charging")
+            if self.sqlite and parsed.database not in (None, "", ":memory:")
+            else None
+        )
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
