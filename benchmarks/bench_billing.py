@@ -214,7 +214,7 @@ def _empty_copy(source: sqlite3.Connection, target: Path) -> sqlite3.Connection:
     """An empty database with ``source``'s schema (keys, indexes) and the storage plugin's
     pragmas, in autocommit mode (transactions are explicit)."""
     db = sqlite3.connect(target, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+    for pragma in ("page_size=16384", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
                    "wal_autocheckpoint=10000", "cache_size=-65536"):  # fmt: skip
         db.execute(f"PRAGMA {pragma}")
     for (sql,) in source.execute(

@@ -79,10 +79,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINTs (dry runs use them): take it over
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # Takes effect on a new file only (before WAL mode, which fixes it): a billing run
+    # rewrites rows all over subscriptions and three indexes; 16 KiB pages were ~10% faster
+    cursor.execute("PRAGMA page_size=16384")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")  # pages: checkpoints were a third of commits
     # a billing run reads subscriptions between its writes to five tables' indexes: with
     # the default 2 MB cache those pages were read back from the OS at every batch
     cursor.execute("PRAGMA cache_size=-65536")  # KiB: 64 MB, taken only as used
