@@ -96,6 +96,7 @@ def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
 
 @contextmanager
 def _file_lock(path: Path | None) -> Iterator[None]:
+    """Held by one process at a time; another waits."""
     if path is None or fcntl is None:  # an in-memory database: one process
         yield
         return
