@@ -6,6 +6,7 @@ addition drifts at month ends (Jan 31 → Feb 28 → Mar 28), the anchor keeps M
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,6 +120,7 @@ def add_months(day: date, months: int) -> date:
     return date(year, month0 + 1, min(day.day, last))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a billing run asks for the same few dates again and again
 def billing_date(anchor: date, frequency: Frequency, n: int) -> date:
     """The ``n``-th billing date (``n = 0`` is the anchor), clamped at month end."""
     if n < 0:

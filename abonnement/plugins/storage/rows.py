@@ -50,9 +50,9 @@ def raw_select(table: Table, names: Sequence[str]) -> Any:
     return select(*(column(name) for name in names)).select_from(table)
 
 
-def fetch(conn: Connection, query: Any) -> list[Any]:
+def fetch(conn: Connection, query: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
     """Every row as the driver gives it: no Row objects (a billing run loads thousands)."""
-    result = conn.execute(query)
+    result = conn.execute(query, params)
     try:
         return result.cursor.fetchall()  # type: ignore[union-attr]
     finally:
