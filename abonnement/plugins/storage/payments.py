@@ -53,6 +53,15 @@ _PAYMENT_EVENTS = {"succeeded": "payment.succeeded", "failed": "payment.failed"}
 _P = t.payments.c
 _I = t.invoices.c
 _S = t.subscriptions.c
+# What charging reads per batch, built once: the keys still pending (to charge), still open
+# (to record), and the subscriptions' standing
+_PENDING_OF = select(_P.idempotency_key).where(
+    _P.idempotency_key.in_(bindparam("keys", expanding=True)), _P.status == "pending")  # fmt: skip
+_OPEN_OF = select(_P.idempotency_key).where(
+    _P.idempotency_key.in_(bindparam("keys", expanding=True)),
+    _P.status.in_(("pending", "processing")))  # fmt: skip
+_STANDING_OF = (raw_select(t.subscriptions, ("id", "status", "event_seq", "canceled_on"))
+                .where(_S.id.in_(bindparam("ids", expanding=True))).order_by(_S.id))  # fmt: skip
 # An outcome's writes: executemany of tuples, values in the order named after each statement
 _SET_PAYMENT = (
     update(t.payments)
@@ -220,13 +229,9 @@ class PaymentsMixin:
         """Which of ``keys`` are still pending, held (inside ``holding``) until recorded. An
         attempt committed pending stays unheld until this: one a reconciliation recorded
         meanwhile is not pending any more, and must not be charged."""
-        query = select(_P.idempotency_key).where(
-            _P.idempotency_key.in_(list(keys)), _P.status == "pending"
-        )
-        if not self.sqlite:
-            query = query.with_for_update()
+        query = _PENDING_OF if self.sqlite else _PENDING_OF.with_for_update()
         with self._tx() as conn:
-            return {row[0] for row in fetch(conn, query)}
+            return {row[0] for row in fetch(conn, query, {"keys": list(keys)})}
 
     def processing_due(self, day: date) -> list[Attempt]:
         """Bank debits to ask about on ``day``. Claiming moves their check to the next day,
@@ -301,24 +306,18 @@ class PaymentsMixin:
             # Only attempts still open move: recording one twice (two workers, or a rerun
             # reconciling a live one) changes nothing the second time.
             keys = [a.key for a, _, _ in finished]
-            still_open = select(_P.idempotency_key).where(
-                _P.idempotency_key.in_(keys), _P.status.in_(("pending", "processing"))
-            )
-            if not self.sqlite:
-                still_open = still_open.with_for_update()
-            open_keys = {row[0] for row in fetch(conn, still_open)}
+            still_open = _OPEN_OF if self.sqlite else _OPEN_OF.with_for_update()
+            open_keys = {row[0] for row in fetch(conn, still_open, {"keys": keys})}
             todo = [(a, r, o) for a, r, o in finished if a.key in open_keys]
             sub_ids = {a.subscription_id for a, r, o in todo if a.subscription_id and o}
             # Wait for, then hold, the subscriptions: a worker stepping them must not interleave.
             # An outcome reads and moves only their standing (status, event count).
             subs: dict[str, Any] = {}
             if sub_ids:
-                query = raw_select(t.subscriptions, ("id", "status", "event_seq", "canceled_on"))
-                query = query.where(_S.id.in_(sub_ids)).order_by(_S.id)
-                if not self.sqlite:
-                    query = query.with_for_update()
+                query = _STANDING_OF if self.sqlite else _STANDING_OF.with_for_update()
                 day_in = self.codec.day_in  # type: ignore[attr-defined]
-                subs = {r[0]: _Standing(r[0], r[1], r[2], day_in(r[3])) for r in fetch(conn, query)}
+                subs = {r[0]: _Standing(r[0], r[1], r[2], day_in(r[3]))
+                        for r in fetch(conn, query, {"ids": list(sub_ids)})}  # fmt: skip
             before = {sub_id: standing.status for sub_id, standing in subs.items()}
             payments, paid, parked, retried, unsent = [], [], [], [], []
             day_out = self.codec.day_out  # type: ignore[attr-defined]
