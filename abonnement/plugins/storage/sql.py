@@ -210,7 +210,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
 
     def _load(
         self, where: Any = None, order: Any = None, limit: int | None = None,
-        conn: Connection | None = None, lock: str | None = None, items: bool = True,
+        conn: Connection | None = None, lock: bool = False, items: bool = True,
     ) -> list[Subscription]:  # fmt: skip
         query = raw_select(t.subscriptions, SUBSCRIPTION_COLUMNS)
         if where is not None:
@@ -219,12 +219,14 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             query = query.order_by(order)
         if limit:
             query = query.limit(limit)
-        if lock and not self.sqlite:  # "skip": claim what no one holds; "wait": queue up
-            query = query.with_for_update(skip_locked=lock == "skip")
+        if lock and not self.sqlite:  # wait for, then hold, the rows
+            query = query.with_for_update()
         with self._tx() if conn is None else _same(conn) as c:
             return self._decode(c, fetch(c, query), items=items)
 
-    def _decode(self, conn: Connection, rows: list[Any], *, items: bool = True) -> list[Any]:
+    def _decode(
+        self, conn: Connection, rows: list[Any], *, items: bool = True
+    ) -> list[Subscription]:
         """Subscriptions from rows of ``SUBSCRIPTION_COLUMNS``, with their items."""
         codec, days = self.codec, self.reminder_days
         found: dict[str, list[Any]] = {}
@@ -268,7 +270,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
     def change(self, sub_id: str, change: Any) -> Any:
         """Apply ``change(subscription) -> Step`` under a lock, with its events."""
         with self._tx() as conn:
-            found = self._load(t.subscriptions.c.id == sub_id, conn=conn, lock="wait")
+            found = self._load(t.subscriptions.c.id == sub_id, conn=conn, lock=True)
             if not found:
                 raise AbonnementError(f"no subscription `{sub_id}`")
             result = change(found[0])
