@@ -150,6 +150,36 @@ def test_a_loaded_subscription_has_every_field_and_equals_the_stored_one(db_url)
     assert loaded == stored
 
 
+class _UnseenProcessor:
+    """Charges every key; asked about one, has not seen it (its charge call is yet to come)."""
+
+    def __init__(self):
+        self.charged: list[str] = []
+
+    def charge(self, *, amount, token, idempotency_key, on):
+        from abonnement.engine.collection import ChargeResult
+
+        self.charged.append(idempotency_key)
+        return ChargeResult("succeeded", "ch_1")
+
+    def lookup(self, *, idempotency_key, on):
+        return None
+
+
+def _pending_attempt(db_url):
+    """A store with one invoice whose first attempt is committed pending, not yet charged."""
+    from abonnement.engine.catalog import Settings
+    from abonnement.engine.collection import first_attempt
+
+    store = SqlStorage(db_url)
+    day = date(2026, 12, 1)
+    store.insert_subscriptions([sub("a")], "declared")
+    (number,) = store.commit([], [draft("a", day)], [], "INV-{seq:05d}")
+    attempt = first_attempt(number, "a", Money(Decimal("10.00"), USD), "tok_visa", "card", day)
+    store.begin_attempts([attempt])
+    return store, attempt, Settings("Test", ("USD",), "USD"), day
+
+
 def test_a_reconciliation_leaves_a_charge_in_flight_alone(db_url):
     """Another process reconciles while a charge is at the processor: it must not take the
     live attempt for one a crash left (recorded unsent, the invoice would be charged again).
@@ -157,30 +187,18 @@ def test_a_reconciliation_leaves_a_charge_in_flight_alone(db_url):
     import threading
 
     from abonnement.engine.billing_run import charge, reconcile
-    from abonnement.engine.catalog import Settings
-    from abonnement.engine.collection import ChargeResult, first_attempt
 
-    class Processor:
+    class Processor(_UnseenProcessor):
         def __init__(self):
-            self.charged: list[str] = []
+            super().__init__()
             self.called, self.answer = threading.Event(), threading.Event()
 
-        def charge(self, *, amount, token, idempotency_key, on):
+        def charge(self, **kwargs):
             self.called.set()
             assert self.answer.wait(10)
-            self.charged.append(idempotency_key)
-            return ChargeResult("succeeded", "ch_1")
+            return super().charge(**kwargs)
 
-        def lookup(self, *, idempotency_key, on):
-            return None  # not charged yet, as far as the processor has answered
-
-    day = date(2026, 12, 1)
-    store = SqlStorage(db_url)
-    store.insert_subscriptions([sub("a")], "declared")
-    (number,) = store.commit([], [draft("a", day)], [], "INV-{seq:05d}")
-    attempt = first_attempt(number, "a", Money(Decimal("10.00"), USD), "tok_visa", "card", day)
-    store.begin_attempts([attempt])
-    settings = Settings("Test", ("USD",), "USD")
+    store, attempt, settings, day = _pending_attempt(db_url)
     processor = Processor()
     charging = threading.Thread(target=charge, args=(store, processor, [attempt], settings, day))
     charging.start()
@@ -203,28 +221,9 @@ def test_an_attempt_a_reconciliation_recorded_meanwhile_is_not_charged(db_url):
     between finds nothing at the processor and records it unsent. The worker must not charge
     it after all: the invoice is tried again under a new key, so it is charged once."""
     from abonnement.engine.billing_run import charge, reconcile
-    from abonnement.engine.catalog import Settings
-    from abonnement.engine.collection import ChargeResult, first_attempt
 
-    class Processor:
-        def __init__(self):
-            self.charged: list[str] = []
-
-        def charge(self, *, amount, token, idempotency_key, on):
-            self.charged.append(idempotency_key)
-            return ChargeResult("succeeded", "ch_1")
-
-        def lookup(self, *, idempotency_key, on):
-            return None  # the worker has not called yet
-
-    store = SqlStorage(db_url)
-    day = date(2026, 12, 1)
-    store.insert_subscriptions([sub("a")], "declared")
-    (number,) = store.commit([], [draft("a", day)], [], "INV-{seq:05d}")
-    attempt = first_attempt(number, "a", Money(Decimal("10.00"), USD), "tok_visa", "card", day)
-    store.begin_attempts([attempt])
-    settings = Settings("Test", ("USD",), "USD")
-    processor = Processor()
+    store, attempt, settings, day = _pending_attempt(db_url)
+    processor = _UnseenProcessor()
     assert [a.key for a, result, _ in reconcile(store, processor, settings)] == [attempt.key]
     assert charge(store, processor, [attempt], settings, day) == []
     assert processor.charged == []
