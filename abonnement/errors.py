@@ -1,4 +1,7 @@
-"""One error hierarchy. The CLI turns every ``AbonnementError`` into a clean message."""
+"""One error hierarchy with stable codes. Every face renders an ``AbonnementError`` at one
+boundary: the CLI as ``error: MESSAGE`` (or ``{"error": {"code", "message"}}`` with ``--json``)
+and its exit code; the server as the same JSON with an HTTP status. Codes never change once
+published: scripts and API clients branch on them."""
 
 from __future__ import annotations
 
@@ -9,23 +12,95 @@ from dataclasses import dataclass
 class AbonnementError(Exception):
     """Base of every error a user can cause and act on. Exit code 1 at the CLI."""
 
+    code = "error"
     exit_code = 1
+    http_status = 400
+
+    def as_json(self) -> dict[str, object]:
+        """``{"code", "message"}``: the body of ``{"error": …}`` in JSON output."""
+        return {"code": self.code, "message": str(self)}
 
 
 class MoneyError(AbonnementError, ValueError):
     """Bad money arithmetic or text: mixed currencies, floats, unknown codes."""
 
+    code = "invalid_money"
+
 
 class ScheduleError(AbonnementError, ValueError):
     """An unknown frequency or an impossible billing date."""
 
+    code = "invalid_schedule"
+
+
+class InvalidInput(AbonnementError, ValueError):
+    """An argument the operation cannot take (a bad option value, a missing item)."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class NotFound(AbonnementError, LookupError):
+    """A record named by the caller does not exist. Exit code 3, HTTP 404."""
+
+    code = "not_found"
+    exit_code = 3
+    http_status = 404
+
+    def __init__(self, kind: str, ident: object, hint: str | None = None):
+        self.kind, self.ident, self.hint = kind, ident, hint
+        text = f"no {kind} `{ident}`"
+        super().__init__(f"{text}; {hint}" if hint else text)
+
+    def as_json(self) -> dict[str, object]:
+        return {**super().as_json(), "kind": self.kind, "id": str(self.ident)}
+
+
+class InvalidState(AbonnementError):
+    """The record exists but its state refuses the operation (an invoice already paid, a
+    subscription canceled, an edit inside the freeze window). HTTP 409."""
+
+    code = "invalid_state"
+    http_status = 409
+
+
+class AlreadyExists(InvalidState):
+    """A record with this id exists already (or the purchase was made already)."""
+
+    code = "already_exists"
+
+
+class PaymentDeclined(AbonnementError):
+    """The processor refused the charge; ``failure_code`` is its reason."""
+
+    code = "payment_declined"
+    http_status = 402
+
+    def __init__(self, message: str, failure_code: str | None = None):
+        self.failure_code = failure_code
+        super().__init__(message)
+
+    def as_json(self) -> dict[str, object]:
+        return {**super().as_json(), "failure_code": self.failure_code}
+
 
 class CollectionError(AbonnementError):
-    """A payment cannot be taken as asked (no usable method, refused checkout, …)."""
+    """A payment cannot be taken as asked (no usable method, a method the link does not
+    accept, an amount under the minimum)."""
+
+    code = "collection_refused"
 
 
 class PluginError(AbonnementError):
     """A plugin failed to load, registered a duplicate name, or raised."""
+
+    code = "plugin_error"
+
+
+class StorageError(AbonnementError):
+    """The database cannot be used as asked (unknown scheme, wrong migration)."""
+
+    code = "storage_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +132,12 @@ class Problem:
 class ConfigError(AbonnementError):
     """The config (YAML or rules) is invalid. Carries every problem found, not just the first."""
 
+    code = "invalid_config"
+    http_status = 422
+
     def __init__(self, problems: Iterable[Problem]):
         self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column, p.message))
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def as_json(self) -> dict[str, object]:
+        return {**super().as_json(), "problems": [p.as_json() for p in self.problems]}

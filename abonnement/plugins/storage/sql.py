@@ -41,7 +41,7 @@ from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import InvoiceDraft
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription, mrr_basis
-from abonnement.errors import AbonnementError
+from abonnement.errors import AbonnementError, StorageError
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.outbox import OutboxMixin
 from abonnement.plugins.storage.payments import PaymentsMixin
@@ -62,10 +62,6 @@ from abonnement.plugins.storage.rows import (
 __all__ = ["SqlStorage", "StorageError"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class StorageError(AbonnementError):
-    """The database cannot be used as it is (unreachable, not migrated…)."""
 
 
 def _alembic(connection: Connection) -> AlembicConfig:
