@@ -161,3 +161,14 @@ def quote_json(summary: Summary) -> dict[str, Any]:
         ],
         "total": _amount(summary.total, currency),
     }
+
+
+def payment_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored payment attempt as the CLI's and the API's JSON."""
+    return {
+        "id": row["id"], "invoice_number": row["invoice_number"],
+        "subscription_id": row["subscription_id"], "attempt": row["attempt"],
+        "amount": Money(row["amount"], row["currency"]).format_amount(),
+        "currency": row["currency"], "method": row["method"], "status": row["status"],
+        "failure_code": row["failure_code"], "date": row["on_date"].isoformat(),
+    }  # fmt: skip

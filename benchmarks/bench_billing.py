@@ -32,6 +32,7 @@ from abonnement.engine.items import Item
 from abonnement.engine.money import Money, Percent
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription
+from abonnement.operations import billing
 
 CONFIG = """\
 settings:
@@ -320,11 +321,8 @@ def timed_run(
     started = time.perf_counter()
     if profiler:
         profiler.enable()
-    if args.workers > 1:
-        summary, _ = app.run_workers(date(2026, 12, 31), args.workers,
-                                     batch_size=args.batch_size)  # fmt: skip
-    else:
-        summary, _ = app.run(date(2026, 12, 31), batch_size=args.batch_size)
+    summary = billing.bill(app.context, date(2026, 12, 31), batch_size=args.batch_size,
+                           workers=args.workers)  # fmt: skip
     if profiler:
         profiler.disable()
     elapsed = time.perf_counter() - started

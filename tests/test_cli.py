@@ -127,3 +127,18 @@ def test_an_item_quantity_of_zero_is_a_usage_error(spec_config: Path):
         result = run("--config", str(spec_config), *args, "--item", "coffee-1kg:0")
         assert result.exit_code == 2
         assert "expected PRODUCT or PRODUCT:QUANTITY (≥ 1)" in result.output
+
+
+def test_errors_are_json_on_stdout_with_a_stable_code_under_json(spec_config: Path, tmp_path):
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    result = run("--config", str(spec_config), "--db", db, "invoices", "show", "INV-9", "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.stdout) == {"error": {
+        "code": "not_found", "message": "no invoice `INV-9`", "kind": "invoice", "id": "INV-9",
+    }}  # fmt: skip
+    refused = run("--config", str(spec_config), "--db", db, "quote", "--contact", "bob",
+                  "--item", "grinder:1", "--item", "nope", "--json")  # fmt: skip
+    assert refused.exit_code == 3
+    assert json.loads(refused.stdout)["error"]["code"] == "not_found"
+    plain = run("--config", str(spec_config), "--db", db, "invoices", "show", "INV-9")
+    assert (plain.exit_code, plain.stdout, plain.stderr) == (3, "", "error: no invoice `INV-9`\n")

@@ -34,3 +34,29 @@ def test_the_pure_core_does_no_io():
     for package in ("engine", "rules"):
         for path in (ROOT / "abonnement" / package).glob("*.py"):
             assert not banned.search(path.read_text()), path
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Every module a package's files import, by file."""
+    found = {}
+    for path in (ROOT / "abonnement" / package).rglob("*.py"):
+        text = path.read_text()
+        found[str(path.relative_to(ROOT))] = set(
+            re.findall(r"^\s*(?:from|import) ([\w.]+)", text, re.M)
+        )
+    return found
+
+
+def test_the_faces_reach_storage_only_through_operations():
+    for path, modules in _imports("cli").items():
+        leaked = {m for m in modules if m.startswith(("sqlalchemy", "abonnement.plugins.storage"))}
+        assert not leaked, (path, leaked)
+
+
+def test_the_core_and_the_config_import_no_face_no_plugin_and_no_sql():
+    banned = ("sqlalchemy", "click", "abonnement.plugins", "abonnement.operations",
+              "abonnement.cli", "abonnement.app")  # fmt: skip
+    for package in ("engine", "rules", "config"):
+        for path, modules in _imports(package).items():
+            leaked = {m for m in modules if m.startswith(banned)}
+            assert not leaked, (path, leaked)

@@ -17,7 +17,7 @@ from abonnement.rules.ruleset import RuleSet, build_ruleset
 from abonnement.rules.types import BUILTIN_TEMPLATES, RuleEnv, Signature
 
 if TYPE_CHECKING:
-    from abonnement.plugins.interfaces import RuleFunction
+    from abonnement.rules.types import RuleFunction
 
 __all__ = ["MAX_FILE_BYTES", "Config", "PluginNames", "load", "load_config", "read_documents"]
 

@@ -78,8 +78,11 @@ def abonnement_settings_schemas() -> Mapping[str, Mapping[str, Any]] | None:
 
 
 @hookspec(firstresult=True)
-def abonnement_open_storage(url: str) -> Storage | None:
+def abonnement_open_storage(url: str, migrate: bool) -> Storage | None:
     """Open storage for the database ``url``, or return None if its scheme is not yours.
+
+    ``migrate``: bring a new database to the current schema (and refuse an outdated one);
+    False when ``abonnement db upgrade`` opens it to migrate it explicitly.
 
     Called when a command needs the database. Stops at the first non-None result; the built-in
     SQLAlchemy storage is ``trylast`` so an installed plugin wins.

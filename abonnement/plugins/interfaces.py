@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from abonnement.engine.collection import ChargeResult, ProcessorTimeout
 from abonnement.engine.money import Money, Percent
 from abonnement.errors import PluginError
+from abonnement.rules.types import RuleFunction
 
 __all__ = [
     "ChargeResult",
@@ -103,16 +104,6 @@ class TaxProvider(ABC):
         self, *, country: str, region: str | None, postal_code: str | None, category: str | None
     ) -> Percent | None:
         """The rate for a sale to this place, or None where this provider has no rate."""
-
-
-@dataclass(frozen=True, slots=True)
-class RuleFunction:
-    """A function rules may call: ``params`` and ``returns`` are rule-language type names."""
-
-    name: str
-    params: tuple[str, ...]
-    returns: str
-    implementation: Callable[..., Any] = field(compare=False)
 
 
 class Storage(Protocol):

@@ -165,8 +165,10 @@ class Plugins:
             rule_functions=self.rule_functions,
         )
 
-    def open_storage(self, url: str) -> Storage:
-        storage = self.pm.hook.abonnement_open_storage(url=url)
+    def open_storage(self, url: str, *, migrate: bool = True) -> Storage:
+        """Storage for ``url`` from the first plugin that opens its scheme; ``migrate=False``
+        opens it as it is (``db upgrade`` then migrates it)."""
+        storage = self.pm.hook.abonnement_open_storage(url=url, migrate=migrate)
         if storage is None:
             scheme = url.split(":", 1)[0]
             raise PluginError(f"no storage plugin opens `{scheme}` URLs")

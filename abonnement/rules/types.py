@@ -6,8 +6,9 @@ Types are short names: ``bool``, ``number``, ``string``, ``money``, ``percent``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from abonnement.engine.events import EVENT_TYPES
 
@@ -18,6 +19,7 @@ __all__ = [
     "FIELDS",
     "TRIGGER_EVENTS",
     "RuleEnv",
+    "RuleFunction",
     "Signature",
     "is_list",
     "list_of",
@@ -154,3 +156,14 @@ class RuleEnv:
     teams: tuple[str, ...] = ()
     templates: tuple[str, ...] = BUILTIN_TEMPLATES
     functions: Mapping[str, Signature] = field(default_factory=dict)  # from plugins
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFunction:
+    """A function rules may call, registered by a plugin: ``params`` and ``returns`` are
+    rule-language type names, ``implementation`` the Python callable."""
+
+    name: str
+    params: tuple[str, ...]
+    returns: str
+    implementation: Callable[..., Any] = field(compare=False)

@@ -7,8 +7,11 @@ from tests.conftest import run
 
 
 def cli_error(s: Scenario, *args: str) -> str:
+    """The message of a refused command: exit code 3 when it names a record that does not
+    exist, else 1."""
     result = run("--config", str(s.config), "--db", s.db_url, *args)
-    assert result.exit_code == 1, result.output
+    expected = 3 if result.stderr.startswith("error: no ") else 1
+    assert result.exit_code == expected, result.output
     return result.stderr
 
 

@@ -188,6 +188,8 @@ def test_event_observers_see_each_event_once_after_it_committed(tmp_path):
     from datetime import date
 
     from abonnement.app import App
+    from abonnement.operations import billing
+    from abonnement.operations.delivery import deliver_due
     from abonnement.plugins.manager import Plugins, build_plugin_manager
 
     pm = build_plugin_manager()
@@ -195,10 +197,8 @@ def test_event_observers_see_each_event_once_after_it_committed(tmp_path):
     s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED)
     app = App(s.config, s.db_url, _plugins=Plugins.load(pm))
     _Observer.seen = []
-    app.apply(date(2026, 12, 1))
-    app.run(date(2026, 12, 1))
-    app.notify(date(2026, 12, 1))
-    app.notify(date(2026, 12, 1))
+    billing.run(app.context, date(2026, 12, 1), apply_on=date(2026, 12, 1))
+    deliver_due(app.context, date(2026, 12, 1))
     assert _Observer.seen == [
         ("subscription.created", "bob-coffee", 1),
         ("subscription.status_changed", "bob-coffee", 2),

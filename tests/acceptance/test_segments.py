@@ -40,7 +40,7 @@ def test_renewals_soon_holds_fixed_terms_ending_within_30_days(tmp_path, db_url)
 def test_an_unknown_segment_is_a_clean_error(tmp_path):
     s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", rules=RULES)
     result = run("--config", str(s.config), "--db", s.db_url, "segments", "show", "renewal_soon")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "no segment `renewal_soon`" in result.stderr and "renewals_soon" in result.stderr
     wrong = run("--config", str(s.config), "--db", s.db_url, "subscriptions", "list",
                 "--segment", "danes")  # fmt: skip

@@ -109,7 +109,7 @@ def test_a_broken_template_and_an_unknown_invoice_are_clean_errors(s9):
     assert result.exit_code == 1
     assert "invoice template" in result.stderr and "nonsense" in result.stderr
     result = run("--config", str(s9.config), "--db", s9.db_url, "invoices", "render", "INV-9")
-    assert (result.exit_code, result.stderr.strip()) == (1, "error: no invoice INV-9")
+    assert (result.exit_code, result.stderr.strip()) == (3, "error: no invoice `INV-9`")
     (s9.config / "templates" / "invoice.html").unlink()
     result = run("--config", str(s9.config), "--db", s9.db_url, "invoices", "render",
                  "INV-00001", "-o", "/nonexistent/dir/x.html")  # fmt: skip

@@ -10,9 +10,9 @@ SCHEMES = ("sqlite", "postgresql")
 
 
 @hookimpl(trylast=True)
-def abonnement_open_storage(url: str) -> Any:
+def abonnement_open_storage(url: str, migrate: bool = True) -> Any:
     if url.split(":", 1)[0].split("+", 1)[0] not in SCHEMES:
         return None
     from abonnement.plugins.storage.sql import SqlStorage  # SQLAlchemy loads only when used
 
-    return SqlStorage(url)
+    return SqlStorage(url, migrate=migrate)

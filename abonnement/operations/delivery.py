@@ -36,9 +36,9 @@ from abonnement.errors import AbonnementError
 from abonnement.plugins.interfaces import Message
 
 if TYPE_CHECKING:
-    from abonnement.app import App
+    from abonnement.operations.context import Context as App
 
-__all__ = ["deliver", "hand_over", "process_outbox"]
+__all__ = ["deliver", "deliver_due", "hand_over", "process_outbox"]
 
 
 class _Records:
@@ -66,6 +66,14 @@ def process_outbox(app: App, on: date, *, link_secret: str | None = None) -> dic
     """Hand over every new event, then deliver what is due on ``on``; counts by outcome."""
     handed = hand_over(app, on)
     return {"events": handed, **deliver(app, on, link_secret=link_secret)}
+
+
+def deliver_due(ctx: App, on: date) -> dict[str, int]:
+    """Work the outbox on ``on``: workflow triggers on the new events, then every message due
+    through the notifiers. Every operation that changes state calls it last; never inside a dry
+    run (a sent e-mail stays sent). Returns counts: ``events``, ``sent``, ``retrying``,
+    ``failed``."""
+    return process_outbox(ctx, on, link_secret=ctx.link_secret(required=False))
 
 
 def hand_over(app: App, on: date, batch: int = 500) -> int:

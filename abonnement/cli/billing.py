@@ -1,0 +1,103 @@
+"""Billing commands: apply, run, forecast."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from abonnement.app import App
+from abonnement.cli.common import DATE, as_of_option, day, day_or_today, echo_json, json_option
+from abonnement.operations import billing, declared
+
+
+@click.command()
+@as_of_option
+@json_option
+@click.pass_obj
+def apply(app: App, as_of: Any, as_json: bool) -> None:
+    """Create or update the declared subscriptions (by id; idempotent)."""
+    result = declared.apply(app.context, day_or_today(app, as_of))
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(", ".join(f"{len(v)} {k}" for k, v in result.items()))
+
+
+@click.command("run")
+@click.option("--as-of", "as_of", type=DATE, help="Everything due up to this date (default today).")
+@click.option("--until", type=DATE, help="Same as --as-of: replay every billing event up to it.")
+@click.option("--dry-run", is_flag=True, help="Write nothing; show what would be issued.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes (PostgreSQL); each due subscription goes to one of them.",
+)
+@json_option
+@click.pass_obj
+def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int,
+                workers: int, as_json: bool) -> None:  # fmt: skip
+    """The billing run: every due event up to the date, in date order.
+
+    Declared subscriptions are applied first (as `abonnement apply` does)."""
+    from abonnement.views import invoice_json
+
+    if as_of and until:
+        raise click.UsageError("give --as-of or --until, not both")
+    if workers > 1 and dry_run:
+        raise click.UsageError("a dry run uses one worker")
+    ctx = app.context
+    apply_on = day_or_today(app, as_of)
+    until_day = day(until) or apply_on
+    options: dict[str, Any] = {"apply_on": apply_on, "dry_run": dry_run,
+                               "batch_size": batch_size, "workers": workers}  # fmt: skip
+    if workers == 1 and sys.stderr.isatty():
+        due = billing.due_count(ctx, until_day)
+        with click.progressbar(length=due, label="billing", file=sys.stderr) as bar:
+            result = billing.run(ctx, until_day, progress=bar.update, **options)
+    else:
+        result = billing.run(ctx, until_day, **options)
+    summary = result.summary
+    totals = {c: m.format_amount() for c, m in sorted(summary.totals.items())}
+    payload: dict[str, Any] = {
+        "until": until_day.isoformat(), "dry_run": dry_run, "days": summary.days,
+        "invoice_count": summary.invoice_count, "totals": totals,
+        "status_changes": summary.status_changes, "applied": result.applied,
+        "payments": summary.payments,
+    }  # fmt: skip
+    if dry_run:
+        payload["invoices"] = [invoice_json(i) for i in result.invoices]
+    else:
+        payload["notifications"] = result.notifications
+    if as_json:
+        echo_json(payload)
+        return
+    verb = "would issue" if dry_run else "issued"
+    money = ", ".join(f"{v} {c}" for c, v in totals.items()) or "nothing"
+    charges = ", ".join(f"{n} {status}" for status, n in sorted(summary.payments.items()))
+    click.echo(f"up to {until_day}: {verb} {summary.invoice_count} invoices ({money})"
+               + (f"; payments: {charges}" if charges else ""))  # fmt: skip
+
+
+@click.command()
+@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
+@as_of_option
+@json_option
+@click.pass_obj
+def forecast(app: App, months: int, as_of: Any, as_json: bool) -> None:
+    """The invoices the next N months will issue, by month and currency; writes nothing."""
+    on = day_or_today(app, as_of)
+    rows = billing.forecast(app.context, on, months)
+    if as_json:
+        echo_json({"as_of": on.isoformat(), "months": months, "forecast": rows})
+        return
+    for row in rows:
+        click.echo(f"{row['month']}  {row['invoices']:>6} invoices  {row['total']:>12} "
+                   f"{row['currency']}")  # fmt: skip
+
+
+COMMANDS = (apply, run_command, forecast)

@@ -1,0 +1,116 @@
+"""What the commands share: date and JSON options, option parsers, JSON and problem output."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import click
+
+from abonnement.app import App
+from abonnement.errors import Problem
+
+__all__ = [
+    "DATE",
+    "JSON_MODE",
+    "as_of_option",
+    "day",
+    "day_or_today",
+    "echo_json",
+    "json_option",
+    "pairs",
+    "print_problems",
+    "product_specs",
+    "properties",
+]
+
+# set in ``click.Context.meta`` (shared by a command and its groups) when --json is given,
+# so the error boundary answers in JSON too
+JSON_MODE = "abonnement.json"
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def _json_mode(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[JSON_MODE] = True
+    return value
+
+
+as_of_option = click.option("--as-of", "as_of", type=DATE, help="Act as of this date.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, callback=_json_mode, help="Print one JSON document."
+)
+
+
+def day(value: Any) -> date | None:
+    """A ``DATE`` option's value as a date (None stays None)."""
+    return value.date() if value is not None else None
+
+
+def day_or_today(app: App, value: Any) -> date:
+    """The date given, else today in the account's time zone (read once per command)."""
+    return day(value) or app.context.today()
+
+
+def echo_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+
+
+def print_problems(problems: list[Problem], fmt: str) -> None:
+    """Config problems as text (stderr), JSON or GitHub workflow commands (stdout)."""
+    if fmt == "json":
+        payload = {"valid": not problems, "errors": [p.as_json() for p in problems]}
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    for p in problems:
+        if fmt == "github":
+            message = p.message + (f" ({p.hint})" if p.hint else "")
+            message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+            click.echo(f"::error file={p.file},line={p.line},col={p.column}::{message}")
+        else:
+            click.echo(str(p), err=True)
+    if fmt == "text":
+        noun = "error" if len(problems) == 1 else "errors"
+        click.echo(f"{len(problems)} {noun}", err=True)
+
+
+def pairs(values: tuple[str, ...], option: str, convert: Any = str) -> list[tuple[int, Any]]:
+    """``POS=VALUE`` options as (position, value)."""
+    out = []
+    for text in values:
+        position, sep, value = text.partition("=")
+        if not sep or not position.isdigit():
+            raise click.BadParameter(f"{text!r}: expected LINE=VALUE, e.g. 2=3", param_hint=option)
+        try:
+            out.append((int(position), convert(value)))
+        except ValueError:
+            raise click.BadParameter(f"{text!r}: bad value {value!r}", param_hint=option) from None
+    return out
+
+
+def properties(values: tuple[str, ...]) -> dict[str, Any]:
+    """``NAME=VALUE`` options; values read as YAML scalars (``true``, ``3``, ``dark``)."""
+    import yaml
+
+    out = {}
+    for text in values:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{text!r}: expected NAME=VALUE", param_hint="--property")
+        out[name] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def product_specs(values: tuple[str, ...], option: str) -> list[Any]:
+    """``PRODUCT[:QTY]`` options as item specs."""
+    from abonnement.engine.catalog import ItemSpec
+
+    specs = []
+    for text in values:
+        product, _, quantity = text.partition(":")
+        if not product or (quantity and (not quantity.isdigit() or int(quantity) < 1)):
+            raise click.BadParameter(f"{text!r}: expected PRODUCT or PRODUCT:QUANTITY (≥ 1)",
+                                     param_hint=option)  # fmt: skip
+        specs.append(ItemSpec(product=product, quantity=int(quantity or 1)))
+    return specs

@@ -1,0 +1,65 @@
+"""What every operation works with: the config, the rules, the storage, the processor and
+the plugins of one project, built once by ``app.App`` and passed in explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from abonnement.errors import AbonnementError
+
+if TYPE_CHECKING:
+    from abonnement.engine.catalog import Catalog
+    from abonnement.plugins.manager import Plugins
+    from abonnement.rules.ruleset import RuleSet
+
+__all__ = ["Context"]
+
+
+@dataclass(eq=False)
+class Context:
+    """One project's collaborators. ``storage`` and ``processor`` are opened on first use,
+    so an operation that needs neither (a quote) opens no database and no processor.
+
+    Operations read the date they are given, never the clock; ``today()`` is for the faces,
+    which call it once per command when the user gave no date."""
+
+    config_dir: Path
+    catalog: Catalog
+    rules: RuleSet
+    plugins: Plugins
+    open_storage: Callable[[], Any] = field(repr=False)
+    database_url: str = ""
+
+    @cached_property
+    def storage(self) -> Any:
+        """The project's storage plugin (``engine.ports.Storage``), opened on first use."""
+        return self.open_storage()
+
+    @cached_property
+    def processor(self) -> Any:
+        """The configured payment processor plugin, with its own settings block."""
+        settings = self.catalog.settings
+        cls = self.plugins.processors[settings.processor]
+        return cls(dict(settings.plugin_settings.get(f"payments.{settings.processor}", {})))
+
+    @property
+    def settings(self) -> Any:
+        return self.catalog.settings
+
+    def today(self) -> date:
+        """Today in the account's time zone: the faces' default when no date is given."""
+        return datetime.now(ZoneInfo(self.catalog.settings.timezone)).date()
+
+    def link_secret(self, *, required: bool = True) -> str | None:
+        """The secret that signs buyer links (``ABONNEMENT_LINK_SECRET``)."""
+        secret = os.environ.get("ABONNEMENT_LINK_SECRET")
+        if not secret and required:
+            raise AbonnementError("set ABONNEMENT_LINK_SECRET to sign payment-method update links")
+        return secret or None

@@ -1,0 +1,244 @@
+"""Purchases: quotes, payment-link checkouts and quote or deal conversions (F22)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from abonnement.errors import (
+    AlreadyExists,
+    CollectionError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    PaymentDeclined,
+)
+from abonnement.operations.context import Context
+from abonnement.operations.delivery import deliver_due
+
+if TYPE_CHECKING:
+    from abonnement.engine.purchase import Summary
+
+__all__ = ["checkout", "convert", "quote"]
+
+
+def quote(
+    ctx: Context,
+    contact_id: str,
+    items: Sequence[tuple[str, int]],
+    purchase: date,
+    *,
+    start: date | None = None,
+    payments: int | None = None,
+) -> Summary:
+    """The summary of ``contact_id`` buying ``items`` (product id, quantity) on ``purchase``:
+    due now, future payments, total (F21). Writes nothing. ``NotFound`` for an unknown contact
+    or product, ``InvalidInput`` without items."""
+    from abonnement.engine.billing_run import contact_records
+    from abonnement.engine.catalog import ItemSpec, Terms
+    from abonnement.engine.items import resolve_item
+    from abonnement.engine.purchase import summarize
+    from abonnement.engine.schedule import OnDate
+
+    catalog = ctx.catalog
+    if contact_id not in catalog.contacts:
+        raise NotFound("contact", contact_id)
+    currency = catalog.settings.default_currency
+    resolved = []
+    for product_id, quantity in items:
+        if product_id not in catalog.products:
+            raise NotFound("product", product_id)
+        resolved.append(resolve_item(
+            ItemSpec(product=product_id, quantity=quantity), catalog, currency,
+            terms=Terms(payments) if payments else None,
+            start=OnDate(start) if start else None,
+        ))  # fmt: skip
+    if not resolved:
+        raise InvalidInput("a quote needs at least one --item")
+    records = {**contact_records(catalog, contact_id), "today": purchase}
+    return summarize(resolved, purchase, records, ctx.rules.pricing, catalog.settings,
+                     catalog.tax_rates)  # fmt: skip
+
+
+def checkout(
+    ctx: Context,
+    link_id: str,
+    contact_id: str,
+    on: date,
+    *,
+    card: str | None = None,
+    payment_method_id: str | None = None,
+) -> dict[str, Any]:
+    """Buy a payment link as ``contact_id`` on ``on``: one invoice and one charge for what
+    is due now, then the grouped subscriptions (F22), then what that set off delivered. Safe
+    to repeat after a crash: the charge has a fixed idempotency key and the result is stored in
+    one transaction. Returns ``{"invoice", "subscriptions", "payment", "total", "currency"}``.
+    Raises ``NotFound`` (link, contact, method), ``CollectionError`` (no method, a method the
+    link does not accept, under the minimum charge), ``PaymentDeclined``, ``AlreadyExists``."""
+    catalog, settings = ctx.catalog, ctx.catalog.settings
+    link = catalog.payment_links.get(link_id)
+    if link is None:
+        raise NotFound("payment link", link_id)
+    if contact_id not in catalog.contacts:
+        raise NotFound("contact", contact_id)
+    method = _method(ctx, contact_id, card, payment_method_id)
+    if method is None:
+        raise CollectionError("checkout needs --card TOKEN or a saved --payment-method")
+    accepted = link.accepted_methods or settings.accepted_methods
+    if method[1] not in accepted:
+        raise CollectionError(f"this link takes {', '.join(accepted)}, not {method[1]}")
+    key, prefix = f"checkout/{link_id}/{contact_id}/{on.isoformat()}", f"{link_id}-{contact_id}"
+    result = _purchase(
+        ctx, key, f"{prefix}-{on:%Y%m%d}", contact_id, link.items,
+        link.currency or settings.default_currency, on, method,
+        deals=link.deals, save_method=link.save_payment_method,
+    )  # fmt: skip
+    deliver_due(ctx, on)
+    return result
+
+
+def convert(
+    ctx: Context,
+    kind: str,
+    record_id: str,
+    on: date,
+    *,
+    card: str | None = None,
+    payment_method_id: str | None = None,
+) -> dict[str, Any]:
+    """Create the subscriptions of a published quote (``kind="quote"``) or of a deal's line
+    items (``kind="deal"``) (F22, S12): what is due now is charged when a method is given, else
+    invoiced with payment terms; then what that set off is delivered. Same result as
+    ``checkout``; ``InvalidState`` for an unpublished quote or a deal without items."""
+    catalog = ctx.catalog
+    if kind == "quote":
+        quote = catalog.quotes.get(record_id)
+        if quote is None:
+            raise NotFound("quote", record_id)
+        if quote.status != "published":
+            raise InvalidState(f"quote `{record_id}` is {quote.status}; publish it first")
+        deal = catalog.deals.get(quote.deal or "")
+        contact_id, specs, currency = quote.contact, quote.items, quote.currency
+        company = quote.company or (deal.company if deal else None)
+        deals, quote_id = ((quote.deal,) if quote.deal else ()), quote.id
+    else:
+        deal = catalog.deals.get(record_id)
+        if deal is None:
+            raise NotFound("deal", record_id)
+        if not deal.contact or not deal.items:
+            raise InvalidState(f"deal `{record_id}` needs a contact and line items")
+        contact_id, specs, currency = deal.contact, deal.items, None
+        company, deals, quote_id = deal.company, (deal.id,), None
+    method = _method(ctx, contact_id, card, payment_method_id)
+    result = _purchase(
+        ctx, f"convert/{kind}/{record_id}", record_id, contact_id, specs,
+        currency or catalog.settings.default_currency, on, method,
+        deals=deals, quote_id=quote_id, company_id=company, source=kind,
+    )  # fmt: skip
+    deliver_due(ctx, on)
+    return result
+
+
+def _method(
+    ctx: Context, contact_id: str, card: str | None, payment_method_id: str | None
+) -> tuple[str, str] | None:
+    """(token, type) to charge: a card token, or a method the contact saved."""
+    if card:
+        return card, "card"
+    if payment_method_id is None:
+        return None
+    contact = ctx.catalog.contacts.get(contact_id)
+    saved = contact.payment_methods if contact else ()
+    method = next((m for m in saved if m.id == payment_method_id), None)
+    if method is None:
+        raise NotFound("payment method", payment_method_id,
+                       f"contact `{contact_id}` has no such saved method")  # fmt: skip
+    return method.token, method.type
+
+
+def _purchase(
+    ctx: Context,
+    key: str,
+    prefix: str,
+    contact_id: str,
+    specs: Sequence[Any],
+    currency: str,
+    on: date,
+    method: tuple[str, str] | None,
+    *,
+    deals: tuple[str, ...] = (),
+    quote_id: str | None = None,
+    company_id: str | None = None,
+    save_method: bool = True,
+    source: str = "checkout",
+) -> dict[str, Any]:
+    """One invoice for everything due now — charged with ``method``, or left open with
+    the account's payment terms — and the grouped subscriptions, stored at once."""
+    import hashlib
+
+    from abonnement.engine.billing_run import charge_once, contact_records
+    from abonnement.engine.collection import Attempt
+    from abonnement.engine.invoicing import InvoiceDraft, document_settings, line_inputs
+    from abonnement.engine.items import group_items, resolve_item
+    from abonnement.engine.pricing import price_invoice
+    from abonnement.engine.subscriptions import Subscription, due_date
+
+    catalog, settings = ctx.catalog, ctx.catalog.settings
+    contact = catalog.contacts.get(contact_id)
+    if contact is None:
+        raise NotFound("contact", contact_id)
+    token, kind = method if method else (None, None)
+    terms = "due_on_receipt" if method else settings.invoices.payment_terms
+    items = [resolve_item(spec, catalog, currency) for spec in specs]
+    one_time, groups = group_items(items, on)
+    now_items = list(one_time)
+    owners: list[str | None] = [None] * len(one_time)
+    subs = []
+    for k, group in enumerate(groups, start=1):
+        started = group.start_date <= on
+        sub = Subscription(
+            id=f"{prefix}-{k}", contact_id=contact_id,
+            currency=currency, frequency=group.frequency, anchor=group.start_date,
+            items=group.items, status="active" if started else "scheduled",
+            payments=group.terms.payments, next_index=1 if started else 0,
+            company_id=company_id or contact.company,
+            collection_mode="automatic" if method else "manual",
+            payment_token=token if save_method else None, payment_type=kind,
+            payment_terms=terms, deals=deals, quote_id=quote_id, created_on=on,
+            event_seq=2 if started else 1,
+            open_due_on=due_date(on, terms) if started and not method else None,
+        )  # fmt: skip
+        subs.append(sub)
+        if started:
+            now_items.extend(group.items)
+            owners.extend([sub.id] * len(group.items))
+    existing = ctx.storage.subscription(subs[0].id) if subs else None
+    if existing is not None:
+        raise AlreadyExists(f"already done on {existing.created_on}: `{existing.id}` exists")
+    records = {**contact_records(catalog, contact_id),
+           "payment": {"method": kind or "manual", "attempt": 1}, "today": on}  # fmt: skip
+    priced = price_invoice(line_inputs(now_items, catalog.tax_rates), records, ctx.rules.pricing,
+                           currency=currency, rounding=settings.rounding)  # fmt: skip
+    attempt = result = None
+    if method:
+        minimum = settings.minimum_charge_for(currency)
+        if priced.total < minimum:
+            raise CollectionError(f"a purchase must charge at least {minimum} now")
+        # The key repeats only for the same purchase with the same method, so a rerun after
+        # a crash finds the charge it made, while another card after a decline is a new try.
+        card_digest = hashlib.sha256(token.encode()).hexdigest()[:12]
+        attempt = Attempt(f"{key}/{card_digest}", None, 1, priced.total, token, kind, on)
+        result = charge_once(ctx.processor, attempt)
+        if result is None or result.status == "failed":
+            code = result.failure_code if result else "timeout"
+            raise PaymentDeclined(f"the payment was declined ({code}); nothing was bought", code)
+    draft = InvoiceDraft(
+        None, contact_id, currency, on, due_date(on, terms), None, None, priced,
+        line_subscriptions=tuple(owners), document=document_settings(settings, None),
+    )  # fmt: skip
+    number = ctx.storage.record_checkout(subs, draft, attempt, result, on,
+                                          settings.invoices.number_format, source)  # fmt: skip
+    return {"invoice": number, "subscriptions": [s.id for s in subs],
+            "payment": result.status if result else None,
+            "total": priced.total.format_amount(), "currency": currency}  # fmt: skip

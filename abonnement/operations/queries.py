@@ -1,0 +1,146 @@
+"""Read-only operations: listings, one record with its history, segments, documents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from abonnement.errors import InvalidInput, NotFound
+from abonnement.operations.context import Context
+
+if TYPE_CHECKING:
+    from abonnement.engine.subscriptions import Subscription
+
+__all__ = [
+    "SubscriptionDetail",
+    "invoice",
+    "invoices",
+    "payments",
+    "render_invoice",
+    "segment",
+    "subscription",
+    "subscriptions",
+]
+
+
+@dataclass(frozen=True)
+class SubscriptionDetail:
+    """One subscription with what hangs off it: its invoices (numbers, oldest first), its
+    payment attempts and its history of events (stored rows)."""
+
+    subscription: Subscription
+    invoices: list[str]
+    payments: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+
+
+def subscriptions(
+    ctx: Context,
+    *,
+    status: str | None = None,
+    segment_name: str | None = None,
+    on: date | None = None,
+) -> list[Subscription]:
+    """Every subscription (optionally of one ``status``, or the members of a subscription
+    segment on ``on``), in id order."""
+    if segment_name is None:
+        return ctx.storage.subscriptions(status)
+    if on is None:
+        raise InvalidInput("a segment is evaluated on a date")
+    kind, members = segment(ctx, segment_name, on)
+    if kind != "subscriptions":
+        raise InvalidInput(f"segment `{segment_name}` is of {kind}: use `segments show`")
+    return [s for s in members if status is None or s.status == status]
+
+
+def subscription(ctx: Context, sub_id: str) -> SubscriptionDetail:
+    """One subscription, its invoices, payments and history; ``NotFound`` if there is none."""
+    sub = ctx.storage.subscription(sub_id)
+    if sub is None:
+        raise NotFound("subscription", sub_id)
+    return SubscriptionDetail(
+        sub,
+        [i["number"] for i in ctx.storage.invoices(sub_id)],
+        ctx.storage.payments(sub_id, None),
+        ctx.storage.events(sub_id),
+    )
+
+
+def invoices(
+    ctx: Context, *, subscription_id: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Stored invoices, optionally of one subscription or one status, in number order."""
+    return ctx.storage.invoices(subscription_id, status)
+
+
+def invoice(ctx: Context, number: str) -> dict[str, Any]:
+    """One stored invoice with its lines and adjustments; ``NotFound`` if there is none."""
+    row = ctx.storage.invoice(number)
+    if row is None:
+        raise NotFound("invoice", number)
+    return row
+
+
+def payments(
+    ctx: Context, *, subscription_id: str | None = None, invoice_number: str | None = None
+) -> list[dict[str, Any]]:
+    """Payment attempts (charges, manual payments, refunds), oldest first."""
+    return ctx.storage.payments(subscription_id, invoice_number)
+
+
+def report(
+    ctx: Context,
+    metric: str,
+    as_of: date,
+    *,
+    currency: str | None = None,
+    months: list[date] | None = None,
+) -> tuple[str, Any, list[tuple[date, Any]]]:
+    """``metric`` (mrr, arr, active, churn, movements) on ``as_of`` and by month:
+    ``(currency, value, [(month start, value)])`` from the stored history."""
+    from abonnement.engine.analytics import report as compute
+
+    currency = currency or ctx.catalog.settings.default_currency
+    value, series = compute(metric, ctx.storage.histories(currency), ctx.catalog.settings,
+                            currency=currency, as_of=as_of, months=months or [])  # fmt: skip
+    return currency, value, series
+
+
+def segment(ctx: Context, name: str, on: date) -> tuple[str, list[Any]]:
+    """The members of segment ``name`` on ``on``: ``("subscriptions", [Subscription…])``
+    or ``("contacts", [Contact…])`` (F27)."""
+    from abonnement.config.schemas import did_you_mean
+    from abonnement.engine.billing_run import contact_records
+    from abonnement.engine.invoicing import rule_context
+
+    segment = ctx.rules.segments.get(name)
+    if segment is None:
+        hint = did_you_mean(name, list(ctx.rules.segments)) or "segments are rule blocks"
+        raise NotFound("segment", name, hint)
+    catalog, settings = ctx.catalog, ctx.catalog.settings
+    with_mrr = ctx.rules.reads("subscription", "mrr")
+    if segment.of == "contacts":
+        members = [
+            contact for contact in catalog.contacts.values()
+            if segment.where({**contact_records(catalog, contact.id), "today": on})
+        ]  # fmt: skip
+        return "contacts", members
+    subs = []
+    for sub in ctx.storage.subscriptions():
+        records = contact_records(catalog, sub.contact_id, company_id=sub.company_id,
+                                  billing_contact_id=sub.billing_contact_id)  # fmt: skip
+        if segment.where(rule_context(sub, records, settings, on, with_mrr=with_mrr)):
+            subs.append(sub)
+    return "subscriptions", subs
+
+
+def render_invoice(ctx: Context, number: str, fmt: str = "html") -> bytes:
+    """The customer-facing document of invoice ``number``: HTML text or PDF bytes."""
+    from abonnement.documents.invoice import render_html, render_pdf
+
+    row = invoice(ctx, number)
+    sub = ctx.storage.subscription(row["subscription_id"]) if row["subscription_id"] else None
+    html = render_html(row, ctx.catalog, subscription=sub,
+                       template_dir=ctx.config_dir / "templates")  # fmt: skip
+    return render_pdf(html) if fmt == "pdf" else html.encode()
