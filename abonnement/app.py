@@ -12,6 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from abonnement import DEFAULT_DATABASE_URL
+
 if TYPE_CHECKING:
     from abonnement.config.loader import Config
     from abonnement.engine.catalog import Catalog
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
     from abonnement.rules.ruleset import RuleSet
 
 __all__ = ["DEFAULT_DATABASE_URL", "App"]
-
-DEFAULT_DATABASE_URL = "sqlite:///abonnement.db"
 
 
 @dataclass

@@ -53,6 +53,18 @@ class Context:
     def settings(self) -> Any:
         return self.catalog.settings
 
+    def close(self) -> None:
+        """Close the storage if it was opened (the context can open it again)."""
+        store = self.__dict__.pop("storage", None)
+        if store is not None:
+            store.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def today(self) -> date:
         """Today in the account's time zone: the faces' default when no date is given."""
         return datetime.now(ZoneInfo(self.catalog.settings.timezone)).date()
