@@ -163,6 +163,7 @@ class App:
         memo = PricingMemo(rules.fields, rules.counts_payments) if rules.memoizable else None
         options = {"batch_size": batch_size, "progress": progress,
                    "with_mrr": rules.reads("subscription", "mrr"),
+                   "with_subtotal": rules.reads("invoice", "subtotal"),
                    "processor": self.processor, "memo": memo}  # fmt: skip
         if not dry_run:
             with _long_run():
@@ -180,26 +181,23 @@ class App:
         """The members of segment ``name`` on ``on``: ``("subscriptions", [Subscription…])``
         or ``("contacts", [Contact…])`` (F27)."""
         from abonnement.config.schemas import did_you_mean
-        from abonnement.engine.billing_run import contact_records
-        from abonnement.engine.invoicing import rule_context
+        from abonnement.engine.context import segment_context
 
         segment = self.rules.segments.get(name)
         if segment is None:
             hint = did_you_mean(name, list(self.rules.segments)) or "segments are rule blocks"
             raise AbonnementError(f"no segment `{name}`; {hint}")
-        catalog, settings = self.catalog, self.catalog.settings
+        catalog = self.catalog
         with_mrr = self.rules.reads("subscription", "mrr")
         if segment.of == "contacts":
             members = [
                 contact for contact in catalog.contacts.values()
-                if segment.where({**contact_records(catalog, contact.id), "today": on})
+                if segment.where(segment_context(catalog, on, contact_id=contact.id))
             ]  # fmt: skip
             return "contacts", members
         subs = []
         for sub in self.storage.subscriptions():
-            records = contact_records(catalog, sub.contact_id, company_id=sub.company_id,
-                                      billing_contact_id=sub.billing_contact_id)  # fmt: skip
-            if segment.where(rule_context(sub, records, settings, on, with_mrr=with_mrr)):
+            if segment.where(segment_context(catalog, on, sub=sub, with_mrr=with_mrr)):
                 subs.append(sub)
         return "subscriptions", subs
 
@@ -269,7 +267,6 @@ class App:
         payments: int | None = None,
     ) -> Summary:
         """The summary of ``contact_id`` buying ``items`` (product id, quantity) on ``purchase``."""
-        from abonnement.engine.billing_run import contact_records
         from abonnement.engine.catalog import ItemSpec, Terms
         from abonnement.engine.items import resolve_item
         from abonnement.engine.purchase import summarize
@@ -290,9 +287,7 @@ class App:
             ))  # fmt: skip
         if not resolved:
             raise AbonnementError("a quote needs at least one --item")
-        ctx = {**contact_records(catalog, contact_id), "today": purchase}
-        return summarize(resolved, purchase, ctx, self.rules.pricing, catalog.settings,
-                         catalog.tax_rates)  # fmt: skip
+        return summarize(resolved, purchase, contact_id, self.rules.pricing, catalog)
 
     # -- collection ----------------------------------------------------------------------------
     def checkout(
@@ -405,11 +400,11 @@ class App:
         the account's payment terms — and the grouped subscriptions, stored at once."""
         import hashlib
 
-        from abonnement.engine.billing_run import charge_once, contact_records
+        from abonnement.engine.billing_run import charge_once
         from abonnement.engine.collection import Attempt
-        from abonnement.engine.invoicing import InvoiceDraft, document_settings, line_inputs
+        from abonnement.engine.invoicing import InvoiceDraft, document_settings
         from abonnement.engine.items import group_items, resolve_item
-        from abonnement.engine.pricing import price_invoice
+        from abonnement.engine.purchase import price_due_now
         from abonnement.engine.subscriptions import Subscription, due_date
         from abonnement.errors import CollectionError
 
@@ -445,10 +440,12 @@ class App:
         existing = self.storage.subscription(subs[0].id) if subs else None
         if existing is not None:
             raise CollectionError(f"already done on {existing.created_on}: `{existing.id}` exists")
-        ctx = {**contact_records(catalog, contact_id),
-               "payment": {"method": kind or "manual", "attempt": 1}, "today": on}  # fmt: skip
-        priced = price_invoice(line_inputs(now_items, catalog.tax_rates), ctx, self.rules.pricing,
-                               currency=currency, rounding=settings.rounding)  # fmt: skip
+        by_id = {sub.id: sub for sub in subs}
+        priced = price_due_now(
+            now_items, [by_id.get(o or "") for o in owners], contact_id, on, self.rules.pricing,
+            catalog, currency=currency, due_date=due_date(on, terms),
+            company_id=company_id or contact.company, method=kind or "manual",
+        )  # fmt: skip
         attempt = result = None
         if method:
             minimum = settings.minimum_charge_for(currency)
