@@ -96,3 +96,23 @@ def test_a_rule_on_the_field_applies_at_checkout_and_on_its_renewals(
     s.cli("run", "--until", "2027-02-01")
     renewals = [i["total"] for i in s.invoices(sub_id)]
     assert [bought["total"], *renewals] == totals
+
+
+TRIGGER = """\
+trigger second_invoice {
+  on invoice.created
+  when invoice.sequence == 2 and invoice.subtotal == 25.00 USD and company.postal_code == "1165"
+  do set(subscription.owner, "second")
+}
+"""
+
+
+def test_a_trigger_sees_the_invoice_an_event_is_about(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, rules=TRIGGER, replace=DESCRIBED)
+    bought = s.cli("checkout", "coffee-monthly", "--contact", "ane", "--card", "tok_visa",
+                   "--as-of", "2026-12-01")  # fmt: skip
+    (sub_id,) = bought["subscriptions"]
+    s.cli("run", "--until", "2026-12-31")
+    assert s.subscription(sub_id)["owner"] is None
+    s.cli("run", "--until", "2027-01-01")  # the first renewal: the checkout's was the first
+    assert s.subscription(sub_id)["owner"] == "second"
