@@ -25,6 +25,7 @@ from abonnement.engine.collection import (
     ProcessorTimeout,
     judge,
 )
+from abonnement.engine.context import buyer_records
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
@@ -35,7 +36,6 @@ __all__ = [
     "RunSummary",
     "charge_once",
     "collect",
-    "contact_records",
     "reconcile",
     "run_billing",
 ]
@@ -97,45 +97,6 @@ class RunSummary:
             )
         if self.keep_invoices:
             self.invoices.extend(zip(numbers, drafts, strict=True))
-
-
-def contact_records(
-    catalog: Catalog,
-    contact_id: str,
-    *,
-    billing_contact_id: str | None = None,
-    company_id: str | None = None,
-    payment_method_id: str | None = None,
-) -> dict[str, Any]:
-    """The customer, company and payment records rules see for a buyer."""
-    contact = catalog.contacts.get(billing_contact_id or contact_id) or (
-        catalog.contacts.get(contact_id)
-    )
-    company = catalog.companies.get(company_id or (contact.company if contact else "") or "")
-    records: dict[str, Any] = {}
-    if contact is not None:
-        address = contact.address
-        records["customer"] = {
-            "id": contact.id, "name": contact.name, "email": contact.email,
-            "country": address.country if address else None,
-            "region": address.region if address else None,
-            "postal_code": address.postal_code if address else None,
-            "city": address.city if address else None,
-            "tax_exempt": contact.tax_exempt, "properties": dict(contact.properties),
-        }  # fmt: skip
-    if company is not None:
-        address = company.address
-        records["company"] = {
-            "id": company.id, "name": company.name, "domain": company.domain,
-            "tax_id": company.tax_id, "country": address.country if address else None,
-            "region": address.region if address else None,
-            "city": address.city if address else None, "properties": dict(company.properties),
-        }  # fmt: skip
-    if payment_method_id and contact is not None:
-        method = next((m for m in contact.payment_methods if m.id == payment_method_id), None)
-        if method is not None:
-            records["payment"] = {"method": method.type, "attempt": 1}
-    return records
 
 
 def charge_once(processor: ProcessorPort, attempt: Attempt) -> ChargeResult | None:
@@ -222,13 +183,15 @@ def run_billing(
     keep_invoices: bool = False,
     progress: Callable[[int], None] | None = None,
     with_mrr: bool = True,
+    with_subtotal: bool = True,
     processor: ProcessorPort | None = None,
     memo: PricingMemo | None = None,
 ) -> RunSummary:
-    """Do everything due up to and including ``until``, day by day. ``with_mrr=False`` when
-    no rule reads ``subscription.mrr`` (it is not free to compute)."""
+    """Do everything due up to and including ``until``, day by day. ``with_mrr=False`` and
+    ``with_subtotal=False`` when no rule reads ``subscription.mrr`` or ``invoice.subtotal``
+    (neither is free to compute)."""
     summary = RunSummary(until, keep_invoices=keep_invoices)
-    settings, tax_rates = catalog.settings, catalog.tax_rates
+    settings = catalog.settings
     records_cache: dict[str, Mapping[str, Any]] = {}
     if processor is not None:
         summary.count(reconcile(store, processor, settings))
@@ -240,19 +203,16 @@ def run_billing(
         for sub in batch:
             result = step(sub)
             if result.periods:
+                # what buyer_records reads of the subscription: the records of one buyer
+                charged = sub.collection_mode == "automatic" and sub.payment_token
                 key = (f"{sub.contact_id}/{sub.billing_contact_id}/{sub.company_id}/"
-                       f"{sub.payment_method_id}/{sub.collection_mode}")  # fmt: skip
+                       f"{sub.payment_type if charged else None}")  # fmt: skip
                 if key not in records_cache:
-                    automatic = sub.collection_mode == "automatic"
-                    records_cache[key] = contact_records(
-                        catalog, sub.contact_id, billing_contact_id=sub.billing_contact_id,
-                        company_id=sub.company_id,
-                        payment_method_id=sub.payment_method_id if automatic else None,
-                    )  # fmt: skip
+                    records_cache[key] = buyer_records(catalog, sub)
                 records = records_cache[key]
                 drafts.extend(
-                    draft_invoice(sub, period, records, rules, settings, tax_rates,
-                                  with_mrr=with_mrr, memo=memo)
+                    draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
+                                  with_subtotal=with_subtotal, memo=memo)
                     for period in result.periods
                 )  # fmt: skip
             updated.append(result.subscription)

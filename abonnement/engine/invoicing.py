@@ -13,13 +13,14 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any
 
-from abonnement.engine.catalog import InvoiceSettings, Settings, TaxRate
+from abonnement.engine.catalog import Catalog, InvoiceSettings, Settings
+from abonnement.engine.context import billing_context, line_record, owner_context
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
 from abonnement.engine.pricing import LineInput, PricedInvoice, price_invoice
-from abonnement.engine.subscriptions import Period, Subscription, mrr
+from abonnement.engine.subscriptions import Period, Subscription
 
-__all__ = ["InvoiceDraft", "PricingMemo", "draft_invoice", "line_inputs", "rule_context"]
+__all__ = ["InvoiceDraft", "PricingMemo", "draft_invoice", "line_inputs"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,14 @@ class InvoiceDraft:
         return self.priced.total
 
 
-def line_inputs(items: Sequence[Item], tax_rates: Mapping[str, TaxRate]) -> list[LineInput]:
+def line_inputs(
+    items: Sequence[Item],
+    catalog: Catalog,
+    owners: Sequence[Subscription | None] | None = None,
+) -> list[LineInput]:
+    """The lines to price for ``items``; ``owners`` (per item) are the subscriptions a
+    purchase's lines start, which those lines' rules see as ``subscription``."""
+    tax_rates, products, settings = catalog.tax_rates, catalog.products, catalog.settings
     return [
         LineInput(
             description=item.name,
@@ -55,29 +63,11 @@ def line_inputs(items: Sequence[Item], tax_rates: Mapping[str, TaxRate]) -> list
             unit_discount=item.unit_discount,
             tax_rate=tax_rates.get(item.tax_rate) if item.tax_rate else None,
             tax_inclusive=item.tax_inclusive,
-            fields=item.record(),
+            fields=line_record(item, products),
+            context=owner_context(owners[i], settings) if owners else {},
         )
-        for item in items
+        for i, item in enumerate(items)
     ]
-
-
-def rule_context(
-    sub: Subscription | None,
-    records: Mapping[str, Any],
-    settings: Settings,
-    on: date,
-    *,
-    with_mrr: bool = True,
-) -> dict[str, Any]:
-    """The roots rules see: customer, company, payment… plus the subscription and today.
-    ``with_mrr=False`` skips computing ``subscription.mrr`` when no rule reads it."""
-    ctx: dict[str, Any] = {**records, "today": on}
-    if sub is not None:
-        record = sub.record()
-        if with_mrr:
-            record["mrr"] = mrr(sub, settings.weekly_mrr_factor)
-        ctx["subscription"] = record
-    return ctx
 
 
 def document_settings(settings: Settings, sub: Subscription | None) -> Mapping[str, Any]:
@@ -137,39 +127,37 @@ class PricingMemo:
 _RECORD_ROOTS = ("customer", "company", "payment")
 
 
-def _pricing_context(
-    sub: Subscription, period: Period, records: Mapping[str, Any], settings: Settings,
-    with_mrr: bool,
-) -> dict[str, Any]:  # fmt: skip
-    ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr)
-    ctx["subscription"]["payments_made"] = period.index
-    ctx["invoice"] = {"date": period.issue_date, "due_date": period.due_date}
-    return ctx
-
-
 def draft_invoice(
     sub: Subscription,
     period: Period,
     records: Mapping[str, Any],
     rules: Sequence[Any],
-    settings: Settings,
-    tax_rates: Mapping[str, TaxRate],
+    catalog: Catalog,
     *,
     with_mrr: bool = True,
+    with_subtotal: bool = True,
     memo: PricingMemo | None = None,
 ) -> InvoiceDraft:
-    """The invoice of ``sub`` for ``period``, priced by the rules in file order."""
+    """The invoice of ``sub`` for ``period``, priced by the rules in file order.
+    ``with_mrr`` and ``with_subtotal`` say whether a rule reads ``subscription.mrr`` and
+    ``invoice.subtotal`` (each costs something to compute)."""
+    settings = catalog.settings
     ctx = None
     key = priced = None
     if memo is not None and not sub.pending:  # prorated lines are one-offs: never remembered
         if not memo.records_only:
-            ctx = _pricing_context(sub, period, records, settings, with_mrr)
+            ctx = billing_context(
+                sub, period, records, settings, with_mrr=with_mrr, with_subtotal=with_subtotal
+            )
         key = memo.key(sub, period.index, records if ctx is None else ctx)
         priced = memo.priced.get(key) if key is not None else None
     if priced is None:
         priced = price_invoice(
-            line_inputs(sub.items + sub.pending if sub.pending else sub.items, tax_rates),
-            ctx or _pricing_context(sub, period, records, settings, with_mrr),
+            line_inputs(sub.items + sub.pending if sub.pending else sub.items, catalog),
+            ctx
+            or billing_context(
+                sub, period, records, settings, with_mrr=with_mrr, with_subtotal=with_subtotal
+            ),
             rules,
             currency=sub.currency,
             payments_made=period.index,

@@ -67,22 +67,6 @@ class Item:
             return self.unit_price * self.quantity
         return tiered_amount(self.pricing, self.tiers, self.quantity, self.currency)
 
-    def record(self) -> dict:
-        """The ``line`` record rules see."""
-        return {
-            "sku": self.sku,
-            "name": self.name,
-            "quantity": self.quantity,
-            "unit_price": self.unit_price,
-            "frequency": self.frequency.name if self.frequency else None,
-            "taxable": self.taxable,
-            "category": self.category,
-            "unit_discount": self.unit_discount,
-            "is_recurring": self.frequency is not None,
-            "product": {"id": self.product_id, "sku": self.sku, "name": self.name,
-                        "category": self.category, "taxable": self.taxable},
-        }  # fmt: skip
-
 
 def resolve_item(
     spec: ItemSpec,

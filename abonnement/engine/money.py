@@ -9,14 +9,25 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache, lru_cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
 from abonnement.errors import MoneyError
 
-__all__ = ["Money", "Percent", "allocate", "minor_unit", "parse_money", "parse_percent"]
+__all__ = [
+    "ROUNDING_MODES",
+    "Money",
+    "Percent",
+    "allocate",
+    "minor_unit",
+    "parse_money",
+    "parse_percent",
+]
+
+# settings.rounding → the decimal module's mode
+ROUNDING_MODES = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 
 _MONEY_RE = re.compile(r"^\s*(?P<amount>[+-]?\d+(?:\.\d+)?)\s+(?P<currency>[A-Z]{3})\s*$")
 _PERCENT_RE = re.compile(r"^\s*(?P<value>[+-]?\d+(?:\.\d+)?)\s*%\s*$")

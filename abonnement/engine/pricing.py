@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from abonnement.engine.catalog import PricingModel, Product, TaxRate, Tier
-from abonnement.engine.money import Money, MoneyError, Percent, allocate, minor_unit
+from abonnement.engine.context import line_context
+from abonnement.engine.money import ROUNDING_MODES, Money, MoneyError, Percent, allocate, minor_unit
 
 __all__ = [
     "Adjustment",
@@ -33,7 +34,7 @@ __all__ = [
     "tiered_amount",
 ]
 
-ROUNDING = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
+ROUNDING = ROUNDING_MODES
 
 
 def _tier_for(tiers: Sequence[Tier], quantity: int) -> Tier:
@@ -167,9 +168,9 @@ class _Line:
         self.fees: list[Adjustment] = []
         self.taxes: list[Adjustment] = []
         self.taxable_extra = _ZERO  # taxable fees on this line
-        record = {**line.fields, "amount": Money(amount, line.amount.currency),
-                  "unit_price": line.unit_price, "quantity": line.quantity}  # fmt: skip
-        self.ctx = {**ctx, **line.context, "line": record, "product": record.get("product")}
+        self.ctx = line_context(ctx, line.fields, line.context,
+                                Money(amount, line.amount.currency), line.unit_price,
+                                line.quantity)  # fmt: skip
 
 
 _ZERO = Decimal(0)

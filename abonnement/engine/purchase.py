@@ -7,12 +7,13 @@ its future payments. The total is null when anything renews until cancelled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
-from abonnement.engine.catalog import Catalog, DeclaredSubscription, Settings, TaxRate
+from abonnement.engine.catalog import Catalog, DeclaredSubscription
+from abonnement.engine.context import purchase_context
 from abonnement.engine.invoicing import line_inputs
 from abonnement.engine.items import Group, Item, group_items, resolve_item
 from abonnement.engine.money import Money
@@ -21,7 +22,8 @@ from abonnement.engine.schedule import resolve_start
 from abonnement.engine.subscriptions import Subscription
 from abonnement.errors import CollectionError
 
-__all__ = ["FuturePayment", "Summary", "from_declared", "summarize"]
+__all__ = ["FuturePayment", "Summary", "from_declared", "price_due_now", "prospective",
+           "summarize"]  # fmt: skip
 
 
 def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> Subscription:
@@ -92,28 +94,93 @@ class Summary:
     total: Money | None
 
 
+def prospective(
+    group: Group, contact_id: str, purchase: date, *, sub_id: str = "",
+    company_id: str | None = None,
+) -> Subscription:  # fmt: skip
+    """The subscription ``group`` becomes when bought on ``purchase``, as its first invoice's
+    rules see it: active (or scheduled), nothing paid yet."""
+    started = group.start_date <= purchase
+    return Subscription(
+        id=sub_id, contact_id=contact_id, currency=group.currency, frequency=group.frequency,
+        anchor=group.start_date, items=group.items, status="active" if started else "scheduled",
+        payments=group.terms.payments, company_id=company_id, created_on=purchase,
+    )  # fmt: skip
+
+
+def price_due_now(
+    items: Sequence[Item],
+    owners: Sequence[Subscription | None],
+    contact_id: str,
+    purchase: date,
+    rules: Sequence[Any],
+    catalog: Catalog,
+    *,
+    currency: str,
+    due_date: date,
+    company_id: str | None = None,
+    method: str | None = None,
+) -> PricedInvoice:
+    """The invoice of what a purchase makes due now: ``items`` with the subscription each
+    starts (``owners``, None for one-time items), paid with ``method`` (a quote has none).
+    A quote and a checkout price through here, so the quote says what the checkout charges."""
+    # each subscription as its first invoice sees it: nothing paid yet
+    first = {id(s): replace(s, next_index=0) for s in owners if s is not None}
+    owners = [first[id(s)] if s is not None else None for s in owners]
+    distinct = list(first.values())
+    ctx = purchase_context(
+        catalog, contact_id, purchase, items=items, currency=currency, due_date=due_date,
+        company_id=company_id, method=method,
+        subscription=distinct[0] if len(distinct) == 1 else None,
+    )  # fmt: skip
+    return price_invoice(line_inputs(items, catalog, owners), ctx, rules, currency=currency,
+                         payments_made=0, rounding=catalog.settings.rounding)  # fmt: skip
+
+
 def summarize(
     items: Sequence[Item],
     purchase: date,
-    ctx: Mapping[str, Any],
+    contact_id: str,
     rules: Sequence[Any],
-    settings: Settings,
-    tax_rates: Mapping[str, TaxRate],
+    catalog: Catalog,
 ) -> Summary:
-    """The summary of buying ``items`` on ``purchase`` (F12)."""
+    """The summary of ``contact_id`` buying ``items`` on ``purchase`` (F12), priced as the
+    checkout prices it: the same contexts, each line with the subscription it starts."""
+    settings = catalog.settings
     currency = items[0].currency
+    contact = catalog.contacts.get(contact_id)
+    company_id = contact.company if contact else None
     one_time, groups = group_items(items, purchase)
-    starting = [i for g in groups if g.start_date <= purchase for i in g.items]
-    due_now = price_invoice(
-        line_inputs([*one_time, *starting], tax_rates), ctx, rules,
-        currency=currency, payments_made=0, rounding=settings.rounding,
-    )  # fmt: skip
+    subs = [prospective(g, contact_id, purchase, company_id=company_id) for g in groups]
+    starting = [(g, s) for g, s in zip(groups, subs, strict=True) if g.start_date <= purchase]
+    now_items = [*one_time, *(i for g, _ in starting for i in g.items)]
+    owners = [None] * len(one_time) + [s for g, s in starting for _ in g.items]
+    due_now = price_due_now(
+        now_items,
+        owners,
+        contact_id,
+        purchase,
+        rules,
+        catalog,
+        currency=currency,
+        due_date=purchase,
+        company_id=company_id,
+    )
     future = []
-    for group in groups:
-        later = price_invoice(line_inputs(group.items, tax_rates), ctx, rules, currency=currency,
-                              payments_made=1, rounding=settings.rounding)  # fmt: skip
+    for group, sub in zip(groups, subs, strict=True):
+        started = group.start_date <= purchase
+        # the next payment: the second when the first is due now, else the first
+        later_sub = replace(sub, next_index=1) if started else sub
+        on = later_sub.date_of(later_sub.next_index)
+        later_ctx = purchase_context(
+            catalog, contact_id, on, items=group.items, currency=currency, due_date=on,
+            company_id=company_id, sequence=later_sub.next_index + 1, subscription=later_sub,
+        )  # fmt: skip
+        later = price_invoice(line_inputs(group.items, catalog), later_ctx, rules,
+                              currency=currency, payments_made=1,
+                              rounding=settings.rounding)  # fmt: skip
         count = group.terms.payments
-        if count is not None and group.start_date <= purchase:
+        if count is not None and started:
             count -= 1
         future.append(FuturePayment(group, later.total, count))
     total: Money | None = due_now.total

@@ -155,22 +155,6 @@ class Subscription:
             return None
         return payment - timedelta(days=lead)
 
-    def record(self) -> dict[str, Any]:
-        """The ``subscription`` record rules see."""
-        return {
-            "id": self.id,
-            "status": self.status,
-            "currency": self.currency,
-            "frequency": self.frequency.name,
-            "start_date": self.anchor,
-            "end_date": self.end_date,
-            "next_payment_date": self.next_payment_date,
-            "payments_made": self.payments_made,
-            "number_of_payments": self.payments,
-            "owner": self.owner,
-            "properties": dict(self.properties),
-        }
-
 
 @dataclass(frozen=True)
 class Period:

@@ -103,6 +103,7 @@ def bill(
         return run_billing(
             ctx.storage, ctx.catalog, rules.pricing, until, batch_size=batch_size,
             progress=progress, with_mrr=rules.reads("subscription", "mrr"),
+            with_subtotal=rules.reads("invoice", "subtotal"),
             processor=ctx.processor if charge else None, memo=memo,
             keep_invoices=keep_invoices,
         )  # fmt: skip

@@ -26,9 +26,9 @@ import jinja2
 
 from abonnement.documents.i18n import Formatter
 from abonnement.documents.templating import environment
-from abonnement.engine.billing_run import contact_records
+from abonnement.engine.context import subscription_record, trigger_context
 from abonnement.engine.events import Event, numbered
-from abonnement.engine.invoicing import document_settings, rule_context
+from abonnement.engine.invoicing import document_settings
 from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
@@ -48,6 +48,7 @@ class _Records:
         self.store = store
         self.subs: dict[str, Subscription | None] = {}
         self.invoices: dict[str, dict[str, Any] | None] = {}
+        self.billed: dict[str, list[dict[str, Any]]] = {}
 
     def subscription(self, sub_id: str) -> Subscription | None:
         if sub_id not in self.subs:
@@ -60,6 +61,25 @@ class _Records:
         if number not in self.invoices:
             self.invoices[number] = self.store.invoice(number)
         return self.invoices[number]
+
+    def invoice_of(self, sub: Subscription, payload: dict[str, Any]) -> tuple[Any, int | None]:
+        """The stored invoice an event of ``sub`` is about (by number, or by the period an
+        ``invoice.created`` names) and its sequence within the subscription, or (None, None).
+        A subscription a checkout started had its first invoice there, not among its own."""
+        if "invoice" not in payload and "period" not in payload:
+            return None, None
+        if sub.id not in self.billed:
+            self.billed[sub.id] = list(self.store.invoices(sub.id))  # in issue (seq) order
+        own = self.billed[sub.id]
+        before = 1 if own and own[0]["period_start"] not in (None, sub.anchor) else 0
+        period = sub.date_of(payload["period"]) if "period" in payload else None
+        for position, row in enumerate(own, start=1):
+            if row["number"] == payload.get("invoice") or (
+                period is not None and row["period_start"] == period
+            ):
+                return row, before + position
+        row = self.invoice(payload.get("invoice"))
+        return row, (1 if row is not None else None)  # a checkout's: the first
 
 
 def process_outbox(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
@@ -99,7 +119,7 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
             wanted = planned(ev["type"], payload, settings,
                              first_payment=_first_payment(records, ev, sub))  # fmt: skip
             if sub is not None and not payload.get("trigger") and rules.triggers:
-                ctx = _context(app, sub, ev)
+                ctx = _context(app, sub, ev, records)
                 for trigger in rules.fired(ctx):
                     sets: dict[str, Any] = {}
                     for action in trigger.actions:
@@ -189,7 +209,9 @@ def render_message(
     ctx = {
         "account": settings.account,
         "name": contact.name if contact else (sub.contact_id if sub else ""),
-        "subscription": sub.record() if sub else {"id": row["subject_id"], "status": ""},
+        "subscription": subscription_record(sub)
+        if sub
+        else {"id": row["subject_id"], "status": ""},
         "event": {"type": row["type"], **payload},
         "on": row["on_date"],
         "number": invoice["number"] if invoice else "",
@@ -236,17 +258,13 @@ def _first_payment(records: _Records, ev: dict[str, Any], sub: Subscription | No
     return invoice is not None and invoice["period_start"] in (None, sub.anchor)
 
 
-def _context(app: App, sub: Subscription, ev: dict[str, Any]) -> dict[str, Any]:
-    records = contact_records(
-        app.catalog, sub.contact_id,
-        billing_contact_id=sub.billing_contact_id, company_id=sub.company_id,
-    )  # fmt: skip
-    ctx = rule_context(sub, records, app.catalog.settings, ev["on_date"])
+def _context(app: App, sub: Subscription, ev: dict[str, Any], records: _Records) -> dict[str, Any]:
     payload = ev["payload"] or {}
-    ctx["event"] = {"type": ev["type"], "previous_status": payload.get("previous_status")}
-    if "status" in payload:  # the status the event made, not the one the subscription has now
-        ctx["subscription"]["status"] = payload["status"]
-    return ctx
+    invoice = sequence = None
+    if any(path[0] == "invoice" for path in app.rules.fields):  # a lookup only when read
+        invoice, sequence = records.invoice_of(sub, payload)
+    return trigger_context(app.catalog, sub, ev["type"], payload, ev["on_date"],
+                           invoice=invoice, sequence=sequence)  # fmt: skip
 
 
 def _set(sub: Subscription, sets: dict[str, Any]) -> Subscription:

@@ -111,26 +111,23 @@ def segment(ctx: Context, name: str, on: date) -> tuple[str, list[Any]]:
     """The members of segment ``name`` on ``on``: ``("subscriptions", [Subscription…])``
     or ``("contacts", [Contact…])`` (F27)."""
     from abonnement.config.schemas import did_you_mean
-    from abonnement.engine.billing_run import contact_records
-    from abonnement.engine.invoicing import rule_context
+    from abonnement.engine.context import segment_context
 
     segment = ctx.rules.segments.get(name)
     if segment is None:
         hint = did_you_mean(name, list(ctx.rules.segments)) or "segments are rule blocks"
         raise NotFound("segment", name, hint)
-    catalog, settings = ctx.catalog, ctx.catalog.settings
+    catalog = ctx.catalog
     with_mrr = ctx.rules.reads("subscription", "mrr")
     if segment.of == "contacts":
         members = [
             contact for contact in catalog.contacts.values()
-            if segment.where({**contact_records(catalog, contact.id), "today": on})
+            if segment.where(segment_context(catalog, on, contact_id=contact.id))
         ]  # fmt: skip
         return "contacts", members
     subs = []
     for sub in ctx.storage.subscriptions():
-        records = contact_records(catalog, sub.contact_id, company_id=sub.company_id,
-                                  billing_contact_id=sub.billing_contact_id)  # fmt: skip
-        if segment.where(rule_context(sub, records, settings, on, with_mrr=with_mrr)):
+        if segment.where(segment_context(catalog, on, sub=sub, with_mrr=with_mrr)):
             subs.append(sub)
     return "subscriptions", subs
 

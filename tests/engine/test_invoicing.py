@@ -3,7 +3,7 @@
 from datetime import date
 from decimal import Decimal
 
-from abonnement.engine.catalog import Settings
+from abonnement.engine.catalog import Catalog, Settings
 from abonnement.engine.invoicing import PricingMemo, draft_invoice
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
@@ -13,7 +13,7 @@ from abonnement.rules.ruleset import build_ruleset
 from abonnement.rules.types import RuleEnv
 
 MONTHLY = Frequency.parse("monthly")
-SETTINGS = Settings("Shop", ("USD",), "USD")
+CATALOG = Catalog(Settings("Shop", ("USD",), "USD"))
 RULES = 'tax vat { rate 25% when customer.country == "DK" }\ndiscount first { amount 10% once }\n'
 
 
@@ -25,7 +25,7 @@ def _draft(memo, country, index=0, sub_id="s1"):
     day = date(2026, 12, 1)
     period = Period(index, day, date(2027, 1, 1), day, day)
     records = {"customer": {"country": country}}
-    return draft_invoice(sub, period, records, rules.pricing, SETTINGS, {}, memo=memo,
+    return draft_invoice(sub, period, records, rules.pricing, CATALOG, memo=memo,
                          with_mrr=False), rules  # fmt: skip
 
 
