@@ -35,7 +35,6 @@ def quote(
     """The summary of ``contact_id`` buying ``items`` (product id, quantity) on ``purchase``:
     due now, future payments, total (F21). Writes nothing. ``NotFound`` for an unknown contact
     or product, ``InvalidInput`` without items."""
-    from abonnement.engine.billing_run import contact_records
     from abonnement.engine.catalog import ItemSpec, Terms
     from abonnement.engine.items import resolve_item
     from abonnement.engine.purchase import summarize
@@ -56,9 +55,7 @@ def quote(
         ))  # fmt: skip
     if not resolved:
         raise InvalidInput("a quote needs at least one --item")
-    records = {**contact_records(catalog, contact_id), "today": purchase}
-    return summarize(resolved, purchase, records, ctx.rules.pricing, catalog.settings,
-                     catalog.tax_rates)  # fmt: skip
+    return summarize(resolved, purchase, contact_id, ctx.rules.pricing, catalog)
 
 
 def checkout(
@@ -177,11 +174,11 @@ def _purchase(
     the account's payment terms — and the grouped subscriptions, stored at once."""
     import hashlib
 
-    from abonnement.engine.billing_run import charge_once, contact_records
+    from abonnement.engine.billing_run import charge_once
     from abonnement.engine.collection import Attempt
-    from abonnement.engine.invoicing import InvoiceDraft, document_settings, line_inputs
+    from abonnement.engine.invoicing import InvoiceDraft, document_settings
     from abonnement.engine.items import group_items, resolve_item
-    from abonnement.engine.pricing import price_invoice
+    from abonnement.engine.purchase import price_due_now
     from abonnement.engine.subscriptions import Subscription, due_date
 
     catalog, settings = ctx.catalog, ctx.catalog.settings
@@ -216,10 +213,12 @@ def _purchase(
     existing = ctx.storage.subscription(subs[0].id) if subs else None
     if existing is not None:
         raise AlreadyExists(f"already done on {existing.created_on}: `{existing.id}` exists")
-    records = {**contact_records(catalog, contact_id),
-           "payment": {"method": kind or "manual", "attempt": 1}, "today": on}  # fmt: skip
-    priced = price_invoice(line_inputs(now_items, catalog.tax_rates), records, ctx.rules.pricing,
-                           currency=currency, rounding=settings.rounding)  # fmt: skip
+    by_id = {sub.id: sub for sub in subs}
+    priced = price_due_now(
+        now_items, [by_id.get(o or "") for o in owners], contact_id, on, ctx.rules.pricing,
+        catalog, currency=currency, due_date=due_date(on, terms),
+        company_id=company_id or contact.company, method=kind or "manual",
+    )  # fmt: skip
     attempt = result = None
     if method:
         minimum = settings.minimum_charge_for(currency)
