@@ -22,13 +22,13 @@ from abonnement.engine.collection import (
     ChargeResult,
     Outcome,
     ProcessorPort,
-    ProcessorTimeout,
     judge,
 )
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
 from abonnement.engine.subscriptions import Subscription, step
+from abonnement.errors import ProcessorTimeout
 
 __all__ = [
     "BillingStore",

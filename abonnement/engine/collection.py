@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from typing import Protocol
 
 from abonnement.engine.money import Money
+from abonnement.errors import ProcessorTimeout
 
 __all__ = [
     "BANK_DEBITS",
@@ -27,10 +28,6 @@ __all__ = [
 ]
 
 BANK_DEBITS = ("ach", "sepa", "bacs", "pads")
-
-
-class ProcessorTimeout(Exception):
-    """The processor may have done the work, but its answer never came back."""
 
 
 @dataclass(frozen=True, slots=True)
