@@ -91,6 +91,12 @@ class CollectionError(AbonnementError):
     code = "collection_refused"
 
 
+class ProcessorTimeout(Exception):
+    """The processor may have done the work, but its answer never came back. Raised by a
+    processor plugin and handled by collection (the same key is asked again), so it is not an
+    ``AbonnementError``: no user ever sees it."""
+
+
 class PluginError(AbonnementError):
     """A plugin failed to load, registered a duplicate name, or raised."""
 
@@ -141,3 +147,21 @@ class ConfigError(AbonnementError):
 
     def as_json(self) -> dict[str, object]:
         return {**super().as_json(), "problems": [p.as_json() for p in self.problems]}
+
+
+class CaseError(Exception):
+    """A rule test case that cannot run: ``path`` points at the offending value in the case.
+    Turned into a ``Problem`` of the ``ConfigError`` by the case loader, never shown as is."""
+
+    def __init__(self, path: tuple, message: str, hint: str | None = None, *, key: bool = False):
+        super().__init__(message)
+        self.path, self.message, self.hint, self.key = path, message, hint, key
+
+
+class YamlProblem(Exception):
+    """A file that is not usable YAML; carries the ``Problem`` to report. Collected into a
+    ``ConfigError`` by the config loader, never shown as is."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from abonnement.config.loader import Config, _decode
-from abonnement.config.yamlpos import YamlProblem, load_document
-from abonnement.errors import Problem
-from abonnement.rules.testing import CaseError, CaseResult, run_case
+from abonnement.config.yamlpos import load_document
+from abonnement.errors import CaseError, Problem, YamlProblem
+from abonnement.rules.testing import CaseResult, run_case
 
 __all__ = ["run_test_files"]
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from abonnement.config.build import Entry, build_catalog
 from abonnement.config.schemas import SECTIONS, did_you_mean, schema_problems, section_validator
-from abonnement.config.yamlpos import Document, YamlProblem, load_document
+from abonnement.config.yamlpos import Document, load_document
 from abonnement.engine.catalog import Catalog
-from abonnement.errors import ConfigError, Problem
+from abonnement.errors import ConfigError, Problem, YamlProblem
 from abonnement.rules.ruleset import RuleSet, build_ruleset
 from abonnement.rules.types import BUILTIN_TEMPLATES, RuleEnv, Signature
 

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from abonnement.errors import Problem
+from abonnement.errors import Problem, YamlProblem
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "Document", "Mark", "Path", "YamlProblem", "load_document"]
 
@@ -126,14 +126,6 @@ class Document:
     ) -> Problem:
         m = self.mark(path, key=key)
         return Problem(self.file, m.line, m.column, message, hint)
-
-
-class YamlProblem(Exception):
-    """A file that is not usable YAML; carries the ``Problem`` to report."""
-
-    def __init__(self, problem: Problem):
-        super().__init__(str(problem))
-        self.problem = problem
 
 
 class _Builder:

@@ -14,6 +14,7 @@ import jinja2
 from abonnement.documents.i18n import Formatter, address_lines
 from abonnement.documents.templating import environment
 from abonnement.engine.catalog import Address, Catalog
+from abonnement.engine.status import InvoiceStatus
 from abonnement.engine.subscriptions import Subscription
 from abonnement.errors import AbonnementError
 
@@ -94,7 +95,7 @@ def _context(
         "terms_days": terms,
         "amount_due": max(due, Decimal(0)),
         "pay_url": settings.invoices.pay_url.format(number=invoice["number"])
-        if invoice["status"] == "open" and due > 0
+        if invoice["status"] == InvoiceStatus.OPEN and due > 0
         else None,
         "money": money,
         "day": fmt.date,

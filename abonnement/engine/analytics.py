@@ -19,6 +19,7 @@ from decimal import Decimal
 from abonnement.engine.catalog import Settings
 from abonnement.engine.money import Money
 from abonnement.engine.schedule import Frequency, add_months
+from abonnement.engine.status import SubscriptionStatus
 from abonnement.engine.subscriptions import monthly
 
 __all__ = [
@@ -32,8 +33,9 @@ __all__ = [
     "report",
 ]
 
-LIVE = frozenset({"active", "past_due", "unpaid"})  # counted as customers and in MRR
-LOST = frozenset({"canceled", "expired"})
+_S = SubscriptionStatus
+LIVE = frozenset({_S.ACTIVE, _S.PAST_DUE, _S.UNPAID})  # counted as customers and in MRR
+LOST = frozenset({_S.CANCELED, _S.EXPIRED})
 METRICS = ("mrr", "arr", "active", "churn", "movements")
 _ZERO = Decimal(0)
 
@@ -102,7 +104,7 @@ class _Points:
             [(d, 0, s) for d, s in history.statuses] + [(r.on, 1, r) for r in history.revisions],
             key=lambda c: c[0],
         )
-        status, value = "scheduled", _ZERO
+        status, value = _S.SCHEDULED, _ZERO
         days: list[date] = [history.created_on]
         statuses, values = [status], [value]
         for day, kind, change in changes:

@@ -22,14 +22,15 @@ from abonnement.engine.collection import (
     ChargeResult,
     Outcome,
     ProcessorPort,
-    ProcessorTimeout,
     judge,
 )
 from abonnement.engine.context import buyer_records
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
+from abonnement.engine.status import PaymentStatus
 from abonnement.engine.subscriptions import Subscription, step
+from abonnement.errors import ProcessorTimeout
 
 __all__ = [
     "BillingStore",
@@ -102,7 +103,7 @@ class RunSummary:
 def charge_once(processor: ProcessorPort, attempt: Attempt) -> ChargeResult | None:
     """The processor's answer for one attempt (asked again once after a timeout), or None."""
     if not attempt.amount:
-        return ChargeResult("succeeded")  # nothing to take: a 100% discount, say
+        return ChargeResult(PaymentStatus.SUCCEEDED)  # nothing to take: a 100% discount, say
     for _ in range(2):  # after a timeout, the same key again: the processor tells what it did
         try:
             return processor.charge(amount=attempt.amount, token=attempt.token,
@@ -117,6 +118,7 @@ def _judge(attempt: Attempt, result: ChargeResult, settings: Settings, day: date
         result, on=day, method_type=attempt.method_type, retries_done=attempt.retry_index,
         first_failure_on=attempt.first_failure_on, retry_days=settings.retry_days,
         after_final_failure=settings.after_final_failure, automatic=not attempt.manual,
+        current=attempt.status,
     )  # fmt: skip
     if outcome.check_on is not None and outcome.check_on <= day:  # never ask twice a day
         outcome = replace(outcome, check_on=day + timedelta(days=1))

@@ -13,6 +13,8 @@ from datetime import date, timedelta
 from typing import Protocol
 
 from abonnement.engine.money import Money
+from abonnement.engine.status import PaymentStatus, SubscriptionStatus, check_transition
+from abonnement.errors import ProcessorTimeout
 
 __all__ = [
     "BANK_DEBITS",
@@ -24,13 +26,12 @@ __all__ = [
     "attempt_key",
     "first_attempt",
     "judge",
+    "subscription_after",
 ]
 
 BANK_DEBITS = ("ach", "sepa", "bacs", "pads")
-
-
-class ProcessorTimeout(Exception):
-    """The processor may have done the work, but its answer never came back."""
+# what a failed charge moves to unpaid (or canceled): a live subscription, not a paused one
+_LIVE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class ChargeResult:
     ``failed``; ``retryable`` marks a soft decline; ``settles_on`` when a debit is expected
     to settle (poll then)."""
 
-    status: str
+    status: str  # a PaymentStatus (a processor plugin may give its text)
     reference: str | None = None
     failure_code: str | None = None
     retryable: bool = False
@@ -64,9 +65,9 @@ def attempt_key(invoice_number: str, attempt: int) -> str:
 class Outcome:
     """What an attempt's result does to its invoice and subscription."""
 
-    payment_status: str  # succeeded | processing | failed
+    payment_status: PaymentStatus  # succeeded | processing | failed
     invoice_paid: bool
-    subscription_status: str | None  # new status, or None to leave it
+    subscription_status: SubscriptionStatus | None  # where it goes, or None to leave it
     next_retry_on: date | None  # the next automatic retry, if any
     check_on: date | None  # when to ask about a processing debit again
     final: bool = False  # the last automatic try failed
@@ -82,25 +83,60 @@ def judge(
     retry_days: tuple[int, ...],
     after_final_failure: str,
     automatic: bool = True,
+    current: PaymentStatus = PaymentStatus.PENDING,
 ) -> Outcome:
     """The consequences of ``result`` for an automatic charge on ``on`` (F15, F16).
 
     Soft card declines are retried ``retry_days`` after the first failure; hard declines and
     bank debits are not retried; after the final failure the subscription stays ``unpaid`` or
-    is cancelled, as settings say.
+    is cancelled, as settings say. ``current`` is the attempt's status now (pending, or
+    processing for a bank debit asked about again); the move must be a legal one.
     """
-    if result.status == "succeeded":
-        return Outcome("succeeded", True, "active", None, None)
-    if result.status == "processing":
+    outcome = _judge(result, on, method_type, retries_done, first_failure_on, retry_days,
+                     after_final_failure, automatic)  # fmt: skip
+    if outcome.payment_status != current:  # a debit still processing stays as it is
+        check_transition(current, outcome.payment_status)
+    return outcome
+
+
+def _judge(result: ChargeResult, on: date, method_type: str, retries_done: int,
+           first_failure_on: date | None, retry_days: tuple[int, ...], after_final_failure: str,
+           automatic: bool) -> Outcome:  # fmt: skip
+    if result.status == PaymentStatus.SUCCEEDED:
+        return Outcome(PaymentStatus.SUCCEEDED, True, SubscriptionStatus.ACTIVE, None, None)
+    if result.status == PaymentStatus.PROCESSING:
         check = result.settles_on or on + timedelta(days=1)
-        return Outcome("processing", False, None, None, check)
+        return Outcome(PaymentStatus.PROCESSING, False, None, None, check)
+    # anything else a processor says is a failure
     first = first_failure_on or on
     can_retry = automatic and result.retryable and method_type not in BANK_DEBITS
     if can_retry and retries_done < len(retry_days):
-        return Outcome("failed", False, "unpaid", first + timedelta(days=retry_days[retries_done]),
-                       None)  # fmt: skip
-    final_status = "canceled" if after_final_failure == "cancel" else "unpaid"
-    return Outcome("failed", False, final_status, None, None, final=True)
+        return Outcome(PaymentStatus.FAILED, False, SubscriptionStatus.UNPAID,
+                       first + timedelta(days=retry_days[retries_done]), None)  # fmt: skip
+    final_status = (SubscriptionStatus.CANCELED if after_final_failure == "cancel"
+                    else SubscriptionStatus.UNPAID)  # fmt: skip
+    return Outcome(PaymentStatus.FAILED, False, final_status, None, None, final=True)
+
+
+def subscription_after(
+    current: SubscriptionStatus, outcome: Outcome, *, still_failing: bool = False
+) -> SubscriptionStatus:
+    """A subscription's status once ``outcome`` is recorded. A success makes an ``unpaid``
+    one active unless another of its invoices is still failing (``still_failing``); a
+    failure makes a live one ``unpaid`` (or ``canceled`` after the final try); otherwise
+    (scheduled, paused, canceled, expired) the status stays. A past-due subscription (a
+    manual invoice overdue) stays past due when an automatic charge succeeds: only paying
+    the overdue invoice clears it."""
+    target = outcome.subscription_status
+    if target is None or target == current:
+        return current
+    if target == SubscriptionStatus.ACTIVE:
+        if current != SubscriptionStatus.UNPAID or still_failing:
+            return current
+    elif current not in _LIVE:
+        return current
+    check_transition(current, target)
+    return target
 
 
 @dataclass(frozen=True)
@@ -117,6 +153,7 @@ class Attempt:
     retry_index: int = 0  # 0: the first automatic try; k: the k-th automatic retry
     first_failure_on: date | None = None
     manual: bool = False
+    status: PaymentStatus = PaymentStatus.PENDING  # processing: a bank debit asked about again
 
     @property
     def key(self) -> str:

@@ -19,11 +19,13 @@ from abonnement.engine.catalog import CustomProperty, Settings
 from abonnement.engine.events import numbered
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money, Percent
-from abonnement.engine.subscriptions import LifecycleError, Step, Subscription, mrr_basis
+from abonnement.engine.status import SubscriptionStatus
+from abonnement.engine.subscriptions import Step, Subscription, mrr_basis
+from abonnement.errors import InvalidInput, InvalidState
 
 __all__ = ["ItemOp", "apply_item_ops", "edit", "prorated"]
 
-EDITABLE = ("active", "scheduled")
+EDITABLE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.SCHEDULED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +42,12 @@ class ItemOp:
 
 
 def apply_item_ops(items: Sequence[Item], ops: Sequence[ItemOp], currency: str) -> tuple[Item, ...]:
-    """``items`` after ``ops``, in order; raises ``LifecycleError`` naming the bad one."""
+    """``items`` after ``ops``, in order; raises ``InvalidInput`` naming the bad one."""
     out = list(items)
 
     def at(op: ItemOp) -> int:
         if not 1 <= op.position <= len(out):
-            raise LifecycleError(
+            raise InvalidInput(
                 f"--{op.kind}: there is no line {op.position} (the subscription has "
                 f"{len(out)} line{'s' if len(out) != 1 else ''})"
             )
@@ -57,20 +59,20 @@ def apply_item_ops(items: Sequence[Item], ops: Sequence[ItemOp], currency: str) 
             out.append(op.item)
         elif op.kind == "quantity":
             if not isinstance(op.value, int) or op.value < 1:
-                raise LifecycleError(f"--quantity: a whole number ≥ 1, not {op.value}")
+                raise InvalidInput(f"--quantity: a whole number ≥ 1, not {op.value}")
             out[at(op)] = replace(out[at(op)], quantity=op.value)
         elif op.kind == "price":
             price = Money.parse(op.value) if isinstance(op.value, str) else op.value
             if price.currency != currency:
-                raise LifecycleError(f"--price: the subscription bills in {currency}")
+                raise InvalidInput(f"--price: the subscription bills in {currency}")
             if price.amount < 0:
-                raise LifecycleError("--price: a unit price is not negative; for a credit, "
-                                     "use a discount")  # fmt: skip
+                raise InvalidInput("--price: a unit price is not negative; for a credit, "
+                                   "use a discount")  # fmt: skip
             out[at(op)] = replace(out[at(op)], unit_price=price)
         elif op.kind == "discount":
             discount = Percent.parse(op.value)
             if not 0 <= discount.value <= 100:
-                raise LifecycleError(f"--discount: between 0% and 100%, not {op.value}")
+                raise InvalidInput(f"--discount: between 0% and 100%, not {op.value}")
             out[at(op)] = replace(out[at(op)], unit_discount=discount)
         elif op.kind == "clone":
             out.insert(at(op) + 1, out[at(op)])
@@ -80,9 +82,9 @@ def apply_item_ops(items: Sequence[Item], ops: Sequence[ItemOp], currency: str) 
             moved = out.pop(at(op))
             out.insert(max(0, min(int(op.value) - 1, len(out))), moved)
         else:
-            raise LifecycleError(f"unknown item change `{op.kind}`")
+            raise InvalidInput(f"unknown item change `{op.kind}`")
     if not out:
-        raise LifecycleError("a subscription keeps at least one line; cancel it instead")
+        raise InvalidInput("a subscription keeps at least one line; cancel it instead")
     return tuple(out)
 
 
@@ -101,16 +103,16 @@ def edit(
 ) -> Step:
     """``sub`` edited on ``on``, with the event that records it."""
     if not sub.invoice_creation:
-        raise LifecycleError(
+        raise InvalidState(
             f"invoice creation is off for `{sub.id}`: it is a record only, billed elsewhere"
         )
     if sub.status not in EDITABLE:
-        raise LifecycleError(f"subscription `{sub.id}` is {sub.status}; only active or "
-                             "scheduled subscriptions are edited")  # fmt: skip
+        raise InvalidState(f"subscription `{sub.id}` is {sub.status}; only active or "
+                           "scheduled subscriptions are edited")  # fmt: skip
     upcoming = sub.next_payment_date
     freeze = settings.edit_freeze_days
     if upcoming is not None and 0 <= (upcoming - on).days < freeze:
-        raise LifecycleError(
+        raise InvalidState(
             f"the next payment of `{sub.id}` is on {upcoming}: no edits within {freeze} days "
             "of a payment (settings.subscriptions.edit_freeze_days)"
         )
@@ -120,17 +122,17 @@ def edit(
         items = apply_item_ops(sub.items, ops, sub.currency)
         frequencies = {item.frequency for item in items}
         if frequencies != {sub.frequency}:
-            raise LifecycleError(f"every line of `{sub.id}` bills {sub.frequency.name}; "
-                                 "start another subscription for another frequency")  # fmt: skip
+            raise InvalidInput(f"every line of `{sub.id}` bills {sub.frequency.name}; "
+                               "start another subscription for another frequency")  # fmt: skip
         new = replace(new, items=items)
         changed.append("items")
         if prorate:
             if not settings.proration:
-                raise LifecycleError("proration is off (settings.subscriptions.proration)")
+                raise InvalidInput("proration is off (settings.subscriptions.proration)")
             new = replace(new, pending=new.pending + prorated(sub, items, on))
     if next_payment_date is not None:
         if next_payment_date <= on:
-            raise LifecycleError(f"the next payment date must be after {on}")
+            raise InvalidInput(f"the next payment date must be after {on}")
         if new.next_index == 0:  # not started: the start moves
             new = replace(new, anchor=next_payment_date)
         else:  # payments so far stay where they were; the next and later ones follow the date
@@ -150,20 +152,20 @@ def edit(
         for name, value in properties.items():
             prop = by_name.get(name)
             if prop is None:
-                raise LifecycleError(f"unknown custom property `{name}`")
+                raise InvalidInput(f"unknown custom property `{name}`")
             if not prop.user_can_override:
-                raise LifecycleError(f"property `{name}` cannot be overridden")
+                raise InvalidInput(f"property `{name}` cannot be overridden")
             problem = check_property(prop, value) if check_property else None
             if problem:
-                raise LifecycleError(problem)
+                raise InvalidInput(problem)
             merged[name] = value
         new = replace(new, properties=merged)
         changed.append("properties")
     if not changed:
-        raise LifecycleError("nothing to change: give an item change, --next-payment-date, "
-                             "--payment-method, --contact or --property")  # fmt: skip
+        raise InvalidInput("nothing to change: give an item change, --next-payment-date, "
+                           "--payment-method, --contact or --property")  # fmt: skip
     if prorate and not ops:
-        raise LifecycleError("--prorate goes with a change of lines")
+        raise InvalidInput("--prorate goes with a change of lines")
     events = numbered(sub.id, on, sub.event_seq,
                       ("subscription.changed", {**mrr_basis(new), "changed": changed}))  # fmt: skip
     return Step(replace(new, event_seq=events[-1].seq), (), events)
@@ -173,7 +175,7 @@ def prorated(sub: Subscription, items: Sequence[Item], on: date) -> tuple[Item, 
     """Dated lines for the next invoice that settle the rest of the period already invoiced:
     a credit for each line taken away, a charge for each line added, each for the days from
     ``on`` to the period's end (F20). Nothing when no period is running."""
-    if sub.next_index == 0 or sub.status != "active":
+    if sub.next_index == 0 or sub.status != SubscriptionStatus.ACTIVE:
         return ()
     start, end = sub.date_of(sub.next_index - 1), sub.date_of(sub.next_index)
     if not start <= on < end:

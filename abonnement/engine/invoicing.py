@@ -10,6 +10,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
@@ -18,9 +19,17 @@ from abonnement.engine.context import billing_context, line_record, owner_contex
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
 from abonnement.engine.pricing import LineInput, PricedInvoice, price_invoice
+from abonnement.engine.status import InvoiceStatus, allows, check_transition
 from abonnement.engine.subscriptions import Period, Subscription
+from abonnement.errors import InvalidState
 
-__all__ = ["InvoiceDraft", "PricingMemo", "draft_invoice", "line_inputs"]
+__all__ = [
+    "InvoiceDraft",
+    "PricingMemo",
+    "draft_invoice",
+    "line_inputs",
+    "payment_received",
+]
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,7 @@ class InvoiceDraft:
     period_start: date | None
     period_end: date | None
     priced: PricedInvoice
-    status: str = "open"
+    status: InvoiceStatus = InvoiceStatus.OPEN
     line_subscriptions: tuple[str | None, ...] = ()  # per line (checkout invoices span several)
     collect_on: date | None = None  # charge automatically on this date
     document: Mapping[str, Any] = field(default_factory=dict)  # language, locale, comments, tax_ids
@@ -182,3 +191,16 @@ def draft_invoice(
         if sub.collection_mode == "automatic" and sub.payment_token
         else None,
     )
+
+
+def payment_received(number: str, status: str, total: Decimal, paid: Decimal) -> InvoiceStatus:
+    """The status of invoice ``number`` (now ``status``) once ``paid`` of its ``total`` has been
+    paid in all: paid when covered, as it was when not yet. ``InvalidState`` if it takes no
+    payment (paid, void or written off as uncollectible)."""
+    current = InvoiceStatus(status)
+    if not allows(current, InvoiceStatus.PAID):
+        raise InvalidState(f"invoice {number} is {current}")
+    if paid < total:
+        return current
+    check_transition(current, InvoiceStatus.PAID)
+    return InvoiceStatus.PAID

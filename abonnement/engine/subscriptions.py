@@ -8,6 +8,8 @@ subscription's next event date and says what happened; the billing run stores it
                            │  ▲
          manual invoice    ▼  │ paid
          past its due ──▶ past_due          (paused, canceled: lifecycle commands)
+
+Every change of status is checked against the table in ``engine/status.py``.
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ from abonnement.engine.events import Event, numbered
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
 from abonnement.engine.schedule import Frequency, Unit, billing_date
-from abonnement.errors import AbonnementError
+from abonnement.engine.status import SubscriptionStatus, allows, check_transition
+from abonnement.errors import InvalidState
 
 __all__ = [
     "BILLABLE",
-    "LifecycleError",
     "Period",
     "Step",
     "Subscription",
     "cancel",
     "due_date",
+    "dues_settled",
     "monthly",
     "mrr",
     "mrr_basis",
@@ -42,7 +45,8 @@ __all__ = [
     "step",
 ]
 
-BILLABLE = ("active", "past_due")
+_S = SubscriptionStatus
+BILLABLE = (_S.ACTIVE, _S.PAST_DUE)
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -61,7 +65,7 @@ class Subscription:
     frequency: Frequency
     anchor: date
     items: tuple[Item, ...]
-    status: str = "scheduled"
+    status: SubscriptionStatus = _S.SCHEDULED
     payments: int | None = None  # a fixed number of payments; None renews until cancelled
     next_index: int = 0  # periods invoiced so far
     company_id: str | None = None
@@ -112,7 +116,7 @@ class Subscription:
 
     @property
     def next_payment_date(self) -> date | None:
-        if self.status in ("canceled", "expired", "paused") or self.fully_billed:
+        if self.status in (_S.CANCELED, _S.EXPIRED, _S.PAUSED) or self.fully_billed:
             return None
         return self.date_of(self.next_index)
 
@@ -120,7 +124,7 @@ class Subscription:
     def next_event_on(self) -> date | None:
         """The next date on which ``step`` has something to do, or None."""
         status = self.status
-        if status == "scheduled":
+        if status == _S.SCHEDULED:
             return self.anchor
         if status not in BILLABLE:
             return None
@@ -132,7 +136,7 @@ class Subscription:
             due = self.date_of(self.next_index)
             reminder = self._reminder_before(due)
         overdue = None
-        if status == "active" and self.open_due_on is not None:
+        if status == _S.ACTIVE and self.open_due_on is not None:
             overdue = self.open_due_on + timedelta(days=1)
         return min((c for c in (self.cancel_on, reminder, due, overdue) if c is not None),
                    default=None)  # fmt: skip
@@ -184,19 +188,20 @@ def step(sub: Subscription) -> Step:
     events: list[tuple[str, Mapping[str, Any]]] = []
     periods: tuple[Period, ...] = ()
 
-    def become(new: str) -> None:
+    def become(new: SubscriptionStatus) -> None:
         nonlocal status
+        check_transition(status, new)
         events.append(("subscription.status_changed", {"previous_status": status, "status": new}))
         status = new
 
     if sub.cancel_on is not None and day >= sub.cancel_on and status in BILLABLE:
-        become("canceled")  # at the end of the period it was asked for: nothing more to bill
+        become(_S.CANCELED)  # at the end of the period it was asked for: nothing more to bill
         events.append(("subscription.canceled", _EMPTY))
-    if status == "scheduled" and sub.anchor <= day:
-        become("active")
-    if status == "active" and open_due is not None and day > open_due:
+    if status == _S.SCHEDULED and sub.anchor <= day:
+        become(_S.ACTIVE)
+    if status == _S.ACTIVE and open_due is not None and day > open_due:
         events.append(("invoice.overdue", _EMPTY))
-        become("past_due")
+        become(_S.PAST_DUE)
     billing = sub.date_of(index)
     if status in BILLABLE and sub.reminder_on == day:
         events.append(("reminder.due", {"payment": index, "payment_date": billing.isoformat()}))
@@ -216,14 +221,14 @@ def step(sub: Subscription) -> Step:
         sub.payments is not None and index - sub.skipped >= sub.payments and status in BILLABLE
     )
     if finished and day >= sub.date_of(sub.payments + sub.skipped):  # type: ignore[operator]
-        become("expired")
+        become(_S.EXPIRED)
         events.append(("subscription.expired", _EMPTY))
     seq = sub.event_seq
     happened = numbered(sub.id, day, seq, *events)
     changed = _evolve(sub, status=status, next_index=index, open_due_on=open_due,
                       event_seq=seq + len(events), reminded=reminded,
                       pending=() if periods else sub.pending,
-                      canceled_on=day if status == "canceled" else sub.canceled_on)  # fmt: skip
+                      canceled_on=day if status == _S.CANCELED else sub.canceled_on)  # fmt: skip
     return Step(changed, periods, happened)
 
 
@@ -235,12 +240,12 @@ def _evolve(sub: Subscription, **changes: Any) -> Subscription:
     return new
 
 
-class LifecycleError(AbonnementError):
-    """A change the subscription's status does not allow."""
-
-
-def _changed(sub: Subscription, on: date, new: str, kind: str, **fields: Any) -> Step:
-    events = numbered(sub.id, on, sub.event_seq, (kind, _EMPTY),
+def _changed(sub: Subscription, on: date, new: SubscriptionStatus, kind: str | None,
+             **fields: Any) -> Step:  # fmt: skip
+    """``sub`` moved to ``new`` on ``on``: the ``kind`` event (if any), then the status change."""
+    check_transition(sub.status, new)
+    said = ((kind, _EMPTY),) if kind else ()
+    events = numbered(sub.id, on, sub.event_seq, *said,
                       ("subscription.status_changed", {"previous_status": sub.status,
                                                        "status": new}))  # fmt: skip
     return Step(replace(sub, status=new, event_seq=events[-1].seq, **fields), (), events)
@@ -248,30 +253,42 @@ def _changed(sub: Subscription, on: date, new: str, kind: str, **fields: Any) ->
 
 def pause(sub: Subscription, on: date) -> Step:
     """Stop billing from ``on``; nothing is billed for the time paused (F21)."""
-    if sub.status not in ("active", "past_due", "unpaid"):
-        raise LifecycleError(f"subscription `{sub.id}` is {sub.status}; only a live one pauses")
-    return _changed(sub, on, "paused", "subscription.paused")
+    if not allows(sub.status, _S.PAUSED):  # active, past_due or unpaid
+        raise InvalidState(f"subscription `{sub.id}` is {sub.status}; only a live one pauses")
+    return _changed(sub, on, _S.PAUSED, "subscription.paused")
 
 
 def resume(sub: Subscription, on: date) -> Step:
     """Bill again from the first anchor date on or after ``on``; the periods in between are
     skipped, not back-billed, and a fixed term's end moves out by as many."""
-    if sub.status != "paused":
-        raise LifecycleError(f"subscription `{sub.id}` is {sub.status}, not paused")
+    if sub.status != _S.PAUSED:
+        raise InvalidState(f"subscription `{sub.id}` is {sub.status}, not paused")
     index = sub.next_index
     while sub.date_of(index) < on:
         index += 1
-    return _changed(sub, on, "active", "subscription.resumed", next_index=index,
+    return _changed(sub, on, _S.ACTIVE, "subscription.resumed", next_index=index,
                     skipped=sub.skipped + index - sub.next_index)  # fmt: skip
 
 
 def cancel(sub: Subscription, on: date, *, at_period_end: bool = False) -> Step:
     """Cancel now (the default) or at the end of the current period."""
-    if sub.status in ("canceled", "expired"):
-        raise LifecycleError(f"subscription `{sub.id}` is already {sub.status}")
+    if not allows(sub.status, _S.CANCELED):  # canceled or expired already
+        raise InvalidState(f"subscription `{sub.id}` is already {sub.status}")
     if at_period_end and sub.next_payment_date is not None:
         return Step(replace(sub, cancel_on=sub.next_payment_date))
-    return _changed(sub, on, "canceled", "subscription.canceled", canceled_on=on)
+    return _changed(sub, on, _S.CANCELED, "subscription.canceled", canceled_on=on)
+
+
+def dues_settled(sub: Subscription, oldest_open_due: date | None, on: date) -> Step:
+    """``sub`` once its open invoices are known again on ``on`` (one was paid): the oldest open
+    due date is ``oldest_open_due``, and a past-due subscription with nothing overdue any more
+    is active again."""
+    status = sub.status
+    if status == _S.PAST_DUE and (oldest_open_due is None or oldest_open_due >= on):
+        status = _S.ACTIVE
+    if status == sub.status:
+        return Step(replace(sub, open_due_on=oldest_open_due))
+    return _changed(sub, on, status, None, open_due_on=oldest_open_due)
 
 
 _PER_MONTH = {Unit.MONTH: 1, Unit.YEAR: 12}

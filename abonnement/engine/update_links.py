@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from datetime import date, timedelta
 
-from abonnement.errors import CollectionError
+from abonnement.errors import InvalidInput, InvalidState
 
 __all__ = ["UPDATE_URL", "link", "sign", "verify"]
 
@@ -33,16 +33,17 @@ def link(subscription_id: str, on: date, days: int, secret: str) -> tuple[str, s
 
 
 def verify(token: str, secret: str, on: date) -> str:
-    """The subscription id of a valid token; ``CollectionError`` if forged or expired."""
+    """The subscription id of a valid token; ``InvalidInput`` if forged, ``InvalidState`` if
+    expired (the link was good once: a new one is what the buyer needs)."""
     try:
         body, mac = token.split(".", 1)
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         subscription_id, expires = payload.decode().rsplit("|", 1)
         valid_through = date.fromisoformat(expires)
     except (ValueError, UnicodeDecodeError):
-        raise CollectionError("this update link is not valid") from None
+        raise InvalidInput("this update link is not valid") from None
     if not hmac.compare_digest(mac, _mac(payload, secret)):
-        raise CollectionError("this update link is not valid")
+        raise InvalidInput("this update link is not valid")
     if on > valid_through:
-        raise CollectionError(f"this update link expired on {valid_through}; ask for a new one")
+        raise InvalidState(f"this update link expired on {valid_through}; ask for a new one")
     return subscription_id

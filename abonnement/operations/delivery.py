@@ -30,6 +30,7 @@ from abonnement.engine.context import subscription_record, trigger_context
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
 from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
+from abonnement.engine.status import DeliveryStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
 from abonnement.errors import AbonnementError
@@ -164,7 +165,8 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
         )
         for name in settings.notifiers
     }
-    counts = {"sent": 0, "retrying": 0, "failed": 0}
+    # by outcome: sent, given up (failed) and still pending a retry (retrying)
+    counts: dict[str, int] = {DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}
     after = ""
     while rows := store.due_deliveries(on, after=after):
         records = _Records(store)
@@ -181,10 +183,10 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
                 retry_on = on + timedelta(days=wait) if wait is not None else None
                 store.delivery_result(row["key"], on, error=f"{type(exc).__name__}: {exc}",
                                       retry_on=retry_on)  # fmt: skip
-                counts["retrying" if retry_on else "failed"] += 1
+                counts["retrying" if retry_on else DeliveryStatus.FAILED] += 1
                 continue
             store.delivery_result(row["key"], on)
-            counts["sent"] += 1
+            counts[DeliveryStatus.SENT] += 1
     return counts
 
 

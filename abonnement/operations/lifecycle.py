@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from abonnement.engine.status import SubscriptionStatus
 from abonnement.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from abonnement.operations.context import Context
 from abonnement.operations.delivery import deliver_due
@@ -131,7 +132,7 @@ def delete(ctx: Context, sub_id: str) -> None:
     sub = ctx.storage.subscription(sub_id)
     if sub is None:
         raise NotFound("subscription", sub_id)
-    if sub.status not in ("expired", "canceled"):
+    if sub.status not in (SubscriptionStatus.EXPIRED, SubscriptionStatus.CANCELED):
         raise InvalidState(f"subscription `{sub_id}` is {sub.status}; only an expired or "
                            "canceled subscription is deleted (cancel it first)")  # fmt: skip
     ctx.storage.delete_subscription(sub_id)

@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from abonnement.engine.status import InvoiceStatus, PaymentStatus
 from abonnement.errors import CollectionError, InvalidInput, InvalidState, NotFound, PaymentDeclined
 from abonnement.operations.context import Context
 from abonnement.operations.delivery import deliver_due
@@ -53,7 +54,7 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
-    if attempt is None or invoice["status"] != "open":
+    if attempt is None or invoice["status"] != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
     attempt = replace(attempt, token=token, method_type="card")
     finished = collect(ctx.storage, ctx.processor, [attempt], ctx.catalog.settings, on)
@@ -69,7 +70,7 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
             ctx.storage.set_payment_method(sub_id, token, "card")
         ctx.storage.refresh_dues(sub_id, on)
     deliver_due(ctx, on)
-    return {"number": number, "status": "paid", "amount_paid": invoice["total"]}
+    return {"number": number, "status": InvoiceStatus.PAID, "amount_paid": invoice["total"]}
 
 
 def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
     row = next((p for p in rows if p["id"] == payment_id), None)
     if row is None:
         raise NotFound("payment", payment_id)
-    if row["status"] != "succeeded" or row["amount"] <= 0:
+    if row["status"] != PaymentStatus.SUCCEEDED or row["amount"] <= 0:
         raise InvalidState(f"payment {payment_id} is not a succeeded charge")
     refunded = -sum((p["amount"] for p in rows if p["invoice_number"] == row["invoice_number"]
                      and p["status"] == "refunded"), Decimal(0))  # fmt: skip
@@ -101,7 +102,7 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
     result = ctx.processor.refund(charge_key=row["idempotency_key"],
                                    reference=row["reference"], amount=money,
                                    idempotency_key=key, on=on)  # fmt: skip
-    if result.status != "succeeded":
+    if result.status != PaymentStatus.SUCCEEDED:
         raise CollectionError(f"the refund failed ({result.failure_code or result.status})")
     attempt = ctx.storage.record_refund(row["invoice_number"], money, row["method"], key,
                                          result.reference, on)  # fmt: skip
@@ -125,13 +126,13 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
         raise InvalidState(f"invoice {number} has had its {limit} manual retries")
     attempt = ctx.storage.invoice_attempt(number, on)
     invoice = ctx.storage.invoice(number)
-    if attempt is None or invoice is None or invoice["status"] != "open":
+    if attempt is None or invoice is None or invoice["status"] != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
     finished = collect(ctx.storage, ctx.processor, [attempt], ctx.catalog.settings, on)
     _, result, outcome = finished[0] if finished else (None, None, None)
     deliver_due(ctx, on)
     return {"invoice": number, "attempt": attempt.attempt,
-            "status": outcome.payment_status if outcome else "pending",
+            "status": outcome.payment_status if outcome else PaymentStatus.PENDING,
             "failure_code": result.failure_code if result else None}  # fmt: skip
 
 

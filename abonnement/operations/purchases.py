@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from abonnement.engine.status import PaymentStatus, SubscriptionStatus
 from abonnement.errors import (
     AlreadyExists,
     CollectionError,
@@ -192,12 +193,13 @@ def _purchase(
     now_items = list(one_time)
     owners: list[str | None] = [None] * len(one_time)
     subs = []
+    ACTIVE, SCHEDULED = SubscriptionStatus.ACTIVE, SubscriptionStatus.SCHEDULED
     for k, group in enumerate(groups, start=1):
         started = group.start_date <= on
         sub = Subscription(
             id=f"{prefix}-{k}", contact_id=contact_id,
             currency=currency, frequency=group.frequency, anchor=group.start_date,
-            items=group.items, status="active" if started else "scheduled",
+            items=group.items, status=ACTIVE if started else SCHEDULED,
             payments=group.terms.payments, next_index=1 if started else 0,
             company_id=company_id or contact.company,
             collection_mode="automatic" if method else "manual",
@@ -229,7 +231,7 @@ def _purchase(
         card_digest = hashlib.sha256(token.encode()).hexdigest()[:12]
         attempt = Attempt(f"{key}/{card_digest}", None, 1, priced.total, token, kind, on)
         result = charge_once(ctx.processor, attempt)
-        if result is None or result.status == "failed":
+        if result is None or result.status == PaymentStatus.FAILED:
             code = result.failure_code if result else "timeout"
             raise PaymentDeclined(f"the payment was declined ({code}); nothing was bought", code)
     draft = InvoiceDraft(

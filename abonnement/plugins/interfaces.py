@@ -9,9 +9,9 @@ from datetime import date
 from email.message import EmailMessage
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from abonnement.engine.collection import ChargeResult, ProcessorTimeout
+from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money, Percent
-from abonnement.errors import PluginError
+from abonnement.errors import PluginError, ProcessorTimeout
 from abonnement.rules.types import RuleFunction
 
 __all__ = [

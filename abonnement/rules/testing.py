@@ -18,6 +18,7 @@ from typing import Any
 from abonnement.engine.catalog import TaxRate
 from abonnement.engine.money import Money, MoneyError, parse_money, parse_percent
 from abonnement.engine.pricing import LineInput, price_invoice
+from abonnement.errors import CaseError
 from abonnement.rules.ruleset import RuleSet
 from abonnement.rules.types import FIELDS
 
@@ -26,14 +27,6 @@ __all__ = ["CaseError", "CaseResult", "coverage", "run_case"]
 _GIVEN_KEYS = ("currency", "lines", "today", "payments_made", *FIELDS)
 _EXPECT_KEYS = ("discounts", "fees", "taxes", "subtotal", "total", "triggers")
 _LINE_KEYS = (*FIELDS["line"], "tax_rate")
-
-
-class CaseError(Exception):
-    """A case that cannot run: ``path`` points at the offending value in the case."""
-
-    def __init__(self, path: tuple, message: str, hint: str | None = None, *, key: bool = False):
-        super().__init__(message)
-        self.path, self.message, self.hint, self.key = path, message, hint, key
 
 
 @dataclass(frozen=True)

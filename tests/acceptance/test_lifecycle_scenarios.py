@@ -64,7 +64,7 @@ def test_refused_changes_are_clean_errors(tmp_path, db_url):
     result = run("--config", str(s.config), "--db", s.db_url, "subscriptions", "resume", "beans")
     assert result.exit_code == 1 and "is scheduled, not paused" in result.stderr
     result = run("--config", str(s.config), "--db", s.db_url, "subscriptions", "pause", "nope")
-    assert result.exit_code == 1 and "no subscription `nope`" in result.stderr
+    assert result.exit_code == 3 and "no subscription `nope`" in result.stderr  # not found
 
 
 def test_s12_convert_quote_charges_due_now_and_keeps_the_associations(tmp_path, db_url):

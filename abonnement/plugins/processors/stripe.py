@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from abonnement.engine.collection import ChargeResult, ProcessorTimeout
+from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
-from abonnement.errors import PluginError
+from abonnement.errors import PluginError, ProcessorTimeout
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Processor, Registry
 

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from abonnement.engine.collection import ChargeResult, ProcessorTimeout
+from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
+from abonnement.errors import ProcessorTimeout
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Processor, Registry
 

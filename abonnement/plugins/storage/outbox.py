@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from abonnement.engine.events import Event
+from abonnement.engine.status import DeliveryStatus
 from abonnement.plugins.storage import tables as t
 
 __all__ = ["OutboxMixin"]
@@ -55,7 +56,7 @@ class OutboxMixin:
             fresh = [d for d in deliveries if d["key"] not in known]
             if fresh:
                 conn.execute(t.deliveries.insert(), [
-                    {"status": "pending", "attempts": 0, **d} for d in fresh
+                    {"status": DeliveryStatus.PENDING, "attempts": 0, **d} for d in fresh
                 ])  # fmt: skip
             self._update_subscriptions(conn, changed)  # type: ignore[attr-defined]
             self._insert_events(conn, events)  # type: ignore[attr-defined]
@@ -76,7 +77,7 @@ class OutboxMixin:
             )
             .join(t.events, t.events.c.id == _D.event_id)
             .where(
-                _D.status == "pending",
+                _D.status == DeliveryStatus.PENDING,
                 (_D.next_try_on.is_(None)) | (_D.next_try_on <= on),
                 _D.key > after,
             )
@@ -93,10 +94,15 @@ class OutboxMixin:
         row = t.deliveries.c
         values: dict[str, Any] = {"attempts": row.attempts + 1}
         if error is None:
-            values |= {"status": "sent", "sent_on": on, "error": None, "next_try_on": None}
+            values |= {
+                "status": DeliveryStatus.SENT,
+                "sent_on": on,
+                "error": None,
+                "next_try_on": None,
+            }
         else:
-            values |= {"status": "pending" if retry_on else "failed", "error": error[:1000],
-                       "next_try_on": retry_on}  # fmt: skip
+            status = DeliveryStatus.PENDING if retry_on else DeliveryStatus.FAILED
+            values |= {"status": status, "error": error[:1000], "next_try_on": retry_on}
         with self._tx() as conn:  # type: ignore[attr-defined]
             conn.execute(update(t.deliveries).where(row.key == key).values(values))
 

@@ -32,9 +32,15 @@ from sqlalchemy import (
     update,
 )
 
-from abonnement.engine.collection import Attempt, ChargeResult, Outcome
+from abonnement.engine.collection import Attempt, ChargeResult, Outcome, subscription_after
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.money import Money
+from abonnement.engine.status import (
+    InvoiceStatus,
+    PaymentStatus,
+    SubscriptionStatus,
+    check_transition,
+)
 from abonnement.engine.subscriptions import mrr_basis
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.rows import fetch, raw_select
@@ -49,17 +55,20 @@ _INSERT_PAYMENT = (
     insert(t.payments).inline().values({n: bindparam(n) for n in _PAYMENT_COLUMNS}),
     _PAYMENT_COLUMNS,
 )
-_PAYMENT_EVENTS = {"succeeded": "payment.succeeded", "failed": "payment.failed"}
+_PAYMENT_EVENTS = {PaymentStatus.SUCCEEDED: "payment.succeeded",
+                   PaymentStatus.FAILED: "payment.failed"}  # fmt: skip
+_PAYMENT_STATUS = {s.value: s for s in PaymentStatus}  # a row's text → its member
 _P = t.payments.c
 _I = t.invoices.c
 _S = t.subscriptions.c
 # What charging reads per batch, built once: the keys still pending (to charge), still open
 # (to record), and the subscriptions' standing
 _PENDING_OF = select(_P.idempotency_key).where(
-    _P.idempotency_key.in_(bindparam("keys", expanding=True)), _P.status == "pending")  # fmt: skip
+    _P.idempotency_key.in_(bindparam("keys", expanding=True)),
+    _P.status == PaymentStatus.PENDING)  # fmt: skip
 _OPEN_OF = select(_P.idempotency_key).where(
     _P.idempotency_key.in_(bindparam("keys", expanding=True)),
-    _P.status.in_(("pending", "processing")))  # fmt: skip
+    _P.status.in_((PaymentStatus.PENDING, PaymentStatus.PROCESSING)))  # fmt: skip
 _STANDING_OF = (raw_select(t.subscriptions, ("id", "status", "event_seq", "canceled_on"))
                 .where(_S.id.in_(bindparam("ids", expanding=True))).order_by(_S.id))  # fmt: skip
 # An outcome's writes: executemany of tuples, values in the order named after each statement
@@ -72,7 +81,8 @@ _SET_PAYMENT = (
 _PAID = (
     update(t.invoices)
     .where(_I.number == bindparam("n"))
-    .values(status=literal_column("'paid'"), amount_paid=_I.total, collect_on=null())
+    .values(status=literal_column(f"'{InvoiceStatus.PAID}'"), amount_paid=_I.total,
+            collect_on=null())
 ), ("n",)  # fmt: skip
 _PARKED = update(t.invoices).where(_I.number == bindparam("n")).values(collect_on=null()), ("n",)
 _RETRIED = (
@@ -83,7 +93,7 @@ _RETRIED = (
 ), ("on", "first", "n")  # fmt: skip
 _UNSENT = (
     update(t.invoices)
-    .where(_I.number == bindparam("n"), _I.status == literal_column("'open'"))
+    .where(_I.number == bindparam("n"), _I.status == literal_column(f"'{InvoiceStatus.OPEN}'"))
     .values(collect_on=bindparam("on"))
 ), ("on", "n")  # fmt: skip
 
@@ -119,7 +129,7 @@ class _Standing:
     """What a payment outcome reads and moves of a subscription."""
 
     id: str
-    status: str
+    status: SubscriptionStatus
     event_seq: int
     canceled_on: date | None
 
@@ -146,10 +156,12 @@ class PaymentsMixin:
     def begin_collections(self, day: date, limit: int) -> list[Attempt]:
         """Claim up to ``limit`` invoices to charge on ``day`` and write their attempts
         ``pending``, in one transaction; concurrent workers skip claimed invoices."""
-        pending = exists().where(and_(_P.invoice_number == _I.number, _P.status == "pending"))
+        pending = exists().where(
+            and_(_P.invoice_number == _I.number, _P.status == PaymentStatus.PENDING)
+        )
         query = (
             self._invoice_query()
-            .where(_I.collect_on == day, _I.status == "open", ~pending)
+            .where(_I.collect_on == day, _I.status == InvoiceStatus.OPEN, ~pending)
             .order_by(_I.seq)
             .limit(limit)
         )
@@ -171,7 +183,7 @@ class PaymentsMixin:
         """Every open invoice of a subscription, as a new (manual) try on ``on``."""
         query = (
             self._invoice_query()
-            .where(_I.subscription_id == subscription_id, _I.status == "open")
+            .where(_I.subscription_id == subscription_id, _I.status == InvoiceStatus.OPEN)
             .order_by(_I.seq)
         )
         with self._tx() as conn:
@@ -194,13 +206,13 @@ class PaymentsMixin:
             day = self.codec.day_out  # type: ignore[attr-defined]
             self.codec.executemany(conn, *_INSERT_PAYMENT, [  # type: ignore[attr-defined]
                 (a.invoice_number, a.attempt, to_micros(a.amount.amount), a.amount.currency,
-                 a.method_type, "pending", a.key, day(a.on), a.manual)
+                 a.method_type, PaymentStatus.PENDING, a.key, day(a.on), a.manual)
                 for a in attempts
             ])  # fmt: skip
 
     def pending_attempts(self) -> list[Attempt]:
         """Attempts left pending, save those a live worker holds (see ``holding``)."""
-        return self._attempts_where(_P.status == "pending", skip_held=True)
+        return self._attempts_where(_P.status == PaymentStatus.PENDING, skip_held=True)
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -236,7 +248,7 @@ class PaymentsMixin:
     def processing_due(self, day: date) -> list[Attempt]:
         """Bank debits to ask about on ``day``. Claiming moves their check to the next day,
         so another worker does not ask too, and a crash only delays the question."""
-        due = self._attempts_where((_P.status == "processing") & (_P.check_on <= day))
+        due = self._attempts_where((_P.status == PaymentStatus.PROCESSING) & (_P.check_on <= day))
         if due:
             with self._tx() as conn:
                 claimed = (
@@ -245,7 +257,7 @@ class PaymentsMixin:
                         .where(
                             _P.idempotency_key.in_([a.key for a in due]),
                             _P.check_on <= day,
-                            _P.status == "processing",
+                            _P.status == PaymentStatus.PROCESSING,
                         )
                         .values(check_on=day + timedelta(days=1))
                         .returning(_P.idempotency_key)
@@ -266,6 +278,7 @@ class PaymentsMixin:
                 _P.method,
                 _P.on_date,
                 _P.manual,
+                _P.status,
                 _I.subscription_id,
                 _I.auto_retries,
                 _I.first_failure_on,
@@ -291,6 +304,7 @@ class PaymentsMixin:
                     row.auto_retries,
                     row.first_failure_on,
                     row.manual,
+                    _PAYMENT_STATUS[row.status],
                 )
                 for row in conn.execute(query)
             ]
@@ -316,7 +330,7 @@ class PaymentsMixin:
             if sub_ids:
                 query = _STANDING_OF if self.sqlite else _STANDING_OF.with_for_update()
                 day_in = self.codec.day_in  # type: ignore[attr-defined]
-                subs = {r[0]: _Standing(r[0], r[1], r[2], day_in(r[3]))
+                subs = {r[0]: _Standing(r[0], SubscriptionStatus(r[1]), r[2], day_in(r[3]))
                         for r in fetch(conn, query, {"ids": list(sub_ids)})}  # fmt: skip
             before = {sub_id: standing.status for sub_id, standing in subs.items()}
             payments, paid, parked, retried, unsent = [], [], [], [], []
@@ -325,14 +339,15 @@ class PaymentsMixin:
             for attempt, result, outcome in todo:
                 number = attempt.invoice_number
                 if result is None or outcome is None:
-                    payments.append(("failed", "not_sent", None, None, attempt.key))
+                    # the processor never saw the key: this try failed, the invoice is tried again
+                    payments.append((PaymentStatus.FAILED, "not_sent", None, None, attempt.key))
                     unsent.append((day_out(attempt.on), number))
                     continue
                 payments.append((outcome.payment_status, result.failure_code, result.reference,
                                  day_out(outcome.check_on), attempt.key))  # fmt: skip
                 if outcome.invoice_paid:
                     paid.append((number,))
-                elif outcome.payment_status == "processing":
+                elif outcome.payment_status == PaymentStatus.PROCESSING:
                     parked.append((number,))
                 elif not attempt.manual:
                     first = attempt.first_failure_on or attempt.on
@@ -374,20 +389,23 @@ class PaymentsMixin:
         names = [kind] if kind else []
         if outcome.invoice_paid:
             names.append("invoice.paid")
-        status = sub.status
-        target = outcome.subscription_status
-        if target == "active" and status == "unpaid":
-            still_failing = conn.execute(
-                select(func.count()).where(
-                    _I.subscription_id == sub.id,
-                    _I.status == "open",
-                    _I.first_failure_on.is_not(None),
-                    _I.number != attempt.invoice_number,
-                )
-            ).scalar_one()
-            status = "unpaid" if still_failing else "active"
-        elif target in ("unpaid", "canceled") and status in ("active", "past_due", "unpaid"):
-            status = target
+        still_failing = False
+        if (
+            outcome.subscription_status == SubscriptionStatus.ACTIVE
+            and sub.status == SubscriptionStatus.UNPAID
+        ):
+            still_failing = (
+                conn.execute(
+                    select(func.count()).where(
+                        _I.subscription_id == sub.id,
+                        _I.status == InvoiceStatus.OPEN,
+                        _I.first_failure_on.is_not(None),
+                        _I.number != attempt.invoice_number,
+                    )
+                ).scalar_one()
+                > 0
+            )
+        status = subscription_after(sub.status, outcome, still_failing=still_failing)
         said = {"invoice": attempt.invoice_number, "attempt": attempt.attempt}
         happened = [(name, said) for name in names]
         if status != sub.status:
@@ -397,7 +415,7 @@ class PaymentsMixin:
         recorded = numbered(sub.id, day, sub.event_seq, *happened)
         events.extend(recorded)
         seq = recorded[-1].seq if recorded else sub.event_seq
-        canceled_on = day if status == "canceled" else sub.canceled_on
+        canceled_on = day if status == SubscriptionStatus.CANCELED else sub.canceled_on
         return _Standing(sub.id, status, seq, canceled_on)
 
     def record_checkout(
@@ -422,22 +440,26 @@ class PaymentsMixin:
                 conn.execute(
                     t.subscription_items.insert(), [row for s in subs for row in _item_rows(s)]
                 )
-            paid = result is not None and result.status == "succeeded"
+            paid = result is not None and result.status == PaymentStatus.SUCCEEDED
+            status = InvoiceStatus.PAID if paid else InvoiceStatus.OPEN
+            if paid:
+                check_transition(draft.status, status)
             conn.execute(
                 update(t.invoices)
                 .where(_I.number == number)
-                .values(status="paid" if paid else "open", amount_paid=_I.total if paid else 0)
+                .values(status=status, amount_paid=_I.total if paid else 0)
             )
             if attempt is not None and result is not None:
                 self._record_first_payment(conn, number, attempt, result, day)
             started = ("subscription.status_changed",
-                       {"previous_status": "scheduled", "status": "active"})  # fmt: skip
+                       {"previous_status": SubscriptionStatus.SCHEDULED,
+                        "status": SubscriptionStatus.ACTIVE})  # fmt: skip
             events = [
                 event
                 for s in subs
                 for event in numbered(
                     s.id, day, 0, ("subscription.created", {"invoice": number, **mrr_basis(s)}),
-                    *([started] if s.status == "active" else []),
+                    *([started] if s.status == SubscriptionStatus.ACTIVE else []),
                 )
             ]  # fmt: skip
             self._insert_events(conn, events)
@@ -458,7 +480,7 @@ class PaymentsMixin:
                 idempotency_key=attempt.key,
                 on_date=day,
                 manual=False,
-                check_on=result.settles_on if result.status == "processing" else None,
+                check_on=result.settles_on if result.status == PaymentStatus.PROCESSING else None,
             )
         )
 
@@ -473,7 +495,7 @@ class PaymentsMixin:
                                    ).scalar_one() + 1  # fmt: skip
             conn.execute(t.payments.insert().values(
                 invoice_number=number, attempt=attempt, amount=-amount.amount,
-                currency=amount.currency, method=method, status="refunded",
+                currency=amount.currency, method=method, status=PaymentStatus.REFUNDED,
                 idempotency_key=key, reference=reference, on_date=on, manual=True))  # fmt: skip
         return attempt
 
@@ -509,9 +531,13 @@ class PaymentsMixin:
     def earliest_collection(self, until: date) -> date | None:
         with self._tx() as conn:
             first = conn.execute(
-                select(func.min(_I.collect_on)).where(_I.collect_on <= until, _I.status == "open")
+                select(func.min(_I.collect_on)).where(
+                    _I.collect_on <= until, _I.status == InvoiceStatus.OPEN
+                )
             ).scalar()
             check = conn.execute(
-                select(func.min(_P.check_on)).where(_P.check_on <= until, _P.status == "processing")
+                select(func.min(_P.check_on)).where(
+                    _P.check_on <= until, _P.status == PaymentStatus.PROCESSING
+                )
             ).scalar()
         return min((d for d in (first, check) if d is not None), default=None)

@@ -28,6 +28,7 @@ from abonnement.engine.items import Item
 from abonnement.engine.money import Money, Percent
 from abonnement.engine.pricing import PricedInvoice
 from abonnement.engine.schedule import Frequency
+from abonnement.engine.status import SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.tables import from_micros, to_micros
@@ -42,6 +43,7 @@ _INVOICE_COLUMNS = tuple(c.name for c in t.invoices.columns)
 _LINE_COLUMNS = tuple(c.name for c in t.invoice_lines.columns)
 _ADJUSTMENT_COLUMNS = tuple(c.name for c in t.invoice_adjustments.columns)
 _EVENT_COLUMNS = ("type", "subject_id", "seq", "on_date", "payload", "delivered")
+_SUBSCRIPTION_STATUS = {s.value: s for s in SubscriptionStatus}  # a row's text → its member
 
 
 def raw_select(table: Table, names: Sequence[str]) -> Any:
@@ -220,8 +222,9 @@ class Codec:
         sub.__dict__.update(
             id=id_, contact_id=contact_id, currency=currency, frequency=every, anchor=day(anchor),
             items=tuple([self.item(r, currency, every, frequency) for r in item_rows]),
-            status=status, payments=payments, next_index=next_index, company_id=company_id,
-            billing_contact_id=billing_contact_id, collection_mode=collection_mode,
+            status=_SUBSCRIPTION_STATUS[status], payments=payments, next_index=next_index,
+            company_id=company_id, billing_contact_id=billing_contact_id,
+            collection_mode=collection_mode,
             payment_method_id=payment_method_id, payment_token=payment_token,
             payment_type=payment_type, payment_terms=payment_terms, owner=owner,
             invoice_creation=bool(invoice_creation),

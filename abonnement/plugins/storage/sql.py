@@ -37,11 +37,12 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from abonnement.engine.analytics import History, Revision
 from abonnement.engine.collection import Attempt, first_attempt
-from abonnement.engine.events import Event, numbered
-from abonnement.engine.invoicing import InvoiceDraft
+from abonnement.engine.events import Event
+from abonnement.engine.invoicing import InvoiceDraft, payment_received
 from abonnement.engine.schedule import Frequency
-from abonnement.engine.subscriptions import Subscription, mrr_basis
-from abonnement.errors import AbonnementError, StorageError
+from abonnement.engine.status import InvoiceStatus, PaymentStatus
+from abonnement.engine.subscriptions import Subscription, dues_settled, mrr_basis
+from abonnement.errors import NotFound, StorageError
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.outbox import OutboxMixin
 from abonnement.plugins.storage.payments import PaymentsMixin
@@ -268,7 +269,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         with self._tx() as conn:
             found = self._load(t.subscriptions.c.id == sub_id, conn=conn, lock=True)
             if not found:
-                raise AbonnementError(f"no subscription `{sub_id}`")
+                raise NotFound("subscription", sub_id)
             result = change(found[0])
             sub = result.subscription
             self._update_subscriptions(conn, [sub])
@@ -455,20 +456,18 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         with self._tx() as conn:
             row = conn.execute(select(t.invoices).where(t.invoices.c.number == number)).first()
             if row is None:
-                raise AbonnementError(f"no invoice {number}")
-            if row.status in ("paid", "void", "uncollectible"):
-                raise AbonnementError(f"invoice {number} is {row.status}")
+                raise NotFound("invoice", number)
             paid = row.amount_paid + amount
-            status = "paid" if paid >= row.total else row.status
+            status = payment_received(number, row.status, row.total, paid)
             conn.execute(update(t.invoices).where(t.invoices.c.number == number)
                          .values(amount_paid=paid, status=status))  # fmt: skip
             attempt = conn.execute(select(func.count()).where(
                 t.payments.c.invoice_number == number)).scalar_one() + 1  # fmt: skip
             conn.execute(t.payments.insert().values(
                 invoice_number=number, attempt=attempt, amount=amount, currency=row.currency,
-                method=method, status="succeeded", idempotency_key=f"{number}/manual-{attempt}",
-                on_date=on))  # fmt: skip
-            if status == "paid" and row.subscription_id:
+                method=method, status=PaymentStatus.SUCCEEDED,
+                idempotency_key=f"{number}/manual-{attempt}", on_date=on))  # fmt: skip
+            if status == InvoiceStatus.PAID and row.subscription_id:
                 self._refresh_dues(conn, row.subscription_id, on)
             return {"number": number, "status": status, "amount_paid": paid}
 
@@ -480,20 +479,13 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
     def _refresh_dues(self, conn: Connection, sub_id: str, on: date) -> None:
         oldest = conn.execute(
             select(func.min(t.invoices.c.due_date)).where(
-                t.invoices.c.subscription_id == sub_id, t.invoices.c.status == "open")
+                t.invoices.c.subscription_id == sub_id,
+                t.invoices.c.status == InvoiceStatus.OPEN)
         ).scalar()  # fmt: skip
         (sub,) = self._load(t.subscriptions.c.id == sub_id, conn=conn)
-        status = sub.status
-        if status == "past_due" and (oldest is None or oldest >= on):
-            status = "active"
-        changed = replace(sub, open_due_on=oldest, status=status)
-        events: tuple[Event, ...] = ()
-        if status != sub.status:
-            events = numbered(sub.id, on, sub.event_seq, ("subscription.status_changed",
-                              {"previous_status": sub.status, "status": status}))  # fmt: skip
-            changed = replace(changed, event_seq=events[-1].seq)
-        self._update_subscriptions(conn, [changed])
-        self._insert_events(conn, events)
+        settled = dues_settled(sub, oldest, on)
+        self._update_subscriptions(conn, [settled.subscription])
+        self._insert_events(conn, settled.events)
 
 
 # the billing run's claim, built once (it claims thousands of batches)
