@@ -128,23 +128,31 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Collects named things from plugins; a second thing with a taken name is an error."""
+    """Collects named things from plugins; a second thing with a taken name is an error.
 
-    def __init__(self, kind: str):
+    ``caller`` names the plugin whose hook is registering (the manager finds it); without it
+    every entry's origin is ``?``.
+    """
+
+    def __init__(self, kind: str, caller: Callable[[], str] | None = None):
         self.kind = kind
         self.items: dict[str, T] = {}
         self.origins: dict[str, str] = {}
-        self.plugin = "?"
+        self._caller = caller
+
+    def __repr__(self) -> str:
+        return f"<Registry of {self.kind}s>"
 
     def __call__(self, item: T) -> T:
+        plugin = self._caller() if self._caller else "?"
         name = getattr(item, "name", None)
         if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin `{self.plugin}` registered a {self.kind} without a name")
+            raise PluginError(f"plugin `{plugin}` registered a {self.kind} without a name")
         if name in self.items:
             raise PluginError(
                 f"two {self.kind}s named `{name}`: one from plugin `{self.origins[name]}`, "
-                f"one from plugin `{self.plugin}`"
+                f"one from plugin `{plugin}`"
             )
         self.items[name] = item
-        self.origins[name] = self.plugin
+        self.origins[name] = plugin
         return item

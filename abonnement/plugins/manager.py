@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+import reprlib
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 import pluggy
+from pluggy import HookImpl
 
 from abonnement.config.loader import PluginNames
 from abonnement.engine.events import Event
-from abonnement.errors import PluginError
+from abonnement.errors import AbonnementError, PluginError
 from abonnement.plugins import hookspecs
 from abonnement.plugins.interfaces import (
     Notifier,
@@ -23,10 +28,20 @@ from abonnement.plugins.interfaces import (
     TaxProvider,
 )
 
-__all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "Plugins", "build_plugin_manager"]
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "TRACE_ENV",
+    "Plugins",
+    "build_plugin_manager",
+    "call_hook",
+    "trace_hook_calls",
+]
 
 ENTRY_POINT_GROUP = "abonnement"
 DISABLE_ENV = "ABONNEMENT_DISABLE_PLUGINS"
+TRACE_ENV = "ABONNEMENT_TRACE_HOOKS"
+TRACE_LOG = logging.getLogger("abonnement.hooks")
 
 # Built-ins, registered through the same hooks as third-party plugins.
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -56,11 +71,21 @@ def _blocked(disabled: Iterable[str] | None) -> set[str]:
 
 
 def build_plugin_manager(
-    *, disabled: Iterable[str] | None = None, entry_points: bool = True
+    *,
+    disabled: Iterable[str] | None = None,
+    entry_points: bool = True,
+    trace: bool | None = None,
 ) -> pluggy.PluginManager:
-    """Specs → block list (``ABONNEMENT_DISABLE_PLUGINS``) → entry points → defaults → check."""
+    """Specs → block list (``ABONNEMENT_DISABLE_PLUGINS``) → entry points → defaults → check.
+
+    ``trace`` (default: ``ABONNEMENT_TRACE_HOOKS=1`` in the environment) logs every hook call
+    on the ``abonnement.hooks`` logger."""
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
+    if trace is None:
+        trace = os.environ.get(TRACE_ENV, "").strip() not in ("", "0")
+    if trace:
+        trace_hook_calls(pm)
     for name in _blocked(disabled):
         pm.set_blocked(name)
     if entry_points:
@@ -78,22 +103,98 @@ def build_plugin_manager(
     return pm
 
 
-def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any]) -> dict:
-    # Each implementation is called on its own so the registry can name the plugin behind
-    # every entry, and a duplicate or a crash is reported against the right plugin.
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
-        registry.plugin = impl.plugin_name
-        _guard(impl.plugin_name, hook_name, lambda impl=impl: impl.function(register=registry))
-    return registry.items
+def _code(function: Callable[..., Any]) -> CodeType | None:
+    return getattr(function, "__code__", None)
 
 
-def _guard(plugin: str, hook_name: str, call: Callable[[], Any]) -> Any:
+def _implementers(hook: pluggy.HookCaller) -> dict[CodeType, str]:
+    """The code of each implementation of ``hook`` → the plugin it belongs to."""
+    return {
+        code: impl.plugin_name
+        for impl in hook.get_hookimpls()
+        if (code := _code(impl.function)) is not None
+    }
+
+
+def _culprit(hook: pluggy.HookCaller, exc: BaseException) -> str:
+    """The plugin whose implementation raised ``exc`` inside a call of ``hook``.
+
+    pluggy re-raises an implementation's exception unchanged, but its traceback still runs
+    through the implementation's frame: the innermost frame that is an implementation is the
+    plugin that raised (a wrapper the exception merely passed through sits further out)."""
+    codes = _implementers(hook)
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        found = codes.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    if found is not None:
+        return found
+    names = sorted({impl.plugin_name for impl in hook.get_hookimpls()})
+    return " or ".join(names) or "?"
+
+
+def _calling_plugin(hook: pluggy.HookCaller) -> Callable[[], str]:
+    """For a ``Registry``: which plugin's implementation of ``hook`` is calling it now.
+
+    The whole hook is one pluggy call (so wrappers and tracing see it), and the registry names
+    the plugin behind each entry by the nearest implementation frame on the stack."""
+    codes = _implementers(hook)
+
+    def caller() -> str:
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code in codes:
+                return codes[frame.f_code]
+            frame = frame.f_back  # type: ignore[assignment]
+        return "?"
+
+    return caller
+
+
+def call_hook(pm: pluggy.PluginManager, name: str, **kwargs: Any) -> Any:
+    """Call hook ``name`` through pluggy with keyword arguments; a plugin that raises is
+    reported by its name as a ``PluginError``. Our own errors (a ``StorageError`` that says
+    the database is unreachable, a duplicate name) already say what is wrong: they pass."""
+    hook = getattr(pm.hook, name)
     try:
-        return call()
-    except PluginError:
+        return hook(**kwargs)
+    except AbonnementError:
         raise
     except Exception as exc:
-        raise PluginError(f"plugin `{plugin}` failed in {hook_name}: {exc!r}") from exc
+        raise PluginError(f"plugin `{_culprit(hook, exc)}` failed in {name}: {exc!r}") from exc
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 120
+
+
+def _summary(kwargs: Mapping[str, object]) -> str:
+    return ", ".join(f"{key}={_SHORT.repr(value)}" for key, value in kwargs.items())
+
+
+def trace_hook_calls(pm: pluggy.PluginManager) -> Callable[[], None]:
+    """Log every hook call (name, arguments, implementing plugins, then the result or the
+    exception) at DEBUG on the ``abonnement.hooks`` logger. Returns the undo function."""
+
+    def before(name: str, impls: Sequence[HookImpl], kwargs: Mapping[str, object]) -> None:
+        plugins = ", ".join(impl.plugin_name for impl in impls)
+        TRACE_LOG.debug("call %s(%s) [%s]", name, _summary(kwargs), plugins)
+
+    def after(
+        outcome: pluggy.Result[object], name: str, impls: Sequence[HookImpl],
+        kwargs: Mapping[str, object],
+    ) -> None:  # fmt: skip
+        if outcome.exception is not None:
+            TRACE_LOG.debug("fail %s: %r", name, outcome.exception)
+        else:
+            TRACE_LOG.debug("done %s -> %s", name, _SHORT.repr(outcome.get_result()))
+
+    if TRACE_LOG.level == logging.NOTSET:
+        TRACE_LOG.setLevel(logging.DEBUG)  # asked for by the environment: show it
+    if not TRACE_LOG.hasHandlers():  # nobody configured logging (the CLI): write to stderr
+        TRACE_LOG.addHandler(logging.StreamHandler())
+    return pm.add_hookcall_monitoring(before, after)
 
 
 @dataclass(frozen=True)
@@ -111,38 +212,19 @@ class Plugins:
     @classmethod
     def load(cls, pm: pluggy.PluginManager | None = None) -> Plugins:
         pm = pm or build_plugin_manager()
-        registries = {
-            "processor": Registry[type[Processor]]("processor"),
-            "notifier": Registry[type[Notifier]]("notifier"),
-            "tax provider": Registry[type[TaxProvider]]("tax provider"),
-            "rule function": Registry[RuleFunction]("rule function"),
-        }
-        hooks = {
+        kinds = {
             "processor": "abonnement_register_processors",
             "notifier": "abonnement_register_notifiers",
             "tax provider": "abonnement_register_tax_providers",
             "rule function": "abonnement_register_rule_functions",
         }
-        for kind, registry in registries.items():
-            _collect(pm, hooks[kind], registry)
-        schemas: dict[str, Mapping[str, Any]] = {}
-        schema_origin: dict[str, str] = {}
-        for impl in pm.hook.abonnement_settings_schemas.get_hookimpls():
-            found = _guard(impl.plugin_name, "abonnement_settings_schemas", impl.function) or {}
-            for path, schema in found.items():
-                parent = path.split(".")[0]
-                if parent not in ("payments", "notifications") or path.count(".") != 1:
-                    raise PluginError(
-                        f"plugin `{impl.plugin_name}` contributes settings at `{path}`; "
-                        "only payments.NAME or notifications.NAME may be extended"
-                    )
-                if path in schemas:
-                    raise PluginError(
-                        f"two plugins contribute settings `{path}`: "
-                        f"`{schema_origin[path]}` and `{impl.plugin_name}`"
-                    )
-                schemas[path] = schema
-                schema_origin[path] = impl.plugin_name
+        registries: dict[str, Registry[Any]] = {}
+        for kind, hook_name in kinds.items():
+            registry = registries[kind] = Registry(
+                kind, _calling_plugin(getattr(pm.hook, hook_name))
+            )
+            call_hook(pm, hook_name, register=registry)
+        schemas, schema_origin = _settings_schemas(pm)
         return cls(
             pm=pm,
             processors=registries["processor"].items,
@@ -166,16 +248,21 @@ class Plugins:
         )
 
     def open_storage(self, url: str) -> Storage:
-        storage = self.pm.hook.abonnement_open_storage(url=url)
+        """The storage the first plugin that knows ``url``'s scheme opens."""
+        storage = call_hook(self.pm, "abonnement_open_storage", url=url)
         if storage is None:
             scheme = url.split(":", 1)[0]
             raise PluginError(f"no storage plugin opens `{scheme}` URLs")
         return storage
 
+    @property
+    def observes_events(self) -> bool:
+        """Whether any plugin implements ``abonnement_on_event`` (else events skip the call)."""
+        return bool(self.pm.hook.abonnement_on_event.get_hookimpls())
+
     def emit(self, event: Event) -> None:
         """Tell every event observer; a raise names the plugin."""
-        for impl in self.pm.hook.abonnement_on_event.get_hookimpls():
-            _guard(impl.plugin_name, "abonnement_on_event", lambda i=impl: i.function(event=event))
+        call_hook(self.pm, "abonnement_on_event", event=event)
 
     def describe(self) -> list[dict[str, Any]]:
         """Every plugin with what it registers, for ``abonnement plugins``."""
@@ -198,3 +285,48 @@ class Plugins:
                 }
             )
         return rows
+
+
+_SETTINGS_PARENTS = ("payments", "notifications", "taxes")
+
+
+def _settings_schemas(
+    pm: pluggy.PluginManager,
+) -> tuple[dict[str, Mapping[str, Any]], dict[str, str]]:
+    """Every contributed settings schema by dotted path, and the plugin behind each.
+
+    This hook returns its answer, and a list of answers does not say whose each one is; so
+    each plugin is asked through a hook caller of its own (still through pluggy, with its own
+    wrappers and tracing) to name the plugin behind a bad path or a clash."""
+    hook_name = "abonnement_settings_schemas"
+    everyone = {impl.plugin for impl in pm.hook.abonnement_settings_schemas.get_hookimpls()}
+    schemas: dict[str, Mapping[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for impl in pm.hook.abonnement_settings_schemas.get_hookimpls():
+        if impl.wrapper or impl.hookwrapper:
+            continue
+        caller = pm.subset_hook_caller(hook_name, everyone - {impl.plugin})
+        try:
+            answers = caller()
+        except AbonnementError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"plugin `{impl.plugin_name}` failed in {hook_name}: {exc!r}"
+            ) from exc
+        for found in answers:
+            for path, schema in (found or {}).items():
+                parent = path.split(".")[0]
+                if parent not in _SETTINGS_PARENTS or path.count(".") != 1:
+                    raise PluginError(
+                        f"plugin `{impl.plugin_name}` contributes settings at `{path}`; "
+                        "only payments.NAME, notifications.NAME or taxes.NAME may be extended"
+                    )
+                if path in schemas:
+                    raise PluginError(
+                        f"two plugins contribute settings `{path}`: "
+                        f"`{origin[path]}` and `{impl.plugin_name}`"
+                    )
+                schemas[path] = schema
+                origin[path] = impl.plugin_name
+    return schemas, origin
