@@ -29,6 +29,7 @@ from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
 from abonnement.engine.subscriptions import Subscription, step
+from abonnement.engine.taxes import AutomaticTax
 
 __all__ = [
     "BillingStore",
@@ -129,6 +130,7 @@ def contact_records(
             "id": company.id, "name": company.name, "domain": company.domain,
             "tax_id": company.tax_id, "country": address.country if address else None,
             "region": address.region if address else None,
+            "postal_code": address.postal_code if address else None,
             "city": address.city if address else None, "properties": dict(company.properties),
         }  # fmt: skip
     if payment_method_id and contact is not None:
@@ -224,9 +226,11 @@ def run_billing(
     with_mrr: bool = True,
     processor: ProcessorPort | None = None,
     memo: PricingMemo | None = None,
+    taxes: AutomaticTax | None = None,
 ) -> RunSummary:
     """Do everything due up to and including ``until``, day by day. ``with_mrr=False`` when
-    no rule reads ``subscription.mrr`` (it is not free to compute)."""
+    no rule reads ``subscription.mrr`` (it is not free to compute). ``taxes``: the configured
+    tax provider's rates, asked per invoice and remembered for the run (None: no provider)."""
     summary = RunSummary(until, keep_invoices=keep_invoices)
     settings, tax_rates = catalog.settings, catalog.tax_rates
     records_cache: dict[str, Mapping[str, Any]] = {}
@@ -252,7 +256,7 @@ def run_billing(
                 records = records_cache[key]
                 drafts.extend(
                     draft_invoice(sub, period, records, rules, settings, tax_rates,
-                                  with_mrr=with_mrr, memo=memo)
+                                  with_mrr=with_mrr, memo=memo, taxes=taxes)
                     for period in result.periods
                 )  # fmt: skip
             updated.append(result.subscription)

@@ -19,6 +19,7 @@ from abonnement.engine.money import Money
 from abonnement.engine.pricing import PricedInvoice, price_invoice
 from abonnement.engine.schedule import resolve_start
 from abonnement.engine.subscriptions import Subscription
+from abonnement.engine.taxes import AutomaticTax, buyer_location
 from abonnement.errors import CollectionError
 
 __all__ = ["FuturePayment", "Summary", "from_declared", "summarize"]
@@ -99,19 +100,27 @@ def summarize(
     rules: Sequence[Any],
     settings: Settings,
     tax_rates: Mapping[str, TaxRate],
+    taxes: AutomaticTax | None = None,
 ) -> Summary:
-    """The summary of buying ``items`` on ``purchase`` (F12)."""
+    """The summary of buying ``items`` on ``purchase`` (F12); ``taxes``: the tax provider's
+    rates by the buyer's location (the customer in ``ctx``)."""
     currency = items[0].currency
     one_time, groups = group_items(items, purchase)
     starting = [i for g in groups if g.start_date <= purchase for i in g.items]
-    due_now = price_invoice(
-        line_inputs([*one_time, *starting], tax_rates), ctx, rules,
-        currency=currency, payments_made=0, rounding=settings.rounding,
-    )  # fmt: skip
+    location = buyer_location(ctx) if taxes is not None else None
+
+    def priced(items: Sequence[Item], payments_made: int) -> PricedInvoice:
+        lines = line_inputs(items, tax_rates)
+        return price_invoice(
+            lines, ctx, rules, currency=currency, payments_made=payments_made,
+            rounding=settings.rounding,
+            line_taxes=taxes.line_taxes(location, lines) if taxes is not None else None,
+        )  # fmt: skip
+
+    due_now = priced([*one_time, *starting], 0)
     future = []
     for group in groups:
-        later = price_invoice(line_inputs(group.items, tax_rates), ctx, rules, currency=currency,
-                              payments_made=1, rounding=settings.rounding)  # fmt: skip
+        later = priced(group.items, 1)
         count = group.terms.payments
         if count is not None and group.start_date <= purchase:
             count -= 1
