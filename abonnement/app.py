@@ -163,7 +163,8 @@ class App:
         memo = PricingMemo(rules.fields, rules.counts_payments) if rules.memoizable else None
         options = {"batch_size": batch_size, "progress": progress,
                    "with_mrr": rules.reads("subscription", "mrr"),
-                   "processor": self.processor, "memo": memo}  # fmt: skip
+                   "processor": self.processor, "memo": memo,
+                   "taxes": self.plugins.automatic_tax(self.catalog.settings)}  # fmt: skip
         if not dry_run:
             with _long_run():
                 return run_billing(*args, **options), []
@@ -224,8 +225,9 @@ class App:
         store = self.storage
         with store.dry_run(), _long_run():
             self.apply(as_of)
+            taxes = self.plugins.automatic_tax(self.catalog.settings)
             summary = run_billing(store, self.catalog, self.rules.pricing, until,
-                                  keep_invoices=True)  # fmt: skip
+                                  keep_invoices=True, taxes=taxes)  # fmt: skip
         rows: dict[tuple[str, str], dict[str, Any]] = {}
         for _, draft in summary.invoices:
             key = (draft.issue_date.strftime("%Y-%m"), draft.currency)
@@ -291,8 +293,9 @@ class App:
         if not resolved:
             raise AbonnementError("a quote needs at least one --item")
         ctx = {**contact_records(catalog, contact_id), "today": purchase}
+        taxes = self.plugins.automatic_tax(catalog.settings)
         return summarize(resolved, purchase, ctx, self.rules.pricing, catalog.settings,
-                         catalog.tax_rates)  # fmt: skip
+                         catalog.tax_rates, taxes)  # fmt: skip
 
     # -- collection ----------------------------------------------------------------------------
     def checkout(
@@ -411,6 +414,7 @@ class App:
         from abonnement.engine.items import group_items, resolve_item
         from abonnement.engine.pricing import price_invoice
         from abonnement.engine.subscriptions import Subscription, due_date
+        from abonnement.engine.taxes import buyer_location
         from abonnement.errors import CollectionError
 
         catalog, settings = self.catalog, self.catalog.settings
@@ -447,8 +451,12 @@ class App:
             raise CollectionError(f"already done on {existing.created_on}: `{existing.id}` exists")
         ctx = {**contact_records(catalog, contact_id),
                "payment": {"method": kind or "manual", "attempt": 1}, "today": on}  # fmt: skip
-        priced = price_invoice(line_inputs(now_items, catalog.tax_rates), ctx, self.rules.pricing,
-                               currency=currency, rounding=settings.rounding)  # fmt: skip
+        lines = line_inputs(now_items, catalog.tax_rates)
+        taxes = self.plugins.automatic_tax(settings)
+        priced = price_invoice(lines, ctx, self.rules.pricing, currency=currency,
+                               rounding=settings.rounding,
+                               line_taxes=taxes.line_taxes(buyer_location(ctx), lines)
+                               if taxes else None)  # fmt: skip
         attempt = result = None
         if method:
             minimum = settings.minimum_charge_for(currency)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from abonnement.engine.catalog import Settings, TaxRate
 from abonnement.engine.collection import ChargeResult, ProcessorTimeout
-from abonnement.engine.money import Money, Percent
+from abonnement.engine.money import Money
+from abonnement.engine.taxes import Location, TaxLine
 from abonnement.errors import PluginError
 
 __all__ = [
     "ChargeResult",
+    "Location",
     "Message",
     "Notifier",
     "Processor",
@@ -22,7 +25,9 @@ __all__ = [
     "Registry",
     "RuleFunction",
     "Storage",
+    "TaxLine",
     "TaxProvider",
+    "TaxRate",
 ]
 
 
@@ -94,15 +99,25 @@ class Notifier(ABC):
 
 
 class TaxProvider(ABC):
-    """Looks up tax rates by the buyer's location (automatic tax, F10)."""
+    """Finds tax rates by the buyer's location (automatic tax, F10).
+
+    ``settings.taxes.provider`` names one by ``name``. Built once per billing run, quote or
+    checkout with the account's settings (its own block, if it contributes a schema for
+    ``taxes.NAME``, is ``settings.plugin_settings["taxes.NAME"]``)."""
 
     name: ClassVar[str]
 
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
     @abstractmethod
-    def rate(
-        self, *, country: str, region: str | None, postal_code: str | None, category: str | None
-    ) -> Percent | None:
-        """The rate for a sale to this place, or None where this provider has no rate."""
+    def rates(self, *, location: Location, lines: Sequence[TaxLine]) -> Sequence[Sequence[TaxRate]]:
+        """The rates for a sale of ``lines`` to a buyer at ``location``: one sequence per line,
+        in order (empty: no tax there). Called once per invoice with the taxable lines whose
+        location and tax category (``line.category``) were not asked yet in this run: a rate
+        may depend on the place and the category, never on the amount. Each ``TaxRate``'s
+        ``id`` names the adjustment (shown as ``PROVIDER:ID``), ``label`` is printed on the
+        invoice. A raise stops the run with an error naming the provider."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,9 @@ import pluggy
 from pluggy import HookImpl
 
 from abonnement.config.loader import PluginNames
+from abonnement.engine.catalog import Settings, TaxRate
 from abonnement.engine.events import Event
+from abonnement.engine.taxes import AutomaticTax, Location, TaxLine
 from abonnement.errors import AbonnementError, PluginError
 from abonnement.plugins import hookspecs
 from abonnement.plugins.interfaces import (
@@ -52,6 +54,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "abonnement.plugins.notifiers.smtp",
     "abonnement.plugins.notifiers.webhook",
     "abonnement.plugins.storage",
+    "abonnement.plugins.tax.table",
 )
 
 
@@ -243,6 +246,7 @@ class Plugins:
         return PluginNames(
             processors=tuple(self.processors),
             notifiers=tuple(self.notifiers),
+            tax_providers=tuple(self.tax_providers),
             settings_schemas=self.settings_schemas,
             rule_functions=self.rule_functions,
         )
@@ -263,6 +267,42 @@ class Plugins:
     def emit(self, event: Event) -> None:
         """Tell every event observer; a raise names the plugin."""
         call_hook(self.pm, "abonnement_on_event", event=event)
+
+    def automatic_tax(self, settings: Settings) -> AutomaticTax | None:
+        """The provider ``settings.taxes.provider`` names, ready for one run (a billing run, a
+        quote, a checkout): asked once per invoice, its answers remembered for the run. None
+        when no provider is configured. A provider that raises, or answers out of shape, stops
+        the run with a ``PluginError`` that names it."""
+        name = settings.tax_provider
+        if name is None:
+            return None
+        cls = self.tax_providers.get(name)
+        plugin = self.origins.get("tax provider", {}).get(name, "?")
+        if cls is None:
+            raise PluginError(f"no tax provider plugin named `{name}`")
+        who = f"tax provider `{name}` (plugin `{plugin}`)"
+        try:
+            provider = cls(settings)
+        except AbonnementError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{who} could not start: {exc!r}") from exc
+
+        def ask(location: Location, lines: Sequence[TaxLine]) -> Sequence[Sequence[TaxRate]]:
+            try:
+                answer = provider.rates(location=location, lines=lines)
+            except AbonnementError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"{who} failed for {_place(location)}: {exc!r}") from exc
+            if not _well_formed(answer, len(lines)):
+                raise PluginError(
+                    f"{who} answered {_SHORT.repr(answer)} for {len(lines)} line(s); expected "
+                    "one list of TaxRate per line"
+                )
+            return answer
+
+        return AutomaticTax(name, ask)
 
     def describe(self) -> list[dict[str, Any]]:
         """Every plugin with what it registers, for ``abonnement plugins``."""
@@ -330,3 +370,17 @@ def _settings_schemas(
                 schemas[path] = schema
                 origin[path] = impl.plugin_name
     return schemas, origin
+
+
+def _place(location: Location) -> str:
+    return "/".join(p for p in (location.country, location.region, location.postal_code) if p)
+
+
+def _well_formed(answer: object, count: int) -> bool:
+    """One sequence of ``TaxRate`` per line, nothing else."""
+    if not isinstance(answer, Sequence) or isinstance(answer, str) or len(answer) != count:
+        return False
+    return all(
+        isinstance(rates, Sequence) and all(isinstance(r, TaxRate) for r in rates)
+        for rates in answer
+    )
