@@ -3,7 +3,7 @@
 A plugin is a module or object with functions decorated ``@hookimpl`` (from
 ``abonnement.plugins``), named like the specs below. Third-party packages register under the
 ``abonnement`` entry-point group. Every hook is called through pluggy with keyword arguments
-only (``plugins.manager.call_hook``), so ``wrapper=True`` implementations run around the others
+only (``plugins.hookcalls.call_hook``), so ``wrapper=True`` implementations run around the others
 and ``ABONNEMENT_TRACE_HOOKS=1`` logs each call on the ``abonnement.hooks`` logger.
 """
 
