@@ -30,6 +30,7 @@ class PluginNames:
 
     processors: Collection[str] = ()
     notifiers: Collection[str] = ()
+    tax_providers: Collection[str] = ()
     settings_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     rule_functions: Mapping[str, RuleFunction] = field(default_factory=dict)
 

@@ -14,6 +14,35 @@ from abonnement.config.schemas import SECTIONS, section_schema
 
 __all__ = ["render_reference"]
 
+_AUTOMATIC_TAX = """\
+## Automatic tax by location
+
+With `settings.taxes.provider`, pricing asks that tax provider for the rates of each invoice's
+taxable lines by where the buyer is: the subscription's billing address (or its company's with
+`same_as_company`), else the contact's address, else the company's — country, region and
+postal code. One call per invoice, with the lines whose tax category (the product's
+`category`) the run has not asked about for that place yet: answers are remembered for the
+billing run, quote or checkout. Lines that are not taxable or that name their own `tax_rate`,
+and tax-exempt contacts, are not asked about. A provider's taxes are line tax adjustments named
+`PROVIDER:NAME` (`table:QST`), computed on the discounted line amount and rounded like rule
+taxes, before the tax rules. The built-in `table` provider reads `settings.taxes.table`:
+
+```yaml
+settings:
+  taxes:
+    provider: table
+    table:
+      - {country: CA, name: GST, rate: 5%}
+      - {country: CA, region: QC, name: QST, label: TVQ, rate: 9.975%}
+      - {country: DK, name: VAT, label: Moms, rate: 25%}
+      - {country: US, region: NY, category: hardware, name: NY, label: Sales tax, rate: 8.875%}
+```
+
+A buyer in Quebec pays GST and QST on every taxable line; one in New York pays sales tax on
+hardware only. Other providers are plugins
+([plugins](plugins.md)); a provider that fails stops the run with an error naming it.
+"""
+
 _INTRO = """\
 # Config reference
 
@@ -23,7 +52,7 @@ _INTRO = """\
 A config is a directory of YAML files; each top-level key is a section. Lists may be split
 across files; `settings` lives in exactly one. Money is always a string such as `"25.00 USD"`,
 percentages are `15%`, dates `2026-12-01`. Unknown keys are errors. Plugins may add a block
-under `payments.NAME` or `notifications.NAME` (see [plugins](plugins.md)). The schemas
+under `payments.NAME`, `notifications.NAME` or `taxes.NAME` (see [plugins](plugins.md)). The schemas
 themselves (JSON Schema draft 2020-12) are in `abonnement/config/schemas/`, for editors and CI.
 
 Types: **money** `"25.00 USD"` (up to 6 decimals, a currency listed in `settings.currencies`) ·
@@ -103,6 +132,7 @@ def render_reference() -> str:
     item = _common("item")
     parts.append(f"## Line items (`item`)\n\n{item['description']}\n")
     parts.append(_table(_rows(item, "items[].")) + "\n")
+    parts.append(_AUTOMATIC_TAX)
     return "\n".join(parts)
 
 

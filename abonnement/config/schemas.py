@@ -165,7 +165,9 @@ def _unknown_keys(
         hint = did_you_mean(key, allowed) or (
             f"expected one of: {', '.join(allowed)}" if allowed else None
         )
-        if path in (("settings", "payments"), ("settings", "notifications")) and not hint:
+        plugin_blocks = (("settings", "payments"), ("settings", "notifications"),
+                         ("settings", "taxes"))  # fmt: skip
+        if path in plugin_blocks and not hint:
             hint = f"a plugin's block; is the plugin that reads `{path[1]}.{key}` installed?"
         where = location(doc, path)
         yield doc.problem((*path, key), f"unknown key `{key}` {where}", hint, key=True)

@@ -12,7 +12,7 @@ from typing import Any
 from abonnement.config.builder import Builder, Entry
 from abonnement.config.schemas import did_you_mean
 from abonnement.engine import catalog as c
-from abonnement.engine.money import Money, MoneyError
+from abonnement.engine.money import Money, MoneyError, parse_percent
 
 __all__ = ["build_settings", "declared_property_problem", "property_value_problem"]
 
@@ -110,6 +110,7 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
     )
     analytics = raw.get("analytics", {})
     factor = analytics.get("weekly_mrr_factor", "52/12")
+    tax_provider, tax_table = _taxes(b, entry, raw.get("taxes", {}))
     plugin_settings = {
         dotted: raw.get(dotted.split(".")[0], {}).get(dotted.split(".")[1], {})
         for dotted in b.plugins.settings_schemas
@@ -145,7 +146,48 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         weekly_mrr_factor=Decimal(52) / 12 if factor == "52/12" else Decimal(factor),
         discounts_reduce_mrr=analytics.get("discounts_reduce_mrr", False),
         plugin_settings=c.frozen_map({k: c.frozen_map(v) for k, v in plugin_settings.items()}),
+        tax_provider=tax_provider,
+        tax_table=tax_table,
     )
+
+
+def _taxes(
+    b: Builder, entry: Entry, raw: dict[str, Any]
+) -> tuple[str | None, tuple[c.RegionalRate, ...]]:
+    """``settings.taxes``: the provider (a registered one) and the `table` provider's rows."""
+    provider = raw.get("provider")
+    names = sorted(b.plugins.tax_providers)
+    if provider is not None and names and provider not in names:
+        b.error(
+            entry,
+            ("taxes", "provider"),
+            f"no tax provider plugin named `{provider}`",
+            did_you_mean(provider, names) or f"installed: {', '.join(names)}",
+        )
+    rows: list[c.RegionalRate] = []
+    seen: dict[tuple, int] = {}
+    for i, row in enumerate(raw.get("table", ())):
+        key = (row["country"], row.get("region"), row.get("category"), row["name"])
+        if key in seen:
+            b.error(
+                entry,
+                ("taxes", "table", i),
+                f"a second `{row['name']}` rate for the same place and category",
+                f"the first is taxes.table[{seen[key]}]",
+            )
+            continue
+        seen[key] = i
+        rate = c.TaxRate(row["name"], row["name"], row.get("label", row["name"]),
+                         parse_percent(row["rate"]))  # fmt: skip
+        rows.append(c.RegionalRate(row["country"], row.get("region"), row.get("category"), rate))
+    if provider == "table" and not rows:
+        b.error(
+            entry,
+            ("taxes", "provider"),
+            "the `table` tax provider has no rates",
+            "list them in settings.taxes.table, e.g. {country: DK, name: VAT, rate: 25%}",
+        )
+    return provider, tuple(rows)
 
 
 _PROPERTY_TYPES: dict[str, Callable[[Any], bool]] = {

@@ -69,9 +69,13 @@ def _context(
     def money(amount: Decimal) -> str:
         return fmt.money(amount, currency)
 
-    def tax_label(rule: str) -> str:
+    def tax_label(rule: str, label: str | None = None) -> str:
         rate = catalog.tax_rates.get(rule)
-        return rate.label if rate else rule.replace("_", " ").capitalize()
+        if rate:
+            return rate.label
+        if ":" in rule and label:  # a tax provider's rate (`table:QST`) carries its label
+            return label
+        return rule.replace("_", " ").capitalize()
 
     adjustments = invoice.get("adjustments", ())
     lines = []

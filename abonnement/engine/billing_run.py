@@ -30,6 +30,7 @@ from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
 from abonnement.engine.status import PaymentStatus
 from abonnement.engine.subscriptions import Subscription, step
+from abonnement.engine.taxes import AutomaticTax
 from abonnement.errors import ProcessorTimeout
 
 __all__ = [
@@ -188,10 +189,12 @@ def run_billing(
     with_subtotal: bool = True,
     processor: ProcessorPort | None = None,
     memo: PricingMemo | None = None,
+    taxes: AutomaticTax | None = None,
 ) -> RunSummary:
     """Do everything due up to and including ``until``, day by day. ``with_mrr=False`` and
     ``with_subtotal=False`` when no rule reads ``subscription.mrr`` or ``invoice.subtotal``
-    (neither is free to compute)."""
+    (neither is free to compute). ``taxes``: the configured tax provider's rates, asked per
+    invoice and remembered for the run (None: no provider)."""
     summary = RunSummary(until, keep_invoices=keep_invoices)
     settings = catalog.settings
     records_cache: dict[str, Mapping[str, Any]] = {}
@@ -214,7 +217,7 @@ def run_billing(
                 records = records_cache[key]
                 drafts.extend(
                     draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
-                                  with_subtotal=with_subtotal, memo=memo)
+                                  with_subtotal=with_subtotal, memo=memo, taxes=taxes)
                     for period in result.periods
                 )  # fmt: skip
             updated.append(result.subscription)

@@ -33,6 +33,7 @@ __all__ = [
     "PricingModel",
     "Product",
     "Quote",
+    "RegionalRate",
     "Settings",
     "TaxRate",
     "Terms",
@@ -89,6 +90,17 @@ class TaxRate:
     label: str
     rate: Percent
     active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RegionalRate:
+    """A row of ``settings.taxes.table``: a rate for buyers in ``country`` (and ``region``,
+    when given), on lines of tax ``category`` (every category when None)."""
+
+    country: str
+    region: str | None
+    category: str | None
+    rate: TaxRate
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +314,8 @@ class Settings:
     weekly_mrr_factor: Decimal = Decimal(52) / Decimal(12)
     discounts_reduce_mrr: bool = False
     plugin_settings: Mapping[str, Mapping[str, Any]] = _no_map()  # "notifications.mailbox" → block
+    tax_provider: str | None = None  # a registered tax provider: automatic tax by location
+    tax_table: tuple[RegionalRate, ...] = ()  # the built-in `table` provider's rates
 
     def minimum_charge_for(self, currency: str) -> Money:
         if currency in self.minimum_charge:

@@ -21,6 +21,7 @@ from abonnement.engine.money import Money
 from abonnement.engine.pricing import LineInput, PricedInvoice, price_invoice
 from abonnement.engine.status import InvoiceStatus, allows, check_transition
 from abonnement.engine.subscriptions import Period, Subscription
+from abonnement.engine.taxes import AutomaticTax, buyer_location
 from abonnement.errors import InvalidState
 
 __all__ = [
@@ -146,23 +147,30 @@ def draft_invoice(
     with_mrr: bool = True,
     with_subtotal: bool = True,
     memo: PricingMemo | None = None,
+    taxes: AutomaticTax | None = None,
 ) -> InvoiceDraft:
-    """The invoice of ``sub`` for ``period``, priced by the rules in file order.
-    ``with_mrr`` and ``with_subtotal`` say whether a rule reads ``subscription.mrr`` and
-    ``invoice.subtotal`` (each costs something to compute)."""
+    """The invoice of ``sub`` for ``period``, priced by the rules in file order; with
+    ``taxes``, the tax provider's rates for the buyer's location too. ``with_mrr`` and
+    ``with_subtotal`` say whether a rule reads ``subscription.mrr`` and ``invoice.subtotal``
+    (each costs something to compute)."""
     settings = catalog.settings
     ctx = None
-    key = priced = None
+    key = priced = location = None
+    if taxes is not None:
+        location = buyer_location(records, sub.invoice_settings.get("billing_address"))
     if memo is not None and not sub.pending:  # prorated lines are one-offs: never remembered
         if not memo.records_only:
             ctx = billing_context(
                 sub, period, records, settings, with_mrr=with_mrr, with_subtotal=with_subtotal
             )
         key = memo.key(sub, period.index, records if ctx is None else ctx)
+        if key is not None and taxes is not None:
+            key = (key, location)  # the provider's rates follow the buyer's location
         priced = memo.priced.get(key) if key is not None else None
     if priced is None:
+        lines = line_inputs(sub.items + sub.pending if sub.pending else sub.items, catalog)
         priced = price_invoice(
-            line_inputs(sub.items + sub.pending if sub.pending else sub.items, catalog),
+            lines,
             ctx
             or billing_context(
                 sub, period, records, settings, with_mrr=with_mrr, with_subtotal=with_subtotal
@@ -171,6 +179,7 @@ def draft_invoice(
             currency=sub.currency,
             payments_made=period.index,
             rounding=settings.rounding,
+            line_taxes=taxes.line_taxes(location, lines) if taxes is not None else None,
         )
         if key is not None:
             if len(memo.priced) >= memo.LIMIT:  # type: ignore[union-attr]

@@ -5,8 +5,9 @@
 2. the line's unit discount %, then discount rules in file order — each percentage applies to
    what remains; invoice-scope amounts are allocated to lines pro rata; never below zero;
 3. fees: a percentage of the lines after discounts (before any fee) plus a fixed part;
-4. taxes per line on the discounted amount (plus taxable fees); inclusive prices have the
-   tax taken out instead of added;
+4. taxes per line on the discounted amount (plus taxable fees): the line's own rate, a tax
+   provider's rates (given as values), then tax rules; inclusive prices have the tax taken
+   out instead of added;
 5. each adjustment is rounded to the currency's minor unit on its own, per line, and every
    total is the sum of those rounded parts.
 
@@ -196,8 +197,12 @@ def price_invoice(
     currency: str,
     payments_made: int = 0,
     rounding: str = "half_up",
+    line_taxes: Sequence[Sequence[TaxRate]] | None = None,
 ) -> PricedInvoice:
-    """Price ``lines`` in ``currency`` for the invoice context ``ctx`` (customer, payment…)."""
+    """Price ``lines`` in ``currency`` for the invoice context ``ctx`` (customer, payment…).
+
+    ``line_taxes``: for each line, in order, the rates a tax provider found for it (automatic
+    tax by the buyer's location); taxed like the line's own rate, before the tax rules."""
     mode = ROUNDING.get(rounding, rounding)
     quantum = Decimal(1).scaleb(-minor_unit(currency))
 
@@ -270,12 +275,15 @@ def price_invoice(
 
     # 4. taxes per line on the discounted amount
     taxes = [r for r in rules if r.kind == "tax"]
-    for w in work:
+    for i, w in enumerate(work):
         base = w.remaining + w.taxable_extra
         inclusive = w.line.tax_inclusive
         own = w.line.tax_rate
         if own is not None and own.active:
             w.taxes.append(_tax(own.id, own.label, own.rate, base, inclusive, rnd, currency))
+        for found in line_taxes[i] if line_taxes is not None else ():
+            w.taxes.append(_tax(found.id, found.label, found.rate, base, inclusive, rnd,
+                                currency))  # fmt: skip
         for rule in taxes:
             if rule.scope == "line" and rule.when(w.ctx):
                 rate = rule.value(w.ctx)

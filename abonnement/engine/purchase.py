@@ -7,19 +7,20 @@ its future payments. The total is null when anything renews until cancelled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
-from abonnement.engine.catalog import Catalog, DeclaredSubscription
+from abonnement.engine.catalog import Catalog, DeclaredSubscription, TaxRate
 from abonnement.engine.context import purchase_context
 from abonnement.engine.invoicing import line_inputs
 from abonnement.engine.items import Group, Item, group_items, resolve_item
 from abonnement.engine.money import Money
-from abonnement.engine.pricing import PricedInvoice, price_invoice
+from abonnement.engine.pricing import LineInput, PricedInvoice, price_invoice
 from abonnement.engine.schedule import resolve_start
 from abonnement.engine.subscriptions import Subscription
+from abonnement.engine.taxes import AutomaticTax, buyer_location
 from abonnement.errors import CollectionError
 
 __all__ = ["FuturePayment", "Summary", "from_declared", "price_due_now", "prospective",
@@ -120,6 +121,7 @@ def price_due_now(
     due_date: date,
     company_id: str | None = None,
     method: str | None = None,
+    taxes: AutomaticTax | None = None,
 ) -> PricedInvoice:
     """The invoice of what a purchase makes due now: ``items`` with the subscription each
     starts (``owners``, None for one-time items), paid with ``method`` (a quote has none).
@@ -133,8 +135,17 @@ def price_due_now(
         company_id=company_id, method=method,
         subscription=distinct[0] if len(distinct) == 1 else None,
     )  # fmt: skip
-    return price_invoice(line_inputs(items, catalog, owners), ctx, rules, currency=currency,
-                         payments_made=0, rounding=catalog.settings.rounding)  # fmt: skip
+    lines = line_inputs(items, catalog, owners)
+    return price_invoice(lines, ctx, rules, currency=currency, payments_made=0,
+                         rounding=catalog.settings.rounding,
+                         line_taxes=_line_taxes(taxes, ctx, lines))  # fmt: skip
+
+
+def _line_taxes(
+    taxes: AutomaticTax | None, ctx: Mapping[str, Any], lines: Sequence[LineInput]
+) -> tuple[tuple[TaxRate, ...], ...] | None:
+    """The tax provider's rates for ``lines`` at the buyer's location in ``ctx``."""
+    return taxes.line_taxes(buyer_location(ctx), lines) if taxes is not None else None
 
 
 def summarize(
@@ -143,9 +154,11 @@ def summarize(
     contact_id: str,
     rules: Sequence[Any],
     catalog: Catalog,
+    taxes: AutomaticTax | None = None,
 ) -> Summary:
     """The summary of ``contact_id`` buying ``items`` on ``purchase`` (F12), priced as the
-    checkout prices it: the same contexts, each line with the subscription it starts."""
+    checkout prices it: the same contexts, each line with the subscription it starts;
+    ``taxes``: the tax provider's rates by the buyer's location."""
     settings = catalog.settings
     currency = items[0].currency
     contact = catalog.contacts.get(contact_id)
@@ -165,6 +178,7 @@ def summarize(
         currency=currency,
         due_date=purchase,
         company_id=company_id,
+        taxes=taxes,
     )
     future = []
     for group, sub in zip(groups, subs, strict=True):
@@ -176,9 +190,10 @@ def summarize(
             catalog, contact_id, on, items=group.items, currency=currency, due_date=on,
             company_id=company_id, sequence=later_sub.next_index + 1, subscription=later_sub,
         )  # fmt: skip
-        later = price_invoice(line_inputs(group.items, catalog), later_ctx, rules,
-                              currency=currency, payments_made=1,
-                              rounding=settings.rounding)  # fmt: skip
+        lines = line_inputs(group.items, catalog)
+        later = price_invoice(lines, later_ctx, rules, currency=currency, payments_made=1,
+                              rounding=settings.rounding,
+                              line_taxes=_line_taxes(taxes, later_ctx, lines))  # fmt: skip
         count = group.terms.payments
         if count is not None and started:
             count -= 1

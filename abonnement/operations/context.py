@@ -49,6 +49,11 @@ class Context:
         cls = self.plugins.processors[settings.processor]
         return cls(dict(settings.plugin_settings.get(f"payments.{settings.processor}", {})))
 
+    def automatic_tax(self) -> Any:
+        """The configured tax provider for one run, quote or checkout (its answers are
+        remembered for that run), or None when ``settings.taxes.provider`` is not set."""
+        return self.plugins.automatic_tax(self.catalog.settings)
+
     @property
     def settings(self) -> Any:
         return self.catalog.settings

@@ -102,7 +102,7 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
     store, catalog, rules = app.storage, app.catalog, app.rules
     settings = catalog.settings
     channels = settings.notifiers
-    observed = bool(app.plugins.pm.hook.abonnement_on_event.get_hookimpls())
+    observed = app.plugins.observes_events
     count = conflicts = 0
     while events := store.undelivered_events(batch):
         records = _Records(store)

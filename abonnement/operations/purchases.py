@@ -56,7 +56,8 @@ def quote(
         ))  # fmt: skip
     if not resolved:
         raise InvalidInput("a quote needs at least one --item")
-    return summarize(resolved, purchase, contact_id, ctx.rules.pricing, catalog)
+    return summarize(resolved, purchase, contact_id, ctx.rules.pricing, catalog,
+                     ctx.automatic_tax())  # fmt: skip
 
 
 def checkout(
@@ -220,6 +221,7 @@ def _purchase(
         now_items, [by_id.get(o or "") for o in owners], contact_id, on, ctx.rules.pricing,
         catalog, currency=currency, due_date=due_date(on, terms),
         company_id=company_id or contact.company, method=kind or "manual",
+        taxes=ctx.automatic_tax(),
     )  # fmt: skip
     attempt = result = None
     if method:

@@ -2,7 +2,9 @@
 
 A plugin is a module or object with functions decorated ``@hookimpl`` (from
 ``abonnement.plugins``), named like the specs below. Third-party packages register under the
-``abonnement`` entry-point group. The engine calls hooks with keyword arguments only.
+``abonnement`` entry-point group. Every hook is called through pluggy with keyword arguments
+only (``plugins.hookcalls.call_hook``), so ``wrapper=True`` implementations run around the others
+and ``ABONNEMENT_TRACE_HOOKS=1`` logs each call on the ``abonnement.hooks`` logger.
 """
 
 from __future__ import annotations
@@ -51,7 +53,17 @@ def abonnement_register_tax_providers(register: Registry[type[TaxProvider]]) -> 
     """Register tax providers for automatic tax by the buyer's location.
 
     Called once when the plugins are loaded. Call ``register(cls)`` for each ``TaxProvider``
-    subclass. Duplicate names are an error naming both plugins.
+    subclass; ``cls.name`` is what ``settings.taxes.provider`` refers to. Duplicate names are
+    an error naming both plugins. Returns nothing.
+
+    The configured provider is then built once per billing run, quote or checkout as
+    ``cls(settings)`` (the account's ``Settings``) and asked
+    ``rates(location=Location(country, region, postal_code), lines=[TaxLine(category,
+    description, sku, amount), ...])`` once per invoice, with the taxable lines whose location
+    and tax category the run has not asked about yet. It returns one sequence of ``TaxRate``
+    per line, in order (empty: untaxed); each becomes a line tax adjustment named
+    ``PROVIDER:ID`` with the rate's label, rounded like rule taxes. A raise stops the run with
+    a ``PluginError`` naming the provider.
     """
 
 
@@ -72,8 +84,8 @@ def abonnement_settings_schemas() -> Mapping[str, Mapping[str, Any]] | None:
 
     Called once when the plugins are loaded. Return a mapping from a dotted settings path to a
     draft 2020-12 schema, e.g. ``{"notifications.mailbox": {"type": "object", ...}}``; the
-    parent must be ``payments`` or ``notifications``. Without a contribution, a block under the
-    plugin's name is an unknown key. Return None to contribute nothing.
+    parent must be ``payments``, ``notifications`` or ``taxes``. Without a contribution, a
+    block under the plugin's name is an unknown key. Return None to contribute nothing.
     """
 
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from abonnement.engine.catalog import Settings, TaxRate
 from abonnement.engine.collection import ChargeResult
-from abonnement.engine.money import Money, Percent
+from abonnement.engine.money import Money
+from abonnement.engine.taxes import Location, TaxLine
 from abonnement.errors import PluginError, ProcessorTimeout
 from abonnement.rules.types import RuleFunction
 
 __all__ = [
     "ChargeResult",
+    "Location",
     "Message",
     "Notifier",
     "Processor",
@@ -23,7 +26,9 @@ __all__ = [
     "Registry",
     "RuleFunction",
     "Storage",
+    "TaxLine",
     "TaxProvider",
+    "TaxRate",
 ]
 
 
@@ -95,15 +100,25 @@ class Notifier(ABC):
 
 
 class TaxProvider(ABC):
-    """Looks up tax rates by the buyer's location (automatic tax, F10)."""
+    """Finds tax rates by the buyer's location (automatic tax, F10).
+
+    ``settings.taxes.provider`` names one by ``name``. Built once per billing run, quote or
+    checkout with the account's settings (its own block, if it contributes a schema for
+    ``taxes.NAME``, is ``settings.plugin_settings["taxes.NAME"]``)."""
 
     name: ClassVar[str]
 
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
     @abstractmethod
-    def rate(
-        self, *, country: str, region: str | None, postal_code: str | None, category: str | None
-    ) -> Percent | None:
-        """The rate for a sale to this place, or None where this provider has no rate."""
+    def rates(self, *, location: Location, lines: Sequence[TaxLine]) -> Sequence[Sequence[TaxRate]]:
+        """The rates for a sale of ``lines`` to a buyer at ``location``: one sequence per line,
+        in order (empty: no tax there). Called once per invoice with the taxable lines whose
+        location and tax category (``line.category``) were not asked yet in this run: a rate
+        may depend on the place and the category, never on the amount. Each ``TaxRate``'s
+        ``id`` names the adjustment (shown as ``PROVIDER:ID``), ``label`` is printed on the
+        invoice. A raise stops the run with an error naming the provider."""
 
 
 class Storage(Protocol):
@@ -119,23 +134,31 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Collects named things from plugins; a second thing with a taken name is an error."""
+    """Collects named things from plugins; a second thing with a taken name is an error.
 
-    def __init__(self, kind: str):
+    ``caller`` names the plugin whose hook is registering (the manager finds it); without it
+    every entry's origin is ``?``.
+    """
+
+    def __init__(self, kind: str, caller: Callable[[], str] | None = None):
         self.kind = kind
         self.items: dict[str, T] = {}
         self.origins: dict[str, str] = {}
-        self.plugin = "?"
+        self._caller = caller
+
+    def __repr__(self) -> str:
+        return f"<Registry of {self.kind}s>"
 
     def __call__(self, item: T) -> T:
+        plugin = self._caller() if self._caller else "?"
         name = getattr(item, "name", None)
         if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin `{self.plugin}` registered a {self.kind} without a name")
+            raise PluginError(f"plugin `{plugin}` registered a {self.kind} without a name")
         if name in self.items:
             raise PluginError(
                 f"two {self.kind}s named `{name}`: one from plugin `{self.origins[name]}`, "
-                f"one from plugin `{self.plugin}`"
+                f"one from plugin `{plugin}`"
             )
         self.items[name] = item
-        self.origins[name] = self.plugin
+        self.origins[name] = plugin
         return item

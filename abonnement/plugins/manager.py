@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pluggy
 
 from abonnement.config.loader import PluginNames
+from abonnement.engine.catalog import Settings, TaxRate
 from abonnement.engine.events import Event
-from abonnement.errors import PluginError
+from abonnement.engine.taxes import AutomaticTax, Location, TaxLine
+from abonnement.errors import AbonnementError, PluginError
 from abonnement.plugins import hookspecs
+from abonnement.plugins.hookcalls import call_hook, calling_plugin, short_repr, trace_hook_calls
 from abonnement.plugins.interfaces import (
     Notifier,
     Processor,
@@ -23,10 +26,19 @@ from abonnement.plugins.interfaces import (
     TaxProvider,
 )
 
-__all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "Plugins", "build_plugin_manager"]
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "TRACE_ENV",
+    "Plugins",
+    "build_plugin_manager",
+    "call_hook",
+    "trace_hook_calls",
+]
 
 ENTRY_POINT_GROUP = "abonnement"
 DISABLE_ENV = "ABONNEMENT_DISABLE_PLUGINS"
+TRACE_ENV = "ABONNEMENT_TRACE_HOOKS"
 
 # Built-ins, registered through the same hooks as third-party plugins.
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -37,6 +49,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "abonnement.plugins.notifiers.smtp",
     "abonnement.plugins.notifiers.webhook",
     "abonnement.plugins.storage",
+    "abonnement.plugins.tax.table",
 )
 
 
@@ -56,11 +69,21 @@ def _blocked(disabled: Iterable[str] | None) -> set[str]:
 
 
 def build_plugin_manager(
-    *, disabled: Iterable[str] | None = None, entry_points: bool = True
+    *,
+    disabled: Iterable[str] | None = None,
+    entry_points: bool = True,
+    trace: bool | None = None,
 ) -> pluggy.PluginManager:
-    """Specs → block list (``ABONNEMENT_DISABLE_PLUGINS``) → entry points → defaults → check."""
+    """Specs → block list (``ABONNEMENT_DISABLE_PLUGINS``) → entry points → defaults → check.
+
+    ``trace`` (default: ``ABONNEMENT_TRACE_HOOKS=1`` in the environment) logs every hook call
+    on the ``abonnement.hooks`` logger."""
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
+    if trace is None:
+        trace = os.environ.get(TRACE_ENV, "").strip() not in ("", "0")
+    if trace:
+        trace_hook_calls(pm)
     for name in _blocked(disabled):
         pm.set_blocked(name)
     if entry_points:
@@ -78,24 +101,6 @@ def build_plugin_manager(
     return pm
 
 
-def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry[Any]) -> dict:
-    # Each implementation is called on its own so the registry can name the plugin behind
-    # every entry, and a duplicate or a crash is reported against the right plugin.
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
-        registry.plugin = impl.plugin_name
-        _guard(impl.plugin_name, hook_name, lambda impl=impl: impl.function(register=registry))
-    return registry.items
-
-
-def _guard(plugin: str, hook_name: str, call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    except PluginError:
-        raise
-    except Exception as exc:
-        raise PluginError(f"plugin `{plugin}` failed in {hook_name}: {exc!r}") from exc
-
-
 @dataclass(frozen=True)
 class Plugins:
     """What the installed plugins register, and the one door through which hooks are called."""
@@ -111,38 +116,19 @@ class Plugins:
     @classmethod
     def load(cls, pm: pluggy.PluginManager | None = None) -> Plugins:
         pm = pm or build_plugin_manager()
-        registries = {
-            "processor": Registry[type[Processor]]("processor"),
-            "notifier": Registry[type[Notifier]]("notifier"),
-            "tax provider": Registry[type[TaxProvider]]("tax provider"),
-            "rule function": Registry[RuleFunction]("rule function"),
-        }
-        hooks = {
+        kinds = {
             "processor": "abonnement_register_processors",
             "notifier": "abonnement_register_notifiers",
             "tax provider": "abonnement_register_tax_providers",
             "rule function": "abonnement_register_rule_functions",
         }
-        for kind, registry in registries.items():
-            _collect(pm, hooks[kind], registry)
-        schemas: dict[str, Mapping[str, Any]] = {}
-        schema_origin: dict[str, str] = {}
-        for impl in pm.hook.abonnement_settings_schemas.get_hookimpls():
-            found = _guard(impl.plugin_name, "abonnement_settings_schemas", impl.function) or {}
-            for path, schema in found.items():
-                parent = path.split(".")[0]
-                if parent not in ("payments", "notifications") or path.count(".") != 1:
-                    raise PluginError(
-                        f"plugin `{impl.plugin_name}` contributes settings at `{path}`; "
-                        "only payments.NAME or notifications.NAME may be extended"
-                    )
-                if path in schemas:
-                    raise PluginError(
-                        f"two plugins contribute settings `{path}`: "
-                        f"`{schema_origin[path]}` and `{impl.plugin_name}`"
-                    )
-                schemas[path] = schema
-                schema_origin[path] = impl.plugin_name
+        registries: dict[str, Registry[Any]] = {}
+        for kind, hook_name in kinds.items():
+            registry = registries[kind] = Registry(
+                kind, calling_plugin(getattr(pm.hook, hook_name))
+            )
+            call_hook(pm, hook_name, register=registry)
+        schemas, schema_origin = _settings_schemas(pm)
         return cls(
             pm=pm,
             processors=registries["processor"].items,
@@ -161,6 +147,7 @@ class Plugins:
         return PluginNames(
             processors=tuple(self.processors),
             notifiers=tuple(self.notifiers),
+            tax_providers=tuple(self.tax_providers),
             settings_schemas=self.settings_schemas,
             rule_functions=self.rule_functions,
         )
@@ -168,16 +155,56 @@ class Plugins:
     def open_storage(self, url: str, *, migrate: bool = True) -> Storage:
         """Storage for ``url`` from the first plugin that opens its scheme; ``migrate=False``
         opens it as it is (``db upgrade`` then migrates it)."""
-        storage = self.pm.hook.abonnement_open_storage(url=url, migrate=migrate)
+        storage = call_hook(self.pm, "abonnement_open_storage", url=url, migrate=migrate)
         if storage is None:
             scheme = url.split(":", 1)[0]
             raise PluginError(f"no storage plugin opens `{scheme}` URLs")
         return storage
 
+    @property
+    def observes_events(self) -> bool:
+        """Whether any plugin implements ``abonnement_on_event`` (else events skip the call)."""
+        return bool(self.pm.hook.abonnement_on_event.get_hookimpls())
+
     def emit(self, event: Event) -> None:
         """Tell every event observer; a raise names the plugin."""
-        for impl in self.pm.hook.abonnement_on_event.get_hookimpls():
-            _guard(impl.plugin_name, "abonnement_on_event", lambda i=impl: i.function(event=event))
+        call_hook(self.pm, "abonnement_on_event", event=event)
+
+    def automatic_tax(self, settings: Settings) -> AutomaticTax | None:
+        """The provider ``settings.taxes.provider`` names, ready for one run (a billing run, a
+        quote, a checkout): asked once per invoice, its answers remembered for the run. None
+        when no provider is configured. A provider that raises, or answers out of shape, stops
+        the run with a ``PluginError`` that names it."""
+        name = settings.tax_provider
+        if name is None:
+            return None
+        cls = self.tax_providers.get(name)
+        plugin = self.origins.get("tax provider", {}).get(name, "?")
+        if cls is None:
+            raise PluginError(f"no tax provider plugin named `{name}`")
+        who = f"tax provider `{name}` (plugin `{plugin}`)"
+        try:
+            provider = cls(settings)
+        except AbonnementError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{who} could not start: {exc!r}") from exc
+
+        def ask(location: Location, lines: Sequence[TaxLine]) -> Sequence[Sequence[TaxRate]]:
+            try:
+                answer = provider.rates(location=location, lines=lines)
+            except AbonnementError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"{who} failed for {_place(location)}: {exc!r}") from exc
+            if not _well_formed(answer, len(lines)):
+                raise PluginError(
+                    f"{who} answered {short_repr(answer)} for {len(lines)} line(s); expected "
+                    "one list of TaxRate per line"
+                )
+            return answer
+
+        return AutomaticTax(name, ask)
 
     def describe(self) -> list[dict[str, Any]]:
         """Every plugin with what it registers, for ``abonnement plugins``."""
@@ -200,3 +227,62 @@ class Plugins:
                 }
             )
         return rows
+
+
+_SETTINGS_PARENTS = ("payments", "notifications", "taxes")
+
+
+def _settings_schemas(
+    pm: pluggy.PluginManager,
+) -> tuple[dict[str, Mapping[str, Any]], dict[str, str]]:
+    """Every contributed settings schema by dotted path, and the plugin behind each.
+
+    This hook returns its answer, and a list of answers does not say whose each one is; so
+    each plugin is asked through a hook caller of its own (still through pluggy, with its own
+    wrappers and tracing) to name the plugin behind a bad path or a clash."""
+    hook_name = "abonnement_settings_schemas"
+    everyone = {impl.plugin for impl in pm.hook.abonnement_settings_schemas.get_hookimpls()}
+    schemas: dict[str, Mapping[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for impl in pm.hook.abonnement_settings_schemas.get_hookimpls():
+        if impl.wrapper or impl.hookwrapper:
+            continue
+        caller = pm.subset_hook_caller(hook_name, everyone - {impl.plugin})
+        try:
+            answers = caller()
+        except AbonnementError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"plugin `{impl.plugin_name}` failed in {hook_name}: {exc!r}"
+            ) from exc
+        for found in answers:
+            for path, schema in (found or {}).items():
+                parent = path.split(".")[0]
+                if parent not in _SETTINGS_PARENTS or path.count(".") != 1:
+                    raise PluginError(
+                        f"plugin `{impl.plugin_name}` contributes settings at `{path}`; "
+                        "only payments.NAME, notifications.NAME or taxes.NAME may be extended"
+                    )
+                if path in schemas:
+                    raise PluginError(
+                        f"two plugins contribute settings `{path}`: "
+                        f"`{origin[path]}` and `{impl.plugin_name}`"
+                    )
+                schemas[path] = schema
+                origin[path] = impl.plugin_name
+    return schemas, origin
+
+
+def _place(location: Location) -> str:
+    return "/".join(p for p in (location.country, location.region, location.postal_code) if p)
+
+
+def _well_formed(answer: object, count: int) -> bool:
+    """One sequence of ``TaxRate`` per line, nothing else."""
+    if not isinstance(answer, Sequence) or isinstance(answer, str) or len(answer) != count:
+        return False
+    return all(
+        isinstance(rates, Sequence) and all(isinstance(r, TaxRate) for r in rates)
+        for rates in answer
+    )

@@ -1,0 +1,1 @@
+"""Built-in tax providers (automatic tax by the buyer's location)."""
