@@ -35,7 +35,6 @@ __all__ = [
     "Subscription",
     "cancel",
     "due_date",
-    "dues_settled",
     "monthly",
     "mrr",
     "mrr_basis",
@@ -277,18 +276,6 @@ def cancel(sub: Subscription, on: date, *, at_period_end: bool = False) -> Step:
     if at_period_end and sub.next_payment_date is not None:
         return Step(replace(sub, cancel_on=sub.next_payment_date))
     return _changed(sub, on, _S.CANCELED, "subscription.canceled", canceled_on=on)
-
-
-def dues_settled(sub: Subscription, oldest_open_due: date | None, on: date) -> Step:
-    """``sub`` once its open invoices are known again on ``on`` (one was paid): the oldest open
-    due date is ``oldest_open_due``, and a past-due subscription with nothing overdue any more
-    is active again."""
-    status = sub.status
-    if status == _S.PAST_DUE and (oldest_open_due is None or oldest_open_due >= on):
-        status = _S.ACTIVE
-    if status == sub.status:
-        return Step(replace(sub, open_due_on=oldest_open_due))
-    return _changed(sub, on, status, None, open_due_on=oldest_open_due)
 
 
 _PER_MONTH = {Unit.MONTH: 1, Unit.YEAR: 12}

@@ -38,6 +38,7 @@ def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict
     ctx.storage.set_payment_method(sub_id, card, "card")
     attempts = ctx.storage.open_invoices(sub_id, on)
     finished = collect(ctx.storage, ctx.processor, attempts, ctx.catalog.settings, on)
+    ctx.storage.refresh_dues(sub_id, on)  # paid invoices may have been what was overdue
     deliver_due(ctx, on)
     return {"subscription": sub_id,
             "collected": [a.invoice_number for a, r, o in finished if o and o.invoice_paid],
@@ -63,8 +64,7 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
         code = result.failure_code if result else "timeout"
         deliver_due(ctx, on)
         raise PaymentDeclined(f"the payment was declined ({code})", code)
-    sub_id = invoice["subscription_id"]
-    if sub_id:
+    for sub_id in ctx.storage.invoice_owners(number):  # a purchase's invoice has several
         sub = ctx.storage.subscription(sub_id)
         if sub is not None and sub.collection_mode == "first_invoice":
             ctx.storage.set_payment_method(sub_id, token, "card")

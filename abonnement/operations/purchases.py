@@ -206,7 +206,6 @@ def _purchase(
             collection_mode="automatic" if method else "manual",
             payment_token=token if save_method else None, payment_type=kind,
             payment_terms=terms, deals=deals, quote_id=quote_id, created_on=on,
-            event_seq=2 if started else 1,
             open_due_on=due_date(on, terms) if started and not method else None,
         )  # fmt: skip
         subs.append(sub)

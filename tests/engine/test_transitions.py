@@ -10,9 +10,10 @@ from abonnement.engine.collection import ChargeResult, Outcome, judge, subscript
 from abonnement.engine.invoicing import payment_received
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
+from abonnement.engine.outcomes import Standing, after_dues
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
-from abonnement.engine.subscriptions import Subscription, cancel, dues_settled, pause, resume, step
+from abonnement.engine.subscriptions import Subscription, cancel, pause, resume, step
 from abonnement.errors import InvalidState
 
 S, INV, P = SubscriptionStatus, InvoiceStatus, PaymentStatus
@@ -72,15 +73,14 @@ def test_resume_needs_a_paused_subscription():
 
 
 def test_settled_dues_make_a_past_due_subscription_active_again():
-    sub = _sub(S.PAST_DUE, next_index=2, open_due_on=date(2027, 1, 10), event_seq=4)
-    cleared = dues_settled(sub, None, date(2027, 2, 5))
-    assert cleared.subscription.status is S.ACTIVE
-    assert cleared.subscription.open_due_on is None
-    assert [(e.type, e.seq, dict(e.payload)) for e in cleared.events] == [
+    standing = Standing("s1", S.PAST_DUE, 4, None)
+    cleared, events = after_dues(standing, None, date(2027, 2, 5))
+    assert cleared.status is S.ACTIVE
+    assert [(e.type, e.seq, dict(e.payload)) for e in events] == [
         ("subscription.status_changed", 5, {"previous_status": "past_due", "status": "active"})
     ]
-    still = dues_settled(sub, date(2027, 2, 1), date(2027, 2, 5))  # another one overdue
-    assert (still.subscription.status, still.events) == (S.PAST_DUE, ())
+    still = after_dues(standing, date(2027, 2, 1), date(2027, 2, 5))  # another one overdue
+    assert still == (standing, ())
 
 
 def _judge(result: ChargeResult, current: PaymentStatus = P.PENDING, **kw) -> Outcome:

@@ -82,7 +82,7 @@ def test_db_upgrade_and_an_unmigrated_database(tmp_path):
     with pytest.raises(StorageError, match="run `abonnement db upgrade`"):
         SqlStorage(url)
     result = run("--db", url, "db", "upgrade")
-    assert result.exit_code == 0 and "database at migration 0004" in result.stdout
+    assert result.exit_code == 0 and "database at migration 0005" in result.stdout
     assert SqlStorage(url).subscriptions() == []
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
@@ -114,6 +114,30 @@ def test_upgrading_from_0003_keeps_invoice_lines_and_adjustments(tmp_path):
     with sa.create_engine(url).connect() as conn:
         ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'invoice_lines'")
         assert "WITHOUT ROWID" in ddl.scalar_one()
+
+
+def test_upgrading_to_0005_links_stored_purchase_invoices_to_their_lines_subscriptions(tmp_path):
+    from alembic import command
+
+    from abonnement.plugins.storage.sql import _alembic
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with sa.create_engine(url).begin() as conn:
+        command.upgrade(_alembic(conn), "0004")
+    old = SqlStorage(url, migrate=False)
+    old.insert_subscriptions([sub("p-1"), sub("p-2"), sub("s3")], "checkout")
+    day, money = date(2026, 12, 1), Money(Decimal("5.00"), USD)
+    priced = price_invoice([LineInput(f"Line {i}", 1, money, money) for i in range(4)], {},
+                           currency=USD)  # fmt: skip
+    purchase = InvoiceDraft(None, "bob", USD, day, day, None, None, priced,
+                            line_subscriptions=(None, "p-2", "p-1", "p-2"))  # fmt: skip
+    renewal = draft("s3", day)
+    bought, renewed = old.commit([], [purchase, renewal], [], "INV-{seq:04d}")
+    assert run("--db", url, "db", "upgrade").exit_code == 0
+    new = SqlStorage(url)
+    assert (new.invoice_owners(bought), new.invoice_owners(renewed)) == (["p-2", "p-1"], ["s3"])
+    assert [i["number"] for i in new.invoices("p-1")] == [bought]
+    assert [i["number"] for i in new.invoices("s3")] == [renewed]
 
 
 def test_an_unreachable_database_is_a_clean_error(spec_config):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,26 +27,24 @@ from sqlalchemy import (
     insert,
     literal_column,
     null,
+    or_,
     select,
     type_coerce,
     update,
 )
 
-from abonnement.engine.collection import Attempt, ChargeResult, Outcome, subscription_after
-from abonnement.engine.events import Event, numbered
+from abonnement.engine.collection import Attempt, ChargeResult, Outcome
+from abonnement.engine.events import Event
 from abonnement.engine.money import Money
-from abonnement.engine.status import (
-    InvoiceStatus,
-    PaymentStatus,
-    SubscriptionStatus,
-    check_transition,
-)
-from abonnement.engine.subscriptions import mrr_basis
+from abonnement.engine.outcomes import Standing, purchased, reads_failing, recorded
+from abonnement.engine.status import InvoiceStatus, PaymentStatus
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.rows import fetch, raw_select
 from abonnement.plugins.storage.tables import to_micros
 
 __all__ = ["PaymentsMixin"]
+
+_PAYMENT_STATUS = {s.value: s for s in PaymentStatus}  # a row's text → its member
 
 _OUTCOME_COLUMNS = ("status", "event_seq", "canceled_on", "next_event_on")
 _PAYMENT_COLUMNS = ("invoice_number", "attempt", "amount", "currency", "method", "status",
@@ -55,12 +53,17 @@ _INSERT_PAYMENT = (
     insert(t.payments).inline().values({n: bindparam(n) for n in _PAYMENT_COLUMNS}),
     _PAYMENT_COLUMNS,
 )
-_PAYMENT_EVENTS = {PaymentStatus.SUCCEEDED: "payment.succeeded",
-                   PaymentStatus.FAILED: "payment.failed"}  # fmt: skip
-_PAYMENT_STATUS = {s.value: s for s in PaymentStatus}  # a row's text → its member
 _P = t.payments.c
 _I = t.invoices.c
 _S = t.subscriptions.c
+_L = t.invoice_subscriptions.c
+# The subscription an invoice's payments move: its own, or a purchase's first owner
+_OWNER = func.coalesce(
+    _I.subscription_id,
+    select(_L.subscription_id)
+    .where(_L.invoice_number == _I.number, _L.position == 0)
+    .scalar_subquery(),
+)
 # What charging reads per batch, built once: the keys still pending (to charge), still open
 # (to record), and the subscriptions' standing
 _PENDING_OF = select(_P.idempotency_key).where(
@@ -71,6 +74,10 @@ _OPEN_OF = select(_P.idempotency_key).where(
     _P.status.in_((PaymentStatus.PENDING, PaymentStatus.PROCESSING)))  # fmt: skip
 _STANDING_OF = (raw_select(t.subscriptions, ("id", "status", "event_seq", "canceled_on"))
                 .where(_S.id.in_(bindparam("ids", expanding=True))).order_by(_S.id))  # fmt: skip
+# their open invoices whose automatic try failed (``Standing.failing``)
+_FAILING_OF = select(_I.subscription_id, _I.number).where(
+    _I.subscription_id.in_(bindparam("ids", expanding=True)), _I.status == InvoiceStatus.OPEN,
+    _I.first_failure_on.is_not(None))  # fmt: skip
 # An outcome's writes: executemany of tuples, values in the order named after each statement
 _SET_PAYMENT = (
     update(t.payments)
@@ -96,6 +103,20 @@ _UNSENT = (
     .where(_I.number == bindparam("n"), _I.status == literal_column(f"'{InvoiceStatus.OPEN}'"))
     .values(collect_on=bindparam("on"))
 ), ("on", "n")  # fmt: skip
+# ``engine.outcomes.InvoiceChange.kind`` → its statement, and the statement's values from
+# (change, invoice number, date encoder); ``kept`` writes nothing
+_INVOICE_WRITES: dict[str, tuple[tuple[Any, tuple[str, ...]], Any]] = {
+    "paid": (_PAID, lambda c, n, day: (n,)),
+    "parked": (_PARKED, lambda c, n, day: (n,)),
+    "retry": (_RETRIED, lambda c, n, day: (day(c.collect_on), day(c.first_failure_on), n)),
+    "unsent": (_UNSENT, lambda c, n, day: (day(c.collect_on), n)),
+}
+
+
+def _of_subscription(sub_id: str) -> Any:
+    """Invoices of ``sub_id``: its own, and those of the purchase that started it."""
+    linked = select(_L.invoice_number).where(_L.subscription_id == sub_id)
+    return or_(_I.subscription_id == sub_id, _I.number.in_(linked))
 
 
 def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
@@ -124,34 +145,32 @@ def _file_lock(path: Path | None) -> Iterator[None]:
         yield
 
 
-@dataclass(frozen=True, slots=True)
-class _Standing:
-    """What a payment outcome reads and moves of a subscription."""
-
-    id: str
-    status: SubscriptionStatus
-    event_seq: int
-    canceled_on: date | None
-
-
 class PaymentsMixin:
     """Collection queries and writes; needs ``_tx``, ``_load``, ``_update_subscriptions`` and
     ``_insert_events`` of ``SqlStorage``."""
 
-    def _invoice_query(self) -> Any:
+    def _invoice_query(self, *, purchases: bool = True) -> Any:
+        """Invoices as attempts to make; ``purchases=False`` leaves out those of a purchase
+        (the billing run's claim: they are never collected automatically, and its join stays
+        on the plain column)."""
         tries = select(func.count()).where(_P.invoice_number == _I.number).scalar_subquery()
-        return select(
-            _I.number,
-            _I.seq,
-            _I.subscription_id,
-            _I.currency,
-            _I.auto_retries,
-            _I.first_failure_on,
-            type_coerce(_I.total - _I.amount_paid, t.Micros).label("due"),
-            _S.payment_token,
-            _S.payment_type,
-            tries.label("tries"),
-        ).join(t.subscriptions, _S.id == _I.subscription_id)
+        owner = _OWNER if purchases else _I.subscription_id
+        return (
+            select(
+                _I.number,
+                _I.seq,
+                owner.label("subscription_id"),
+                _I.currency,
+                _I.auto_retries,
+                _I.first_failure_on,
+                type_coerce(_I.total - _I.amount_paid, t.Micros).label("due"),
+                _S.payment_token,
+                _S.payment_type,
+                tries.label("tries"),
+            )
+            .select_from(t.invoices)
+            .join(t.subscriptions, _S.id == owner)
+        )
 
     def begin_collections(self, day: date, limit: int) -> list[Attempt]:
         """Claim up to ``limit`` invoices to charge on ``day`` and write their attempts
@@ -160,7 +179,7 @@ class PaymentsMixin:
             and_(_P.invoice_number == _I.number, _P.status == PaymentStatus.PENDING)
         )
         query = (
-            self._invoice_query()
+            self._invoice_query(purchases=False)
             .where(_I.collect_on == day, _I.status == InvoiceStatus.OPEN, ~pending)
             .order_by(_I.seq)
             .limit(limit)
@@ -183,7 +202,7 @@ class PaymentsMixin:
         """Every open invoice of a subscription, as a new (manual) try on ``on``."""
         query = (
             self._invoice_query()
-            .where(_I.subscription_id == subscription_id, _I.status == InvoiceStatus.OPEN)
+            .where(_of_subscription(subscription_id), _I.status == InvoiceStatus.OPEN)
             .order_by(_I.seq)
         )
         with self._tx() as conn:
@@ -279,13 +298,13 @@ class PaymentsMixin:
                 _P.on_date,
                 _P.manual,
                 _P.status,
-                _I.subscription_id,
+                _OWNER.label("subscription_id"),
                 _I.auto_retries,
                 _I.first_failure_on,
                 _S.payment_token,
             )
             .join(t.invoices, _I.number == _P.invoice_number)
-            .outerjoin(t.subscriptions, _S.id == _I.subscription_id)
+            .outerjoin(t.subscriptions, _S.id == _OWNER)
             .where(condition)
             .order_by(_P.id)
         )
@@ -325,42 +344,36 @@ class PaymentsMixin:
             todo = [(a, r, o) for a, r, o in finished if a.key in open_keys]
             sub_ids = {a.subscription_id for a, r, o in todo if a.subscription_id and o}
             # Wait for, then hold, the subscriptions: a worker stepping them must not interleave.
-            # An outcome reads and moves only their standing (status, event count).
-            subs: dict[str, Any] = {}
+            # An outcome reads and moves only their standing (status, event count) and, where
+            # the rule asks (``reads_failing``), their other failing invoices.
+            subs: dict[str, Standing] = {}
             if sub_ids:
                 query = _STANDING_OF if self.sqlite else _STANDING_OF.with_for_update()
                 day_in = self.codec.day_in  # type: ignore[attr-defined]
-                subs = {r[0]: _Standing(r[0], SubscriptionStatus(r[1]), r[2], day_in(r[3]))
+                subs = {r[0]: Standing(r[0], r[1], r[2], day_in(r[3]))
                         for r in fetch(conn, query, {"ids": list(sub_ids)})}  # fmt: skip
+                subs.update(self._failing(conn, subs.values()))
             before = {sub_id: standing.status for sub_id, standing in subs.items()}
-            payments, paid, parked, retried, unsent = [], [], [], [], []
+            payments: list[tuple] = []
+            invoices: dict[str, list[tuple]] = {kind: [] for kind in _INVOICE_WRITES}
             day_out = self.codec.day_out  # type: ignore[attr-defined]
             events: list[Event] = []
             for attempt, result, outcome in todo:
-                number = attempt.invoice_number
-                if result is None or outcome is None:
-                    # the processor never saw the key: this try failed, the invoice is tried again
-                    payments.append((PaymentStatus.FAILED, "not_sent", None, None, attempt.key))
-                    unsent.append((day_out(attempt.on), number))
-                    continue
-                payments.append((outcome.payment_status, result.failure_code, result.reference,
-                                 day_out(outcome.check_on), attempt.key))  # fmt: skip
-                if outcome.invoice_paid:
-                    paid.append((number,))
-                elif outcome.payment_status == PaymentStatus.PROCESSING:
-                    parked.append((number,))
-                elif not attempt.manual:
-                    first = attempt.first_failure_on or attempt.on
-                    retried.append((day_out(outcome.next_retry_on), day_out(first), number))
                 sub = subs.get(attempt.subscription_id or "")
-                if sub is not None:
-                    subs[sub.id] = self._after(conn, sub, attempt, outcome, day, events)
+                done = recorded(attempt, result, outcome, sub, day)
+                payments.append((done.payment_status, done.failure_code, done.reference,
+                                 day_out(done.check_on), attempt.key))  # fmt: skip
+                change = done.invoice
+                if change.kind in invoices:  # ``kept``: nothing to write
+                    values = _INVOICE_WRITES[change.kind][1]
+                    invoices[change.kind].append(values(change, attempt.invoice_number, day_out))
+                if done.standing is not None:
+                    subs[done.standing.id] = done.standing
+                    events.extend(done.events)
             many = self.codec.executemany  # type: ignore[attr-defined]
             many(conn, *_SET_PAYMENT, payments)
-            many(conn, *_PAID, paid)
-            many(conn, *_PARKED, parked)
-            many(conn, *_RETRIED, retried)
-            many(conn, *_UNSENT, unsent)
+            for kind, (statement, _) in _INVOICE_WRITES.items():
+                many(conn, *statement, invoices[kind])
             # A new status moves the next event date too, which needs the whole subscription;
             # most outcomes (a paid renewal) only count events.
             moved = {s.id: s for s in subs.values() if s.status != before[s.id]}
@@ -375,48 +388,16 @@ class PaymentsMixin:
                 ], _OUTCOME_COLUMNS)  # fmt: skip
             self._insert_events(conn, events)
 
-    def _after(
-        self,
-        conn: Any,
-        sub: Any,
-        attempt: Attempt,
-        outcome: Outcome,
-        day: date,
-        events: list[Event],
-    ) -> Any:
-        """``sub`` after ``outcome``, with the events that say so appended to ``events``."""
-        kind = _PAYMENT_EVENTS.get(outcome.payment_status)
-        names = [kind] if kind else []
-        if outcome.invoice_paid:
-            names.append("invoice.paid")
-        still_failing = False
-        if (
-            outcome.subscription_status == SubscriptionStatus.ACTIVE
-            and sub.status == SubscriptionStatus.UNPAID
-        ):
-            still_failing = (
-                conn.execute(
-                    select(func.count()).where(
-                        _I.subscription_id == sub.id,
-                        _I.status == InvoiceStatus.OPEN,
-                        _I.first_failure_on.is_not(None),
-                        _I.number != attempt.invoice_number,
-                    )
-                ).scalar_one()
-                > 0
-            )
-        status = subscription_after(sub.status, outcome, still_failing=still_failing)
-        said = {"invoice": attempt.invoice_number, "attempt": attempt.attempt}
-        happened = [(name, said) for name in names]
-        if status != sub.status:
-            happened.append(
-                ("subscription.status_changed", {"previous_status": sub.status, "status": status})
-            )
-        recorded = numbered(sub.id, day, sub.event_seq, *happened)
-        events.extend(recorded)
-        seq = recorded[-1].seq if recorded else sub.event_seq
-        canceled_on = day if status == SubscriptionStatus.CANCELED else sub.canceled_on
-        return _Standing(sub.id, status, seq, canceled_on)
+    def _failing(self, conn: Any, standings: Any) -> dict[str, Standing]:
+        """``standings`` the outcome rule asks about with their failing invoices."""
+        asked = {s.id: s for s in standings if reads_failing(s.status)}
+        if not asked:  # the usual batch: paid renewals of active subscriptions
+            return {}
+        failing: dict[str, set[str]] = {sub_id: set() for sub_id in asked}
+        for sub_id, number in fetch(conn, _FAILING_OF, {"ids": list(asked)}):
+            failing[sub_id].add(number)
+        return {sub_id: replace(s, failing=frozenset(failing[sub_id]))
+                for sub_id, s in asked.items()}  # fmt: skip
 
     def record_checkout(
         self,
@@ -429,60 +410,35 @@ class PaymentsMixin:
         source: str = "checkout",
     ) -> str:
         """A purchase, all at once: its subscriptions, its invoice and its payment (none when
-        the invoice is left open for manual payment)."""
+        the invoice is left open for manual payment), with what ``engine.outcomes.purchased``
+        decides. That is called here because the events name the invoice's number, given out
+        in this transaction under the counter's lock."""
         from abonnement.plugins.storage.sql import _item_rows, _sub_row
 
         with self._tx() as conn:
             (number,) = self._insert_invoices(conn, [draft], number_format)
-            if subs:
-                rows = [_sub_row(s, source, self.reminder_days) for s in subs]
+            done = purchased(subs, number, attempt, result, day)
+            if done.subscriptions:
+                rows = [_sub_row(s, source, self.reminder_days) for s in done.subscriptions]
                 conn.execute(t.subscriptions.insert(), rows)
-                conn.execute(
-                    t.subscription_items.insert(), [row for s in subs for row in _item_rows(s)]
-                )
-            paid = result is not None and result.status == PaymentStatus.SUCCEEDED
-            status = InvoiceStatus.PAID if paid else InvoiceStatus.OPEN
-            if paid:
-                check_transition(draft.status, status)
-            conn.execute(
-                update(t.invoices)
-                .where(_I.number == number)
-                .values(status=status, amount_paid=_I.total if paid else 0)
-            )
+                items = [row for s in done.subscriptions for row in _item_rows(s)]
+                conn.execute(t.subscription_items.insert(), items)
+            if done.owners:
+                conn.execute(t.invoice_subscriptions.insert(), [
+                    {"subscription_id": sub_id, "invoice_number": number, "position": i}
+                    for i, sub_id in enumerate(done.owners)
+                ])  # fmt: skip
+            conn.execute(update(t.invoices).where(_I.number == number).values(
+                status=done.invoice_status, amount_paid=done.amount_paid))  # fmt: skip
             if attempt is not None and result is not None:
-                self._record_first_payment(conn, number, attempt, result, day)
-            started = ("subscription.status_changed",
-                       {"previous_status": SubscriptionStatus.SCHEDULED,
-                        "status": SubscriptionStatus.ACTIVE})  # fmt: skip
-            events = [
-                event
-                for s in subs
-                for event in numbered(
-                    s.id, day, 0, ("subscription.created", {"invoice": number, **mrr_basis(s)}),
-                    *([started] if s.status == SubscriptionStatus.ACTIVE else []),
-                )
-            ]  # fmt: skip
-            self._insert_events(conn, events)
+                conn.execute(t.payments.insert().values(
+                    invoice_number=number, attempt=attempt.attempt, amount=attempt.amount.amount,
+                    currency=attempt.amount.currency, method=attempt.method_type,
+                    status=done.payment_status, reference=result.reference,
+                    idempotency_key=attempt.key, on_date=day, manual=False,
+                    check_on=done.check_on))  # fmt: skip
+            self._insert_events(conn, done.events)
         return number
-
-    def _record_first_payment(
-        self, conn: Any, number: str, attempt: Attempt, result: ChargeResult, day: date
-    ) -> None:
-        conn.execute(
-            t.payments.insert().values(
-                invoice_number=number,
-                attempt=1,
-                amount=attempt.amount.amount,
-                currency=attempt.amount.currency,
-                method=attempt.method_type,
-                status=result.status,
-                reference=result.reference,
-                idempotency_key=attempt.key,
-                on_date=day,
-                manual=False,
-                check_on=result.settles_on if result.status == PaymentStatus.PROCESSING else None,
-            )
-        )
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,
@@ -511,12 +467,12 @@ class PaymentsMixin:
         self, subscription_id: str | None = None, invoice_number: str | None = None
     ) -> list[dict[str, Any]]:
         query = (
-            select(t.payments, _I.subscription_id)
+            select(t.payments, _OWNER.label("subscription_id"))
             .join(t.invoices, _I.number == _P.invoice_number)
             .order_by(_P.id)
         )
         if subscription_id:
-            query = query.where(_I.subscription_id == subscription_id)
+            query = query.where(_of_subscription(subscription_id))
         if invoice_number:
             query = query.where(_P.invoice_number == invoice_number)
         with self._tx() as conn:

@@ -36,16 +36,26 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from abonnement.engine.analytics import History, Revision
-from abonnement.engine.collection import Attempt, first_attempt
+from abonnement.engine.collection import Attempt
 from abonnement.engine.events import Event
-from abonnement.engine.invoicing import InvoiceDraft, payment_received
+from abonnement.engine.invoicing import InvoiceDraft
+from abonnement.engine.money import Money
+from abonnement.engine.outcomes import (
+    Standing,
+    after_dues,
+    after_payment,
+    charged_now,
+    first_attempts,
+    paid_by_hand,
+    reads_failing,
+)
 from abonnement.engine.schedule import Frequency
-from abonnement.engine.status import InvoiceStatus, PaymentStatus
-from abonnement.engine.subscriptions import Subscription, dues_settled, mrr_basis
+from abonnement.engine.status import InvoiceStatus
+from abonnement.engine.subscriptions import Subscription, mrr_basis
 from abonnement.errors import NotFound, StorageError
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.outbox import OutboxMixin
-from abonnement.plugins.storage.payments import PaymentsMixin
+from abonnement.plugins.storage.payments import PaymentsMixin, _of_subscription
 from abonnement.plugins.storage.rows import (
     INSERT_ADJUSTMENT,
     INSERT_EVENT,
@@ -316,18 +326,15 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         self._insert_events(conn, events)
         # Numbers last: the counter row stays locked until commit (gap-free numbering
         # serializes workers), so everything that needs no number is written first.
-        charged = [charge_on is not None and d.collect_on == charge_on for d in drafts]
-        if any(charged):  # no one else may claim them before they are charged
-            drafts = [replace(d, collect_on=None) if c else d
-                      for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
+        charged = charged_now(drafts, charge_on)
+        if not any(charged):
+            return self._insert_invoices(conn, drafts, number_format), []
+        # no one else may claim them before they are charged
+        drafts = [replace(d, collect_on=None) if c else d
+                  for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
         numbers = self._insert_invoices(conn, drafts, number_format)
-        attempts = []
-        by_id = {s.id: s for s in subscriptions} if any(charged) else {}
-        for number, draft, c in zip(numbers, drafts, charged, strict=True):
-            if c:
-                sub = by_id[draft.subscription_id]
-                attempts.append(first_attempt(number, sub.id, draft.total, sub.payment_token,
-                                              sub.payment_type, charge_on))  # fmt: skip
+        attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
+                                  charge_on)  # type: ignore[arg-type]  # fmt: skip
         self._insert_attempts(conn, attempts)
         return numbers, attempts
 
@@ -389,7 +396,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
     def invoices(self, subscription_id: str | None = None, status: str | None = None) -> list:
         query = select(t.invoices).order_by(t.invoices.c.seq)
         if subscription_id:
-            query = query.where(t.invoices.c.subscription_id == subscription_id)
+            query = query.where(_of_subscription(subscription_id))
         if status:
             query = query.where(t.invoices.c.status == status)
         with self._tx() as conn:
@@ -450,46 +457,78 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         with self._tx() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def invoice_owners(self, number: str) -> list[str]:
+        """The subscriptions invoice ``number`` belongs to: its own, or those of the purchase
+        that issued it (the first one carries its payments)."""
+        with self._tx() as conn:
+            return self._owners(conn, number)
+
+    def _owners(self, conn: Connection, number: str) -> list[str]:
+        own = conn.execute(select(t.invoices.c.subscription_id)
+                           .where(t.invoices.c.number == number)).scalar()  # fmt: skip
+        if own is not None:
+            return [own]
+        link = t.invoice_subscriptions.c
+        return list(conn.execute(select(link.subscription_id).where(link.invoice_number == number)
+                                 .order_by(link.position)).scalars())  # fmt: skip
+
     def pay_invoice(self, number: str, amount: Decimal, on: date, method: str) -> dict[str, Any]:
-        """Record a payment made outside the processor; the subscription leaves past_due when
-        no open invoice of it is overdue any more."""
+        """Record a payment made outside the processor, with what ``engine.outcomes`` makes
+        of it: the invoice's status, its subscriptions' standing and the events a charge
+        records (``paid_by_hand``, ``after_payment``, ``after_dues``)."""
         with self._tx() as conn:
             row = conn.execute(select(t.invoices).where(t.invoices.c.number == number)).first()
             if row is None:
                 raise NotFound("invoice", number)
+            status, outcome = paid_by_hand(number, row.status, row.amount_paid, row.total, amount)
             paid = row.amount_paid + amount
-            status = payment_received(number, row.status, row.total, paid)
             conn.execute(update(t.invoices).where(t.invoices.c.number == number)
                          .values(amount_paid=paid, status=status))  # fmt: skip
             attempt = conn.execute(select(func.count()).where(
                 t.payments.c.invoice_number == number)).scalar_one() + 1  # fmt: skip
             conn.execute(t.payments.insert().values(
                 invoice_number=number, attempt=attempt, amount=amount, currency=row.currency,
-                method=method, status=PaymentStatus.SUCCEEDED,
+                method=method, status=outcome.payment_status,
                 idempotency_key=f"{number}/manual-{attempt}", on_date=on))  # fmt: skip
-            if status == InvoiceStatus.PAID and row.subscription_id:
-                self._refresh_dues(conn, row.subscription_id, on)
+            owners = self._owners(conn, number)
+            payment = Attempt(number, owners[0] if owners else None, attempt,
+                              Money(amount, row.currency), "", method, on, manual=True)  # fmt: skip
+            self._settle(conn, owners, on, (payment, outcome))
             return {"number": number, "status": status, "amount_paid": paid}
 
     def refresh_dues(self, sub_id: str, on: date) -> None:
         """Re-derive a subscription's oldest open due date (and leave past_due if cleared)."""
         with self._tx() as conn:
-            self._refresh_dues(conn, sub_id, on)
+            self._settle(conn, [sub_id], on)
 
-    def _refresh_dues(self, conn: Connection, sub_id: str, on: date) -> None:
-        oldest = conn.execute(
-            select(func.min(t.invoices.c.due_date)).where(
-                t.invoices.c.subscription_id == sub_id,
-                t.invoices.c.status == InvoiceStatus.OPEN)
-        ).scalar()  # fmt: skip
-        (sub,) = self._load(t.subscriptions.c.id == sub_id, conn=conn)
-        settled = dues_settled(sub, oldest, on)
-        self._update_subscriptions(conn, [settled.subscription])
-        self._insert_events(conn, settled.events)
+    def _settle(
+        self, conn: Connection, sub_ids: Sequence[str], on: date, paid: tuple | None = None
+    ) -> None:
+        """Each of ``sub_ids`` after ``paid`` (an attempt and its outcome, moving the first
+        of them) and with its oldest open due date read again."""
+        for position, sub_id in enumerate(sub_ids):
+            found = self._load(t.subscriptions.c.id == sub_id, conn=conn, lock=True)
+            if not found:  # deleted since: its invoices stay
+                continue
+            sub = found[0]
+            standing = Standing(sub.id, sub.status, sub.event_seq, sub.canceled_on)
+            events: tuple[Event, ...] = ()
+            if paid is not None and position == 0:
+                if reads_failing(standing.status):
+                    standing = self._failing(conn, [standing]).get(sub.id, standing)
+                standing, events = after_payment(standing, *paid, on)
+            oldest = conn.execute(select(func.min(t.invoices.c.due_date)).where(
+                _of_subscription(sub_id), t.invoices.c.status == OPEN)).scalar()  # fmt: skip
+            standing, cleared = after_dues(standing, oldest, on)
+            self._update_subscriptions(conn, [replace(
+                sub, open_due_on=oldest, status=standing.status, event_seq=standing.event_seq,
+                canceled_on=standing.canceled_on)])  # fmt: skip
+            self._insert_events(conn, (*events, *cleared))
 
 
 # the billing run's claim, built once (it claims thousands of batches)
 _S, _ITEM = t.subscriptions.c, t.subscription_items.c
+OPEN = InvoiceStatus.OPEN
 _DUE = (raw_select(t.subscriptions, SUBSCRIPTION_COLUMNS)
         .where(_S.next_event_on == bindparam("day"))
         .order_by(_S.id).limit(bindparam("n")))  # fmt: skip

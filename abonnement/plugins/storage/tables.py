@@ -200,6 +200,18 @@ invoice_lines = Table(
     sqlite_with_rowid=False,  # 0004: stored in key order, one B-tree (an invoice's lines)
 )  # fmt: skip
 
+# 0005: the subscriptions a purchase's invoice belongs to (its ``subscription_id`` is NULL:
+# one invoice, several subscriptions). Position 0 is the one a payment of it moves and
+# tells of; a billing-run invoice has its one subscription in ``invoices.subscription_id``
+# and no rows here (nothing more to write on the hot path).
+invoice_subscriptions = Table(
+    "invoice_subscriptions", metadata,
+    Column("subscription_id", String(100), primary_key=True),
+    Column("invoice_number", String(50), ForeignKey("invoices.number"), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("ix_invoice_subscriptions_invoice", "invoice_number", "position"),
+)  # fmt: skip
+
 invoice_adjustments = Table(
     "invoice_adjustments", metadata,
     Column("invoice_number", String(50), ForeignKey("invoices.number"), primary_key=True),
