@@ -163,6 +163,7 @@ class Plugins:
             notifiers=tuple(self.notifiers),
             settings_schemas=self.settings_schemas,
             rule_functions=self.rule_functions,
+            representable={name: cls.representable for name, cls in self.processors.items()},
         )
 
     def open_storage(self, url: str, *, migrate: bool = True) -> Storage:
