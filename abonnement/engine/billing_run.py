@@ -224,9 +224,11 @@ def run_billing(
     with_mrr: bool = True,
     processor: ProcessorPort | None = None,
     memo: PricingMemo | None = None,
+    recurring: Any = None,
 ) -> RunSummary:
     """Do everything due up to and including ``until``, day by day. ``with_mrr=False`` when
-    no rule reads ``subscription.mrr`` (it is not free to compute)."""
+    no rule reads ``subscription.mrr`` (it is not free to compute); ``recurring`` (a
+    ``RecurringPricing``) counts the recurring discount rules in it."""
     summary = RunSummary(until, keep_invoices=keep_invoices)
     settings, tax_rates = catalog.settings, catalog.tax_rates
     records_cache: dict[str, Mapping[str, Any]] = {}
@@ -252,7 +254,7 @@ def run_billing(
                 records = records_cache[key]
                 drafts.extend(
                     draft_invoice(sub, period, records, rules, settings, tax_rates,
-                                  with_mrr=with_mrr, memo=memo)
+                                  with_mrr=with_mrr, memo=memo, recurring=recurring)
                     for period in result.periods
                 )  # fmt: skip
             updated.append(result.subscription)

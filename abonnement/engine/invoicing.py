@@ -68,14 +68,18 @@ def rule_context(
     on: date,
     *,
     with_mrr: bool = True,
+    recurring: Any = None,
 ) -> dict[str, Any]:
     """The roots rules see: customer, company, payment… plus the subscription and today.
-    ``with_mrr=False`` skips computing ``subscription.mrr`` when no rule reads it."""
+    ``with_mrr=False`` skips computing ``subscription.mrr`` when no rule reads it; it is the
+    MRR every face shows (discounts count when settings say so, the recurring discount rules
+    of ``recurring``, a ``RecurringPricing``, with them)."""
     ctx: dict[str, Any] = {**records, "today": on}
     if sub is not None:
         record = sub.record()
         if with_mrr:
-            record["mrr"] = mrr(sub, settings.weekly_mrr_factor)
+            record["mrr"] = mrr(sub, settings.weekly_mrr_factor, recurring=recurring,
+                                with_discounts=settings.discounts_reduce_mrr)  # fmt: skip
         ctx["subscription"] = record
     return ctx
 
@@ -140,8 +144,10 @@ _RECORD_ROOTS = ("customer", "company", "payment")
 def _pricing_context(
     sub: Subscription, period: Period, records: Mapping[str, Any], settings: Settings,
     with_mrr: bool,
+    recurring: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
-    ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr)
+    ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr,
+                       recurring=recurring)  # fmt: skip
     ctx["subscription"]["payments_made"] = period.index
     ctx["invoice"] = {"date": period.issue_date, "due_date": period.due_date}
     return ctx
@@ -157,19 +163,21 @@ def draft_invoice(
     *,
     with_mrr: bool = True,
     memo: PricingMemo | None = None,
+    recurring: Any = None,
 ) -> InvoiceDraft:
-    """The invoice of ``sub`` for ``period``, priced by the rules in file order."""
+    """The invoice of ``sub`` for ``period``, priced by the rules in file order
+    (``recurring``: see ``rule_context``)."""
     ctx = None
     key = priced = None
     if memo is not None and not sub.pending:  # prorated lines are one-offs: never remembered
         if not memo.records_only:
-            ctx = _pricing_context(sub, period, records, settings, with_mrr)
+            ctx = _pricing_context(sub, period, records, settings, with_mrr, recurring)
         key = memo.key(sub, period.index, records if ctx is None else ctx)
         priced = memo.priced.get(key) if key is not None else None
     if priced is None:
         priced = price_invoice(
             line_inputs(sub.items + sub.pending if sub.pending else sub.items, tax_rates),
-            ctx or _pricing_context(sub, period, records, settings, with_mrr),
+            ctx or _pricing_context(sub, period, records, settings, with_mrr, recurring),
             rules,
             currency=sub.currency,
             payments_made=period.index,

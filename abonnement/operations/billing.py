@@ -104,7 +104,7 @@ def bill(
             ctx.storage, ctx.catalog, rules.pricing, until, batch_size=batch_size,
             progress=progress, with_mrr=rules.reads("subscription", "mrr"),
             processor=ctx.processor if charge else None, memo=memo,
-            keep_invoices=keep_invoices,
+            keep_invoices=keep_invoices, recurring=ctx.recurring,
         )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from abonnement.errors import AbonnementError
 
 if TYPE_CHECKING:
     from abonnement.engine.catalog import Catalog
+    from abonnement.engine.recurring import RecurringPricing
     from abonnement.plugins.manager import Plugins
     from abonnement.rules.ruleset import RuleSet
 
@@ -48,6 +49,14 @@ class Context:
         settings = self.catalog.settings
         cls = self.plugins.processors[settings.processor]
         return cls(dict(settings.plugin_settings.get(f"payments.{settings.processor}", {})))
+
+    @cached_property
+    def recurring(self) -> RecurringPricing:
+        """Prices what subscriptions bill every period after the discounts that recur: what
+        history records for MRR, and the MRR every face shows."""
+        from abonnement.engine.recurring import RecurringPricing
+
+        return RecurringPricing.of(self.catalog, self.rules)
 
     @property
     def settings(self) -> Any:

@@ -241,7 +241,8 @@ def _context(app: App, sub: Subscription, ev: dict[str, Any]) -> dict[str, Any]:
         app.catalog, sub.contact_id,
         billing_contact_id=sub.billing_contact_id, company_id=sub.company_id,
     )  # fmt: skip
-    ctx = rule_context(sub, records, app.catalog.settings, ev["on_date"])
+    ctx = rule_context(sub, records, app.catalog.settings, ev["on_date"],
+                       recurring=app.recurring)  # fmt: skip
     payload = ev["payload"] or {}
     ctx["event"] = {"type": ev["type"], "previous_status": payload.get("previous_status")}
     if "status" in payload:  # the status the event made, not the one the subscription has now

@@ -97,8 +97,8 @@ def report(
     currency: str | None = None,
     months: list[date] | None = None,
 ) -> tuple[str, Any, list[tuple[date, Any]]]:
-    """``metric`` (mrr, arr, active, churn, movements) on ``as_of`` and by month:
-    ``(currency, value, [(month start, value)])`` from the stored history."""
+    """``metric`` (mrr, arr, active, churn, subscription_churn, movements) on ``as_of`` and by
+    month: ``(currency, value, [(month start, value)])`` from the stored history."""
     from abonnement.engine.analytics import report as compute
 
     currency = currency or ctx.catalog.settings.default_currency
@@ -130,7 +130,8 @@ def segment(ctx: Context, name: str, on: date) -> tuple[str, list[Any]]:
     for sub in ctx.storage.subscriptions():
         records = contact_records(catalog, sub.contact_id, company_id=sub.company_id,
                                   billing_contact_id=sub.billing_contact_id)  # fmt: skip
-        if segment.where(rule_context(sub, records, settings, on, with_mrr=with_mrr)):
+        if segment.where(rule_context(sub, records, settings, on, with_mrr=with_mrr,
+                                      recurring=ctx.recurring)):  # fmt: skip
             subs.append(sub)
     return "subscriptions", subs
 

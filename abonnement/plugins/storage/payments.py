@@ -7,7 +7,7 @@ subscription changes it causes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -409,9 +409,11 @@ class PaymentsMixin:
         day: date,
         number_format: str,
         source: str = "checkout",
+        bases: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
         """A purchase, all at once: its subscriptions, its invoice and its payment (none when
-        the invoice is left open for manual payment)."""
+        the invoice is left open for manual payment). ``bases``: each subscription's recurring
+        definition for its history (``mrr_basis``), when the caller priced it."""
         from abonnement.plugins.storage.sql import _item_rows, _sub_row
 
         with self._tx() as conn:
@@ -434,9 +436,9 @@ class PaymentsMixin:
                        {"previous_status": "scheduled", "status": "active"})  # fmt: skip
             events = [
                 event
-                for s in subs
+                for s, basis in zip(subs, bases or [mrr_basis(s) for s in subs], strict=True)
                 for event in numbered(
-                    s.id, day, 0, ("subscription.created", {"invoice": number, **mrr_basis(s)}),
+                    s.id, day, 0, ("subscription.created", {"invoice": number, **basis}),
                     *([started] if s.status == "active" else []),
                 )
             ]  # fmt: skip
