@@ -46,7 +46,11 @@ def _items(sub_items: Any, currency: str) -> list[dict[str, Any]]:
     ]
 
 
-def subscription_json(sub: Subscription, settings: Settings) -> dict[str, Any]:
+def subscription_json(
+    sub: Subscription, settings: Settings, recurring: Any = None
+) -> dict[str, Any]:
+    """A subscription in the documented shape. Its ``mrr`` counts the recurring discount rules
+    of ``recurring`` (a ``RecurringPricing``) when settings say discounts reduce MRR."""
     factor = settings.weekly_mrr_factor
     return {
         "id": sub.id,
@@ -65,7 +69,8 @@ def subscription_json(sub: Subscription, settings: Settings) -> dict[str, Any]:
         "items": _items(sub.items, sub.currency),
         "pending_lines": _items(sub.pending, sub.currency),  # on the next invoice only
         "mrr": _amount(
-            mrr(sub, factor, with_discounts=settings.discounts_reduce_mrr), sub.currency
+            mrr(sub, factor, with_discounts=settings.discounts_reduce_mrr, recurring=recurring),
+            sub.currency,
         ),
         "properties": dict(sub.properties),
         "deals": list(sub.deals),

@@ -14,7 +14,10 @@ from abonnement.operations import queries
 
 
 @click.command()
-@click.argument("metric", type=click.Choice(["mrr", "arr", "churn", "active", "movements"]))
+@click.argument(
+    "metric",
+    type=click.Choice(["mrr", "arr", "churn", "subscription_churn", "active", "movements"]),
+)
 @as_of_option
 @click.option("--from", "from_", type=DATE, help="First month of a monthly series.")
 @click.option("--to", type=DATE, help="Last month of the series (default: --as-of).")
@@ -29,8 +32,8 @@ from abonnement.operations import queries
 @click.pass_obj
 def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str | None,
            as_csv: bool, chart: Path | None, as_json: bool) -> None:  # fmt: skip
-    """MRR, ARR, active subscriptions, customer churn (%) or MRR movements (new, expansion,
-    contraction, churned) — at a date, or by month."""
+    """MRR, ARR, active subscriptions, customer churn (%), subscription churn (%) or MRR
+    movements (new, expansion, contraction, churned) — at a date, or by month."""
     from abonnement.engine.analytics import month_starts
 
     on = day_or_today(app, as_of)
@@ -65,7 +68,8 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
     def shown(v: Any) -> str:
         if isinstance(v, dict):
             return "  ".join(f"{k} {x}" for k, x in v.items()) + f" {currency}"
-        return f"{v}" + ("%" if metric == "churn" else "" if metric == "active" else f" {currency}")
+        percent = metric in ("churn", "subscription_churn")
+        return f"{v}" + ("%" if percent else "" if metric == "active" else f" {currency}")
 
     click.echo(f"{metric} on {on}: {shown(payload['value'])}")
     for row in rows:
@@ -102,7 +106,9 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
     else:
         values = [float(getattr(v, "amount", v)) for _, v in series]  # drawing only
         axes.bar(labels, values, color="#3b6ea5")
-    unit = {"churn": "%", "active": "subscriptions"}.get(metric, currency)
+    unit = {"churn": "%", "subscription_churn": "%", "active": "subscriptions"}.get(
+        metric, currency
+    )
     axes.set_title(f"{metric.upper() if metric != 'movements' else 'MRR movements'} by month "
                    f"({unit})")  # fmt: skip
     axes.tick_params(axis="x", labelrotation=45)

@@ -38,7 +38,7 @@ def subscriptions_list(app: App, status: str | None, segment: str | None, as_of:
 
     on = day_or_today(app, as_of) if segment else None
     subs = queries.subscriptions(app.context, status=status, segment_name=segment, on=on)
-    rows = [subscription_json(s, app.catalog.settings) for s in subs]
+    rows = [subscription_json(s, app.catalog.settings, app.context.recurring) for s in subs]
     if as_json:
         echo_json(rows)
         return
@@ -56,7 +56,7 @@ def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
     from abonnement.views import payment_json, subscription_json
 
     detail = queries.subscription(app.context, subscription_id)
-    payload = subscription_json(detail.subscription, app.catalog.settings)
+    payload = subscription_json(detail.subscription, app.catalog.settings, app.context.recurring)
     payload["invoices"] = detail.invoices
     payload["payments"] = [payment_json(r) for r in detail.payments]
     payload["history"] = [
@@ -115,7 +115,7 @@ def subscriptions_create(app: App, sub_id: str, contact_id: str, company_id: str
         properties=parse_properties(properties),
     )  # fmt: skip
     sub = lifecycle.create(app.context, decl, day_or_today(app, as_of))
-    payload = subscription_json(sub, app.catalog.settings)
+    payload = subscription_json(sub, app.catalog.settings, app.context.recurring)
     if as_json:
         echo_json(payload)
         return
@@ -169,7 +169,7 @@ def subscriptions_edit(app: App, subscription_id: str, add: tuple[str, ...],
         contact_id=contact_id, prorate=prorate, next_payment_date=day(next_payment_date),
         properties=parse_properties(properties),
     )  # fmt: skip
-    payload = subscription_json(sub, app.catalog.settings)
+    payload = subscription_json(sub, app.catalog.settings, app.context.recurring)
     if as_json:
         echo_json(payload)
         return
@@ -192,7 +192,7 @@ def subscriptions_delete(app: App, subscription_id: str, as_json: bool) -> None:
 def _lifecycle_result(app: App, sub: Any, as_json: bool) -> None:
     from abonnement.views import subscription_json
 
-    payload = subscription_json(sub, app.catalog.settings)
+    payload = subscription_json(sub, app.catalog.settings, app.context.recurring)
     if as_json:
         echo_json(payload)
         return

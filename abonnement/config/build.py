@@ -50,6 +50,8 @@ def _tiers(b: Builder, entry: Entry, raw: dict, pricing: c.PricingModel) -> tupl
         if money and currency and money.currency != currency:
             b.error(entry, (*sub, field), f"tier in {money.currency}, earlier tiers in {currency}")
         currency = currency or (money.currency if money else None)
+        if money and pricing is c.PricingModel.STAIRSTEP:
+            b.charged(entry, (*sub, field), money)  # a stair's price is charged as written
         if money:
             tiers.append(c.Tier(up_to, **{field: money}))
     return tuple(tiers)
@@ -82,10 +84,12 @@ def _build_product(b: Builder, entry: Entry) -> c.Product:
         )
     if "price" in raw:
         money = b.money(entry, ("price",), raw["price"])
+        b.charged(entry, ("price",), money)
         if money:
             prices[money.currency] = money
     for code, text in raw.get("prices", {}).items():
         money = b.money(entry, ("prices", code), text)
+        b.charged(entry, ("prices", code), money)
         if money and money.currency != code:
             b.error(entry, ("prices", code), f"the {code} price is in {money.currency}")
         elif money:
@@ -124,6 +128,7 @@ def _build_items(
             if ("unit_price" in raw)
             else None
         )
+        b.charged(entry, (*sub, "unit_price"), unit_price)
         if currency and unit_price and unit_price.currency != currency:
             b.error(
                 entry,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -47,6 +48,9 @@ class Builder:
         self.ids: dict[str, dict[str, Entry]] = {}
         self.currencies: tuple[str, ...] = ()
         self.settings: c.Settings | None = None
+        # the configured processor's answer to "can you charge this as written?"
+        self.processor: str | None = None
+        self.processor_check: Callable[[Money], str | None] | None = None
 
     # -- reporting ---------------------------------------------------------------------
     def error(self, entry: Entry, sub: tuple, message: str, hint: str | None = None) -> None:
@@ -88,6 +92,15 @@ class Builder:
             )
             return None
         return money
+
+    def charged(self, entry: Entry, sub: tuple, money: Money | None) -> None:
+        """Report a price charged as written that the configured processor cannot take."""
+        if money is None or self.processor_check is None:
+            return
+        problem = self.processor_check(money)
+        if problem:
+            self.error(entry, sub, problem,
+                       f"write a price the `{self.processor}` processor can charge")  # fmt: skip
 
     def date(self, entry: Entry, sub: tuple, text: str) -> date | None:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from abonnement.rules.ruleset import RuleSet, build_ruleset
 from abonnement.rules.types import BUILTIN_TEMPLATES, RuleEnv, Signature
 
 if TYPE_CHECKING:
+    from abonnement.engine.money import Money
     from abonnement.rules.types import RuleFunction
 
 __all__ = ["MAX_FILE_BYTES", "Config", "PluginNames", "load", "load_config", "read_documents"]
@@ -33,6 +34,8 @@ class PluginNames:
     tax_providers: Collection[str] = ()
     settings_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     rule_functions: Mapping[str, RuleFunction] = field(default_factory=dict)
+    # processor name → why it cannot charge an amount as written (None: it can)
+    representable: Mapping[str, Callable[[Money], str | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,9 +139,31 @@ def load(root: Path | str, plugins: PluginNames | None = None) -> Config:
         {name: fn.implementation for name, fn in plugins.rule_functions.items()},
     )
     problems.extend(rule_problems)
+    problems.extend(_uncharged_amounts(rules, catalog, plugins))
     if problems:
         raise ConfigError(problems)
     return Config(catalog, rules)
+
+
+def _uncharged_amounts(rules: RuleSet, catalog: Catalog, plugins: PluginNames) -> list[Problem]:
+    """Fixed fee and discount amounts of the rules that the configured processor cannot
+    charge as written (a KWD fee of 0.125 under a processor that takes hundredths)."""
+    from abonnement.rules.ruleset import walk
+
+    processor = catalog.settings.processor
+    check = plugins.representable.get(processor)
+    if check is None:
+        return []
+    problems = []
+    for rule in rules.pricing:
+        stmt = rule.block.get("amount") if rule.block and rule.kind != "tax" else None
+        for node in walk(stmt.value) if stmt else ():
+            problem = check(node.value) if getattr(node, "type", None) == "money" else None
+            if problem:
+                problems.append(Problem(rule.block.file, node.line, node.column, problem,  # type: ignore[union-attr]
+                                        f"write an amount the `{processor}` processor can "
+                                        "charge"))  # fmt: skip
+    return problems
 
 
 def _templates(root: Path) -> tuple[str, ...]:

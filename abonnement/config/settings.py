@@ -72,9 +72,11 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
             f"no processor plugin named `{processor}`",
             did_you_mean(processor, names) or f"installed: {', '.join(names)}",
         )
+    b.processor, b.processor_check = processor, b.plugins.representable.get(processor)
     minimum: dict[str, Money] = {}
     for code, text in pay.get("minimum_charge", {}).items():
         money = b.money(entry, ("payments", "minimum_charge", code), text)
+        b.charged(entry, ("payments", "minimum_charge", code), money)
         if money and money.currency != code:
             b.error(
                 entry,

@@ -190,11 +190,13 @@ def run_billing(
     processor: ProcessorPort | None = None,
     memo: PricingMemo | None = None,
     taxes: AutomaticTax | None = None,
+    recurring: Any = None,
 ) -> RunSummary:
     """Do everything due up to and including ``until``, day by day. ``with_mrr=False`` and
     ``with_subtotal=False`` when no rule reads ``subscription.mrr`` or ``invoice.subtotal``
-    (neither is free to compute). ``taxes``: the configured tax provider's rates, asked per
-    invoice and remembered for the run (None: no provider)."""
+    (neither is free to compute); ``recurring`` (a ``RecurringPricing``) counts the recurring
+    discount rules in MRR. ``taxes``: the configured tax provider's rates, asked per invoice
+    and remembered for the run (None: no provider)."""
     summary = RunSummary(until, keep_invoices=keep_invoices)
     settings = catalog.settings
     records_cache: dict[str, Mapping[str, Any]] = {}
@@ -217,7 +219,8 @@ def run_billing(
                 records = records_cache[key]
                 drafts.extend(
                     draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
-                                  with_subtotal=with_subtotal, memo=memo, taxes=taxes)
+                                  with_subtotal=with_subtotal, memo=memo, taxes=taxes,
+                                  recurring=recurring)
                     for period in result.periods
                 )  # fmt: skip
             updated.append(result.subscription)

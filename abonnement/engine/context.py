@@ -105,9 +105,15 @@ def buyer_records(catalog: Catalog, sub: Subscription) -> dict[str, Any]:
 
 # -- the subscription --------------------------------------------------------------------------
 def subscription_record(
-    sub: Subscription, settings: Settings | None = None, *, with_mrr: bool = True
+    sub: Subscription,
+    settings: Settings | None = None,
+    *,
+    with_mrr: bool = True,
+    recurring: Any = None,
 ) -> dict[str, Any]:
-    """The ``subscription`` record; ``mrr`` needs the settings (the weekly factor)."""
+    """The ``subscription`` record; ``mrr`` needs the settings (the weekly factor, whether
+    discounts count) and is the MRR every face shows: with ``recurring`` (a
+    ``RecurringPricing``), after the discount rules that recur."""
     record = {
         "id": sub.id,
         "status": sub.status,
@@ -124,7 +130,8 @@ def subscription_record(
     if with_mrr and settings is not None:
         from abonnement.engine.subscriptions import mrr  # see the import note at the top
 
-        record["mrr"] = mrr(sub, settings.weekly_mrr_factor)
+        record["mrr"] = mrr(sub, settings.weekly_mrr_factor, recurring=recurring,
+                            with_discounts=settings.discounts_reduce_mrr)  # fmt: skip
     return record
 
 
@@ -135,12 +142,14 @@ def rule_context(
     on: date,
     *,
     with_mrr: bool = True,
+    recurring: Any = None,
 ) -> dict[str, Any]:
     """The buyer's ``records``, the ``subscription`` (if any) and ``today``.
     ``with_mrr=False`` skips computing ``subscription.mrr`` when no rule reads it."""
     ctx: dict[str, Any] = {**records, "today": on}
     if sub is not None:
-        ctx["subscription"] = subscription_record(sub, settings, with_mrr=with_mrr)
+        ctx["subscription"] = subscription_record(sub, settings, with_mrr=with_mrr,
+                                                  recurring=recurring)  # fmt: skip
     return ctx
 
 
@@ -218,10 +227,12 @@ def billing_context(
     *,
     with_mrr: bool = True,
     with_subtotal: bool = True,
+    recurring: Any = None,
 ) -> dict[str, Any]:
     """The context of ``sub``'s invoice for ``period`` (``sub`` as it was before the period).
     Periods skipped while paused were never invoiced: the sequence leaves them out."""
-    ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr)
+    ctx = rule_context(sub, records, settings, period.issue_date, with_mrr=with_mrr,
+                       recurring=recurring)  # fmt: skip
     ctx["subscription"]["payments_made"] = period.index
     amount = None
     if with_subtotal:
@@ -267,11 +278,13 @@ def trigger_context(
     *,
     invoice: Mapping[str, Any] | None = None,
     sequence: int | None = None,
+    recurring: Any = None,
 ) -> dict[str, Any]:
     """The context of a trigger on an event of ``sub``: ``subscription.status`` is the status
     the event made; ``invoice`` is the stored invoice the event is about (its row: issue and
     due dates, subtotal) with its ``sequence``; ``payment.attempt`` is the event's attempt."""
-    ctx = rule_context(sub, buyer_records(catalog, sub), catalog.settings, on)
+    ctx = rule_context(sub, buyer_records(catalog, sub), catalog.settings, on,
+                       recurring=recurring)  # fmt: skip
     ctx["event"] = {"type": event_type, "previous_status": payload.get("previous_status")}
     if "status" in payload:  # the status the event made, not the one the subscription has now
         ctx["subscription"]["status"] = payload["status"]
@@ -292,6 +305,7 @@ def segment_context(
     sub: Subscription | None = None,
     contact_id: str | None = None,
     with_mrr: bool = True,
+    recurring: Any = None,
 ) -> dict[str, Any]:
     """The context of a segment's ``where``: a subscription (``of subscriptions``) with its
     buyer, or a contact (``of contacts``)."""
@@ -299,4 +313,5 @@ def segment_context(
         return {**contact_records(catalog, contact_id or ""), "today": on}
     records = contact_records(catalog, sub.contact_id, company_id=sub.company_id,
                               billing_contact_id=sub.billing_contact_id)  # fmt: skip
-    return rule_context(sub, records, catalog.settings, on, with_mrr=with_mrr)
+    return rule_context(sub, records, catalog.settings, on, with_mrr=with_mrr,
+                        recurring=recurring)  # fmt: skip

@@ -100,8 +100,10 @@ def edit(
     check_property: Callable[[CustomProperty, Any], str | None] | None = None,
     prorate: bool = False,
     next_payment_date: date | None = None,
+    recurring: Any = None,
 ) -> Step:
-    """``sub`` edited on ``on``, with the event that records it."""
+    """``sub`` edited on ``on``, with the event that records it (its new definition for
+    analytics, with the recurring discounts of ``recurring``, a ``RecurringPricing``)."""
     if not sub.invoice_creation:
         raise InvalidState(
             f"invoice creation is off for `{sub.id}`: it is a record only, billed elsewhere"
@@ -167,7 +169,8 @@ def edit(
     if prorate and not ops:
         raise InvalidInput("--prorate goes with a change of lines")
     events = numbered(sub.id, on, sub.event_seq,
-                      ("subscription.changed", {**mrr_basis(new), "changed": changed}))  # fmt: skip
+                      ("subscription.changed", {**mrr_basis(new, recurring, on),
+                                                "changed": changed}))  # fmt: skip
     return Step(replace(new, event_seq=events[-1].seq), (), events)
 
 

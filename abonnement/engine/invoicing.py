@@ -148,11 +148,12 @@ def draft_invoice(
     with_subtotal: bool = True,
     memo: PricingMemo | None = None,
     taxes: AutomaticTax | None = None,
+    recurring: Any = None,
 ) -> InvoiceDraft:
     """The invoice of ``sub`` for ``period``, priced by the rules in file order; with
     ``taxes``, the tax provider's rates for the buyer's location too. ``with_mrr`` and
     ``with_subtotal`` say whether a rule reads ``subscription.mrr`` and ``invoice.subtotal``
-    (each costs something to compute)."""
+    (each costs something to compute); ``recurring``: see ``context.subscription_record``."""
     settings = catalog.settings
     ctx = None
     key = priced = location = None
@@ -161,7 +162,13 @@ def draft_invoice(
     if memo is not None and not sub.pending:  # prorated lines are one-offs: never remembered
         if not memo.records_only:
             ctx = billing_context(
-                sub, period, records, settings, with_mrr=with_mrr, with_subtotal=with_subtotal
+                sub,
+                period,
+                records,
+                settings,
+                with_mrr=with_mrr,
+                with_subtotal=with_subtotal,
+                recurring=recurring,
             )
         key = memo.key(sub, period.index, records if ctx is None else ctx)
         if key is not None and taxes is not None:
@@ -173,7 +180,13 @@ def draft_invoice(
             lines,
             ctx
             or billing_context(
-                sub, period, records, settings, with_mrr=with_mrr, with_subtotal=with_subtotal
+                sub,
+                period,
+                records,
+                settings,
+                with_mrr=with_mrr,
+                with_subtotal=with_subtotal,
+                recurring=recurring,
             ),
             rules,
             currency=sub.currency,

@@ -240,19 +240,21 @@ def purchased(
     attempt: Attempt | None,
     result: ChargeResult | None,
     on: date,
+    bases: Sequence[Mapping[str, Any]] | None = None,
 ) -> Purchase:
     """A purchase on ``on`` of ``subs`` (``active`` when they start now, else
     ``scheduled``) invoiced as ``number`` and charged by ``attempt`` with ``result`` (both
     None: the invoice waits for a payment by its terms). Each subscription records
     ``subscription.created``; one that starts now also ``subscription.status_changed`` and
     ``invoice.created`` (its first period is on this invoice); the invoice's first owner
-    records the payment as the billing run records a charge."""
+    records the payment as the billing run records a charge. ``bases``: each subscription's
+    recurring definition for its history (``mrr_basis`` when not given)."""
     owners = purchase_owners(subs)
     after: dict[str, Subscription] = {}
     events: list[Event] = []
-    for sub in subs:
+    for sub, basis in zip(subs, bases or [mrr_basis(s) for s in subs], strict=True):
         happened: list[tuple[str, Mapping[str, Any]]] = [
-            ("subscription.created", {"invoice": number, **mrr_basis(sub)})]  # fmt: skip
+            ("subscription.created", {"invoice": number, **basis})]  # fmt: skip
         if sub.status == _S.ACTIVE:
             happened += [(_STARTED, {"previous_status": _S.SCHEDULED, "status": _S.ACTIVE}),
                          ("invoice.created", {"invoice": number, "period": 0})]  # fmt: skip

@@ -296,20 +296,40 @@ def period_amounts(sub: Subscription) -> tuple[Decimal, Decimal]:
 
 def monthly(amount: Decimal, frequency: Frequency, weekly_factor: Decimal, currency: str) -> Money:
     """``amount`` per period as a monthly amount: weekly × factor (52/12), biweekly × factor ÷ 2,
-    monthly × 1, quarterly ÷ 3, yearly ÷ 12 … rounded to the currency's minor unit."""
+    monthly × 1, quarterly ÷ 3, yearly ÷ 12 … exact, not rounded: a figure that sums many of
+    them (a report's MRR) rounds once, at the end."""
     if frequency.unit is Unit.WEEK:
-        return Money(amount * weekly_factor / frequency.count, currency).rounded()
-    return Money(amount / (_PER_MONTH[frequency.unit] * frequency.count), currency).rounded()
+        return Money(amount * weekly_factor / frequency.count, currency)
+    return Money(amount / (_PER_MONTH[frequency.unit] * frequency.count), currency)
 
 
-def mrr(sub: Subscription, weekly_factor: Any, *, with_discounts: bool = False) -> Money:
-    """Monthly recurring revenue of ``sub`` (F28); discounts reduce it only when asked."""
-    gross, net = period_amounts(sub)
-    return monthly(net if with_discounts else gross, sub.frequency, weekly_factor, sub.currency)
+def mrr(
+    sub: Subscription, weekly_factor: Any, *, with_discounts: bool = False, recurring: Any = None
+) -> Money:
+    """Monthly recurring revenue of ``sub`` (F28), rounded once. Discounts reduce it only when
+    asked: unit discounts, and the recurring discount rules of ``recurring`` (a
+    ``RecurringPricing``) when given — what its current period bills."""
+    if with_discounts and recurring is not None:
+        from abonnement.engine.recurring import current_index
+
+        amount = recurring.period_amount(sub, current_index(sub))
+    else:
+        gross, net = period_amounts(sub)
+        amount = net if with_discounts else gross
+    return monthly(amount, sub.frequency, weekly_factor, sub.currency).rounded()
 
 
-def mrr_basis(sub: Subscription) -> dict[str, str]:
+def mrr_basis(sub: Subscription, recurring: Any = None, on: date | None = None) -> dict[str, Any]:
     """The payload that records ``sub``'s recurring definition in its history (created and
-    changed events), so analytics can tell its MRR on any past day."""
+    changed events), so analytics can tell its MRR on any past day: the frequency, what a
+    period bills before discounts (``amount``) and after the discounts that recur (``net``),
+    and — with ``recurring`` (a ``RecurringPricing``) — the dates from which the latter
+    changes (``steps``: a discount for N payments ends, a dated one runs out)."""
     gross, net = period_amounts(sub)
-    return {"frequency": sub.frequency.iso, "amount": str(gross), "net": str(net)}
+    basis: dict[str, Any] = {"frequency": sub.frequency.iso, "amount": str(gross), "net": str(net)}
+    if recurring is not None and recurring.rules:
+        first, steps = recurring.schedule(sub, on or sub.created_on or sub.anchor)
+        basis["net"] = str(first)
+        if steps:
+            basis["steps"] = [[day.isoformat(), str(amount)] for day, amount in steps]
+    return basis

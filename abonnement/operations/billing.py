@@ -105,7 +105,7 @@ def bill(
             progress=progress, with_mrr=rules.reads("subscription", "mrr"),
             with_subtotal=rules.reads("invoice", "subtotal"),
             processor=ctx.processor if charge else None, memo=memo,
-            keep_invoices=keep_invoices, taxes=ctx.automatic_tax(),
+            keep_invoices=keep_invoices, taxes=ctx.automatic_tax(), recurring=ctx.recurring,
         )  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from abonnement.errors import AbonnementError
 
 if TYPE_CHECKING:
     from abonnement.engine.catalog import Catalog
+    from abonnement.engine.recurring import RecurringPricing
     from abonnement.plugins.manager import Plugins
     from abonnement.rules.ruleset import RuleSet
 
@@ -53,6 +54,14 @@ class Context:
         """The configured tax provider for one run, quote or checkout (its answers are
         remembered for that run), or None when ``settings.taxes.provider`` is not set."""
         return self.plugins.automatic_tax(self.catalog.settings)
+
+    @cached_property
+    def recurring(self) -> RecurringPricing:
+        """Prices what subscriptions bill every period after the discounts that recur: what
+        history records for MRR, and the MRR every face shows."""
+        from abonnement.engine.recurring import RecurringPricing
+
+        return RecurringPricing.of(self.catalog, self.rules)
 
     @property
     def settings(self) -> Any:

@@ -40,11 +40,13 @@ def apply_declared(ctx: Context, as_of: date) -> dict[str, list[str]]:
             ))  # fmt: skip
     store.insert_subscriptions(created, "declared", [
         e for s in created for e in numbered(s.id, as_of, 0, ("subscription.created",
-                                                              mrr_basis(s)))
+                                                              mrr_basis(s, ctx.recurring,
+                                                                        as_of)))
     ])  # fmt: skip
     store.replace_items(changed, [
         e for s in changed for e in numbered(s.id, as_of, s.event_seq - 1,
-                                             ("subscription.changed", mrr_basis(s)))
+                                             ("subscription.changed",
+                                              mrr_basis(s, ctx.recurring, as_of)))
     ])  # fmt: skip
     changed_ids = {s.id for s in changed}
     return {

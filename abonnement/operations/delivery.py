@@ -266,7 +266,8 @@ def _context(app: App, sub: Subscription, ev: dict[str, Any], records: _Records)
     if any(path[0] == "invoice" for path in app.rules.fields):  # a lookup only when read
         invoice, sequence = records.invoice_of(sub, payload)
     return trigger_context(app.catalog, sub, ev["type"], payload, ev["on_date"],
-                           invoice=invoice, sequence=sequence)  # fmt: skip
+                           invoice=invoice, sequence=sequence,
+                           recurring=app.recurring)  # fmt: skip
 
 
 def _set(sub: Subscription, sets: dict[str, Any]) -> Subscription:

@@ -41,7 +41,7 @@ def create(ctx: Context, decl: DeclaredSubscription, on: date) -> Subscription:
     if ctx.storage.subscription(decl.id) is not None:
         raise AlreadyExists(f"subscription `{decl.id}` exists already")
     sub = replace(from_declared(decl, ctx.catalog, on), event_seq=1)
-    created = numbered(sub.id, on, 0, ("subscription.created", mrr_basis(sub)))
+    created = numbered(sub.id, on, 0, ("subscription.created", mrr_basis(sub, ctx.recurring, on)))
     ctx.storage.insert_subscriptions([sub], "created", created)
     return _delivered(ctx, sub, on)
 
@@ -98,7 +98,7 @@ def edit(
 
         return edit_items(sub, on, catalog.settings, ops=item_ops, payment=payment,
                           check_property=problem, contact_id=contact_id, prorate=prorate,
-                          next_payment_date=next_payment_date,
+                          next_payment_date=next_payment_date, recurring=ctx.recurring,
                           properties=dict(properties or {}))  # fmt: skip
 
     return _delivered(ctx, ctx.storage.change(sub_id, change), on)

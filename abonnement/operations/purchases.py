@@ -239,8 +239,10 @@ def _purchase(
         None, contact_id, currency, on, due_date(on, terms), None, None, priced,
         line_subscriptions=tuple(owners), document=document_settings(settings, None),
     )  # fmt: skip
+    bases = [ctx.recurring.basis(s, on) for s in subs]
     number = ctx.storage.record_checkout(subs, draft, attempt, result, on,
-                                          settings.invoices.number_format, source)  # fmt: skip
+                                          settings.invoices.number_format, source,
+                                          bases=bases)  # fmt: skip
     return {"invoice": number, "subscriptions": [s.id for s in subs],
             "payment": result.status if result else None,
             "total": priced.total.format_amount(), "currency": currency}  # fmt: skip

@@ -97,8 +97,8 @@ def report(
     currency: str | None = None,
     months: list[date] | None = None,
 ) -> tuple[str, Any, list[tuple[date, Any]]]:
-    """``metric`` (mrr, arr, active, churn, movements) on ``as_of`` and by month:
-    ``(currency, value, [(month start, value)])`` from the stored history."""
+    """``metric`` (mrr, arr, active, churn, subscription_churn, movements) on ``as_of`` and by
+    month: ``(currency, value, [(month start, value)])`` from the stored history."""
     from abonnement.engine.analytics import report as compute
 
     currency = currency or ctx.catalog.settings.default_currency
@@ -127,7 +127,8 @@ def segment(ctx: Context, name: str, on: date) -> tuple[str, list[Any]]:
         return "contacts", members
     subs = []
     for sub in ctx.storage.subscriptions():
-        if segment.where(segment_context(catalog, on, sub=sub, with_mrr=with_mrr)):
+        if segment.where(segment_context(catalog, on, sub=sub, with_mrr=with_mrr,
+                                         recurring=ctx.recurring)):  # fmt: skip
             subs.append(sub)
     return "subscriptions", subs
 

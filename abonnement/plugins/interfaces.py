@@ -43,6 +43,21 @@ class Processor(ABC):
     def __init__(self, settings: Mapping[str, Any]):
         self.settings = settings
 
+    @classmethod
+    def representable(cls, money: Money) -> str | None:
+        """Why this processor cannot charge ``money`` exactly as written, or None if it can.
+
+        ``abonnement validate`` asks it about every price charged as written (product and
+        custom line prices, stair-step prices, minimum charges, fixed fee and discount
+        amounts), so a price the processor cannot take is refused before any billing.
+        Default: the currency's ISO 4217 minor unit (USD cents, whole JPY, KWD thousandths).
+        A processor with its own table overrides this and refuses such amounts in ``charge``
+        and ``refund`` with the failure code ``amount_not_representable``."""
+        if money.is_rounded():
+            return None
+        return (f"{money} has more decimals than {money.currency} has "
+                f"({money.minor_unit})")  # fmt: skip
+
     @abstractmethod
     def charge(self, *, amount: Money, token: str, idempotency_key: str, on: date) -> ChargeResult:
         """Charge ``amount`` to the saved method ``token`` on ``on``. The same key never

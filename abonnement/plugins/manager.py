@@ -150,6 +150,7 @@ class Plugins:
             tax_providers=tuple(self.tax_providers),
             settings_schemas=self.settings_schemas,
             rule_functions=self.rule_functions,
+            representable={name: cls.representable for name, cls in self.processors.items()},
         )
 
     def open_storage(self, url: str, *, migrate: bool = True) -> Storage:

@@ -19,7 +19,7 @@ from abonnement.rules.compiler import Compiler, Evaluator, compile_closure, comp
 from abonnement.rules.parser import parse_rules
 from abonnement.rules.types import RuleEnv
 
-__all__ = ["Action", "PricingRule", "RuleSet", "Segment", "Trigger", "build_ruleset"]
+__all__ = ["Action", "PricingRule", "RuleSet", "Segment", "Trigger", "build_ruleset", "walk"]
 
 
 def _always(ctx: Mapping[str, Any]) -> bool:
@@ -187,7 +187,7 @@ def build_ruleset(
             of = block.get("of")
             segments[block.name] = Segment(block.name, of.value if of else "subscriptions",
                                            fn(when_i), block)  # fmt: skip
-    nodes = [n for e in exprs for n in _walk(e)]
+    nodes = [n for e in exprs for n in walk(e)]
     fields = frozenset(n.path for n in nodes if isinstance(n, Field))
     # today() reads the date, a plugin function may read anything: both count as fields
     fields |= {("today",) for n in nodes if isinstance(n, Call) and n.name == "today"}
@@ -196,17 +196,17 @@ def build_ruleset(
     return ruleset, []
 
 
-def _walk(node: Any) -> Any:
+def walk(node: Any) -> Any:
     """Every node of an expression tree."""
     yield node
     for name in ("left", "right", "operand"):
         child = getattr(node, name, None)
         if child is not None:
-            yield from _walk(child)
+            yield from walk(child)
     for child in (
         *getattr(node, "items", ()),
         *getattr(node, "operands", ()),
         *getattr(node, "args", ()),
         *(v for _, v in getattr(node, "kwargs", ())),
     ):
-        yield from _walk(child)
+        yield from walk(child)

@@ -57,7 +57,8 @@ def test_mrr_and_active_at_each_month_end_from_history():
     ]
     assert str(value.amount) == "90.00"
     assert [v for _, v in series("active")[1]] == [2, 2, 1, 2, 3]
-    assert str(series("arr", as_of="2026-12-20")[0].amount) == "918.84"  # 12 × 76.57
+    # 12 × the exact 76.5666…, rounded once (not 12 × the rounded 76.57 = 918.84)
+    assert str(series("arr", as_of="2026-12-20")[0].amount) == "918.80"
 
 
 def test_movements_explain_every_change_of_mrr():
@@ -122,3 +123,111 @@ def test_each_month_mrr_moves_by_exactly_its_movements(generated):
         assert fig.mrr - previous == m["new"] + m["expansion"] - m["contraction"] - m["churned"]
         assert all(v >= 0 for v in m.values())
         previous = fig.mrr
+
+
+def _customers(lost_on="2027-01-20"):
+    """Ten customers live on 2027-01-01; c0 has a second subscription. c1 and c2 cancel
+    everything in January, c0 one of its two: 2 customers of 10, 3 subscriptions of 11."""
+    out = [History(f"s{n}", "USD", D("2026-11-01"),
+                   ((D("2026-11-01"), "active"),) + (((D(lost_on), "canceled"),) if n in (1, 2)
+                                                     else ()),
+                   (Revision(D("2026-11-01"), MONTHLY, Decimal("10.00"), Decimal("10.00")),),
+                   f"c{n}") for n in range(10)]  # fmt: skip
+    out.append(History("s0b", "USD", D("2026-11-01"),
+                       ((D("2026-11-01"), "active"), (D(lost_on), "canceled")),
+                       (Revision(D("2026-11-01"), MONTHLY, Decimal("5.00"), Decimal("5.00")),),
+                       "c0"))  # fmt: skip
+    return out
+
+
+def test_customer_churn_counts_customers_not_subscriptions():
+    value, _ = report("churn", _customers(), SETTINGS, currency="USD", as_of=D("2027-01-31"))
+    assert value == Decimal("20.00")  # c1, c2 of ten; c0 still has a subscription
+    value, _ = report("subscription_churn", _customers(), SETTINGS, currency="USD",
+                      as_of=D("2027-01-31"))  # fmt: skip
+    assert value == Decimal("27.27")  # 3 of 11
+
+
+def test_a_customer_lost_on_the_first_of_the_month_counts_in_that_month():
+    _, rows = report("churn", _customers("2027-01-01"), SETTINGS, currency="USD",
+                     as_of=D("2027-01-31"), months=[D("2026-12-01"), D("2027-01-01")])  # fmt: skip
+    assert [v for _, v in rows] == [Decimal("0.00"), Decimal("20.00")]
+
+
+def test_churn_agrees_with_the_churned_movement_of_the_same_month():
+    moves, _ = report("movements", _customers(), SETTINGS, currency="USD", as_of=D("2027-01-31"))
+    assert str(moves["churned"].amount) == "25.00"  # s1, s2 and s0b: the 3 subscriptions lost
+    assert str(moves["net"].amount) == "-25.00"
+
+
+def test_movements_add_up_to_the_change_of_the_rounded_mrr():
+    """Three quarterly 1.00 plans: 3 × 0.333… = 1.00 of MRR, which rounded parts would make
+    0.99; the movements are rounded so that they add up to the rounded MRR's change."""
+    quarterly = Frequency.parse("quarterly")
+    subs = [History(f"q{n}", "USD", D("2027-01-05"), ((D("2027-01-05"), "active"),),
+                    (Revision(D("2027-01-05"), quarterly, Decimal("1.00"), Decimal("1.00")),))
+            for n in range(3)]  # fmt: skip
+    subs.append(History("q3", "USD", D("2026-12-01"), ((D("2026-12-01"), "active"),
+                                                       (D("2027-01-20"), "canceled")),
+                        (Revision(D("2026-12-01"), quarterly, Decimal("2.00"), Decimal("2.00")),)))  # fmt: skip
+    value, rows = report("mrr", subs, SETTINGS, currency="USD", as_of=D("2027-01-31"),
+                         months=[D("2026-12-01")])  # fmt: skip
+    assert (str(rows[0][1].amount), str(value.amount)) == ("0.67", "1.00")
+    moves, _ = report("movements", subs, SETTINGS, currency="USD", as_of=D("2027-01-31"))
+    assert {k: str(v.amount) for k, v in moves.items()} == {
+        "new": "1.00", "expansion": "0.00", "contraction": "0.00", "churned": "0.67",
+        "net": "0.33",
+    }  # fmt: skip
+
+
+def test_a_recurring_discount_steps_and_a_later_revision_replaces_them():
+    from dataclasses import replace
+
+    net = replace(SETTINGS, discounts_reduce_mrr=True)
+    # 40.00 at half for three payments (Jan, Feb, Mar), so 40.00 from April 1st …
+    first = Revision(D("2027-01-01"), MONTHLY, Decimal("40.00"), Decimal("20.00"),
+                     ((D("2027-04-01"), Decimal("40.00")),))  # fmt: skip
+    # … but changed on March 10th to a plan of 30.00 with no discount: April's step is gone
+    second = Revision(D("2027-03-10"), MONTHLY, Decimal("30.00"), Decimal("30.00"))
+    h = History("p", "USD", D("2027-01-01"), ((D("2027-01-01"), "active"),), (first, second))
+    _, rows = report("mrr", [h], net, currency="USD", as_of=D("2027-05-31"),
+                     months=month_starts(D("2027-01-01"), D("2027-04-01")))  # fmt: skip
+    assert [str(v.amount) for _, v in rows] == ["20.00", "20.00", "30.00", "30.00"]
+    only_first = History("p", "USD", D("2027-01-01"), ((D("2027-01-01"), "active"),), (first,))
+    _, rows = report("mrr", [only_first], net, currency="USD", as_of=D("2027-05-31"),
+                     months=month_starts(D("2027-01-01"), D("2027-04-01")))  # fmt: skip
+    assert [str(v.amount) for _, v in rows] == ["20.00", "20.00", "20.00", "40.00"]
+    _, rows = report("mrr", [only_first], SETTINGS, currency="USD", as_of=D("2027-05-31"),
+                     months=month_starts(D("2027-01-01"), D("2027-04-01")))  # fmt: skip
+    assert [str(v.amount) for _, v in rows] == ["40.00"] * 4  # discounts do not count
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), events, amounts,
+                          st.sampled_from(["weekly", "quarterly", "annually", "P3W"])),
+                min_size=1, max_size=8))  # fmt: skip
+def test_rounded_movements_always_add_up_to_the_rounded_mrr_change(generated):
+    from abonnement.engine.analytics import rounded_movements
+    from abonnement.engine.money import Money
+
+    base = D("2026-01-01")
+    histories = []
+    for n, (created, statuses, revisions, freq) in enumerate(generated):
+        day = base + timedelta(days=created)
+        revs = sorted((day + timedelta(days=o), cents) for o, cents in revisions)
+        histories.append(History(
+            str(n), "USD", day,
+            tuple(sorted((day + timedelta(days=o), s) for o, s in statuses)),
+            tuple(Revision(d, Frequency.parse(freq), Decimal(c) / 100, Decimal(c) / 100)
+                  for d, c in revs),
+        ))  # fmt: skip
+    months = month_starts(base, D("2027-12-01"))
+    windows = [(m, add_months(m, 1) - timedelta(days=1)) for m in months]
+    previous = Money(Decimal(0), "USD")
+    for fig in figures(histories, SETTINGS, "USD", windows):
+        m = rounded_movements(fig, "USD")
+        now = Money(fig.mrr, "USD").rounded()
+        assert m["net"] == now - previous
+        assert m["new"] + m["expansion"] - m["contraction"] - m["churned"] == m["net"]
+        assert all(v.amount >= 0 for k, v in m.items() if k != "net")
+        previous = now

@@ -18,7 +18,8 @@ DECLINES = {"pm_insufficient": "insufficient_funds", "pm_lost": "lost_card"}
 
 
 class StripeStub(BaseHTTPRequestHandler):
-    """Just enough of /v1/payment_intents: create (idempotent by key) and search."""
+    """Just enough of /v1/payment_intents (create, idempotent by key, and search) and of
+    /v1/refunds (create)."""
 
     intents: ClassVar[dict] = {}
     responses: ClassVar[dict] = {}
@@ -43,6 +44,13 @@ class StripeStub(BaseHTTPRequestHandler):
                               "auth": self.headers.get("Authorization")})  # fmt: skip
         if key in self.responses:  # Stripe replays the first response for a key
             self._send(*self.responses[key])
+            return
+        if self.path == "/v1/refunds":
+            refund = {"id": f"re_{len(self.responses) + 1}", "object": "refund",
+                      "amount": int(form["amount"]), "payment_intent": form["payment_intent"],
+                      "status": "succeeded"}  # fmt: skip
+            self.responses[key] = (200, refund)
+            self._send(200, refund)
             return
         intent_id = f"pi_{len(self.intents) + 1}"
         method = form["payment_method"]
@@ -155,3 +163,164 @@ def test_a_billing_run_collects_through_stripe(stripe_api, tmp_path):
         ("2027-01-01", "paid"),
     ]
     assert [r["key"] for r in StripeStub.requests] == ["INV-00001/attempt-1", "INV-00002/attempt-1"]
+
+
+# -- currency units: Stripe's own table, for every amount that crosses ---------------------
+
+
+@pytest.mark.parametrize(("amount", "currency", "sent"), [
+    ("12.34", "USD", "1234"),
+    ("500", "JPY", "500"),  # zero-decimal: whole yen
+    ("1000", "KRW", "1000"),
+    ("500", "ISK", "50000"),  # whole krónur, sent with two decimals 00
+    ("1234.00", "HUF", "123400"),  # charged with two decimals (only payouts are whole)
+    ("1234.56", "HUF", "123456"),
+    ("300.25", "TWD", "30025"),
+    ("5000", "UGX", "500000"),  # whole shillings, sent with two decimals 00
+    ("1.230", "KWD", "1230"),  # thousandths, last digit 0
+    ("12.340", "BHD", "12340"),
+])  # fmt: skip
+def test_a_charge_sends_the_amount_in_stripes_units(stripe_api, amount, currency, sent):
+    stripe = StripeProcessor({"api_base": stripe_api})
+    result = stripe.charge(amount=Money(Decimal(amount), currency), token="pm_visa",
+                           idempotency_key=f"{currency}/1", on=DAY)  # fmt: skip
+    assert result.status == "succeeded"
+    (request,) = StripeStub.requests
+    assert (request["form"]["amount"], request["form"]["currency"]) == (sent, currency.lower())
+
+
+@pytest.mark.parametrize(("amount", "currency", "sent"), [
+    ("12.34", "USD", "1234"), ("500", "JPY", "500"), ("500", "ISK", "50000"),
+    ("1.230", "KWD", "1230"), ("7000", "UGX", "700000"),
+])  # fmt: skip
+def test_a_refund_sends_the_amount_in_stripes_units(stripe_api, amount, currency, sent):
+    stripe = StripeProcessor({"api_base": stripe_api})
+    stripe.refund(charge_key="INV-1/attempt-1", reference="pi_1",
+                  amount=Money(Decimal(amount), currency), idempotency_key="INV-1/refund-1",
+                  on=DAY)  # fmt: skip
+    (request,) = StripeStub.requests
+    assert request["path"] == "/v1/refunds"
+    assert (request["form"]["amount"], request["form"]["payment_intent"]) == (sent, "pi_1")
+
+
+@pytest.mark.parametrize(("amount", "currency"), [
+    ("1.235", "KWD"), ("500.50", "ISK"), ("12.345", "USD"), ("0.5", "JPY"),
+])  # fmt: skip
+def test_an_amount_stripe_cannot_take_fails_the_charge_without_calling_it(stripe_api, amount,
+                                                                          currency):  # fmt: skip
+    stripe = StripeProcessor({"api_base": stripe_api})
+    money = Money(Decimal(amount), currency)
+    result = stripe.charge(amount=money, token="pm_visa", idempotency_key="k/1", on=DAY)
+    assert (result.status, result.failure_code, result.retryable) == (
+        "failed", "amount_not_representable", False)  # fmt: skip
+    refund = stripe.refund(charge_key="k/0", reference="pi_1", amount=money,
+                           idempotency_key="k/r", on=DAY)  # fmt: skip
+    assert (refund.status, refund.failure_code) == ("failed", "amount_not_representable")
+    assert StripeStub.requests == []
+
+
+@pytest.mark.parametrize(("amount", "currency", "units"), [
+    ("12.34", "USD", 1234), ("500", "JPY", 500), ("500", "ISK", 50000), ("1234.00", "HUF", 123400),
+    ("5000", "UGX", 500000), ("1.230", "KWD", 1230), ("0.010", "OMR", 10), ("2.500", "TND", 2500),
+    ("9.990", "JOD", 9990),
+])  # fmt: skip
+def test_minor_units_go_there_and_back(amount, currency, units):
+    from abonnement.plugins.processors.stripe import from_minor_units, to_minor_units
+
+    money = Money(Decimal(amount), currency)
+    assert to_minor_units(money) == units
+    assert from_minor_units(units, currency.lower()) == money
+
+
+def test_minor_units_refuse_what_stripe_cannot_take_with_the_step_it_takes():
+    from abonnement.errors import MoneyError
+    from abonnement.plugins.processors.stripe import to_minor_units
+
+    with pytest.raises(MoneyError, match=r"1.235 KWD .* in steps of 0.010"):
+        to_minor_units(Money(Decimal("1.235"), "KWD"))
+    with pytest.raises(MoneyError, match=r"500.50 ISK .* in steps of 1"):
+        to_minor_units(Money(Decimal("500.50"), "ISK"))
+
+
+def _stripe_config(spec_config, monkeypatch, old: str, new: str):
+    from tests.conftest import run
+
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_secret")
+    path = spec_config / "abonnement.yaml"
+    text = path.read_text()
+    text = text.replace(
+        "currencies: [USD, EUR, DKK, JPY]", "currencies: [USD, EUR, DKK, JPY, ISK, KWD]"
+    )
+    text = text.replace("    processor: test ", "    processor: stripe ")
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return run("--config", str(spec_config), "validate"), path, text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(("old", "new", "marker"), [
+    ('price: "89.00 USD"', 'price: "500.50 ISK"', "500.50 ISK"),
+    ('price: "89.00 USD"', 'price: "1.235 KWD"', "1.235 KWD"),
+    ('prices: {USD: "12.50 USD", EUR: "11.50 EUR"}',
+     'prices: {USD: "12.50 USD", EUR: "11.50 EUR", KWD: "3.001 KWD"}', "3.001 KWD"),
+    ('unit_price: "99.00 USD"', 'unit_price: "99.005 USD"', "99.005 USD"),
+    ('minimum_charge: {USD: "0.50 USD", EUR: "1.00 EUR"}',
+     'minimum_charge: {USD: "0.50 USD", EUR: "1.00 EUR", ISK: "100.5 ISK"}', "100.5 ISK"),
+])  # fmt: skip
+def test_validate_refuses_a_price_the_processor_cannot_charge(spec_config, monkeypatch, old,
+                                                              new, marker):  # fmt: skip
+    result, path, text = _stripe_config(spec_config, monkeypatch, old, new)
+    assert result.exit_code == 1, result.output
+    line = text.count("\n", 0, text.index(marker)) + 1
+    errors = [e for e in result.stderr.splitlines() if "cannot be sent to Stripe" in e]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"{path}:{line}:")
+    assert "write a price the `stripe` processor can charge" in errors[0]
+
+
+def test_validate_accepts_prices_stripe_can_charge(spec_config, monkeypatch):
+    result, _, _ = _stripe_config(
+        spec_config, monkeypatch, 'prices: {USD: "12.50 USD", EUR: "11.50 EUR"}',
+        'prices: {USD: "12.50 USD", EUR: "11.50 EUR", ISK: "500.00 ISK", KWD: "1.230 KWD"}',
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+
+
+def test_validate_refuses_a_fee_amount_the_processor_cannot_charge(spec_config, monkeypatch):
+    rules = next(spec_config.glob("rules/*.rules"))
+    source = rules.read_text()
+    rules.write_text(source + "\nfee kwd_fee {\n  amount 0.125 KWD\n  applies_to invoice\n}\n")
+    result, _, _ = _stripe_config(spec_config, monkeypatch, 'price: "89.00 USD"',
+                                  'price: "89.00 USD"')  # fmt: skip
+    assert result.exit_code == 1
+    line = source.count("\n") + 3
+    assert f"{rules}:{line}:10: error: 0.125 KWD cannot be sent to Stripe" in result.stderr
+
+
+def test_a_discounted_total_stripe_cannot_take_fails_the_attempt_cleanly(stripe_api, tmp_path):
+    """1.230 KWD at 50% is 0.615 KWD: Stripe takes KWD in steps of 0.010, so the charge fails
+    with a code on the attempt — not 0.610 or 0.620, not a traceback."""
+    from tests.acceptance.scenario import Scenario
+
+    sub = (
+        "  - id: bob-kwd\n    contact: bob\n    start: 2026-12-01\n    currency: KWD\n"
+        '    items: [{name: Tea, unit_price: "1.230 KWD", frequency: monthly}]\n'
+        "    collection: {mode: automatic, method: saved, payment_method: bob-visa}\n"
+    )
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                 rules="discount half {\n  amount 50%\n}\n",
+                 replace={"currencies: [USD, EUR, DKK, JPY]": "currencies: [USD, EUR, DKK, JPY, KWD]",
+                          "      - {id: bob-visa, type: card, token: tok_visa}\n":
+                          "      - {id: bob-visa, type: card, token: pm_visa}\n"},
+                 subscriptions=sub)  # fmt: skip
+    config = s.config / "abonnement.yaml"
+    text = config.read_text()
+    start = text.index("    processor: test\n")
+    end = text.index("\n", text.index("    test: {ledger", start)) + 1
+    config.write_text(text[:start] + f"    processor: stripe\n    stripe: {{api_base: '{stripe_api}'}}\n"
+                      + text[end:])  # fmt: skip
+    s.cli("run", "--until", "2026-12-01")
+    (invoice,) = s.invoices()
+    assert (invoice["total"], invoice["status"]) == ("0.615", "open")
+    (attempt,) = s.payments("bob-kwd")
+    assert (attempt["status"], attempt["failure_code"]) == ("failed", "amount_not_representable")
+    assert StripeStub.requests == []

@@ -5,6 +5,12 @@ the attempt's idempotency key (Stripe replays the first response for a repeated 
 key in its metadata, so ``lookup`` can find it again after a crash. The secret key comes from
 ``STRIPE_API_KEY`` only, never from a file, and is never logged. ``payments.stripe.api_base``
 points the SDK elsewhere (a local stub in tests).
+
+Amounts cross to Stripe in Stripe's own units, which are not always the ISO 4217 minor unit
+(https://docs.stripe.com/currencies): zero-decimal currencies go as whole units; ISK and UGX
+go with two decimals that must be ``00``; three-decimal currencies go in thousandths whose last
+digit must be 0. ``to_minor_units`` is the one door for every amount sent (charges, refunds),
+``from_minor_units`` the one for every amount read back.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
-from abonnement.errors import PluginError, ProcessorTimeout
+from abonnement.errors import MoneyError, PluginError, ProcessorTimeout
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Processor, Registry
 
@@ -36,9 +43,66 @@ SOFT_DECLINES = frozenset({
 })  # fmt: skip
 _STATUS = {"succeeded": "succeeded", "processing": "processing"}
 
+# Stripe's currency table (docs.stripe.com/currencies). Every other currency is sent in
+# hundredths. HUF and TWD are charged and refunded with two decimals too; only their payouts,
+# which this plugin never makes, must be whole units.
+ZERO_DECIMAL = frozenset({
+    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "VND", "VUV", "XAF",
+    "XOF", "XPF",
+})  # fmt: skip
+# Effectively zero-decimal, but for backwards compatibility sent with two decimals that
+# must be 00 ("to charge 5 ISK, provide an amount value of 500").
+WHOLE_UNITS_IN_HUNDREDTHS = frozenset({"ISK", "UGX"})
+# Thousandths, but Stripe's payment partners need the last digit to be 0.
+THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+AMOUNT_NOT_REPRESENTABLE = "amount_not_representable"
+
+
+def stripe_units(currency: str) -> tuple[int, int]:
+    """(decimal places of Stripe's amount, the step the integer amount must be a multiple of)
+    for ``currency`` (upper case ISO code)."""
+    if currency in ZERO_DECIMAL:
+        return 0, 1
+    if currency in WHOLE_UNITS_IN_HUNDREDTHS:
+        return 2, 100
+    if currency in THREE_DECIMAL:
+        return 3, 10
+    return 2, 1
+
+
+def unrepresentable(money: Money) -> str | None:
+    """Why Stripe cannot take ``money`` as written, or None when it can."""
+    places, step = stripe_units(money.currency)
+    units = money.amount.scaleb(places)
+    if units == units.to_integral_value() and int(units) % step == 0:
+        return None
+    smallest = Money(Decimal(step).scaleb(-places), money.currency)
+    return (f"{money} cannot be sent to Stripe: it takes {money.currency} amounts in steps of "
+            f"{smallest.format_amount()}")  # fmt: skip
+
+
+def to_minor_units(money: Money) -> int:
+    """``money`` as the integer ``amount`` Stripe expects (USD 12.34 → 1234, JPY 500 → 500,
+    ISK 500 → 50000, KWD 1.230 → 1230). Raises ``MoneyError`` if Stripe cannot take it."""
+    problem = unrepresentable(money)
+    if problem:
+        raise MoneyError(problem)
+    return int(money.amount.scaleb(stripe_units(money.currency)[0]))
+
+
+def from_minor_units(units: int, currency: str) -> Money:
+    """An ``amount`` read back from Stripe (``currency`` in any case) as money."""
+    code = currency.upper()
+    return Money(Decimal(units).scaleb(-stripe_units(code)[0]), code)
+
 
 class StripeProcessor(Processor):
     name = "stripe"
+
+    @classmethod
+    def representable(cls, money: Money) -> str | None:
+        """Stripe's own table, not the ISO minor unit: see ``to_minor_units``."""
+        return unrepresentable(money)
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
         super().__init__(settings or {})
@@ -64,8 +128,10 @@ class StripeProcessor(Processor):
         return ChargeResult("failed", intent.id, code or intent.status, code in SOFT_DECLINES)
 
     def charge(self, *, amount: Money, token: str, idempotency_key: str, on: date) -> ChargeResult:
+        if unrepresentable(amount):  # a prorated or discounted total: never a wrong charge
+            return ChargeResult("failed", None, AMOUNT_NOT_REPRESENTABLE)
         params = {
-            "amount": amount.rounded().to_minor(),
+            "amount": to_minor_units(amount),
             "currency": amount.currency.lower(),
             "payment_method": token,
             "confirm": True,
@@ -92,8 +158,10 @@ class StripeProcessor(Processor):
         self, *, charge_key: str, reference: str | None, amount: Money, idempotency_key: str,
         on: date,
     ) -> ChargeResult:  # fmt: skip
+        if unrepresentable(amount):
+            return ChargeResult("failed", None, AMOUNT_NOT_REPRESENTABLE)
         refund = self._client.v1.refunds.create(
-            {"payment_intent": reference, "amount": amount.rounded().to_minor()},  # type: ignore[typeddict-item]
+            {"payment_intent": reference, "amount": to_minor_units(amount)},  # type: ignore[typeddict-item]
             {"idempotency_key": idempotency_key},
         )
         return ChargeResult("succeeded" if refund.status == "succeeded" else refund.status,

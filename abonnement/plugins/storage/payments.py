@@ -7,7 +7,7 @@ subscription changes it causes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
@@ -408,16 +408,18 @@ class PaymentsMixin:
         day: date,
         number_format: str,
         source: str = "checkout",
+        bases: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
         """A purchase, all at once: its subscriptions, its invoice and its payment (none when
         the invoice is left open for manual payment), with what ``engine.outcomes.purchased``
         decides. That is called here because the events name the invoice's number, given out
-        in this transaction under the counter's lock."""
+        in this transaction under the counter's lock. ``bases``: each subscription's recurring
+        definition for its history (``mrr_basis``), when the caller priced it."""
         from abonnement.plugins.storage.sql import _item_rows, _sub_row
 
         with self._tx() as conn:
             (number,) = self._insert_invoices(conn, [draft], number_format)
-            done = purchased(subs, number, attempt, result, day)
+            done = purchased(subs, number, attempt, result, day, bases)
             if done.subscriptions:
                 rows = [_sub_row(s, source, self.reminder_days) for s in done.subscriptions]
                 conn.execute(t.subscriptions.insert(), rows)

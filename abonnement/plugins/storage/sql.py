@@ -424,7 +424,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
         e, s = t.events, t.subscriptions
         query = (
             select(e.c.subject_id, e.c.type, e.c.on_date, e.c.payload)
-            .add_columns(s.c.currency, s.c.created_on, s.c.anchor)
+            .add_columns(s.c.currency, s.c.created_on, s.c.anchor, s.c.contact_id)
             .join(s, s.c.id == e.c.subject_id)
             .where(e.c.type.in_(_HISTORY_EVENTS))
             .order_by(e.c.subject_id, e.c.seq)
@@ -448,7 +448,8 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
                 if not revisions:  # recorded before histories carried definitions
                     sub = self._load(s.c.id == sub_id, conn=conn)[0]
                     revisions.append(_revision(created, mrr_basis(sub)))
-                yield History(sub_id, first.currency, created, tuple(statuses), tuple(revisions))
+                yield History(sub_id, first.currency, created, tuple(statuses), tuple(revisions),
+                              first.contact_id)  # fmt: skip
 
     def events(self, subject_id: str | None = None) -> list[dict[str, Any]]:
         query = select(t.events).order_by(t.events.c.id)
@@ -562,9 +563,10 @@ _COLUMN: dict[str, Any] = {  # how updates read a column's value
 _HISTORY_EVENTS = ("subscription.created", "subscription.changed", "subscription.status_changed")
 
 
-def _revision(on: date, basis: dict[str, str]) -> Revision:
+def _revision(on: date, basis: dict[str, Any]) -> Revision:
+    steps = tuple((date.fromisoformat(d), Decimal(a)) for d, a in basis.get("steps", ()))
     return Revision(on, Frequency.parse(basis["frequency"]), Decimal(basis["amount"]),
-               Decimal(basis["net"]))  # fmt: skip
+                    Decimal(basis["net"]), steps)  # fmt: skip
 
 
 @contextmanager
