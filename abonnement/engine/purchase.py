@@ -58,11 +58,16 @@ def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> 
         payment_terms=coll.payment_terms or settings.invoices.payment_terms,
         owner=decl.owner,
         invoice_creation=decl.invoice_creation,
-        properties=dict(decl.properties),
+        properties={**_defaults(settings), **decl.properties},
         invoice_settings=_invoice_settings(decl),
         deals=decl.deals,
         created_on=today,
     )
+
+
+def _defaults(settings: Settings) -> dict[str, Any]:
+    """The settings' property defaults: a new subscription's, before what it declares."""
+    return {p.name: p.default for p in settings.custom_properties if p.default is not None}
 
 
 def _invoice_settings(decl: DeclaredSubscription) -> dict[str, Any]:
