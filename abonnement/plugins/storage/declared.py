@@ -26,29 +26,31 @@ class DeclaredMixin:
 
     def subscriptions_named(self, ids: Sequence[str]) -> list[Any]:
         """The stored subscriptions among ``ids``, by id (the others do not exist)."""
-        if not ids:
-            return []
-        return self._load(_S.id.in_(sorted(set(ids))), order=_S.id)  # type: ignore[attr-defined]
+        out = []
+        for chunk in _chunks(sorted(set(ids))):
+            out += self._load(_S.id.in_(chunk), order=_S.id)  # type: ignore[attr-defined]
+        return out
 
     def mark_declared(self, ids: Sequence[str]) -> None:
         """Record that the config now declares these (made elsewhere before, same id)."""
-        if ids:
+        for chunk in _chunks(sorted(set(ids))):
             with self._tx() as conn:  # type: ignore[attr-defined]
-                conn.execute(update(t.subscriptions).where(_S.id.in_(list(ids)))
+                conn.execute(update(t.subscriptions).where(_S.id.in_(chunk))
                              .values(source="declared"))  # fmt: skip
 
     def with_history(self, ids: Sequence[str]) -> set[str]:
         """Those of ``ids`` that events or invoices name (a subscription deleted after it
         lived: its id is taken)."""
-        if not ids:
-            return set()
-        ids = list(ids)
-        query = union(
-            select(t.events.c.subject_id).where(t.events.c.subject_id.in_(ids)),
-            select(t.invoices.c.subscription_id).where(t.invoices.c.subscription_id.in_(ids)),
-        )
-        with self._tx() as conn:  # type: ignore[attr-defined]
-            return set(conn.execute(query).scalars())
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(ids))):
+            query = union(
+                select(t.events.c.subject_id).where(t.events.c.subject_id.in_(chunk)),
+                select(t.invoices.c.subscription_id).where(
+                    t.invoices.c.subscription_id.in_(chunk)),
+            )  # fmt: skip
+            with self._tx() as conn:  # type: ignore[attr-defined]
+                found.update(conn.execute(query).scalars())
+        return found
 
     def record_config(self, version: str, applied_on: date, files: Mapping[str, str]) -> bool:
         """Keep the config an apply made true, unless it is the one kept last; returns
@@ -69,3 +71,8 @@ class DeclaredMixin:
         with self._tx() as conn:  # type: ignore[attr-defined]
             row = conn.execute(query).first()
         return dict(row._mapping) if row else None
+
+
+def _chunks(ids: list[str], size: int = 1000) -> list[list[str]]:
+    """``ids`` in lists short enough for one statement's parameters (SQLite's limit)."""
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
