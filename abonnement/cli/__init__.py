@@ -13,7 +13,16 @@ from typing import Any
 import click
 
 from abonnement.app import DEFAULT_DATABASE_URL, App
-from abonnement.cli import billing, invoices, payments, project, purchases, reports, subscriptions
+from abonnement.cli import (
+    billing,
+    invoices,
+    payments,
+    plan,
+    project,
+    purchases,
+    reports,
+    subscriptions,
+)
 from abonnement.cli.common import JSON_MODE, echo_json, print_problems
 from abonnement.errors import AbonnementError, ConfigError
 
@@ -61,7 +70,7 @@ def cli(ctx: click.Context, config_dir: Path, database_url: str) -> None:
     ctx.obj = App(config_dir=config_dir, database_url=database_url)
 
 
-for module in (project, purchases, billing, subscriptions, invoices, payments, reports):
+for module in (project, purchases, billing, plan, subscriptions, invoices, payments, reports):
     for command in module.COMMANDS:
         cli.add_command(command)
 

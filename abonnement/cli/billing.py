@@ -13,16 +13,43 @@ from abonnement.operations import billing, declared
 
 
 @click.command()
+@click.option(
+    "--prorate",
+    is_flag=True,
+    help="Changes of lines settle the current period (as `edit --prorate`).",
+)
+@click.option(
+    "--prune", is_flag=True, help="Cancel, at period end, the subscriptions no longer declared."
+)
 @as_of_option
 @json_option
 @click.pass_obj
-def apply(app: App, as_of: Any, as_json: bool) -> None:
-    """Create or update the declared subscriptions (by id; idempotent)."""
-    result = declared.apply(app.context, day_or_today(app, as_of))
+def apply(app: App, prorate: bool, prune: bool, as_of: Any, as_json: bool) -> None:
+    """Create or change the declared subscriptions (by id; idempotent).
+
+    A change applies from the next cycle; inside the freeze window before a payment it waits
+    for the cycle after that payment (`run` applies it then). `abonnement plan` shows what
+    this would do first."""
+    result = declared.apply(app.context, day_or_today(app, as_of), prorate=prorate,
+                            prune=prune)  # fmt: skip
     if as_json:
-        echo_json(result)
+        echo_json(result.as_json())
         return
-    click.echo(", ".join(f"{len(v)} {k}" for k, v in result.items()))
+    counts = result.as_json()
+    click.echo(", ".join(f"{len(counts[k])} {k}" for k in ("created", "updated", "unchanged")))
+    freeze = app.catalog.settings.edit_freeze_days
+    for sub_id, payment in sorted(result.deferred.items()):
+        click.echo(f"{sub_id}: the change waits — its payment on {payment} is inside the "
+                   f"{freeze}-day freeze window; it applies to the payment after that")  # fmt: skip
+    for sub_id in result.no_longer_declared:
+        done = " (canceled at period end)" if sub_id in result.pruned else ""
+        click.echo(f"no longer declared: {sub_id}{done}")
+    if result.no_longer_declared and not prune:
+        click.echo("  left as they are; `abonnement apply --prune` cancels them at period end")
+    for sub_id in result.deleted:
+        click.echo(f"{sub_id}: declared, but deleted from the database (its invoices and "
+                   "history remain); left alone: declare it under a new id to bill "
+                   "again")  # fmt: skip
 
 
 @click.command("run")
@@ -66,7 +93,7 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
     payload: dict[str, Any] = {
         "until": until_day.isoformat(), "dry_run": dry_run, "days": summary.days,
         "invoice_count": summary.invoice_count, "totals": totals,
-        "status_changes": summary.status_changes, "applied": result.applied,
+        "status_changes": summary.status_changes, "applied": result.applied.as_json(),
         "payments": summary.payments,
     }  # fmt: skip
     if dry_run:

@@ -259,9 +259,12 @@ def _build_subscription(
         problem = declared_property_problem(settings, name, value)  # type: ignore[arg-type]
         if problem:
             b.error(entry, ("properties", name), *problem)
-    for prop in settings.custom_properties if settings else ():
-        if prop.default is not None:
-            props.setdefault(prop.name, prop.default)
+    # Only what is written here: the settings' defaults fill in when the subscription is
+    # created, and a later apply overrides what the config says, not what a trigger set.
+    _relative_starts(b, entry)
+    if raw.get("prorate") and settings and not settings.proration:
+        b.error(entry, ("prorate",), "proration is off",
+                "turn on settings.subscriptions.proration, or remove `prorate`")  # fmt: skip
     if (
         not raw.get("invoice_creation", True)
         and settings
@@ -293,7 +296,41 @@ def _build_subscription(
         collection=collection,
         invoice=c.frozen_map({k: tuple(v) if isinstance(v, list) else v for k, v in inv.items()}),
         properties=c.frozen_map(props),
+        prorate=raw.get("prorate", False),
     )
+
+
+def _relative_starts(b: Builder, entry: Entry) -> None:
+    """A declared subscription starts on a date: a delay only means something counted from
+    a moment of purchase, and the config must mean the same on every day it is applied."""
+    hint = ("relative starts are for purchases (payment links, quotes, `subscriptions "
+            "create`); write the date, e.g. start: 2026-12-01")  # fmt: skip
+    starts = [(("start",), entry.value.get("start"))] + [
+        (("items", i, "start"), item.get("start"))
+        for i, item in enumerate(entry.value["items"]) if isinstance(item, dict)
+    ]  # fmt: skip
+    for path, start in starts:
+        if isinstance(start, dict):
+            (kind, count), *_ = start.items()
+            b.error(entry, path, f"a declared subscription starts on a date, not "
+                                 f"{{{kind}: {count}}}", hint)  # fmt: skip
+
+
+def declared_positions(root: Path, entries: list[Entry]) -> dict[str, str]:
+    """``FILE:LINE:COLUMN`` of each declared subscription (``FILE`` relative to ``root``),
+    for the messages that send a user to the config."""
+    out = {}
+    for entry in entries:
+        ident = entry.value.get("id") if isinstance(entry.value, dict) else None
+        if not isinstance(ident, str) or ident in out:
+            continue
+        mark = entry.doc.mark(entry.path)
+        try:
+            name = Path(entry.doc.file).resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            name = entry.doc.file
+        out[ident] = f"{name}:{mark.line}:{mark.column}"
+    return out
 
 
 def build_catalog(
@@ -442,6 +479,7 @@ def build_catalog(
         payment_links=c.frozen_map(links),
         subscriptions=c.frozen_map(subscriptions),
         rule_files=rule_files,
+        declared_at=c.frozen_map(declared_positions(root, entries["subscriptions"])),
     )
     return catalog, b.problems
 

@@ -54,6 +54,8 @@ across files; `settings` lives in exactly one. Money is always a string such as 
 percentages are `15%`, dates `2026-12-01`. Unknown keys are errors. Plugins may add a block
 under `payments.NAME`, `notifications.NAME` or `taxes.NAME` (see [plugins](plugins.md)). The schemas
 themselves (JSON Schema draft 2020-12) are in `abonnement/config/schemas/`, for editors and CI.
+Who owns a declared subscription (the config or the database), `apply` and `plan`: see
+[declared subscriptions](declared.md).
 
 Types: **money** `"25.00 USD"` (up to 6 decimals, a currency listed in `settings.currencies`) ·
 **percent** `15%` · **date** `YYYY-MM-DD` · **frequency** weekly, biweekly, monthly, quarterly,

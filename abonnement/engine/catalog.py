@@ -266,7 +266,8 @@ class DeclaredSubscription:
     invoice_creation: bool = True
     collection: Collection = Collection()
     invoice: Mapping[str, Any] = _no_map()  # per-subscription overrides of InvoiceSettings
-    properties: Mapping[str, Any] = _no_map()
+    properties: Mapping[str, Any] = _no_map()  # as written (the settings' defaults apart)
+    prorate: bool = False  # a change applied to it settles the current period (F20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +339,8 @@ class Catalog:
     payment_links: Mapping[str, PaymentLink] = _no_map()
     subscriptions: Mapping[str, DeclaredSubscription] = _no_map()
     rule_files: tuple[str, ...] = field(default=())
+    # where each declared subscription is written: "abonnement.yaml:135:5"
+    declared_at: Mapping[str, str] = _no_map()
 
     def counts(self) -> dict[str, int]:
         return {

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
-from abonnement.engine.catalog import Catalog, DeclaredSubscription, TaxRate
+from abonnement.engine.catalog import Catalog, DeclaredSubscription, Settings, TaxRate
 from abonnement.engine.context import purchase_context
 from abonnement.engine.invoicing import line_inputs
 from abonnement.engine.items import Group, Item, group_items, resolve_item
@@ -61,11 +61,16 @@ def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> 
         payment_terms=coll.payment_terms or settings.invoices.payment_terms,
         owner=decl.owner,
         invoice_creation=decl.invoice_creation,
-        properties=dict(decl.properties),
+        properties={**_defaults(settings), **decl.properties},
         invoice_settings=_invoice_settings(decl),
         deals=decl.deals,
         created_on=today,
     )
+
+
+def _defaults(settings: Settings) -> dict[str, Any]:
+    """The settings' property defaults: a new subscription's, before what it declares."""
+    return {p.name: p.default for p in settings.custom_properties if p.default is not None}
 
 
 def _invoice_settings(decl: DeclaredSubscription) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The application layer: every act the CLI, the server and Python callers perform.
 
-One module per group of verbs — ``declared`` (apply), ``billing`` (run, forecast),
+One module per group of verbs — ``declared`` (apply), ``plan`` (what apply would do, and
+its money effect), ``billing`` (run, forecast),
 ``purchases`` (quote, checkout, convert), ``lifecycle`` (create, edit, pause, resume,
 cancel, delete), ``payments`` (pay, retry, refund, update links), ``delivery`` (the outbox),
 ``queries`` (listings, records, segments, reports, documents) and ``project`` (init, db

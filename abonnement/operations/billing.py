@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from abonnement.errors import InvalidInput
 from abonnement.operations.context import Context
-from abonnement.operations.declared import apply_declared
+from abonnement.operations.declared import Applied, apply_declared
 from abonnement.operations.delivery import deliver_due
 
 if TYPE_CHECKING:
     from abonnement.engine.billing_run import RunSummary
 
-__all__ = ["RunResult", "bill", "due_count", "forecast", "run"]
+__all__ = ["RunResult", "apply_and_bill", "bill", "due_count", "forecast", "run"]
 
 
 @dataclass
@@ -27,7 +27,7 @@ class RunResult:
     invoices a dry run would issue (stored rows, empty for a real run) and the deliveries."""
 
     summary: RunSummary
-    applied: dict[str, list[str]] = field(default_factory=dict)
+    applied: Applied = field(default_factory=Applied)
     invoices: list[dict[str, Any]] = field(default_factory=list)
     notifications: dict[str, int] | None = None
 
@@ -75,9 +75,47 @@ def run(
         raise InvalidInput("a dry run uses one worker")
     if dry_run:
         return _dry_run(ctx, until, apply_on, batch_size, progress)
-    applied = apply_declared(ctx, apply_on)
-    summary = bill(ctx, until, batch_size=batch_size, workers=workers, progress=progress)
+    applied, summary = apply_and_bill(ctx, apply_on, until, batch_size=batch_size,
+                                      workers=workers, progress=progress)  # fmt: skip
     return RunResult(summary, applied, notifications=deliver_due(ctx, until))
+
+
+def apply_and_bill(
+    ctx: Context, apply_on: date, until: date, *, prorate: bool = False, **options: Any
+) -> tuple[Applied, RunSummary]:
+    """Apply the declared subscriptions on ``apply_on`` (``prorate``: as ``apply
+    --prorate``), then bill up to ``until`` (``options`` go to ``bill``). A change that waits
+    for a payment inside the freeze window is applied once that payment is billed, dated that
+    day, and billing goes on: the run bills what the config says, whatever span it covers."""
+    applied = apply_declared(ctx, apply_on, prorate=prorate)
+    summary = None
+    waiting = min(applied.deferred.values(), default=None)
+    while waiting is not None and apply_on <= waiting <= until:
+        summary = _merged(summary, bill(ctx, waiting, **options))
+        again = apply_declared(ctx, waiting, prorate=prorate)
+        applied.merge(again)
+        later = min(again.deferred.values(), default=None)
+        waiting = later if later is not None and later > waiting else None
+    return applied, _merged(summary, bill(ctx, until, **options))
+
+
+def _merged(total: RunSummary | None, part: RunSummary) -> RunSummary:
+    """Two parts of one run (or two workers' shares) as one summary."""
+    if total is None:
+        return part
+    total.until = part.until
+    total.days += part.days
+    total.invoice_count += part.invoice_count
+    total.subscriptions += part.subscriptions
+    total.invoices.extend(part.invoices)
+    for currency, money in part.totals.items():
+        total.totals[currency] = total.totals[currency] + money if (
+            currency in total.totals) else money  # fmt: skip
+    for counts, more in ((total.status_changes, part.status_changes),
+                         (total.payments, part.payments)):  # fmt: skip
+        for key, count in more.items():
+            counts[key] = counts.get(key, 0) + count
+    return total
 
 
 def bill(
@@ -119,9 +157,10 @@ def _dry_run(
     store = ctx.storage
     # A dry run rolls the database back, but a processor cannot be rolled back: no charges.
     with store.dry_run():
-        applied = apply_declared(ctx, apply_on)
-        summary = bill(ctx, until, batch_size=batch_size, progress=progress, charge=False,
-                        keep_invoices=True)  # fmt: skip
+        applied, summary = apply_and_bill(
+            ctx, apply_on, until, batch_size=batch_size, progress=progress, charge=False,
+            keep_invoices=True,
+        )  # fmt: skip
         invoices = [store.invoice(number) for number, _ in summary.invoices]
     return RunResult(summary, applied, invoices)
 
@@ -134,8 +173,7 @@ def forecast(ctx: Context, as_of: date, months: int) -> list[dict[str, Any]]:
 
     until = add_months(as_of, months) - timedelta(days=1)
     with ctx.storage.dry_run():
-        apply_declared(ctx, as_of)
-        summary = bill(ctx, until, charge=False, keep_invoices=True)
+        _, summary = apply_and_bill(ctx, as_of, until, charge=False, keep_invoices=True)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for _, draft in summary.invoices:
         key = (draft.issue_date.strftime("%Y-%m"), draft.currency)
@@ -158,16 +196,9 @@ def _run_workers(ctx: Context, until: date, workers: int, batch_size: int) -> Ru
         summaries = pool.starmap(_worker, args)
     total = summaries[0]
     for other in summaries[1:]:
-        total.invoice_count += other.invoice_count
-        total.subscriptions += other.subscriptions
-        for currency, money in other.totals.items():
-            total.totals[currency] = (
-                total.totals[currency] + money if (currency in total.totals) else money
-            )
-        for key, count in other.status_changes.items():
-            total.status_changes[key] = total.status_changes.get(key, 0) + count
-        for key, count in other.payments.items():
-            total.payments[key] = total.payments.get(key, 0) + count
+        days = total.days  # the workers shared the same days
+        total = _merged(total, other)
+        total.days = days
     return total
 
 

@@ -62,7 +62,9 @@ def edit(
     """``subscriptions edit`` (F20): lines (``add`` first, then ``ops`` in order), payment
     method, contact, properties or the next payment date, from the next cycle; then what the
     change set off delivered. See ``engine.edits.edit`` for the rules (freeze window,
-    statuses, proration). Raises ``NotFound``, ``InvalidState`` or ``InvalidInput``."""
+    statuses, proration). A declared subscription's definition belongs to the config: only
+    its state (a later payment date, properties the config does not write) is edited here.
+    Raises ``NotFound``, ``InvalidState`` or ``InvalidInput``."""
     from abonnement.config.settings import property_value_problem
     from abonnement.engine.edits import ItemOp
     from abonnement.engine.edits import edit as edit_items
@@ -72,6 +74,15 @@ def edit(
     current = ctx.storage.subscription(sub_id)
     if current is None:
         raise NotFound("subscription", sub_id)
+    decl = catalog.subscriptions.get(sub_id)
+    if decl is not None and (
+        add or ops or prorate or payment_method_id is not None or contact_id is not None
+        or any(name in decl.properties for name in properties or {})
+        or (next_payment_date is not None and current.next_index == 0)  # its declared start
+    ):  # fmt: skip
+        from abonnement.operations.declared import ownership_error
+
+        raise ownership_error(ctx, sub_id)
     for spec in add:
         if spec.product not in catalog.products:
             raise NotFound("product", spec.product)
@@ -128,10 +139,15 @@ def cancel(ctx: Context, sub_id: str, on: date, *, at_period_end: bool = False) 
 
 
 def delete(ctx: Context, sub_id: str) -> None:
-    """Only an expired or canceled subscription is deleted (F22); invoices stay."""
+    """Only an expired or canceled subscription is deleted (F22); invoices stay. A declared
+    one is not: the config would create it again (remove it from the config instead)."""
     sub = ctx.storage.subscription(sub_id)
     if sub is None:
         raise NotFound("subscription", sub_id)
+    if sub_id in ctx.catalog.subscriptions:
+        from abonnement.operations.declared import ownership_error
+
+        raise ownership_error(ctx, sub_id)
     if sub.status not in (SubscriptionStatus.EXPIRED, SubscriptionStatus.CANCELED):
         raise InvalidState(f"subscription `{sub_id}` is {sub.status}; only an expired or "
                            "canceled subscription is deleted (cancel it first)")  # fmt: skip

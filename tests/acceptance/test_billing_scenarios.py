@@ -183,10 +183,9 @@ S9 = """\
 def test_s9_manual_invoices_and_past_due(tmp_path, db_url):
     s = Scenario(tmp_path, db_url, subscriptions=S9)
     assert s.cli("apply", "--as-of", "2026-12-01") == {
-        "created": ["acme-storage"],
-        "updated": [],
-        "unchanged": [],
-    }
+        "created": ["acme-storage"], "updated": [], "unchanged": [], "deferred": {},
+        "no_longer_declared": [], "pruned": [], "deleted": [],
+    }  # fmt: skip
     s.cli("run", "--until", "2026-12-01")
     (first,) = s.invoices("acme-storage")
     invoice = s.cli("invoices", "show", first["number"])
@@ -234,10 +233,9 @@ def test_rerunning_and_reapplying_do_nothing_twice(tmp_path, db_url):
     first = s.cli("run", "--until", "2027-03-01")
     assert first["invoice_count"] == 4
     assert s.cli("apply", "--as-of", "2027-03-01") == {
-        "created": [],
-        "updated": [],
-        "unchanged": ["acme-storage"],
-    }
+        "created": [], "updated": [], "unchanged": ["acme-storage"], "deferred": {},
+        "no_longer_declared": [], "pruned": [], "deleted": [],
+    }  # fmt: skip
     again = s.cli("run", "--until", "2027-03-01")
     assert again["invoice_count"] == 0
     assert [i["number"] for i in s.invoices()] == [f"INV-0000{n}" for n in range(1, 5)]

@@ -130,9 +130,16 @@ CASES = [
     ),
     (
         "bad-start-date",
-        "start: 2026-12-01                   # or",
-        "start: 2026-13-01                   # or",
+        "start: 2026-12-01                   # a date",
+        "start: 2026-13-01                   # a date",
         "expected a start",
+        None,
+    ),
+    (
+        "relative-declared-start",
+        "start: 2026-12-01                   # a date",
+        "start: {delay_months: 1}            # a date",
+        "a declared subscription starts on a date, not {delay_months: 1}",
         None,
     ),
     (

@@ -54,6 +54,7 @@ from abonnement.engine.status import InvoiceStatus
 from abonnement.engine.subscriptions import Subscription, mrr_basis
 from abonnement.errors import NotFound, StorageError
 from abonnement.plugins.storage import tables as t
+from abonnement.plugins.storage.declared import DeclaredMixin
 from abonnement.plugins.storage.outbox import OutboxMixin
 from abonnement.plugins.storage.payments import PaymentsMixin, _of_subscription
 from abonnement.plugins.storage.rows import (
@@ -102,7 +103,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SqlStorage(PaymentsMixin, OutboxMixin):
+class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
     """Subscriptions, invoices, payments and events in one SQL database."""
 
     def __init__(self, url: str, *, migrate: bool = True):
@@ -195,7 +196,9 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
             self._insert_events(conn, events)
 
     def replace_items(self, subs: Sequence[Subscription], events: Sequence[Event] = ()) -> None:
-        """New item lists (and definitions) for existing subscriptions; billing state stays."""
+        """New definitions (items, parties, collection and invoice settings, terms) for
+        existing subscriptions, as ``apply`` makes them; billing state is written back as
+        given."""
         if not subs:
             return
         with self._tx() as conn:
@@ -204,7 +207,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin):
                 t.subscription_items.c.subscription_id.in_(ids)))  # fmt: skip
             conn.execute(t.subscription_items.insert(),
                          [row for s in subs for row in _item_rows(s)])  # fmt: skip
-            self._update_subscriptions(conn, subs)
+            self._update_subscriptions(conn, subs, _DEFINED)
             self._insert_events(conn, events)
 
     def subscription(self, sub_id: str) -> Subscription | None:
@@ -553,10 +556,20 @@ STEPPED = (
     "reminded",
     "pending_lines",
 )  # what ``step`` changes
+# what a declaration defines, beside the changeable columns (``replace_items``)
+_DEFINED = (
+    *_UPDATED, "contact_id", "company_id", "billing_contact_id", "currency", "frequency",
+    "payments", "collection_mode", "payment_terms", "invoice_creation", "invoice_settings",
+    "deals",
+)  # fmt: skip
+
 _COLUMN: dict[str, Any] = {  # how updates read a column's value
-    **{name: attrgetter(name) for name in (*_UPDATED, "id")},
+    **{name: attrgetter(name) for name in (*_DEFINED, "id")},
     "properties": lambda s: dict(s.properties) or None,
     "pending_lines": lambda s: [pending_row(i) for i in s.pending] or None,
+    "frequency": lambda s: s.frequency.iso,
+    "invoice_settings": lambda s: _json(dict(s.invoice_settings)) or None,
+    "deals": lambda s: list(s.deals) or None,
 }
 
 

@@ -276,3 +276,14 @@ deliveries = Table(
     Column("error", Text),
     Index("ix_deliveries_pending", "status", "next_try_on"),
 )  # fmt: skip
+
+# 0005: each config `apply` made true (when it differs from the one before): its version and
+# its files' text, relative path → text, so `plan` can bill as the last applied config would
+applied_configs = Table(
+    "applied_configs", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("version", String(64), nullable=False),
+    Column("applied_on", Date, nullable=False),
+    Column("files", JSON, nullable=False),
+)  # fmt: skip
