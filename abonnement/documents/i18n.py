@@ -2,7 +2,9 @@
 
 Message catalogs ship as ``.po`` files in the package and are compiled in memory on first use
 (no build step, so an editable install and a wheel behave alike). Dates, numbers and money are
-formatted by babel from CLDR data: ``25,00 US$`` in ``da_DK``.
+formatted by babel from CLDR data, except the currency's sign, which is ours (see
+``Formatter.money``): CLDR's symbols change between releases (CLDR 47 turned ``25,00 US$``
+into ``25,00 USD`` in ``da_DK``), and an invoice must not change with a library upgrade.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import functools
 import gettext
 import io
+import re
 from datetime import date
 from decimal import Decimal
 from importlib import resources
@@ -18,19 +21,36 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_territory_currencies,
+)
 from babel.support import Translations
 
 from abonnement.engine.catalog import Address
 
 __all__ = [
     "LANGUAGES",
+    "LOCAL_SYMBOLS",
     "Formatter",
     "address_lines",
     "translations",
 ]
 
 LANGUAGES = ("en", "da", "de", "fr", "es")  # English is the source language: no catalog
+
+# The sign a currency is written with in its own country (the locale's territory): "$" in
+# en_US, "kr." in da_DK, "€" in de_DE. Anywhere else — and for a currency not listed — the
+# ISO 4217 code is written ("25,00 USD" in da_DK, "EUR 1,234.50" in en_US): unambiguous for
+# the customer's bookkeeping (a "$" in Denmark or a "kr" in Germany is not) and fixed by us,
+# not by the CLDR release babel ships.
+LOCAL_SYMBOLS = {
+    "USD": "$", "CAD": "$", "AUD": "$", "NZD": "$", "MXN": "$", "EUR": "€", "GBP": "£",
+    "DKK": "kr.", "SEK": "kr", "NOK": "kr", "ISK": "kr", "CHF": "CHF", "JPY": "¥", "CNY": "¥",
+    "INR": "₹", "BRL": "R$", "PLN": "zł", "CZK": "Kč", "KRW": "₩",
+}  # fmt: skip
 
 # Countries that write the postal code after the city (and region) on the same line; the rest
 # of the world we print for writes it first ("1165 København").
@@ -62,7 +82,23 @@ class Formatter:
             self.locale = Locale.parse("en_US")
 
     def money(self, amount: Decimal, currency: str) -> str:
-        return format_currency(amount, currency, locale=self.locale)
+        """``amount`` in the locale's number format and currency pattern, with our sign for
+        ``currency`` (``LOCAL_SYMBOLS`` in its own country, else the ISO code): ``25,00 USD``
+        and ``25,00 kr.`` in ``da_DK``, ``$25.00`` and ``EUR 1,234.50`` in ``en_US``."""
+        pattern = self.locale.currency_formats["standard"].pattern.replace("¤", "¤¤")
+        text = format_currency(amount, currency, pattern, locale=self.locale)  # ¤¤: the code
+        sign = self._sign(currency)
+        text = text.replace(currency, sign, 1)
+        if not sign[-1].isalpha() and sign[-1] != ".":
+            return text
+        # CLDR's currency spacing: a sign ending in a letter stays apart from the digits that
+        # follow it ("EUR 1,234.50", not "EUR1,234.50")
+        return re.sub(rf"^(\D*?{re.escape(sign)})(?=\d)", "\\1\xa0", text)
+
+    def _sign(self, currency: str) -> str:
+        territory = self.locale.territory
+        home = territory and currency in get_territory_currencies(territory)
+        return LOCAL_SYMBOLS.get(currency, currency) if home else currency
 
     def date(self, day: date | None) -> str:
         return format_date(day, format="long", locale=self.locale) if day else ""

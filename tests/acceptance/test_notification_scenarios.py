@@ -220,7 +220,7 @@ def test_a_danish_receipt_in_danish_money_and_dates(tmp_path):
     text = receipt.get_body(("plain",)).get_content().replace("\xa0", " ")
     assert "Hej Bob Smith," in text
     assert (
-        "Vi har modtaget din betaling på 25,00 US$ for faktura INV-00001 den 1. december 2026."
+        "Vi har modtaget din betaling på 25,00 USD for faktura INV-00001 den 1. december 2026."
         in text
     )
     admins = [m for m in mails(s) if m["To"] == "billing@example.com"]

@@ -54,13 +54,13 @@ def test_s9_as_a_danish_pdf(s9, tmp_path):
         "ACME ApS",
         "1165 København",
         "Danmark",
-        "Cloud storage (GB) STORAGE-GB 6.000 0,06 US$ 360,00 US$",
-        "Premium support 1 99,00 US$ 99,00 US$",
-        "Rabat −9,90 US$",
-        "Moms 25 % 22,28 US$",
-        "Subtotal 459,00 US$",
-        "I alt 471,38 US$",
-        "Skyldigt beløb 471,38 US$",
+        "Cloud storage (GB) STORAGE-GB 6.000 0,06 USD 360,00 USD",
+        "Premium support 1 99,00 USD 99,00 USD",
+        "Rabat −9,90 USD",
+        "Moms 25 % 22,28 USD",
+        "Subtotal 459,00 USD",
+        "I alt 471,38 USD",
+        "Skyldigt beløb 471,38 USD",
         "Netto 30 dage",
         "https://pay.abonnement.dev/invoices/INV-00001",
         "PO 1234",
@@ -99,7 +99,7 @@ def test_a_template_in_the_config_replaces_the_builtin_one(s9):
     (s9.config / "templates" / "invoice.html").write_text(
         "{{ invoice.number }} {{ _('Total') }} {{ money(invoice.total) }}"
     )
-    assert render(s9, "INV-00001").decode() == "INV-00001 I alt 471,38\xa0US$"
+    assert render(s9, "INV-00001").decode() == "INV-00001 I alt 471,38\xa0USD"
 
 
 def test_a_broken_template_and_an_unknown_invoice_are_clean_errors(s9):
@@ -130,10 +130,29 @@ def test_every_template_string_is_translated_in_every_language():
         assert found <= translated, (language, sorted(found - translated))
 
 
+@pytest.mark.parametrize(
+    "locale, currency, expected",
+    [
+        ("en_US", "USD", "$1,234.50"),  # a currency at home: its local sign
+        ("da_DK", "DKK", "1.234,50\xa0kr."),
+        ("de_DE", "EUR", "1.234,50\xa0€"),
+        ("en_GB", "GBP", "£1,234.50"),
+        ("da_DK", "USD", "1.234,50\xa0USD"),  # abroad: the ISO code (CLDR 46 said US$)
+        ("de_DE", "USD", "1.234,50\xa0USD"),  # CLDR says "$": ambiguous on a German invoice
+        ("en_GB", "USD", "USD\xa01,234.50"),  # a code before digits keeps a space
+        ("en_US", "JPY", "JPY\xa01,234"),  # no minor unit: 1234 yen (amounts come rounded)
+        ("da", "DKK", "1.234,50\xa0DKK"),  # a language without a country: codes only
+    ],
+)
+def test_currency_signs_are_ours_not_the_cldr_release(locale, currency, expected):
+    amount = Decimal("1234") if currency == "JPY" else Decimal("1234.50")
+    assert Formatter(locale).money(amount, currency) == expected
+
+
 def test_money_dates_and_addresses_follow_the_locale():
     da, us = Formatter("da_DK"), Formatter("en_US")
-    assert da.money(Decimal("25.00"), "USD") == "25,00\xa0US$"
-    assert us.money(Decimal("1234.5"), "EUR") == "€1,234.50"
+    assert da.money(Decimal("25.00"), "USD") == "25,00\xa0USD"
+    assert us.money(Decimal("1234.5"), "EUR") == "EUR\xa01,234.50"
     assert da.percent(Decimal("8.875")) == "8,875\xa0%"
     assert Formatter("xx_nowhere").money(Decimal(1), "USD") == "$1.00"
     ny = Address(line1="1 Main St", city="New York", region="NY", postal_code="10001", country="US")
