@@ -9,12 +9,13 @@ delivers what it set off). See docs/python.md.
     import abonnement
     from abonnement.operations import billing
 
-    with abonnement.open_project("demo", "sqlite:///abonnement.db") as project:
+    with abonnement.open_project("demo") as project:  # the database: demo/abonnement.db
         result = billing.run(project, date(2027, 1, 1), apply_on=date(2026, 12, 1))
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,20 +23,31 @@ if TYPE_CHECKING:
     from abonnement.operations.context import Context
     from abonnement.plugins.manager import Plugins
 
-__all__ = ["DEFAULT_DATABASE_URL", "open_project"]
+__all__ = ["CONFIG_FILE", "DATABASE_FILE", "default_database_url", "open_project"]
 
-DEFAULT_DATABASE_URL = "sqlite:///abonnement.db"
+CONFIG_FILE = "abonnement.yaml"  # marks a config directory (found upward from the cwd)
+DATABASE_FILE = "abonnement.db"  # the default SQLite database, in the config directory
+
+# a library configures no logging; the command line does (abonnement/cli/logs.py)
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def default_database_url(config_dir: str | Path) -> str:
+    """The database a project uses when none is named: ``abonnement.db`` in its config
+    directory, so every command run on that config — from any working directory — finds it."""
+    return f"sqlite:///{Path(config_dir) / DATABASE_FILE}"
 
 
 def open_project(
     config_dir: str | Path,
-    database_url: str = DEFAULT_DATABASE_URL,
+    database_url: str | None = None,
     *,
     plugins: Plugins | None = None,
 ) -> Context:
     """The ``Context`` every operation takes, for the config in ``config_dir`` and the database
     at ``database_url`` (SQLite file or PostgreSQL URL; a new SQLite file is created and
-    migrated). ``plugins``: a ``Plugins`` of your own (default: the installed ones).
+    migrated; None: ``abonnement.db`` in ``config_dir``). ``plugins``: a ``Plugins`` of your
+    own (default: the installed ones).
 
     Loads and checks the config at once: raises ``abonnement.errors.ConfigError`` listing every
     problem. The database opens on first use; close it with ``close()`` or a ``with`` block."""

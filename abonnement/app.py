@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from abonnement import DEFAULT_DATABASE_URL
+from abonnement import CONFIG_FILE, default_database_url
 
 if TYPE_CHECKING:
     from abonnement.config.loader import Config
@@ -21,16 +21,31 @@ if TYPE_CHECKING:
     from abonnement.plugins.manager import Plugins
     from abonnement.rules.ruleset import RuleSet
 
-__all__ = ["DEFAULT_DATABASE_URL", "App"]
+__all__ = ["App", "find_config_dir"]
+
+
+def find_config_dir(start: Path) -> Path | None:
+    """The nearest directory from ``start`` upward holding an ``abonnement.yaml`` (as git
+    finds its repository), or None. The faces use it when no config directory is given."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / CONFIG_FILE).is_file():
+            return directory
+    return None
 
 
 @dataclass
 class App:
-    """One config directory and one database, with the plugins loaded once."""
+    """One config directory and one database, with the plugins loaded once. ``database_url``
+    None: the SQLite file ``abonnement.db`` in the config directory."""
 
     config_dir: Path
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str | None = None
     _plugins: Plugins | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.database_url is None:
+            self.database_url = default_database_url(self.config_dir)
 
     @cached_property
     def plugins(self) -> Plugins:
@@ -62,7 +77,7 @@ class App:
         return Context(
             config_dir=self.config_dir, catalog=self.catalog, rules=self.rules,
             plugins=self.plugins, open_storage=self._open_storage,
-            database_url=self.database_url,
+            database_url=self.database_url or "",
         )  # fmt: skip
 
     @property
@@ -70,7 +85,7 @@ class App:
         return self.context.storage
 
     def _open_storage(self) -> Any:
-        store = self.plugins.open_storage(self.database_url)
+        store = self.plugins.open_storage(self.database_url or "")
         settings = self.catalog.settings
         store.reminder_days = settings.reminder_days_before if settings.reminder_enabled else None
         return store

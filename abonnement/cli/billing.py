@@ -8,7 +8,15 @@ from typing import Any
 import click
 
 from abonnement.app import App
-from abonnement.cli.common import DATE, as_of_option, day, day_or_today, echo_json, json_option
+from abonnement.cli.common import (
+    DATE,
+    Exit,
+    as_of_option,
+    day,
+    day_or_today,
+    echo_json,
+    json_option,
+)
 from abonnement.operations import billing, declared
 
 
@@ -70,7 +78,9 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
                 workers: int, as_json: bool) -> None:  # fmt: skip
     """The billing run: every due event up to the date, in date order.
 
-    Declared subscriptions are applied first (as `abonnement apply` does)."""
+    Declared subscriptions are applied first (as `abonnement apply` does). Exits 4 when the
+    run finished but something could not be billed or a message could not be delivered
+    (`failed` in the output says what)."""
     from abonnement.views import invoice_json
 
     if as_of and until:
@@ -100,14 +110,47 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
         payload["invoices"] = [invoice_json(i) for i in result.invoices]
     else:
         payload["notifications"] = result.notifications
+    failed = run_failures(result)
+    payload["failed"] = failed
     if as_json:
         echo_json(payload)
-        return
-    verb = "would issue" if dry_run else "issued"
-    money = ", ".join(f"{v} {c}" for c, v in totals.items()) or "nothing"
-    charges = ", ".join(f"{n} {status}" for status, n in sorted(summary.payments.items()))
-    click.echo(f"up to {until_day}: {verb} {summary.invoice_count} invoices ({money})"
-               + (f"; payments: {charges}" if charges else ""))  # fmt: skip
+    else:
+        verb = "would issue" if dry_run else "issued"
+        money = ", ".join(f"{v} {c}" for c, v in totals.items()) or "nothing"
+        charges = ", ".join(f"{n} {status}" for status, n in sorted(summary.payments.items()))
+        click.echo(f"up to {until_day}: {verb} {summary.invoice_count} invoices ({money})"
+                   + (f"; payments: {charges}" if charges else ""))  # fmt: skip
+        if any(failed.values()):
+            click.echo("not done: " + ", ".join(f"{n} {what.replace('_', ' ')}"
+                                                for what, n in failed.items() if n))  # fmt: skip
+    if any(failed.values()):
+        click.get_current_context().exit(Exit.PARTIAL)
+
+
+def _count(value: Any) -> int:
+    """A failure count however it is kept: a number, or a collection of what failed."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    try:
+        return len(value)
+    except TypeError:
+        return 0
+
+
+def run_failures(result: billing.RunResult) -> dict[str, int]:
+    """What a run could not do: ``subscriptions`` it could not bill (the summary's
+    ``failed``) and ``deliveries`` given up (the notifications' ``failed``). Either > 0 makes
+    the run exit 4 (``Exit.PARTIAL``)."""
+    # read defensively: the run's record of failures grows (outages, instances) — whichever
+    # of the places holds a count, the largest is what could not be done
+    subscriptions = max(_count(getattr(result.summary, "failed", None)),
+                        _count(getattr(result, "failed", None)))  # fmt: skip
+    deliveries = max(_count((result.notifications or {}).get("failed")),
+                     _count(getattr(result.summary, "failed_deliveries", None)),
+                     _count(getattr(result, "failed_deliveries", None)))  # fmt: skip
+    return {"subscriptions": subscriptions, "deliveries": deliveries}
 
 
 @click.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from enum import IntEnum
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from abonnement.errors import Problem
 __all__ = [
     "DATE",
     "JSON_MODE",
+    "Exit",
     "as_of_option",
     "day",
     "day_or_today",
@@ -24,6 +26,17 @@ __all__ = [
     "product_specs",
     "properties",
 ]
+
+class Exit(IntEnum):
+    """The exit codes scripts and schedulers branch on (docs/cli.md). An error's own code is
+    ``AbonnementError.exit_code``; these are the values it and the commands use."""
+
+    OK = 0
+    REFUSED = 1  # invalid input or config, a state that refuses the command, a failed check
+    USAGE = 2  # a bad option or argument (click's own code)
+    NOT_FOUND = 3  # a record named on the command line does not exist
+    PARTIAL = 4  # done, but something could not be billed or delivered (see the output)
+
 
 # set in ``click.Context.meta`` (shared by a command and its groups) when --json is given,
 # so the error boundary answers in JSON too
@@ -65,14 +78,26 @@ def print_problems(problems: list[Problem], fmt: str) -> None:
         return
     for p in problems:
         if fmt == "github":
-            message = p.message + (f" ({p.hint})" if p.hint else "")
-            message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            click.echo(f"::error file={p.file},line={p.line},col={p.column}::{message}")
+            message = _github_data(p.message + (f" ({p.hint})" if p.hint else ""))
+            where = ",".join(f"{k}={_github_property(str(v))}" for k, v in
+                             (("file", p.file), ("line", p.line), ("col", p.column)))  # fmt: skip
+            click.echo(f"::error {where}::{message}")
         else:
             click.echo(str(p), err=True)
     if fmt == "text":
         noun = "error" if len(problems) == 1 else "errors"
         click.echo(f"{len(problems)} {noun}", err=True)
+
+
+def _github_data(text: str) -> str:
+    """A workflow command's message, escaped as GitHub's runner reads it back."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _github_property(text: str) -> str:
+    """A workflow command's property value (``file=…``): the message's escapes, and ``:`` and
+    ``,``, which would end the value (a path on Windows, a file name with a comma)."""
+    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def pairs(values: tuple[str, ...], option: str, convert: Any = str) -> list[tuple[int, Any]]:

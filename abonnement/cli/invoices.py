@@ -78,16 +78,29 @@ def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
               show_default=True)  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write here instead of standard output.")  # fmt: skip
+@json_option
 @click.pass_obj
-def invoices_render(app: App, number: str, fmt: str, output: str | None) -> None:
-    """The customer-facing invoice document, in its language and locale."""
+def invoices_render(app: App, number: str, fmt: str, output: str | None, as_json: bool) -> None:
+    """The customer-facing invoice document, in its language and locale.
+
+    With --json: `{"number", "format", "output"}` once written (-o), else the document in
+    `"content"` (HTML) or `"content_base64"` (PDF)."""
     document = queries.render_invoice(app.context, number, fmt)
     if output:
         try:
             Path(output).write_bytes(document)
         except OSError as exc:
             raise AbonnementError(f"cannot write {output}: {exc.strerror}") from None
-        click.echo(f"wrote {output}", err=True)
+        if as_json:
+            echo_json({"number": number, "format": fmt, "output": output})
+        else:
+            click.echo(f"wrote {output}", err=True)
+    elif as_json:
+        import base64
+
+        body = ({"content": document.decode("utf-8")} if fmt == "html" else
+                {"content_base64": base64.b64encode(document).decode("ascii")})  # fmt: skip
+        echo_json({"number": number, "format": fmt, **body})
     elif fmt == "pdf" and sys.stdout.isatty():
         raise InvalidInput("a PDF is binary: write it with -o FILE (or pipe it)")
     else:

@@ -20,6 +20,7 @@ from abonnement.errors import Problem
 
 __all__ = [
     "SECTIONS",
+    "config_file_schema",
     "did_you_mean",
     "location",
     "schema_problems",
@@ -80,6 +81,35 @@ def section_schema(section: str, extensions: Mapping[str, Mapping[str, Any]] = {
             node = node["properties"][part]
         node["properties"][name] = dict(block)
     return schema
+
+
+def config_file_schema(extensions: Mapping[str, Mapping[str, Any]] = {}) -> dict[str, Any]:
+    """One JSON Schema (draft 2020-12) for a whole config file: every section optional (a
+    config may be split over files), the shared definitions once under ``$defs``, the plugin
+    settings blocks in ``extensions`` included. What ``abonnement schema`` prints for editors;
+    the loader checks each section with its own schema."""
+
+    def local(node: Any) -> Any:
+        if isinstance(node, list):
+            return [local(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: local(v) for k, v in node.items() if k not in ("$schema", "$id")}
+        ref = out.get("$ref")
+        if isinstance(ref, str) and "#/$defs/" in ref:
+            out["$ref"] = "#/$defs/" + ref.rsplit("/", 1)[1]
+        return out
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://abonnement.dev/schemas/abonnement.schema.json",
+        "title": "abonnement config file",
+        "description": "A YAML file of an abonnement config directory: any of its sections.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {s: local(section_schema(s, extensions)) for s in SECTIONS},
+        "$defs": local(_raw_schema("common")["$defs"]),
+    }
 
 
 class SectionValidator:

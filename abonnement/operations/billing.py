@@ -4,6 +4,7 @@ date order, what it set off delivered."""
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from abonnement.engine.billing_run import RunSummary
 
 __all__ = ["RunResult", "apply_and_bill", "bill", "due_count", "forecast", "run"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,11 +76,27 @@ def run(
     Raises ``InvalidInput`` for a dry run with workers or workers on SQLite."""
     if workers > 1 and dry_run:
         raise InvalidInput("a dry run uses one worker")
+    log.info("billing run up to %s%s", until, " (dry run)" if dry_run else "",
+             extra={"apply_on": str(apply_on), "workers": workers})  # fmt: skip
     if dry_run:
-        return _dry_run(ctx, until, apply_on, batch_size, progress)
-    applied, summary = apply_and_bill(ctx, apply_on, until, batch_size=batch_size,
-                                      workers=workers, progress=progress)  # fmt: skip
-    return RunResult(summary, applied, notifications=deliver_due(ctx, until))
+        result = _dry_run(ctx, until, apply_on, batch_size, progress)
+    else:
+        applied, summary = apply_and_bill(ctx, apply_on, until, batch_size=batch_size,
+                                          workers=workers, progress=progress)  # fmt: skip
+        result = RunResult(summary, applied, notifications=deliver_due(ctx, until))
+    _log_result(result, until)
+    return result
+
+
+def _log_result(result: RunResult, until: date) -> None:
+    summary = result.summary
+    money = ", ".join(f"{m.format_amount()} {c}" for c, m in sorted(summary.totals.items()))
+    log.info(
+        "billing run up to %s: %s invoices (%s)", until, summary.invoice_count, money or "none",
+        extra={"applied": {k: len(v) for k, v in result.applied.as_json().items() if v},
+               "payments": {str(k): n for k, n in summary.payments.items()},
+               "deliveries": {str(k): n for k, n in (result.notifications or {}).items()}},
+    )  # fmt: skip
 
 
 def apply_and_bill(

@@ -45,10 +45,18 @@ class Context:
 
     @cached_property
     def processor(self) -> Any:
-        """The configured payment processor plugin, with its own settings block."""
+        """The configured payment processor plugin, with its own settings block. The test
+        processor's ledger is a file of the project: a relative path (and the default,
+        ``test-processor-ledger.db``) is in the config directory, beside the default database,
+        whatever directory a command runs from."""
         settings = self.catalog.settings
         cls = self.plugins.processors[settings.processor]
-        return cls(dict(settings.plugin_settings.get(f"payments.{settings.processor}", {})))
+        options = dict(settings.plugin_settings.get(f"payments.{settings.processor}", {}))
+        if settings.processor == "test":
+            from abonnement.plugins.processors.test import DEFAULT_LEDGER
+
+            options["ledger"] = str(self.config_dir / options.get("ledger", DEFAULT_LEDGER))
+        return cls(options)
 
     def automatic_tax(self) -> Any:
         """The configured tax provider for one run, quote or checkout (its answers are

@@ -17,6 +17,7 @@ Two steps, each safe to interrupt and rerun:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -40,6 +41,11 @@ if TYPE_CHECKING:
     from abonnement.operations.context import Context as App
 
 __all__ = ["deliver", "deliver_due", "hand_over", "process_outbox"]
+
+# The audit trail: every event handed over (invoices issued, charges and their outcomes, status
+# changes) and every delivery. Only these payload fields are logged: never a token or a link.
+log = logging.getLogger(__name__)
+_LOGGED = ("invoice", "attempt", "status", "previous_status", "failure_code", "period", "trigger")
 
 
 class _Records:
@@ -112,6 +118,9 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
         recorded: list[Event] = []
         for ev in events:
             sub_id, payload = ev["subject_id"], ev["payload"] or {}
+            if log.isEnabledFor(logging.INFO):
+                fields = {k: payload[k] for k in _LOGGED if k in payload}
+                log.info("%s %s", ev["type"], sub_id, extra={"on": str(ev["on_date"]), **fields})
             if observed:  # observers see each event once it committed; a raise retries the batch
                 app.plugins.emit(Event(ev["type"], sub_id, ev["on_date"], payload, ev["seq"]))
             if not channels and not rules.triggers:
@@ -181,12 +190,17 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
             except Exception as exc:  # whatever a channel raises: retry later, never crash
                 wait = next_try_in(row["attempts"] + 1)
                 retry_on = on + timedelta(days=wait) if wait is not None else None
-                store.delivery_result(row["key"], on, error=f"{type(exc).__name__}: {exc}",
-                                      retry_on=retry_on)  # fmt: skip
+                error = f"{type(exc).__name__}: {exc}"
+                store.delivery_result(row["key"], on, error=error, retry_on=retry_on)
                 counts["retrying" if retry_on else DeliveryStatus.FAILED] += 1
+                log.log(logging.WARNING if retry_on else logging.ERROR,
+                        "delivery %s failed: %s; %s", row["key"], error,
+                        f"tried again on {retry_on}" if retry_on else "given up")  # fmt: skip
                 continue
             store.delivery_result(row["key"], on)
             counts[DeliveryStatus.SENT] += 1
+            log.info("delivered %s", row["template"], extra={"key": row["key"],
+                                                             "channel": row["channel"]})  # fmt: skip
     return counts
 
 

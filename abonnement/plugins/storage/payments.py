@@ -14,11 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-try:
-    import fcntl
-except ImportError:  # Windows: one billing process at a time is up to the user there
-    fcntl = None  # type: ignore[assignment]
-
+from filelock import FileLock
 from sqlalchemy import (
     and_,
     bindparam,
@@ -136,12 +132,12 @@ def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
 
 @contextmanager
 def _file_lock(path: Path | None) -> Iterator[None]:
-    """Held by one process at a time; another waits."""
-    if path is None or fcntl is None:  # an in-memory database: one process
+    """Held by one process at a time; another waits. An OS lock (``flock`` on POSIX,
+    ``msvcrt`` on Windows): it goes with its holder, even a killed one."""
+    if path is None:  # an in-memory database: one process
         yield
         return
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released on close, or when the holder dies
+    with FileLock(path):
         yield
 
 
