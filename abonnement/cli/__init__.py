@@ -11,6 +11,7 @@ What a command did is logged (``cli/logs.py``) on stderr: ``-q``, ``-v``, ``--lo
 from __future__ import annotations
 
 import logging
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,7 @@ def _json_wanted(ctx: click.Context) -> bool:
         return True
     args = ctx.meta.get(_ARGS, [])
     args = args[: args.index("--")] if "--" in args else args
-    return "--json" in args or "--format=json" in args or any(
-        a == "--format" and b == "json" for a, b in zip(args, args[1:], strict=False))  # fmt: skip
+    return "--json" in args or "--format=json" in args or ("--format", "json") in pairwise(args)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -27,6 +27,7 @@ __all__ = [
     "properties",
 ]
 
+
 class Exit(IntEnum):
     """The exit codes scripts and schedulers branch on (docs/cli.md). An error's own code is
     ``AbonnementError.exit_code``; these are the values it and the commands use."""

@@ -199,8 +199,8 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
                 continue
             store.delivery_result(row["key"], on)
             counts[DeliveryStatus.SENT] += 1
-            log.info("delivered %s", row["template"], extra={"key": row["key"],
-                                                             "channel": row["channel"]})  # fmt: skip
+            log.info("delivered %s", row["template"],
+                     extra={"key": row["key"], "channel": row["channel"]})  # fmt: skip
     return counts
 
 

@@ -141,10 +141,15 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
 
     # -- schema ----------------------------------------------------------------------------
     def upgrade(self) -> str:
-        """Apply every pending migration; returns the revision now current."""
-        with self.engine.begin() as conn:
-            command.upgrade(_alembic(conn), "head")
-            return MigrationContext.configure(conn).get_current_revision() or ""
+        """Apply every pending migration; returns the revision now current. Raises
+        ``StorageError`` when the database cannot be reached."""
+        try:
+            with self.engine.begin() as conn:
+                command.upgrade(_alembic(conn), "head")
+                return MigrationContext.configure(conn).get_current_revision() or ""
+        except OperationalError as exc:  # the URL's repr hides a password
+            raise StorageError(f"cannot open the database {make_url(self.url)!r}: "
+                               f"{exc.orig}") from None  # fmt: skip
 
     def check_current(self) -> None:
         with self.engine.connect() as conn:
