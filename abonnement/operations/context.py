@@ -50,6 +50,20 @@ class Context:
         cls = self.plugins.processors[settings.processor]
         return cls(dict(settings.plugin_settings.get(f"payments.{settings.processor}", {})))
 
+    def notifiers(self) -> dict[str, Any]:
+        """The configured notifiers by name, each built with its settings block and
+        ``config_dir`` (relative paths). A notifier that refuses its settings (a webhook
+        without its secret, a login without TLS) raises ``PluginError`` here: operations that
+        send call this before they change anything."""
+        settings = self.catalog.settings
+        base = {"config_dir": str(self.config_dir)}
+        return {
+            name: self.plugins.notifiers[name](
+                {**base, **settings.plugin_settings.get(f"notifications.{name}", {})}
+            )
+            for name in settings.notifiers
+        }
+
     def automatic_tax(self) -> Any:
         """The configured tax provider for one run, quote or checkout (its answers are
         remembered for that run), or None when ``settings.taxes.provider`` is not set."""

@@ -157,15 +157,8 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
 
 def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
     """Send every pending delivery due on ``on``; counts of sent, retrying and given up."""
-    store, settings = app.storage, app.catalog.settings
-    # each notifier gets its settings block, and where the config lives (relative paths)
-    base = {"config_dir": str(app.config_dir)}
-    notifiers = {
-        name: app.plugins.notifiers[name](
-            {**base, **settings.plugin_settings.get(f"notifications.{name}", {})}
-        )
-        for name in settings.notifiers
-    }
+    store = app.storage
+    notifiers = app.notifiers()
     # by outcome: sent, given up (failed) and still pending a retry (retrying)
     counts: dict[str, int] = {DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}
     after = ""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Message, Notifier, Registry
+from abonnement.private_files import write_private
 
 SETTINGS_SCHEMA = {
     "type": "object",
@@ -30,7 +31,8 @@ class MailboxNotifier(Notifier):
         data = message.as_email().as_bytes()
         key = message.key or hashlib.sha256(data).hexdigest()
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
-        (directory / f"{safe}.eml").write_bytes(data)
+        # readable by its owner only: names, addresses, amounts (and update links) inside
+        write_private(directory / f"{safe}.eml", data)
 
 
 @hookimpl
