@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from abonnement.config.paths import escapes
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Message, Notifier, Registry
 from abonnement.private_files import write_private
@@ -21,6 +24,16 @@ SETTINGS_SCHEMA = {
 
 class MailboxNotifier(Notifier):
     name = "mailbox"
+
+    @classmethod
+    def problems(cls, settings: Mapping[str, Any]) -> list[str]:
+        directory = str(settings.get("directory", "outbox"))
+        if not Path(directory).is_absolute() and escapes(directory):
+            return [
+                f"`directory: {directory}` reaches outside the config directory; relative "
+                "paths stay inside it, write an absolute path if you mean it"
+            ]
+        return []
 
     def send(self, message: Message) -> None:
         # relative to the config directory, like every path in the config
