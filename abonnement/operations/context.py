@@ -129,11 +129,11 @@ def _stored_secret(path: Path) -> str:
     from abonnement.engine.update_links import check_secret
     from abonnement.private_files import write_private
 
-    if not path.exists():
-        write_private(path, secrets.token_urlsafe(48).encode() + b"\n", replace=False)
     try:
+        if not path.exists():
+            write_private(path, secrets.token_urlsafe(48).encode() + b"\n", replace=False)
         secret = path.read_text().strip()
     except OSError as exc:
-        raise AbonnementError(f"cannot read the link secret {path}: {exc.strerror}") from None
+        raise AbonnementError(f"cannot keep the link secret in {path}: {exc.strerror}") from None
     check_secret(secret, str(path))
     return secret
