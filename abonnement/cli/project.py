@@ -58,11 +58,17 @@ def validate(app: App, fmt: str, as_json: bool) -> None:
     """Load and check the config; print a summary line, or every error (exit 1).
 
     `--json` is `--format json`."""
+    from abonnement.operations.queries import template_problems
+
     fmt = "json" if as_json else fmt
     try:
         catalog = app.config.catalog
     except ConfigError as exc:
         print_problems(exc.problems, fmt)
+        sys.exit(Exit.REFUSED)
+    problems = template_problems(app.context)
+    if problems:
+        print_problems(problems, fmt)
         sys.exit(Exit.REFUSED)
     if fmt == "json":
         print_problems([], "json")

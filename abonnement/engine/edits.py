@@ -21,7 +21,7 @@ from abonnement.engine.items import Item
 from abonnement.engine.money import Money, Percent
 from abonnement.engine.status import SubscriptionStatus
 from abonnement.engine.subscriptions import Step, Subscription, mrr_basis
-from abonnement.errors import InvalidInput, InvalidState
+from abonnement.errors import InvalidInput, InvalidState, MoneyError
 
 __all__ = ["ItemOp", "apply_item_ops", "edit", "prorated"]
 
@@ -62,7 +62,10 @@ def apply_item_ops(items: Sequence[Item], ops: Sequence[ItemOp], currency: str) 
                 raise InvalidInput(f"--quantity: a whole number ≥ 1, not {op.value}")
             out[at(op)] = replace(out[at(op)], quantity=op.value)
         elif op.kind == "price":
-            price = Money.parse(op.value) if isinstance(op.value, str) else op.value
+            try:
+                price = Money.parse(op.value) if isinstance(op.value, str) else op.value
+            except MoneyError as exc:
+                raise InvalidInput(f"--price: {exc}") from None
             if price.currency != currency:
                 raise InvalidInput(f"--price: the subscription bills in {currency}")
             if price.amount < 0:

@@ -81,6 +81,7 @@ def run(
     if dry_run:
         result = _dry_run(ctx, until, apply_on, batch_size, progress)
     else:
+        ctx.notifiers()  # a notifier that refuses to start stops the run before anyone is charged
         applied, summary = apply_and_bill(ctx, apply_on, until, batch_size=batch_size,
                                           workers=workers, progress=progress)  # fmt: skip
         result = RunResult(summary, applied, notifications=deliver_due(ctx, until))
