@@ -17,7 +17,8 @@ from tests.conftest import run
 
 
 def _refused(s: Scenario, *args: str, env: dict | None = SECRET) -> str:
-    result = run("--config", str(s.config), "--db", s.db_url, *args, env=env)
+    # -q: the error alone, without the audit log of what the command did before refusing
+    result = run("--config", str(s.config), "--db", s.db_url, "-q", *args, env=env)
     assert result.exit_code == 1, result.output
     return result.stderr.strip()
 
