@@ -28,7 +28,8 @@ from abonnement.engine.context import buyer_records
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
-from abonnement.engine.status import PaymentStatus
+from abonnement.engine.outcomes import settlement
+from abonnement.engine.status import InvoiceStatus, PaymentStatus
 from abonnement.engine.subscriptions import Subscription, step
 from abonnement.engine.taxes import AutomaticTax
 from abonnement.errors import ProcessorTimeout
@@ -217,12 +218,19 @@ def run_billing(
                 if key not in records_cache:
                     records_cache[key] = buyer_records(catalog, sub)
                 records = records_cache[key]
-                drafts.extend(
-                    draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
-                                  with_subtotal=with_subtotal, memo=memo, taxes=taxes,
-                                  recurring=recurring)
-                    for period in result.periods
-                )  # fmt: skip
+                for period in result.periods:
+                    draft = draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
+                                          with_subtotal=with_subtotal, memo=memo, taxes=taxes,
+                                          recurring=recurring)  # fmt: skip
+                    minimum = settings.minimum_charge_for(draft.currency)
+                    settled = settlement(draft.total, automatic=draft.collect_on is not None,
+                                         minimum=minimum)  # fmt: skip
+                    if settled is not None:  # nothing to charge or to wait for: not overdue
+                        draft = replace(draft, status=InvoiceStatus.PAID, collect_on=None,
+                                        settled=settled)  # fmt: skip
+                        result = replace(result, subscription=replace(
+                            result.subscription, open_due_on=sub.open_due_on))  # fmt: skip
+                    drafts.append(draft)
             updated.append(result.subscription)
             events.extend(result.events)
             for event in result.events:

@@ -20,6 +20,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "subscription.expired",
     "invoice.created",
     "invoice.paid",
+    "invoice.carried",
     "invoice.overdue",
     "payment.succeeded",
     "payment.failed",

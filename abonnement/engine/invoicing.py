@@ -18,13 +18,14 @@ from abonnement.engine.catalog import Catalog, InvoiceSettings, Settings
 from abonnement.engine.context import billing_context, line_record, owner_context
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
-from abonnement.engine.pricing import LineInput, PricedInvoice, price_invoice
+from abonnement.engine.pricing import LineInput, PricedInvoice, PricedLine, price_invoice
 from abonnement.engine.status import InvoiceStatus, allows, check_transition
 from abonnement.engine.subscriptions import Period, Subscription
 from abonnement.engine.taxes import AutomaticTax, buyer_location
 from abonnement.errors import InvalidState
 
 __all__ = [
+    "CARRIED",
     "InvoiceDraft",
     "PricingMemo",
     "draft_invoice",
@@ -49,6 +50,8 @@ class InvoiceDraft:
     line_subscriptions: tuple[str | None, ...] = ()  # per line (checkout invoices span several)
     collect_on: date | None = None  # charge automatically on this date
     document: Mapping[str, Any] = field(default_factory=dict)  # language, locale, comments, tax_ids
+    # settled when issued (``outcomes.settlement``): ``nothing_owed`` or ``carried``; None: owed
+    settled: str | None = None
 
     @property
     def total(self) -> Money:
@@ -174,8 +177,13 @@ def draft_invoice(
         if key is not None and taxes is not None:
             key = (key, location)  # the provider's rates follow the buyer's location
         priced = memo.priced.get(key) if key is not None else None
+    carried: tuple[Item, ...] = ()
+    pending = sub.pending
+    if pending:
+        carried = tuple(i for i in pending if i.category == CARRIED)
+        pending = tuple(i for i in pending if i.category != CARRIED)
     if priced is None:
-        lines = line_inputs(sub.items + sub.pending if sub.pending else sub.items, catalog)
+        lines = line_inputs(sub.items + pending if pending else sub.items, catalog)
         priced = price_invoice(
             lines,
             ctx
@@ -198,6 +206,8 @@ def draft_invoice(
             if len(memo.priced) >= memo.LIMIT:  # type: ignore[union-attr]
                 memo.priced.clear()  # type: ignore[union-attr]  # memory stays bounded
             memo.priced[key] = priced  # type: ignore[union-attr]
+    if carried:
+        priced = with_carried(priced, carried)
     return InvoiceDraft(
         subscription_id=sub.id,
         contact_id=sub.contact_id,
@@ -213,6 +223,27 @@ def draft_invoice(
         if sub.collection_mode == "automatic" and sub.payment_token
         else None,
     )
+
+
+CARRIED = "abonnement:carried"  # the category of a pending line that carries an earlier amount
+
+
+def carried_item(number: str, amount: Money) -> Item:
+    """The pending line that carries ``amount`` of invoice ``number`` (below the minimum
+    charge, or a credit) to the subscription's next invoice."""
+    return Item(f"Carried from {number}", 1, amount, taxable=False, category=CARRIED)
+
+
+def with_carried(priced: PricedInvoice, carried: Sequence[Item]) -> PricedInvoice:
+    """``priced`` with the amounts carried from earlier invoices added as lines of their own:
+    added after pricing, as they were billed — no rule discounts, charges a fee on or taxes
+    an amount that already had its discounts, fees and taxes."""
+    lines = tuple(
+        PricedLine(LineInput(item.name, 1, item.unit_price, item.unit_price),
+                   item.unit_price.rounded(), (), (), ())
+        for item in carried
+    )  # fmt: skip
+    return PricedInvoice.of(priced.currency, priced.lines + lines, priced.adjustments)
 
 
 def payment_received(number: str, status: str, total: Decimal, paid: Decimal) -> InvoiceStatus:

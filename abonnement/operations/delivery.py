@@ -29,7 +29,13 @@ from abonnement.documents.templating import environment
 from abonnement.engine.context import subscription_record, trigger_context
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
-from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
+from abonnement.engine.notifications import (
+    Planned,
+    next_try_in,
+    planned,
+    recipients,
+    settled_with_nothing_owed,
+)
 from abonnement.engine.status import DeliveryStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
@@ -254,9 +260,11 @@ def render_message(
 
 
 def _first_payment(records: _Records, ev: dict[str, Any], sub: Subscription | None) -> bool:
-    if ev["type"] != "payment.succeeded" or sub is None:
+    payload = ev["payload"] or {}
+    paid = ev["type"] == "payment.succeeded" or settled_with_nothing_owed(ev["type"], payload)
+    if not paid or sub is None:
         return False
-    invoice = records.invoice(ev["payload"]["invoice"])
+    invoice = records.invoice(payload["invoice"])
     return invoice is not None and invoice["period_start"] in (None, sub.anchor)
 
 

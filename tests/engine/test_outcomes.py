@@ -252,3 +252,25 @@ def test_a_checkout_by_bank_debit_waits_and_one_on_terms_records_no_payment():
         "open", None, ("s-1", "s-2"))  # fmt: skip
     assert [e.type for e in on_terms.events if e.subject_id == "s-1"] == [
         "subscription.created", "subscription.status_changed", "invoice.created"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "total, automatic, minimum, expected",
+    [
+        ("0.00", False, None, "nothing_owed"),
+        ("0.00", True, "0.50", "nothing_owed"),
+        ("0.004", True, "0.50", "nothing_owed"),  # rounds to nothing
+        ("0.30", True, "0.50", "carried"),
+        ("0.49", True, "0.50", "carried"),
+        ("0.50", True, "0.50", None),
+        ("0.30", False, "0.50", None),  # sent with its terms: no processor minimum
+        ("-4.17", False, None, "carried"),  # a credit (proration) is never charged
+        ("-4.17", True, "0.50", "carried"),
+        ("25.00", True, "0.50", None),
+    ],
+)
+def test_how_an_invoice_is_settled_at_issue(total, automatic, minimum, expected):
+    from abonnement.engine.outcomes import settlement
+
+    floor = Money(Decimal(minimum), "USD") if minimum else None
+    assert settlement(Money(Decimal(total), "USD"), automatic=automatic, minimum=floor) == expected

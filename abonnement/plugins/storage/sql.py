@@ -48,6 +48,7 @@ from abonnement.engine.outcomes import (
     first_attempts,
     paid_by_hand,
     reads_failing,
+    settled_at_issue,
 )
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.status import InvoiceStatus
@@ -331,15 +332,31 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
         # serializes workers), so everything that needs no number is written first.
         charged = charged_now(drafts, charge_on)
         if not any(charged):
-            return self._insert_invoices(conn, drafts, number_format), []
+            numbers = self._insert_invoices(conn, drafts, number_format)
+            self._settle_at_issue(conn, numbers, drafts, subscriptions)
+            return numbers, []
         # no one else may claim them before they are charged
         drafts = [replace(d, collect_on=None) if c else d
                   for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
         numbers = self._insert_invoices(conn, drafts, number_format)
+        self._settle_at_issue(conn, numbers, drafts, subscriptions)
         attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
                                   charge_on)  # type: ignore[arg-type]  # fmt: skip
         self._insert_attempts(conn, attempts)
         return numbers, attempts
+
+    def _settle_at_issue(
+        self, conn: Connection, numbers: Sequence[str], drafts: Sequence[InvoiceDraft],
+        subscriptions: Sequence[Subscription],
+    ) -> None:  # fmt: skip
+        """The events (and carried lines) of invoices settled when issued: they need the
+        numbers just given out. Rare: most invoices are owed."""
+        if not any(d.settled for d in drafts):
+            return
+        by_id = {s.id: s for s in subscriptions}
+        changed, events = settled_at_issue(numbers, drafts, by_id)
+        self._update_subscriptions(conn, changed, ("event_seq", "pending_lines"))
+        self._insert_events(conn, events)
 
     def _update_subscriptions(
         self, conn: Connection, subs: Sequence[Subscription], columns: tuple[str, ...] = ()
