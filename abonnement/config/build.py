@@ -151,7 +151,7 @@ def _build_items(
                 description=raw.get("description"),
                 quantity=raw.get("quantity", 1),
                 unit_price=unit_price,
-                unit_discount=parse_percent(raw["unit_discount"])
+                unit_discount=b.discount(entry, (*sub, "unit_discount"), raw["unit_discount"])
                 if "unit_discount" in raw
                 else None,
                 frequency=Frequency.parse(raw["frequency"]) if "frequency" in raw else None,
