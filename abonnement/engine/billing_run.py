@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from abonnement.engine.catalog import Catalog, Settings
@@ -30,7 +31,7 @@ from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
 from abonnement.engine.outcomes import settlement
 from abonnement.engine.status import InvoiceStatus, PaymentStatus
-from abonnement.engine.subscriptions import Subscription, step
+from abonnement.engine.subscriptions import Subscription, step, upcoming_period
 from abonnement.engine.taxes import AutomaticTax
 from abonnement.errors import ProcessorTimeout
 
@@ -204,6 +205,27 @@ def run_billing(
     if processor is not None:
         summary.count(reconcile(store, processor, settings))
 
+    def records_of(sub: Subscription) -> Mapping[str, Any]:
+        """The records of one buyer rules read (``buyer_records``), once per run."""
+        charged = sub.collection_mode == "automatic" and sub.payment_token
+        key = (f"{sub.contact_id}/{sub.billing_contact_id}/{sub.company_id}/"
+               f"{sub.payment_type if charged else None}")  # fmt: skip
+        if key not in records_cache:
+            records_cache[key] = buyer_records(catalog, sub)
+        return records_cache[key]
+
+    def priced_reminder(event: Event, sub: Subscription, records: Mapping[str, Any]) -> Event:
+        """A reminder says what the payment will charge: the invoice this run would issue
+        for it, priced as it will be (discounts, fees, taxes, what is carried)."""
+        if event.type != "reminder.due":
+            return event
+        period = upcoming_period(sub, event.payload["payment"])
+        draft = draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
+                              with_subtotal=with_subtotal, memo=memo, taxes=taxes,
+                              recurring=recurring)  # fmt: skip
+        amount = draft.total.rounded().format_amount()
+        return replace(event, payload=MappingProxyType({**event.payload, "amount": amount}))
+
     def work(batch: Sequence[Subscription]) -> tuple[list, list, list]:
         updated: list[Subscription] = []
         drafts: list[InvoiceDraft] = []
@@ -211,13 +233,7 @@ def run_billing(
         for sub in batch:
             result = step(sub)
             if result.periods:
-                # what buyer_records reads of the subscription: the records of one buyer
-                charged = sub.collection_mode == "automatic" and sub.payment_token
-                key = (f"{sub.contact_id}/{sub.billing_contact_id}/{sub.company_id}/"
-                       f"{sub.payment_type if charged else None}")  # fmt: skip
-                if key not in records_cache:
-                    records_cache[key] = buyer_records(catalog, sub)
-                records = records_cache[key]
+                records = records_of(sub)
                 for period in result.periods:
                     draft = draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
                                           with_subtotal=with_subtotal, memo=memo, taxes=taxes,
@@ -231,6 +247,10 @@ def run_billing(
                         result = replace(result, subscription=replace(
                             result.subscription, open_due_on=sub.open_due_on))  # fmt: skip
                     drafts.append(draft)
+            if any(e.type == "reminder.due" for e in result.events):
+                result = replace(result, events=tuple(
+                    priced_reminder(e, result.subscription, records_of(sub)) for e in result.events
+                ))  # fmt: skip
             updated.append(result.subscription)
             events.extend(result.events)
             for event in result.events:

@@ -17,6 +17,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "subscription.paused",
     "subscription.resumed",
     "subscription.canceled",
+    "subscription.cancel_scheduled",
     "subscription.expired",
     "invoice.created",
     "invoice.paid",

@@ -210,7 +210,12 @@ def render_message(
     fmt = Formatter(document["locale"])
     invoice = records.invoice(payload.get("invoice"))
     currency = sub.currency if sub else settings.default_currency
-    amount = invoice["total"] if invoice else (period_amounts(sub)[0] if sub else Decimal(0))
+    if invoice:
+        amount = invoice["total"]
+    elif "amount" in payload:  # what the payment will charge, priced when it was planned
+        amount = Decimal(payload["amount"])
+    else:
+        amount = period_amounts(sub)[0] if sub else Decimal(0)
     update_url = None
     if row["type"] == "payment.failed" and link_secret and sub is not None:
         _, update_url, _ = link(sub.id, on, settings.update_link_days, link_secret)

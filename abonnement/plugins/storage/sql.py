@@ -456,12 +456,14 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
             # tables not analyzed since a bulk load, picked a nested loop (minutes at 100k).
             rows = conn.execute(query)
             for sub_id, group in groupby(rows, key=lambda r: r.subject_id):
-                statuses, revisions, first = [], [], None
+                statuses, revisions, first, ends_on = [], [], None, None
                 for row in group:
                     first = first or row
                     payload = row.payload or {}
                     if row.type == "subscription.status_changed":
                         statuses.append((row.on_date, payload["status"]))
+                    elif row.type == "subscription.cancel_scheduled":
+                        ends_on = date.fromisoformat(payload["cancel_on"])
                     elif "frequency" in payload:
                         revisions.append(_revision(row.on_date, payload))
                 created = first.created_on or first.anchor
@@ -469,7 +471,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
                     sub = self._load(s.c.id == sub_id, conn=conn)[0]
                     revisions.append(_revision(created, mrr_basis(sub)))
                 yield History(sub_id, first.currency, created, tuple(statuses), tuple(revisions),
-                              first.contact_id)  # fmt: skip
+                              first.contact_id, ends_on)  # fmt: skip
 
     def events(self, subject_id: str | None = None) -> list[dict[str, Any]]:
         query = select(t.events).order_by(t.events.c.id)
@@ -590,7 +592,12 @@ _COLUMN: dict[str, Any] = {  # how updates read a column's value
 }
 
 
-_HISTORY_EVENTS = ("subscription.created", "subscription.changed", "subscription.status_changed")
+_HISTORY_EVENTS = (
+    "subscription.created",
+    "subscription.changed",
+    "subscription.status_changed",
+    "subscription.cancel_scheduled",
+)
 
 
 def _revision(on: date, basis: dict[str, Any]) -> Revision:
