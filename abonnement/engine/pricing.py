@@ -241,10 +241,12 @@ def price_invoice(
         remaining = sum((w.remaining for w in work), _ZERO)
         if not (remaining and _applies(rule, payments_made) and rule.when(ctx)):
             continue
-        cut = _discount(rule.value(ctx), remaining, currency, rnd)
+        value = rule.value(ctx)
+        cut = _discount(value, remaining, currency, rnd)
         if not cut:
             continue
-        invoice_adjustments.append(Adjustment("discount", rule.name, rule.label, money(cut)))
+        invoice_adjustments.append(Adjustment("discount", rule.name, rule.label, money(cut),
+                                              _rate(value)))  # fmt: skip
         for w, part in zip(work, _split(cut, [w.remaining for w in work], currency), strict=True):
             w.remaining -= part  # allocated back, so taxes see the discount
 

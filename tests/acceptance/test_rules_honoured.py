@@ -1,0 +1,75 @@
+"""Everything a rule or a setting promises is honoured: a rule's `label` is what the invoice
+and its document show."""
+
+import re
+
+from tests.acceptance.scenario import Scenario
+from tests.acceptance.test_collection_scenarios import BOB_SAVED
+from tests.conftest import run
+
+LABELLED = """\
+tax ny_sales {
+  label "NY sales tax"
+  rate tax_rate("ny-sales")
+  when customer.region == "NY" and line.taxable
+}
+
+discount loyalty {
+  label "Loyalty discount"
+  amount 10%
+  applies_to invoice
+}
+
+fee card_fee {
+  label "Card processing fee"
+  amount 2.9% + 0.30 USD
+  applies_to invoice
+  taxable false
+  when payment.method == "card"
+}
+
+fee handling {
+  amount 1.00 USD
+  applies_to line
+}
+"""
+
+
+def _billed(tmp_path, db_url) -> Scenario:
+    s = Scenario(tmp_path, db_url, rules=LABELLED, subscriptions=BOB_SAVED)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    return s
+
+
+def test_invoices_show_names_each_adjustment_by_its_label(tmp_path, db_url):
+    s = _billed(tmp_path, db_url)
+    invoice = s.cli("invoices", "show", "INV-00001")
+    (line,) = invoice["lines"]
+    # 25.00 − 10% = 22.50; handling 1.00 (taxable); tax 8.875% of 23.50 = 2.09;
+    # card fee 2.9% of 22.50 = 0.65 + 0.30; 22.50 + 1.00 + 2.09 + 0.95
+    assert line["taxes"] == [{"rule": "ny_sales", "label": "NY sales tax", "rate": "8.875%",
+                              "amount": "2.09"}]  # fmt: skip
+    assert line["fees"] == [{"rule": "handling", "label": "handling", "amount": "1.00"}]
+    assert invoice["adjustments"] == [
+        {"kind": "discount", "rule": "loyalty", "label": "Loyalty discount", "rate": "10%",
+         "amount": "2.50"},
+        {"kind": "fee", "rule": "card_fee", "label": "Card processing fee", "amount": "0.95"},
+    ]  # fmt: skip
+    assert invoice["total"] == "26.54"
+    text = run("--config", str(s.config), "--db", s.db_url, "invoices", "show", "INV-00001").stdout
+    assert "tax NY sales tax 8.875%: 2.09 USD" in text
+    assert "discount Loyalty discount 10% (invoice): 2.50 USD" in text
+    assert "fee Card processing fee (invoice): 0.95 USD" in text
+
+
+def test_the_invoice_document_shows_the_rule_labels_and_rates(tmp_path, db_url):
+    s = _billed(tmp_path, db_url)
+    html = run("--config", str(s.config), "--db", s.db_url, "invoices", "render",
+               "INV-00001").stdout  # fmt: skip
+    cells = [re.sub(r"\s+", " ", c).strip() for c in re.findall(r"<td>(.*?)</td>", html, re.S)]
+    assert "NY sales tax 8.875%" in cells
+    assert "Loyalty discount 10%" in cells
+    assert "Card processing fee" in cells
+    assert "Fee" in cells  # `handling` has no label: the document's own word
+    assert "Ny sales" not in html
