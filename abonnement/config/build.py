@@ -277,7 +277,7 @@ def _build_subscription(
             "settings.subscriptions.allow_invoice_creation_off is false",
         )
     inv = raw.get("invoice", {})
-    b.locale(entry, ("invoice", "language"), inv.get("language"))
+    b.language(entry, ("invoice", "language"), inv.get("language"))
     b.locale(entry, ("invoice", "locale"), inv.get("locale"))
     address = raw.get("billing_address")
     return c.DeclaredSubscription(
@@ -377,7 +377,7 @@ def build_catalog(
     for e in valid("contacts"):
         raw = e.value
         b.ref(e, ("company",), "companies", raw.get("company"))
-        b.locale(e, ("language",), raw.get("language"))
+        b.language(e, ("language",), raw.get("language"))
         b.locale(e, ("locale",), raw.get("locale"))
         methods = []
         for i, pm in enumerate(raw.get("payment_methods", ())):

@@ -138,6 +138,13 @@ class Builder:
     def address(raw: Any) -> c.Address | None:
         return c.Address(**raw) if isinstance(raw, dict) else None
 
+    def language(self, entry: Entry, sub: tuple, text: str | None) -> None:
+        """A language documents and messages are written in: one abonnement translates to."""
+        if text is None or text in c.LANGUAGES:
+            return
+        hint = did_you_mean(text, list(c.LANGUAGES)) or f"supported: {', '.join(c.LANGUAGES)}"
+        self.error(entry, sub, f"unsupported language `{text}`", hint)
+
     def locale(self, entry: Entry, sub: tuple, text: str | None) -> None:
         if text is None:
             return

@@ -236,6 +236,9 @@ class Collection:
     accepted_methods: tuple[str, ...] = ()
 
 
+# the languages documents and messages are translated into (documents/locale)
+LANGUAGES: tuple[str, ...] = ("en", "da", "de", "fr", "es")
+
 DEFAULT_PAY_URL = "https://pay.abonnement.dev/invoices/{number}"
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
-from abonnement.engine.catalog import Catalog, InvoiceSettings, Settings
+from abonnement.engine.catalog import Catalog, Contact, InvoiceSettings, Settings
 from abonnement.engine.context import billing_context, line_record, owner_context
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
@@ -83,16 +83,35 @@ def line_inputs(
     ]
 
 
-def document_settings(settings: Settings, sub: Subscription | None) -> Mapping[str, Any]:
-    """Language, locale, comments and tax ids an invoice carries: the subscription's own
-    where it has them, else the account's (one shared, read-only mapping)."""
+def billed_contact(catalog: Catalog, sub: Subscription | None) -> Contact | None:
+    """The contact a subscription's invoices and messages go to: its billing contact, else
+    its contact."""
+    if sub is None:
+        return None
+    return catalog.contacts.get(sub.billing_contact_id or sub.contact_id)
+
+
+def document_settings(
+    settings: Settings, sub: Subscription | None, contact: Contact | None = None
+) -> Mapping[str, Any]:
+    """Language, locale, comments and tax ids an invoice (or a message to the buyer)
+    carries: the subscription's own where it has them, then the language and locale of
+    ``contact`` (the one billed), else the account's (one shared, read-only mapping). A
+    contact's language without a locale formats in that language too."""
     own = sub.invoice_settings if sub else None
-    if not own:
+    speaks = contact is not None and (contact.language or contact.locale)
+    if not own and not speaks:
         return _account_document(settings.invoices)
+    own = own or {}
     base = settings.invoices
+    language = base.language
+    locale = base.locale
+    if speaks:
+        language = contact.language or language  # type: ignore[union-attr]
+        locale = contact.locale or contact.language or locale  # type: ignore[union-attr]
     document = {
-        "language": own.get("language", base.language),
-        "locale": own.get("locale", base.locale),
+        "language": own.get("language", language),
+        "locale": own.get("locale", locale),
         "comments": own.get("comments", base.comments),
         "tax_ids": list(own.get("tax_ids", base.tax_ids)),
     }
@@ -218,7 +237,7 @@ def draft_invoice(
         period_end=period.end,
         priced=priced,
         line_subscriptions=(sub.id,) * len(priced.lines),
-        document=document_settings(settings, sub),
+        document=document_settings(settings, sub, billed_contact(catalog, sub)),
         collect_on=period.issue_date
         if sub.collection_mode == "automatic" and sub.payment_token
         else None,

@@ -206,7 +206,8 @@ def render_message(
     payload = row["payload"] or {}
     contact = catalog.contacts.get((sub.billing_contact_id or sub.contact_id) if sub else "")
     to_buyer = row["recipient"] == "contact"
-    document = document_settings(settings, sub if to_buyer else None)
+    document = document_settings(settings, sub if to_buyer else None,
+                                 contact if to_buyer else None)  # fmt: skip
     fmt = Formatter(document["locale"])
     invoice = records.invoice(payload.get("invoice"))
     currency = sub.currency if sub else settings.default_currency

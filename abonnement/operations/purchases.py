@@ -242,7 +242,7 @@ def _purchase(
             raise PaymentDeclined(f"the payment was declined ({code}); nothing was bought", code)
     draft = InvoiceDraft(
         None, contact_id, currency, on, due_date(on, terms), None, None, priced,
-        line_subscriptions=tuple(owners), document=document_settings(settings, None),
+        line_subscriptions=tuple(owners), document=document_settings(settings, None, contact),
     )  # fmt: skip
     bases = [ctx.recurring.basis(s, on) for s in subs]
     number = ctx.storage.record_checkout(subs, draft, attempt, result, on,

@@ -73,3 +73,42 @@ def test_the_invoice_document_shows_the_rule_labels_and_rates(tmp_path, db_url):
     assert "Card processing fee" in cells
     assert "Fee" in cells  # `handling` has no label: the document's own word
     assert "Ny sales" not in html
+
+
+BOB = "    email: bob@example.com\n"
+
+
+def test_a_contacts_language_and_locale_write_its_invoices_and_emails(tmp_path, db_url):
+    from tests.acceptance.test_notification_scenarios import mails
+
+    s = Scenario(tmp_path, db_url, subscriptions=BOB_SAVED,
+                 replace={BOB: BOB + "    language: de\n    locale: de_DE\n"})  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    invoice = s.cli("invoices", "show", "INV-00001")
+    assert (invoice["language"], invoice["locale"]) == ("de", "de_DE")
+    html = run("--config", str(s.config), "--db", s.db_url, "invoices", "render",
+               "INV-00001").stdout  # fmt: skip
+    assert "Rechnung" in html and "25,00\xa0$" in html
+    (receipt,) = [m for m in mails(s) if m["To"] == "bob@example.com"]
+    assert receipt["Subject"].strip() == "Beleg für Ihre Zahlung an Just One More Cup Coffee Co."
+    text = receipt.get_body(("plain",)).get_content()
+    assert (
+        "Wir haben Ihre Zahlung über 25,00\xa0$ für Rechnung INV-00001 am 1. Dezember 2026 erhalten."
+        in (text)
+    )
+    # admins get the account's language
+    admin = [m for m in mails(s) if m["To"] == "billing@example.com"]
+    assert admin and all(
+        m["Subject"].startswith(("First payment", "Payment succeeded")) for m in admin
+    )
+
+
+def test_an_unsupported_language_is_a_validation_error(tmp_path):
+    s = Scenario(tmp_path, "sqlite://", replace={BOB: BOB + "    language: nl\n"})
+    result = run("--config", str(s.config), "validate")
+    assert result.exit_code == 1
+    text = (s.config / "abonnement.yaml").read_text()
+    line = text[: text.index("    language: nl")].count("\n") + 1
+    assert f"abonnement.yaml:{line}:15: error: unsupported language `nl`" in result.stderr
+    assert "supported: en, da, de, fr, es" in result.stderr
