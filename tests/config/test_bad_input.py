@@ -379,7 +379,8 @@ def test_all_problems_of_a_config_are_reported_in_one_pass(spec_config: Path):
     assert "unknown key `contry`" in messages
     assert "no processor plugin named `tset`" in messages
     assert "unknown product `grindr`" in messages
-    assert all(set(e) == {"file", "line", "column", "message", "hint"} for e in errors)
+    assert all(set(e) == {"file", "line", "column", "message", "hint", "severity"} for e in errors)
+    assert {e["severity"] for e in errors} == {"error"}
 
 
 def _validate_file(tmp_path: Path, content: bytes, name: str = "abonnement.yaml"):
