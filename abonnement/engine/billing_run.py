@@ -24,6 +24,7 @@ from abonnement.engine.collection import (
     Outcome,
     ProcessorPort,
     judge,
+    refused_method,
 )
 from abonnement.engine.context import buyer_records
 from abonnement.engine.events import Event
@@ -128,25 +129,33 @@ def _judge(attempt: Attempt, result: ChargeResult, settings: Settings, day: date
     return outcome
 
 
+Accepted = Callable[[str | None], Sequence[str]]  # a subscription id → its method types
+
+
 def collect(
-    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings, day: date
-) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:
+    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings,
+    day: date, *, accepted: Accepted | None = None,
+) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:  # fmt: skip
     """Charge: pending rows committed first, then the processor, then the outcomes."""
     store.begin_attempts(attempts)
-    return charge(store, processor, attempts, settings, day)
+    return charge(store, processor, attempts, settings, day, accepted=accepted)
 
 
 def charge(
-    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings, day: date
-) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:
-    """Call the processor for attempts already written pending, then record the outcomes."""
+    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings,
+    day: date, *, accepted: Accepted | None = None,
+) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:  # fmt: skip
+    """Call the processor for attempts already written pending, then record the outcomes.
+    ``accepted`` gives the method types a subscription's charges may use (default: the
+    account's): an attempt with another is not sent, and fails ``method_not_accepted``."""
     finished = []
     with store.holding():
         live = store.still_pending([a.key for a in attempts])
         for attempt in attempts:
             if attempt.key not in live:  # a reconciliation recorded it meanwhile
                 continue
-            result = charge_once(processor, attempt)
+            methods = accepted(attempt.subscription_id) if accepted else settings.accepted_methods
+            result = refused_method(attempt.method_type, methods) or charge_once(processor, attempt)
             if result is not None:
                 finished.append((attempt, result, _judge(attempt, result, settings, day)))
         store.finish_attempts(finished, day)
@@ -166,7 +175,7 @@ def reconcile(store: Any, processor: ProcessorPort, settings: Settings) -> list:
 
 
 def _collect_day(store: Any, processor: ProcessorPort, day: date, settings: Settings,
-                 batch_size: int, summary: RunSummary) -> None:  # fmt: skip
+                 batch_size: int, summary: RunSummary, accepted: Accepted) -> None:  # fmt: skip
     settled = []
     for attempt in store.processing_due(day):
         result = processor.lookup(idempotency_key=attempt.key, on=day)
@@ -175,7 +184,7 @@ def _collect_day(store: Any, processor: ProcessorPort, day: date, settings: Sett
     store.finish_attempts(settled, day)
     summary.count(settled)
     while attempts := store.begin_collections(day, batch_size):
-        summary.count(charge(store, processor, attempts, settings, day))
+        summary.count(charge(store, processor, attempts, settings, day, accepted=accepted))
 
 
 def run_billing(
@@ -275,9 +284,11 @@ def run_billing(
             summary.add(numbers, drafts)
             summary.subscriptions += claimed
             if attempts:  # committed pending with their invoices: charge them now
-                summary.count(charge(store, processor, attempts, settings, day))  # type: ignore[arg-type]
+                summary.count(charge(store, processor, attempts, settings, day,  # type: ignore[arg-type]
+                                     accepted=catalog.accepted_for))  # fmt: skip
             if progress:
                 progress(claimed)
         if processor is not None:
-            _collect_day(store, processor, day, settings, batch_size, summary)
+            _collect_day(store, processor, day, settings, batch_size, summary,
+                         catalog.accepted_for)  # fmt: skip
     return summary

@@ -345,6 +345,13 @@ class Catalog:
     # where each declared subscription is written: "abonnement.yaml:135:5"
     declared_at: Mapping[str, str] = _no_map()
 
+    def accepted_for(self, subscription_id: str | None) -> tuple[str, ...]:
+        """The payment method types a subscription's charges may use: its declared
+        ``collection.accepted_methods``, else ``settings.payments.accepted_methods``."""
+        declared = self.subscriptions.get(subscription_id or "")
+        own = declared.collection.accepted_methods if declared else ()
+        return own or self.settings.accepted_methods
+
     def counts(self) -> dict[str, int]:
         return {
             "products": len(self.products),

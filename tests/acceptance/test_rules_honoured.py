@@ -112,3 +112,33 @@ def test_an_unsupported_language_is_a_validation_error(tmp_path):
     line = text[: text.index("    language: nl")].count("\n") + 1
     assert f"abonnement.yaml:{line}:15: error: unsupported language `nl`" in result.stderr
     assert "supported: en, da, de, fr, es" in result.stderr
+
+
+def _not_accepted(s: Scenario) -> None:
+    from tests.acceptance.test_notification_scenarios import mails
+
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    assert s.charges() == []  # the processor never heard of it
+    (payment,) = s.payments("bob-coffee")
+    assert (payment["status"], payment["failure_code"], payment["method"], payment["amount"]) == (
+        "failed", "method_not_accepted", "card", "25.00")  # fmt: skip
+    assert s.subscription("bob-coffee")["status"] == "unpaid"
+    assert s.invoices("bob-coffee")[0]["status"] == "open"
+    subjects = sorted(m["Subject"].strip() for m in mails(s))
+    assert "Payment failed: $25.00 from Bob Smith" in subjects
+    assert any("failed" in m["Subject"] for m in mails(s) if m["To"] == "bob@example.com")
+    s.cli("run", "--until", "2026-12-20")  # a hard failure: never retried
+    assert len(s.payments("bob-coffee")) == 1 and s.charges() == []
+
+
+def test_a_subscriptions_accepted_methods_hold_for_automatic_charges(tmp_path, db_url):
+    sub = BOB_SAVED.replace("payment_method: bob-visa}",
+                            "payment_method: bob-visa, accepted_methods: [ach]}")  # fmt: skip
+    _not_accepted(Scenario(tmp_path, db_url, subscriptions=sub))
+
+
+def test_the_accounts_accepted_methods_hold_for_automatic_charges(tmp_path, db_url):
+    _not_accepted(Scenario(tmp_path, db_url, subscriptions=BOB_SAVED, replace={
+        "accepted_methods: [card, ach]": "accepted_methods: [ach]",
+        "    accepted_methods: [card]\n    save_payment_method": "    save_payment_method"}))  # fmt: skip
