@@ -137,7 +137,8 @@ def after_payment(
         failing = failing - {number}
     elif outcome.payment_status == PaymentStatus.FAILED and not attempt.manual:
         failing = failing | {number}  # storage sets its first failure date
-    said = {"invoice": number, "attempt": attempt.attempt}
+    # the method this payment used: what a trigger's ``payment.method`` reads
+    said = {"invoice": number, "attempt": attempt.attempt, "method": attempt.method_type}
     kind = PAYMENT_EVENTS.get(outcome.payment_status)
     happened: list[tuple[str, Mapping[str, Any]]] = [(kind, said)] if kind else []
     if outcome.invoice_paid:

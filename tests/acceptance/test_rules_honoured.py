@@ -142,3 +142,39 @@ def test_the_accounts_accepted_methods_hold_for_automatic_charges(tmp_path, db_u
     _not_accepted(Scenario(tmp_path, db_url, subscriptions=BOB_SAVED, replace={
         "accepted_methods: [card, ach]": "accepted_methods: [ach]",
         "    accepted_methods: [card]\n    save_payment_method": "    save_payment_method"}))  # fmt: skip
+
+
+CARD_PAID = """\
+trigger card_paid {
+  on payment.succeeded
+  when payment.method == "card"
+  do notify(to: "ops@example.com", template: "receipt")
+}
+"""
+TWO_MANUAL = """\
+  - id: bob-a
+    contact: bob
+    start: 2026-12-01
+    items: [{name: Beans, unit_price: "10.00 USD", frequency: monthly}]
+  - id: bob-b
+    contact: bob
+    start: 2026-12-01
+    items: [{name: Tea, unit_price: "7.00 USD", frequency: monthly}]
+"""
+
+
+def test_a_rule_sees_the_method_a_payment_actually_used(tmp_path, db_url):
+    from tests.acceptance.test_notification_scenarios import mails
+
+    s = Scenario(tmp_path, db_url, rules=CARD_PAID, subscriptions=TWO_MANUAL)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    by_sub = {i["subscription_id"]: i["number"] for i in s.invoices()}
+    s.cli("invoices", "pay", by_sub["bob-a"], "--card", "tok_visa", "--as-of", "2026-12-03")
+    s.cli("invoices", "pay", by_sub["bob-b"], "--method", "bank_transfer", "--as-of", "2026-12-03")
+    history = s.subscription("bob-b")["history"]
+    assert [h["method"] for h in history if h["type"] == "payment.succeeded"] == ["bank_transfer"]
+    to_ops = [
+        m.get_body(("plain",)).get_content() for m in mails(s) if m["To"] == "ops@example.com"
+    ]
+    assert len(to_ops) == 1 and f"for invoice {by_sub['bob-a']}" in to_ops[0]
