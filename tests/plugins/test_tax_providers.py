@@ -147,7 +147,7 @@ def test_the_table_provider_on_a_checkout(tmp_path, db_url):
         {"rule": "table:GST", "label": "GST", "rate": "5%", "amount": "0.63"},  # 0.625 → 0.63
         {
             "rule": "table:QST",
-            "label": "QST",
+            "label": "TVQ",
             "rate": "9.975%",
             "amount": "1.25",
         },  # 1.246875 → 1.25
