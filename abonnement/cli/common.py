@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date
 from enum import IntEnum
 from typing import Any
@@ -71,23 +72,28 @@ def echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
 
 
-def print_problems(problems: list[Problem], fmt: str) -> None:
-    """Config problems as text (stderr), JSON or GitHub workflow commands (stdout)."""
+def print_problems(problems: list[Problem], fmt: str, warnings: Sequence[Problem] = ()) -> None:
+    """Config problems (and warnings, which leave it valid) as text (stderr), JSON or
+    GitHub workflow commands (stdout)."""
     if fmt == "json":
-        payload = {"valid": not problems, "errors": [p.as_json() for p in problems]}
+        payload = {"valid": not problems, "errors": [p.as_json() for p in problems],
+                   "warnings": [w.as_json() for w in warnings]}  # fmt: skip
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
-    for p in problems:
+    for p in (*problems, *warnings):
         if fmt == "github":
             message = _github_data(p.message + (f" ({p.hint})" if p.hint else ""))
             where = ",".join(f"{k}={_github_property(str(v))}" for k, v in
                              (("file", p.file), ("line", p.line), ("col", p.column)))  # fmt: skip
-            click.echo(f"::error {where}::{message}")
+            click.echo(f"::{p.severity} {where}::{message}")
         else:
             click.echo(str(p), err=True)
-    if fmt == "text":
+    if fmt == "text" and problems:
         noun = "error" if len(problems) == 1 else "errors"
         click.echo(f"{len(problems)} {noun}", err=True)
+    if fmt == "text" and warnings:
+        noun = "warning" if len(warnings) == 1 else "warnings"
+        click.echo(f"{len(warnings)} {noun}", err=True)
 
 
 def _github_data(text: str) -> str:

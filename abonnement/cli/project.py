@@ -62,7 +62,7 @@ def validate(app: App, fmt: str, as_json: bool) -> None:
 
     fmt = "json" if as_json else fmt
     try:
-        catalog = app.config.catalog
+        config = app.config
     except ConfigError as exc:
         print_problems(exc.problems, fmt)
         sys.exit(Exit.REFUSED)
@@ -70,9 +70,11 @@ def validate(app: App, fmt: str, as_json: bool) -> None:
     if problems:
         print_problems(problems, fmt)
         sys.exit(Exit.REFUSED)
+    catalog, warnings = config.catalog, list(config.warnings)
     if fmt == "json":
-        print_problems([], "json")
+        print_problems([], "json", warnings)
         return
+    print_problems([], fmt, warnings)  # warnings do not make a config invalid
     counts = ", ".join(f"{k}: {n}" for k, n in catalog.counts().items() if n)
     rules = app.rules
     blocks = len(rules.pricing) + len(rules.triggers) + len(rules.segments)

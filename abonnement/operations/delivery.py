@@ -31,7 +31,13 @@ from abonnement.documents.templating import environment
 from abonnement.engine.context import subscription_record, trigger_context
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
-from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
+from abonnement.engine.notifications import (
+    Planned,
+    next_try_in,
+    planned,
+    recipients,
+    settled_with_nothing_owed,
+)
 from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
@@ -208,11 +214,17 @@ def render_message(
     payload = row["payload"] or {}
     contact = catalog.contacts.get((sub.billing_contact_id or sub.contact_id) if sub else "")
     to_buyer = row["recipient"] == "contact"
-    document = document_settings(settings, sub if to_buyer else None)
+    document = document_settings(settings, sub if to_buyer else None,
+                                 contact if to_buyer else None)  # fmt: skip
     fmt = Formatter(document["locale"])
     invoice = records.invoice(payload.get("invoice"))
     currency = sub.currency if sub else settings.default_currency
-    amount = invoice["total"] if invoice else (period_amounts(sub)[0] if sub else Decimal(0))
+    if invoice:
+        amount = invoice["total"]
+    elif "amount" in payload:  # what the payment will charge, priced when it was planned
+        amount = Decimal(payload["amount"])
+    else:
+        amount = period_amounts(sub)[0] if sub else Decimal(0)
     update_url = None
     ended = sub is None or sub.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)
     if row["type"] == "payment.failed" and link_secret and sub is not None and not ended:
@@ -264,9 +276,11 @@ def render_message(
 
 
 def _first_payment(records: _Records, ev: dict[str, Any], sub: Subscription | None) -> bool:
-    if ev["type"] != "payment.succeeded" or sub is None:
+    payload = ev["payload"] or {}
+    paid = ev["type"] == "payment.succeeded" or settled_with_nothing_owed(ev["type"], payload)
+    if not paid or sub is None:
         return False
-    invoice = records.invoice(ev["payload"]["invoice"])
+    invoice = records.invoice(payload["invoice"])
     return invoice is not None and invoice["period_start"] in (None, sub.anchor)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +181,7 @@ def _purchase(
     from abonnement.engine.collection import Attempt
     from abonnement.engine.invoicing import InvoiceDraft, document_settings
     from abonnement.engine.items import group_items, resolve_item
+    from abonnement.engine.outcomes import NOTHING_OWED, settlement
     from abonnement.engine.purchase import price_due_now
     from abonnement.engine.subscriptions import Subscription, due_date
 
@@ -223,7 +225,10 @@ def _purchase(
         taxes=ctx.automatic_tax(),
     )  # fmt: skip
     attempt = result = None
-    if method:
+    nothing_owed = settlement(priced.total, automatic=False, minimum=None) == NOTHING_OWED
+    if nothing_owed:  # paid at issue, charged nothing: no invoice waits for a payment
+        subs = [replace(s, open_due_on=None) for s in subs]
+    elif method:
         minimum = settings.minimum_charge_for(currency)
         if priced.total < minimum:
             raise CollectionError(f"a purchase must charge at least {minimum} now")
@@ -237,12 +242,12 @@ def _purchase(
             raise PaymentDeclined(f"the payment was declined ({code}); nothing was bought", code)
     draft = InvoiceDraft(
         None, contact_id, currency, on, due_date(on, terms), None, None, priced,
-        line_subscriptions=tuple(owners), document=document_settings(settings, None),
+        line_subscriptions=tuple(owners), document=document_settings(settings, None, contact),
     )  # fmt: skip
     bases = [ctx.recurring.basis(s, on) for s in subs]
     number = ctx.storage.record_checkout(subs, draft, attempt, result, on,
                                           settings.invoices.number_format, source,
-                                          bases=bases)  # fmt: skip
+                                          bases=bases, total=priced.total)  # fmt: skip
     return {"invoice": number, "subscriptions": [s.id for s in subs],
-            "payment": result.status if result else None,
+            "payment": result.status if result else (NOTHING_OWED if nothing_owed else None),
             "total": priced.total.format_amount(), "currency": currency}  # fmt: skip

@@ -405,17 +405,19 @@ class PaymentsMixin:
         number_format: str,
         source: str = "checkout",
         bases: Sequence[Mapping[str, Any]] | None = None,
+        total: Money | None = None,
     ) -> str:
         """A purchase, all at once: its subscriptions, its invoice and its payment (none when
         the invoice is left open for manual payment), with what ``engine.outcomes.purchased``
         decides. That is called here because the events name the invoice's number, given out
         in this transaction under the counter's lock. ``bases``: each subscription's recurring
-        definition for its history (``mrr_basis``), when the caller priced it."""
+        definition for its history (``mrr_basis``), when the caller priced it; ``total``: the
+        invoice's (one of zero is paid at issue)."""
         from abonnement.plugins.storage.sql import _item_rows, _sub_row
 
         with self._tx() as conn:
             (number,) = self._insert_invoices(conn, [draft], number_format)
-            done = purchased(subs, number, attempt, result, day, bases)
+            done = purchased(subs, number, attempt, result, day, bases, total)
             if done.subscriptions:
                 rows = [_sub_row(s, source, self.reminder_days) for s in done.subscriptions]
                 conn.execute(t.subscriptions.insert(), rows)

@@ -48,6 +48,7 @@ from abonnement.engine.outcomes import (
     first_attempts,
     paid_by_hand,
     reads_failing,
+    settled_at_issue,
 )
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.status import InvoiceStatus
@@ -351,15 +352,31 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
         # serializes workers), so everything that needs no number is written first.
         charged = charged_now(drafts, charge_on)
         if not any(charged):
-            return self._insert_invoices(conn, drafts, number_format), []
+            numbers = self._insert_invoices(conn, drafts, number_format)
+            self._settle_at_issue(conn, numbers, drafts, subscriptions)
+            return numbers, []
         # no one else may claim them before they are charged
         drafts = [replace(d, collect_on=None) if c else d
                   for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
         numbers = self._insert_invoices(conn, drafts, number_format)
+        self._settle_at_issue(conn, numbers, drafts, subscriptions)
         attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
                                   charge_on)  # type: ignore[arg-type]  # fmt: skip
         self._insert_attempts(conn, attempts)
         return numbers, attempts
+
+    def _settle_at_issue(
+        self, conn: Connection, numbers: Sequence[str], drafts: Sequence[InvoiceDraft],
+        subscriptions: Sequence[Subscription],
+    ) -> None:  # fmt: skip
+        """The events (and carried lines) of invoices settled when issued: they need the
+        numbers just given out. Rare: most invoices are owed."""
+        if not any(d.settled for d in drafts):
+            return
+        by_id = {s.id: s for s in subscriptions}
+        changed, events = settled_at_issue(numbers, drafts, by_id)
+        self._update_subscriptions(conn, changed, ("event_seq", "pending_lines"))
+        self._insert_events(conn, events)
 
     def _update_subscriptions(
         self, conn: Connection, subs: Sequence[Subscription], columns: tuple[str, ...] = ()
@@ -459,12 +476,14 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
             # tables not analyzed since a bulk load, picked a nested loop (minutes at 100k).
             rows = conn.execute(query)
             for sub_id, group in groupby(rows, key=lambda r: r.subject_id):
-                statuses, revisions, first = [], [], None
+                statuses, revisions, first, ends_on = [], [], None, None
                 for row in group:
                     first = first or row
                     payload = row.payload or {}
                     if row.type == "subscription.status_changed":
                         statuses.append((row.on_date, payload["status"]))
+                    elif row.type == "subscription.cancel_scheduled":
+                        ends_on = date.fromisoformat(payload["cancel_on"])
                     elif "frequency" in payload:
                         revisions.append(_revision(row.on_date, payload))
                 created = first.created_on or first.anchor
@@ -472,7 +491,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
                     sub = self._load(s.c.id == sub_id, conn=conn)[0]
                     revisions.append(_revision(created, mrr_basis(sub)))
                 yield History(sub_id, first.currency, created, tuple(statuses), tuple(revisions),
-                              first.contact_id)  # fmt: skip
+                              first.contact_id, ends_on)  # fmt: skip
 
     def events(self, subject_id: str | None = None) -> list[dict[str, Any]]:
         query = select(t.events).order_by(t.events.c.id)
@@ -610,7 +629,12 @@ _COLUMN: dict[str, Any] = {  # how updates read a column's value
 }
 
 
-_HISTORY_EVENTS = ("subscription.created", "subscription.changed", "subscription.status_changed")
+_HISTORY_EVENTS = (
+    "subscription.created",
+    "subscription.changed",
+    "subscription.status_changed",
+    "subscription.cancel_scheduled",
+)
 
 
 def _revision(on: date, basis: dict[str, Any]) -> Revision:
