@@ -169,10 +169,14 @@ class Attempt:
     first_failure_on: date | None = None
     manual: bool = False
     status: PaymentStatus = PaymentStatus.PENDING  # processing: a bank debit asked about again
+    # the key the charge was sent with, when it is not the invoice's (a purchase's charge is
+    # made before its invoice has a number); kept with the payment row, read back from it
+    idempotency_key: str | None = None
 
     @property
     def key(self) -> str:
-        return attempt_key(self.invoice_number, self.attempt)
+        """The idempotency key the processor knows this attempt by."""
+        return self.idempotency_key or attempt_key(self.invoice_number, self.attempt)
 
 
 def first_attempt(number: str, sub_id: str, amount: Money, token: str, method_type: str | None,

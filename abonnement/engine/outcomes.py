@@ -140,7 +140,10 @@ def after_payment(
     # the method this payment used: what a trigger's ``payment.method`` reads
     said = {"invoice": number, "attempt": attempt.attempt, "method": attempt.method_type}
     kind = PAYMENT_EVENTS.get(outcome.payment_status)
-    happened: list[tuple[str, Mapping[str, Any]]] = [(kind, said)] if kind else []
+    # what this payment took (a payment by hand may pay part of the invoice: its receipt says
+    # so), and whether it paid the invoice (the first payment's admin notice waits for that)
+    paid = {**said, "amount": attempt.amount.format_amount(), "pays_invoice": outcome.invoice_paid}
+    happened: list[tuple[str, Mapping[str, Any]]] = [(kind, paid)] if kind else []
     if outcome.invoice_paid:
         happened.append(("invoice.paid", said))
     if status != standing.status:

@@ -294,6 +294,7 @@ class PaymentsMixin:
                 _P.on_date,
                 _P.manual,
                 _P.status,
+                _P.idempotency_key,
                 _OWNER.label("subscription_id"),
                 _I.auto_retries,
                 _I.first_failure_on,
@@ -320,6 +321,7 @@ class PaymentsMixin:
                     row.first_failure_on,
                     row.manual,
                     _PAYMENT_STATUS[row.status],
+                    row.idempotency_key,
                 )
                 for row in conn.execute(query)
             ]
