@@ -78,7 +78,7 @@ def test_the_example_plugin_installs_and_charges(tmp_path: Path):
     assert rows["acme"]["distribution"] == "acme-abonnement 0.1.0"
     assert rows["acme"]["registers"] == {"processors": ["acme"],
                                          "settings_schemas": ["payments.acme"]}  # fmt: skip
-    assert cli("validate") == {"valid": True, "errors": []}
+    assert cli("validate") == {"valid": True, "errors": [], "warnings": []}
     assert cli("apply", "--as-of", "2026-11-20")["created"] == ["ane-coffee"]
     result = cli("run", "--until", "2027-01-01")
     assert (result["invoice_count"], result["payments"]) == (2, {"succeeded": 2})

@@ -89,12 +89,12 @@ def test_a_contacts_language_and_locale_write_its_invoices_and_emails(tmp_path, 
     assert (invoice["language"], invoice["locale"]) == ("de", "de_DE")
     html = run("--config", str(s.config), "--db", s.db_url, "invoices", "render",
                "INV-00001").stdout  # fmt: skip
-    assert "Rechnung" in html and "25,00\xa0$" in html
+    assert "Rechnung" in html and "25,00\xa0USD" in html
     (receipt,) = [m for m in mails(s) if m["To"] == "bob@example.com"]
     assert receipt["Subject"].strip() == "Beleg für Ihre Zahlung an Just One More Cup Coffee Co."
     text = receipt.get_body(("plain",)).get_content()
     assert (
-        "Wir haben Ihre Zahlung über 25,00\xa0$ für Rechnung INV-00001 am 1. Dezember 2026 erhalten."
+        "Wir haben Ihre Zahlung über 25,00\xa0USD für Rechnung INV-00001 am 1. Dezember 2026 erhalten."
         in (text)
     )
     # admins get the account's language

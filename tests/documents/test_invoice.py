@@ -56,7 +56,7 @@ def test_s9_as_a_danish_pdf(s9, tmp_path):
         "Danmark",
         "Cloud storage (GB) STORAGE-GB 6.000 0,06 USD 360,00 USD",
         "Premium support 1 99,00 USD 99,00 USD",
-        "Rabat −9,90 USD",
+        "Rabat 10 % −9,90 USD",
         "Moms 25 % 22,28 USD",
         "Subtotal 459,00 USD",
         "I alt 471,38 USD",
