@@ -18,6 +18,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "subscription.resumed",
     "subscription.canceled",
     "subscription.expired",
+    "subscription.billing_failed",  # a run set it aside: {"error"}; the next run tries again
     "invoice.created",
     "invoice.paid",
     "invoice.overdue",

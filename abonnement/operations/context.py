@@ -45,10 +45,14 @@ class Context:
 
     @cached_property
     def processor(self) -> Any:
-        """The configured payment processor plugin, with its own settings block."""
+        """The configured payment processor plugin, with its own settings block plus
+        ``data_dir``: the folder where it may keep files of this database's — the SQLite
+        database's own folder, else the config folder (never the working directory)."""
         settings = self.catalog.settings
         cls = self.plugins.processors[settings.processor]
-        return cls(dict(settings.plugin_settings.get(f"payments.{settings.processor}", {})))
+        own = dict(settings.plugin_settings.get(f"payments.{settings.processor}", {}))
+        folder = getattr(self.storage, "directory", None) or self.config_dir
+        return cls({**own, "data_dir": str(Path(folder).absolute())})
 
     def automatic_tax(self) -> Any:
         """The configured tax provider for one run, quote or checkout (its answers are

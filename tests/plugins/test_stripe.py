@@ -13,6 +13,7 @@ import pytest
 from abonnement.engine.money import Money
 from abonnement.errors import PluginError
 from abonnement.plugins.processors.stripe import StripeProcessor
+from abonnement.plugins.storage.sql import SqlStorage
 
 DECLINES = {"pm_insufficient": "insufficient_funds", "pm_lost": "lost_card"}
 
@@ -162,7 +163,11 @@ def test_a_billing_run_collects_through_stripe(stripe_api, tmp_path):
         ("2026-12-01", "paid"),
         ("2027-01-01", "paid"),
     ]
-    assert [r["key"] for r in StripeStub.requests] == ["INV-00001/attempt-1", "INV-00002/attempt-1"]
+    instance = SqlStorage(s.db_url).instance_id()
+    assert [r["key"] for r in StripeStub.requests] == [
+        f"{instance}/INV-00001/attempt-1", f"{instance}/INV-00002/attempt-1"]  # fmt: skip
+    assert [r["form"]["metadata[abonnement_key]"] for r in StripeStub.requests] == [
+        f"{instance}/INV-00001/attempt-1", f"{instance}/INV-00002/attempt-1"]  # fmt: skip
 
 
 # -- currency units: Stripe's own table, for every amount that crosses ---------------------

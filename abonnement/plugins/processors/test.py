@@ -4,8 +4,11 @@ Tokens (the spec's table): ``tok_visa``/``tok_mastercard`` succeed; ``tok_insuff
 is a soft decline; ``tok_lost_card``/``tok_expired_card`` are hard declines; ``tok_ach`` is a
 bank debit that settles 4 days later, ``tok_ach_fails`` one that fails then
 (``account_closed``); ``tok_timeout`` charges but times out on the first call for a key. The
-ledger is a SQLite file (``settings.payments.test.ledger``), so tests can count the charges
-that really happened, across processes and crashes.
+ledger is a SQLite file, so tests can count the charges that really happened, across
+processes and crashes: ``settings.payments.test.ledger`` (a relative path is taken from the
+database's folder), by default ``test-processor-ledger.db`` next to the database. Databases
+side by side share it, as they would share a processor account: the instance id in every
+key keeps their charges apart.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import sqlite3
 from collections.abc import Mapping
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from abonnement.engine.collection import ChargeResult
@@ -43,9 +47,13 @@ class TestProcessor(Processor):
     name = "test"
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
+        """``settings``: ``ledger`` (a path) and ``data_dir`` (the database's folder, given
+        by the operations' context); without either the ledger is in the current folder."""
         super().__init__(settings or {})
-        self.db = sqlite3.connect(self.settings.get("ledger", DEFAULT_LEDGER), timeout=30,
-                                  isolation_level=None)  # fmt: skip
+        ledger = Path(self.settings.get("ledger", DEFAULT_LEDGER))
+        if not ledger.is_absolute() and "data_dir" in self.settings:
+            ledger = Path(self.settings["data_dir"]) / ledger
+        self.db = sqlite3.connect(ledger, timeout=30, isolation_level=None)
         # WAL survives a killed process (what the crash tests do), without a sync per charge
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
