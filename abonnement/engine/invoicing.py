@@ -159,17 +159,14 @@ def draft_invoice(
     key = priced = location = None
     if taxes is not None:
         location = buyer_location(records, sub.invoice_settings.get("billing_address"))
+
+    def context() -> dict[str, Any]:
+        return billing_context(sub, period, records, settings, with_mrr=with_mrr,
+                               with_subtotal=with_subtotal, recurring=recurring)  # fmt: skip
+
     if memo is not None and not sub.pending:  # prorated lines are one-offs: never remembered
         if not memo.records_only:
-            ctx = billing_context(
-                sub,
-                period,
-                records,
-                settings,
-                with_mrr=with_mrr,
-                with_subtotal=with_subtotal,
-                recurring=recurring,
-            )
+            ctx = context()
         key = memo.key(sub, period.index, records if ctx is None else ctx)
         if key is not None and taxes is not None:
             key = (key, location)  # the provider's rates follow the buyer's location
@@ -178,16 +175,7 @@ def draft_invoice(
         lines = line_inputs(sub.items + sub.pending if sub.pending else sub.items, catalog)
         priced = price_invoice(
             lines,
-            ctx
-            or billing_context(
-                sub,
-                period,
-                records,
-                settings,
-                with_mrr=with_mrr,
-                with_subtotal=with_subtotal,
-                recurring=recurring,
-            ),
+            ctx or context(),
             rules,
             currency=sub.currency,
             payments_made=period.index,
