@@ -119,6 +119,8 @@ def invoice_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "fee_total": _amount(row["fee_total"], currency),
         "tax_total": _amount(row["tax_total"], currency),
         "total": _amount(total, currency),
+        # what the total is before tax (prices that include tax have it taken out)
+        "total_excluding_tax": _amount(total - row["tax_total"], currency),
         "amount_paid": _amount(paid, currency),
         "amount_due": _amount(max(total - paid, Decimal(0)), currency),
         "lines": lines,

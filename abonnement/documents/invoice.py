@@ -98,6 +98,9 @@ def _context(
         else None,
         "terms_days": terms,
         "amount_due": max(due, Decimal(0)),
+        # prices that include their tax: the totals then show the amount excluding tax, so
+        # that it and the tax add up to the total
+        "tax_included": any(a["kind"] == "tax" and a.get("inclusive") for a in adjustments),
         "pay_url": settings.invoices.pay_url.format(number=invoice["number"])
         if invoice["status"] == InvoiceStatus.OPEN and due > 0
         else None,

@@ -105,6 +105,7 @@ def run(
         apply_on = timeline_start(ctx, until)
     if dry_run:
         return _dry_run(ctx, until, apply_on, batch_size, progress)
+    ctx.notifiers()  # a notifier that refuses to start stops the run before anyone is charged
     applied, summary = apply_and_bill(ctx, apply_on, until, batch_size=batch_size,
                                       workers=workers, progress=progress)  # fmt: skip
     ctx.storage.advance_timeline(until)

@@ -6,7 +6,7 @@ bank debit that settles 4 days later, ``tok_ach_fails`` one that fails then
 (``account_closed``); ``tok_timeout`` charges but times out on the first call for a key. The
 ledger is a SQLite file, so tests can count the charges that really happened, across
 processes and crashes: ``settings.payments.test.ledger`` (a relative path is taken from the
-database's folder), by default ``test-processor-ledger.db`` next to the database. Databases
+config directory), by default ``test-processor-ledger.db`` next to the database. Databases
 side by side share it, as they would share a processor account: the instance id in every
 key keeps their charges apart.
 """
@@ -14,17 +14,20 @@ key keeps their charges apart.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from abonnement.config.paths import escapes
 from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
-from abonnement.errors import ProcessorTimeout
+from abonnement.errors import PluginError, ProcessorTimeout
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Processor, Registry
+from abonnement.private_files import create_private
 
 SETTINGS_SCHEMA = {
     "type": "object",
@@ -47,12 +50,25 @@ class TestProcessor(Processor):
     name = "test"
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
-        """``settings``: ``ledger`` (a path) and ``data_dir`` (the database's folder, given
-        by the operations' context); without either the ledger is in the current folder."""
+        """``settings``: the config's ``ledger`` (a path; a relative one is taken from
+        ``config_dir`` and may not climb out of it) and, from the operations' context,
+        ``config_dir`` and ``data_dir`` (the database's folder: the default ledger is kept
+        there). Built without them (a test), paths are taken as given."""
         super().__init__(settings or {})
-        ledger = Path(self.settings.get("ledger", DEFAULT_LEDGER))
-        if not ledger.is_absolute() and "data_dir" in self.settings:
-            ledger = Path(self.settings["data_dir"]) / ledger
+        if "ledger" in self.settings:
+            ledger = self.settings["ledger"]
+            if not os.path.isabs(ledger) and escapes(ledger):
+                raise PluginError(
+                    f"the test processor's ledger `{ledger}` climbs out of the directory it is "
+                    "relative to; write an absolute path if you mean it"
+                )
+            folder = self.settings.get("config_dir")
+        else:
+            ledger, folder = DEFAULT_LEDGER, self.settings.get("data_dir")
+        if ledger != ":memory:" and folder and not os.path.isabs(ledger):
+            ledger = str(Path(folder) / ledger)
+        if ledger != ":memory:":  # payment tokens inside: its owner's only (SQLite keeps the mode)
+            create_private(ledger)
         self.db = sqlite3.connect(ledger, timeout=30, isolation_level=None)
         # WAL survives a killed process (what the crash tests do), without a sync per charge
         self.db.execute("PRAGMA journal_mode=WAL")

@@ -33,7 +33,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, InternalError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
 
 from abonnement.engine.analytics import History, Revision
 from abonnement.engine.billing_run import BatchFailed
@@ -72,6 +78,7 @@ from abonnement.plugins.storage.rows import (
     raw_select,
     to_json,
 )
+from abonnement.private_files import create_private
 
 __all__ = ["SqlStorage", "StorageError"]
 
@@ -118,6 +125,20 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
         fresh = self.sqlite and (
             parsed.database in (None, "", ":memory:") or not Path(parsed.database).exists()
         )
+        # the database file itself, when there is one: buyer links' generated secret sits
+        # beside it (``Context.link_secret``)
+        self.database_file = (
+            Path(parsed.database).resolve()
+            if self.sqlite and parsed.database not in (None, "", ":memory:")
+            else None
+        )
+        if fresh and self.database_file is not None:
+            # customers' data: created readable by its owner only (SQLite gives its -wal and
+            # -shm files the database's own mode)
+            try:
+                create_private(self.database_file)
+            except OSError as exc:
+                raise StorageError(f"cannot create {self.database_file}: {exc.strerror}") from None
         self.engine = create_engine(url)
         # held while charging or reconciling (``holding``): SQLite has no row locks to hold
         self.charge_lock = (
@@ -562,6 +583,23 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
         """Re-derive a subscription's oldest open due date (and leave past_due if cleared)."""
         with self._tx() as conn:
             self._settle(conn, [sub_id], on)
+
+    # -- buyer links -------------------------------------------------------------------------
+    def use_link(self, digest: str, kind: str, subject: str, on: date) -> bool:
+        """Record the use of the link whose payload has SHA-256 ``digest``: True the first
+        time, False if it was used already (the primary key decides a race between two)."""
+        try:
+            with self._tx() as conn:
+                conn.execute(t.used_links.insert().values(digest=digest, kind=kind,
+                                                          subject=subject, used_on=on))  # fmt: skip
+        except IntegrityError:
+            return False
+        return True
+
+    def release_link(self, digest: str) -> None:
+        """Forget a use ``use_link`` recorded (the payment it was for was declined)."""
+        with self._tx() as conn:
+            conn.execute(t.used_links.delete().where(t.used_links.c.digest == digest))
 
     def _settle(
         self, conn: Connection, sub_ids: Sequence[str], on: date, paid: tuple | None = None

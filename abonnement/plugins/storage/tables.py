@@ -304,3 +304,13 @@ meta = Table(
     Column("name", String(50), primary_key=True),
     Column("value", Text, nullable=False),
 )  # fmt: skip
+
+# 0008: buyer links (update and pay tokens) used once; by the SHA-256 of the signed payload,
+# never the token, so this table opens no link. The primary key makes a second use lose a race.
+used_links = Table(
+    "used_links", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),  # update | pay
+    Column("subject", String(200), nullable=False),  # subscription id | invoice number
+    Column("used_on", Date, nullable=False),
+)  # fmt: skip
