@@ -14,6 +14,7 @@ from abonnement.config.schemas import did_you_mean, location
 from abonnement.config.yamlpos import Document
 from abonnement.config.yamlpos import Path as YamlPath
 from abonnement.engine import catalog as c
+from abonnement.engine.bounds import amount_problem
 from abonnement.engine.money import Money, MoneyError, Percent, parse_money, parse_percent
 from abonnement.engine.schedule import (
     AtPurchase,
@@ -78,6 +79,10 @@ class Builder:
             money = parse_money(text)
         except MoneyError as exc:
             self.error(entry, sub, str(exc))
+            return None
+        beyond = amount_problem(money)
+        if beyond:
+            self.error(entry, sub, beyond, "see the bounds in docs/concepts.md")
             return None
         if self.currencies and money.currency not in self.currencies:
             hint = did_you_mean(money.currency, self.currencies) or (
