@@ -187,7 +187,7 @@ def _line_bounds(b: Builder, entry: Entry, sub: tuple, raw: dict, product: c.Pro
     else:
         return
     for amount in amounts:
-        each = unit_price or f"`{product.id}`"  # type: ignore[union-attr]
+        each = unit_price if unit_price is not None else f"`{product.id}`"  # type: ignore[union-attr]
         problem = amount_problem(amount, "a line", f"{quantity:,} × {each}")
         if problem:
             where = (*sub, "quantity") if "quantity" in raw else sub

@@ -110,10 +110,13 @@ class Builder:
         return percent
 
     def charged(self, entry: Entry, sub: tuple, money: Money | None) -> None:
-        """Report a price charged as written that the configured processor cannot take."""
+        """Report a price the configured processor cannot take. A unit price may have up to
+        six decimals (the spec): what is charged is the line, rounded to the currency's minor
+        unit, so that is what the processor is asked about (a KWD price whose thousandths
+        Stripe cannot take is refused; a 0.0125 USD unit price is not)."""
         if money is None or self.processor_check is None:
             return
-        problem = self.processor_check(money)
+        problem = self.processor_check(money.rounded())
         if problem:
             self.error(entry, sub, problem,
                        f"write a price the `{self.processor}` processor can charge")  # fmt: skip
