@@ -118,26 +118,28 @@ def test_a_run_that_gives_up_a_delivery_exits_4(demo: Path):
     assert codes == [0] * 7 + [Exit.PARTIAL], codes
     payload = json.loads(result.stdout)
     assert payload["notifications"]["failed"] >= 1
-    assert payload["failed"] == {"subscriptions": 0,
-                                 "deliveries": payload["notifications"]["failed"]}  # fmt: skip
+    assert payload["failures"] == {"subscriptions": 0,
+                                   "deliveries": payload["notifications"]["failed"]}  # fmt: skip
+    assert payload["failed"] == []  # every subscription was billed
     text = run("--config", str(demo), "run", "--until", on)
     assert text.exit_code == 0  # given up already: nothing more failed in this run
 
 
-def test_a_run_with_subscriptions_it_could_not_bill_exits_4(demo: Path, monkeypatch):
-    from abonnement.operations import billing
+def test_a_run_with_subscriptions_it_could_not_bill_exits_4(demo: Path):
+    # a stored quantity no invoice can hold: the run sets the subscription aside
+    assert run("--config", str(demo), "apply", "--as-of", "2026-11-20").exit_code == 0
+    from abonnement.plugins.storage.sql import SqlStorage
 
-    real = billing.apply_and_bill
-
-    def failing(*args, **kwargs):
-        applied, summary = real(*args, **kwargs)
-        summary.failed = ["ane-coffee"]  # what the run records for a subscription it skipped
-        return applied, summary
-
-    monkeypatch.setattr(billing, "apply_and_bill", failing)
-    result = run("--config", str(demo), "run", "--until", "2026-12-01")
-    assert result.exit_code == 4
-    assert result.stdout.splitlines()[-1] == "not done: 1 subscriptions"
+    with SqlStorage(f"sqlite:///{demo / 'abonnement.db'}").engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE subscription_items SET quantity = 1000000000000")
+    result = run("--config", str(demo), "run", "--until", "2026-12-01", "--json")
+    assert result.exit_code == Exit.PARTIAL
+    payload = json.loads(result.stdout)
+    assert payload["failures"] == {"subscriptions": 1, "deliveries": 0}
+    assert [f["id"] for f in payload["failed"]] == ["ane-coffee"]
+    text = run("--config", str(demo), "-q", "run", "--until", "2026-12-01")
+    assert text.exit_code == 4
+    assert text.stderr.startswith("1 subscription not billed (set aside; the next run tries")
 
 
 def _log(result) -> list[dict]:

@@ -61,8 +61,18 @@ def apply(app: App, prorate: bool, prune: bool, as_of: Any, as_json: bool) -> No
 
 
 @click.command("run")
-@click.option("--as-of", "as_of", type=DATE, help="Everything due up to this date (default today).")
-@click.option("--until", type=DATE, help="Same as --as-of: replay every billing event up to it.")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=DATE,
+    help="Apply on this date, then bill everything due up to it (default today).",
+)
+@click.option(
+    "--until",
+    type=DATE,
+    help="Bill everything due up to this date, from where the database's timeline "
+    "stands (the date the last run reached; the apply is dated there).",
+)
 @click.option("--dry-run", is_flag=True, help="Write nothing; show what would be issued.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option(
@@ -78,9 +88,13 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
                 workers: int, as_json: bool) -> None:  # fmt: skip
     """The billing run: every due event up to the date, in date order.
 
-    Declared subscriptions are applied first (as `abonnement apply` does). Exits 4 when the
-    run finished but something could not be billed or a message could not be delivered
-    (`failed` in the output says what)."""
+    Declared subscriptions are applied first (as `abonnement apply` does). With a date the
+    run reads no clock: the same config, database and date give the same result any day.
+    A subscription whose billing fails is set aside and named; the others are billed, and
+    the next run tries it again. Charges the processor did not answer stay pending and are
+    asked about on the next run. Exits 4 when the run finished but a subscription could not
+    be billed or a message was given up (`failures` counts them, `failed` names the
+    subscriptions)."""
     from abonnement.views import invoice_json
 
     if as_of and until:
@@ -88,7 +102,8 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
     if workers > 1 and dry_run:
         raise click.UsageError("a dry run uses one worker")
     ctx = app.context
-    apply_on = day_or_today(app, as_of)
+    # --until: the apply is dated where the timeline stands (the operation reads it)
+    apply_on = None if until else day_or_today(app, as_of)
     until_day = day(until) or apply_on
     options: dict[str, Any] = {"apply_on": apply_on, "dry_run": dry_run,
                                "batch_size": batch_size, "workers": workers}  # fmt: skip
@@ -105,52 +120,51 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
         "invoice_count": summary.invoice_count, "totals": totals,
         "status_changes": summary.status_changes, "applied": result.applied.as_json(),
         "payments": summary.payments,
+        "failed": [{"id": sub_id, "message": error} for sub_id, error in summary.failed],
     }  # fmt: skip
+    if summary.processor_error:
+        payload["processor_error"] = summary.processor_error
     if dry_run:
         payload["invoices"] = [invoice_json(i) for i in result.invoices]
     else:
         payload["notifications"] = result.notifications
     failed = run_failures(result)
-    payload["failed"] = failed
+    payload["failures"] = failed
     if as_json:
         echo_json(payload)
     else:
-        verb = "would issue" if dry_run else "issued"
-        money = ", ".join(f"{v} {c}" for c, v in totals.items()) or "nothing"
-        charges = ", ".join(f"{n} {status}" for status, n in sorted(summary.payments.items()))
-        click.echo(f"up to {until_day}: {verb} {summary.invoice_count} invoices ({money})"
-                   + (f"; payments: {charges}" if charges else ""))  # fmt: skip
-        if any(failed.values()):
-            click.echo("not done: " + ", ".join(f"{n} {what.replace('_', ' ')}"
-                                                for what, n in failed.items() if n))  # fmt: skip
-    if any(failed.values()):
+        _say_run(summary, until_day, totals, dry_run)
+        if failed["deliveries"]:
+            click.echo(f"{failed['deliveries']} messages given up", err=True)
+    if any(failed.values()):  # after the summary: the rest was billed and delivered
         click.get_current_context().exit(Exit.PARTIAL)
 
 
-def _count(value: Any) -> int:
-    """A failure count however it is kept: a number, or a collection of what failed."""
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    try:
-        return len(value)
-    except TypeError:
-        return 0
+def _say_run(summary: Any, until: Any, totals: dict[str, str], dry_run: bool) -> None:
+    verb = "would issue" if dry_run else "issued"
+    money = ", ".join(f"{v} {c}" for c, v in totals.items()) or "nothing"
+    charges = ", ".join(f"{n} {status}" for status, n in sorted(summary.payments.items()))
+    click.echo(f"up to {until}: {verb} {summary.invoice_count} invoices ({money})"
+               + (f"; payments: {charges}" if charges else ""))  # fmt: skip
+    awaiting = summary.payments.get("awaiting", 0)
+    if awaiting:
+        click.echo(f"{awaiting} {'charge awaits' if awaiting == 1 else 'charges await'} the "
+                   f"processor's answer ({summary.processor_error}); left pending, asked "
+                   "again on the next run")  # fmt: skip
+    if summary.failed:
+        noun = "subscription" if len(summary.failed) == 1 else "subscriptions"
+        click.echo(f"{len(summary.failed)} {noun} not billed (set aside; the next run tries "
+                   "again):", err=True)  # fmt: skip
+        for sub_id, error in summary.failed:
+            click.echo(f"  {sub_id}: {error}", err=True)
 
 
 def run_failures(result: billing.RunResult) -> dict[str, int]:
-    """What a run could not do: ``subscriptions`` it could not bill (the summary's
+    """How much a run could not do: ``subscriptions`` set aside unbilled (the summary's
     ``failed``) and ``deliveries`` given up (the notifications' ``failed``). Either > 0 makes
     the run exit 4 (``Exit.PARTIAL``)."""
-    # read defensively: the run's record of failures grows (outages, instances) — whichever
-    # of the places holds a count, the largest is what could not be done
-    subscriptions = max(_count(getattr(result.summary, "failed", None)),
-                        _count(getattr(result, "failed", None)))  # fmt: skip
-    deliveries = max(_count((result.notifications or {}).get("failed")),
-                     _count(getattr(result.summary, "failed_deliveries", None)),
-                     _count(getattr(result, "failed_deliveries", None)))  # fmt: skip
-    return {"subscriptions": subscriptions, "deliveries": deliveries}
+    return {"subscriptions": len(result.summary.failed),
+            "deliveries": (result.notifications or {}).get("failed", 0)}  # fmt: skip
 
 
 @click.command()

@@ -51,8 +51,8 @@ _EXIT_TEXT = {
     "`fmt --check`), a state that refuses the command",
     Exit.USAGE: "usage: an unknown command or option, a bad option value",
     Exit.NOT_FOUND: "not found: a subscription, invoice, contact… named on the command line",
-    Exit.PARTIAL: "partial: `run` finished, but a subscription could not be billed or a "
-    "message was given up (`failed` in its output)",
+    Exit.PARTIAL: "partial: `run` finished, but a subscription could not be billed (set "
+    "aside; the next run tries again) or a message was given up (`failures` in its output)",
 }
 
 

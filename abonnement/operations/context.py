@@ -45,23 +45,16 @@ class Context:
 
     @cached_property
     def processor(self) -> Any:
-        """The configured payment processor plugin, with its own settings block. The test
-        processor's ledger is a file of the project: a relative path (and the default,
-        ``test-processor-ledger.db``) is in the config directory, beside the default database,
-        whatever directory a command runs from."""
+        """The configured payment processor plugin, with its own settings block plus
+        ``config_dir`` (relative paths of its settings) and ``data_dir``: the folder where it
+        may keep files of this database's — the SQLite database's own folder, else the config
+        folder (never the working directory)."""
         settings = self.catalog.settings
         cls = self.plugins.processors[settings.processor]
-        options = dict(settings.plugin_settings.get(f"payments.{settings.processor}", {}))
-        if settings.processor == "test":
-            from abonnement.config.paths import escapes
-            from abonnement.plugins.processors.test import DEFAULT_LEDGER
-
-            ledger = str(options.get("ledger", DEFAULT_LEDGER))
-            # ":memory:", an absolute path, and one that climbs out (the processor refuses
-            # it, quoting it as written) go as they are
-            if ledger != ":memory:" and not Path(ledger).is_absolute() and not escapes(ledger):
-                options["ledger"] = str(self.config_dir / ledger)
-        return cls(options)
+        own = dict(settings.plugin_settings.get(f"payments.{settings.processor}", {}))
+        folder = getattr(self.storage, "directory", None) or self.config_dir
+        return cls({**own, "config_dir": str(Path(self.config_dir).absolute()),
+                    "data_dir": str(Path(folder).absolute())})  # fmt: skip
 
     def notifiers(self) -> dict[str, Any]:
         """The configured notifiers by name, each built with its settings block and
