@@ -142,9 +142,10 @@ def apply_and_bill(
     applied = apply_declared(ctx, apply_on, prorate=prorate)
     summary = None
     waiting = min(applied.deferred.values(), default=None)
-    while waiting is not None and apply_on <= waiting <= until:
+    while waiting is not None and waiting <= until:
         summary = _merged(summary, bill(ctx, waiting, **options), later=True)
-        again = apply_declared(ctx, waiting, prorate=prorate)
+        # dated the day that payment was billed, or this run's apply date if that is later
+        again = apply_declared(ctx, max(waiting, apply_on), prorate=prorate)
         applied.merge(again)
         later = min(again.deferred.values(), default=None)
         waiting = later if later is not None and later > waiting else None

@@ -68,6 +68,11 @@ class StripeStub(BaseHTTPRequestHandler):
         intent = {"id": intent_id, "object": "payment_intent", "amount": int(form["amount"]),
                   "currency": form["currency"], "status": status,
                   "metadata": {"abonnement_key": form["metadata[abonnement_key]"]}}  # fmt: skip
+        if method == "pm_gone":  # a payment method deleted on Stripe's side
+            error = {"type": "invalid_request_error", "code": "resource_missing",
+                     "message": "No such PaymentMethod: 'pm_gone'", "param": "payment_method"}  # fmt: skip
+            self._send(400, {"error": error})
+            return
         if method in DECLINES:
             intent["status"] = "requires_payment_method"
             error = {"type": "card_error", "code": "card_declined",
@@ -442,3 +447,32 @@ def test_a_processor_outage_leaves_the_charge_pending_and_the_next_run_charges_o
     assert [i["status"] for i in s.invoices("bob-coffee")] == ["paid"]
     charges = [r for r in StripeStub.requests if r.get("form")]
     assert [(r["path"], r["form"]["amount"]) for r in charges] == [("/v1/payment_intents", "2500")]
+
+
+def test_payment_methods_stripe_refuses_fail_alone_and_everyone_else_is_charged(
+    stripe_api, tmp_path
+):
+    # A 400 about one request (a deleted payment method) used to count as Stripe being down:
+    # after three of them in a row the run stopped charging anyone, every run, exit code 0.
+    gone = "".join(
+        f"""\
+  - id: gone-{n}
+    contact: bob
+    start: 2026-12-01
+    items: [{{product: coffee-1kg, quantity: 1}}]
+    collection: {{mode: automatic, method: saved, payment_method: bob-gone}}
+"""
+        for n in range(1, 4)
+    )
+    s, _ = _stripe_scenario(tmp_path, stripe_api, gone + BOB_AND_ANE.split("  - id: ane")[0])
+    config = s.config / "abonnement.yaml"
+    config.write_text(config.read_text().replace(
+        "      - {id: bob-visa, type: card, token: pm_visa}\n",
+        "      - {id: bob-visa, type: card, token: pm_visa}\n"
+        "      - {id: bob-gone, type: card, token: pm_gone}\n"))  # fmt: skip
+    summary = s.cli("run", "--until", "2026-12-01")
+    assert summary["payments"] == {"failed": 3, "succeeded": 1}
+    assert [p["status"] for p in s.payments("bob-coffee")] == ["succeeded"]
+    for n in range(1, 4):
+        (payment,) = s.payments(f"gone-{n}")
+        assert (payment["status"], payment["failure_code"]) == ("failed", "resource_missing")
