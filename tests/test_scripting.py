@@ -128,15 +128,21 @@ def test_a_run_that_gives_up_a_delivery_exits_4(demo: Path):
 def test_a_run_with_subscriptions_it_could_not_bill_exits_4(demo: Path):
     # a stored quantity no invoice can hold: the run sets the subscription aside
     assert run("--config", str(demo), "apply", "--as-of", "2026-11-20").exit_code == 0
+    created = run("--config", str(demo), "subscriptions", "create", "--id", "bob-coffee",
+                  "--contact", "bob", "--item", "coffee-1kg", "--as-of", "2026-11-20",
+                  "--start", "2026-12-01")  # fmt: skip
+    assert created.exit_code == 0, created.output
     from abonnement.plugins.storage.sql import SqlStorage
 
     with SqlStorage(f"sqlite:///{demo / 'abonnement.db'}").engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE subscription_items SET quantity = 1000000000000")
+        conn.exec_driver_sql("UPDATE subscription_items SET quantity = 1000000000000 "
+                             "WHERE subscription_id = 'bob-coffee'")  # fmt: skip
     result = run("--config", str(demo), "run", "--until", "2026-12-01", "--json")
     assert result.exit_code == Exit.PARTIAL
     payload = json.loads(result.stdout)
     assert payload["failures"] == {"subscriptions": 1, "deliveries": 0}
-    assert [f["id"] for f in payload["failed"]] == ["ane-coffee"]
+    assert [f["id"] for f in payload["failed"]] == ["bob-coffee"]
+    assert payload["invoice_count"] == 1  # ane-coffee's
     text = run("--config", str(demo), "-q", "run", "--until", "2026-12-01")
     assert text.exit_code == 4
     assert text.stderr.startswith("1 subscription not billed (set aside; the next run tries")
