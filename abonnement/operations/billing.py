@@ -151,7 +151,7 @@ def apply_and_bill(
         waiting = later if later is not None and later > waiting else None
     summary = _merged(summary, bill(ctx, until, **options), later=True)
     # a declaration no apply can make is left as it was and named, like a subscription whose
-    # billing failed: the others are billed, the run exits 1
+    # billing failed: the others are billed, the run exits 4 (partial)
     summary.failed += [(sub_id, why) for sub_id, why in sorted(applied.refused.items())
                        if sub_id not in {f[0] for f in summary.failed}]  # fmt: skip
     return applied, summary
