@@ -108,7 +108,7 @@ def invoices_pay(app: App, number: str, amount: str | None, method: str, card: s
     on = day_or_today(app, as_of)
     if card:
         result = payments.pay_online(app.context, number, card, on)
-        payload = {**result, "amount_paid": str(result["amount_paid"])}
+        payload = {**result, "amount_paid": result["amount_paid"].format_amount()}
         echo_json(payload) if as_json else click.echo(f"{number}: paid")
         return
     try:
@@ -116,7 +116,7 @@ def invoices_pay(app: App, number: str, amount: str | None, method: str, card: s
     except InvalidOperation:
         raise click.BadParameter(f"{amount!r} is not an amount", param_hint="--amount") from None
     result = payments.pay_invoice(app.context, number, on, amount=value, method=method)
-    payload = {**result, "amount_paid": str(result["amount_paid"])}
+    payload = {**result, "amount_paid": result["amount_paid"].format_amount()}
     if as_json:
         echo_json(payload)
         return

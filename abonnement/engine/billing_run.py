@@ -28,13 +28,15 @@ from abonnement.engine.context import buyer_records
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
+from abonnement.engine.ports import BillingStore, CollectionStore
 from abonnement.engine.status import PaymentStatus
-from abonnement.engine.subscriptions import Subscription, step
+from abonnement.engine.subscriptions import Subscription, scheduled, step
 from abonnement.engine.taxes import AutomaticTax
 from abonnement.errors import ProcessorTimeout
 
 __all__ = [
     "BillingStore",
+    "RunStore",
     "RunSummary",
     "charge_once",
     "collect",
@@ -43,26 +45,8 @@ __all__ = [
 ]
 
 
-class BillingStore(Protocol):
-    """What the billing run needs from storage (the SQLAlchemy plugin provides it)."""
-
-    def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
-        """The earliest day on or before ``until`` with work: a subscription event, or (with
-        ``collections``) a charge to make or a debit to check."""
-
-    def process_due(
-        self, day: date, limit: int, work: Callable[[Sequence[Subscription]], tuple],
-        number_format: str, *, collect: bool = False,
-    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:  # fmt: skip
-        """In one transaction: claim up to ``limit`` subscriptions with an event on ``day``
-        (skipping any another worker holds), let ``work`` step them into (subscriptions,
-        invoice drafts, events), store those with gap-free invoice numbers. With ``collect``,
-        invoices to charge on ``day`` get their first attempt written ``pending`` in the same
-        transaction. Returns how many were claimed, the new numbers, their drafts and those
-        attempts (to charge once this has committed)."""
-
-    def busy_on(self, day: date) -> bool:
-        """Whether subscriptions with an event on ``day`` remain (held by another worker)."""
+class RunStore(BillingStore, CollectionStore, Protocol):
+    """What a billing run needs of storage: its claim loop and, to charge, the collections."""
 
 
 _NOTHING = Decimal(0)
@@ -177,7 +161,7 @@ def _collect_day(store: Any, processor: ProcessorPort, day: date, settings: Sett
 
 
 def run_billing(
-    store: BillingStore,
+    store: RunStore,
     catalog: Catalog,
     rules: Sequence[Any],
     until: date,
@@ -200,6 +184,11 @@ def run_billing(
     summary = RunSummary(until, keep_invoices=keep_invoices)
     settings = catalog.settings
     records_cache: dict[str, Mapping[str, Any]] = {}
+    lead = settings.reminder_lead
+    # Stored next event dates computed with another reminder lead (settings changed since)
+    # are computed again first: a reminder now due must be claimed on its day.
+    while store.reschedule(lead, batch_size, lambda subs: [scheduled(s, lead) for s in subs]):
+        pass
     if processor is not None:
         summary.count(reconcile(store, processor, settings))
 
@@ -208,7 +197,8 @@ def run_billing(
         drafts: list[InvoiceDraft] = []
         events: list[Event] = []
         for sub in batch:
-            result = step(sub)
+            # a claim goes by the stored date; the step by the settings (and never past it)
+            result = step(scheduled(sub, lead), day)
             if result.periods:
                 # what buyer_records reads of the subscription: the records of one buyer
                 charged = sub.collection_mode == "automatic" and sub.payment_token

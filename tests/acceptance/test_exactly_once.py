@@ -84,10 +84,10 @@ def test_a_killed_run_then_a_rerun_charges_every_invoice_once(tmp_path, trial):
     store = SqlStorage(url)
     invoices = store.invoices()
     assert len(invoices) == N  # one December invoice per subscription, none twice
-    assert {i["status"] for i in invoices} == {"paid"}
+    assert {i.status for i in invoices} == {"paid"}
     with sqlite3.connect(ledger) as db:
         charges = db.execute("SELECT key FROM charges WHERE status = 'succeeded'").fetchall()
     per_invoice = Counter(key.split("/")[0] for (key,) in charges)
-    assert sorted(per_invoice) == sorted(i["number"] for i in invoices)
+    assert sorted(per_invoice) == sorted(i.number for i in invoices)
     assert set(per_invoice.values()) == {1}  # charged exactly once, whatever the kill hit
-    assert not [p for p in store.payments() if p["status"] == "pending"]
+    assert not [p for p in store.payments() if p.status == "pending"]

@@ -1,0 +1,118 @@
+"""The billing run's claim loop in SQL: due subscriptions claimed in batches, what the engine
+made of them written back in the same transaction.
+
+The claim is one compiled statement per batch: rows of ``SUBSCRIPTION_COLUMNS`` by
+``next_event_on`` and id, and on PostgreSQL ``FOR UPDATE SKIP LOCKED`` so concurrent workers
+share a day. Writes are batched executemany statements (``rows.Codec``): stepped subscriptions
+(only the columns a step changes), events, then invoices — numbered last, because the counter
+row stays locked until commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+
+from sqlalchemy import Connection, bindparam, func, select
+
+from abonnement.engine.collection import Attempt
+from abonnement.engine.events import Event
+from abonnement.engine.invoicing import InvoiceDraft
+from abonnement.engine.outcomes import charged_now, first_attempts
+from abonnement.engine.ports import StepWork
+from abonnement.engine.subscriptions import Subscription
+from abonnement.plugins.storage import tables as t
+from abonnement.plugins.storage.database import Database
+from abonnement.plugins.storage.invoices import Invoices
+from abonnement.plugins.storage.payments import Payments
+from abonnement.plugins.storage.rows import SUBSCRIPTION_COLUMNS, fetch, insert_events, raw_select
+from abonnement.plugins.storage.subscriptions import STEPPED, Subscriptions
+
+__all__ = ["BillingRun"]
+
+_S = t.subscriptions.c
+# the billing run's claim, built once (it claims thousands of batches)
+_DUE = (raw_select(t.subscriptions, SUBSCRIPTION_COLUMNS)
+        .where(_S.next_event_on == bindparam("day"))
+        .order_by(_S.id).limit(bindparam("n")))  # fmt: skip
+_DUE_UNCLAIMED = _DUE.with_for_update(skip_locked=True)  # what no other worker holds
+
+
+class BillingRun:
+    """What ``engine.billing_run`` asks of one ``Database``, written through the other
+    repositories' writers."""
+
+    def __init__(
+        self, db: Database, subscriptions: Subscriptions, invoices: Invoices, payments: Payments
+    ):
+        self.db = db
+        self.subscriptions = subscriptions
+        self.invoices = invoices
+        self.payments = payments
+
+    def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
+        """The earliest day on or before ``until`` with billing (or collection) work."""
+        with self.db.tx() as conn:
+            first = conn.execute(
+                select(func.min(_S.next_event_on)).where(_S.next_event_on <= until)
+            ).scalar()
+        days = (first, self.payments.earliest_collection(until) if collections else None)
+        return min((d for d in days if d is not None), default=None)
+
+    def count_due(self, until: date) -> int:
+        with self.db.tx() as conn:
+            return conn.execute(select(func.count()).where(_S.next_event_on <= until)).scalar_one()
+
+    def busy_on(self, day: date) -> bool:
+        with self.db.tx() as conn:
+            return conn.execute(select(func.count()).where(
+                _S.next_event_on == day)).scalar_one() > 0  # fmt: skip
+
+    def process_due(
+        self, day: date, limit: int, work: StepWork, number_format: str, *, collect: bool = False
+    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:
+        with self.db.tx() as conn:
+            # On PostgreSQL, concurrent workers skip the rows another one has claimed;
+            # SQLite has one writer at a time (and one worker).
+            claim = _DUE if self.db.sqlite else _DUE_UNCLAIMED
+            subs = self.subscriptions.decode(conn, fetch(conn, claim, {"day": day, "n": limit}))
+            if not subs:
+                return 0, [], [], []
+            updated, drafts, events = work(subs)
+            numbers, attempts = self._write(conn, updated, drafts, events, number_format,
+                                            charge_on=day if collect else None)  # fmt: skip
+        return len(subs), numbers, list(drafts), attempts
+
+    def commit(
+        self, subscriptions: Sequence[Subscription], invoices: Sequence[InvoiceDraft],
+        events: Sequence[Event], number_format: str,
+    ) -> list[str]:  # fmt: skip
+        """Store stepped subscriptions, their invoices and events in one transaction."""
+        with self.db.tx() as conn:
+            return self._write(conn, subscriptions, invoices, events, number_format)[0]
+
+    def _write(
+        self, conn: Connection, subscriptions: Sequence[Subscription],
+        drafts: Sequence[InvoiceDraft], events: Sequence[Event], number_format: str,
+        charge_on: date | None = None,
+    ) -> tuple[list[str], list[Attempt]]:  # fmt: skip
+        """Stepped subscriptions, their events and invoices; with ``charge_on``, invoices to
+        charge that day get their first attempt written ``pending`` too (returned, to charge
+        once this commits)."""
+        # a step moves only its own state: no need to re-encode properties and settings
+        self.subscriptions.update(conn, subscriptions, STEPPED)
+        insert_events(self.db.codec, conn, events)
+        # Numbers last: the counter row stays locked until commit (gap-free numbering
+        # serializes workers), so everything that needs no number is written first.
+        charged = charged_now(drafts, charge_on)
+        if not any(charged):
+            return self.invoices.insert(conn, drafts, number_format), []
+        # no one else may claim them before they are charged
+        drafts = [replace(d, collect_on=None) if c else d
+                  for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
+        numbers = self.invoices.insert(conn, drafts, number_format)
+        attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
+                                  charge_on)  # type: ignore[arg-type]  # fmt: skip
+        self.payments.insert_attempts(conn, attempts)
+        return numbers, attempts
