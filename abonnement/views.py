@@ -118,6 +118,8 @@ def invoice_json(invoice: InvoiceRecord) -> dict[str, Any]:
         "fee_total": _amount(invoice.fee_total, currency),
         "tax_total": _amount(invoice.tax_total, currency),
         "total": _amount(invoice.total, currency),
+        # what the total is before tax (prices that include tax have it taken out)
+        "total_excluding_tax": _amount(invoice.total - invoice.tax_total, currency),
         "amount_paid": _amount(invoice.amount_paid, currency),
         "amount_due": _amount(invoice.amount_due, currency),
         "lines": lines,

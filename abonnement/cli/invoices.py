@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -111,16 +110,39 @@ def invoices_pay(app: App, number: str, amount: str | None, method: str, card: s
         payload = {**result, "amount_paid": result["amount_paid"].format_amount()}
         echo_json(payload) if as_json else click.echo(f"{number}: paid")
         return
-    try:
-        value = Decimal(amount) if amount else None
-    except InvalidOperation:
-        raise click.BadParameter(f"{amount!r} is not an amount", param_hint="--amount") from None
-    result = payments.pay_invoice(app.context, number, on, amount=value, method=method)
+    result = payments.pay_invoice(app.context, number, on, amount=amount, method=method)
     payload = {**result, "amount_paid": result["amount_paid"].format_amount()}
     if as_json:
         echo_json(payload)
         return
     click.echo(f"{number}: {payload['status']} (paid {payload['amount_paid']})")
+
+
+@invoices.command("pay-link")
+@click.argument("number")
+@as_of_option
+@json_option
+@click.pass_obj
+def invoices_pay_link(app: App, number: str, as_of: Any, as_json: bool) -> None:
+    """A signed, single-use link for the buyer to pay an open invoice online."""
+    result = payments.pay_link(app.context, number, day_or_today(app, as_of))
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"{result['url']} (valid through {result['expires_at']})")
+
+
+@invoices.command("pay-through-link")
+@click.argument("token")
+@click.option("--card", required=True, help="The card token to pay with.")
+@as_of_option
+@json_option
+@click.pass_obj
+def invoices_pay_through_link(app: App, token: str, card: str, as_of: Any, as_json: bool) -> None:
+    """Pay an invoice through its pay link (what the buyer's pay page does)."""
+    result = payments.pay_through_link(app.context, token, card, day_or_today(app, as_of))
+    payload = {**result, "amount_paid": result["amount_paid"].format_amount()}
+    echo_json(payload) if as_json else click.echo(f"{result['number']}: paid")
 
 
 COMMANDS = (invoices,)

@@ -36,10 +36,16 @@ def init(directory: Path, example: str) -> None:
 @click.pass_obj
 def validate(app: App, fmt: str) -> None:
     """Load and check the config; print a summary line, or every error."""
+    from abonnement.operations.queries import template_problems
+
     try:
         catalog = app.config.catalog
     except ConfigError as exc:
         print_problems(exc.problems, fmt)
+        sys.exit(1)
+    problems = template_problems(app.context)
+    if problems:
+        print_problems(problems, fmt)
         sys.exit(1)
     if fmt == "json":
         print_problems([], "json")

@@ -4,6 +4,7 @@ declared subscription, custom-property values, names of installed plugins."""
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -488,8 +489,25 @@ def _rule_files(b: Builder, entries: list[Entry], settings: c.Settings | None) -
     if not settings or not entries:
         return ()
     found: list[str] = []
+    root = b.root.resolve()
     for i, pattern in enumerate(settings.rules):
-        matches = sorted(p for p in b.root.glob(pattern) if p.is_file())
+        if Path(pattern).is_absolute():  # written on purpose: it may be anywhere
+            matches = sorted(p for p in map(Path, glob.glob(pattern)) if p.is_file())
+        else:
+            try:
+                matches = sorted(p for p in b.root.glob(pattern) if p.is_file())
+            except ValueError as exc:  # an empty or malformed pattern
+                b.error(entries[0], ("rules", i), f"bad rule file pattern `{pattern}`: {exc}")
+                continue
+            outside = [p for p in matches if not p.resolve().is_relative_to(root)]
+            if outside:
+                b.error(
+                    entries[0],
+                    ("rules", i),
+                    f"`{pattern}` reaches outside the config directory ({outside[0]})",
+                    "relative paths stay inside it; write an absolute path if you mean it",
+                )
+                continue
         if not matches:
             b.error(
                 entries[0],

@@ -36,6 +36,10 @@ class PluginNames:
     rule_functions: Mapping[str, RuleFunction] = field(default_factory=dict)
     # processor name → why it cannot charge an amount as written (None: it can)
     representable: Mapping[str, Callable[[Money], str | None]] = field(default_factory=dict)
+    # notifier name → why its settings block must not be used (a password sent in the clear)
+    notifier_problems: Mapping[str, Callable[[Mapping[str, Any]], list[str]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,11 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         dotted: raw.get(dotted.split(".")[0], {}).get(dotted.split(".")[1], {})
         for dotted in b.plugins.settings_schemas
     }
+    for name in notifiers:
+        check = b.plugins.notifier_problems.get(name)
+        block = plugin_settings.get(f"notifications.{name}", {})
+        for message in check(block) if check else ():
+            b.error(entry, ("notifications", name), f"the {name} notifier: {message}")
     return c.Settings(
         account=raw["account"],
         currencies=currencies,

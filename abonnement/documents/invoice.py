@@ -100,6 +100,9 @@ def _context(
         "period_last_day": invoice.period_end - timedelta(days=1) if invoice.period_end else None,
         "terms_days": terms,
         "amount_due": due,
+        # prices that include their tax: the totals then show the amount excluding tax, so
+        # that it and the tax add up to the total
+        "tax_included": any(a.kind == "tax" and a.inclusive for a in invoice.adjustments),
         "pay_url": settings.invoices.pay_url.format(number=invoice.number)
         if invoice.status == InvoiceStatus.OPEN and due
         else None,

@@ -7,15 +7,15 @@ and the rule set; numbering happens when the invoice is stored (gap-free, in one
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 
 from abonnement.engine.catalog import Catalog, InvoiceSettings, Settings
-from abonnement.engine.context import billing_context, line_record, owner_context
+from abonnement.engine.context import billing_context, buyer_records, line_record, owner_context
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
 from abonnement.engine.pricing import LineInput, PricedInvoice, price_invoice
@@ -30,6 +30,7 @@ __all__ = [
     "draft_invoice",
     "line_inputs",
     "payment_received",
+    "period_line_prices",
 ]
 
 
@@ -159,35 +160,25 @@ def draft_invoice(
     key = priced = location = None
     if taxes is not None:
         location = buyer_location(records, sub.invoice_settings.get("billing_address"))
+
+    def context() -> dict[str, Any]:
+        return billing_context(sub, period, records, settings, with_mrr=with_mrr,
+                               with_subtotal=with_subtotal, recurring=recurring)  # fmt: skip
+
     if memo is not None and not sub.pending:  # prorated lines are one-offs: never remembered
         if not memo.records_only:
-            ctx = billing_context(
-                sub,
-                period,
-                records,
-                settings,
-                with_mrr=with_mrr,
-                with_subtotal=with_subtotal,
-                recurring=recurring,
-            )
+            ctx = context()
         key = memo.key(sub, period.index, records if ctx is None else ctx)
         if key is not None and taxes is not None:
             key = (key, location)  # the provider's rates follow the buyer's location
         priced = memo.priced.get(key) if key is not None else None
     if priced is None:
-        lines = line_inputs(sub.items + sub.pending if sub.pending else sub.items, catalog)
+        lines = line_inputs(sub.items, catalog)
+        if sub.pending:  # proration lines: already discounted, their line fees included
+            lines += [replace(line, prorated=True) for line in line_inputs(sub.pending, catalog)]
         priced = price_invoice(
             lines,
-            ctx
-            or billing_context(
-                sub,
-                period,
-                records,
-                settings,
-                with_mrr=with_mrr,
-                with_subtotal=with_subtotal,
-                recurring=recurring,
-            ),
+            ctx or context(),
             rules,
             currency=sub.currency,
             payments_made=period.index,
@@ -213,6 +204,30 @@ def draft_invoice(
         if sub.collection_mode == "automatic" and sub.payment_token
         else None,
     )
+
+
+def period_line_prices(
+    catalog: Catalog, rules: Sequence[Any], *, recurring: Any = None
+) -> Callable[[Subscription, int], list[Money]]:
+    """``edits.LinePrices`` by the account's pricing: each item of a subscription priced as
+    the invoice of period ``index`` prices it (``rules``: the pricing rules; the buyer's
+    records from the catalog) — its amount after every discount that applies in that period
+    (unit, line and its share of invoice discounts, by their durations) plus its line fees,
+    before tax. Pending proration lines are left out."""
+
+    def prices(sub: Subscription, index: int) -> list[Money]:
+        start = sub.date_of(index)
+        period = Period(index, start, sub.date_of(index + 1), start, start)
+        before = replace(sub, next_index=index, pending=())  # as the period's invoice saw it
+        priced = draft_invoice(before, period, buyer_records(catalog, sub), rules, catalog,
+                               recurring=recurring).priced  # fmt: skip
+        out = []
+        for line in priced.lines:
+            amount = line.discounted if line.discounted is not None else line.amount
+            out.append(sum((fee.amount for fee in line.fees), amount))
+        return out
+
+    return prices
 
 
 def payment_received(number: str, status: str, total: Decimal, paid: Decimal) -> InvoiceStatus:

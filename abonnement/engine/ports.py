@@ -4,7 +4,8 @@ A storage plugin (``abonnement_open_storage``) returns an object with these meth
 built-in one is ``plugins/storage/sql.py``. Grouped by concern, each a ``Protocol``:
 ``SubscriptionStore``, ``BillingStore`` (the run's claim loop), ``CollectionStore`` (payment
 attempts), ``InvoiceStore`` (invoices, payments outside the run), ``OutboxStore`` (events and
-deliveries), ``DeclaredStore`` (config as code) and ``SchemaStore`` (transactions, schema);
+deliveries), ``DeclaredStore`` (config as code), ``LinkStore`` (buyer links used once) and
+``SchemaStore`` (the database, transactions, schema);
 ``Storage`` is all of them.
 
 Values in, values out: subscriptions, invoice drafts, events and attempts are the engine's
@@ -28,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from abonnement.engine.analytics import History
@@ -51,6 +53,7 @@ __all__ = [
     "DeclaredStore",
     "Finished",
     "InvoiceStore",
+    "LinkStore",
     "OutboxStore",
     "SchemaStore",
     "StepWork",
@@ -304,6 +307,19 @@ class DeclaredStore(Protocol):
 
 
 @runtime_checkable
+class LinkStore(Protocol):
+    """Buyer links (update and pay) that work once."""
+
+    def use_link(self, digest: str, kind: str, subject: str, on: date) -> bool:
+        """Record the use of the link whose signed payload has SHA-256 ``digest`` (``kind``:
+        update | pay; ``subject``: its subscription or invoice): True the first time, False
+        if it was used already — of two uses racing, exactly one gets True."""
+
+    def release_link(self, digest: str) -> None:
+        """Forget a use ``use_link`` recorded (the payment it was for was declined)."""
+
+
+@runtime_checkable
 class SchemaStore(Protocol):
     """The database itself: where it is, its transactions, its schema."""
 
@@ -315,6 +331,11 @@ class SchemaStore(Protocol):
     def concurrent_billing(self) -> bool:
         """Whether several processes may bill at once (``run --workers``): claims skip the
         rows another worker holds."""
+
+    @property
+    def database_file(self) -> Path | None:
+        """The local file the database lives in, or None (a server, memory): buyer links'
+        generated secret is kept beside it (``Context.link_secret``)."""
 
     def dry_run(self) -> AbstractContextManager[None]:
         """Everything inside runs for real in one transaction that is rolled back."""
@@ -334,6 +355,7 @@ class Storage(
     InvoiceStore,
     OutboxStore,
     DeclaredStore,
+    LinkStore,
     SchemaStore,
     Protocol,
 ):

@@ -17,6 +17,7 @@ Two steps, each safe to interrupt and rerun:
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, timedelta
@@ -33,7 +34,7 @@ from abonnement.engine.money import Money
 from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
 from abonnement.engine.ports import Storage
 from abonnement.engine.records import DeliveryRecord, EventRecord, InvoiceRecord, NewDelivery
-from abonnement.engine.status import DeliveryStatus
+from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
 from abonnement.errors import AbonnementError
@@ -160,15 +161,8 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
 
 def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
     """Send every pending delivery due on ``on``; counts of sent, retrying and given up."""
-    store, settings = app.storage, app.catalog.settings
-    # each notifier gets its settings block, and where the config lives (relative paths)
-    base = {"config_dir": str(app.config_dir)}
-    notifiers = {
-        name: app.plugins.notifiers[name](
-            {**base, **settings.plugin_settings.get(f"notifications.{name}", {})}
-        )
-        for name in settings.notifiers
-    }
+    store = app.storage
+    notifiers = app.notifiers()
     # by outcome: sent, given up (failed) and still pending a retry (retrying)
     counts: dict[str, int] = {DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}
     after = ""
@@ -214,8 +208,10 @@ def render_message(
     else:
         amount = Money(period_amounts(sub)[0] if sub else 0, currency)
     update_url = None
-    if ev.type == "payment.failed" and link_secret and sub is not None:
-        _, update_url, _ = link(sub.id, on, settings.update_link_days, link_secret)
+    ended = sub is None or sub.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)
+    if ev.type == "payment.failed" and link_secret and sub is not None and not ended:
+        _, update_url, _ = link("update", sub.id, on, settings.update_link_days, link_secret,
+                                secrets.token_urlsafe(9))  # fmt: skip
     ctx = {
         "account": settings.account,
         "name": contact.name if contact else (sub.contact_id if sub else ""),

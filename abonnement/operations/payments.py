@@ -8,34 +8,60 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from abonnement.engine.money import Money
-from abonnement.engine.status import InvoiceStatus, PaymentStatus
+from abonnement.engine.money import Money, positive_amount
+from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
 from abonnement.errors import CollectionError, InvalidInput, InvalidState, NotFound, PaymentDeclined
 from abonnement.operations.context import Context
 from abonnement.operations.delivery import deliver_due
 
-__all__ = ["pay_invoice", "pay_online", "refund", "retry", "update_link", "update_payment_method"]
+__all__ = [
+    "pay_invoice",
+    "pay_link",
+    "pay_online",
+    "pay_through_link",
+    "refund",
+    "retry",
+    "update_link",
+    "update_payment_method",
+]
+
+# a subscription that has ended takes no new payment method
+_ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)
 
 
 def update_link(ctx: Context, subscription_id: str, on: date) -> dict[str, str]:
-    """A signed link, valid ``settings.update_link_days`` from ``on``, for the buyer to save a
-    new payment method (F17): ``{"token", "url", "expires_at"}``."""
+    """A signed, single-use link, valid ``settings.update_link_days`` from ``on``, for the
+    buyer to save a new payment method (F17): ``{"token", "url", "expires_at"}``.
+    ``NotFound``; ``InvalidState`` for a subscription that has ended."""
     from abonnement.engine.update_links import link
 
-    if ctx.storage.subscription(subscription_id) is None:
+    sub = ctx.storage.subscription(subscription_id)
+    if sub is None:
         raise NotFound("subscription", subscription_id)
+    if sub.status in _ENDED:
+        raise InvalidState(f"subscription {subscription_id} is {sub.status}")
     days = ctx.catalog.settings.update_link_days
-    token, url, expires = link(subscription_id, on, days, ctx.link_secret())
+    token, url, expires = link("update", subscription_id, on, days, ctx.link_secret(), _nonce())
     return {"token": token, "url": url, "expires_at": expires.isoformat()}
 
 
 def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:
     """Through an update link: save the new card and collect every open invoice of the
-    subscription at once, then deliver. ``{"subscription", "collected": [numbers], "status"}``."""
+    subscription at once, then deliver. ``{"subscription", "collected": [numbers], "status"}``.
+
+    The link works once: ``InvalidInput`` if forged or malformed, ``InvalidState`` if expired,
+    used already, or its subscription has ended since. The use is recorded before the card
+    is saved, so two uses racing each other save one card."""
     from abonnement.engine.billing_run import collect
     from abonnement.engine.update_links import verify
 
-    sub_id = verify(token, ctx.link_secret(), on)
+    link = verify(token, ctx.link_secret(), on, "update")
+    sub_id = link.subject
+    sub = ctx.storage.subscription(sub_id)
+    if sub is None or sub.status in _ENDED:
+        raise InvalidState("this update link is no longer valid: the subscription has ended")
+    if not ctx.storage.use_link(link.digest, "update", sub_id, on):
+        raise InvalidState("this update link was already used; ask for a new one")
     ctx.storage.set_payment_method(sub_id, card, "card")
     attempts = ctx.storage.open_invoices(sub_id, on)
     finished = collect(ctx.storage, ctx.processor, attempts, ctx.catalog.settings, on)
@@ -44,6 +70,48 @@ def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict
     return {"subscription": sub_id,
             "collected": [a.invoice_number for a, r, o in finished if o and o.invoice_paid],
             "status": ctx.storage.subscription(sub_id).status}  # fmt: skip
+
+
+def pay_link(ctx: Context, number: str, on: date) -> dict[str, str]:
+    """A signed, single-use link to pay open invoice ``number`` online, valid
+    ``settings.update_link_days`` from ``on`` and no longer once the invoice is settled:
+    ``{"token", "url", "expires_at"}``. ``NotFound``; ``InvalidState`` if not open."""
+    from abonnement.engine.update_links import link
+
+    invoice = ctx.storage.invoice(number)
+    if invoice is None:
+        raise NotFound("invoice", number)
+    if invoice.status != InvoiceStatus.OPEN:
+        raise InvalidState(f"invoice {number} is not open")
+    days = ctx.catalog.settings.update_link_days
+    token, url, expires = link("pay", number, on, days, ctx.link_secret(), _nonce())
+    return {"token": token, "url": url, "expires_at": expires.isoformat()}
+
+
+def pay_through_link(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:
+    """The buyer pays through a pay link with ``card``: as ``pay_online``. The link works
+    once (a declined card leaves it usable for another card); ``InvalidInput`` if forged,
+    ``InvalidState`` if expired, used, or its invoice is settled."""
+    from abonnement.engine.update_links import verify
+
+    link = verify(token, ctx.link_secret(), on, "pay")
+    invoice = ctx.storage.invoice(link.subject)
+    if invoice is None or invoice.status != InvoiceStatus.OPEN:
+        raise InvalidState("this pay link is no longer valid: the invoice is settled")
+    if not ctx.storage.use_link(link.digest, "pay", link.subject, on):
+        raise InvalidState("this pay link was already used")
+    try:
+        return pay_online(ctx, link.subject, card, on)
+    except PaymentDeclined:
+        ctx.storage.release_link(link.digest)  # nothing was paid: the buyer may try another card
+        raise
+
+
+def _nonce() -> str:
+    """What makes each link a use of its own (12 random characters, 72 bits)."""
+    import secrets
+
+    return secrets.token_urlsafe(9)
 
 
 def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any]:
@@ -75,9 +143,10 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
 
 
 def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, Any]:
-    """Give back ``amount`` (text, default: everything not refunded yet) of a succeeded
-    payment; the subscription is left as it is. ``{"invoice", "attempt", "amount",
-    "currency"}``."""
+    """Give back ``amount`` (text or Decimal, default: everything not refunded yet) of a
+    succeeded payment; the subscription is left as it is. ``InvalidInput`` unless the amount
+    is positive, within the currency's minor unit and at most what is left. ``{"invoice",
+    "attempt", "amount", "currency"}``."""
     rows = ctx.storage.payments()
     row = next((p for p in rows if p.id == payment_id), None)
     if row is None:
@@ -87,11 +156,8 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
     refunded = -sum((p.amount.amount for p in rows if p.invoice_number == row.invoice_number
                      and p.status == PaymentStatus.REFUNDED), Decimal(0))  # fmt: skip
     left = row.amount.amount - refunded
-    try:
-        value = Decimal(amount) if amount is not None else left
-    except ArithmeticError:
-        raise InvalidInput(f"{amount!r} is not an amount") from None
-    if not 0 < value <= left:
+    value = left if amount is None else positive_amount(amount, row.currency, "--amount")
+    if not value <= left:
         most = Money(left, row.currency).format_amount()
         raise InvalidInput(f"at most {most} can be refunded for payment {payment_id}")
     money = Money(value, row.currency).rounded()
@@ -133,15 +199,24 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
 
 
 def pay_invoice(
-    ctx: Context, number: str, on: date, *, amount: Decimal | None = None, method: str = "manual"
+    ctx: Context,
+    number: str,
+    on: date,
+    *,
+    amount: Decimal | str | None = None,
+    method: str = "manual",
 ) -> dict[str, Any]:
     """Record a payment made outside the processor (default: the amount due), then deliver.
-    ``{"number", "status", "amount_paid"}`` (``amount_paid`` as ``Money``). ``NotFound`` or
-    ``InvalidState`` (settled)."""
+    ``{"number", "status", "amount_paid"}`` (``amount_paid`` as ``Money``). ``NotFound``,
+    ``InvalidState`` (settled), or ``InvalidInput`` for an amount that is not positive or has
+    more decimals than the invoice's currency."""
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
-    value = Money(amount, invoice.currency) if amount is not None else invoice.amount_due
+    if amount is None:
+        value = invoice.amount_due
+    else:
+        value = Money(positive_amount(amount, invoice.currency, "--amount"), invoice.currency)
     paid = ctx.storage.pay_invoice(number, value, on, method)
     deliver_due(ctx, on)
     return {"number": paid.number, "status": paid.status, "amount_paid": paid.amount_paid}

@@ -82,7 +82,7 @@ def test_db_upgrade_and_an_unmigrated_database(tmp_path):
     with pytest.raises(StorageError, match="run `abonnement db upgrade`"):
         SqlStorage(url)
     result = run("--db", url, "db", "upgrade")
-    assert result.exit_code == 0 and "database at migration 0007" in result.stdout
+    assert result.exit_code == 0 and "database at migration 0009" in result.stdout
     assert SqlStorage(url).subscriptions() == []
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
@@ -99,7 +99,7 @@ def test_upgrading_from_0003_keeps_invoice_lines_and_adjustments(tmp_path):
     with sa.create_engine(url).begin() as conn:
         command.upgrade(alembic_config(conn), "0003")
     old = SqlStorage(url, migrate=False)
-    _insert_before_0007(old, [sub()])
+    _insert_before_0009(old, [sub()])
     day, money = date(2026, 12, 1), Money(Decimal("12.50"), USD)
     priced = price_invoice([LineInput("Thing", 1, money, money, unit_discount=Percent(10))], {},
                            currency=USD)  # fmt: skip
@@ -125,7 +125,7 @@ def test_upgrading_to_0005_links_stored_purchase_invoices_to_their_lines_subscri
     with sa.create_engine(url).begin() as conn:
         command.upgrade(alembic_config(conn), "0004")
     old = SqlStorage(url, migrate=False)
-    _insert_before_0007(old, [sub("p-1"), sub("p-2"), sub("s3")])
+    _insert_before_0009(old, [sub("p-1"), sub("p-2"), sub("s3")])
     day, money = date(2026, 12, 1), Money(Decimal("5.00"), USD)
     priced = price_invoice([LineInput(f"Line {i}", 1, money, money) for i in range(4)], {},
                            currency=USD)  # fmt: skip
@@ -140,8 +140,8 @@ def test_upgrading_to_0005_links_stored_purchase_invoices_to_their_lines_subscri
     assert [i.number for i in new.invoices("s3")] == [renewed]
 
 
-def _insert_before_0007(store: SqlStorage, subs: list[Subscription]) -> None:
-    """Subscriptions written as storage did before 0007 (no reminder lead column)."""
+def _insert_before_0009(store: SqlStorage, subs: list[Subscription]) -> None:
+    """Subscriptions written as storage did before 0009 (no reminder lead column)."""
     from abonnement.plugins.storage.subscriptions import item_rows, subscription_row
 
     rows = [subscription_row(s, "declared") for s in subs]
@@ -279,12 +279,12 @@ def test_sql_storage_keeps_the_storage_contract():
     contract = {
         name: member
         for proto in (ports.SubscriptionStore, ports.BillingStore, ports.CollectionStore,
-                      ports.InvoiceStore, ports.OutboxStore, ports.DeclaredStore,
+                      ports.InvoiceStore, ports.OutboxStore, ports.DeclaredStore, ports.LinkStore,
                       ports.SchemaStore)
         for name, member in vars(proto).items()
         if not name.startswith("_") and (callable(member) or isinstance(member, property))
     }  # fmt: skip
-    assert len(contract) == 47
+    assert len(contract) == 50
     for name, member in contract.items():
         ours = getattr(SqlStorage, name, None)
         assert ours is not None, f"SqlStorage has no {name}"

@@ -28,6 +28,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from abonnement.errors import StorageError
 from abonnement.plugins.storage.rows import Codec
+from abonnement.private_files import create_private
 
 __all__ = ["MIGRATIONS", "Database", "alembic_config", "same"]
 
@@ -76,6 +77,20 @@ class Database:
         fresh = self.sqlite and (
             parsed.database in (None, "", ":memory:") or not Path(parsed.database).exists()
         )
+        # the database file itself, when there is one: buyer links' generated secret sits
+        # beside it (``Context.link_secret``)
+        self.database_file = (
+            Path(parsed.database).resolve()
+            if self.sqlite and parsed.database not in (None, "", ":memory:")
+            else None
+        )
+        if fresh and self.database_file is not None:
+            # customers' data: created readable by its owner only (SQLite gives its -wal and
+            # -shm files the database's own mode)
+            try:
+                create_private(self.database_file)
+            except OSError as exc:
+                raise StorageError(f"cannot create {self.database_file}: {exc.strerror}") from None
         self.engine = create_engine(url)
         # held while charging or reconciling (``holding``): SQLite has no row locks to hold
         self.charge_lock = (

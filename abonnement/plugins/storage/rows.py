@@ -285,12 +285,14 @@ def pending_row(item: Item) -> dict[str, Any]:
     """A one-time (prorated) line waiting for the next invoice, as stored in JSON."""
     return {"name": item.name, "sku": item.sku, "quantity": item.quantity,
             "unit_price": str(item.unit_price.amount), "tax_rate": item.tax_rate,
-            "taxable": item.taxable, "category": item.category}  # fmt: skip
+            "taxable": item.taxable, "tax_inclusive": item.tax_inclusive,
+            "category": item.category}  # fmt: skip
 
 
 def pending_item(row: Mapping[str, Any], currency: str) -> Item:
     return Item(row["name"], row["quantity"], Money(Decimal(row["unit_price"]), currency),
                 sku=row["sku"], tax_rate=row["tax_rate"], taxable=row["taxable"],
+                tax_inclusive=row.get("tax_inclusive", False),  # absent in older rows
                 category=row["category"])  # fmt: skip
 
 

@@ -10,7 +10,8 @@ its methods hands the call to one small repository, composed here over one ``Dat
 - ``Payments`` (``payments.py``): attempts, outcomes, purchases, payments by hand, refunds;
 - ``BillingRun`` (``billing.py``): the billing run's claims and batch writes;
 - ``Outbox`` (``outbox.py``): events handed over, deliveries and their tries;
-- ``Configs`` (``declared.py``): the configs ``apply`` made true.
+- ``Configs`` (``declared.py``): the configs ``apply`` made true;
+- ``Links`` (``links.py``): buyer links used once.
 
 A repository shares no state with another but the ``Database``; one that writes another's
 tables calls that one's writer inside its own transaction. The billing hot path uses
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from abonnement.engine.analytics import History
@@ -46,6 +48,7 @@ from abonnement.plugins.storage.billing import BillingRun
 from abonnement.plugins.storage.database import Database, alembic_config
 from abonnement.plugins.storage.declared import Configs
 from abonnement.plugins.storage.invoices import Invoices
+from abonnement.plugins.storage.links import Links
 from abonnement.plugins.storage.outbox import Outbox
 from abonnement.plugins.storage.payments import Payments
 from abonnement.plugins.storage.subscriptions import Subscriptions
@@ -64,10 +67,16 @@ class SqlStorage:
         self._billing = BillingRun(db, subs, invoices, payments)
         self._outbox = Outbox(db, subs)
         self._configs = Configs(db)
+        self._links = Links(db)
 
     @property
     def url(self) -> str:
         return self.db.url
+
+    @property
+    def database_file(self) -> Path | None:
+        """The SQLite file (None in memory and on PostgreSQL)."""
+        return self.db.database_file
 
     @property
     def concurrent_billing(self) -> bool:
@@ -268,3 +277,10 @@ class SqlStorage:
 
     def applied_config(self) -> AppliedConfig | None:
         return self._configs.applied_config()
+
+    # -- buyer links -----------------------------------------------------------------------
+    def use_link(self, digest: str, kind: str, subject: str, on: date) -> bool:
+        return self._links.use_link(digest, kind, subject, on)
+
+    def release_link(self, digest: str) -> None:
+        self._links.release_link(digest)

@@ -127,7 +127,7 @@ subscriptions = Table(
     Column("pending_lines", JSON(none_as_null=True)),  # 0003: one-time lines for the next invoice
     Column("rebase_on", Date),  # 0003: a moved next payment date …
     Column("rebase_index", Integer, nullable=False, server_default="0"),  # … for this payment
-    # 0007: the reminder lead (days; 0: none) next_event_on was computed with; NULL: none
+    # 0009: the reminder lead (days; 0: none) next_event_on was computed with; NULL: none
     # recorded. A billing run reschedules live rows whose lead is not the settings' one.
     Column("reminder_days", Integer),
     Column("source", String(20), nullable=False),  # declared | checkout | quote | created
@@ -289,4 +289,14 @@ applied_configs = Table(
     Column("version", String(64), nullable=False),
     Column("applied_on", Date, nullable=False),
     Column("files", JSON, nullable=False),
+)  # fmt: skip
+
+# 0008: buyer links (update and pay tokens) used once; by the SHA-256 of the signed payload,
+# never the token, so this table opens no link. The primary key makes a second use lose a race.
+used_links = Table(
+    "used_links", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),  # update | pay
+    Column("subject", String(200), nullable=False),  # subscription id | invoice number
+    Column("used_on", Date, nullable=False),
 )  # fmt: skip

@@ -5,15 +5,15 @@ the account's reminder settings. Storage keeps no settings: the engine stamps th
 scheduled with on the row, and a run reschedules live rows stamped with another lead. Rows
 stored before have none (NULL) and are rescheduled by the next run.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
