@@ -90,11 +90,7 @@ def invoice_json(invoice: InvoiceRecord) -> dict[str, Any]:
             out = []
             for a in own:
                 if a.kind == kind:
-                    entry = {"rule": a.rule, "amount": _amount(a.amount, currency)}
-                    if kind == "tax":
-                        entry = {"rule": a.rule, "rate": _percent(a.rate),
-                                 "amount": entry["amount"]}  # fmt: skip
-                    out.append(entry)
+                    out.append(_adjustment(a, currency))
             return out
 
         lines.append({
@@ -124,14 +120,24 @@ def invoice_json(invoice: InvoiceRecord) -> dict[str, Any]:
         "amount_due": _amount(invoice.amount_due, currency),
         "lines": lines,
         "adjustments": [
-            {"kind": a.kind, "rule": a.rule, "amount": _amount(a.amount, currency)}
-            for a in invoice.adjustments_of(None)
+            {"kind": a.kind, **_adjustment(a, currency)} for a in invoice.adjustments_of(None)
         ],
         "language": document.get("language"),
         "locale": document.get("locale"),
         "comments": document.get("comments"),
         "tax_ids": document.get("tax_ids", []),
     }
+
+
+def _adjustment(a: AdjustmentRecord, currency: str) -> dict[str, Any]:
+    """A stored adjustment: the rule behind it, what the invoice calls it (the rule's
+    ``label``, or its name when it has none), a discount's or tax's rate (None for a fixed
+    amount), its amount."""
+    entry: dict[str, Any] = {"rule": a.rule, "label": a.label or a.rule}
+    if a.kind != "fee":  # a fee's percentage is only part of it: its amount says it all
+        entry["rate"] = _percent(a.rate)
+    entry["amount"] = _amount(a.amount, currency)
+    return entry
 
 
 def quote_json(summary: Summary) -> dict[str, Any]:

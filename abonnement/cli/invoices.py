@@ -59,14 +59,16 @@ def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
     for line in payload["lines"]:
         click.echo(f"  {line['description']:<40} {line['quantity']:>6} × {line['unit_price']:>10}"
                    f" = {line['amount']:>10} {cur}")  # fmt: skip
-        if explain:
-            for kind in ("discounts", "fees", "taxes"):
-                for adj in line[kind]:
-                    rate = f" {adj['rate']}" if adj.get("rate") else ""
-                    click.echo(f"      {kind[:-1] if kind != 'taxes' else 'tax'} "
-                               f"{adj['rule']}{rate}: {adj['amount']} {cur}")  # fmt: skip
+        for kind in ("discounts", "fees", "taxes"):
+            for adj in line[kind]:
+                rate = f" {adj['rate']}" if adj.get("rate") else ""
+                why = f" [{adj['rule']}]" if explain else ""
+                click.echo(f"      {kind[:-1] if kind != 'taxes' else 'tax'} "
+                           f"{adj['label']}{rate}{why}: {adj['amount']} {cur}")  # fmt: skip
     for adj in payload["adjustments"]:
-        click.echo(f"  {adj['kind']} {adj['rule']} (invoice): {adj['amount']} {cur}")
+        rate = f" {adj['rate']}" if adj.get("rate") else ""
+        why = f" [{adj['rule']}]" if explain else ""
+        click.echo(f"  {adj['kind']} {adj['label']}{rate}{why} (invoice): {adj['amount']} {cur}")
     for key in ("subtotal", "discount_total", "fee_total", "tax_total", "total", "amount_due"):
         click.echo(f"  {key:<15} {payload[key]:>12} {cur}")
 

@@ -152,7 +152,7 @@ def _build_items(
                 description=raw.get("description"),
                 quantity=raw.get("quantity", 1),
                 unit_price=unit_price,
-                unit_discount=parse_percent(raw["unit_discount"])
+                unit_discount=b.discount(entry, (*sub, "unit_discount"), raw["unit_discount"])
                 if "unit_discount" in raw
                 else None,
                 frequency=Frequency.parse(raw["frequency"]) if "frequency" in raw else None,
@@ -278,7 +278,7 @@ def _build_subscription(
             "settings.subscriptions.allow_invoice_creation_off is false",
         )
     inv = raw.get("invoice", {})
-    b.locale(entry, ("invoice", "language"), inv.get("language"))
+    b.language(entry, ("invoice", "language"), inv.get("language"))
     b.locale(entry, ("invoice", "locale"), inv.get("locale"))
     address = raw.get("billing_address")
     return c.DeclaredSubscription(
@@ -378,7 +378,7 @@ def build_catalog(
     for e in valid("contacts"):
         raw = e.value
         b.ref(e, ("company",), "companies", raw.get("company"))
-        b.locale(e, ("language",), raw.get("language"))
+        b.language(e, ("language",), raw.get("language"))
         b.locale(e, ("locale",), raw.get("locale"))
         methods = []
         for i, pm in enumerate(raw.get("payment_methods", ())):

@@ -51,7 +51,7 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
             f"bad pay URL {pay_url!r}",
             "use exactly one {number} field, e.g. https://pay.example.com/{number}",
         )
-    b.locale(entry, ("invoices", "language"), inv.get("language"))
+    b.language(entry, ("invoices", "language"), inv.get("language"))
     b.locale(entry, ("invoices", "locale"), inv.get("locale"))
     invoices = c.InvoiceSettings(
         number_format=number_format,

@@ -62,6 +62,22 @@ def bill_to(
     }
 
 
+def adjustment_label(kind: str, rule: str, label: str | None, catalog: Catalog) -> str | None:
+    """What a document calls an adjustment of ``kind`` made by ``rule`` with ``label``: the
+    rule's own ``label`` as written; a tax rate's label; a tax rule without one by its name
+    (``ny_sales`` → "Ny sales"). None for a discount or fee with no label of its own (and the
+    line's unit discount): the template says "Discount" or "Fee" in the document's
+    language."""
+    if rule == "unit_discount":
+        return None
+    rate = catalog.tax_rates.get(rule) if kind == "tax" else None
+    if rate is not None and (not label or label == rule):
+        return rate.label
+    if label and label != rule:  # a rule without a label carries its name
+        return label
+    return rule.replace("_", " ").capitalize() if kind == "tax" else None
+
+
 def _context(
     invoice: InvoiceRecord, catalog: Catalog, fmt: Formatter, sub: Subscription | None
 ) -> dict[str, Any]:
@@ -76,12 +92,7 @@ def _context(
         return fmt.money(amount, currency)
 
     def tax_label(rule: str, label: str | None = None) -> str:
-        rate = catalog.tax_rates.get(rule)
-        if rate:
-            return rate.label
-        if ":" in rule and label:  # a tax provider's rate (`table:QST`) carries its label
-            return label
-        return rule.replace("_", " ").capitalize()
+        return adjustment_label("tax", rule, label, catalog) or ""
 
     # each line as the template sees it: its fields and its own adjustments
     lines = [{**_fields(line), "adjustments": invoice.adjustments_of(line.position)}
@@ -111,6 +122,7 @@ def _context(
         "number": fmt.number,
         "percent": fmt.percent,
         "tax_label": tax_label,
+        "label_of": lambda adj: adjustment_label(adj.kind, adj.rule, adj.label, catalog),
         "lang": fmt.locale.language,
     }
 

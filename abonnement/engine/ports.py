@@ -229,10 +229,12 @@ class InvoiceStore(Protocol):
         number_format: str,
         source: str = "checkout",
         bases: Sequence[Mapping[str, Any]] | None = None,
+        total: Money | None = None,
     ) -> str:
         """A purchase in one transaction: its subscriptions, its invoice (numbered here) and
         its payment, with what ``engine.outcomes.purchased`` decides; returns the number.
-        ``bases``: each subscription's recurring definition for its history."""
+        ``bases``: each subscription's recurring definition for its history; ``total``: the
+        invoice's (one of zero is paid at issue)."""
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,

@@ -257,10 +257,12 @@ def price_invoice(
         remaining = sum(shares, _ZERO)
         if not (remaining and _applies(rule, payments_made) and rule.when(ctx)):
             continue
-        cut = _discount(rule.value(ctx), remaining, currency, rnd)
+        value = rule.value(ctx)
+        cut = _discount(value, remaining, currency, rnd)
         if not cut:
             continue
-        invoice_adjustments.append(Adjustment("discount", rule.name, rule.label, money(cut)))
+        invoice_adjustments.append(Adjustment("discount", rule.name, rule.label, money(cut),
+                                              _rate(value)))  # fmt: skip
         for w, part in zip(regular, _split(cut, shares, currency), strict=True):
             w.remaining -= part  # allocated back, so taxes see the discount
 

@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -31,7 +32,13 @@ from abonnement.engine.context import subscription_record, trigger_context
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
 from abonnement.engine.money import Money
-from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
+from abonnement.engine.notifications import (
+    Planned,
+    next_try_in,
+    planned,
+    recipients,
+    settled_with_nothing_owed,
+)
 from abonnement.engine.ports import Storage
 from abonnement.engine.records import DeliveryRecord, EventRecord, InvoiceRecord, NewDelivery
 from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
@@ -199,11 +206,14 @@ def render_message(
     payload = ev.payload
     contact = catalog.contacts.get((sub.billing_contact_id or sub.contact_id) if sub else "")
     to_buyer = row.recipient == "contact"
-    document = document_settings(settings, sub if to_buyer else None)
+    document = document_settings(settings, sub if to_buyer else None,
+                                 contact if to_buyer else None)  # fmt: skip
     fmt = Formatter(document["locale"])
     invoice = records.invoice(payload.get("invoice"))
     currency = sub.currency if sub else settings.default_currency
-    if invoice is not None:
+    if "amount" in payload:  # what the payment took, or will charge (priced when planned)
+        amount = Money(Decimal(payload["amount"]), currency)
+    elif invoice is not None:
         amount = invoice.total
     else:
         amount = Money(period_amounts(sub)[0] if sub else 0, currency)
@@ -256,9 +266,11 @@ def render_message(
 
 
 def _first_payment(records: _Records, ev: EventRecord, sub: Subscription | None) -> bool:
-    if ev.type != "payment.succeeded" or sub is None:
+    payload = ev.payload
+    paid = ev.type == "payment.succeeded" or settled_with_nothing_owed(ev.type, payload)
+    if not paid or sub is None or payload.get("pays_invoice") is False:  # a part payment
         return False
-    invoice = records.invoice(ev.payload["invoice"])
+    invoice = records.invoice(payload["invoice"])
     return invoice is not None and invoice.period_start in (None, sub.anchor)
 
 

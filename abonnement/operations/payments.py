@@ -64,7 +64,14 @@ def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict
         raise InvalidState("this update link was already used; ask for a new one")
     ctx.storage.set_payment_method(sub_id, card, "card")
     attempts = ctx.storage.open_invoices(sub_id, on)
-    finished = collect(ctx.storage, ctx.processor, attempts, ctx.catalog.settings, on)
+    finished = collect(
+        ctx.storage,
+        ctx.processor,
+        attempts,
+        ctx.catalog.settings,
+        on,
+        accepted=ctx.catalog.accepted_for,
+    )
     ctx.storage.refresh_dues(sub_id, on)  # paid invoices may have been what was overdue
     deliver_due(ctx, on)
     return {"subscription": sub_id,
@@ -127,7 +134,14 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
     if attempt is None or invoice.status != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
     attempt = replace(attempt, token=token, method_type="card")
-    finished = collect(ctx.storage, ctx.processor, [attempt], ctx.catalog.settings, on)
+    finished = collect(
+        ctx.storage,
+        ctx.processor,
+        [attempt],
+        ctx.catalog.settings,
+        on,
+        accepted=ctx.catalog.accepted_for,
+    )
     _, result, outcome = finished[0] if finished else (None, None, None)
     if not (outcome and outcome.invoice_paid):
         code = result.failure_code if result else "timeout"
@@ -190,7 +204,14 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
     invoice = ctx.storage.invoice(number)
     if attempt is None or invoice is None or invoice.status != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
-    finished = collect(ctx.storage, ctx.processor, [attempt], ctx.catalog.settings, on)
+    finished = collect(
+        ctx.storage,
+        ctx.processor,
+        [attempt],
+        ctx.catalog.settings,
+        on,
+        accepted=ctx.catalog.accepted_for,
+    )
     _, result, outcome = finished[0] if finished else (None, None, None)
     deliver_due(ctx, on)
     return {"invoice": number, "attempt": attempt.attempt,

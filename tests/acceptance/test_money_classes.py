@@ -131,7 +131,9 @@ def test_an_invoice_scope_tax_rule_is_taken_out_of_an_inclusive_price(tmp_path, 
                    "--as-of", "2026-12-01")  # fmt: skip
     invoice = s.cli("invoices", "show", bought["invoice"])
     assert taxes(invoice) == [[("gst", "5%", "5.00")]]
-    assert invoice["adjustments"] == [{"kind": "tax", "rule": "qst", "amount": "9.98"}]
+    assert invoice["adjustments"] == [
+        {"kind": "tax", "rule": "qst", "label": "qst", "rate": "9.975%", "amount": "9.98"}
+    ]
     assert totals(invoice) == ("114.98", "0.00", "0.00", "14.98", "100.00", "114.98")
 
 
@@ -172,7 +174,8 @@ def test_a_prorated_edit_honours_an_every_payment_discount(tmp_path, db_url):
     january, february = (s.cli("invoices", "show", i["number"]) for i in s.invoices("bob-seats"))
     assert january["total"] == "16.00"
     assert [(line["amount"], line["discounts"]) for line in february["lines"]] == [
-        ("40.00", [{"rule": "team", "amount": "8.00"}]), ("-8.26", []), ("16.52", []),
+        ("40.00", [{"rule": "team", "label": "team", "rate": "20%", "amount": "8.00"}]),
+        ("-8.26", []), ("16.52", []),
     ]  # fmt: skip
     assert (february["discount_total"], february["total"]) == ("8.00", "40.26")
     assert rendered_totals(s, february["number"])["Total"] == "$40.26"

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from abonnement.engine.collection import Attempt
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft
-from abonnement.engine.outcomes import charged_now, first_attempts
+from abonnement.engine.outcomes import charged_now, first_attempts, settled_at_issue
 from abonnement.engine.ports import StepWork
 from abonnement.engine.subscriptions import Subscription
 from abonnement.plugins.storage import tables as t
@@ -107,12 +107,28 @@ class BillingRun:
         # serializes workers), so everything that needs no number is written first.
         charged = charged_now(drafts, charge_on)
         if not any(charged):
-            return self.invoices.insert(conn, drafts, number_format), []
+            numbers = self.invoices.insert(conn, drafts, number_format)
+            self._settle_at_issue(conn, numbers, drafts, subscriptions)
+            return numbers, []
         # no one else may claim them before they are charged
         drafts = [replace(d, collect_on=None) if c else d
                   for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
         numbers = self.invoices.insert(conn, drafts, number_format)
+        self._settle_at_issue(conn, numbers, drafts, subscriptions)
         attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
                                   charge_on)  # type: ignore[arg-type]  # fmt: skip
         self.payments.insert_attempts(conn, attempts)
         return numbers, attempts
+
+    def _settle_at_issue(
+        self, conn: Connection, numbers: Sequence[str], drafts: Sequence[InvoiceDraft],
+        subscriptions: Sequence[Subscription],
+    ) -> None:  # fmt: skip
+        """The events (and carried lines) of invoices settled when issued: they need the
+        numbers just given out. Rare: most invoices are owed."""
+        if not any(d.settled for d in drafts):
+            return
+        by_id = {s.id: s for s in subscriptions}
+        changed, events = settled_at_issue(numbers, drafts, by_id)
+        self.subscriptions.update(conn, changed, ("event_seq", "pending_lines"))
+        insert_events(self.db.codec, conn, events)

@@ -271,6 +271,7 @@ class Payments:
                 _P.on_date,
                 _P.manual,
                 _P.status,
+                _P.idempotency_key,
                 _OWNER.label("subscription_id"),
                 _I.auto_retries,
                 _I.first_failure_on,
@@ -297,6 +298,7 @@ class Payments:
                     row.first_failure_on,
                     row.manual,
                     _PAYMENT_STATUS[row.status],
+                    row.idempotency_key,
                 )
                 for row in conn.execute(query)
             ]
@@ -383,15 +385,17 @@ class Payments:
         number_format: str,
         source: str = "checkout",
         bases: Sequence[Mapping[str, Any]] | None = None,
+        total: Money | None = None,
     ) -> str:
         """A purchase, all at once: its subscriptions, its invoice and its payment (none when
         the invoice is left open for manual payment), with what ``engine.outcomes.purchased``
         decides. That is called here because the events name the invoice's number, given out
         in this transaction under the counter's lock. ``bases``: each subscription's recurring
-        definition for its history (``mrr_basis``), when the caller priced it."""
+        definition for its history (``mrr_basis``), when the caller priced it; ``total``: the
+        invoice's (one of zero is paid at issue)."""
         with self.db.tx() as conn:
             (number,) = self.invoices.insert(conn, [draft], number_format)
-            done = purchased(subs, number, attempt, result, day, bases)
+            done = purchased(subs, number, attempt, result, day, bases, total)
             self.subscriptions.insert(done.subscriptions, source, conn=conn)
             if done.owners:
                 conn.execute(t.invoice_subscriptions.insert(), [

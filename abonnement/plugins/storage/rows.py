@@ -168,7 +168,7 @@ class Codec:
             invoices.append((
                 number, seq, d.subscription_id, d.contact_id, d.status, d.currency,
                 day(d.issue_date), day(d.due_date), day(d.period_start), day(d.period_end),
-                *totals, 0, self.text(d.document), day(d.collect_on), 0, None,
+                *totals, _paid_at_issue(d), self.text(d.document), day(d.collect_on), 0, None,
             ))  # fmt: skip
             owners = d.line_subscriptions
             for i, line in enumerate(priced_lines):
@@ -279,6 +279,13 @@ class Codec:
                 self._items.clear()
             self._items[key] = item
         return item
+
+
+def _paid_at_issue(draft: InvoiceDraft) -> int:
+    """Micros paid when an invoice is issued: a carried amount is settled by carrying it."""
+    if draft.settled == "carried" and draft.total.amount > 0:
+        return to_micros(draft.total.amount)
+    return 0
 
 
 def pending_row(item: Item) -> dict[str, Any]:

@@ -215,9 +215,10 @@ class SqlStorage:
         number_format: str,
         source: str = "checkout",
         bases: Sequence[Mapping[str, Any]] | None = None,
+        total: Money | None = None,
     ) -> str:
         return self._payments.record_checkout(subs, draft, attempt, result, day, number_format,
-                                              source, bases)  # fmt: skip
+                                              source, bases, total)  # fmt: skip
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,

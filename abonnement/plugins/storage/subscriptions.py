@@ -77,7 +77,12 @@ _COLUMN: dict[str, Any] = {  # how updates read a column's value
     "deals": lambda s: list(s.deals) or None,
 }
 
-_HISTORY_EVENTS = ("subscription.created", "subscription.changed", "subscription.status_changed")
+_HISTORY_EVENTS = (
+    "subscription.created",
+    "subscription.changed",
+    "subscription.status_changed",
+    "subscription.cancel_scheduled",
+)
 
 
 class Subscriptions:
@@ -293,12 +298,14 @@ class Subscriptions:
             # tables not analyzed since a bulk load, picked a nested loop (minutes at 100k).
             rows = conn.execute(query)
             for sub_id, group in groupby(rows, key=lambda r: r.subject_id):
-                statuses, revisions, first = [], [], None
+                statuses, revisions, first, ends_on = [], [], None, None
                 for row in group:
                     first = first or row
                     payload = row.payload or {}
                     if row.type == "subscription.status_changed":
                         statuses.append((row.on_date, payload["status"]))
+                    elif row.type == "subscription.cancel_scheduled":
+                        ends_on = date.fromisoformat(payload["cancel_on"])
                     elif "frequency" in payload:
                         revisions.append(_revision(row.on_date, payload))
                 created = first.created_on or first.anchor
@@ -306,7 +313,7 @@ class Subscriptions:
                     sub = self.load(_S.id == sub_id, conn=conn)[0]
                     revisions.append(_revision(created, mrr_basis(sub)))
                 yield History(sub_id, first.currency, created, tuple(statuses), tuple(revisions),
-                              first.contact_id)  # fmt: skip
+                              first.contact_id, ends_on)  # fmt: skip
 
 
 def event_record(row: Any) -> EventRecord:
