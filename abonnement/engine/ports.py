@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from abonnement.engine.analytics import History
@@ -335,9 +334,9 @@ class SchemaStore(Protocol):
         rows another worker holds."""
 
     @property
-    def database_file(self) -> Path | None:
-        """The local file the database lives in, or None (a server, memory): buyer links'
-        generated secret is kept beside it (``Context.link_secret``)."""
+    def database_file(self) -> str | None:
+        """The absolute path of the local file the database lives in, or None (a server,
+        memory): buyer links' generated secret is kept beside it (``Context.link_secret``)."""
 
     def dry_run(self) -> AbstractContextManager[None]:
         """Everything inside runs for real in one transaction that is rolled back."""

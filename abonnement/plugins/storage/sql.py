@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from abonnement.engine.analytics import History
@@ -74,9 +73,9 @@ class SqlStorage:
         return self.db.url
 
     @property
-    def database_file(self) -> Path | None:
+    def database_file(self) -> str | None:
         """The SQLite file (None in memory and on PostgreSQL)."""
-        return self.db.database_file
+        return str(self.db.database_file) if self.db.database_file is not None else None
 
     @property
     def concurrent_billing(self) -> bool:
