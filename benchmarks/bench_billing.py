@@ -54,7 +54,11 @@ tax dk_vat { rate 25% when customer.country == "DK" }
 FREQUENCIES = [Frequency.parse(f) for f in ("monthly", "quarterly", "annually")]
 
 
-def generate(first: int, count: int, collect: bool = False) -> list[Subscription]:
+def generate(
+    first: int, count: int, collect: bool = False, reminder_days: int = 14
+) -> list[Subscription]:
+    """``count`` declared subscriptions from number ``first``, scheduled with the reminder
+    lead of the settings (``reminder_days``) as ``apply`` stores them."""
     subs = []
     for i in range(first, first + count):
         freq = FREQUENCIES[i % 3]
@@ -68,7 +72,8 @@ def generate(first: int, count: int, collect: bool = False) -> list[Subscription
         extra = {"collection_mode": "automatic", "payment_token": "tok_visa",
                  "payment_type": "card"} if collect else {}  # fmt: skip
         subs.append(Subscription(f"s{i:08d}", f"c{i % 100}", "USD", freq, anchor, items,
-                                 payment_terms="net_30", **extra))  # fmt: skip
+                                 payment_terms="net_30", reminder_days=reminder_days,
+                                 **extra))  # fmt: skip
     return subs
 
 
@@ -311,10 +316,10 @@ def timed_run(
            else f"sqlite:///{root / f'{name}.db'}")  # fmt: skip
     app = App(root / "config", url)
     store = app.storage
+    lead = app.catalog.settings.reminder_lead
     started = time.perf_counter()
     for start in range(0, args.n, 10_000):
-        # scheduled with the settings' reminder lead, as `apply` stores declared ones
-        subs = app.context.scheduled(generate(start, min(10_000, args.n - start), collect))
+        subs = generate(start, min(10_000, args.n - start), collect, lead)
         store.insert_subscriptions(subs, "declared")
     print(f"generated {args.n:,} subscriptions in {time.perf_counter() - started:.1f} s")
     app.config  # noqa: B018 - load outside the timing
