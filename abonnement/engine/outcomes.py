@@ -252,15 +252,16 @@ def first_attempts(
     charged: Sequence[bool],
     subscriptions: Mapping[str, Subscription],
     on: date,
+    instance: str = "",
 ) -> list[Attempt]:
     """The first automatic attempt of each charged invoice (``numbers`` given to
-    ``drafts``), with its subscription's saved method."""
+    ``drafts``), with its subscription's saved method; ``instance``: the database's id."""
     attempts = []
     for number, draft, now in zip(numbers, drafts, charged, strict=True):
         if now:
             sub = subscriptions[draft.subscription_id]  # type: ignore[index]
             attempts.append(first_attempt(number, sub.id, draft.total, sub.payment_token,  # type: ignore[arg-type]
-                                          sub.payment_type, on))  # fmt: skip
+                                          sub.payment_type, on, instance))  # fmt: skip
     return attempts
 
 

@@ -26,7 +26,7 @@ it was scheduled with): the billing run claims by that date. Storage never holds
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
@@ -110,7 +110,8 @@ class SubscriptionStore(Protocol):
 
 @runtime_checkable
 class BillingStore(Protocol):
-    """The billing run's claim loop (``engine.billing_run.run_billing``)."""
+    """The billing run's claim loop (``engine.billing_run.run_billing``). ``skip``: the
+    subscriptions set aside in this run (their billing failed), left where they are."""
 
     def reschedule(
         self,
@@ -123,13 +124,17 @@ class BillingStore(Protocol):
         and store their lead and next event date. Returns how many were claimed (0: none
         left). Rows another worker holds are skipped (it stores the lead itself)."""
 
-    def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
-        """The earliest day on or before ``until`` with work: a subscription's next event,
-        or (with ``collections``) a charge to make or a bank debit to ask about."""
+    def earliest_event(
+        self, until: date, *, collections: bool = True, skip: Collection[str] = ()
+    ) -> date | None:
+        """The earliest day on or before ``until`` with work: a subscription's next event
+        (but for those in ``skip``), or (with ``collections``) a charge to make or a bank
+        debit to ask about."""
 
     def process_due(
-        self, day: date, limit: int, work: StepWork, number_format: str, *, collect: bool = False
-    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:
+        self, day: date, limit: int, work: StepWork, number_format: str, *, collect: bool = False,
+        skip: Collection[str] = (),
+    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:  # fmt: skip
         """In one transaction: claim up to ``limit`` subscriptions whose next event is on
         ``day`` (in id order; on a database with row locks, skipping any another worker
         holds), let ``work`` step them, store the stepped subscriptions, their events and
@@ -138,10 +143,16 @@ class BillingStore(Protocol):
         batch rolls back. With ``collect``, drafts to charge on ``day`` get their first
         attempt written ``pending`` in the same transaction (``engine.outcomes``). Returns
         how many were claimed, the numbers, the drafts and those attempts — to charge only
-        once this has committed."""
+        once this has committed. When ``work`` raises or its result cannot be stored, all
+        of it is rolled back and ``engine.billing_run.BatchFailed`` names the claimed ids;
+        the database's own failures (a lost connection, a lock) are raised as they are."""
 
-    def busy_on(self, day: date) -> bool:
+    def busy_on(self, day: date, skip: Collection[str] = ()) -> bool:
         """Whether subscriptions with an event on ``day`` remain (held by another worker)."""
+
+    def record_failure(self, sub_id: str, event_of: Callable[[int], Event]) -> None:
+        """Store ``event_of(last_seq)`` (a ``subscription.billing_failed`` event) as the next
+        event of ``sub_id``, in a transaction of its own; nothing else of it changes."""
 
     def count_due(self, until: date) -> int:
         """How many subscriptions have an event on or before ``until``."""
@@ -334,12 +345,28 @@ class SchemaStore(Protocol):
         rows another worker holds."""
 
     @property
+    def directory(self) -> str | None:
+        """A folder where a processor may keep files of this database's, or None (then the
+        config folder is used)."""
+
+    @property
     def database_file(self) -> str | None:
         """The absolute path of the local file the database lives in, or None (a server,
         memory): buyer links' generated secret is kept beside it (``Context.link_secret``)."""
 
     def dry_run(self) -> AbstractContextManager[None]:
         """Everything inside runs for real in one transaction that is rolled back."""
+
+    def instance_id(self) -> str:
+        """The random id the database was made with: every payment idempotency key starts
+        with it, so two databases never send a processor the same key."""
+
+    def timeline(self) -> date | None:
+        """The date the last billing run reached (None before the first)."""
+
+    def advance_timeline(self, day: date) -> date:
+        """Record that a billing run reached ``day`` (it never moves back, even with two
+        runs ending at once); returns where it stands."""
 
     def upgrade(self) -> str:
         """Apply every pending schema migration; returns the revision now current."""

@@ -1,6 +1,8 @@
 """Config as code: the config owns a declared subscription's definition, the database its
 state; `apply` makes the config true (from the next cycle, waiting out the freeze window)."""
 
+import json
+
 import pytest
 
 from tests.acceptance.scenario import Scenario
@@ -157,6 +159,23 @@ def test_a_change_inside_the_freeze_window_waits_for_the_following_cycle(tmp_pat
     assert [i["total"] for i in s.invoices("ane-coffee")] == ["25.00", "25.00", "75.00"]
 
 
+@pytest.mark.parametrize("late_run", [["--as-of", "2027-01-02"], ["--until", "2027-01-02"]])
+def test_a_change_that_waits_still_waits_when_the_run_comes_a_day_late(tmp_path, db_url, late_run):
+    # A cron that missed the payment day (--as-of after it), or a run replaying from the
+    # timeline (--until), used to apply the change before billing the payment it said it
+    # would skip: 2027-01-01 was billed 75.00.
+    s = Scenario(tmp_path, db_url, subscriptions=ANE)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--as-of", "2026-12-01")
+    set_quantity(s, 3)
+    assert s.cli("apply", "--as-of", "2026-12-31")["deferred"] == {"ane-coffee": "2027-01-01"}
+    s.cli("run", *late_run)
+    assert [i["total"] for i in s.invoices("ane-coffee")] == ["25.00", "25.00"]
+    assert [i["quantity"] for i in s.subscription("ane-coffee")["items"]] == [3]
+    s.cli("run", "--as-of", "2027-02-01")
+    assert [i["total"] for i in s.invoices("ane-coffee")] == ["25.00", "25.00", "75.00"]
+
+
 @pytest.mark.parametrize("how", ["declaration", "flag"])
 def test_prorate_settles_the_current_period_as_edit_prorate_does(tmp_path, db_url, how):
     s = Scenario(tmp_path, db_url, subscriptions=ANE, replace=PRORATION_ON)
@@ -205,3 +224,30 @@ def test_no_longer_declared_is_reported_left_alone_and_pruned_on_request(tmp_pat
     assert [i["total"] for i in s.invoices("bob-coffee")] == ["50.00"]
     again = s.cli("apply", "--prune", "--as-of", "2027-01-02")
     assert (again["no_longer_declared"], again["pruned"]) == ([], [])
+
+
+def test_a_change_no_apply_can_make_is_named_and_the_others_are_billed(tmp_path, db_url):
+    # It used to stop the whole run (and every later one) before anyone was billed.
+    bob = ANE.replace("ane-coffee", "bob-coffee").replace("contact: ane", "contact: bob")
+    bob = bob.replace("payment_method: ane-visa", "payment_method: bob-visa")
+    bob = bob.replace("coffee-1kg", "coffee-250g")  # priced in USD and EUR
+    s = Scenario(tmp_path, db_url, subscriptions=ANE + bob)
+    s.cli("run", "--as-of", "2026-12-01")
+    config = s.config / "abonnement.yaml"
+    text = config.read_text()
+    at = text.index("  - id: bob-coffee")
+    config.write_text(text[:at] + text[at:].replace("currency: USD", "currency: EUR", 1))
+    result = run("--config", str(s.config), "--db", s.db_url, "run", "--as-of", "2027-01-01",
+                 "--json")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert "failed" in summary, summary
+    ((failed_id, message),) = [(f["id"], f["message"]) for f in summary["failed"]]
+    assert failed_id == "bob-coffee" and "has billed in USD" in message
+    assert message.startswith("abonnement.yaml:")  # where to change it
+    assert [i["issue_date"] for i in s.invoices("ane-coffee")] == ["2026-12-01", "2027-01-01"]
+    # bob's own subscription is left as it was: still billed, in USD
+    assert [(i["issue_date"], i["currency"]) for i in s.invoices("bob-coffee")] == [
+        ("2026-12-01", "USD"), ("2027-01-01", "USD")]  # fmt: skip
+    applied = run("--config", str(s.config), "--db", s.db_url, "apply", "--as-of", "2027-01-02")
+    assert applied.exit_code == 1 and "bob-coffee: not applied" in applied.stderr

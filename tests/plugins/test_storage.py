@@ -140,11 +140,13 @@ def test_upgrading_to_0005_links_stored_purchase_invoices_to_their_lines_subscri
     assert [i.number for i in new.invoices("s3")] == [renewed]
 
 
-def _insert_before_0009(store: SqlStorage, subs: list[Subscription]) -> None:
+def _insert_before_0009(
+    store: SqlStorage, subs: list[Subscription], source: str = "declared"
+) -> None:
     """Subscriptions written as storage did before 0009 (no reminder lead column)."""
     from abonnement.plugins.storage.subscriptions import item_rows, subscription_row
 
-    rows = [subscription_row(s, "declared") for s in subs]
+    rows = [subscription_row(s, source) for s in subs]
     for row in rows:
         del row["reminder_days"]
     with store.engine.begin() as conn:
@@ -284,7 +286,7 @@ def test_sql_storage_keeps_the_storage_contract():
         for name, member in vars(proto).items()
         if not name.startswith("_") and (callable(member) or isinstance(member, property))
     }  # fmt: skip
-    assert len(contract) == 50
+    assert len(contract) == 55
     for name, member in contract.items():
         ours = getattr(SqlStorage, name, None)
         assert ours is not None, f"SqlStorage has no {name}"

@@ -10,12 +10,15 @@ row stays locked until commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 
+from abonnement.engine.billing_run import BatchFailed
 from abonnement.engine.collection import Attempt
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft
@@ -37,6 +40,9 @@ _DUE = (raw_select(t.subscriptions, SUBSCRIPTION_COLUMNS)
         .where(_S.next_event_on == bindparam("day"))
         .order_by(_S.id).limit(bindparam("n")))  # fmt: skip
 _DUE_UNCLAIMED = _DUE.with_for_update(skip_locked=True)  # what no other worker holds
+# the same, but for the subscriptions set aside in this run
+_DUE_SKIPPING = _DUE.where(_S.id.not_in(bindparam("skip", expanding=True)))
+_DUE_SKIPPING_UNCLAIMED = _DUE_SKIPPING.with_for_update(skip_locked=True)
 
 
 class BillingRun:
@@ -51,12 +57,16 @@ class BillingRun:
         self.invoices = invoices
         self.payments = payments
 
-    def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
-        """The earliest day on or before ``until`` with billing (or collection) work."""
+    def earliest_event(
+        self, until: date, *, collections: bool = True, skip: Collection[str] = ()
+    ) -> date | None:
+        """The earliest day on or before ``until`` with billing (or collection) work, but
+        for the subscriptions in ``skip``."""
+        query = select(func.min(_S.next_event_on)).where(_S.next_event_on <= until)
+        if skip:
+            query = query.where(_S.id.not_in(sorted(skip)))
         with self.db.tx() as conn:
-            first = conn.execute(
-                select(func.min(_S.next_event_on)).where(_S.next_event_on <= until)
-            ).scalar()
+            first = conn.execute(query).scalar()
         days = (first, self.payments.earliest_collection(until) if collections else None)
         return min((d for d in days if d is not None), default=None)
 
@@ -64,25 +74,56 @@ class BillingRun:
         with self.db.tx() as conn:
             return conn.execute(select(func.count()).where(_S.next_event_on <= until)).scalar_one()
 
-    def busy_on(self, day: date) -> bool:
+    def busy_on(self, day: date, skip: Collection[str] = ()) -> bool:
+        query = select(func.count()).where(_S.next_event_on == day)
+        if skip:
+            query = query.where(_S.id.not_in(sorted(skip)))
         with self.db.tx() as conn:
-            return conn.execute(select(func.count()).where(
-                _S.next_event_on == day)).scalar_one() > 0  # fmt: skip
+            return conn.execute(query).scalar_one() > 0
 
     def process_due(
-        self, day: date, limit: int, work: StepWork, number_format: str, *, collect: bool = False
-    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:
+        self, day: date, limit: int, work: StepWork, number_format: str, *, collect: bool = False,
+        skip: Collection[str] = (),
+    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:  # fmt: skip
+        """See ``engine.ports.BillingStore.process_due``; raises ``BatchFailed`` when the
+        batch (claimed, then rolled back) cannot be decoded, stepped or stored."""
+        if collect:
+            self.db.instance_id()  # read once, outside the batch's transaction
+        # On PostgreSQL, concurrent workers skip the rows another one has claimed; SQLite
+        # has one writer at a time (and one worker).
+        claim = _DUE if self.db.sqlite else _DUE_UNCLAIMED
+        params: dict[str, Any] = {"day": day, "n": limit}
+        if skip:  # rare (a failure this run): the hot path keeps its plain statement
+            claim = _DUE_SKIPPING if self.db.sqlite else _DUE_SKIPPING_UNCLAIMED
+            params["skip"] = sorted(skip)
+        ids: list[str] = []
+        try:
+            with self.db.tx() as conn:
+                rows = fetch(conn, claim, params)
+                ids = [row[0] for row in rows]
+                if not rows:
+                    return 0, [], [], []
+                updated, drafts, events = work(self.subscriptions.decode(conn, rows))
+                numbers, attempts = self._write(conn, updated, drafts, events, number_format,
+                                                charge_on=day if collect else None)  # fmt: skip
+        except (OperationalError, InterfaceError, InternalError):
+            raise  # the database itself (a lock, a lost connection): no one subscription's
+        except Exception as exc:
+            if not ids:
+                raise
+            raise BatchFailed(ids, getattr(exc, "orig", None) or exc) from exc
+        return len(ids), numbers, list(drafts), attempts
+
+    def record_failure(self, sub_id: str, event_of: Callable[[int], Event]) -> None:
+        """Store ``event_of(last_seq)`` as the next event of ``sub_id`` (its count of events
+        moves on, nothing else of it changes); a deleted subscription is left alone."""
         with self.db.tx() as conn:
-            # On PostgreSQL, concurrent workers skip the rows another one has claimed;
-            # SQLite has one writer at a time (and one worker).
-            claim = _DUE if self.db.sqlite else _DUE_UNCLAIMED
-            subs = self.subscriptions.decode(conn, fetch(conn, claim, {"day": day, "n": limit}))
-            if not subs:
-                return 0, [], [], []
-            updated, drafts, events = work(subs)
-            numbers, attempts = self._write(conn, updated, drafts, events, number_format,
-                                            charge_on=day if collect else None)  # fmt: skip
-        return len(subs), numbers, list(drafts), attempts
+            last = conn.execute(
+                update(t.subscriptions).where(_S.id == sub_id)
+                .values(event_seq=_S.event_seq + 1).returning(_S.event_seq)
+            ).scalar()  # fmt: skip
+            if last is not None:
+                insert_events(self.db.codec, conn, [event_of(last - 1)])
 
     def commit(
         self, subscriptions: Sequence[Subscription], invoices: Sequence[InvoiceDraft],
@@ -116,7 +157,7 @@ class BillingRun:
         numbers = self.invoices.insert(conn, drafts, number_format)
         self._settle_at_issue(conn, numbers, drafts, subscriptions)
         attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
-                                  charge_on)  # type: ignore[arg-type]  # fmt: skip
+                                  charge_on, self.db.instance_id())  # type: ignore[arg-type]  # fmt: skip
         self.payments.insert_attempts(conn, attempts)
         return numbers, attempts
 

@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from abonnement.errors import StorageError
+from abonnement.plugins.storage import meta
 from abonnement.plugins.storage.rows import Codec
 from abonnement.private_files import create_private
 
@@ -98,6 +99,9 @@ class Database:
             if self.sqlite and parsed.database not in (None, "", ":memory:")
             else None
         )
+        # where a processor may keep files of this database's (the test processor's ledger)
+        self.directory = self.charge_lock.parent.absolute() if self.charge_lock else None
+        self._instance: str | None = None
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
@@ -131,6 +135,14 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def instance_id(self) -> str:
+        """The random id this database was made with (``meta``, migration 0007), read once:
+        every payment idempotency key starts with it."""
+        if self._instance is None:
+            with self.tx() as conn:
+                self._instance = meta.instance_id(conn)
+        return self._instance
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager

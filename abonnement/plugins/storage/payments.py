@@ -121,7 +121,7 @@ _INVOICE_WRITES: dict[str, tuple[tuple[Any, tuple[str, ...]], Any]] = {
 }
 
 
-def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
+def _attempt(row: Any, on: date, instance: str, *, manual: bool = False) -> Attempt:
     return Attempt(
         invoice_number=row.number,
         subscription_id=row.subscription_id,
@@ -133,6 +133,7 @@ def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
         retry_index=row.auto_retries,
         first_failure_on=row.first_failure_on,
         manual=manual,
+        instance=instance,
     )
 
 
@@ -182,8 +183,9 @@ class Payments:
         )
         if not self.db.sqlite:
             query = query.with_for_update(skip_locked=True, of=t.invoices)
+        instance = self.db.instance_id()
         with self.db.tx() as conn:
-            attempts = [_attempt(row, day) for row in conn.execute(query)]
+            attempts = [_attempt(row, day, instance) for row in conn.execute(query)]
             self.insert_attempts(conn, attempts)
             if attempts:
                 # Changing the claimed rows makes a worker whose query started before this
@@ -201,15 +203,17 @@ class Payments:
             .where(of_subscription(subscription_id), _I.status == InvoiceStatus.OPEN)
             .order_by(_I.seq)
         )
+        instance = self.db.instance_id()
         with self.db.tx() as conn:
-            return [_attempt(row, on, manual=True) for row in conn.execute(query)]
+            return [_attempt(row, on, instance, manual=True) for row in conn.execute(query)]
 
     def invoice_attempt(self, number: str, on: date) -> Attempt | None:
         """A manual try at one open invoice."""
         query = self._invoice_query().where(_I.number == number)
+        instance = self.db.instance_id()
         with self.db.tx() as conn:
             row = conn.execute(query).first()
-        return _attempt(row, on, manual=True) if row else None
+        return _attempt(row, on, instance, manual=True) if row else None
 
     def begin_attempts(self, attempts: Sequence[Attempt]) -> None:
         """Write the attempts ``pending`` and commit, before the processor hears of them."""
@@ -276,6 +280,7 @@ class Payments:
                 _I.auto_retries,
                 _I.first_failure_on,
                 _S.payment_token,
+                _P.idempotency_key,
             )
             .join(t.invoices, _I.number == _P.invoice_number)
             .outerjoin(t.subscriptions, _S.id == _OWNER)
@@ -298,7 +303,7 @@ class Payments:
                     row.first_failure_on,
                     row.manual,
                     _PAYMENT_STATUS[row.status],
-                    row.idempotency_key,
+                    stored_key=row.idempotency_key,  # as it was sent, whatever its format
                 )
                 for row in conn.execute(query)
             ]

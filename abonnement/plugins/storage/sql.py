@@ -11,7 +11,9 @@ its methods hands the call to one small repository, composed here over one ``Dat
 - ``BillingRun`` (``billing.py``): the billing run's claims and batch writes;
 - ``Outbox`` (``outbox.py``): events handed over, deliveries and their tries;
 - ``Configs`` (``declared.py``): the configs ``apply`` made true;
-- ``Links`` (``links.py``): buyer links used once.
+- ``Links`` (``links.py``): buyer links used once;
+- ``meta.py``: what the database knows of itself (its instance id, its billing timeline),
+  as functions over a connection.
 
 A repository shares no state with another but the ``Database``; one that writes another's
 tables calls that one's writer inside its own transaction. The billing hot path uses
@@ -22,7 +24,7 @@ must be at the current migration (``abonnement db upgrade``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
@@ -43,6 +45,7 @@ from abonnement.engine.records import (
 )
 from abonnement.engine.subscriptions import Step, Subscription
 from abonnement.errors import StorageError
+from abonnement.plugins.storage import meta
 from abonnement.plugins.storage.billing import BillingRun
 from abonnement.plugins.storage.database import Database, alembic_config
 from abonnement.plugins.storage.declared import Configs
@@ -73,6 +76,12 @@ class SqlStorage:
         return self.db.url
 
     @property
+    def directory(self) -> str | None:
+        """Where a processor may keep files of this database's: the SQLite file's folder
+        (None in memory and on PostgreSQL)."""
+        return str(self.db.directory) if self.db.directory is not None else None
+
+    @property
     def database_file(self) -> str | None:
         """The SQLite file (None in memory and on PostgreSQL)."""
         return str(self.db.database_file) if self.db.database_file is not None else None
@@ -93,6 +102,17 @@ class SqlStorage:
 
     def close(self) -> None:
         self.db.close()
+
+    def instance_id(self) -> str:
+        return self.db.instance_id()
+
+    def timeline(self) -> date | None:
+        with self.db.tx() as conn:
+            return meta.timeline(conn)
+
+    def advance_timeline(self, day: date) -> date:
+        with self.db.tx() as conn:
+            return meta.advance_timeline(conn, day)
 
     def dry_run(self) -> AbstractContextManager[None]:
         return self.db.dry_run()
@@ -139,16 +159,23 @@ class SqlStorage:
     ) -> int:
         return self._subscriptions.reschedule(reminder_days, limit, work)
 
-    def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
-        return self._billing.earliest_event(until, collections=collections)
+    def earliest_event(
+        self, until: date, *, collections: bool = True, skip: Collection[str] = ()
+    ) -> date | None:
+        return self._billing.earliest_event(until, collections=collections, skip=skip)
 
     def process_due(
-        self, day: date, limit: int, work: StepWork, number_format: str, *, collect: bool = False
-    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:
-        return self._billing.process_due(day, limit, work, number_format, collect=collect)
+        self, day: date, limit: int, work: StepWork, number_format: str, *, collect: bool = False,
+        skip: Collection[str] = (),
+    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:  # fmt: skip
+        return self._billing.process_due(day, limit, work, number_format, collect=collect,
+                                         skip=skip)  # fmt: skip
 
-    def busy_on(self, day: date) -> bool:
-        return self._billing.busy_on(day)
+    def busy_on(self, day: date, skip: Collection[str] = ()) -> bool:
+        return self._billing.busy_on(day, skip)
+
+    def record_failure(self, sub_id: str, event_of: Callable[[int], Event]) -> None:
+        self._billing.record_failure(sub_id, event_of)
 
     def count_due(self, until: date) -> int:
         return self._billing.count_due(until)
