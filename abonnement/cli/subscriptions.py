@@ -60,10 +60,9 @@ def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
     payload["invoices"] = detail.invoices
     payload["payments"] = [payment_json(r) for r in detail.payments]
     payload["history"] = [
-        {"seq": e["seq"], "type": e["type"], "date": e["on_date"].isoformat(),
-         **(e["payload"] or {})}
+        {"seq": e.seq, "type": e.type, "date": e.on_date.isoformat(), **e.payload}
         for e in detail.history
-    ]  # fmt: skip
+    ]
     if as_json:
         echo_json(payload)
         return

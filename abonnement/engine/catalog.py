@@ -321,6 +321,11 @@ class Settings:
     tax_provider: str | None = None  # a registered tax provider: automatic tax by location
     tax_table: tuple[RegionalRate, ...] = ()  # the built-in `table` provider's rates
 
+    @property
+    def reminder_lead(self) -> int:
+        """Days before a payment its reminder is due; 0 when reminders are off."""
+        return self.reminder_days_before if self.reminder_enabled else 0
+
     def minimum_charge_for(self, currency: str) -> Money:
         if currency in self.minimum_charge:
             return self.minimum_charge[currency]
