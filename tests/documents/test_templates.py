@@ -106,4 +106,5 @@ def test_validate_names_the_template_in_json(tmp_path):
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"valid": False, "errors": [
         {"file": "templates/welcome.txt", "line": 3, "column": 1, "hint": None,
-         "message": "template error: 'nope' is undefined"}]}  # fmt: skip
+         "message": "template error: 'nope' is undefined", "severity": "error"}],
+        "warnings": []}  # fmt: skip
