@@ -107,4 +107,4 @@ def test_validate_names_the_template_in_json(tmp_path):
     assert json.loads(result.stdout) == {"valid": False, "errors": [
         {"file": "templates/welcome.txt", "line": 3, "column": 1, "hint": None,
          "message": "template error: 'nope' is undefined", "severity": "error"}],
-     "warnings": []}  # fmt: skip
+        "warnings": []}  # fmt: skip
