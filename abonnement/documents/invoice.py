@@ -61,7 +61,11 @@ def bill_to(
 
 
 def _context(
-    invoice: Mapping[str, Any], catalog: Catalog, fmt: Formatter, sub: Subscription | None
+    invoice: Mapping[str, Any],
+    catalog: Catalog,
+    fmt: Formatter,
+    sub: Subscription | None,
+    pay_url: str | None,
 ) -> dict[str, Any]:
     currency = invoice["currency"]
     settings = catalog.settings
@@ -98,9 +102,7 @@ def _context(
         else None,
         "terms_days": terms,
         "amount_due": max(due, Decimal(0)),
-        "pay_url": settings.invoices.pay_url.format(number=invoice["number"])
-        if invoice["status"] == InvoiceStatus.OPEN and due > 0
-        else None,
+        "pay_url": pay_url if invoice["status"] == InvoiceStatus.OPEN and due > 0 else None,
         "money": money,
         "day": fmt.date,
         "number": fmt.number,
@@ -116,16 +118,19 @@ def render_html(
     *,
     subscription: Subscription | None = None,
     template_dir: Path | None = None,
+    pay_url: str | None = None,
 ) -> str:
     """The invoice document as HTML, in the invoice's language and locale. A ``invoice.html``
-    in ``template_dir`` (the config's ``templates/``) replaces the built-in template."""
+    in ``template_dir`` (the config's ``templates/``) replaces the built-in template.
+    ``pay_url``: where the buyer pays online, printed while the invoice is open and due."""
     document = invoice.get("document") or {}
     language = document.get("language") or catalog.settings.invoices.language
     locale = document.get("locale") or catalog.settings.invoices.locale
     env = environment(template_dir, language, "templates")
     try:
         template = env.get_template(TEMPLATE)
-        return template.render(_context(invoice, catalog, Formatter(locale), subscription))
+        fmt = Formatter(locale)
+        return template.render(_context(invoice, catalog, fmt, subscription, pay_url))
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
         raise AbonnementError(f"invoice template: {where}{exc.message}") from None

@@ -160,10 +160,12 @@ def summarize(
     rules: Sequence[Any],
     catalog: Catalog,
     taxes: AutomaticTax | None = None,
+    method: str | None = None,
 ) -> Summary:
     """The summary of ``contact_id`` buying ``items`` on ``purchase`` (F12), priced as the
     checkout prices it: the same contexts, each line with the subscription it starts;
-    ``taxes``: the tax provider's rates by the buyer's location."""
+    ``taxes``: the tax provider's rates by the buyer's location; ``method``: the payment
+    type when it is known (a payment link that takes one), None for a quote."""
     settings = catalog.settings
     currency = items[0].currency
     contact = catalog.contacts.get(contact_id)
@@ -183,6 +185,7 @@ def summarize(
         currency=currency,
         due_date=purchase,
         company_id=company_id,
+        method=method,
         taxes=taxes,
     )
     future = []
@@ -193,7 +196,8 @@ def summarize(
         on = later_sub.date_of(later_sub.next_index)
         later_ctx = purchase_context(
             catalog, contact_id, on, items=group.items, currency=currency, due_date=on,
-            company_id=company_id, sequence=later_sub.next_index + 1, subscription=later_sub,
+            company_id=company_id, method=method, sequence=later_sub.next_index + 1,
+            subscription=later_sub,
         )  # fmt: skip
         lines = line_inputs(group.items, catalog)
         later = price_invoice(lines, later_ctx, rules, currency=currency, payments_made=1,

@@ -1,4 +1,6 @@
-"""Signed, expiring payment-method update links (F17). Pure: the secret and date come in."""
+"""Signed, expiring buyer links: payment-method update links (F17) and invoice pay links.
+Pure: the secret and date come in. A link is a path (``/u/TOKEN``, ``/i/TOKEN``) on the server
+buyers reach; the operations put ``settings.server.public_url`` in front."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ from datetime import date, timedelta
 
 from abonnement.errors import InvalidInput, InvalidState
 
-__all__ = ["UPDATE_URL", "link", "sign", "verify"]
+__all__ = ["PAY_URL", "UPDATE_URL", "link", "sign", "verify"]
 
-UPDATE_URL = "https://pay.abonnement.dev/update/{token}"  # where a buyer opens the link
+UPDATE_URL = "/u/{token}"  # the update page of `abonnement serve`
+PAY_URL = "/i/{token}"  # an invoice's pay-online page
+_KINDS = {"update": "update link", "pay": "pay link"}  # kind → what the buyer calls it
 
 
 def _mac(payload: bytes, secret: str) -> str:
@@ -19,31 +23,44 @@ def _mac(payload: bytes, secret: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def sign(subscription_id: str, expires: date, secret: str) -> str:
-    """A token naming the subscription, valid through ``expires``."""
-    payload = f"{subscription_id}|{expires.isoformat()}".encode()
+def _payload(kind: str, subject: str, expires: date) -> bytes:
+    # an update link's payload has no kind in front: the links already sent stay valid
+    prefix = "" if kind == "update" else f"{kind}|"
+    return f"{prefix}{subject}|{expires.isoformat()}".encode()
+
+
+def sign(subject: str, expires: date, secret: str, kind: str = "update") -> str:
+    """A ``kind`` token naming ``subject`` (a subscription id, an invoice number), valid
+    through ``expires``."""
+    payload = _payload(kind, subject, expires)
     return base64.urlsafe_b64encode(payload).rstrip(b"=").decode() + "." + _mac(payload, secret)
 
 
-def link(subscription_id: str, on: date, days: int, secret: str) -> tuple[str, str, date]:
-    """(token, URL, last valid day) of an update link made on ``on``, valid ``days`` days."""
+def link(
+    subject: str, on: date, days: int, secret: str, kind: str = "update"
+) -> tuple[str, str, date]:
+    """(token, path, last valid day) of a ``kind`` link made on ``on``, valid ``days`` days."""
     expires = on + timedelta(days=days)
-    token = sign(subscription_id, expires, secret)
-    return token, UPDATE_URL.format(token=token), expires
+    token = sign(subject, expires, secret, kind)
+    return token, (UPDATE_URL if kind == "update" else PAY_URL).format(token=token), expires
 
 
-def verify(token: str, secret: str, on: date) -> str:
-    """The subscription id of a valid token; ``InvalidInput`` if forged, ``InvalidState`` if
-    expired (the link was good once: a new one is what the buyer needs)."""
+def verify(token: str, secret: str, on: date, kind: str = "update") -> str:
+    """The subject of a valid ``kind`` token; ``InvalidInput`` if forged or of another kind,
+    ``InvalidState`` if expired (the link was good once: a new one is what the buyer needs)."""
+    invalid = InvalidInput(f"this {_KINDS[kind]} is not valid")
     try:
         body, mac = token.split(".", 1)
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        subscription_id, expires = payload.decode().rsplit("|", 1)
+        subject, expires = payload.decode().rsplit("|", 1)
         valid_through = date.fromisoformat(expires)
     except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("this update link is not valid") from None
+        raise invalid from None
     if not hmac.compare_digest(mac, _mac(payload, secret)):
-        raise InvalidInput("this update link is not valid")
+        raise invalid
+    found = next((k for k in _KINDS if k != "update" and subject.startswith(f"{k}|")), "update")
+    if found != kind:
+        raise invalid
     if on > valid_through:
-        raise InvalidState(f"this update link expired on {valid_through}; ask for a new one")
-    return subscription_id
+        raise InvalidState(f"this {_KINDS[kind]} expired on {valid_through}; ask for a new one")
+    return subject.removeprefix(f"{kind}|") if kind != "update" else subject

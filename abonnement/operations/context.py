@@ -38,6 +38,16 @@ class Context:
     open_storage: Callable[[], Any] = field(repr=False)
     database_url: str = ""
 
+    def __post_init__(self) -> None:
+        from dataclasses import replace
+
+        from abonnement.operations.buyers import Contacts
+
+        # buyers a payment-link page stored are contacts too, for every operation
+        if not isinstance(self.catalog.contacts, Contacts):
+            contacts = Contacts(self.catalog.contacts, lambda: self.storage)
+            self.catalog = replace(self.catalog, contacts=contacts)
+
     @cached_property
     def storage(self) -> Any:
         """The project's storage plugin (``engine.ports.Storage``), opened on first use."""
@@ -82,6 +92,16 @@ class Context:
     def today(self) -> date:
         """Today in the account's time zone: the faces' default when no date is given."""
         return datetime.now(ZoneInfo(self.catalog.settings.timezone)).date()
+
+    def buyer_link(self, kind: str, subject: str, on: date, days: int) -> dict[str, str]:
+        """A signed ``kind`` link (``update``: a subscription's payment method; ``pay``: an
+        invoice) for ``subject``, made on ``on`` and valid ``days`` days, on the server buyers
+        reach: ``{"token", "url", "expires_at"}``."""
+        from abonnement.engine.update_links import link
+
+        token, path, expires = link(subject, on, days, self.link_secret(), kind)  # type: ignore[arg-type]
+        url = self.catalog.settings.buyer_url(path)
+        return {"token": token, "url": url, "expires_at": expires.isoformat()}
 
     def link_secret(self, *, required: bool = True) -> str | None:
         """The secret that signs buyer links (``ABONNEMENT_LINK_SECRET``)."""

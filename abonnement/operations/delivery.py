@@ -207,7 +207,8 @@ def render_message(
     amount = invoice["total"] if invoice else (period_amounts(sub)[0] if sub else Decimal(0))
     update_url = None
     if row["type"] == "payment.failed" and link_secret and sub is not None:
-        _, update_url, _ = link(sub.id, on, settings.update_link_days, link_secret)
+        _, path, _ = link(sub.id, on, settings.update_link_days, link_secret)
+        update_url = settings.buyer_url(path)
     ctx = {
         "account": settings.account,
         "name": contact.name if contact else (sub.contact_id if sub else ""),

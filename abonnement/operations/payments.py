@@ -13,19 +13,89 @@ from abonnement.errors import CollectionError, InvalidInput, InvalidState, NotFo
 from abonnement.operations.context import Context
 from abonnement.operations.delivery import deliver_due
 
-__all__ = ["pay_invoice", "pay_online", "refund", "retry", "update_link", "update_payment_method"]
+__all__ = [
+    "PAY_LINK_DAYS",
+    "accepts_online",
+    "invoice_of_link",
+    "pay_by_link",
+    "pay_invoice",
+    "pay_online",
+    "pay_url",
+    "refund",
+    "retry",
+    "update_link",
+    "update_link_target",
+    "update_payment_method",
+]
+
+# an invoice's pay link is valid this long after the invoice was issued, while it is open
+PAY_LINK_DAYS = 365
 
 
 def update_link(ctx: Context, subscription_id: str, on: date) -> dict[str, str]:
     """A signed link, valid ``settings.update_link_days`` from ``on``, for the buyer to save a
     new payment method (F17): ``{"token", "url", "expires_at"}``."""
-    from abonnement.engine.update_links import link
-
     if ctx.storage.subscription(subscription_id) is None:
         raise NotFound("subscription", subscription_id)
-    days = ctx.catalog.settings.update_link_days
-    token, url, expires = link(subscription_id, on, days, ctx.link_secret())
-    return {"token": token, "url": url, "expires_at": expires.isoformat()}
+    return ctx.buyer_link("update", subscription_id, on, ctx.catalog.settings.update_link_days)
+
+
+def update_link_target(ctx: Context, token: str, on: date) -> dict[str, Any]:
+    """What an update link opens, without changing anything: ``{"subscription": the
+    Subscription, "open": [stored invoice rows it owes, oldest first]}``. ``InvalidInput``
+    for a forged link, ``InvalidState`` for an expired one, ``NotFound`` when the
+    subscription is gone."""
+    from abonnement.engine.update_links import verify
+
+    sub_id = verify(token, ctx.link_secret(), on)
+    sub = ctx.storage.subscription(sub_id)
+    if sub is None:
+        raise NotFound("subscription", sub_id)
+    owed = [ctx.storage.invoice(a.invoice_number) for a in ctx.storage.open_invoices(sub_id, on)]
+    return {"subscription": sub, "open": [row for row in owed if row is not None]}
+
+
+def pay_url(ctx: Context, row: dict[str, Any]) -> str | None:
+    """Where the buyer pays the stored invoice ``row`` online: the account's own page
+    (``settings.invoices.pay_url``), else the server's invoice page behind a signed link valid
+    ``PAY_LINK_DAYS`` from the issue date; None without a link secret or when the invoice's
+    subscription does not accept online payment."""
+    settings = ctx.catalog.settings
+    if not accepts_online(ctx, row):
+        return None
+    if settings.invoices.pay_url:
+        return settings.invoices.pay_url.format(number=row["number"])
+    if ctx.link_secret(required=False) is None:
+        return None
+    return ctx.buyer_link("pay", row["number"], row["issue_date"], PAY_LINK_DAYS)["url"]
+
+
+def accepts_online(ctx: Context, row: dict[str, Any]) -> bool:
+    """Whether the invoice may be paid online (a declared subscription may say no)."""
+    declared = ctx.catalog.subscriptions.get(row.get("subscription_id") or "")
+    return declared is None or declared.collection.accept_online
+
+
+def invoice_of_link(ctx: Context, token: str, on: date) -> dict[str, Any]:
+    """The stored invoice a pay link names, while it is open. ``InvalidInput`` for a forged
+    link, ``InvalidState`` for an expired link or an invoice paid or void since (the link is
+    spent), ``NotFound`` when the invoice is gone."""
+    from abonnement.engine.update_links import verify
+
+    number = verify(token, ctx.link_secret(), on, "pay")
+    row = ctx.storage.invoice(number)
+    if row is None:
+        raise NotFound("invoice", number)
+    if row["status"] != InvoiceStatus.OPEN or not accepts_online(ctx, row):
+        raise InvalidState(f"invoice {number} is {row['status']}; this pay link is spent")
+    return row
+
+
+def pay_by_link(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:
+    """Pay the invoice of a pay link with ``card`` now (``pay_online``), after checking the
+    link as ``invoice_of_link`` does. ``PaymentDeclined`` with the processor's reason."""
+    row = invoice_of_link(ctx, token, on)
+    return pay_online(ctx, row["number"], card, on)
 
 
 def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:

@@ -136,9 +136,11 @@ def segment(ctx: Context, name: str, on: date) -> tuple[str, list[Any]]:
 def render_invoice(ctx: Context, number: str, fmt: str = "html") -> bytes:
     """The customer-facing document of invoice ``number``: HTML text or PDF bytes."""
     from abonnement.documents.invoice import render_html, render_pdf
+    from abonnement.operations.payments import pay_url
 
     row = invoice(ctx, number)
     sub = ctx.storage.subscription(row["subscription_id"]) if row["subscription_id"] else None
     html = render_html(row, ctx.catalog, subscription=sub,
-                       template_dir=ctx.config_dir / "templates")  # fmt: skip
+                       template_dir=ctx.config_dir / "templates",
+                       pay_url=pay_url(ctx, row))  # fmt: skip
     return render_pdf(html) if fmt == "pdf" else html.encode()

@@ -70,6 +70,7 @@ from abonnement.plugins.storage.rows import (
     raw_select,
     to_json,
 )
+from abonnement.plugins.storage.server import ServerMixin
 
 __all__ = ["SqlStorage", "StorageError"]
 
@@ -103,7 +104,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin):
+class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
     """Subscriptions, invoices, payments and events in one SQL database."""
 
     def __init__(self, url: str, *, migrate: bool = True):
