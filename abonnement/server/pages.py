@@ -96,11 +96,14 @@ def _link_page(request: Request, link_id: str, language: str, *, status: int = 2
 
 @router.get("/l/{link_id}", response_class=HTMLResponse)
 async def link_page(request: Request, link_id: str) -> Response:
+    """The payment link's page: its summary and the buyer's form."""
     return _link_page(request, link_id, language_of(request))
 
 
 @router.post("/l/{link_id}", response_class=HTMLResponse)
 async def link_checkout(request: Request, link_id: str) -> Response:
+    """Buy the link (``purchases.buy``): the confirmation with the receipt, or the form again
+    with the reason it was refused."""
     from abonnement.engine.catalog import Address
     from abonnement.operations.buyers import Buyer
 
@@ -168,6 +171,7 @@ def _invoice_page(request: Request, token: str, row: dict[str, Any], *, status: 
 
 @router.get("/i/{token}", response_class=HTMLResponse)
 async def invoice_page(request: Request, token: str) -> Response:
+    """An open invoice behind a pay link: amount due, the pay form, the document."""
     row = _invoice(request, token)
     if row is None:
         return not_found(request)
@@ -176,6 +180,7 @@ async def invoice_page(request: Request, token: str) -> Response:
 
 @router.get("/i/{token}/document", response_class=HTMLResponse)
 async def invoice_document(request: Request, token: str) -> Response:
+    """The invoice document, as ``invoices render`` makes it."""
     row = _invoice(request, token)
     if row is None:
         return not_found(request)
@@ -185,6 +190,7 @@ async def invoice_document(request: Request, token: str) -> Response:
 
 @router.get("/i/{token}/pdf")
 async def invoice_pdf(request: Request, token: str) -> Response:
+    """The invoice document as a PDF download."""
     row = _invoice(request, token)
     if row is None:
         return not_found(request)
@@ -196,6 +202,7 @@ async def invoice_pdf(request: Request, token: str) -> Response:
 
 @router.post("/i/{token}", response_class=HTMLResponse)
 async def invoice_pay(request: Request, token: str) -> Response:
+    """Pay the invoice with the card (``payments.pay_by_link``)."""
     server = _server(request)
     row = _invoice(request, token)
     if row is None:
@@ -248,6 +255,7 @@ def _update_page(request: Request, token: str, target: dict[str, Any], *, status
 
 @router.get("/u/{token}", response_class=HTMLResponse)
 async def update_page(request: Request, token: str) -> Response:
+    """The payment-method update page: what is past due, the card form."""
     target = _update_target(request, token)
     if target is None:
         return not_found(request)
@@ -256,6 +264,7 @@ async def update_page(request: Request, token: str) -> Response:
 
 @router.post("/u/{token}", response_class=HTMLResponse)
 async def update_save(request: Request, token: str) -> Response:
+    """Save the card and collect what is past due (``payments.update_payment_method``)."""
     server = _server(request)
     target = _update_target(request, token)
     if target is None:
