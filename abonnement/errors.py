@@ -142,9 +142,10 @@ class Problem:
     message: str
     hint: str | None = None
     context: str | None = None  # the source line with a caret under the column
+    severity: str = "error"  # or "warning": reported, but the config is still valid
 
     def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.column}: error: {self.message}"
+        text = f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.message}"
         text = f"{text}; {self.hint}" if self.hint else text
         return f"{text}\n{self.context}" if self.context else text
 
@@ -155,6 +156,7 @@ class Problem:
             "column": self.column,
             "message": self.message,
             "hint": self.hint,
+            "severity": self.severity,
         }
 
 

@@ -99,11 +99,7 @@ def invoice_json(row: Mapping[str, Any]) -> dict[str, Any]:
             out = []
             for a in own:
                 if a["kind"] == kind:
-                    entry = {"rule": a["rule"], "amount": _amount(a["amount"], currency)}
-                    if kind == "tax":
-                        entry = {"rule": a["rule"], "rate": _percent(a["rate"]),
-                                 "amount": entry["amount"]}  # fmt: skip
-                    out.append(entry)
+                    out.append(_adjustment(a, currency))
             return out
 
         lines.append({
@@ -128,11 +124,13 @@ def invoice_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "fee_total": _amount(row["fee_total"], currency),
         "tax_total": _amount(row["tax_total"], currency),
         "total": _amount(total, currency),
+        # what the total is before tax (prices that include tax have it taken out)
+        "total_excluding_tax": _amount(total - row["tax_total"], currency),
         "amount_paid": _amount(paid, currency),
         "amount_due": _amount(max(total - paid, Decimal(0)), currency),
         "lines": lines,
         "adjustments": [
-            {"kind": a["kind"], "rule": a["rule"], "amount": _amount(a["amount"], currency)}
+            {"kind": a["kind"], **_adjustment(a, currency)}
             for a in row.get("adjustments", ())
             if a["line_position"] is None
         ],
@@ -141,6 +139,17 @@ def invoice_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "comments": document.get("comments"),
         "tax_ids": document.get("tax_ids", []),
     }
+
+
+def _adjustment(a: Mapping[str, Any], currency: str) -> dict[str, Any]:
+    """A stored adjustment: the rule behind it, what the invoice calls it (the rule's
+    ``label``, or its name when it has none), a discount's or tax's rate (None for a fixed
+    amount), its amount."""
+    entry = {"rule": a["rule"], "label": a.get("label") or a["rule"]}
+    if a["kind"] != "fee":  # a fee's percentage is only part of it: its amount says it all
+        entry["rate"] = _percent(a["rate"])
+    entry["amount"] = _amount(a["amount"], currency)
+    return entry
 
 
 def quote_json(summary: Summary) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -57,22 +58,27 @@ def echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
 
 
-def print_problems(problems: list[Problem], fmt: str) -> None:
-    """Config problems as text (stderr), JSON or GitHub workflow commands (stdout)."""
+def print_problems(problems: list[Problem], fmt: str, warnings: Sequence[Problem] = ()) -> None:
+    """Config problems (and warnings, which leave it valid) as text (stderr), JSON or
+    GitHub workflow commands (stdout)."""
     if fmt == "json":
-        payload = {"valid": not problems, "errors": [p.as_json() for p in problems]}
+        payload = {"valid": not problems, "errors": [p.as_json() for p in problems],
+                   "warnings": [w.as_json() for w in warnings]}  # fmt: skip
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
         return
-    for p in problems:
+    for p in (*problems, *warnings):
         if fmt == "github":
             message = p.message + (f" ({p.hint})" if p.hint else "")
             message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-            click.echo(f"::error file={p.file},line={p.line},col={p.column}::{message}")
+            click.echo(f"::{p.severity} file={p.file},line={p.line},col={p.column}::{message}")
         else:
             click.echo(str(p), err=True)
-    if fmt == "text":
+    if fmt == "text" and problems:
         noun = "error" if len(problems) == 1 else "errors"
         click.echo(f"{len(problems)} {noun}", err=True)
+    if fmt == "text" and warnings:
+        noun = "warning" if len(warnings) == 1 else "warnings"
+        click.echo(f"{len(warnings)} {noun}", err=True)
 
 
 def pairs(values: tuple[str, ...], option: str, convert: Any = str) -> list[tuple[int, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +57,16 @@ def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
     for line in payload["lines"]:
         click.echo(f"  {line['description']:<40} {line['quantity']:>6} × {line['unit_price']:>10}"
                    f" = {line['amount']:>10} {cur}")  # fmt: skip
-        if explain:
-            for kind in ("discounts", "fees", "taxes"):
-                for adj in line[kind]:
-                    rate = f" {adj['rate']}" if adj.get("rate") else ""
-                    click.echo(f"      {kind[:-1] if kind != 'taxes' else 'tax'} "
-                               f"{adj['rule']}{rate}: {adj['amount']} {cur}")  # fmt: skip
+        for kind in ("discounts", "fees", "taxes"):
+            for adj in line[kind]:
+                rate = f" {adj['rate']}" if adj.get("rate") else ""
+                why = f" [{adj['rule']}]" if explain else ""
+                click.echo(f"      {kind[:-1] if kind != 'taxes' else 'tax'} "
+                           f"{adj['label']}{rate}{why}: {adj['amount']} {cur}")  # fmt: skip
     for adj in payload["adjustments"]:
-        click.echo(f"  {adj['kind']} {adj['rule']} (invoice): {adj['amount']} {cur}")
+        rate = f" {adj['rate']}" if adj.get("rate") else ""
+        why = f" [{adj['rule']}]" if explain else ""
+        click.echo(f"  {adj['kind']} {adj['label']}{rate}{why} (invoice): {adj['amount']} {cur}")
     for key in ("subtotal", "discount_total", "fee_total", "tax_total", "total", "amount_due"):
         click.echo(f"  {key:<15} {payload[key]:>12} {cur}")
 
@@ -109,16 +110,39 @@ def invoices_pay(app: App, number: str, amount: str | None, method: str, card: s
         payload = {**result, "amount_paid": str(result["amount_paid"])}
         echo_json(payload) if as_json else click.echo(f"{number}: paid")
         return
-    try:
-        value = Decimal(amount) if amount else None
-    except InvalidOperation:
-        raise click.BadParameter(f"{amount!r} is not an amount", param_hint="--amount") from None
-    result = payments.pay_invoice(app.context, number, on, amount=value, method=method)
+    result = payments.pay_invoice(app.context, number, on, amount=amount, method=method)
     payload = {**result, "amount_paid": str(result["amount_paid"])}
     if as_json:
         echo_json(payload)
         return
     click.echo(f"{number}: {payload['status']} (paid {payload['amount_paid']})")
+
+
+@invoices.command("pay-link")
+@click.argument("number")
+@as_of_option
+@json_option
+@click.pass_obj
+def invoices_pay_link(app: App, number: str, as_of: Any, as_json: bool) -> None:
+    """A signed, single-use link for the buyer to pay an open invoice online."""
+    result = payments.pay_link(app.context, number, day_or_today(app, as_of))
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"{result['url']} (valid through {result['expires_at']})")
+
+
+@invoices.command("pay-through-link")
+@click.argument("token")
+@click.option("--card", required=True, help="The card token to pay with.")
+@as_of_option
+@json_option
+@click.pass_obj
+def invoices_pay_through_link(app: App, token: str, card: str, as_of: Any, as_json: bool) -> None:
+    """Pay an invoice through its pay link (what the buyer's pay page does)."""
+    result = payments.pay_through_link(app.context, token, card, day_or_today(app, as_of))
+    payload = {**result, "amount_paid": str(result["amount_paid"])}
+    echo_json(payload) if as_json else click.echo(f"{result['number']}: paid")
 
 
 COMMANDS = (invoices,)

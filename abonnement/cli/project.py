@@ -36,14 +36,22 @@ def init(directory: Path, example: str) -> None:
 @click.pass_obj
 def validate(app: App, fmt: str) -> None:
     """Load and check the config; print a summary line, or every error."""
+    from abonnement.operations.queries import template_problems
+
     try:
-        catalog = app.config.catalog
+        config = app.config
     except ConfigError as exc:
         print_problems(exc.problems, fmt)
         sys.exit(1)
+    problems = template_problems(app.context)
+    if problems:
+        print_problems(problems, fmt)
+        sys.exit(1)
+    catalog, warnings = config.catalog, list(config.warnings)
     if fmt == "json":
-        print_problems([], "json")
+        print_problems([], "json", warnings)
         return
+    print_problems([], fmt, warnings)  # warnings do not make a config invalid
     counts = ", ".join(f"{k}: {n}" for k, n in catalog.counts().items() if n)
     rules = app.rules
     blocks = len(rules.pricing) + len(rules.triggers) + len(rules.segments)

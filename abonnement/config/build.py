@@ -4,6 +4,7 @@ declared subscription, custom-property values, names of installed plugins."""
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -151,7 +152,7 @@ def _build_items(
                 description=raw.get("description"),
                 quantity=raw.get("quantity", 1),
                 unit_price=unit_price,
-                unit_discount=parse_percent(raw["unit_discount"])
+                unit_discount=b.discount(entry, (*sub, "unit_discount"), raw["unit_discount"])
                 if "unit_discount" in raw
                 else None,
                 frequency=Frequency.parse(raw["frequency"]) if "frequency" in raw else None,
@@ -277,7 +278,7 @@ def _build_subscription(
             "settings.subscriptions.allow_invoice_creation_off is false",
         )
     inv = raw.get("invoice", {})
-    b.locale(entry, ("invoice", "language"), inv.get("language"))
+    b.language(entry, ("invoice", "language"), inv.get("language"))
     b.locale(entry, ("invoice", "locale"), inv.get("locale"))
     address = raw.get("billing_address")
     return c.DeclaredSubscription(
@@ -377,7 +378,7 @@ def build_catalog(
     for e in valid("contacts"):
         raw = e.value
         b.ref(e, ("company",), "companies", raw.get("company"))
-        b.locale(e, ("language",), raw.get("language"))
+        b.language(e, ("language",), raw.get("language"))
         b.locale(e, ("locale",), raw.get("locale"))
         methods = []
         for i, pm in enumerate(raw.get("payment_methods", ())):
@@ -489,8 +490,25 @@ def _rule_files(b: Builder, entries: list[Entry], settings: c.Settings | None) -
     if not settings or not entries:
         return ()
     found: list[str] = []
+    root = b.root.resolve()
     for i, pattern in enumerate(settings.rules):
-        matches = sorted(p for p in b.root.glob(pattern) if p.is_file())
+        if Path(pattern).is_absolute():  # written on purpose: it may be anywhere
+            matches = sorted(p for p in map(Path, glob.glob(pattern)) if p.is_file())
+        else:
+            try:
+                matches = sorted(p for p in b.root.glob(pattern) if p.is_file())
+            except ValueError as exc:  # an empty or malformed pattern
+                b.error(entries[0], ("rules", i), f"bad rule file pattern `{pattern}`: {exc}")
+                continue
+            outside = [p for p in matches if not p.resolve().is_relative_to(root)]
+            if outside:
+                b.error(
+                    entries[0],
+                    ("rules", i),
+                    f"`{pattern}` reaches outside the config directory ({outside[0]})",
+                    "relative paths stay inside it; write an absolute path if you mean it",
+                )
+                continue
         if not matches:
             b.error(
                 entries[0],

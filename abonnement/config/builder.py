@@ -14,7 +14,7 @@ from abonnement.config.schemas import did_you_mean, location
 from abonnement.config.yamlpos import Document
 from abonnement.config.yamlpos import Path as YamlPath
 from abonnement.engine import catalog as c
-from abonnement.engine.money import Money, MoneyError, parse_money
+from abonnement.engine.money import Money, MoneyError, Percent, parse_money, parse_percent
 from abonnement.engine.schedule import (
     AtPurchase,
     DelayDays,
@@ -91,7 +91,18 @@ class Builder:
                 hint,
             )
             return None
+        if money.amount < 0:  # as `subscriptions edit --price` refuses it
+            self.error(entry, sub, f"a negative amount `{text}`: a price is never below zero",
+                       "for a credit, use a discount")  # fmt: skip
         return money
+
+    def discount(self, entry: Entry, sub: tuple, text: str) -> Percent | None:
+        """A unit discount: between 0% and 100%, as `subscriptions edit --discount` says."""
+        percent = parse_percent(text)
+        if not 0 <= percent.value <= 100:
+            self.error(entry, sub, f"a discount is between 0% and 100%, not {text}")
+            return None
+        return percent
 
     def charged(self, entry: Entry, sub: tuple, money: Money | None) -> None:
         """Report a price charged as written that the configured processor cannot take."""
@@ -126,6 +137,13 @@ class Builder:
     @staticmethod
     def address(raw: Any) -> c.Address | None:
         return c.Address(**raw) if isinstance(raw, dict) else None
+
+    def language(self, entry: Entry, sub: tuple, text: str | None) -> None:
+        """A language documents and messages are written in: one abonnement translates to."""
+        if text is None or text in c.LANGUAGES:
+            return
+        hint = did_you_mean(text, list(c.LANGUAGES)) or f"supported: {', '.join(c.LANGUAGES)}"
+        self.error(entry, sub, f"unsupported language `{text}`", hint)
 
     def locale(self, entry: Entry, sub: tuple, text: str | None) -> None:
         if text is None:

@@ -13,6 +13,7 @@ from abonnement.config.schemas import SECTIONS, did_you_mean, schema_problems, s
 from abonnement.config.yamlpos import Document, load_document
 from abonnement.engine.catalog import Catalog
 from abonnement.errors import ConfigError, Problem, YamlProblem
+from abonnement.rules.ast import Call, Literal
 from abonnement.rules.ruleset import RuleSet, build_ruleset
 from abonnement.rules.types import BUILTIN_TEMPLATES, RuleEnv, Signature
 
@@ -36,6 +37,10 @@ class PluginNames:
     rule_functions: Mapping[str, RuleFunction] = field(default_factory=dict)
     # processor name → why it cannot charge an amount as written (None: it can)
     representable: Mapping[str, Callable[[Money], str | None]] = field(default_factory=dict)
+    # notifier name → why its settings block must not be used (a password sent in the clear)
+    notifier_problems: Mapping[str, Callable[[Mapping[str, Any]], list[str]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class Config:
 
     catalog: Catalog
     rules: RuleSet
+    warnings: tuple[Problem, ...] = ()  # what is valid but likely a mistake (`validate`)
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -142,7 +148,51 @@ def load(root: Path | str, plugins: PluginNames | None = None) -> Config:
     problems.extend(_uncharged_amounts(rules, catalog, plugins))
     if problems:
         raise ConfigError(problems)
-    return Config(catalog, rules)
+    return Config(catalog, rules, tuple(taxed_twice(rules, catalog)))
+
+
+def taxed_twice(rules: RuleSet, catalog: Catalog) -> list[Problem]:
+    """Warnings for tax rules whose rate is one that items already carry as their own
+    ``tax_rate`` (``tax_rate("ny-sales")``, or the same percentage written out): such a
+    line would be taxed twice at that rate unless the rule's condition leaves it out."""
+    carriers: dict[str, list[str]] = {}
+
+    def carried(rate_id: str | None, where: str) -> None:
+        if rate_id:
+            carriers.setdefault(rate_id, []).append(where)
+
+    for product in catalog.products.values():
+        carried(product.tax_rate, f"product `{product.id}`")
+    declared: tuple[tuple[str, Mapping[str, Any]], ...] = (
+        ("subscription", catalog.subscriptions), ("quote", catalog.quotes),
+        ("payment link", catalog.payment_links), ("deal", catalog.deals))  # fmt: skip
+    for kind, records in declared:
+        for record in records.values():
+            for item in record.items:
+                carried(item.tax_rate, f"{kind} `{record.id}`")
+    warnings = []
+    for rule in rules.pricing:
+        stmt = rule.block.get("rate") if rule.kind == "tax" and rule.block else None
+        if stmt is None:
+            continue
+        value = stmt.value
+        if isinstance(value, Call) and value.name == "tax_rate" and value.args:
+            named = value.args[0]
+            ids = [named.value] if isinstance(named, Literal) else []
+        elif isinstance(value, Literal) and value.type == "percent":
+            ids = [r.id for r in catalog.tax_rates.values() if r.rate == value.value]
+        else:
+            continue
+        for rate_id in ids:
+            if rate_id in carriers:
+                where = ", ".join(dict.fromkeys(carriers[rate_id]))
+                warnings.append(Problem(
+                    rule.block.file, value.line, value.column,  # type: ignore[union-attr]
+                    f"tax `{rule.name}` applies the rate of tax rate `{rate_id}`, which items "
+                    f"already carry as their own tax_rate ({where}): their lines are taxed "
+                    "twice at that rate", "leave those lines out with `when`, or drop one",
+                    severity="warning"))  # fmt: skip
+    return warnings
 
 
 def _uncharged_amounts(rules: RuleSet, catalog: Catalog, plugins: PluginNames) -> list[Problem]:

@@ -51,7 +51,7 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
             f"bad pay URL {pay_url!r}",
             "use exactly one {number} field, e.g. https://pay.example.com/{number}",
         )
-    b.locale(entry, ("invoices", "language"), inv.get("language"))
+    b.language(entry, ("invoices", "language"), inv.get("language"))
     b.locale(entry, ("invoices", "locale"), inv.get("locale"))
     invoices = c.InvoiceSettings(
         number_format=number_format,
@@ -117,6 +117,11 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         dotted: raw.get(dotted.split(".")[0], {}).get(dotted.split(".")[1], {})
         for dotted in b.plugins.settings_schemas
     }
+    for name in notifiers:
+        check = b.plugins.notifier_problems.get(name)
+        block = plugin_settings.get(f"notifications.{name}", {})
+        for message in check(block) if check else ():
+            b.error(entry, ("notifications", name), f"the {name} notifier: {message}")
     return c.Settings(
         account=raw["account"],
         currencies=currencies,

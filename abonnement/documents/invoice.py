@@ -60,6 +60,23 @@ def bill_to(
     }
 
 
+def adjustment_label(adj: Mapping[str, Any], catalog: Catalog) -> str | None:
+    """What a document calls an adjustment (a stored row: ``kind``, ``rule``, ``label``): the
+    rule's own ``label`` as written; a tax rate's label; a tax rule without one by its name
+    (``ny_sales`` → "Ny sales"). None for a discount or fee with no label of its own (and the
+    line's unit discount): the template says "Discount" or "Fee" in the document's
+    language."""
+    rule, label, kind = adj["rule"], adj.get("label"), adj["kind"]
+    if rule == "unit_discount":
+        return None
+    rate = catalog.tax_rates.get(rule) if kind == "tax" else None
+    if rate is not None and (not label or label == rule):
+        return rate.label
+    if label and label != rule:  # a rule without a label carries its name
+        return label
+    return rule.replace("_", " ").capitalize() if kind == "tax" else None
+
+
 def _context(
     invoice: Mapping[str, Any],
     catalog: Catalog,
@@ -74,12 +91,7 @@ def _context(
         return fmt.money(amount, currency)
 
     def tax_label(rule: str, label: str | None = None) -> str:
-        rate = catalog.tax_rates.get(rule)
-        if rate:
-            return rate.label
-        if ":" in rule and label:  # a tax provider's rate (`table:QST`) carries its label
-            return label
-        return rule.replace("_", " ").capitalize()
+        return adjustment_label({"kind": "tax", "rule": rule, "label": label}, catalog) or ""
 
     adjustments = invoice.get("adjustments", ())
     lines = []
@@ -102,12 +114,16 @@ def _context(
         else None,
         "terms_days": terms,
         "amount_due": max(due, Decimal(0)),
+        # prices that include their tax: the totals then show the amount excluding tax, so
+        # that it and the tax add up to the total
+        "tax_included": any(a["kind"] == "tax" and a.get("inclusive") for a in adjustments),
         "pay_url": pay_url if invoice["status"] == InvoiceStatus.OPEN and due > 0 else None,
         "money": money,
         "day": fmt.date,
         "number": fmt.number,
         "percent": fmt.percent,
         "tax_label": tax_label,
+        "label_of": lambda adj: adjustment_label(adj, catalog),
         "lang": fmt.locale.language,
     }
 

@@ -72,6 +72,7 @@ class History:
     statuses: tuple[tuple[date, str], ...]
     revisions: tuple[Revision, ...]
     customer: str | None = None  # the contact; None: the subscription is its own customer
+    ends_on: date | None = None  # canceled at a period's end on this day (as asked, ahead)
 
 
 @dataclass
@@ -128,6 +129,8 @@ class _Points:
     def __init__(self, history: History, value_of: dict[tuple, Decimal], settings: Settings):
         net = settings.discounts_reduce_mrr
         changes: list[tuple[date, int, Any]] = [(d, -1, s) for d, s in history.statuses]
+        if history.ends_on is not None:  # not counted from the day it ends, billed or not yet
+            changes.append((history.ends_on, -1, _S.CANCELED))
         for n, r in enumerate(history.revisions):
             changes.append((r.on, n, (r.frequency, r.net if net else r.amount)))
             if net:

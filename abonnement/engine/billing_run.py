@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from abonnement.engine.catalog import Catalog, Settings
@@ -23,13 +24,15 @@ from abonnement.engine.collection import (
     Outcome,
     ProcessorPort,
     judge,
+    refused_method,
 )
 from abonnement.engine.context import buyer_records
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
-from abonnement.engine.status import PaymentStatus
-from abonnement.engine.subscriptions import Subscription, step
+from abonnement.engine.outcomes import settlement
+from abonnement.engine.status import InvoiceStatus, PaymentStatus
+from abonnement.engine.subscriptions import Subscription, step, upcoming_period
 from abonnement.engine.taxes import AutomaticTax
 from abonnement.errors import ProcessorTimeout
 
@@ -126,25 +129,33 @@ def _judge(attempt: Attempt, result: ChargeResult, settings: Settings, day: date
     return outcome
 
 
+Accepted = Callable[[str | None], Sequence[str]]  # a subscription id → its method types
+
+
 def collect(
-    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings, day: date
-) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:
+    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings,
+    day: date, *, accepted: Accepted | None = None,
+) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:  # fmt: skip
     """Charge: pending rows committed first, then the processor, then the outcomes."""
     store.begin_attempts(attempts)
-    return charge(store, processor, attempts, settings, day)
+    return charge(store, processor, attempts, settings, day, accepted=accepted)
 
 
 def charge(
-    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings, day: date
-) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:
-    """Call the processor for attempts already written pending, then record the outcomes."""
+    store: Any, processor: ProcessorPort, attempts: Sequence[Attempt], settings: Settings,
+    day: date, *, accepted: Accepted | None = None,
+) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:  # fmt: skip
+    """Call the processor for attempts already written pending, then record the outcomes.
+    ``accepted`` gives the method types a subscription's charges may use (default: the
+    account's): an attempt with another is not sent, and fails ``method_not_accepted``."""
     finished = []
     with store.holding():
         live = store.still_pending([a.key for a in attempts])
         for attempt in attempts:
             if attempt.key not in live:  # a reconciliation recorded it meanwhile
                 continue
-            result = charge_once(processor, attempt)
+            methods = accepted(attempt.subscription_id) if accepted else settings.accepted_methods
+            result = refused_method(attempt.method_type, methods) or charge_once(processor, attempt)
             if result is not None:
                 finished.append((attempt, result, _judge(attempt, result, settings, day)))
         store.finish_attempts(finished, day)
@@ -177,7 +188,7 @@ def reconcile(store: Any, processor: ProcessorPort, settings: Settings) -> list:
 
 
 def _collect_day(store: Any, processor: ProcessorPort, day: date, settings: Settings,
-                 batch_size: int, summary: RunSummary) -> None:  # fmt: skip
+                 batch_size: int, summary: RunSummary, accepted: Accepted) -> None:  # fmt: skip
     settled = []
     for attempt in store.processing_due(day):
         result = processor.lookup(idempotency_key=attempt.key, on=day)
@@ -186,7 +197,7 @@ def _collect_day(store: Any, processor: ProcessorPort, day: date, settings: Sett
     store.finish_attempts(settled, day)
     summary.count(settled)
     while attempts := store.begin_collections(day, batch_size):
-        summary.count(charge(store, processor, attempts, settings, day))
+        summary.count(charge(store, processor, attempts, settings, day, accepted=accepted))
 
 
 def run_billing(
@@ -216,6 +227,27 @@ def run_billing(
     if processor is not None:
         summary.count(reconcile(store, processor, settings))
 
+    def records_of(sub: Subscription) -> Mapping[str, Any]:
+        """The records of one buyer rules read (``buyer_records``), once per run."""
+        charged = sub.collection_mode == "automatic" and sub.payment_token
+        key = (f"{sub.contact_id}/{sub.billing_contact_id}/{sub.company_id}/"
+               f"{sub.payment_type if charged else None}")  # fmt: skip
+        if key not in records_cache:
+            records_cache[key] = buyer_records(catalog, sub)
+        return records_cache[key]
+
+    def priced_reminder(event: Event, sub: Subscription, records: Mapping[str, Any]) -> Event:
+        """A reminder says what the payment will charge: the invoice this run would issue
+        for it, priced as it will be (discounts, fees, taxes, what is carried)."""
+        if event.type != "reminder.due":
+            return event
+        period = upcoming_period(sub, event.payload["payment"])
+        draft = draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
+                              with_subtotal=with_subtotal, memo=memo, taxes=taxes,
+                              recurring=recurring)  # fmt: skip
+        amount = draft.total.rounded().format_amount()
+        return replace(event, payload=MappingProxyType({**event.payload, "amount": amount}))
+
     def work(batch: Sequence[Subscription]) -> tuple[list, list, list]:
         updated: list[Subscription] = []
         drafts: list[InvoiceDraft] = []
@@ -223,19 +255,24 @@ def run_billing(
         for sub in batch:
             result = step(sub)
             if result.periods:
-                # what buyer_records reads of the subscription: the records of one buyer
-                charged = sub.collection_mode == "automatic" and sub.payment_token
-                key = (f"{sub.contact_id}/{sub.billing_contact_id}/{sub.company_id}/"
-                       f"{sub.payment_type if charged else None}")  # fmt: skip
-                if key not in records_cache:
-                    records_cache[key] = buyer_records(catalog, sub)
-                records = records_cache[key]
-                drafts.extend(
-                    draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
-                                  with_subtotal=with_subtotal, memo=memo, taxes=taxes,
-                                  recurring=recurring)
-                    for period in result.periods
-                )  # fmt: skip
+                records = records_of(sub)
+                for period in result.periods:
+                    draft = draft_invoice(sub, period, records, rules, catalog, with_mrr=with_mrr,
+                                          with_subtotal=with_subtotal, memo=memo, taxes=taxes,
+                                          recurring=recurring)  # fmt: skip
+                    minimum = settings.minimum_charge_for(draft.currency)
+                    settled = settlement(draft.total, automatic=draft.collect_on is not None,
+                                         minimum=minimum)  # fmt: skip
+                    if settled is not None:  # nothing to charge or to wait for: not overdue
+                        draft = replace(draft, status=InvoiceStatus.PAID, collect_on=None,
+                                        settled=settled)  # fmt: skip
+                        result = replace(result, subscription=replace(
+                            result.subscription, open_due_on=sub.open_due_on))  # fmt: skip
+                    drafts.append(draft)
+            if any(e.type == "reminder.due" for e in result.events):
+                result = replace(result, events=tuple(
+                    priced_reminder(e, result.subscription, records_of(sub)) for e in result.events
+                ))  # fmt: skip
             updated.append(result.subscription)
             events.extend(result.events)
             for event in result.events:
@@ -260,9 +297,11 @@ def run_billing(
             summary.add(numbers, drafts)
             summary.subscriptions += claimed
             if attempts:  # committed pending with their invoices: charge them now
-                summary.count(charge(store, processor, attempts, settings, day))  # type: ignore[arg-type]
+                summary.count(charge(store, processor, attempts, settings, day,  # type: ignore[arg-type]
+                                     accepted=catalog.accepted_for))  # fmt: skip
             if progress:
                 progress(claimed)
         if processor is not None:
-            _collect_day(store, processor, day, settings, batch_size, summary)
+            _collect_day(store, processor, day, settings, batch_size, summary,
+                         catalog.accepted_for)  # fmt: skip
     return summary

@@ -237,6 +237,9 @@ class Collection:
     accepted_methods: tuple[str, ...] = ()
 
 
+# the languages documents and messages are translated into (documents/locale)
+LANGUAGES: tuple[str, ...] = ("en", "da", "de", "fr", "es")
+
 DEFAULT_PUBLIC_URL = "http://localhost:8000"  # where `abonnement serve` listens by default
 
 
@@ -348,6 +351,13 @@ class Catalog:
     rule_files: tuple[str, ...] = field(default=())
     # where each declared subscription is written: "abonnement.yaml:135:5"
     declared_at: Mapping[str, str] = _no_map()
+
+    def accepted_for(self, subscription_id: str | None) -> tuple[str, ...]:
+        """The payment method types a subscription's charges may use: its declared
+        ``collection.accepted_methods``, else ``settings.payments.accepted_methods``."""
+        declared = self.subscriptions.get(subscription_id or "")
+        own = declared.collection.accepted_methods if declared else ()
+        return own or self.settings.accepted_methods
 
     def counts(self) -> dict[str, int]:
         return {

@@ -8,6 +8,7 @@ never charges twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Protocol
@@ -18,6 +19,7 @@ from abonnement.errors import ProcessorTimeout
 
 __all__ = [
     "BANK_DEBITS",
+    "NOT_ACCEPTED",
     "Attempt",
     "ChargeResult",
     "Outcome",
@@ -26,6 +28,7 @@ __all__ = [
     "attempt_key",
     "first_attempt",
     "judge",
+    "refused_method",
     "subscription_after",
 ]
 
@@ -55,6 +58,18 @@ class ProcessorPort(Protocol):
 
     def lookup(self, *, idempotency_key: str, on: date) -> ChargeResult | None:
         """The outcome of an earlier charge with this key (settled as of ``on``), or None."""
+
+
+NOT_ACCEPTED = "method_not_accepted"
+
+
+def refused_method(method_type: str, accepted: Sequence[str]) -> ChargeResult | None:
+    """A charge with a method type the account (or the subscription) does not accept is
+    not attempted: a hard failure, ``method_not_accepted``, never retried. None when the
+    method is accepted."""
+    if method_type in accepted:
+        return None
+    return ChargeResult(PaymentStatus.FAILED, failure_code=NOT_ACCEPTED)
 
 
 def attempt_key(invoice_number: str, attempt: int) -> str:
@@ -154,10 +169,14 @@ class Attempt:
     first_failure_on: date | None = None
     manual: bool = False
     status: PaymentStatus = PaymentStatus.PENDING  # processing: a bank debit asked about again
+    # the key the charge was sent with, when it is not the invoice's (a purchase's charge is
+    # made before its invoice has a number); kept with the payment row, read back from it
+    idempotency_key: str | None = None
 
     @property
     def key(self) -> str:
-        return attempt_key(self.invoice_number, self.attempt)
+        """The idempotency key the processor knows this attempt by."""
+        return self.idempotency_key or attempt_key(self.invoice_number, self.attempt)
 
 
 def first_attempt(number: str, sub_id: str, amount: Money, token: str, method_type: str | None,

@@ -282,15 +282,16 @@ def trigger_context(
 ) -> dict[str, Any]:
     """The context of a trigger on an event of ``sub``: ``subscription.status`` is the status
     the event made; ``invoice`` is the stored invoice the event is about (its row: issue and
-    due dates, subtotal) with its ``sequence``; ``payment.attempt`` is the event's attempt."""
+    due dates, subtotal) with its ``sequence``; ``payment`` is the event's attempt and the
+    method it used."""
     ctx = rule_context(sub, buyer_records(catalog, sub), catalog.settings, on,
                        recurring=recurring)  # fmt: skip
     ctx["event"] = {"type": event_type, "previous_status": payload.get("previous_status")}
     if "status" in payload:  # the status the event made, not the one the subscription has now
         ctx["subscription"]["status"] = payload["status"]
-    if "attempt" in payload:
-        ctx["payment"] = {**ctx.get("payment", {"method": sub.payment_type}),
-                          "attempt": payload["attempt"]}  # fmt: skip
+    if "attempt" in payload:  # the payment's own method: by hand, online, a new card…
+        method = payload.get("method") or ctx.get("payment", {}).get("method", sub.payment_type)
+        ctx["payment"] = {"method": method, "attempt": payload["attempt"]}
     if invoice is not None:
         amount = Money(invoice["subtotal"], invoice["currency"])
         ctx["invoice"] = invoice_record(invoice["issue_date"], invoice["due_date"], sequence,

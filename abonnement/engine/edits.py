@@ -18,12 +18,12 @@ from typing import Any
 from abonnement.engine.catalog import CustomProperty, Settings
 from abonnement.engine.events import numbered
 from abonnement.engine.items import Item
-from abonnement.engine.money import Money, Percent
+from abonnement.engine.money import ROUNDING_MODES, Money, Percent
 from abonnement.engine.status import SubscriptionStatus
 from abonnement.engine.subscriptions import Step, Subscription, mrr_basis
-from abonnement.errors import InvalidInput, InvalidState
+from abonnement.errors import InvalidInput, InvalidState, MoneyError
 
-__all__ = ["ItemOp", "apply_item_ops", "edit", "prorated"]
+__all__ = ["ItemOp", "LinePrices", "apply_item_ops", "edit", "prorated"]
 
 EDITABLE = (SubscriptionStatus.ACTIVE, SubscriptionStatus.SCHEDULED)
 
@@ -62,7 +62,10 @@ def apply_item_ops(items: Sequence[Item], ops: Sequence[ItemOp], currency: str) 
                 raise InvalidInput(f"--quantity: a whole number ≥ 1, not {op.value}")
             out[at(op)] = replace(out[at(op)], quantity=op.value)
         elif op.kind == "price":
-            price = Money.parse(op.value) if isinstance(op.value, str) else op.value
+            try:
+                price = Money.parse(op.value) if isinstance(op.value, str) else op.value
+            except MoneyError as exc:
+                raise InvalidInput(f"--price: {exc}") from None
             if price.currency != currency:
                 raise InvalidInput(f"--price: the subscription bills in {currency}")
             if price.amount < 0:
@@ -101,9 +104,11 @@ def edit(
     prorate: bool = False,
     next_payment_date: date | None = None,
     recurring: Any = None,
+    line_prices: LinePrices | None = None,
 ) -> Step:
     """``sub`` edited on ``on``, with the event that records it (its new definition for
-    analytics, with the recurring discounts of ``recurring``, a ``RecurringPricing``)."""
+    analytics, with the recurring discounts of ``recurring``, a ``RecurringPricing``).
+    ``prorate``: see ``prorated``, which ``line_prices`` (the account's pricing) serves."""
     if not sub.invoice_creation:
         raise InvalidState(
             f"invoice creation is off for `{sub.id}`: it is a record only, billed elsewhere"
@@ -131,7 +136,9 @@ def edit(
         if prorate:
             if not settings.proration:
                 raise InvalidInput("proration is off (settings.subscriptions.proration)")
-            new = replace(new, pending=new.pending + prorated(sub, items, on))
+            settled = prorated(sub, items, on, rounding=settings.rounding,
+                               line_prices=line_prices)  # fmt: skip
+            new = replace(new, pending=new.pending + settled)
     if next_payment_date is not None:
         if next_payment_date <= on:
             raise InvalidInput(f"the next payment date must be after {on}")
@@ -174,32 +181,75 @@ def edit(
     return Step(replace(new, event_seq=events[-1].seq), (), events)
 
 
-def prorated(sub: Subscription, items: Sequence[Item], on: date) -> tuple[Item, ...]:
+# (a subscription, the index of one of its periods) → what each of its items, in order, costs
+# in that period after every discount that applies to it, its line fees included, before tax
+LinePrices = Callable[[Subscription, int], Sequence[Money]]
+
+
+def prorated(
+    sub: Subscription,
+    items: Sequence[Item],
+    on: date,
+    *,
+    rounding: str = "half_up",
+    line_prices: LinePrices | None = None,
+) -> tuple[Item, ...]:
     """Dated lines for the next invoice that settle the rest of the period already invoiced:
-    a credit for each line taken away, a charge for each line added, each for the days from
-    ``on`` to the period's end (F20). Nothing when no period is running."""
+    a credit for each line taken away, a charge for each line added (lines on both sides are
+    left alone), each for the days from ``on`` to the period's end (F20). Nothing when no
+    period is running.
+
+    Each is ``share × price``, rounded once by ``rounding`` (``settings.rounding``), where
+    ``share`` = days left ÷ days in the period and ``price`` is what the line costs in the
+    running period after its discounts (unit and rules, by their durations), its line fees
+    included, before tax: ``line_prices`` of ``sub`` for a line taken away (what was paid
+    for it), of ``sub`` with ``items`` for a line added. Without ``line_prices``, the line's
+    amount after its unit discount. The lines keep the item's tax rate and whether its price
+    includes tax, so the next invoice taxes them as the period was taxed; they are marked
+    ``prorated`` there, so no discount or line fee is applied to them again."""
     if sub.next_index == 0 or sub.status != SubscriptionStatus.ACTIVE:
         return ()
-    start, end = sub.date_of(sub.next_index - 1), sub.date_of(sub.next_index)
+    index = sub.next_index - 1
+    start, end = sub.date_of(index), sub.date_of(sub.next_index)
     if not start <= on < end:
         return ()
+    mode = ROUNDING_MODES.get(rounding, rounding)
     share = Decimal((end - on).days) / Decimal((end - start).days)
     span = f"{on.isoformat()} – {(end - timedelta(days=1)).isoformat()}"
-    gone, added = list(sub.items), []
-    for item in items:  # lines on both sides cancel out
-        if item in gone:
-            gone.remove(item)
+    left = list(range(len(sub.items)))  # positions of the old lines not found among the new
+    added: list[int] = []
+    for position, item in enumerate(items):
+        same = next((i for i in left if sub.items[i] == item), None)
+        if same is None:
+            added.append(position)
         else:
-            added.append(item)
+            left.remove(same)
+    if not left and not added:
+        return ()
+    prices = line_prices or _after_unit_discount(mode)
+    old_prices = prices(sub, index) if left else ()
+    new_prices = prices(replace(sub, items=tuple(items), pending=()), index) if added else ()
 
-    def line(item: Item, sign: int, label: str) -> Item:
-        amount = item.amount().rounded()
-        if item.unit_discount:
-            amount = amount - item.unit_discount.of(amount).rounded()
-        price = Money(amount.amount * share * sign, sub.currency).rounded()
-        return Item(f"{label}: {item.name} ({span})", 1, price, sku=item.sku,
+    def line(item: Item, price: Money, sign: int, label: str) -> Item:
+        amount = Money(price.amount * share * sign, sub.currency).rounded(mode)
+        return Item(f"{label}: {item.name} ({span})", 1, amount, sku=item.sku,
                     tax_rate=item.tax_rate, taxable=item.taxable,
-                    category=item.category)  # fmt: skip
+                    tax_inclusive=item.tax_inclusive, category=item.category)  # fmt: skip
 
-    return tuple([line(i, -1, "Unused time") for i in gone]
-                 + [line(i, 1, "Remaining time") for i in added])  # fmt: skip
+    return tuple([line(sub.items[i], old_prices[i], -1, "Unused time") for i in left]
+                 + [line(items[i], new_prices[i], 1, "Remaining time") for i in added])  # fmt: skip
+
+
+def _after_unit_discount(mode: str) -> LinePrices:
+    """Each line's amount after its unit discount, each step rounded by ``mode``."""
+
+    def prices(sub: Subscription, index: int) -> list[Money]:
+        out = []
+        for item in sub.items:
+            amount = item.amount().rounded(mode)
+            if item.unit_discount:
+                amount = amount - item.unit_discount.of(amount).rounded(mode)
+            out.append(amount)
+        return out
+
+    return prices

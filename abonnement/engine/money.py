@@ -14,7 +14,7 @@ from functools import cache, lru_cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
-from abonnement.errors import MoneyError
+from abonnement.errors import InvalidInput, MoneyError
 
 __all__ = [
     "ROUNDING_MODES",
@@ -24,12 +24,14 @@ __all__ = [
     "minor_unit",
     "parse_money",
     "parse_percent",
+    "positive_amount",
 ]
 
 # settings.rounding → the decimal module's mode
 ROUNDING_MODES = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 
 _MONEY_RE = re.compile(r"^\s*(?P<amount>[+-]?\d+(?:\.\d+)?)\s+(?P<currency>[A-Z]{3})\s*$")
+_AMOUNT_RE = re.compile(r"\d+(?:\.\d+)?")  # a plain amount: no sign, exponent, NaN or spaces
 _PERCENT_RE = re.compile(r"^\s*(?P<value>[+-]?\d+(?:\.\d+)?)\s*%\s*$")
 
 
@@ -193,6 +195,27 @@ def parse_money(text: str, *, max_decimals: int = 6) -> Money:
     if -amount.as_tuple().exponent > max_decimals:  # type: ignore[operator]
         raise MoneyError(f"{text!r} has more than {max_decimals} decimals")
     return Money(amount, match["currency"])
+
+
+def positive_amount(
+    value: str | Decimal, currency: str, what: str, *, decimals: int | None = None,
+    zero: bool = False,
+) -> Decimal:  # fmt: skip
+    """``value`` (``"12.50"``) as a Decimal amount of ``currency``: greater than zero (or
+    zero too, with ``zero``), with at most ``decimals`` decimals (default: the currency's
+    minor unit, USD 2, JPY 0). Anything else is ``InvalidInput`` naming ``what`` (the option
+    or field, e.g. ``--amount``): a sign, an exponent, NaN, a currency code, a comma."""
+    places = minor_unit(currency) if decimals is None else decimals
+    text = value if isinstance(value, str) else format(value, "f")
+    if not isinstance(value, (str, Decimal)) or not _AMOUNT_RE.fullmatch(text):
+        kind = "a zero or positive" if zero else "a positive"
+        raise InvalidInput(f"{what}: {str(value)!r} is not {kind} amount (e.g. 12.50)")
+    amount = Decimal(text)
+    if amount == 0 and not zero:
+        raise InvalidInput(f"{what}: the amount must be greater than zero")
+    if -amount.as_tuple().exponent > places:  # type: ignore[operator]
+        raise InvalidInput(f"{what}: {text} has more decimals than {currency} has ({places})")
+    return amount
 
 
 def parse_percent(text: str) -> Percent:

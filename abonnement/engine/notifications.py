@@ -14,7 +14,14 @@ from typing import Any
 
 from abonnement.engine.catalog import Settings
 
-__all__ = ["MAX_ATTEMPTS", "Planned", "next_try_in", "planned", "recipients"]
+__all__ = [
+    "MAX_ATTEMPTS",
+    "Planned",
+    "next_try_in",
+    "planned",
+    "recipients",
+    "settled_with_nothing_owed",
+]
 
 MAX_ATTEMPTS = 8  # then a delivery is given up and reported
 _TO_CONTACT = {
@@ -44,7 +51,7 @@ def planned(
     if payload.get("trigger"):  # a workflow's own change: it said what to send
         return []
     out: list[Planned] = []
-    if event_type == "payment.succeeded":
+    if event_type == "payment.succeeded" or settled_with_nothing_owed(event_type, payload):
         out.append(Planned("receipt", "contact"))
         if first_payment and settings.notify_first_payment:
             out.append(Planned("admin_first_payment", "admins"))
@@ -55,6 +62,13 @@ def planned(
     if event_type in _TO_CONTACT:
         out.insert(0, Planned(_TO_CONTACT[event_type], "contact"))
     return out
+
+
+def settled_with_nothing_owed(event_type: str, payload: Mapping[str, Any]) -> bool:
+    """Whether the event is an invoice of zero paid when issued: it asks for the messages a
+    payment does (the receipt, the admin notices the settings ask for), though nothing was
+    charged."""
+    return event_type == "invoice.paid" and payload.get("settled") == "nothing_owed"
 
 
 def recipients(to: str, contact_email: str | None, settings: Settings) -> tuple[str, ...]:

@@ -25,11 +25,14 @@ from abonnement.engine.collection import (
     subscription_after,
 )
 from abonnement.engine.events import Event, numbered
-from abonnement.engine.invoicing import InvoiceDraft, payment_received
+from abonnement.engine.invoicing import InvoiceDraft, carried_item, payment_received
+from abonnement.engine.money import Money
 from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, mrr_basis
 
 __all__ = [
+    "CARRIED",
+    "NOTHING_OWED",
     "PAYMENT_EVENTS",
     "InvoiceChange",
     "Purchase",
@@ -44,6 +47,8 @@ __all__ = [
     "purchased",
     "reads_failing",
     "recorded",
+    "settled_at_issue",
+    "settlement",
 ]
 
 PAYMENT_EVENTS: Mapping[str, str] = {
@@ -52,6 +57,50 @@ PAYMENT_EVENTS: Mapping[str, str] = {
 }
 _S = SubscriptionStatus
 _STARTED = "subscription.status_changed"
+NOTHING_OWED, CARRIED = "nothing_owed", "carried"
+
+
+def settlement(total: Money, *, automatic: bool, minimum: Money | None) -> str | None:
+    """How an invoice of ``total`` is settled when it is issued, or None when it is owed
+    (charged, or sent with its payment terms). ``nothing_owed``: a total of zero is paid at
+    issue and charges nothing. ``carried``: a credit (a total below zero) — and, for an
+    automatic charge, a total below the processor's ``minimum`` — is settled by carrying it
+    to the subscription's next invoice, as processors' own billing does."""
+    amount = total.rounded().amount
+    if not amount:
+        return NOTHING_OWED
+    if amount < 0 or (automatic and minimum is not None and total < minimum):
+        return CARRIED
+    return None
+
+
+def settled_at_issue(
+    numbers: Sequence[str],
+    drafts: Sequence[InvoiceDraft],
+    subscriptions: Mapping[str, Subscription],
+) -> tuple[list[Subscription], list[Event]]:
+    """What the invoices ``drafts`` (numbered ``numbers``) settled at issue (``settlement``)
+    record on their subscriptions, dated their issue: ``invoice.paid`` (``{"invoice",
+    "amount", "settled"}``) for each; before it, for a carried one, ``invoice.carried``
+    (``{"invoice", "amount"}``) and a pending line ``Carried from NUMBER`` for the next
+    invoice. Returns the subscriptions changed and the events; nothing for owed invoices."""
+    changed: dict[str, Subscription] = {}
+    events: list[Event] = []
+    for number, draft in zip(numbers, drafts, strict=True):
+        if draft.settled is None or draft.subscription_id not in subscriptions:
+            continue
+        sub = changed.get(draft.subscription_id) or subscriptions[draft.subscription_id]
+        amount = draft.total.rounded()
+        paid = {"invoice": number, "amount": amount.format_amount(), "settled": draft.settled}
+        happened: list[tuple[str, Mapping[str, Any]]] = [("invoice.paid", paid)]
+        if draft.settled == CARRIED:
+            happened.insert(0, ("invoice.carried", {"invoice": number,
+                                                    "amount": amount.format_amount()}))  # fmt: skip
+            sub = replace(sub, pending=(*sub.pending, carried_item(number, amount)))
+        said = numbered(sub.id, draft.issue_date, sub.event_seq, *happened)
+        events.extend(said)
+        changed[sub.id] = replace(sub, event_seq=said[-1].seq)
+    return list(changed.values()), events
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +137,8 @@ def after_payment(
         failing = failing - {number}
     elif outcome.payment_status == PaymentStatus.FAILED and not attempt.manual:
         failing = failing | {number}  # storage sets its first failure date
-    said = {"invoice": number, "attempt": attempt.attempt}
+    # the method this payment used: what a trigger's ``payment.method`` reads
+    said = {"invoice": number, "attempt": attempt.attempt, "method": attempt.method_type}
     kind = PAYMENT_EVENTS.get(outcome.payment_status)
     happened: list[tuple[str, Mapping[str, Any]]] = [(kind, said)] if kind else []
     if outcome.invoice_paid:
@@ -241,6 +291,7 @@ def purchased(
     result: ChargeResult | None,
     on: date,
     bases: Sequence[Mapping[str, Any]] | None = None,
+    total: Money | None = None,
 ) -> Purchase:
     """A purchase on ``on`` of ``subs`` (``active`` when they start now, else
     ``scheduled``) invoiced as ``number`` and charged by ``attempt`` with ``result`` (both
@@ -248,7 +299,9 @@ def purchased(
     ``subscription.created``; one that starts now also ``subscription.status_changed`` and
     ``invoice.created`` (its first period is on this invoice); the invoice's first owner
     records the payment as the billing run records a charge. ``bases``: each subscription's
-    recurring definition for its history (``mrr_basis`` when not given)."""
+    recurring definition for its history (``mrr_basis`` when not given). An invoice whose
+    ``total`` is zero is paid at issue (no attempt: nothing is charged) and records
+    ``invoice.paid`` as the billing run does (``settled_at_issue``)."""
     owners = purchase_owners(subs)
     after: dict[str, Subscription] = {}
     events: list[Event] = []
@@ -274,7 +327,17 @@ def purchased(
             events.extend(said)
             after[payer.id] = replace(payer, status=standing.status, event_seq=standing.event_seq,
                                       canceled_on=standing.canceled_on)  # fmt: skip
-    paid = outcome is not None and outcome.invoice_paid
+    nothing_owed = (
+        total is not None and settlement(total, automatic=False, minimum=None) == NOTHING_OWED
+    )
+    if nothing_owed and attempt is None and owners:
+        payer = after[owners[0]]
+        said = numbered(payer.id, on, payer.event_seq, ("invoice.paid", {
+            "invoice": number, "amount": total.rounded().format_amount(),  # type: ignore[union-attr]
+            "settled": NOTHING_OWED}))  # fmt: skip
+        events.extend(said)
+        after[payer.id] = replace(payer, event_seq=said[-1].seq)
+    paid = (outcome is not None and outcome.invoice_paid) or nothing_owed
     return Purchase(
         tuple(after[s.id] for s in subs),
         InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,

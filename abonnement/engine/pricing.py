@@ -7,9 +7,16 @@
 3. fees: a percentage of the lines after discounts (before any fee) plus a fixed part;
 4. taxes per line on the discounted amount (plus taxable fees): the line's own rate, a tax
    provider's rates (given as values), then tax rules; inclusive prices have the tax taken
-   out instead of added;
+   out instead of added: the net is the amount ÷ (1 + the sum of every rate that applies to
+   the line, invoice-scope tax rules included), each tax is its rate × that net, rounded, and
+   the net (amount − those rounded taxes) takes the rounding residue, so the buyer pays the
+   price they saw;
 5. each adjustment is rounded to the currency's minor unit on its own, per line, and every
    total is the sum of those rounded parts.
+
+Prorated lines (``LineInput.prorated``: the unused or remaining time of a period settled on
+the next invoice) come already discounted, their line fees included (``edits.prorated``):
+discount rules and line fees pass them by; taxes and invoice fees treat them as any line.
 
 Pure: values in, values out. Rules come in as ``PricingRule``s (``rules.ruleset``).
 """
@@ -99,15 +106,21 @@ class LineInput:
     fields: Mapping[str, Any] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
     payments_made: int | None = None  # of this line's subscription; None: the invoice's
+    prorated: bool = False  # a proration line: its discounts and line fees are in its amount
 
 
 @dataclass(frozen=True)
 class PricedLine:
+    """A priced line: its amount before adjustments (rounded), its own adjustments and
+    ``discounted``, its amount after every discount, its share of invoice-scope discounts
+    included (None when built elsewhere than ``price_invoice``)."""
+
     line: LineInput
     amount: Money
     discounts: tuple[Adjustment, ...]
     fees: tuple[Adjustment, ...]
     taxes: tuple[Adjustment, ...]
+    discounted: Money | None = None
 
     @property
     def adjustments(self) -> tuple[Adjustment, ...]:
@@ -215,21 +228,23 @@ def price_invoice(
     work = [_Line(line, ctx, rnd(line.amount.amount)) for line in lines]
     invoice_adjustments: list[Adjustment] = []
 
-    # 2. unit discounts, then discount rules in file order
+    # 2. unit discounts, then discount rules in file order; a proration line is already
+    # discounted, and a credit (below zero) is never discounted further
     for w in work:
         percent = w.line.unit_discount
-        if percent and w.remaining:
+        if percent and w.remaining > 0 and not w.line.prorated:
             cut = min(rnd(w.remaining * percent.value / 100), w.remaining)
             w.discounts.append(Adjustment("discount", "unit_discount", "Unit discount",
                                           money(cut), percent))  # fmt: skip
             w.remaining -= cut
+    regular = [w for w in work if not w.line.prorated]
     for rule in rules:
         if rule.kind != "discount":
             continue
         if rule.scope == "line":
-            for w in work:
+            for w in regular:
                 made = w.line.payments_made if w.line.payments_made is not None else payments_made
-                if not (w.remaining and _applies(rule, made) and rule.when(w.ctx)):
+                if not (w.remaining > 0 and _applies(rule, made) and rule.when(w.ctx)):
                     continue
                 value = rule.value(w.ctx)
                 cut = _discount(value, w.remaining, currency, rnd)
@@ -238,14 +253,17 @@ def price_invoice(
                                                   _rate(value)))  # fmt: skip
                     w.remaining -= cut
             continue
-        remaining = sum((w.remaining for w in work), _ZERO)
+        shares = [max(w.remaining, _ZERO) for w in regular]
+        remaining = sum(shares, _ZERO)
         if not (remaining and _applies(rule, payments_made) and rule.when(ctx)):
             continue
-        cut = _discount(rule.value(ctx), remaining, currency, rnd)
+        value = rule.value(ctx)
+        cut = _discount(value, remaining, currency, rnd)
         if not cut:
             continue
-        invoice_adjustments.append(Adjustment("discount", rule.name, rule.label, money(cut)))
-        for w, part in zip(work, _split(cut, [w.remaining for w in work], currency), strict=True):
+        invoice_adjustments.append(Adjustment("discount", rule.name, rule.label, money(cut),
+                                              _rate(value)))  # fmt: skip
+        for w, part in zip(regular, _split(cut, shares, currency), strict=True):
             w.remaining -= part  # allocated back, so taxes see the discount
 
     # 3. fees on the lines after discounts, before any fee
@@ -255,7 +273,7 @@ def price_invoice(
             continue
         if rule.scope == "line":
             for w, base in zip(work, after_discounts, strict=True):
-                if not rule.when(w.ctx):
+                if w.line.prorated or not rule.when(w.ctx):
                     continue
                 fee = _fee(rule.value(w.ctx), base, currency, rnd)
                 if fee:
@@ -270,37 +288,68 @@ def price_invoice(
             continue
         invoice_adjustments.append(Adjustment("fee", rule.name, rule.label, money(fee)))
         if rule.taxable and work:
-            for w, part in zip(work, _split(fee, after_discounts, currency), strict=True):
+            # taxed where it was earned: a credit line earns none of it
+            weights = [max(base, _ZERO) for base in after_discounts]
+            for w, part in zip(work, _split(fee, weights, currency), strict=True):
                 w.taxable_extra += part
 
-    # 4. taxes per line on the discounted amount
+    # 4. taxes per line on the discounted amount (plus its taxable fees)
     taxes = [r for r in rules if r.kind == "tax"]
+    invoice_rates: list[tuple[Any, Percent]] = []
+    for rule in taxes:
+        if rule.scope == "invoice" and rule.when(ctx):
+            rate = rule.value(ctx)
+            if isinstance(rate, Percent):
+                invoice_rates.append((rule, rate))
+    exclusive_base = inclusive_net = _ZERO  # what invoice-scope taxes are computed on
+    has_exclusive = has_inclusive = False
     for i, w in enumerate(work):
         base = w.remaining + w.taxable_extra
-        inclusive = w.line.tax_inclusive
+        found: list[tuple[str, str, Percent]] = []
         own = w.line.tax_rate
         if own is not None and own.active:
-            w.taxes.append(_tax(own.id, own.label, own.rate, base, inclusive, rnd, currency))
-        for found in line_taxes[i] if line_taxes is not None else ():
-            w.taxes.append(_tax(found.id, found.label, found.rate, base, inclusive, rnd,
-                                currency))  # fmt: skip
+            found.append((own.id, own.label, own.rate))
+        for rate in line_taxes[i] if line_taxes is not None else ():
+            found.append((rate.id, rate.label, rate.rate))
         for rule in taxes:
             if rule.scope == "line" and rule.when(w.ctx):
                 rate = rule.value(w.ctx)
                 if isinstance(rate, Percent):
-                    w.taxes.append(_tax(rule.name, rule.label, rate, base, inclusive, rnd,
-                                        currency))  # fmt: skip
-    for rule in taxes:
-        if rule.scope != "invoice" or not rule.when(ctx):
-            continue
-        rate = rule.value(ctx)
-        if isinstance(rate, Percent):
-            base = sum((w.remaining + w.taxable_extra for w in work), _ZERO)
-            invoice_adjustments.append(_tax(rule.name, rule.label, rate, base, False, rnd,
-                                            currency))  # fmt: skip
+                    found.append((rule.name, rule.label, rate))
+        inclusive = w.line.tax_inclusive
+        if inclusive:
+            # The amount holds every tax of the line: take them out together, at their sum.
+            combined = sum((r.value for *_, r in found), _ZERO)
+            combined += sum((r.value for _, r in invoice_rates), _ZERO)
+            base = base * 100 / (100 + combined)
+            inclusive_net += base
+            has_inclusive = True
+        else:
+            exclusive_base += base
+            has_exclusive = True
+        for name, label, rate in found:
+            w.taxes.append(Adjustment("tax", name, label, money(rnd(base * rate.value / 100)),
+                                      rate, inclusive))  # fmt: skip
+    for rule, rate in invoice_rates:
+        # One adjustment for the lines taxed on top, one for those whose price includes it.
+        if has_exclusive or not has_inclusive:
+            amount = rnd(exclusive_base * rate.value / 100)
+            invoice_adjustments.append(Adjustment("tax", rule.name, rule.label, money(amount),
+                                                  rate))  # fmt: skip
+        if has_inclusive:
+            amount = rnd(inclusive_net * rate.value / 100)
+            invoice_adjustments.append(Adjustment("tax", rule.name, rule.label, money(amount),
+                                                  rate, True))  # fmt: skip
 
     priced = tuple(
-        PricedLine(w.line, money(w.amount), tuple(w.discounts), tuple(w.fees), tuple(w.taxes))
+        PricedLine(
+            w.line,
+            money(w.amount),
+            tuple(w.discounts),
+            tuple(w.fees),
+            tuple(w.taxes),
+            discounted=money(w.remaining),
+        )
         for w in work
     )
     return PricedInvoice.of(currency, priced, tuple(invoice_adjustments))
@@ -325,12 +374,3 @@ def _fee(value: Any, base: Decimal, currency: str, rnd: Any) -> Decimal | None:
         return None
     fee = rnd(base * percent.value / 100) if percent is not None else _ZERO
     return fee + rnd(fixed.amount) if fixed is not None else fee
-
-
-def _tax(
-    rule: str, label: str, rate: Percent, base: Decimal, inclusive: bool, rnd: Any,
-    currency: str,
-) -> Adjustment:  # fmt: skip
-    fraction = rate.value / 100
-    exact = base * fraction / (1 + fraction) if inclusive else base * fraction
-    return Adjustment("tax", rule, label, Money(rnd(exact), currency), rate, inclusive)

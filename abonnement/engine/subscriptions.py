@@ -42,10 +42,12 @@ __all__ = [
     "period_amounts",
     "resume",
     "step",
+    "upcoming_period",
 ]
 
 _S = SubscriptionStatus
 BILLABLE = (_S.ACTIVE, _S.PAST_DUE)
+_ENDS_AT_PERIOD_END = (*BILLABLE, _S.UNPAID)  # what a cancel at the period's end ends
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -105,9 +107,12 @@ class Subscription:
 
     @property
     def end_date(self) -> date | None:
-        if not self.payments:
-            return None
-        return self.date_of(self.payments + self.skipped)
+        """The day it ends: a fixed term's end, or the date it is canceled on at the end of
+        a period (``cancel --at-period-end``), whichever comes first; None while it renews."""
+        term = self.date_of(self.payments + self.skipped) if self.payments else None
+        if self.cancel_on is not None and (term is None or self.cancel_on < term):
+            return self.cancel_on
+        return term
 
     @property
     def fully_billed(self) -> bool:
@@ -126,11 +131,12 @@ class Subscription:
         if status == _S.SCHEDULED:
             return self.anchor
         if status not in BILLABLE:
-            return None
+            # not billed, but an unpaid one asked to end with its period still ends then
+            return self.cancel_on if status == _S.UNPAID else None
         # runs for every subscription a billing run writes: each date is derived once
         reminder = due = None
         if self.fully_billed:
-            due = self.end_date
+            due = self.date_of(self.payments + self.skipped)  # type: ignore[operator]
         elif self.invoice_creation:
             due = self.date_of(self.next_index)
             reminder = self._reminder_before(due)
@@ -154,6 +160,8 @@ class Subscription:
         lead, index = self.reminder_days, self.next_index
         if not lead or index == 0 or self.reminded > index:
             return None
+        if self.cancel_on is not None and payment >= self.cancel_on:
+            return None  # canceled at the period's end: that payment will not happen
         if (payment - self.date_of(index - 1)).days <= lead:
             return None
         return payment - timedelta(days=lead)
@@ -177,6 +185,14 @@ class Step:
     events: tuple[Event, ...] = ()
 
 
+def upcoming_period(sub: Subscription, index: int) -> Period:
+    """The period of payment ``index`` as ``step`` will invoice it (its dates and due date)."""
+    day = sub.date_of(index)
+    sent = sub.collection_mode in ("manual", "first_invoice")
+    return Period(index, day, sub.date_of(index + 1), day,
+                  due_date(day, sub.payment_terms if sent else "due_on_receipt"))  # fmt: skip
+
+
 def step(sub: Subscription) -> Step:
     """Everything due on ``sub.next_event_on``: activation, overdue, one period, expiry."""
     day = sub.next_event_on
@@ -193,7 +209,7 @@ def step(sub: Subscription) -> Step:
         events.append(("subscription.status_changed", {"previous_status": status, "status": new}))
         status = new
 
-    if sub.cancel_on is not None and day >= sub.cancel_on and status in BILLABLE:
+    if sub.cancel_on is not None and day >= sub.cancel_on and status in _ENDS_AT_PERIOD_END:
         become(_S.CANCELED)  # at the end of the period it was asked for: nothing more to bill
         events.append(("subscription.canceled", _EMPTY))
     if status == _S.SCHEDULED and sub.anchor <= day:
@@ -274,7 +290,10 @@ def cancel(sub: Subscription, on: date, *, at_period_end: bool = False) -> Step:
     if not allows(sub.status, _S.CANCELED):  # canceled or expired already
         raise InvalidState(f"subscription `{sub.id}` is already {sub.status}")
     if at_period_end and sub.next_payment_date is not None:
-        return Step(replace(sub, cancel_on=sub.next_payment_date))
+        ends = sub.next_payment_date
+        said = ("subscription.cancel_scheduled", {"cancel_on": ends.isoformat()})
+        events = numbered(sub.id, on, sub.event_seq, said)
+        return Step(replace(sub, cancel_on=ends, event_seq=events[-1].seq), (), events)
     return _changed(sub, on, _S.CANCELED, "subscription.canceled", canceled_on=on)
 
 

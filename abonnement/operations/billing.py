@@ -75,6 +75,7 @@ def run(
         raise InvalidInput("a dry run uses one worker")
     if dry_run:
         return _dry_run(ctx, until, apply_on, batch_size, progress)
+    ctx.notifiers()  # a notifier that refuses to start stops the run before anyone is charged
     applied, summary = apply_and_bill(ctx, apply_on, until, batch_size=batch_size,
                                       workers=workers, progress=progress)  # fmt: skip
     return RunResult(summary, applied, notifications=deliver_due(ctx, until))

@@ -60,6 +60,20 @@ class Context:
         cls = self.plugins.processors[settings.processor]
         return cls(dict(settings.plugin_settings.get(f"payments.{settings.processor}", {})))
 
+    def notifiers(self) -> dict[str, Any]:
+        """The configured notifiers by name, each built with its settings block and
+        ``config_dir`` (relative paths). A notifier that refuses its settings (a webhook
+        without its secret, a login without TLS) raises ``PluginError`` here: operations that
+        send call this before they change anything."""
+        settings = self.catalog.settings
+        base = {"config_dir": str(self.config_dir)}
+        return {
+            name: self.plugins.notifiers[name](
+                {**base, **settings.plugin_settings.get(f"notifications.{name}", {})}
+            )
+            for name in settings.notifiers
+        }
+
     def automatic_tax(self) -> Any:
         """The configured tax provider for one run, quote or checkout (its answers are
         remembered for that run), or None when ``settings.taxes.provider`` is not set."""
@@ -93,19 +107,56 @@ class Context:
         """Today in the account's time zone: the faces' default when no date is given."""
         return datetime.now(ZoneInfo(self.catalog.settings.timezone)).date()
 
-    def buyer_link(self, kind: str, subject: str, on: date, days: int) -> dict[str, str]:
+    def buyer_link(
+        self, kind: str, subject: str, on: date, days: int, nonce: str
+    ) -> dict[str, str]:
         """A signed ``kind`` link (``update``: a subscription's payment method; ``pay``: an
-        invoice) for ``subject``, made on ``on`` and valid ``days`` days, on the server buyers
-        reach: ``{"token", "url", "expires_at"}``."""
+        invoice) for ``subject``, made on ``on``, valid ``days`` days, one use per ``nonce``,
+        on the server buyers reach (``settings.server.public_url``):
+        ``{"token", "url", "expires_at"}``."""
         from abonnement.engine.update_links import link
 
-        token, path, expires = link(subject, on, days, self.link_secret(), kind)  # type: ignore[arg-type]
+        token, path, expires = link(kind, subject, on, days, self.link_secret(), nonce)  # type: ignore[arg-type]
         url = self.catalog.settings.buyer_url(path)
         return {"token": token, "url": url, "expires_at": expires.isoformat()}
 
     def link_secret(self, *, required: bool = True) -> str | None:
-        """The secret that signs buyer links (``ABONNEMENT_LINK_SECRET``)."""
+        """The secret that signs buyer links: ``ABONNEMENT_LINK_SECRET`` when set, else the
+        one generated on first use and kept beside a SQLite database
+        (``DATABASE.link-secret``, mode 0600), so links stay valid from one command to the
+        next. Other databases (several machines share them) need the variable: without it,
+        ``required`` raises, else None (failed-payment notices then carry no link). A secret
+        shorter than 32 bytes is refused (``InvalidInput``)."""
+        from abonnement.engine.update_links import check_secret
+
         secret = os.environ.get("ABONNEMENT_LINK_SECRET")
-        if not secret and required:
-            raise AbonnementError("set ABONNEMENT_LINK_SECRET to sign payment-method update links")
-        return secret or None
+        if secret:
+            check_secret(secret, "ABONNEMENT_LINK_SECRET")
+            return secret
+        database = getattr(self.storage, "database_file", None)
+        if database is None:
+            if required:
+                raise AbonnementError(
+                    "set ABONNEMENT_LINK_SECRET (32 bytes or more, the same on every machine) "
+                    "to sign buyer links: this database keeps no secret file beside it"
+                )
+            return None
+        return _stored_secret(Path(f"{database}.link-secret"))
+
+
+def _stored_secret(path: Path) -> str:
+    """The secret in ``path``, made (random, 0600) if there is none yet. Two processes that
+    both find none agree on whichever was written first."""
+    import secrets
+
+    from abonnement.engine.update_links import check_secret
+    from abonnement.private_files import write_private
+
+    try:
+        if not path.exists():
+            write_private(path, secrets.token_urlsafe(48).encode() + b"\n", replace=False)
+        secret = path.read_text().strip()
+    except OSError as exc:
+        raise AbonnementError(f"cannot keep the link secret in {path}: {exc.strerror}") from None
+    check_secret(secret, str(path))
+    return secret

@@ -171,8 +171,11 @@ def compare(ctx: Context, as_of: date, *, prorate: bool = False) -> list[Differe
             if not catalog.settings.proration:
                 raise InvalidInput("proration is off (settings.subscriptions.proration)")
             from abonnement.engine.edits import prorated
+            from abonnement.operations.lifecycle import line_prices
 
-            new = replace(new, pending=new.pending + prorated(old, new.items, as_of))
+            settled = prorated(old, new.items, as_of, rounding=catalog.settings.rounding,
+                               line_prices=line_prices(ctx))  # fmt: skip
+            new = replace(new, pending=new.pending + settled)
         named = sorted({c.field.split(".")[0].split("[")[0] for c in changes})
         what = {**mrr_basis(new, ctx.recurring, as_of), "changed": named}
         events = numbered(old.id, as_of, old.event_seq, ("subscription.changed", what))

@@ -17,6 +17,7 @@ Two steps, each safe to interrupt and rerun:
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -29,8 +30,14 @@ from abonnement.documents.templating import environment
 from abonnement.engine.context import subscription_record, trigger_context
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
-from abonnement.engine.notifications import Planned, next_try_in, planned, recipients
-from abonnement.engine.status import DeliveryStatus
+from abonnement.engine.notifications import (
+    Planned,
+    next_try_in,
+    planned,
+    recipients,
+    settled_with_nothing_owed,
+)
+from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
 from abonnement.errors import AbonnementError
@@ -156,15 +163,8 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
 
 def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
     """Send every pending delivery due on ``on``; counts of sent, retrying and given up."""
-    store, settings = app.storage, app.catalog.settings
-    # each notifier gets its settings block, and where the config lives (relative paths)
-    base = {"config_dir": str(app.config_dir)}
-    notifiers = {
-        name: app.plugins.notifiers[name](
-            {**base, **settings.plugin_settings.get(f"notifications.{name}", {})}
-        )
-        for name in settings.notifiers
-    }
+    store = app.storage
+    notifiers = app.notifiers()
     # by outcome: sent, given up (failed) and still pending a retry (retrying)
     counts: dict[str, int] = {DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}
     after = ""
@@ -200,14 +200,22 @@ def render_message(
     payload = row["payload"] or {}
     contact = catalog.contacts.get((sub.billing_contact_id or sub.contact_id) if sub else "")
     to_buyer = row["recipient"] == "contact"
-    document = document_settings(settings, sub if to_buyer else None)
+    document = document_settings(settings, sub if to_buyer else None,
+                                 contact if to_buyer else None)  # fmt: skip
     fmt = Formatter(document["locale"])
     invoice = records.invoice(payload.get("invoice"))
     currency = sub.currency if sub else settings.default_currency
-    amount = invoice["total"] if invoice else (period_amounts(sub)[0] if sub else Decimal(0))
+    if invoice:
+        amount = invoice["total"]
+    elif "amount" in payload:  # what the payment will charge, priced when it was planned
+        amount = Decimal(payload["amount"])
+    else:
+        amount = period_amounts(sub)[0] if sub else Decimal(0)
     update_url = None
-    if row["type"] == "payment.failed" and link_secret and sub is not None:
-        _, path, _ = link(sub.id, on, settings.update_link_days, link_secret)
+    ended = sub is None or sub.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)
+    if row["type"] == "payment.failed" and link_secret and sub is not None and not ended:
+        _, path, _ = link("update", sub.id, on, settings.update_link_days, link_secret,
+                          secrets.token_urlsafe(9))  # fmt: skip
         update_url = settings.buyer_url(path)
     ctx = {
         "account": settings.account,
@@ -255,9 +263,11 @@ def render_message(
 
 
 def _first_payment(records: _Records, ev: dict[str, Any], sub: Subscription | None) -> bool:
-    if ev["type"] != "payment.succeeded" or sub is None:
+    payload = ev["payload"] or {}
+    paid = ev["type"] == "payment.succeeded" or settled_with_nothing_owed(ev["type"], payload)
+    if not paid or sub is None:
         return False
-    invoice = records.invoice(ev["payload"]["invoice"])
+    invoice = records.invoice(payload["invoice"])
     return invoice is not None and invoice["period_start"] in (None, sub.anchor)
 
 

@@ -110,6 +110,7 @@ def edit(
         return edit_items(sub, on, catalog.settings, ops=item_ops, payment=payment,
                           check_property=problem, contact_id=contact_id, prorate=prorate,
                           next_payment_date=next_payment_date, recurring=ctx.recurring,
+                          line_prices=line_prices(ctx),
                           properties=dict(properties or {}))  # fmt: skip
 
     return _delivered(ctx, ctx.storage.change(sub_id, change), on)
@@ -204,3 +205,11 @@ def _check_new(decl: Any, catalog: Catalog) -> None:
         problem = declared_property_problem(catalog.settings, name, value)
         if problem:
             raise InvalidInput(f"{problem[0]}; {problem[1]}" if problem[1] else problem[0])
+
+
+def line_prices(ctx: Context) -> Any:
+    """What proration settles (``edits.LinePrices``): each line of a period priced by the
+    account's pricing rules, as that period's invoice prices it."""
+    from abonnement.engine.invoicing import period_line_prices
+
+    return period_line_prices(ctx.catalog, ctx.rules.pricing, recurring=ctx.recurring)

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from abonnement.engine.status import InvoiceStatus, PaymentStatus
+from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
 from abonnement.errors import CollectionError, InvalidInput, InvalidState, NotFound, PaymentDeclined
 from abonnement.operations.context import Context
 from abonnement.operations.delivery import deliver_due
@@ -17,9 +17,10 @@ __all__ = [
     "PAY_LINK_DAYS",
     "accepts_online",
     "invoice_of_link",
-    "pay_by_link",
     "pay_invoice",
+    "pay_link",
     "pay_online",
+    "pay_through_link",
     "pay_url",
     "refund",
     "retry",
@@ -28,36 +29,114 @@ __all__ = [
     "update_payment_method",
 ]
 
-# an invoice's pay link is valid this long after the invoice was issued, while it is open
+# the pay link printed on an invoice is valid this long after the invoice was issued (and only
+# while it is open); its nonce is fixed, so the document reads the same at every rendering
 PAY_LINK_DAYS = 365
+_DOCUMENT_NONCE = "invoice"
+
+# a subscription that has ended takes no new payment method
+_ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)
 
 
 def update_link(ctx: Context, subscription_id: str, on: date) -> dict[str, str]:
-    """A signed link, valid ``settings.update_link_days`` from ``on``, for the buyer to save a
-    new payment method (F17): ``{"token", "url", "expires_at"}``."""
-    if ctx.storage.subscription(subscription_id) is None:
+    """A signed, single-use link, valid ``settings.update_link_days`` from ``on``, for the
+    buyer to save a new payment method (F17): ``{"token", "url", "expires_at"}``.
+    ``NotFound``; ``InvalidState`` for a subscription that has ended."""
+    sub = ctx.storage.subscription(subscription_id)
+    if sub is None:
         raise NotFound("subscription", subscription_id)
-    return ctx.buyer_link("update", subscription_id, on, ctx.catalog.settings.update_link_days)
+    if sub.status in _ENDED:
+        raise InvalidState(f"subscription {subscription_id} is {sub.status}")
+    days = ctx.catalog.settings.update_link_days
+    return ctx.buyer_link("update", subscription_id, on, days, _nonce())
+
+
+def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:
+    """Through an update link: save the new card and collect every open invoice of the
+    subscription at once, then deliver. ``{"subscription", "collected": [numbers], "status"}``.
+
+    The link works once: ``InvalidInput`` if forged or malformed, ``InvalidState`` if expired,
+    used already, or its subscription has ended since. The use is recorded before the card
+    is saved, so two uses racing each other save one card."""
+    from abonnement.engine.billing_run import collect
+    from abonnement.engine.update_links import verify
+
+    link = verify(token, ctx.link_secret(), on, "update")
+    sub_id = link.subject
+    sub = ctx.storage.subscription(sub_id)
+    if sub is None or sub.status in _ENDED:
+        raise InvalidState("this update link is no longer valid: the subscription has ended")
+    if not ctx.storage.use_link(link.digest, "update", sub_id, on):
+        raise InvalidState("this update link was already used; ask for a new one")
+    ctx.storage.set_payment_method(sub_id, card, "card")
+    attempts = ctx.storage.open_invoices(sub_id, on)
+    finished = collect(
+        ctx.storage,
+        ctx.processor,
+        attempts,
+        ctx.catalog.settings,
+        on,
+        accepted=ctx.catalog.accepted_for,
+    )
+    ctx.storage.refresh_dues(sub_id, on)  # paid invoices may have been what was overdue
+    deliver_due(ctx, on)
+    return {"subscription": sub_id,
+            "collected": [a.invoice_number for a, r, o in finished if o and o.invoice_paid],
+            "status": ctx.storage.subscription(sub_id).status}  # fmt: skip
+
+
+def pay_link(ctx: Context, number: str, on: date) -> dict[str, str]:
+    """A signed, single-use link to pay open invoice ``number`` online, valid
+    ``settings.update_link_days`` from ``on`` and no longer once the invoice is settled:
+    ``{"token", "url", "expires_at"}``. ``NotFound``; ``InvalidState`` if not open."""
+    invoice = ctx.storage.invoice(number)
+    if invoice is None:
+        raise NotFound("invoice", number)
+    if invoice["status"] != InvoiceStatus.OPEN:
+        raise InvalidState(f"invoice {number} is not open")
+    days = ctx.catalog.settings.update_link_days
+    return ctx.buyer_link("pay", number, on, days, _nonce())
+
+
+def pay_through_link(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:
+    """The buyer pays through a pay link with ``card``: as ``pay_online``. The link works
+    once (a declined card leaves it usable for another card); ``InvalidInput`` if forged,
+    ``InvalidState`` if expired, used, or its invoice is settled."""
+    from abonnement.engine.update_links import verify
+
+    link = verify(token, ctx.link_secret(), on, "pay")
+    invoice = ctx.storage.invoice(link.subject)
+    if invoice is None or invoice["status"] != InvoiceStatus.OPEN:
+        raise InvalidState("this pay link is no longer valid: the invoice is settled")
+    if not ctx.storage.use_link(link.digest, "pay", link.subject, on):
+        raise InvalidState("this pay link was already used")
+    try:
+        return pay_online(ctx, link.subject, card, on)
+    except PaymentDeclined:
+        ctx.storage.release_link(link.digest)  # nothing was paid: the buyer may try another card
+        raise
 
 
 def update_link_target(ctx: Context, token: str, on: date) -> dict[str, Any]:
-    """What an update link opens, without changing anything: ``{"subscription": the
-    Subscription, "open": [stored invoice rows it owes, oldest first]}``. ``InvalidInput``
-    for a forged link, ``InvalidState`` for an expired one, ``NotFound`` when the
-    subscription is gone."""
+    """What an update link opens, without using it: ``{"subscription": the Subscription,
+    "open": [stored invoice rows it owes, oldest first]}``. ``InvalidInput`` for a forged
+    link; ``InvalidState`` for an expired or used one, or a subscription that has ended;
+    ``NotFound`` when the subscription is gone."""
     from abonnement.engine.update_links import verify
 
-    sub_id = verify(token, ctx.link_secret(), on)
-    sub = ctx.storage.subscription(sub_id)
+    link = verify(token, ctx.link_secret(), on, "update")
+    sub = ctx.storage.subscription(link.subject)
     if sub is None:
-        raise NotFound("subscription", sub_id)
-    owed = [ctx.storage.invoice(a.invoice_number) for a in ctx.storage.open_invoices(sub_id, on)]
+        raise NotFound("subscription", link.subject)
+    if sub.status in _ENDED or ctx.storage.link_used(link.digest):
+        raise InvalidState("this update link is no longer valid")
+    owed = [ctx.storage.invoice(a.invoice_number) for a in ctx.storage.open_invoices(sub.id, on)]
     return {"subscription": sub, "open": [row for row in owed if row is not None]}
 
 
 def pay_url(ctx: Context, row: dict[str, Any]) -> str | None:
     """Where the buyer pays the stored invoice ``row`` online: the account's own page
-    (``settings.invoices.pay_url``), else the server's invoice page behind a signed link valid
+    (``settings.invoices.pay_url``), else the server's invoice page behind a pay link valid
     ``PAY_LINK_DAYS`` from the issue date; None without a link secret or when the invoice's
     subscription does not accept online payment."""
     settings = ctx.catalog.settings
@@ -67,7 +146,8 @@ def pay_url(ctx: Context, row: dict[str, Any]) -> str | None:
         return settings.invoices.pay_url.format(number=row["number"])
     if ctx.link_secret(required=False) is None:
         return None
-    return ctx.buyer_link("pay", row["number"], row["issue_date"], PAY_LINK_DAYS)["url"]
+    link = ctx.buyer_link("pay", row["number"], row["issue_date"], PAY_LINK_DAYS, _DOCUMENT_NONCE)
+    return link["url"]
 
 
 def accepts_online(ctx: Context, row: dict[str, Any]) -> bool:
@@ -77,42 +157,27 @@ def accepts_online(ctx: Context, row: dict[str, Any]) -> bool:
 
 
 def invoice_of_link(ctx: Context, token: str, on: date) -> dict[str, Any]:
-    """The stored invoice a pay link names, while it is open. ``InvalidInput`` for a forged
-    link, ``InvalidState`` for an expired link or an invoice paid or void since (the link is
-    spent), ``NotFound`` when the invoice is gone."""
+    """The stored invoice a pay link opens, while it is open and the link unused.
+    ``InvalidInput`` for a forged link; ``InvalidState`` for an expired or used link or an
+    invoice paid or void since; ``NotFound`` when the invoice is gone."""
     from abonnement.engine.update_links import verify
 
-    number = verify(token, ctx.link_secret(), on, "pay")
-    row = ctx.storage.invoice(number)
+    link = verify(token, ctx.link_secret(), on, "pay")
+    row = ctx.storage.invoice(link.subject)
     if row is None:
-        raise NotFound("invoice", number)
+        raise NotFound("invoice", link.subject)
     if row["status"] != InvoiceStatus.OPEN or not accepts_online(ctx, row):
-        raise InvalidState(f"invoice {number} is {row['status']}; this pay link is spent")
+        raise InvalidState(f"invoice {link.subject} is {row['status']}; this pay link is spent")
+    if ctx.storage.link_used(link.digest):
+        raise InvalidState("this pay link was already used")
     return row
 
 
-def pay_by_link(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:
-    """Pay the invoice of a pay link with ``card`` now (``pay_online``), after checking the
-    link as ``invoice_of_link`` does. ``PaymentDeclined`` with the processor's reason."""
-    row = invoice_of_link(ctx, token, on)
-    return pay_online(ctx, row["number"], card, on)
+def _nonce() -> str:
+    """What makes each link a use of its own (12 random characters, 72 bits)."""
+    import secrets
 
-
-def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:
-    """Through an update link: save the new card and collect every open invoice of the
-    subscription at once, then deliver. ``{"subscription", "collected": [numbers], "status"}``."""
-    from abonnement.engine.billing_run import collect
-    from abonnement.engine.update_links import verify
-
-    sub_id = verify(token, ctx.link_secret(), on)
-    ctx.storage.set_payment_method(sub_id, card, "card")
-    attempts = ctx.storage.open_invoices(sub_id, on)
-    finished = collect(ctx.storage, ctx.processor, attempts, ctx.catalog.settings, on)
-    ctx.storage.refresh_dues(sub_id, on)  # paid invoices may have been what was overdue
-    deliver_due(ctx, on)
-    return {"subscription": sub_id,
-            "collected": [a.invoice_number for a, r, o in finished if o and o.invoice_paid],
-            "status": ctx.storage.subscription(sub_id).status}  # fmt: skip
+    return secrets.token_urlsafe(9)
 
 
 def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any]:
@@ -128,7 +193,14 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
     if attempt is None or invoice["status"] != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
     attempt = replace(attempt, token=token, method_type="card")
-    finished = collect(ctx.storage, ctx.processor, [attempt], ctx.catalog.settings, on)
+    finished = collect(
+        ctx.storage,
+        ctx.processor,
+        [attempt],
+        ctx.catalog.settings,
+        on,
+        accepted=ctx.catalog.accepted_for,
+    )
     _, result, outcome = finished[0] if finished else (None, None, None)
     if not (outcome and outcome.invoice_paid):
         code = result.failure_code if result else "timeout"
@@ -144,12 +216,11 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
 
 
 def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, Any]:
-    """Give back ``amount`` (text, default: everything not refunded yet) of a succeeded
-    payment; the subscription is left as it is. ``{"invoice", "attempt", "amount",
-    "currency"}``."""
-    from decimal import Decimal
-
-    from abonnement.engine.money import Money
+    """Give back ``amount`` (text or Decimal, default: everything not refunded yet) of a
+    succeeded payment; the subscription is left as it is. ``InvalidInput`` unless the amount
+    is positive, within the currency's minor unit and at most what is left. ``{"invoice",
+    "attempt", "amount", "currency"}``."""
+    from abonnement.engine.money import Money, positive_amount
 
     rows = ctx.storage.payments()
     row = next((p for p in rows if p["id"] == payment_id), None)
@@ -160,11 +231,8 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
     refunded = -sum((p["amount"] for p in rows if p["invoice_number"] == row["invoice_number"]
                      and p["status"] == "refunded"), Decimal(0))  # fmt: skip
     left = row["amount"] - refunded
-    try:
-        value = Decimal(amount) if amount is not None else left
-    except ArithmeticError:
-        raise InvalidInput(f"{amount!r} is not an amount") from None
-    if not 0 < value <= left:
+    value = left if amount is None else positive_amount(amount, row["currency"], "--amount")
+    if not value <= left:
         most = Money(left, row["currency"]).format_amount()
         raise InvalidInput(f"at most {most} can be refunded for payment {payment_id}")
     money = Money(value, row["currency"]).rounded()
@@ -198,7 +266,14 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
     invoice = ctx.storage.invoice(number)
     if attempt is None or invoice is None or invoice["status"] != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
-    finished = collect(ctx.storage, ctx.processor, [attempt], ctx.catalog.settings, on)
+    finished = collect(
+        ctx.storage,
+        ctx.processor,
+        [attempt],
+        ctx.catalog.settings,
+        on,
+        accepted=ctx.catalog.accepted_for,
+    )
     _, result, outcome = finished[0] if finished else (None, None, None)
     deliver_due(ctx, on)
     return {"invoice": number, "attempt": attempt.attempt,
@@ -207,14 +282,26 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
 
 
 def pay_invoice(
-    ctx: Context, number: str, on: date, *, amount: Decimal | None = None, method: str = "manual"
+    ctx: Context,
+    number: str,
+    on: date,
+    *,
+    amount: Decimal | str | None = None,
+    method: str = "manual",
 ) -> dict[str, Any]:
     """Record a payment made outside the processor (default: the amount due), then deliver.
-    ``{"number", "status", "amount_paid"}``. ``NotFound`` or ``InvalidState`` (settled)."""
+    ``{"number", "status", "amount_paid"}``. ``NotFound``, ``InvalidState`` (settled), or
+    ``InvalidInput`` for an amount that is not positive or has more decimals than the
+    invoice's currency."""
+    from abonnement.engine.money import positive_amount
+
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
-    value = amount if amount is not None else invoice["total"] - invoice["amount_paid"]
+    if amount is None:
+        value = invoice["total"] - invoice["amount_paid"]
+    else:
+        value = positive_amount(amount, invoice["currency"], "--amount")
     result = ctx.storage.pay_invoice(number, value, on, method)
     deliver_due(ctx, on)
     return result

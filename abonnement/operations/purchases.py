@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -218,6 +219,7 @@ def _purchase(
     from abonnement.engine.collection import Attempt
     from abonnement.engine.invoicing import InvoiceDraft, document_settings
     from abonnement.engine.items import group_items, resolve_item
+    from abonnement.engine.outcomes import NOTHING_OWED, settlement
     from abonnement.engine.purchase import price_due_now
     from abonnement.engine.subscriptions import Subscription, due_date
 
@@ -261,26 +263,30 @@ def _purchase(
         taxes=ctx.automatic_tax(),
     )  # fmt: skip
     attempt = result = None
-    if method:
+    nothing_owed = settlement(priced.total, automatic=False, minimum=None) == NOTHING_OWED
+    if nothing_owed:  # paid at issue, charged nothing: no invoice waits for a payment
+        subs = [replace(s, open_due_on=None) for s in subs]
+    elif method:
         minimum = settings.minimum_charge_for(currency)
         if priced.total < minimum:
             raise CollectionError(f"a purchase must charge at least {minimum} now")
         # The key repeats only for the same purchase with the same method, so a rerun after
         # a crash finds the charge it made, while another card after a decline is a new try.
         card_digest = hashlib.sha256(token.encode()).hexdigest()[:12]
-        attempt = Attempt(f"{key}/{card_digest}", None, 1, priced.total, token, kind, on)
+        attempt = Attempt("", None, 1, priced.total, token, kind, on,
+                          idempotency_key=f"{key}/{card_digest}/attempt-1")  # fmt: skip
         result = charge_once(ctx.processor, attempt)
         if result is None or result.status == PaymentStatus.FAILED:
             code = result.failure_code if result else "timeout"
             raise PaymentDeclined(f"the payment was declined ({code}); nothing was bought", code)
     draft = InvoiceDraft(
         None, contact_id, currency, on, due_date(on, terms), None, None, priced,
-        line_subscriptions=tuple(owners), document=document_settings(settings, None),
+        line_subscriptions=tuple(owners), document=document_settings(settings, None, contact),
     )  # fmt: skip
     bases = [ctx.recurring.basis(s, on) for s in subs]
     number = ctx.storage.record_checkout(subs, draft, attempt, result, on,
                                           settings.invoices.number_format, source,
-                                          bases=bases)  # fmt: skip
+                                          bases=bases, total=priced.total)  # fmt: skip
     return {"invoice": number, "subscriptions": [s.id for s in subs],
-            "payment": result.status if result else None,
+            "payment": result.status if result else (NOTHING_OWED if nothing_owed else None),
             "total": priced.total.format_amount(), "currency": currency}  # fmt: skip

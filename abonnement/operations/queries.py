@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from abonnement.errors import InvalidInput, NotFound
+from abonnement.errors import InvalidInput, NotFound, Problem
 from abonnement.operations.context import Context
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ __all__ = [
     "segment",
     "subscription",
     "subscriptions",
+    "template_problems",
 ]
 
 
@@ -144,3 +145,11 @@ def render_invoice(ctx: Context, number: str, fmt: str = "html") -> bytes:
                        template_dir=ctx.config_dir / "templates",
                        pay_url=pay_url(ctx, row))  # fmt: skip
     return render_pdf(html) if fmt == "pdf" else html.encode()
+
+
+def template_problems(ctx: Context) -> list[Problem]:
+    """Every template of the config's ``templates/`` that does not compile or render with
+    sample data, as ``file:line`` problems (``abonnement validate``). Opens no database."""
+    from abonnement.documents.samples import template_problems as problems
+
+    return problems(ctx.config_dir, ctx.catalog)

@@ -123,8 +123,22 @@ class Notifier(ABC):
     name: ClassVar[str]
 
     def __init__(self, settings: Mapping[str, Any]):
-        """``settings``: the notifier's block (``notifications.NAME``) plus ``config_dir``."""
+        """``settings``: the notifier's block (``notifications.NAME``) plus ``config_dir``.
+        Refuses (``PluginError``) settings ``problems`` finds: a notifier that would leak a
+        secret never starts."""
+        found = self.problems(settings)
+        if found:
+            raise PluginError(f"the {self.name} notifier: " + "; ".join(found))
         self.settings = settings
+
+    @classmethod
+    def problems(cls, settings: Mapping[str, Any]) -> list[str]:
+        """Why these settings must not be used (e.g. a password sent without TLS), or an
+        empty list. ``abonnement validate`` reports them against the notifier's settings
+        block; construction refuses them. The config alone decides: a secret missing from the
+        environment is for ``__init__`` to refuse (``validate`` runs where secrets may not
+        be). Default: none."""
+        return []
 
     @abstractmethod
     def send(self, message: Message) -> None:

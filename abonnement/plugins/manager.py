@@ -152,6 +152,7 @@ class Plugins:
             settings_schemas=self.settings_schemas,
             rule_functions=self.rule_functions,
             representable={name: cls.representable for name, cls in self.processors.items()},
+            notifier_problems={name: cls.problems for name, cls in self.notifiers.items()},
         )
 
     def open_storage(self, url: str, *, migrate: bool = True) -> Storage:

@@ -10,7 +10,9 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from abonnement.engine.money import Money, Percent
 from abonnement.errors import Problem
 from abonnement.rules.ast import (
     Binary,
@@ -104,6 +106,20 @@ def _compatible(a: str, b: str) -> bool:
 def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
+
+
+def _constant_parts(node: Expr) -> list[Any]:
+    """The constant Money and Percent values ``node`` adds up to (``2.9% + 0.30 USD`` → both;
+    ``-5.00 USD`` → one, negative); nothing for an amount not known before billing."""
+    match node:
+        case Literal(type="money" | "percent", value=value):
+            return [value]
+        case Unary(op="neg", operand=operand) if operand is not None:
+            parts = _constant_parts(operand)
+            return [-p if isinstance(p, Money) else Percent(-p.value) for p in parts]
+        case Binary(op="+", left=left, right=right) if left is not None and right is not None:
+            return _constant_parts(left) + _constant_parts(right)
+    return []
 
 
 class _Checker:
@@ -381,6 +397,23 @@ class _Checker:
                         "a percentage, money, or both: 2.9% + 0.30 USD")  # fmt: skip
         else:
             self.expect(stmt, ("percent", "money"), "a percentage (10%) or money (5.00 USD)")
+        self.amount_range(stmt)
+
+    def amount_range(self, stmt: Stmt) -> None:
+        """A written amount outside what the block can mean, as `subscriptions edit` refuses
+        it: a discount between 0% and 100% and never a negative sum, a fee never negative.
+        Only constants are known before billing (an amount read from a field is not)."""
+        kind = self.block.kind if self.block else ""
+        for part in _constant_parts(stmt.value):
+            if isinstance(part, Percent):
+                if part.value < 0 or (kind == "discount" and part.value > 100):
+                    what = "a discount" if kind == "discount" else "a fee"
+                    bounds = "between 0% and 100%" if kind == "discount" else "at least 0%"
+                    self.error(stmt.value, f"{what} is {bounds}, not {part}")
+            elif isinstance(part, Money) and part.amount < 0:
+                hint = "a discount takes money off: write it positive" if (
+                    kind == "discount") else "for a credit, use a discount"  # fmt: skip
+                self.error(stmt.value, f"a {kind} amount is never negative, not {part}", hint)
 
     def stmt_for(self, stmt: Stmt) -> None:
         if stmt.value < 1:

@@ -202,7 +202,7 @@ async def invoice_pdf(request: Request, token: str) -> Response:
 
 @router.post("/i/{token}", response_class=HTMLResponse)
 async def invoice_pay(request: Request, token: str) -> Response:
-    """Pay the invoice with the card (``payments.pay_by_link``)."""
+    """Pay the invoice with the card (``payments.pay_through_link``)."""
     server = _server(request)
     row = _invoice(request, token)
     if row is None:
@@ -216,7 +216,7 @@ async def invoice_pay(request: Request, token: str) -> Response:
         card = form.get("card", "").strip()
         if not card:
             raise InvalidInput("enter a card", field="card")
-        payments.pay_by_link(server.ctx, token, card, server.today())
+        payments.pay_through_link(server.ctx, token, card, server.today())
     except PaymentDeclined as exc:
         return _invoice_page(request, token, _invoice(request, token) or row, status=402,
                              error=_declined(exc))  # fmt: skip

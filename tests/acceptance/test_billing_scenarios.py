@@ -73,7 +73,7 @@ def test_s3_unit_discount_rounding(tmp_path, db_url):
     invoice = s.cli("invoices", "show", listed["number"])
     (line,) = invoice["lines"]
     assert (line["amount"], line["discounts"]) == ("11.90", [{"rule": "unit_discount",
-                                                               "amount": "1.79"}])  # fmt: skip
+        "label": "Unit discount", "rate": "15%", "amount": "1.79"}])  # fmt: skip
     assert (invoice["discount_total"], invoice["total"]) == ("1.79", "10.11")
 
 
@@ -158,8 +158,10 @@ def test_s6_discount_then_tax(tmp_path, db_url):
     (listed,) = s.invoices("ane-bulk")
     (line,) = s.cli("invoices", "show", listed["number"])["lines"]
     assert line["amount"] == "75.00"
-    assert line["discounts"] == [{"rule": "bulk_coffee", "amount": "7.50"}]
-    assert line["taxes"] == [{"rule": "dk_vat", "rate": "25%", "amount": "16.88"}]
+    assert line["discounts"] == [{"rule": "bulk_coffee", "label": "Bulk discount", "rate": "10%",
+                                  "amount": "7.50"}]  # fmt: skip
+    assert line["taxes"] == [{"rule": "dk_vat", "label": "Moms", "rate": "25%",
+                              "amount": "16.88"}]  # fmt: skip
     assert listed["total"] == "84.38"
 
 
@@ -204,8 +206,8 @@ def test_s9_manual_invoices_and_past_due(tmp_path, db_url):
     )
     assert (support["amount"], support["discounts"], support["taxes"]) == (
         "99.00",
-        [{"rule": "unit_discount", "amount": "9.90"}],
-        [{"rule": "dk-vat", "rate": "25%", "amount": "22.28"}],
+        [{"rule": "unit_discount", "label": "Unit discount", "rate": "10%", "amount": "9.90"}],
+        [{"rule": "dk-vat", "label": "Moms", "rate": "25%", "amount": "22.28"}],
     )
     assert (invoice["subtotal"], invoice["discount_total"], invoice["tax_total"],
             invoice["total"], invoice["amount_due"]) == ("459.00", "9.90", "22.28", "471.38",

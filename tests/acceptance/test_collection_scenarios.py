@@ -16,7 +16,7 @@ SAMPLER = """\
       - {product: coffee-250g, quantity: 1}
 """
 BOB_CARD = "      - {id: bob-visa, type: card, token: tok_visa}\n"
-SECRET = {"ABONNEMENT_LINK_SECRET": "s3cret"}
+SECRET = {"ABONNEMENT_LINK_SECRET": "s3cret-s3cret-s3cret-s3cret-s3cret"}
 BOB_MONTHLY = """\
   - id: bob-coffee
     contact: bob

@@ -157,7 +157,7 @@ def test_webhooks_are_signed_and_retried_on_the_next_run(tmp_path):
                  replace={"notifiers: [mailbox]": "notifiers: [webhook]",
                           MAILBOX: f"    webhook: {{url: '{url}', retries: 1}}\n"})  # fmt: skip
     env = {"ABONNEMENT_WEBHOOK_SECRET": "whsec"}
-    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("apply", "--as-of", "2026-12-01", env=env)
     first = s.cli("run", "--until", "2026-12-01", env=env)["notifications"]
     assert first["sent"] == 0 and first["retrying"] == 3  # receipt + 2 admin notices, 2 tries each
     assert len(_Hook.calls) == 6
@@ -249,8 +249,9 @@ def test_a_webhook_that_times_out_is_retried_not_lost(tmp_path):
                           "    first_payment: true\n": "    first_payment: false\n",
                           "    payment_succeeded: true\n": "    payment_succeeded: false\n",
                           MAILBOX: f"    webhook: {{url: '{url}', retries: 0, timeout: 0.2}}\n"})  # fmt: skip
-    s.cli("apply", "--as-of", "2026-12-01")
-    assert s.cli("run", "--until", "2026-12-01")["notifications"]["retrying"] == 1
+    env = {"ABONNEMENT_WEBHOOK_SECRET": "whsec"}
+    s.cli("apply", "--as-of", "2026-12-01", env=env)
+    assert s.cli("run", "--until", "2026-12-01", env=env)["notifications"]["retrying"] == 1
     (row,) = SqlStorage(s.db_url).deliveries()
     assert (row["status"], row["attempts"], row["next_try_on"].isoformat()) == (
         "pending", 1, "2026-12-01")  # fmt: skip

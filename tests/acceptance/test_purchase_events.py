@@ -6,7 +6,7 @@ A purchase's invoice belongs to the subscriptions it starts."""
 from decimal import Decimal
 
 from tests.acceptance.scenario import Scenario
-from tests.acceptance.test_collection_scenarios import BOB_SAVED, SAMPLER
+from tests.acceptance.test_collection_scenarios import BOB_CARD, BOB_SAVED, SAMPLER
 from tests.acceptance.test_notification_scenarios import mails
 
 RECEIPT = "Receipt for your payment to Just One More Cup Coffee Co."
@@ -122,3 +122,22 @@ def test_a_renewal_paid_by_hand_says_what_a_charge_says(tmp_path, db_url):
                                               ("invoice.paid", invoice["number"])]  # fmt: skip
     subjects = [m["Subject"].strip() for m in mails(s)]
     assert RECEIPT in subjects and "First payment from Bob Smith" in subjects
+
+
+def test_a_purchase_paid_by_bank_debit_settles_on_a_later_run(tmp_path, db_url):
+    # The purchase's charge is sent before its invoice has a number: a later run must ask the
+    # processor with that same key, settle it once, and finish (it used to ask with the
+    # invoice's key, never settle, and replay the settlement day forever).
+    s = Scenario(tmp_path, db_url,
+                 replace={BOB_CARD: "      - {id: bob-visa, type: ach, token: tok_ach}\n"})  # fmt: skip
+    (s.config / "links.yaml").write_text("payment_links:\n" + SAMPLER.replace("[card]", "[ach]"))
+    bought = s.cli("checkout", "sampler", "--contact", "bob", "--payment-method", "bob-visa",
+                   "--as-of", "2026-12-01")  # fmt: skip
+    assert bought["payment"] == "processing"
+    monthly, _ = bought["subscriptions"]
+    s.cli("run", "--until", "2026-12-10")
+    (payment,) = [p for p in s.payments(monthly) if p["invoice_number"] == bought["invoice"]]
+    assert (payment["status"], payment["method"]) == ("succeeded", "ach")
+    assert s.cli("invoices", "show", bought["invoice"])["status"] == "paid"
+    assert ("payment.succeeded", bought["invoice"]) in _history(s, monthly)
+    assert RECEIPT in [m["Subject"].strip() for m in mails(s)]

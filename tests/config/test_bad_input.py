@@ -309,7 +309,19 @@ CASES = [
         "unknown contact `ann`",
         "did you mean `ane`",
     ),
-]
+    # as `subscriptions edit` refuses them: prices below zero, discounts outside 0–100%
+    ("negative-price", 'price: "89.00 USD"', 'price: "-89.00 USD"',
+     "a negative amount `-89.00 USD`: a price is never below zero", None),
+    ("negative-tier-price", '{up_to: 999, unit_price: "0.10 USD"}',
+     '{up_to: 999, unit_price: "-0.10 USD"}', "a negative amount `-0.10 USD`", None),
+    ("negative-unit-price", 'unit_price: "99.00 USD"', 'unit_price: "-99.00 USD"',
+     "a negative amount `-99.00 USD`", None),
+    ("discount-over-100", "unit_discount: 10%", "unit_discount: 110%",
+     "a discount is between 0% and 100%, not 110%", None),
+    ("link-discount-over-100", "      - {product: coffee-1kg, quantity: 1}\n\nsubscriptions:",
+     "      - {product: coffee-1kg, quantity: 1, unit_discount: 100.5%}\n\nsubscriptions:",
+     "a discount is between 0% and 100%, not 100.5%", "unit_discount: 100.5%"),
+]  # fmt: skip
 
 
 def _line_of(text: str, marker: str) -> int:
@@ -367,7 +379,8 @@ def test_all_problems_of_a_config_are_reported_in_one_pass(spec_config: Path):
     assert "unknown key `contry`" in messages
     assert "no processor plugin named `tset`" in messages
     assert "unknown product `grindr`" in messages
-    assert all(set(e) == {"file", "line", "column", "message", "hint"} for e in errors)
+    assert all(set(e) == {"file", "line", "column", "message", "hint", "severity"} for e in errors)
+    assert {e["severity"] for e in errors} == {"error"}
 
 
 def _validate_file(tmp_path: Path, content: bytes, name: str = "abonnement.yaml"):

@@ -231,3 +231,12 @@ def test_rounded_movements_always_add_up_to_the_rounded_mrr_change(generated):
         assert m["new"] + m["expansion"] - m["contraction"] - m["churned"] == m["net"]
         assert all(v.amount >= 0 for k, v in m.items() if k != "net")
         previous = now
+
+
+def test_a_subscription_canceled_at_a_period_end_stops_counting_from_that_day():
+    asked = History("f", "USD", D("2026-12-01"), ((D("2026-12-01"), "active"),),
+                    (Revision(D("2026-12-01"), MONTHLY, Decimal("10.00"), Decimal("10.00")),),
+                    ends_on=D("2027-01-01"))  # fmt: skip
+    mrr = [report("mrr", [asked], SETTINGS, currency="USD", as_of=D(day))[0].amount
+           for day in ("2026-12-31", "2027-01-01", "2027-03-01")]  # fmt: skip
+    assert [str(v) for v in mrr] == ["10.00", "0.00", "0.00"]

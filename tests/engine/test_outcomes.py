@@ -75,7 +75,7 @@ def _attempt(number="INV-1", *, manual=False, first_failure_on=None):
 def test_every_status_against_every_outcome(before, kind, after):
     standing = Standing("s1", before, 7, None)
     moved, events = after_payment(standing, _attempt(), OUTCOMES[kind], DAY)
-    expected = [(name, {"invoice": "INV-1", "attempt": 2}) for name in SAID[kind]]
+    expected = [(name, {"invoice": "INV-1", "attempt": 2, "method": "card"}) for name in SAID[kind]]
     if after != before:
         expected.append(("subscription.status_changed",
                          {"previous_status": before, "status": after}))  # fmt: skip
@@ -223,7 +223,7 @@ def test_a_paid_checkout_says_what_a_billing_run_says_of_a_first_charge():
     charge = Attempt("checkout/key", None, 1, Money(Decimal("50.00"), USD), "tok_visa", "card", DAY)
     bought = purchased([_sub("p-1"), _sub("p-2", status="scheduled")], "INV-9", charge,
                        ChargeResult("succeeded", "ch_1"), DAY)  # fmt: skip
-    paid = {"invoice": "INV-9", "attempt": 1}
+    paid = {"invoice": "INV-9", "attempt": 1, "method": "card"}
     assert _said(bought) == [
         ("p-1", 1, "subscription.created", {"invoice": "INV-9"}),
         ("p-1", 2, "subscription.status_changed", {"previous_status": "scheduled",
@@ -252,3 +252,25 @@ def test_a_checkout_by_bank_debit_waits_and_one_on_terms_records_no_payment():
         "open", None, ("s-1", "s-2"))  # fmt: skip
     assert [e.type for e in on_terms.events if e.subject_id == "s-1"] == [
         "subscription.created", "subscription.status_changed", "invoice.created"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "total, automatic, minimum, expected",
+    [
+        ("0.00", False, None, "nothing_owed"),
+        ("0.00", True, "0.50", "nothing_owed"),
+        ("0.004", True, "0.50", "nothing_owed"),  # rounds to nothing
+        ("0.30", True, "0.50", "carried"),
+        ("0.49", True, "0.50", "carried"),
+        ("0.50", True, "0.50", None),
+        ("0.30", False, "0.50", None),  # sent with its terms: no processor minimum
+        ("-4.17", False, None, "carried"),  # a credit (proration) is never charged
+        ("-4.17", True, "0.50", "carried"),
+        ("25.00", True, "0.50", None),
+    ],
+)
+def test_how_an_invoice_is_settled_at_issue(total, automatic, minimum, expected):
+    from abonnement.engine.outcomes import settlement
+
+    floor = Money(Decimal(minimum), "USD") if minimum else None
+    assert settlement(Money(Decimal(total), "USD"), automatic=automatic, minimum=floor) == expected

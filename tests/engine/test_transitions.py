@@ -135,3 +135,23 @@ def test_a_payment_received_pays_an_open_invoice_when_covered(status, paid, expe
 def test_an_invoice_that_takes_no_payment_refuses_one(status):
     with pytest.raises(InvalidState, match=f"^invoice INV-00001 is {status}$"):
         payment_received("INV-00001", status, Decimal("25.00"), Decimal("25.00"))
+
+
+@pytest.mark.parametrize("status", [S.ACTIVE, S.PAST_DUE, S.UNPAID])
+def test_a_cancel_at_period_end_sets_the_end_date_and_happens_then(status):
+    sub = _sub(status, next_index=1, reminder_days=14)
+    scheduled = cancel(sub, date(2027, 1, 5), at_period_end=True)
+    asked = scheduled.subscription
+    assert (asked.status, asked.cancel_on, asked.end_date) == (status, date(2027, 2, 1),
+                                                               date(2027, 2, 1))  # fmt: skip
+    assert [(e.type, dict(e.payload)) for e in scheduled.events] == [
+        ("subscription.cancel_scheduled", {"cancel_on": "2027-02-01"})]  # fmt: skip
+    # no reminder for the payment that will not happen: the next step is the end itself
+    assert asked.reminder_on is None and asked.next_event_on == date(2027, 2, 1)
+    ended = step(asked)
+    assert ended.subscription.status is S.CANCELED and ended.periods == ()
+
+
+def test_a_fixed_term_ending_before_a_cancel_at_period_end_keeps_its_own_end():
+    sub = _sub(S.ACTIVE, next_index=1, payments=1)
+    assert sub.end_date == date(2027, 2, 1) and sub.next_payment_date is None

@@ -101,7 +101,9 @@ def test_a_third_party_providers_rate_is_on_the_invoices_of_a_run(tmp_path, db_u
     invoice = s.cli("invoices", "show", "INV-00001")
     (line,) = invoice["lines"]
     # 25.00 × 7.25% = 1.8125 → 1.81, half-up like a rule tax
-    assert line["taxes"] == [{"rule": "acme-tax:ny-state", "rate": "7.25%", "amount": "1.81"}]
+    assert line["taxes"] == [
+        {"rule": "acme-tax:ny-state", "label": "NY State tax", "rate": "7.25%", "amount": "1.81"}
+    ]
     assert (invoice["tax_total"], invoice["total"], invoice["status"]) == ("1.81", "26.81",
                                                                             "paid")  # fmt: skip
     import acme_tax
@@ -142,8 +144,13 @@ def test_the_table_provider_on_a_checkout(tmp_path, db_url):
     invoice = s.cli("invoices", "show", bought["invoice"])
     taxes = {line["sku"]: line["taxes"] for line in invoice["lines"]}
     assert taxes["COFFEE-250G"] == [
-        {"rule": "table:GST", "rate": "5%", "amount": "0.63"},  # 0.625 → 0.63
-        {"rule": "table:QST", "rate": "9.975%", "amount": "1.25"},  # 1.246875 → 1.25
+        {"rule": "table:GST", "label": "GST", "rate": "5%", "amount": "0.63"},  # 0.625 → 0.63
+        {
+            "rule": "table:QST",
+            "label": "TVQ",
+            "rate": "9.975%",
+            "amount": "1.25",
+        },  # 1.246875 → 1.25
     ]
     assert invoice["tax_total"] == "8.32"
     assert [amount for _, amount, _ in s.charges()] == ["63.82"]  # what the card was charged

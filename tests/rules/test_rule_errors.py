@@ -357,7 +357,19 @@ CASES = [
         23,
         "cannot order with none",
     ),
-]
+    # amounts a block cannot mean, as `subscriptions edit` refuses them
+    ("discount-over-100", "discount d {\n  amount 110%\n}", 2, 10,
+     "a discount is between 0% and 100%, not 110%"),
+    ("discount-negative-percent", "discount d { amount -5% }", 1, 21,
+     "a discount is between 0% and 100%, not -5%"),
+    ("discount-negative-money", "discount d { amount -5.00 USD applies_to invoice }", 1, 21,
+     "a discount amount is never negative, not -5.00 USD"),
+    ("fee-negative-money", "fee f { amount -1.00 USD }", 1, 16,
+     "a fee amount is never negative, not -1.00 USD"),
+    ("fee-negative-fixed-part", "fee f { amount 2.9% + -0.30 USD }", 1, 16,
+     "a fee amount is never negative, not -0.30 USD"),
+    ("fee-negative-percent", "fee f { amount -2.9% }", 1, 16, "a fee is at least 0%, not -2.9%"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("text", "line", "column", "fragment"), [c[1:] for c in CASES],
@@ -394,6 +406,12 @@ def test_the_syntax_error_table(message, example):
 def test_five_thousand_nested_parentheses_parse():
     text = "tax t { rate 25% when " + "(" * 5000 + "line.taxable" + ")" * 5000 + " }"
     assert problems_of(text) == []
+
+
+@pytest.mark.parametrize("amount", ["0%", "100%", "5.00 USD", "0.00 USD",
+                                    "subscription.properties.seats * 1%"])  # fmt: skip
+def test_a_discount_in_range_or_read_from_a_field_is_accepted(amount):
+    assert problems_of(f"discount d {{ amount {amount} }}") == []
 
 
 def test_every_error_of_every_file_in_one_pass():

@@ -237,6 +237,8 @@ def test_the_update_link_page_saves_the_card_and_collects_what_is_past_due(arrea
     assert "Your card is saved We collected: Invoice INV-00001 $25.00" in text_of(done.text)
     assert s.subscription("bob-coffee")["status"] == "active"
     assert s.cli("invoices", "show", "INV-00001")["status"] == "paid"
+    again = s.client.get(path)  # the link works once
+    assert again.status_code == 404 and "This link is no longer valid" in again.text
 
 
 def test_a_tampered_or_expired_update_link_is_a_404(arrears):

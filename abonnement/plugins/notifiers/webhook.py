@@ -2,7 +2,8 @@
 
 ``X-Abonnement-Signature: t=TIMESTAMP,v1=HEX`` where HEX is HMAC-SHA256 over
 ``TIMESTAMP.BODY`` with the secret from ``ABONNEMENT_WEBHOOK_SECRET``; a receiver checks it and
-rejects old timestamps. ``X-Abonnement-Delivery`` carries the message key for de-duplication.
+rejects old timestamps. Nothing goes out unsigned: without the secret the notifier refuses to
+start. ``X-Abonnement-Delivery`` carries the message key for de-duplication.
 A 5xx answer or a timeout is retried a few times at once, then left to the next run.
 """
 
@@ -15,7 +16,10 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
+from typing import Any
 
+from abonnement.errors import PluginError
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Message, Notifier, Registry
 
@@ -38,8 +42,24 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+SECRET_VARIABLE = "ABONNEMENT_WEBHOOK_SECRET"
+
+
 class WebhookNotifier(Notifier):
     name = "webhook"
+
+    def __init__(self, settings: Mapping[str, Any]):
+        super().__init__(settings)
+        secret = os.environ.get(SECRET_VARIABLE)
+        if not secret:  # a receiver could not tell our messages from anyone's
+            raise PluginError(
+                f"the webhook notifier signs every message: set {SECRET_VARIABLE} "
+                "(the secret the receiver checks signatures with)"
+            )
+        self._secret = secret
+
+    def __repr__(self) -> str:  # never the secret
+        return f"<WebhookNotifier {self.settings.get('url')!r}>"
 
     def send(self, message: Message) -> None:
         body = json.dumps({
@@ -62,9 +82,7 @@ class WebhookNotifier(Notifier):
         timestamp = int(time.time())
         headers = {"Content-Type": "application/json", "X-Abonnement-Delivery": key,
                    "User-Agent": "abonnement-webhook"}  # fmt: skip
-        secret = os.environ.get("ABONNEMENT_WEBHOOK_SECRET")
-        if secret:
-            headers["X-Abonnement-Signature"] = signature(secret, timestamp, body)
+        headers["X-Abonnement-Signature"] = signature(self._secret, timestamp, body)
         request = urllib.request.Request(self.settings["url"], body, headers, method="POST")
         with urllib.request.urlopen(request, timeout=float(self.settings.get("timeout", 5))):
             pass

@@ -19,17 +19,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
+from abonnement.config.paths import escapes
 from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
-from abonnement.errors import ProcessorTimeout
+from abonnement.errors import PluginError, ProcessorTimeout
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Processor, Registry, WebhookEvent
+from abonnement.private_files import create_private
 
 SETTINGS_SCHEMA = {
     "type": "object",
@@ -58,9 +61,17 @@ class TestProcessor(Processor):
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
         super().__init__(settings or {})
+        ledger = self.settings.get("ledger", DEFAULT_LEDGER)
+        if not os.path.isabs(ledger) and escapes(ledger):
+            raise PluginError(
+                f"the test processor's ledger `{ledger}` climbs out of the directory it is "
+                "relative to; write an absolute path if you mean it"
+            )
+        if ledger != ":memory:":  # payment tokens inside: its owner's only (SQLite keeps the mode)
+            create_private(ledger)
         # one request at a time, but not always on the thread that opened it (the server)
-        self.db = sqlite3.connect(self.settings.get("ledger", DEFAULT_LEDGER), timeout=30,
-                                  isolation_level=None, check_same_thread=False)  # fmt: skip
+        self.db = sqlite3.connect(ledger, timeout=30, isolation_level=None,
+                                  check_same_thread=False)  # fmt: skip
         # WAL survives a killed process (what the crash tests do), without a sync per charge
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -305,6 +305,7 @@ class PaymentsMixin:
                 _P.on_date,
                 _P.manual,
                 _P.status,
+                _P.idempotency_key,
                 _OWNER.label("subscription_id"),
                 _I.auto_retries,
                 _I.first_failure_on,
@@ -331,6 +332,7 @@ class PaymentsMixin:
                     row.first_failure_on,
                     row.manual,
                     _PAYMENT_STATUS[row.status],
+                    row.idempotency_key,
                 )
                 for row in conn.execute(query)
             ]
@@ -416,17 +418,19 @@ class PaymentsMixin:
         number_format: str,
         source: str = "checkout",
         bases: Sequence[Mapping[str, Any]] | None = None,
+        total: Money | None = None,
     ) -> str:
         """A purchase, all at once: its subscriptions, its invoice and its payment (none when
         the invoice is left open for manual payment), with what ``engine.outcomes.purchased``
         decides. That is called here because the events name the invoice's number, given out
         in this transaction under the counter's lock. ``bases``: each subscription's recurring
-        definition for its history (``mrr_basis``), when the caller priced it."""
+        definition for its history (``mrr_basis``), when the caller priced it; ``total``: the
+        invoice's (one of zero is paid at issue)."""
         from abonnement.plugins.storage.sql import _item_rows, _sub_row
 
         with self._tx() as conn:
             (number,) = self._insert_invoices(conn, [draft], number_format)
-            done = purchased(subs, number, attempt, result, day, bases)
+            done = purchased(subs, number, attempt, result, day, bases, total)
             if done.subscriptions:
                 rows = [_sub_row(s, source, self.reminder_days) for s in done.subscriptions]
                 conn.execute(t.subscriptions.insert(), rows)

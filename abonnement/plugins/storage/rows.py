@@ -160,7 +160,7 @@ class Codec:
             invoices.append((
                 number, seq, d.subscription_id, d.contact_id, d.status, d.currency,
                 day(d.issue_date), day(d.due_date), day(d.period_start), day(d.period_end),
-                *totals, 0, self.text(d.document), day(d.collect_on), 0, None,
+                *totals, _paid_at_issue(d), self.text(d.document), day(d.collect_on), 0, None,
             ))  # fmt: skip
             owners = d.line_subscriptions
             for i, line in enumerate(priced_lines):
@@ -274,16 +274,25 @@ class Codec:
         return item
 
 
+def _paid_at_issue(draft: InvoiceDraft) -> int:
+    """Micros paid when an invoice is issued: a carried amount is settled by carrying it."""
+    if draft.settled == "carried" and draft.total.amount > 0:
+        return to_micros(draft.total.amount)
+    return 0
+
+
 def pending_row(item: Item) -> dict[str, Any]:
     """A one-time (prorated) line waiting for the next invoice, as stored in JSON."""
     return {"name": item.name, "sku": item.sku, "quantity": item.quantity,
             "unit_price": str(item.unit_price.amount), "tax_rate": item.tax_rate,
-            "taxable": item.taxable, "category": item.category}  # fmt: skip
+            "taxable": item.taxable, "tax_inclusive": item.tax_inclusive,
+            "category": item.category}  # fmt: skip
 
 
 def pending_item(row: Mapping[str, Any], currency: str) -> Item:
     return Item(row["name"], row["quantity"], Money(Decimal(row["unit_price"]), currency),
                 sku=row["sku"], tax_rate=row["tax_rate"], taxable=row["taxable"],
+                tax_inclusive=row.get("tax_inclusive", False),  # absent in older rows
                 category=row["category"])  # fmt: skip
 
 

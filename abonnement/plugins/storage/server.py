@@ -131,6 +131,14 @@ class ServerMixin:
             conn.execute(delete(t.idempotency_keys)
                          .where(_D.api_key == api_key, _D.key == key))  # fmt: skip
 
+    # -- buyer links ------------------------------------------------------------------------
+    def link_used(self, digest: str) -> bool:
+        """Whether the buyer link whose payload has SHA-256 ``digest`` was used
+        (``use_link``)."""
+        query = select(t.used_links.c.digest).where(t.used_links.c.digest == digest)
+        with self._tx() as conn:  # type: ignore[attr-defined]
+            return conn.execute(query).first() is not None
+
     # -- processor webhooks -----------------------------------------------------------------
     def webhook_received(self, processor: str, event_id: str) -> bool:
         """Whether the event was recorded already."""

@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 
 from abonnement.engine.analytics import History, Revision
 from abonnement.engine.collection import Attempt
@@ -48,6 +48,7 @@ from abonnement.engine.outcomes import (
     first_attempts,
     paid_by_hand,
     reads_failing,
+    settled_at_issue,
 )
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.status import InvoiceStatus
@@ -71,6 +72,7 @@ from abonnement.plugins.storage.rows import (
     to_json,
 )
 from abonnement.plugins.storage.server import ServerMixin
+from abonnement.private_files import create_private
 
 __all__ = ["SqlStorage", "StorageError"]
 
@@ -117,6 +119,20 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
         fresh = self.sqlite and (
             parsed.database in (None, "", ":memory:") or not Path(parsed.database).exists()
         )
+        # the database file itself, when there is one: buyer links' generated secret sits
+        # beside it (``Context.link_secret``)
+        self.database_file = (
+            Path(parsed.database).resolve()
+            if self.sqlite and parsed.database not in (None, "", ":memory:")
+            else None
+        )
+        if fresh and self.database_file is not None:
+            # customers' data: created readable by its owner only (SQLite gives its -wal and
+            # -shm files the database's own mode)
+            try:
+                create_private(self.database_file)
+            except OSError as exc:
+                raise StorageError(f"cannot create {self.database_file}: {exc.strerror}") from None
         self.engine = create_engine(url)
         # held while charging or reconciling (``holding``): SQLite has no row locks to hold
         self.charge_lock = (
@@ -332,15 +348,31 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
         # serializes workers), so everything that needs no number is written first.
         charged = charged_now(drafts, charge_on)
         if not any(charged):
-            return self._insert_invoices(conn, drafts, number_format), []
+            numbers = self._insert_invoices(conn, drafts, number_format)
+            self._settle_at_issue(conn, numbers, drafts, subscriptions)
+            return numbers, []
         # no one else may claim them before they are charged
         drafts = [replace(d, collect_on=None) if c else d
                   for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
         numbers = self._insert_invoices(conn, drafts, number_format)
+        self._settle_at_issue(conn, numbers, drafts, subscriptions)
         attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
                                   charge_on)  # type: ignore[arg-type]  # fmt: skip
         self._insert_attempts(conn, attempts)
         return numbers, attempts
+
+    def _settle_at_issue(
+        self, conn: Connection, numbers: Sequence[str], drafts: Sequence[InvoiceDraft],
+        subscriptions: Sequence[Subscription],
+    ) -> None:  # fmt: skip
+        """The events (and carried lines) of invoices settled when issued: they need the
+        numbers just given out. Rare: most invoices are owed."""
+        if not any(d.settled for d in drafts):
+            return
+        by_id = {s.id: s for s in subscriptions}
+        changed, events = settled_at_issue(numbers, drafts, by_id)
+        self._update_subscriptions(conn, changed, ("event_seq", "pending_lines"))
+        self._insert_events(conn, events)
 
     def _update_subscriptions(
         self, conn: Connection, subs: Sequence[Subscription], columns: tuple[str, ...] = ()
@@ -440,12 +472,14 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
             # tables not analyzed since a bulk load, picked a nested loop (minutes at 100k).
             rows = conn.execute(query)
             for sub_id, group in groupby(rows, key=lambda r: r.subject_id):
-                statuses, revisions, first = [], [], None
+                statuses, revisions, first, ends_on = [], [], None, None
                 for row in group:
                     first = first or row
                     payload = row.payload or {}
                     if row.type == "subscription.status_changed":
                         statuses.append((row.on_date, payload["status"]))
+                    elif row.type == "subscription.cancel_scheduled":
+                        ends_on = date.fromisoformat(payload["cancel_on"])
                     elif "frequency" in payload:
                         revisions.append(_revision(row.on_date, payload))
                 created = first.created_on or first.anchor
@@ -453,7 +487,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
                     sub = self._load(s.c.id == sub_id, conn=conn)[0]
                     revisions.append(_revision(created, mrr_basis(sub)))
                 yield History(sub_id, first.currency, created, tuple(statuses), tuple(revisions),
-                              first.contact_id)  # fmt: skip
+                              first.contact_id, ends_on)  # fmt: skip
 
     def events(self, subject_id: str | None = None) -> list[dict[str, Any]]:
         query = select(t.events).order_by(t.events.c.id)
@@ -505,6 +539,23 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
         """Re-derive a subscription's oldest open due date (and leave past_due if cleared)."""
         with self._tx() as conn:
             self._settle(conn, [sub_id], on)
+
+    # -- buyer links -------------------------------------------------------------------------
+    def use_link(self, digest: str, kind: str, subject: str, on: date) -> bool:
+        """Record the use of the link whose payload has SHA-256 ``digest``: True the first
+        time, False if it was used already (the primary key decides a race between two)."""
+        try:
+            with self._tx() as conn:
+                conn.execute(t.used_links.insert().values(digest=digest, kind=kind,
+                                                          subject=subject, used_on=on))  # fmt: skip
+        except IntegrityError:
+            return False
+        return True
+
+    def release_link(self, digest: str) -> None:
+        """Forget a use ``use_link`` recorded (the payment it was for was declined)."""
+        with self._tx() as conn:
+            conn.execute(t.used_links.delete().where(t.used_links.c.digest == digest))
 
     def _settle(
         self, conn: Connection, sub_ids: Sequence[str], on: date, paid: tuple | None = None
@@ -574,7 +625,12 @@ _COLUMN: dict[str, Any] = {  # how updates read a column's value
 }
 
 
-_HISTORY_EVENTS = ("subscription.created", "subscription.changed", "subscription.status_changed")
+_HISTORY_EVENTS = (
+    "subscription.created",
+    "subscription.changed",
+    "subscription.status_changed",
+    "subscription.cancel_scheduled",
+)
 
 
 def _revision(on: date, basis: dict[str, Any]) -> Revision:

@@ -288,7 +288,17 @@ applied_configs = Table(
     Column("files", JSON, nullable=False),
 )  # fmt: skip
 
-# 0007 (the server): buyers a payment-link page stored, contacts beside the config's YAML ones
+# 0008: buyer links (update and pay tokens) used once; by the SHA-256 of the signed payload,
+# never the token, so this table opens no link. The primary key makes a second use lose a race.
+used_links = Table(
+    "used_links", metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(10), nullable=False),  # update | pay
+    Column("subject", String(200), nullable=False),  # subscription id | invoice number
+    Column("used_on", Date, nullable=False),
+)  # fmt: skip
+
+# 0009 (the server): buyers a payment-link page stored, contacts beside the config's YAML ones
 # (the `contacts` table of 0001 is unused).
 # Matched by e-mail (lower-cased in ``email_key``); the config's contacts win an id or e-mail.
 buyers = Table(

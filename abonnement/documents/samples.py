@@ -1,0 +1,135 @@
+"""The config's own templates rendered once with sample data, so a broken template is a
+``file:line`` problem at ``abonnement validate`` rather than a failed delivery at a billing run.
+
+Which data a template gets depends on its name, as at delivery: ``invoice.html`` the invoice
+document's, ``*.txt`` a message's, ``_layout.html`` a message's page; any other file (an
+include, a macro library) is parsed, and rendered through the templates that use it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from abonnement.documents.i18n import Formatter
+from abonnement.documents.invoice import TEMPLATE, _context
+from abonnement.documents.templating import environment
+from abonnement.engine.catalog import Catalog
+from abonnement.errors import Problem
+
+__all__ = ["message_sample", "template_problems"]
+
+SAMPLE_DAY = date(2027, 1, 1)
+_SUFFIXES = (".html", ".htm", ".txt", ".xml")
+
+
+def template_problems(config_dir: Path, catalog: Catalog) -> list[Problem]:
+    """One problem (file relative to ``config_dir``, line, message) per template of
+    ``config_dir/templates`` that does not compile or does not render with sample data."""
+    config_dir = config_dir.resolve()
+    folder = config_dir / "templates"
+    if not folder.is_dir():
+        return []
+    invoices = catalog.settings.invoices
+    problems = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _SUFFIXES):
+        name = path.relative_to(folder).as_posix()
+        if name == TEMPLATE:
+            env = environment(folder, invoices.language, "templates")
+        else:
+            env = environment(folder, invoices.language, "templates/messages")
+        try:
+            template = env.get_template(name)
+            if name == TEMPLATE:
+                pay_url = catalog.settings.buyer_url("/i/sample")
+                template.render(_context(_invoice(catalog), catalog, Formatter(invoices.locale),
+                                         None, pay_url))  # fmt: skip
+            elif name.endswith(".txt"):
+                template.render(message_sample(catalog))
+            elif name == "_layout.html":
+                template.render({**message_sample(catalog), "subject": "Sample",
+                                 "paragraphs": ["One.", "Two."]})  # fmt: skip
+        except Exception as exc:  # whatever a template's code raises is the template's problem
+            problems.append(_problem(config_dir, path, exc))
+    return problems
+
+
+def message_sample(catalog: Catalog) -> dict[str, Any]:
+    """What a message template is given at delivery (``operations.delivery.render_message``),
+    with sample values."""
+    settings = catalog.settings
+    fmt = Formatter(settings.invoices.locale)
+    currency = settings.default_currency
+    subscription = {
+        "id": "sample", "status": "active", "currency": currency, "frequency": "monthly",
+        "start_date": SAMPLE_DAY, "end_date": None, "next_payment_date": SAMPLE_DAY,
+        "payments_made": 1, "number_of_payments": None, "owner": None, "properties": {},
+        "mrr": Decimal("25.00"),
+    }  # fmt: skip
+    return {
+        "account": settings.account,
+        "name": "Sample Buyer",
+        "subscription": subscription,
+        "event": {"type": "payment.failed", "invoice": "INV-00001", "attempt": 1},
+        "on": SAMPLE_DAY,
+        "number": "INV-00001",
+        "amount": fmt.money(Decimal("25.00"), currency),
+        "due_date": SAMPLE_DAY,
+        "payment_date": SAMPLE_DAY,
+        "attempt": 1,
+        "update_url": catalog.settings.buyer_url("/u/sample"),
+        "day": fmt.date,
+        "money": fmt.money,
+        "lang": fmt.locale.language,
+    }
+
+
+def _invoice(catalog: Catalog) -> dict[str, Any]:
+    """A stored invoice as ``render_html`` reads it: one line with a discount and a tax."""
+    currency = catalog.settings.default_currency
+    contact = next(iter(catalog.contacts), "sample")
+    adjustments = [
+        {"kind": "discount", "rule": "sample_discount", "label": None, "rate": None,
+         "amount": Decimal("2.50"), "line_position": 1},
+        {"kind": "tax", "rule": "sample_tax", "label": "Tax", "rate": Decimal("10"),
+         "amount": Decimal("2.25"), "line_position": 1},
+    ]  # fmt: skip
+    return {
+        "number": "INV-00001", "subscription_id": "sample", "status": "open",
+        "currency": currency, "contact_id": contact, "issue_date": SAMPLE_DAY,
+        "due_date": SAMPLE_DAY + timedelta(days=14), "period_start": SAMPLE_DAY,
+        "period_end": SAMPLE_DAY + timedelta(days=31), "subtotal": Decimal("25.00"),
+        "discount_total": Decimal("2.50"), "fee_total": Decimal(0),
+        "tax_total": Decimal("2.25"), "total": Decimal("24.75"), "amount_paid": Decimal(0),
+        "document": {}, "adjustments": adjustments,
+        "lines": [{"position": 1, "description": "Sample product", "sku": "SAMPLE",
+                   "quantity": Decimal(1), "unit_price": Decimal("25.00"),
+                   "amount": Decimal("25.00"), "subscription_id": "sample"}],
+    }  # fmt: skip
+
+
+def _problem(config_dir: Path, path: Path, exc: Exception) -> Problem:
+    """Where in which template ``exc`` happened: the syntax error's own line, else the
+    deepest frame of a template file of the config (an include's line, if it failed)."""
+    file, line = path, getattr(exc, "lineno", None)
+    if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
+        file = Path(exc.filename).resolve()
+    else:
+        line = None
+        for frame in traceback.extract_tb(exc.__traceback__):
+            where = Path(frame.filename).resolve()
+            if where.is_relative_to(config_dir / "templates") and frame.lineno:
+                file, line = where, frame.lineno
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    kind = "template syntax error" if isinstance(exc, jinja2.TemplateSyntaxError) else (
+        "template error")  # fmt: skip
+    try:
+        shown = file.relative_to(config_dir).as_posix()
+    except ValueError:
+        shown = str(file)
+    return Problem(shown, line or 1, 1, f"{kind}: {message}")

@@ -1,0 +1,109 @@
+"""The config's templates: sandboxed, escaped, and checked by `validate` with sample data."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from abonnement.documents.templating import environment
+from tests.acceptance.scenario import Scenario
+from tests.conftest import ROOT, run
+from tests.documents.test_invoice import issued
+
+BUILTIN = ROOT / "abonnement" / "documents" / "templates"
+ESCAPE = "{{ cycler.__init__.__globals__.os.getcwd() }}"
+
+
+def _validate(config: Path, fmt: str = "text"):
+    return run("--config", str(config), "validate", "--format", fmt)
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        ESCAPE,
+        "{{ joiner.__init__.__globals__['os'] }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ money.__globals__ }}",
+        "{% set x = lines.append(1) %}",  # a template changes nothing it is given
+    ],
+)
+def test_an_invoice_template_cannot_reach_python(tmp_path, attack):
+    s = issued(tmp_path)
+    (s.config / "templates").mkdir()
+    (s.config / "templates" / "invoice.html").write_text(f"<p>{attack}</p>\n")
+    result = run("--config", str(s.config), "--db", s.db_url, "invoices", "render", "INV-00001")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: invoice template: ")
+    assert "unsafe" in result.stderr or "is undefined" in result.stderr
+    assert str(Path.cwd()) not in result.output
+
+
+def test_a_message_template_cannot_reach_os_at_delivery(tmp_path):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    (s.config / "templates").mkdir()
+    (s.config / "templates" / "receipt.txt").write_text(f"Receipt\n\n{ESCAPE}\n")
+    assert _validate(s.config).stderr.splitlines() == [
+        "templates/receipt.txt:3:1: error: template error: access to attribute '__init__' of "
+        "'type' object is unsafe.",
+        "1 error",
+    ]
+
+
+def test_html_is_escaped_and_text_is_not(tmp_path):
+    (tmp_path / "page.html").write_text("{{ v }}")
+    (tmp_path / "note.txt").write_text("{{ v }}")
+    env = environment(tmp_path, "en", "templates/messages")
+    assert env.get_template("page.html").render(v="<b>&") == "&lt;b&gt;&amp;"
+    assert env.get_template("note.txt").render(v="<b>&") == "<b>&"
+
+
+def test_validate_renders_every_builtin_template_copied_into_the_config(spec_config):
+    templates = spec_config / "templates"
+    shutil.copytree(BUILTIN / "messages", templates)
+    shutil.copy(BUILTIN / "invoice.html", templates / "invoice.html")
+    result = _validate(spec_config)
+    assert result.exit_code == 0, result.stderr
+    assert ": valid (" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("invoice.html", "<p>\n{{ invoice.number }\n</p>\n",
+         "templates/invoice.html:2:1: error: template syntax error: unexpected '}'"),
+        ("invoice.html", "<p>\n\n{{ invoice.numbr.upper() }}\n</p>\n",
+         "templates/invoice.html:3:1: error: template error: 'dict object' has no attribute "
+         "'numbr'"),
+        ("payment_failed.txt", "Failed\n\n{{ update_link }}\n",
+         "templates/payment_failed.txt:3:1: error: template error: 'update_link' is undefined"),
+        ("_layout.html", "<html>\n{% for p in paragraphs %}{{ p }}\n</html>\n",
+         "templates/_layout.html:2:1: error: template syntax error: Unexpected end of template. "
+         "Jinja was looking for the following tags: 'endfor' or 'else'. The innermost block "
+         "that needs to be closed is 'for'."),
+        ("receipt.txt", "Receipt\n\n{% include 'footer.txt' %}\n",
+         "templates/footer.txt:2:1: error: template error: 'signature' is undefined"),
+    ],
+)  # fmt: skip
+def test_validate_reports_a_broken_template_at_its_file_and_line(tmp_path, name, text, expected):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    (s.config / "templates").mkdir()
+    (s.config / "templates" / name).write_text(text)
+    (s.config / "templates" / "footer.txt").write_text("Thanks,\n{{ signature }}\n")
+    result = _validate(s.config)
+    assert result.exit_code == 1
+    assert expected in result.stderr.splitlines()
+    assert not (tmp_path / "a.db").exists()  # validation opens no database
+
+
+def test_validate_names_the_template_in_json(tmp_path):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    (s.config / "templates").mkdir()
+    (s.config / "templates" / "welcome.txt").write_text("Hi\n\n{{ nope }}\n")
+    import json
+
+    result = _validate(s.config, "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"valid": False, "errors": [
+        {"file": "templates/welcome.txt", "line": 3, "column": 1, "hint": None,
+         "message": "template error: 'nope' is undefined"}]}  # fmt: skip
