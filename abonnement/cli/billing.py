@@ -53,8 +53,18 @@ def apply(app: App, prorate: bool, prune: bool, as_of: Any, as_json: bool) -> No
 
 
 @click.command("run")
-@click.option("--as-of", "as_of", type=DATE, help="Everything due up to this date (default today).")
-@click.option("--until", type=DATE, help="Same as --as-of: replay every billing event up to it.")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=DATE,
+    help="Apply on this date, then bill everything due up to it (default today).",
+)
+@click.option(
+    "--until",
+    type=DATE,
+    help="Bill everything due up to this date, from where the database's timeline "
+    "stands (the date the last run reached; the apply is dated there).",
+)
 @click.option("--dry-run", is_flag=True, help="Write nothing; show what would be issued.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option(
@@ -70,7 +80,11 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
                 workers: int, as_json: bool) -> None:  # fmt: skip
     """The billing run: every due event up to the date, in date order.
 
-    Declared subscriptions are applied first (as `abonnement apply` does)."""
+    Declared subscriptions are applied first (as `abonnement apply` does). With a date the
+    run reads no clock: the same config, database and date give the same result any day.
+    A subscription whose billing fails is set aside and named (exit 1); the others are
+    billed, and the next run tries it again. Charges the processor did not answer stay
+    pending and are asked about on the next run."""
     from abonnement.views import invoice_json
 
     if as_of and until:
@@ -78,7 +92,8 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
     if workers > 1 and dry_run:
         raise click.UsageError("a dry run uses one worker")
     ctx = app.context
-    apply_on = day_or_today(app, as_of)
+    # --until: the apply is dated where the timeline stands (the operation reads it)
+    apply_on = None if until else day_or_today(app, as_of)
     until_day = day(until) or apply_on
     options: dict[str, Any] = {"apply_on": apply_on, "dry_run": dry_run,
                                "batch_size": batch_size, "workers": workers}  # fmt: skip
@@ -95,19 +110,39 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
         "invoice_count": summary.invoice_count, "totals": totals,
         "status_changes": summary.status_changes, "applied": result.applied.as_json(),
         "payments": summary.payments,
+        "failed": [{"id": sub_id, "message": error} for sub_id, error in summary.failed],
     }  # fmt: skip
+    if summary.processor_error:
+        payload["processor_error"] = summary.processor_error
     if dry_run:
         payload["invoices"] = [invoice_json(i) for i in result.invoices]
     else:
         payload["notifications"] = result.notifications
     if as_json:
         echo_json(payload)
-        return
+    else:
+        _say_run(summary, until_day, totals, dry_run)
+    if summary.failed:
+        raise SystemExit(1)  # after the summary: the others were billed
+
+
+def _say_run(summary: Any, until: Any, totals: dict[str, str], dry_run: bool) -> None:
     verb = "would issue" if dry_run else "issued"
     money = ", ".join(f"{v} {c}" for c, v in totals.items()) or "nothing"
     charges = ", ".join(f"{n} {status}" for status, n in sorted(summary.payments.items()))
-    click.echo(f"up to {until_day}: {verb} {summary.invoice_count} invoices ({money})"
+    click.echo(f"up to {until}: {verb} {summary.invoice_count} invoices ({money})"
                + (f"; payments: {charges}" if charges else ""))  # fmt: skip
+    awaiting = summary.payments.get("awaiting", 0)
+    if awaiting:
+        click.echo(f"{awaiting} {'charge awaits' if awaiting == 1 else 'charges await'} the "
+                   f"processor's answer ({summary.processor_error}); left pending, asked "
+                   "again on the next run")  # fmt: skip
+    if summary.failed:
+        noun = "subscription" if len(summary.failed) == 1 else "subscriptions"
+        click.echo(f"{len(summary.failed)} {noun} not billed (set aside; the next run tries "
+                   "again):", err=True)  # fmt: skip
+        for sub_id, error in summary.failed:
+            click.echo(f"  {sub_id}: {error}", err=True)
 
 
 @click.command()

@@ -144,6 +144,7 @@ def _build_items(
                 f"product `{product.id}` has no {currency} price (it has: {have})",
             )
         b.ref(entry, (*sub, "tax_rate"), "tax_rates", raw.get("tax_rate"))
+        _line_bounds(b, entry, sub, raw, product, unit_price, currency)
         items.append(
             c.ItemSpec(
                 product=product_id,
@@ -164,6 +165,34 @@ def _build_items(
             )
         )
     return tuple(items)
+
+
+def _line_bounds(b: Builder, entry: Entry, sub: tuple, raw: dict, product: c.Product | None,
+                 unit_price: Money | None, currency: str | None) -> None:  # fmt: skip
+    """Report a line whose amount at its quantity is beyond ``engine.bounds`` (the quantity
+    and each price are bounded on their own already)."""
+    from abonnement.engine.bounds import amount_problem
+    from abonnement.engine.pricing import tiered_amount
+
+    quantity = raw.get("quantity", 1)
+    if unit_price is not None:
+        amounts = [unit_price * quantity]
+    elif product is not None and product.pricing is c.PricingModel.FLAT:
+        amounts = [price * quantity for code, price in sorted(product.prices.items())
+                   if currency is None or code == currency]  # fmt: skip
+    elif product is not None and product.tiers:
+        codes = {(t.unit_price or t.price).currency for t in product.tiers}  # type: ignore[union-attr]
+        amounts = [tiered_amount(product.pricing, product.tiers, quantity, code)
+                   for code in sorted(codes)]  # fmt: skip
+    else:
+        return
+    for amount in amounts:
+        each = unit_price if unit_price is not None else f"`{product.id}`"  # type: ignore[union-attr]
+        problem = amount_problem(amount, "a line", f"{quantity:,} × {each}")
+        if problem:
+            where = (*sub, "quantity") if "quantity" in raw else sub
+            b.error(entry, where, problem, "see the bounds in docs/concepts.md")
+            return
 
 
 def item_frequency(item: c.ItemSpec, products: Mapping[str, c.Product]) -> Frequency | None:

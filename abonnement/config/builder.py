@@ -14,6 +14,7 @@ from abonnement.config.schemas import did_you_mean, location
 from abonnement.config.yamlpos import Document
 from abonnement.config.yamlpos import Path as YamlPath
 from abonnement.engine import catalog as c
+from abonnement.engine.bounds import amount_problem
 from abonnement.engine.money import Money, MoneyError, Percent, parse_money, parse_percent
 from abonnement.engine.schedule import (
     AtPurchase,
@@ -79,6 +80,10 @@ class Builder:
         except MoneyError as exc:
             self.error(entry, sub, str(exc))
             return None
+        beyond = amount_problem(money)
+        if beyond:
+            self.error(entry, sub, beyond, "see the bounds in docs/concepts.md")
+            return None
         if self.currencies and money.currency not in self.currencies:
             hint = did_you_mean(money.currency, self.currencies) or (
                 f"add {money.currency} to settings.currencies"
@@ -105,10 +110,13 @@ class Builder:
         return percent
 
     def charged(self, entry: Entry, sub: tuple, money: Money | None) -> None:
-        """Report a price charged as written that the configured processor cannot take."""
+        """Report a price the configured processor cannot take. A unit price may have up to
+        six decimals (the spec): what is charged is the line, rounded to the currency's minor
+        unit, so that is what the processor is asked about (a KWD price whose thousandths
+        Stripe cannot take is refused; a 0.0125 USD unit price is not)."""
         if money is None or self.processor_check is None:
             return
-        problem = self.processor_check(money)
+        problem = self.processor_check(money.rounded())
         if problem:
             self.error(entry, sub, problem,
                        f"write a price the `{self.processor}` processor can charge")  # fmt: skip

@@ -146,6 +146,7 @@ def load(root: Path | str, plugins: PluginNames | None = None) -> Config:
     )
     problems.extend(rule_problems)
     problems.extend(_uncharged_amounts(rules, catalog, plugins))
+    problems.extend(_amounts_beyond_bounds(rules))
     if problems:
         raise ConfigError(problems)
     return Config(catalog, rules, tuple(taxed_twice(rules, catalog)))
@@ -213,6 +214,22 @@ def _uncharged_amounts(rules: RuleSet, catalog: Catalog, plugins: PluginNames) -
                 problems.append(Problem(rule.block.file, node.line, node.column, problem,  # type: ignore[union-attr]
                                         f"write an amount the `{processor}` processor can "
                                         "charge"))  # fmt: skip
+    return problems
+
+
+def _amounts_beyond_bounds(rules: RuleSet) -> list[Problem]:
+    """Fixed fee and discount amounts of the rules beyond ``engine.bounds``."""
+    from abonnement.engine.bounds import amount_problem
+    from abonnement.rules.ruleset import walk
+
+    problems = []
+    for rule in rules.pricing:
+        stmt = rule.block.get("amount") if rule.block and rule.kind != "tax" else None
+        for node in walk(stmt.value) if stmt else ():
+            problem = amount_problem(node.value) if getattr(node, "type", None) == "money" else None
+            if problem:
+                problems.append(Problem(rule.block.file, node.line, node.column, problem,  # type: ignore[union-attr]
+                                        "see the bounds in docs/concepts.md"))  # fmt: skip
     return problems
 
 

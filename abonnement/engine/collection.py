@@ -1,9 +1,10 @@
 """Collecting payments: what a processor must do, and what each outcome means (dunning).
 
 Pure rules about money movement. The billing run writes a *pending* attempt row (with its
-idempotency key ``invoice/attempt-n``) and commits it before it calls the processor; a rerun
-asks the processor about pending attempts by key, so a crash between charging and committing
-never charges twice.
+idempotency key ``instance/invoice/attempt-n``) and commits it before it calls the processor;
+a rerun asks the processor about pending attempts by key, so a crash between charging and
+committing never charges twice. The database's instance id in the key keeps two databases
+(a staging copy, a second account) from ever sending one processor the same key.
 """
 
 from __future__ import annotations
@@ -72,8 +73,11 @@ def refused_method(method_type: str, accepted: Sequence[str]) -> ChargeResult | 
     return ChargeResult(PaymentStatus.FAILED, failure_code=NOT_ACCEPTED)
 
 
-def attempt_key(invoice_number: str, attempt: int) -> str:
-    return f"{invoice_number}/attempt-{attempt}"
+def attempt_key(invoice_number: str, attempt: int, instance: str = "") -> str:
+    """The idempotency key of try ``attempt`` at an invoice: ``instance/INV-00001/attempt-1``
+    (``instance``: the database's id; without one, the key of attempts stored before 0007)."""
+    key = f"{invoice_number}/attempt-{attempt}"
+    return f"{instance}/{key}" if instance else key
 
 
 @dataclass(frozen=True)
@@ -169,17 +173,18 @@ class Attempt:
     first_failure_on: date | None = None
     manual: bool = False
     status: PaymentStatus = PaymentStatus.PENDING  # processing: a bank debit asked about again
-    # the key the charge was sent with, when it is not the invoice's (a purchase's charge is
-    # made before its invoice has a number); kept with the payment row, read back from it
-    idempotency_key: str | None = None
+    instance: str = ""  # the database's instance id, which a new key starts with
+    stored_key: str | None = None  # the key a stored attempt was sent with (kept as it was)
 
     @property
     def key(self) -> str:
-        """The idempotency key the processor knows this attempt by."""
-        return self.idempotency_key or attempt_key(self.invoice_number, self.attempt)
+        """The idempotency key sent to the processor (see ``attempt_key``)."""
+        return self.stored_key or attempt_key(self.invoice_number, self.attempt, self.instance)
 
 
 def first_attempt(number: str, sub_id: str, amount: Money, token: str, method_type: str | None,
-                  on: date) -> Attempt:  # fmt: skip
-    """The automatic charge of a newly issued invoice (a billing run makes it right away)."""
-    return Attempt(number, sub_id, 1, amount.rounded(), token, method_type or "card", on)
+                  on: date, instance: str = "") -> Attempt:  # fmt: skip
+    """The automatic charge of a newly issued invoice (a billing run makes it right away);
+    ``instance``: the database's id, for its key."""
+    return Attempt(number, sub_id, 1, amount.rounded(), token, method_type or "card", on,
+                   instance=instance)  # fmt: skip

@@ -19,6 +19,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "subscription.canceled",
     "subscription.cancel_scheduled",
     "subscription.expired",
+    "subscription.billing_failed",  # a run set it aside: {"error"}; the next run tries again
     "invoice.created",
     "invoice.paid",
     "invoice.carried",

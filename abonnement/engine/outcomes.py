@@ -140,7 +140,10 @@ def after_payment(
     # the method this payment used: what a trigger's ``payment.method`` reads
     said = {"invoice": number, "attempt": attempt.attempt, "method": attempt.method_type}
     kind = PAYMENT_EVENTS.get(outcome.payment_status)
-    happened: list[tuple[str, Mapping[str, Any]]] = [(kind, said)] if kind else []
+    # what this payment took (a payment by hand may pay part of the invoice: its receipt says
+    # so), and whether it paid the invoice (the first payment's admin notice waits for that)
+    paid = {**said, "amount": attempt.amount.format_amount(), "pays_invoice": outcome.invoice_paid}
+    happened: list[tuple[str, Mapping[str, Any]]] = [(kind, paid)] if kind else []
     if outcome.invoice_paid:
         happened.append(("invoice.paid", said))
     if status != standing.status:
@@ -249,15 +252,16 @@ def first_attempts(
     charged: Sequence[bool],
     subscriptions: Mapping[str, Subscription],
     on: date,
+    instance: str = "",
 ) -> list[Attempt]:
     """The first automatic attempt of each charged invoice (``numbers`` given to
-    ``drafts``), with its subscription's saved method."""
+    ``drafts``), with its subscription's saved method; ``instance``: the database's id."""
     attempts = []
     for number, draft, now in zip(numbers, drafts, charged, strict=True):
         if now:
             sub = subscriptions[draft.subscription_id]  # type: ignore[index]
             attempts.append(first_attempt(number, sub.id, draft.total, sub.payment_token,  # type: ignore[arg-type]
-                                          sub.payment_type, on))  # fmt: skip
+                                          sub.payment_type, on, instance))  # fmt: skip
     return attempts
 
 

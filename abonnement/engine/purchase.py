@@ -91,6 +91,9 @@ class FuturePayment:
     count: int | None  # None: renews until cancelled
 
 
+_HORIZON = 36  # future payments a quote prices one by one (three years of monthly payments)
+
+
 @dataclass(frozen=True)
 class Summary:
     currency: str
@@ -190,23 +193,34 @@ def summarize(
     )
     future = []
     for group, sub in zip(groups, subs, strict=True):
-        started = group.start_date <= purchase
         # the next payment: the second when the first is due now, else the first
-        later_sub = replace(sub, next_index=1) if started else sub
-        on = later_sub.date_of(later_sub.next_index)
-        later_ctx = purchase_context(
-            catalog, contact_id, on, items=group.items, currency=currency, due_date=on,
-            company_id=company_id, method=method, sequence=later_sub.next_index + 1,
-            subscription=later_sub,
-        )  # fmt: skip
-        lines = line_inputs(group.items, catalog)
-        later = price_invoice(lines, later_ctx, rules, currency=currency, payments_made=1,
-                              rounding=settings.rounding,
-                              line_taxes=_line_taxes(taxes, later_ctx, lines))  # fmt: skip
-        count = group.terms.payments
-        if count is not None and started:
-            count -= 1
-        future.append(FuturePayment(group, later.total, count))
+        first = 1 if group.start_date <= purchase else 0
+        remaining = None if group.terms.payments is None else group.terms.payments - first
+        segments: list[list[Any]] = []  # [amount, count]: a run of payments of one amount
+        # each payment priced as its invoice will be (a discount for N payments, or until a
+        # date, ends within the horizon); what lies beyond bills as the last one priced
+        for index in range(first, first + min(_HORIZON, _HORIZON if remaining is None
+                                               else remaining)):  # fmt: skip
+            later_sub = replace(sub, next_index=index)
+            on = later_sub.date_of(index)
+            later_ctx = purchase_context(
+                catalog, contact_id, on, items=group.items, currency=currency, due_date=on,
+                company_id=company_id, method=method, sequence=index + 1,
+                subscription=later_sub,
+            )  # fmt: skip
+            lines = line_inputs(group.items, catalog)
+            later = price_invoice(lines, later_ctx, rules, currency=currency,
+                                  payments_made=index, rounding=settings.rounding,
+                                  line_taxes=_line_taxes(taxes, later_ctx, lines))  # fmt: skip
+            if segments and segments[-1][0] == later.total:
+                segments[-1][1] += 1
+            else:
+                segments.append([later.total, 1])
+        if segments and remaining is None:
+            segments[-1][1] = None  # renews until cancelled
+        elif segments and remaining is not None and remaining > _HORIZON:
+            segments[-1][1] += remaining - _HORIZON
+        future.extend(FuturePayment(group, amount, count) for amount, count in segments)
     total: Money | None = due_now.total
     for payment in future:
         if payment.count is None:

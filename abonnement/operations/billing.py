@@ -18,7 +18,15 @@ from abonnement.operations.delivery import deliver_due
 if TYPE_CHECKING:
     from abonnement.engine.billing_run import RunSummary
 
-__all__ = ["RunResult", "apply_and_bill", "bill", "due_count", "forecast", "run"]
+__all__ = [
+    "RunResult",
+    "apply_and_bill",
+    "bill",
+    "due_count",
+    "forecast",
+    "run",
+    "timeline_start",
+]
 
 
 @dataclass
@@ -54,18 +62,38 @@ def due_count(ctx: Context, until: date) -> int:
     return ctx.storage.count_due(until)
 
 
+def timeline_start(ctx: Context, until: date) -> date:
+    """Where the database's timeline stands, for a run up to ``until`` that was given no
+    other date: the date the last run reached; on a database no run has reached yet, the
+    earliest declared start (never after ``until``), or ``until`` when nothing is declared.
+    Read from the database and the config only — never from the clock."""
+    reached = ctx.storage.timeline()
+    if reached is not None:
+        return reached
+    from abonnement.engine.schedule import OnDate
+
+    starts = [d.start.on for d in ctx.catalog.subscriptions.values() if isinstance(d.start, OnDate)]
+    return min([*starts, until])
+
+
 def run(
     ctx: Context,
     until: date,
     *,
-    apply_on: date,
+    apply_on: date | None = None,
     dry_run: bool = False,
     batch_size: int = 500,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """``abonnement run``: apply the declared subscriptions on ``apply_on``, bill everything
-    due up to ``until``, then deliver what the run set off.
+    """``abonnement run``: apply the declared subscriptions on ``apply_on`` (None: where
+    the database's timeline stands, ``timeline_start``), bill everything due up to
+    ``until``, then deliver what the run set off; the timeline then stands at ``until``
+    (unless it stood later). Reads no clock.
+
+    A subscription whose billing fails is set aside and named in ``summary.failed`` (the
+    rest is billed); charges the processor gave no answer for stay pending
+    (``summary.payments["awaiting"]``) — the next run retries both.
 
     A dry run does the same inside one transaction that is rolled back, charges nobody and
     delivers nothing; its result lists every invoice it would have issued. ``workers`` > 1
@@ -73,11 +101,14 @@ def run(
     Raises ``InvalidInput`` for a dry run with workers or workers on SQLite."""
     if workers > 1 and dry_run:
         raise InvalidInput("a dry run uses one worker")
+    if apply_on is None:
+        apply_on = timeline_start(ctx, until)
     if dry_run:
         return _dry_run(ctx, until, apply_on, batch_size, progress)
     ctx.notifiers()  # a notifier that refuses to start stops the run before anyone is charged
     applied, summary = apply_and_bill(ctx, apply_on, until, batch_size=batch_size,
                                       workers=workers, progress=progress)  # fmt: skip
+    ctx.storage.advance_timeline(until)
     return RunResult(summary, applied, notifications=deliver_due(ctx, until))
 
 
@@ -91,24 +122,32 @@ def apply_and_bill(
     applied = apply_declared(ctx, apply_on, prorate=prorate)
     summary = None
     waiting = min(applied.deferred.values(), default=None)
-    while waiting is not None and apply_on <= waiting <= until:
-        summary = _merged(summary, bill(ctx, waiting, **options))
-        again = apply_declared(ctx, waiting, prorate=prorate)
+    while waiting is not None and waiting <= until:
+        summary = _merged(summary, bill(ctx, waiting, **options), later=True)
+        # dated the day that payment was billed, or this run's apply date if that is later
+        again = apply_declared(ctx, max(waiting, apply_on), prorate=prorate)
         applied.merge(again)
         later = min(again.deferred.values(), default=None)
         waiting = later if later is not None and later > waiting else None
-    return applied, _merged(summary, bill(ctx, until, **options))
+    return applied, _merged(summary, bill(ctx, until, **options), later=True)
 
 
-def _merged(total: RunSummary | None, part: RunSummary) -> RunSummary:
-    """Two parts of one run (or two workers' shares) as one summary."""
+def _merged(total: RunSummary | None, part: RunSummary, *, later: bool = False) -> RunSummary:
+    """Two parts of one run (or two workers' shares) as one summary. A ``later`` part asked
+    the processor again about what the earlier left pending: its count of charges awaiting
+    an answer is the run's."""
     if total is None:
         return part
+    if later:
+        total.payments.pop("awaiting", None)
     total.until = part.until
     total.days += part.days
     total.invoice_count += part.invoice_count
     total.subscriptions += part.subscriptions
     total.invoices.extend(part.invoices)
+    again = {sub_id for sub_id, _ in part.failed}  # a later part tried it again
+    total.failed = [f for f in total.failed if f[0] not in again] + part.failed
+    total.processor_error = part.processor_error or total.processor_error
     for currency, money in part.totals.items():
         total.totals[currency] = total.totals[currency] + money if (
             currency in total.totals) else money  # fmt: skip

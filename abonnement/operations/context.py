@@ -55,10 +55,16 @@ class Context:
 
     @cached_property
     def processor(self) -> Any:
-        """The configured payment processor plugin, with its own settings block."""
+        """The configured payment processor plugin, with its own settings block plus
+        ``config_dir`` (relative paths of its settings) and ``data_dir``: the folder where it
+        may keep files of this database's — the SQLite database's own folder, else the config
+        folder (never the working directory)."""
         settings = self.catalog.settings
         cls = self.plugins.processors[settings.processor]
-        return cls(dict(settings.plugin_settings.get(f"payments.{settings.processor}", {})))
+        own = dict(settings.plugin_settings.get(f"payments.{settings.processor}", {}))
+        folder = getattr(self.storage, "directory", None) or self.config_dir
+        return cls({**own, "config_dir": str(Path(self.config_dir).absolute()),
+                    "data_dir": str(Path(folder).absolute())})  # fmt: skip
 
     def notifiers(self) -> dict[str, Any]:
         """The configured notifiers by name, each built with its settings block and

@@ -162,7 +162,9 @@ def compare(ctx: Context, as_of: date, *, prorate: bool = False) -> list[Differe
         if (
             old.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.SCHEDULED)
             and upcoming is not None
-            and (0 <= (upcoming - as_of).days < freeze)
+            # a payment not billed yet, even one already due (a run that missed its day),
+            # is billed as it was announced: the change waits for the payment after it
+            and (upcoming - as_of).days < freeze
         ):
             out.append(Difference(decl.id, "change", tuple(changes),
                                   old.date_of(old.next_index + 1), upcoming, where))  # fmt: skip
@@ -241,6 +243,9 @@ def apply(ctx: Context, as_of: date, *, prorate: bool = False, prune: bool = Fal
     from abonnement.operations.delivery import deliver_due
 
     result = apply_declared(ctx, as_of, prorate=prorate, prune=prune)
+    # an apply is a step of the database's timeline: a later `run --until` applies from here
+    # (so a change this apply said waits, still waits)
+    ctx.storage.advance_timeline(as_of)
     deliver_due(ctx, as_of)
     return result
 

@@ -205,10 +205,10 @@ def render_message(
     fmt = Formatter(document["locale"])
     invoice = records.invoice(payload.get("invoice"))
     currency = sub.currency if sub else settings.default_currency
-    if invoice:
-        amount = invoice["total"]
-    elif "amount" in payload:  # what the payment will charge, priced when it was planned
+    if "amount" in payload:  # what the payment took, or will charge (priced when planned)
         amount = Decimal(payload["amount"])
+    elif invoice:
+        amount = invoice["total"]
     else:
         amount = period_amounts(sub)[0] if sub else Decimal(0)
     update_url = None
@@ -265,7 +265,7 @@ def render_message(
 def _first_payment(records: _Records, ev: dict[str, Any], sub: Subscription | None) -> bool:
     payload = ev["payload"] or {}
     paid = ev["type"] == "payment.succeeded" or settled_with_nothing_owed(ev["type"], payload)
-    if not paid or sub is None:
+    if not paid or sub is None or payload.get("pays_invoice") is False:  # a part payment
         return False
     invoice = records.invoice(payload["invoice"])
     return invoice is not None and invoice["period_start"] in (None, sub.anchor)

@@ -41,6 +41,7 @@ def create(ctx: Context, decl: DeclaredSubscription, on: date) -> Subscription:
     if ctx.storage.subscription(decl.id) is not None:
         raise AlreadyExists(f"subscription `{decl.id}` exists already")
     sub = replace(from_declared(decl, ctx.catalog, on), event_seq=1)
+    _check_bounds(sub)
     created = numbered(sub.id, on, 0, ("subscription.created", mrr_basis(sub, ctx.recurring, on)))
     ctx.storage.insert_subscriptions([sub], "created", created)
     return _delivered(ctx, sub, on)
@@ -107,13 +108,24 @@ def edit(
             found = property_value_problem(prop, value)
             return found[0] if found else None
 
-        return edit_items(sub, on, catalog.settings, ops=item_ops, payment=payment,
-                          check_property=problem, contact_id=contact_id, prorate=prorate,
-                          next_payment_date=next_payment_date, recurring=ctx.recurring,
-                          line_prices=line_prices(ctx),
-                          properties=dict(properties or {}))  # fmt: skip
+        result = edit_items(sub, on, catalog.settings, ops=item_ops, payment=payment,
+                            check_property=problem, contact_id=contact_id, prorate=prorate,
+                            next_payment_date=next_payment_date, recurring=ctx.recurring,
+                            line_prices=line_prices(ctx),
+                            properties=dict(properties or {}))  # fmt: skip
+        _check_bounds(result.subscription)  # raised inside the change: nothing is written
+        return result
 
     return _delivered(ctx, ctx.storage.change(sub_id, change), on)
+
+
+def _check_bounds(sub: Subscription) -> None:
+    """``InvalidInput`` for a line beyond ``engine.bounds`` (quantity, unit price, amount)."""
+    from abonnement.engine.bounds import items_problem
+
+    problem = items_problem(sub.items)
+    if problem:
+        raise InvalidInput(f"`{sub.id}` {problem}; see the bounds in docs/concepts.md")
 
 
 def pause(ctx: Context, sub_id: str, on: date) -> Subscription:

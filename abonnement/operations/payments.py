@@ -236,7 +236,7 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
         most = Money(left, row["currency"]).format_amount()
         raise InvalidInput(f"at most {most} can be refunded for payment {payment_id}")
     money = Money(value, row["currency"]).rounded()
-    key = f"{row['invoice_number']}/refund-{payment_id}-{money.amount}"
+    key = f"{ctx.storage.instance_id()}/{row['invoice_number']}/refund-{payment_id}-{money.amount}"
     result = ctx.processor.refund(charge_key=row["idempotency_key"],
                                    reference=row["reference"], amount=money,
                                    idempotency_key=key, on=on)  # fmt: skip

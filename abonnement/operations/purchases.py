@@ -273,8 +273,8 @@ def _purchase(
         # The key repeats only for the same purchase with the same method, so a rerun after
         # a crash finds the charge it made, while another card after a decline is a new try.
         card_digest = hashlib.sha256(token.encode()).hexdigest()[:12]
-        attempt = Attempt("", None, 1, priced.total, token, kind, on,
-                          idempotency_key=f"{key}/{card_digest}/attempt-1")  # fmt: skip
+        sent_as = f"{ctx.storage.instance_id()}/{key}/{card_digest}/attempt-1"
+        attempt = Attempt("", None, 1, priced.total, token, kind, on, stored_key=sent_as)
         result = charge_once(ctx.processor, attempt)
         if result is None or result.status == PaymentStatus.FAILED:
             code = result.failure_code if result else "timeout"

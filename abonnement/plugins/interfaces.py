@@ -36,7 +36,15 @@ __all__ = [
 class Processor(ABC):
     """A payment processor. ``settings.payments.processor`` names one by ``name``.
 
-    Constructed with the plugin's own settings block (``settings.payments.NAME``).
+    Constructed with the plugin's own settings block (``settings.payments.NAME``) plus
+    ``config_dir`` (what relative paths of its settings are relative to) and ``data_dir``: a
+    folder where it may keep files of the database's (the SQLite database's folder, else the
+    config folder).
+
+    Every idempotency key it is given starts with the database's instance id
+    (``instance/INV-00001/attempt-1``): two databases never send it the same key. A charge or
+    lookup may fail any way (a timeout, a refused connection, a server error): the billing
+    run leaves that attempt pending and asks about it by key on the next run.
     """
 
     name: ClassVar[str]

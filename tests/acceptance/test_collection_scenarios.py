@@ -87,7 +87,7 @@ def test_s7_soft_decline_is_retried_then_the_update_link_collects(tmp_path, db_u
     assert updated == {"subscription": "bob-coffee", "collected": ["INV-00001"], "status": "active"}
     sub = s.subscription("bob-coffee")
     assert (sub["status"], sub["next_payment_date"]) == ("active", "2027-01-01")
-    assert [(k.split("/")[0], a, st) for k, a, st in s.charges()] == [("INV-00001", "25.00",
+    assert [(k.split("/")[1], a, st) for k, a, st in s.charges()] == [("INV-00001", "25.00",
                                                                        "succeeded")]  # fmt: skip
 
 

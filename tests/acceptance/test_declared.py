@@ -157,6 +157,23 @@ def test_a_change_inside_the_freeze_window_waits_for_the_following_cycle(tmp_pat
     assert [i["total"] for i in s.invoices("ane-coffee")] == ["25.00", "25.00", "75.00"]
 
 
+@pytest.mark.parametrize("late_run", [["--as-of", "2027-01-02"], ["--until", "2027-01-02"]])
+def test_a_change_that_waits_still_waits_when_the_run_comes_a_day_late(tmp_path, db_url, late_run):
+    # A cron that missed the payment day (--as-of after it), or a run replaying from the
+    # timeline (--until), used to apply the change before billing the payment it said it
+    # would skip: 2027-01-01 was billed 75.00.
+    s = Scenario(tmp_path, db_url, subscriptions=ANE)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--as-of", "2026-12-01")
+    set_quantity(s, 3)
+    assert s.cli("apply", "--as-of", "2026-12-31")["deferred"] == {"ane-coffee": "2027-01-01"}
+    s.cli("run", *late_run)
+    assert [i["total"] for i in s.invoices("ane-coffee")] == ["25.00", "25.00"]
+    assert [i["quantity"] for i in s.subscription("ane-coffee")["items"]] == [3]
+    s.cli("run", "--as-of", "2027-02-01")
+    assert [i["total"] for i in s.invoices("ane-coffee")] == ["25.00", "25.00", "75.00"]
+
+
 @pytest.mark.parametrize("how", ["declaration", "flag"])
 def test_prorate_settles_the_current_period_as_edit_prorate_does(tmp_path, db_url, how):
     s = Scenario(tmp_path, db_url, subscriptions=ANE, replace=PRORATION_ON)

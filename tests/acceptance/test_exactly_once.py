@@ -56,7 +56,7 @@ def _subscriptions() -> list[Subscription]:
     ]
 
 
-def _run(config: Path, url: str, kill_after: float | None) -> None:
+def _run(config: Path, url: str, kill_after: float | None, exit_code: int = 0) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "abonnement", "--config", str(config), "--db", url, "run",
                "--until", "2026-12-31", "--batch-size", "100"]  # fmt: skip
@@ -64,7 +64,8 @@ def _run(config: Path, url: str, kill_after: float | None) -> None:
                                stderr=subprocess.PIPE)  # fmt: skip
     if kill_after is None:
         _, err = process.communicate(timeout=300)
-        assert process.returncode == 0, err.decode()
+        assert process.returncode == exit_code, err.decode()
+        assert b"Traceback" not in err, err.decode()
         return
     time.sleep(kill_after)
     process.send_signal(signal.SIGKILL)
@@ -87,7 +88,39 @@ def test_a_killed_run_then_a_rerun_charges_every_invoice_once(tmp_path, trial):
     assert {i["status"] for i in invoices} == {"paid"}
     with sqlite3.connect(ledger) as db:
         charges = db.execute("SELECT key FROM charges WHERE status = 'succeeded'").fetchall()
-    per_invoice = Counter(key.split("/")[0] for (key,) in charges)
+    per_invoice = Counter(key.split("/")[1] for (key,) in charges)
     assert sorted(per_invoice) == sorted(i["number"] for i in invoices)
     assert set(per_invoice.values()) == {1}  # charged exactly once, whatever the kill hit
     assert not [p for p in store.payments() if p["status"] == "pending"]
+
+
+POISONED = ("s00500", "s01234")  # 1,000,000,000 × 10,000.00: more than storage holds
+
+
+@pytest.mark.parametrize("trial", range(5))
+def test_a_killed_run_with_poisoned_subscriptions_bills_everyone_else_once(tmp_path, trial):
+    from dataclasses import replace
+
+    rng = random.Random(1000 + trial)
+    ledger = tmp_path / "ledger.db"
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    config = _config(tmp_path, ledger)
+    huge = Item("Racks", 1_000_000_000, Money(Decimal("10000.00"), "USD"), frequency=MONTHLY)
+    subs = [replace(s, items=(huge,)) if s.id in POISONED else s for s in _subscriptions()]
+    SqlStorage(url).insert_subscriptions(subs, "declared")
+    _run(config, url, kill_after=rng.uniform(0.6, 3.4))
+    _run(config, url, kill_after=None, exit_code=1)  # it names them, and bills the rest
+
+    store = SqlStorage(url)
+    invoices = store.invoices()
+    assert sorted(i["subscription_id"] for i in invoices) == sorted(
+        s.id for s in subs if s.id not in POISONED)  # fmt: skip
+    assert {i["status"] for i in invoices} == {"paid"}
+    with sqlite3.connect(ledger) as db:
+        charges = db.execute("SELECT key FROM charges WHERE status = 'succeeded'").fetchall()
+    per_invoice = Counter(key.split("/")[1] for (key,) in charges)
+    assert sorted(per_invoice) == sorted(i["number"] for i in invoices)
+    assert set(per_invoice.values()) == {1}
+    assert not [p for p in store.payments() if p["status"] == "pending"]
+    for sub_id in POISONED:  # set aside in the run that reached it, or in both
+        assert {e["type"] for e in store.events(sub_id)} == {"subscription.billing_failed"}

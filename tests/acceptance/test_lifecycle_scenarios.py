@@ -125,4 +125,7 @@ def test_a_declined_card_then_another_card_buys(tmp_path, db_url):
     bought = s.cli("convert", "quote", "q-7", "--card", "tok_visa", "--as-of", "2026-12-01")
     assert (bought["payment"], bought["total"]) == ("succeeded", "139.00")
     ((key, amount, status),) = s.charges()  # one charge moved money: the second card's
-    assert (key.startswith("convert/quote/q-7/"), amount, status) == (True, "139.00", "succeeded")
+    from abonnement.plugins.storage.sql import SqlStorage
+
+    prefix = f"{SqlStorage(s.db_url).instance_id()}/convert/quote/q-7/"  # the database's key
+    assert (key.startswith(prefix), amount, status) == (True, "139.00", "succeeded")

@@ -270,3 +270,23 @@ def test_prorating_an_inclusive_price_takes_the_taxes_out_of_the_credit_and_char
         [("gst", "5%", "5.16"), ("qst", "9.975%", "10.30")],
     ]
     assert totals(february) == ("289.31", "0.00", "0.00", "37.68", "251.63", "289.31")
+
+
+@pytest.mark.parametrize(("rule", "payments", "total"), [
+    # coffee-1kg is 25.00 a month, bought 2026-12-01: payments Dec 1, Jan 1, Feb 1, Mar 1
+    # 20.00 now, then 20.00, 25.00, 25.00
+    ("discount promo { amount 20% for 2 payments }", [("20.00", 1), ("25.00", 2)], "90.00"),
+    # 12.50 now, then 12.50, 12.50 (Feb 1), 25.00
+    ("discount early { amount 50% when invoice.date < 2027-02-15 }",
+     [("12.50", 2), ("25.00", 1)], "62.50"),
+    ("discount loyal { amount 10% when invoice.sequence >= 3 }",
+     [("25.00", 1), ("22.50", 2)], "95.00"),
+])  # fmt: skip
+def test_a_quote_prices_each_future_payment_as_its_invoice(tmp_path, rule, payments, total):
+    # a discount that lasts a number of payments, or until a date, ends within the quote: the
+    # later payments are not all priced like the second one
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", rules=rule)
+    quoted = s.cli("quote", "--contact", "bob", "--item", "coffee-1kg", "--payments", "4",
+                   "--as-of", "2026-12-01")  # fmt: skip
+    assert [(f["amount"], f["count"]) for f in quoted["future_payments"]] == payments
+    assert quoted["total"] == total

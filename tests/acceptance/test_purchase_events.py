@@ -141,3 +141,20 @@ def test_a_purchase_paid_by_bank_debit_settles_on_a_later_run(tmp_path, db_url):
     assert s.cli("invoices", "show", bought["invoice"])["status"] == "paid"
     assert ("payment.succeeded", bought["invoice"]) in _history(s, monthly)
     assert RECEIPT in [m["Subject"].strip() for m in mails(s)]
+
+
+def test_a_part_payment_by_hand_gets_a_receipt_for_what_it_paid(tmp_path, db_url):
+    s = Scenario(tmp_path, db_url, subscriptions=BOB_SAVED.replace(
+        "collection: {mode: automatic, method: saved, payment_method: bob-visa}",
+        "collection: {mode: manual}"))  # fmt: skip
+    s.cli("run", "--as-of", "2026-12-01")
+    (invoice,) = s.invoices("bob-coffee")  # 25.00
+    s.cli("invoices", "pay", invoice["number"], "--amount", "10.00", "--as-of", "2026-12-03")
+    s.cli("invoices", "pay", invoice["number"], "--as-of", "2026-12-04")
+    receipts = [m.get_body(("plain",)).get_content() for m in mails(s)
+                if m["Subject"].strip() == RECEIPT]  # fmt: skip
+    assert [("$10.00" in text, "$15.00" in text, "$25.00" in text) for text in receipts] == [
+        (True, False, False), (False, True, False)]  # fmt: skip
+    # the admins hear of the first payment once, when the invoice is paid in full
+    firsts = [m for m in mails(s) if m["Subject"].strip() == "First payment from Bob Smith"]
+    assert len(firsts) == 1

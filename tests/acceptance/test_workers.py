@@ -41,7 +41,7 @@ def test_four_workers_bill_and_charge_each_subscription_once(tmp_path, db_url):
     assert set(per_sub.values()) == {2}
     with sqlite3.connect(ledger) as db:
         keys = [k for (k,) in db.execute("SELECT key FROM charges WHERE status = 'succeeded'")]
-    assert sorted(Counter(k.split("/")[0] for k in keys).values()) == [1] * (2 * N)
+    assert sorted(Counter(k.split("/")[1] for k in keys).values()) == [1] * (2 * N)
 
 
 def test_sqlite_refuses_more_than_one_worker(tmp_path):

@@ -3,6 +3,7 @@
 Every case edits the spec's full example in one place; the expected line is where the edit is.
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -456,3 +457,24 @@ def test_an_empty_directory_has_nothing_to_validate(tmp_path: Path):
     result = run("--config", str(tmp_path), "validate")
     assert result.exit_code == 1
     assert "no YAML files" in result.stderr
+
+
+def test_a_free_custom_line_is_valid_and_bills_nothing(tmp_path: Path):
+    # 0.00 is falsy: the bounds check once took it for "no price" and crashed on the product
+    (tmp_path / "abonnement.yaml").write_text("""\
+settings: {account: Z, currencies: [USD]}
+contacts: [{id: c, name: C, email: c@example.com}]
+subscriptions:
+  - id: s
+    contact: c
+    start: 2026-12-01
+    items: [{name: Free, unit_price: "0.00 USD", frequency: monthly}]
+""")
+    assert run("--config", str(tmp_path), "validate").exit_code == 0
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    done = run("--config", str(tmp_path), "--db", db, "run", "--as-of", "2026-12-01", "--json")
+    assert done.exit_code == 0, done.output
+    (invoice,) = json.loads(
+        run("--config", str(tmp_path), "--db", db, "invoices", "list", "--json").stdout
+    )
+    assert (invoice["total"], invoice["status"]) == ("0.00", "paid")

@@ -75,7 +75,10 @@ def _attempt(number="INV-1", *, manual=False, first_failure_on=None):
 def test_every_status_against_every_outcome(before, kind, after):
     standing = Standing("s1", before, 7, None)
     moved, events = after_payment(standing, _attempt(), OUTCOMES[kind], DAY)
-    expected = [(name, {"invoice": "INV-1", "attempt": 2, "method": "card"}) for name in SAID[kind]]
+    said = {"invoice": "INV-1", "attempt": 2, "method": "card"}
+    # a payment event also says what it took and whether that paid the invoice
+    took = {**said, "amount": "25.00", "pays_invoice": OUTCOMES[kind].invoice_paid}
+    expected = [(name, took if name.startswith("payment.") else said) for name in SAID[kind]]
     if after != before:
         expected.append(("subscription.status_changed",
                          {"previous_status": before, "status": after}))  # fmt: skip
@@ -224,13 +227,15 @@ def test_a_paid_checkout_says_what_a_billing_run_says_of_a_first_charge():
     bought = purchased([_sub("p-1"), _sub("p-2", status="scheduled")], "INV-9", charge,
                        ChargeResult("succeeded", "ch_1"), DAY)  # fmt: skip
     paid = {"invoice": "INV-9", "attempt": 1, "method": "card"}
+    took = {**paid, "pays_invoice": True}  # (``_said`` leaves the amounts out)
+    assert bought.events[4].payload["amount"] == "50.00"
     assert _said(bought) == [
         ("p-1", 1, "subscription.created", {"invoice": "INV-9"}),
         ("p-1", 2, "subscription.status_changed", {"previous_status": "scheduled",
                                                    "status": "active"}),
         ("p-1", 3, "invoice.created", {"invoice": "INV-9", "period": 0}),
         ("p-2", 1, "subscription.created", {"invoice": "INV-9"}),
-        ("p-1", 4, "payment.succeeded", paid),
+        ("p-1", 4, "payment.succeeded", took),
         ("p-1", 5, "invoice.paid", paid),
     ]  # fmt: skip
     assert [(s.id, s.status, s.event_seq) for s in bought.subscriptions] == [

@@ -280,7 +280,7 @@ def test_the_buyers_location_is_the_address_the_invoice_goes_to(records, billing
     assert buyer_location(records, billing_address) == expected
 
 
-def test_a_raising_provider_stops_the_run_with_its_name(tmp_path, acme_tax):
+def test_a_raising_provider_sets_the_subscription_aside_with_its_name(tmp_path, acme_tax):
     s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED,
                  replace={ANALYTICS: ACME_SETTINGS + ANALYTICS,
                           'region: NY, postal_code: "10001", country: US':
@@ -290,11 +290,16 @@ def test_a_raising_provider_stops_the_run_with_its_name(tmp_path, acme_tax):
 
     result = run("--config", str(s.config), "--db", s.db_url, "run", "--until", "2026-12-01")
     assert result.exit_code == 1
+    message = ("tax provider `acme-tax` (plugin `acme_tax`) failed for XX/NY/10001: "
+               "RuntimeError('service down')")  # fmt: skip
     assert result.stderr == (
-        "error: tax provider `acme-tax` (plugin `acme_tax`) failed for XX/NY/10001: "
-        "RuntimeError('service down')\n"
+        "1 subscription not billed (set aside; the next run tries again):\n"
+        f"  bob-coffee: {message}\n"
     )
     assert s.invoices() == []  # the batch was rolled back: nothing half-priced is stored
+    history = s.subscription("bob-coffee")["history"]
+    assert history[-1] == {"seq": 2, "type": "subscription.billing_failed",
+                           "date": "2026-12-01", "error": message}  # fmt: skip
 
 
 def test_a_provider_answering_out_of_shape_is_named():

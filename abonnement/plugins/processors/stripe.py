@@ -152,6 +152,10 @@ class StripeProcessor(Processor):
             return ChargeResult("failed", intent_id, code, code in SOFT_DECLINES)
         except self._stripe.APIConnectionError as exc:
             raise ProcessorTimeout(idempotency_key) from exc
+        except self._stripe.InvalidRequestError as exc:
+            # a 4xx about this request (a deleted or foreign payment method, say): this
+            # attempt failed for good; it says nothing about Stripe being down for the others
+            return ChargeResult("failed", None, exc.code or "invalid_request", False)
         return self._result(intent)
 
     def refund(

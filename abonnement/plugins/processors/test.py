@@ -4,8 +4,11 @@ Tokens (the spec's table): ``tok_visa``/``tok_mastercard`` succeed; ``tok_insuff
 is a soft decline; ``tok_lost_card``/``tok_expired_card`` are hard declines; ``tok_ach`` is a
 bank debit that settles 4 days later, ``tok_ach_fails`` one that fails then
 (``account_closed``); ``tok_timeout`` charges but times out on the first call for a key. The
-ledger is a SQLite file (``settings.payments.test.ledger``), so tests can count the charges
-that really happened, across processes and crashes.
+ledger is a SQLite file, so tests can count the charges that really happened, across
+processes and crashes: ``settings.payments.test.ledger`` (a relative path is taken from the
+config directory), by default ``test-processor-ledger.db`` next to the database. Databases
+side by side share it, as they would share a processor account: the instance id in every
+key keeps their charges apart.
 
 Its webhooks (``POST /hooks/test``) are signed like Stripe's: the header
 ``Abonnement-Signature: t=UNIX_TIME,v1=HEX`` where ``HEX`` is the HMAC-SHA256 of
@@ -24,6 +27,7 @@ import sqlite3
 import time
 from collections.abc import Mapping
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from abonnement.config.paths import escapes
@@ -60,13 +64,23 @@ class TestProcessor(Processor):
     name = "test"
 
     def __init__(self, settings: Mapping[str, Any] | None = None):
+        """``settings``: the config's ``ledger`` (a path; a relative one is taken from
+        ``config_dir`` and may not climb out of it) and, from the operations' context,
+        ``config_dir`` and ``data_dir`` (the database's folder: the default ledger is kept
+        there). Built without them (a test), paths are taken as given."""
         super().__init__(settings or {})
-        ledger = self.settings.get("ledger", DEFAULT_LEDGER)
-        if not os.path.isabs(ledger) and escapes(ledger):
-            raise PluginError(
-                f"the test processor's ledger `{ledger}` climbs out of the directory it is "
-                "relative to; write an absolute path if you mean it"
-            )
+        if "ledger" in self.settings:
+            ledger = self.settings["ledger"]
+            if not os.path.isabs(ledger) and escapes(ledger):
+                raise PluginError(
+                    f"the test processor's ledger `{ledger}` climbs out of the directory it is "
+                    "relative to; write an absolute path if you mean it"
+                )
+            folder = self.settings.get("config_dir")
+        else:
+            ledger, folder = DEFAULT_LEDGER, self.settings.get("data_dir")
+        if ledger != ":memory:" and folder and not os.path.isabs(ledger):
+            ledger = str(Path(folder) / ledger)
         if ledger != ":memory:":  # payment tokens inside: its owner's only (SQLite keeps the mode)
             create_private(ledger)
         # one request at a time, but not always on the thread that opened it (the server)

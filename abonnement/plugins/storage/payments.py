@@ -119,7 +119,7 @@ def _of_subscription(sub_id: str) -> Any:
     return or_(_I.subscription_id == sub_id, _I.number.in_(linked))
 
 
-def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
+def _attempt(row: Any, on: date, instance: str, *, manual: bool = False) -> Attempt:
     return Attempt(
         invoice_number=row.number,
         subscription_id=row.subscription_id,
@@ -131,6 +131,7 @@ def _attempt(row: Any, on: date, *, manual: bool = False) -> Attempt:
         retry_index=row.auto_retries,
         first_failure_on=row.first_failure_on,
         manual=manual,
+        instance=instance,
     )
 
 
@@ -186,8 +187,9 @@ class PaymentsMixin:
         )
         if not self.sqlite:
             query = query.with_for_update(skip_locked=True, of=t.invoices)
+        instance = self.instance_id()  # type: ignore[attr-defined]
         with self._tx() as conn:
-            attempts = [_attempt(row, day) for row in conn.execute(query)]
+            attempts = [_attempt(row, day, instance) for row in conn.execute(query)]
             self._insert_attempts(conn, attempts)
             if attempts:
                 # Changing the claimed rows makes a worker whose query started before this
@@ -205,15 +207,17 @@ class PaymentsMixin:
             .where(_of_subscription(subscription_id), _I.status == InvoiceStatus.OPEN)
             .order_by(_I.seq)
         )
+        instance = self.instance_id()  # type: ignore[attr-defined]
         with self._tx() as conn:
-            return [_attempt(row, on, manual=True) for row in conn.execute(query)]
+            return [_attempt(row, on, instance, manual=True) for row in conn.execute(query)]
 
     def invoice_attempt(self, number: str, on: date) -> Attempt | None:
         """A manual try at one open invoice."""
         query = self._invoice_query().where(_I.number == number)
+        instance = self.instance_id()  # type: ignore[attr-defined]
         with self._tx() as conn:
             row = conn.execute(query).first()
-        return _attempt(row, on, manual=True) if row else None
+        return _attempt(row, on, instance, manual=True) if row else None
 
     def begin_attempts(self, attempts: Sequence[Attempt]) -> None:
         """Write the attempts ``pending`` and commit, before the processor hears of them."""
@@ -310,6 +314,7 @@ class PaymentsMixin:
                 _I.auto_retries,
                 _I.first_failure_on,
                 _S.payment_token,
+                _P.idempotency_key,
             )
             .join(t.invoices, _I.number == _P.invoice_number)
             .outerjoin(t.subscriptions, _S.id == _OWNER)
@@ -332,7 +337,7 @@ class PaymentsMixin:
                     row.first_failure_on,
                     row.manual,
                     _PAYMENT_STATUS[row.status],
-                    row.idempotency_key,
+                    stored_key=row.idempotency_key,  # as it was sent, whatever its format
                 )
                 for row in conn.execute(query)
             ]

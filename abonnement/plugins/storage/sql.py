@@ -7,7 +7,7 @@ use; any other database must be at the current migration (``abonnement db upgrad
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
@@ -33,9 +33,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
 
 from abonnement.engine.analytics import History, Revision
+from abonnement.engine.billing_run import BatchFailed
 from abonnement.engine.collection import Attempt
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft
@@ -54,6 +61,7 @@ from abonnement.engine.schedule import Frequency
 from abonnement.engine.status import InvoiceStatus
 from abonnement.engine.subscriptions import Subscription, mrr_basis
 from abonnement.errors import NotFound, StorageError
+from abonnement.plugins.storage import meta
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.declared import DeclaredMixin
 from abonnement.plugins.storage.outbox import OutboxMixin
@@ -140,6 +148,9 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
             if self.sqlite and parsed.database not in (None, "", ":memory:")
             else None
         )
+        # where a processor may keep files of this database's (the test processor's ledger)
+        self.directory = self.charge_lock.parent.absolute() if self.charge_lock else None
+        self._instance: str | None = None
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
@@ -175,6 +186,26 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- the database itself ---------------------------------------------------------------
+    def instance_id(self) -> str:
+        """The random id this database was made with: every payment idempotency key starts
+        with it, so two databases never send the processor the same key."""
+        if self._instance is None:
+            with self._tx() as conn:
+                self._instance = meta.instance_id(conn)
+        return self._instance
+
+    def timeline(self) -> date | None:
+        """The date the last billing run reached (None before the first)."""
+        with self._tx() as conn:
+            return meta.timeline(conn)
+
+    def advance_timeline(self, day: date) -> date:
+        """Record that a billing run reached ``day`` (the timeline never moves back);
+        returns where it stands."""
+        with self._tx() as conn:
+            return meta.advance_timeline(conn, day)
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
@@ -263,14 +294,16 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
         return [codec.subscription(row, found.get(row[0], ()), days) for row in rows]
 
     # -- the billing run's store -------------------------------------------------------------
-    def earliest_event(self, until: date, *, collections: bool = True) -> date | None:
-        """The earliest day on or before ``until`` with billing (or collection) work."""
+    def earliest_event(
+        self, until: date, *, collections: bool = True, skip: Collection[str] = ()
+    ) -> date | None:
+        """The earliest day on or before ``until`` with billing (or collection) work, but
+        for the subscriptions in ``skip``."""
+        query = select(func.min(_S.next_event_on)).where(_S.next_event_on <= until)
+        if skip:
+            query = query.where(_S.id.not_in(sorted(skip)))
         with self._tx() as conn:
-            first = conn.execute(
-                select(func.min(t.subscriptions.c.next_event_on)).where(
-                    t.subscriptions.c.next_event_on <= until
-                )
-            ).scalar()
+            first = conn.execute(query).scalar()
         days = (first, self.earliest_collection(until) if collections else None)
         return min((d for d in days if d is not None), default=None)
 
@@ -280,19 +313,48 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
                 t.subscriptions.c.next_event_on <= until)).scalar_one()  # fmt: skip
 
     def process_due(
-        self, day: date, limit: int, work: Any, number_format: str, *, collect: bool = False
-    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:
+        self, day: date, limit: int, work: Any, number_format: str, *, collect: bool = False,
+        skip: Collection[str] = (),
+    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:  # fmt: skip
+        """See ``engine.billing_run.BillingStore.process_due``; raises ``BatchFailed`` when
+        the batch (claimed, then rolled back) cannot be decoded, stepped or stored."""
+        if collect:
+            self.instance_id()  # read once, outside the batch's transaction
+        # On PostgreSQL, concurrent workers skip the rows another one has claimed; SQLite
+        # has one writer at a time (and one worker).
+        claim = _DUE if self.sqlite else _DUE_UNCLAIMED
+        params: dict[str, Any] = {"day": day, "n": limit}
+        if skip:  # rare (a failure this run): the hot path keeps its plain statement
+            claim = _DUE_SKIPPING if self.sqlite else _DUE_SKIPPING_UNCLAIMED
+            params["skip"] = sorted(skip)
+        ids: list[str] = []
+        try:
+            with self._tx() as conn:
+                rows = fetch(conn, claim, params)
+                ids = [row[0] for row in rows]
+                if not rows:
+                    return 0, [], [], []
+                updated, drafts, events = work(self._decode(conn, rows))
+                numbers, attempts = self._write(conn, updated, drafts, events, number_format,
+                                                charge_on=day if collect else None)  # fmt: skip
+        except (OperationalError, InterfaceError, InternalError):
+            raise  # the database itself (a lock, a lost connection): no one subscription's
+        except Exception as exc:
+            if not ids:
+                raise
+            raise BatchFailed(ids, getattr(exc, "orig", None) or exc) from exc
+        return len(ids), numbers, drafts, attempts
+
+    def record_failure(self, sub_id: str, event_of: Any) -> None:
+        """Store ``event_of(last_seq)`` as the next event of ``sub_id`` (its count of events
+        moves on, nothing else of it changes); a deleted subscription is left alone."""
         with self._tx() as conn:
-            # On PostgreSQL, concurrent workers skip the rows another one has claimed;
-            # SQLite has one writer at a time (and one worker).
-            claim = _DUE if self.sqlite else _DUE_UNCLAIMED
-            subs = self._decode(conn, fetch(conn, claim, {"day": day, "n": limit}))
-            if not subs:
-                return 0, [], [], []
-            updated, drafts, events = work(subs)
-            numbers, attempts = self._write(conn, updated, drafts, events, number_format,
-                                            charge_on=day if collect else None)  # fmt: skip
-        return len(subs), numbers, drafts, attempts
+            last = conn.execute(
+                update(t.subscriptions).where(_S.id == sub_id)
+                .values(event_seq=_S.event_seq + 1).returning(_S.event_seq)
+            ).scalar()  # fmt: skip
+            if last is not None:
+                self._insert_events(conn, [event_of(last - 1)])
 
     def change(self, sub_id: str, change: Any) -> Any:
         """Apply ``change(subscription) -> Step`` under a lock, with its events."""
@@ -320,10 +382,12 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
                 t.subscription_items.c.subscription_id == sub_id))  # fmt: skip
             conn.execute(t.subscriptions.delete().where(t.subscriptions.c.id == sub_id))
 
-    def busy_on(self, day: date) -> bool:
+    def busy_on(self, day: date, skip: Collection[str] = ()) -> bool:
+        query = select(func.count()).where(_S.next_event_on == day)
+        if skip:
+            query = query.where(_S.id.not_in(sorted(skip)))
         with self._tx() as conn:
-            return conn.execute(select(func.count()).where(
-                t.subscriptions.c.next_event_on == day)).scalar_one() > 0  # fmt: skip
+            return conn.execute(query).scalar_one() > 0
 
     def commit(
         self, subscriptions: Sequence[Subscription], invoices: Sequence[InvoiceDraft],
@@ -357,7 +421,7 @@ class SqlStorage(PaymentsMixin, OutboxMixin, DeclaredMixin, ServerMixin):
         numbers = self._insert_invoices(conn, drafts, number_format)
         self._settle_at_issue(conn, numbers, drafts, subscriptions)
         attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
-                                  charge_on)  # type: ignore[arg-type]  # fmt: skip
+                                  charge_on, self.instance_id())  # type: ignore[arg-type]  # fmt: skip
         self._insert_attempts(conn, attempts)
         return numbers, attempts
 
@@ -589,6 +653,9 @@ _DUE = (raw_select(t.subscriptions, SUBSCRIPTION_COLUMNS)
         .where(_S.next_event_on == bindparam("day"))
         .order_by(_S.id).limit(bindparam("n")))  # fmt: skip
 _DUE_UNCLAIMED = _DUE.with_for_update(skip_locked=True)  # what no other worker holds
+# the same, but for the subscriptions set aside in this run
+_DUE_SKIPPING = _DUE.where(_S.id.not_in(bindparam("skip", expanding=True)))
+_DUE_SKIPPING_UNCLAIMED = _DUE_SKIPPING.with_for_update(skip_locked=True)
 _ITEMS_OF = (raw_select(t.subscription_items, ITEM_COLUMNS)
              .where(_ITEM.subscription_id.in_(bindparam("ids", expanding=True)))
              .order_by(_ITEM.subscription_id, _ITEM.position))  # fmt: skip

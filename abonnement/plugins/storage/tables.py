@@ -24,19 +24,27 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["Micros", "from_micros", "metadata", "to_micros"]
+__all__ = ["MICROS_LIMIT", "Micros", "from_micros", "metadata", "to_micros"]
 
 _SCALE = Decimal(1_000_000)
+# A BIGINT of millionths: ±9,223,372,036,854.775807 is the largest amount a row holds
+# (``engine.bounds`` keeps what the config and the commands write well inside it)
+MICROS_LIMIT = 2**63 - 1
 
 
 def to_micros(value: Any) -> int | None:
-    """Decimal → integer millionths, refusing anything finer."""
+    """Decimal → integer millionths. Raises ``ValueError`` for anything finer, or beyond
+    ±``MICROS_LIMIT`` millionths (an amount the database's integer cannot hold)."""
     if value is None:
         return None
     scaled = Decimal(value) * _SCALE
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{value} has more than 6 decimals")
-    return int(scaled)
+    micros = int(scaled)
+    if not -MICROS_LIMIT <= micros <= MICROS_LIMIT:
+        raise ValueError(f"{value} is beyond the largest amount storage keeps "
+                         f"({from_micros(MICROS_LIMIT)})")  # fmt: skip
+    return micros
 
 
 def from_micros(value: int) -> Decimal:
@@ -286,6 +294,15 @@ applied_configs = Table(
     Column("version", String(64), nullable=False),
     Column("applied_on", Date, nullable=False),
     Column("files", JSON, nullable=False),
+)  # fmt: skip
+
+# 0007: what a database knows of itself, by name: ``instance`` (a random id made with the
+# database, in every payment idempotency key) and ``timeline`` (the ISO date the last billing
+# run reached)
+meta = Table(
+    "meta", metadata,
+    Column("name", String(50), primary_key=True),
+    Column("value", Text, nullable=False),
 )  # fmt: skip
 
 # 0008: buyer links (update and pay tokens) used once; by the SHA-256 of the signed payload,

@@ -1,0 +1,72 @@
+"""The largest quantities and amounts abonnement takes, so every invoice fits the database.
+
+Storage keeps an amount as a 64-bit count of millionths: ±9,223,372,036,854.775807 at most.
+A quantity is a 32-bit integer. What the config, the commands and the edits write stays well
+inside: a quantity of at most ``MAX_QUANTITY``, and any single amount — a price, a fee, a
+line (quantity × unit price, by its pricing model) — of at most ``MAX_AMOUNT``, so an
+invoice of up to nine such lines still fits. An invoice beyond what storage holds (far more
+lines, or records written around these checks) fails to store: the billing run sets that
+subscription aside and names it, and bills everyone else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from abonnement.engine.money import Money
+
+if TYPE_CHECKING:
+    from abonnement.engine.items import Item
+
+__all__ = [
+    "MAX_AMOUNT",
+    "MAX_QUANTITY",
+    "amount_problem",
+    "item_problem",
+    "items_problem",
+    "quantity_problem",
+]
+
+MAX_QUANTITY = 1_000_000_000
+MAX_AMOUNT = Decimal(1_000_000_000_000)  # 10¹²: one price, one fee, one line
+_SHOWN = f"{MAX_AMOUNT:,.0f}"
+
+
+def amount_problem(money: Money, what: str = "an amount", made_of: str = "") -> str | None:
+    """Why ``money`` is beyond the bounds, or None: ``what`` names it, ``made_of`` says how
+    it was reached (``1,000,000,000 × 10000.00 USD``)."""
+    if abs(money.amount) <= MAX_AMOUNT:
+        return None
+    how = f" ({made_of})" if made_of else ""
+    return (f"{what} of {money}{how} is beyond the largest abonnement takes "
+            f"({_SHOWN} {money.currency})")  # fmt: skip
+
+
+def quantity_problem(quantity: int) -> str | None:
+    """Why ``quantity`` is beyond the bounds, or None."""
+    if 1 <= quantity <= MAX_QUANTITY:
+        return None
+    return f"quantity {quantity:,} is outside 1 to {MAX_QUANTITY:,}"
+
+
+def item_problem(item: Item) -> str | None:
+    """Why a line is beyond the bounds — its quantity, its unit price or its amount at that
+    quantity — or None."""
+    return (
+        quantity_problem(item.quantity)
+        or amount_problem(item.unit_price, "a unit price")
+        or amount_problem(
+            item.amount(), f"the line `{item.name}`", f"{item.quantity:,} × {item.unit_price}"
+        )
+    )
+
+
+def items_problem(items: Iterable[Item]) -> str | None:
+    """The first line of ``items`` beyond the bounds, numbered from 1, or None."""
+    for position, item in enumerate(items, start=1):
+        problem = item_problem(item)
+        if problem:
+            return f"line {position}: {problem}"
+    return None
