@@ -35,9 +35,16 @@ def debit(tmp_path, monkeypatch):
     s.close()
 
 
-def _event(event_id: str, kind: str, **data: str) -> bytes:
+def _event(event_id: str, kind: str, key: str = "", **data: str) -> bytes:
+    """An event about the charge with idempotency ``key`` (the processor knows it: it was
+    sent with the charge)."""
     return json.dumps({"id": event_id, "type": kind,
-                       "data": {"idempotency_key": "INV-00001/attempt-1", **data}}).encode()  # fmt: skip
+                       "data": {"idempotency_key": key, **data}}).encode()  # fmt: skip
+
+
+def _key(s: Shop) -> str:
+    ((key, _amount, _status),) = s.charges()  # the processor's own ledger
+    return key
 
 
 def _post(s: Shop, body: bytes, signature: str | None = None, processor: str = "test"):
@@ -55,7 +62,7 @@ def _state(s: Shop) -> tuple:
 
 def test_a_settled_debit_is_recorded_once_and_a_replay_is_refused(any_debit):
     debit = any_debit
-    body = _event("evt_1", "charge.succeeded")
+    body = _event("evt_1", "charge.succeeded", _key(debit))
     answer = _post(debit, body, sign_webhook(body, WEBHOOK_SECRET))
     assert answer.status_code == 200
     assert answer.json() == {"event": "evt_1", "type": "charge.succeeded", "recorded": True}
@@ -66,7 +73,7 @@ def test_a_settled_debit_is_recorded_once_and_a_replay_is_refused(any_debit):
     assert replay.json()["error"] == {"code": "webhook_refused",
                                       "message": "event evt_1 was received already"}  # fmt: skip
     # the same news under another event id changes nothing: the attempt is recorded
-    again = _event("evt_2", "charge.succeeded")
+    again = _event("evt_2", "charge.succeeded", _key(debit))
     assert _post(debit, again, sign_webhook(again, WEBHOOK_SECRET)).json()["recorded"] is False
     # nor does the billing run's own look at the debit four days later
     debit.cli("run", "--until", "2026-12-05")
@@ -76,29 +83,32 @@ def test_a_settled_debit_is_recorded_once_and_a_replay_is_refused(any_debit):
 
 
 def test_a_failed_debit_is_recorded_with_its_reason(debit):
-    body = _event("evt_9", "charge.failed", failure_code="account_closed")
+    body = _event("evt_9", "charge.failed", _key(debit), failure_code="account_closed")
     assert _post(debit, body, sign_webhook(body, WEBHOOK_SECRET)).status_code == 200
     assert _state(debit) == ([("failed", "account_closed")], "open", "unpaid")
 
 
-@pytest.mark.parametrize("signature", [
-    None,
-    "t=0,v1=00",
-    sign_webhook(b"another body", WEBHOOK_SECRET),
-    sign_webhook(_event("evt_1", "charge.succeeded"), "the-wrong-secret-0000"),
-    sign_webhook(_event("evt_1", "charge.succeeded"), WEBHOOK_SECRET, int(time.time()) - 600),
+@pytest.mark.parametrize("signed", [
+    lambda body: None,  # unsigned
+    lambda body: "t=0,v1=00",
+    lambda body: sign_webhook(b"another body", WEBHOOK_SECRET),
+    lambda body: sign_webhook(body, "the-wrong-secret-0000"),
+    lambda body: sign_webhook(body, WEBHOOK_SECRET, int(time.time()) - 600),  # stale: a replay
 ])  # fmt: skip
-def test_an_unsigned_forged_or_stale_event_is_refused_and_changes_nothing(debit, signature):
-    answer = _post(debit, _event("evt_1", "charge.succeeded"), signature)
+def test_an_unsigned_forged_or_stale_event_is_refused_and_changes_nothing(debit, signed):
+    body = _event("evt_1", "charge.succeeded", _key(debit))
+    answer = _post(debit, body, signed(body))
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "webhook_refused"
     assert _state(debit) == ([("processing", None)], "open", "active")
+    # the same body, signed now with the secret, is recorded: only the signature was wrong
+    assert _post(debit, body, sign_webhook(body, WEBHOOK_SECRET)).json()["recorded"] is True
 
 
 def test_a_malformed_event_or_another_processor_is_refused(debit):
     garbage = b"{not json"
     assert _post(debit, garbage, sign_webhook(garbage, WEBHOOK_SECRET)).status_code == 400
-    body = _event("evt_1", "charge.succeeded")
+    body = _event("evt_1", "charge.succeeded", _key(debit))
     other = _post(debit, body, sign_webhook(body, WEBHOOK_SECRET), processor="stripe")
     assert other.status_code == 404 and other.json()["error"]["code"] == "not_found"
     assert _state(debit) == ([("processing", None)], "open", "active")
