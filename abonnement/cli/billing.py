@@ -34,6 +34,8 @@ def apply(app: App, prorate: bool, prune: bool, as_of: Any, as_json: bool) -> No
                             prune=prune)  # fmt: skip
     if as_json:
         echo_json(result.as_json())
+        if result.refused:
+            raise SystemExit(1)
         return
     counts = result.as_json()
     click.echo(", ".join(f"{len(counts[k])} {k}" for k in ("created", "updated", "unchanged")))
@@ -50,6 +52,10 @@ def apply(app: App, prorate: bool, prune: bool, as_of: Any, as_json: bool) -> No
         click.echo(f"{sub_id}: declared, but deleted from the database (its invoices and "
                    "history remain); left alone: declare it under a new id to bill "
                    "again")  # fmt: skip
+    for sub_id, why in sorted(result.refused.items()):
+        click.echo(f"error: {sub_id}: not applied: {why}", err=True)
+    if result.refused:
+        raise SystemExit(1)  # the others were applied
 
 
 @click.command("run")

@@ -129,7 +129,12 @@ def apply_and_bill(
         applied.merge(again)
         later = min(again.deferred.values(), default=None)
         waiting = later if later is not None and later > waiting else None
-    return applied, _merged(summary, bill(ctx, until, **options), later=True)
+    summary = _merged(summary, bill(ctx, until, **options), later=True)
+    # a declaration no apply can make is left as it was and named, like a subscription whose
+    # billing failed: the others are billed, the run exits 1
+    summary.failed += [(sub_id, why) for sub_id, why in sorted(applied.refused.items())
+                       if sub_id not in {f[0] for f in summary.failed}]  # fmt: skip
+    return applied, summary
 
 
 def _merged(total: RunSummary | None, part: RunSummary, *, later: bool = False) -> RunSummary:

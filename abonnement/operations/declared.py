@@ -64,6 +64,7 @@ class Difference:
     effective: date | None = None
     waits_for: date | None = None
     declared_at: str = ""
+    refused: str = ""  # why no apply can make this change (``action`` "refused")
     subscription: Subscription | None = field(default=None, repr=False)
     events: tuple[Event, ...] = field(default=(), repr=False)
 
@@ -93,13 +94,15 @@ class Applied:
     no_longer_declared: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    # id → why no apply can make its change: left as it is, named, the run goes on (exit 1)
+    refused: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "created": self.created, "updated": self.updated, "unchanged": self.unchanged,
             "deferred": {k: v.isoformat() for k, v in sorted(self.deferred.items())},
             "no_longer_declared": self.no_longer_declared, "pruned": self.pruned,
-            "deleted": self.deleted,
+            "deleted": self.deleted, "refused": dict(sorted(self.refused.items())),
         }  # fmt: skip
 
     def merge(self, later: Applied) -> None:
@@ -109,6 +112,7 @@ class Applied:
         self.unchanged = [i for i in self.unchanged if i not in later.updated]
         self.deferred = dict(later.deferred)
         self.pruned += later.pruned
+        self.refused.update(later.refused)
 
 
 def ownership_error(ctx: Context, sub_id: str) -> InvalidState:
@@ -119,13 +123,16 @@ def ownership_error(ctx: Context, sub_id: str) -> InvalidState:
                         "`abonnement apply`")  # fmt: skip
 
 
-def compare(ctx: Context, as_of: date, *, prorate: bool = False) -> list[Difference]:
+def compare(
+    ctx: Context, as_of: date, *, prorate: bool = False, strict: bool = True
+) -> list[Difference]:
     """Each declared subscription (and each one no longer declared) compared with its row,
     as an apply on ``as_of`` would see it; writes nothing. ``prorate``: changes of lines
     settle the current period as ``edit --prorate`` does (a declaration's ``prorate: true``
     says the same for it alone). Raises ``InvalidState`` for a change no apply can make (the
-    currency or frequency of a subscription that has billed), ``InvalidInput`` for proration
-    while settings turn it off."""
+    currency or frequency of a subscription that has billed) — with ``strict=False`` that
+    declaration is ``refused`` instead (its message in ``waits_for``'s place: ``refused``)
+    and the others go on — and ``InvalidInput`` for proration while settings turn it off."""
     from abonnement.engine.events import numbered
     from abonnement.engine.purchase import from_declared
     from abonnement.engine.subscriptions import mrr_basis
@@ -153,6 +160,10 @@ def compare(ctx: Context, as_of: date, *, prorate: bool = False) -> list[Differe
                                   subscription=sub, events=events))  # fmt: skip
             continue
         new, changes, impossible = _redefined(old, decl, wanted, catalog)
+        if impossible and not strict:  # left as it is; the others are applied and billed
+            out.append(Difference(decl.id, "refused", declared_at=where,
+                                  refused="; ".join(impossible)))  # fmt: skip
+            continue
         problems += impossible
         if not changes:
             out.append(Difference(decl.id, "unchanged", declared_at=where))
@@ -202,7 +213,7 @@ def apply_declared(
     twice changes nothing. The config applied is kept, for ``plan``."""
     from abonnement.engine.subscriptions import cancel
 
-    found = compare(ctx, as_of, prorate=prorate)
+    found = compare(ctx, as_of, prorate=prorate, strict=False)
     store = ctx.storage
     result = Applied()
     creates = [d for d in found if d.action == "create"]
@@ -224,6 +235,8 @@ def apply_declared(
             result.unchanged.append(d.id)
         elif d.action == "deleted":
             result.deleted.append(d.id)
+        elif d.action == "refused":
+            result.refused[d.id] = f"{d.declared_at}: {d.refused}" if d.declared_at else d.refused
         elif d.action == "no_longer_declared":
             result.no_longer_declared.append(d.id)
             if prune and d.subscription is not None and d.subscription.cancel_on is None:

@@ -1,6 +1,8 @@
 """Config as code: the config owns a declared subscription's definition, the database its
 state; `apply` makes the config true (from the next cycle, waiting out the freeze window)."""
 
+import json
+
 import pytest
 
 from tests.acceptance.scenario import Scenario
@@ -222,3 +224,30 @@ def test_no_longer_declared_is_reported_left_alone_and_pruned_on_request(tmp_pat
     assert [i["total"] for i in s.invoices("bob-coffee")] == ["50.00"]
     again = s.cli("apply", "--prune", "--as-of", "2027-01-02")
     assert (again["no_longer_declared"], again["pruned"]) == ([], [])
+
+
+def test_a_change_no_apply_can_make_is_named_and_the_others_are_billed(tmp_path, db_url):
+    # It used to stop the whole run (and every later one) before anyone was billed.
+    bob = ANE.replace("ane-coffee", "bob-coffee").replace("contact: ane", "contact: bob")
+    bob = bob.replace("payment_method: ane-visa", "payment_method: bob-visa")
+    bob = bob.replace("coffee-1kg", "coffee-250g")  # priced in USD and EUR
+    s = Scenario(tmp_path, db_url, subscriptions=ANE + bob)
+    s.cli("run", "--as-of", "2026-12-01")
+    config = s.config / "abonnement.yaml"
+    text = config.read_text()
+    at = text.index("  - id: bob-coffee")
+    config.write_text(text[:at] + text[at:].replace("currency: USD", "currency: EUR", 1))
+    result = run("--config", str(s.config), "--db", s.db_url, "run", "--as-of", "2027-01-01",
+                 "--json")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert "failed" in summary, summary
+    ((failed_id, message),) = [(f["id"], f["message"]) for f in summary["failed"]]
+    assert failed_id == "bob-coffee" and "has billed in USD" in message
+    assert message.startswith("abonnement.yaml:")  # where to change it
+    assert [i["issue_date"] for i in s.invoices("ane-coffee")] == ["2026-12-01", "2027-01-01"]
+    # bob's own subscription is left as it was: still billed, in USD
+    assert [(i["issue_date"], i["currency"]) for i in s.invoices("bob-coffee")] == [
+        ("2026-12-01", "USD"), ("2027-01-01", "USD")]  # fmt: skip
+    applied = run("--config", str(s.config), "--db", s.db_url, "apply", "--as-of", "2027-01-02")
+    assert applied.exit_code == 1 and "bob-coffee: not applied" in applied.stderr
