@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from abonnement import DEFAULT_DATABASE_URL
 
 if TYPE_CHECKING:
     from abonnement.config.loader import Config
     from abonnement.engine.catalog import Catalog
+    from abonnement.engine.ports import Storage
     from abonnement.operations.context import Context
     from abonnement.plugins.manager import Plugins
     from abonnement.rules.ruleset import RuleSet
@@ -66,11 +67,8 @@ class App:
         )  # fmt: skip
 
     @property
-    def storage(self) -> Any:
+    def storage(self) -> Storage:
         return self.context.storage
 
-    def _open_storage(self) -> Any:
-        store = self.plugins.open_storage(self.database_url)
-        settings = self.catalog.settings
-        store.reminder_days = settings.reminder_days_before if settings.reminder_enabled else None
-        return store
+    def _open_storage(self) -> Storage:
+        return self.plugins.open_storage(self.database_url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from abonnement.engine.catalog import Settings
 from abonnement.engine.money import Money
 from abonnement.engine.purchase import Summary
+from abonnement.engine.records import AdjustmentRecord, InvoiceRecord, PaymentRecord
 from abonnement.engine.subscriptions import Subscription, mrr
 
 __all__ = [
@@ -88,51 +88,48 @@ def subscription_json(
     }
 
 
-def invoice_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored invoice (``SqlStorage.invoice``) in the documented shape."""
-    currency = row["currency"]
+def invoice_json(invoice: InvoiceRecord) -> dict[str, Any]:
+    """A stored invoice (``Storage.invoice``) in the documented shape."""
+    currency = invoice.currency
     lines = []
-    for line in row.get("lines", ()):
-        own = [a for a in row.get("adjustments", ()) if a["line_position"] == line["position"]]
+    for line in invoice.lines:
+        own = invoice.adjustments_of(line.position)
 
-        def of(kind: str, own: list = own) -> list[dict[str, Any]]:
+        def of(kind: str, own: tuple[AdjustmentRecord, ...] = own) -> list[dict[str, Any]]:
             out = []
             for a in own:
-                if a["kind"] == kind:
+                if a.kind == kind:
                     out.append(_adjustment(a, currency))
             return out
 
         lines.append({
-            "description": line["description"], "sku": line["sku"],
-            "quantity": line["quantity"], "unit_price": _amount(line["unit_price"], currency),
-            "amount": _amount(line["amount"], currency), "subscription_id": line["subscription_id"],
+            "description": line.description, "sku": line.sku,
+            "quantity": line.quantity, "unit_price": _amount(line.unit_price, currency),
+            "amount": _amount(line.amount, currency), "subscription_id": line.subscription_id,
             "discounts": of("discount"), "fees": of("fee"), "taxes": of("tax"),
         })  # fmt: skip
-    total, paid = row["total"], row["amount_paid"]
-    document = row.get("document") or {}
+    document = invoice.document
     return {
-        "number": row["number"],
-        "subscription_id": row["subscription_id"],
-        "status": row["status"],
+        "number": invoice.number,
+        "subscription_id": invoice.subscription_id,
+        "status": invoice.status,
         "currency": currency,
-        "issue_date": _date(row["issue_date"]),
-        "due_date": _date(row["due_date"]),
-        "period_start": _date(row["period_start"]),
-        "period_end": _date(row["period_end"]),
-        "subtotal": _amount(row["subtotal"], currency),
-        "discount_total": _amount(row["discount_total"], currency),
-        "fee_total": _amount(row["fee_total"], currency),
-        "tax_total": _amount(row["tax_total"], currency),
-        "total": _amount(total, currency),
+        "issue_date": _date(invoice.issue_date),
+        "due_date": _date(invoice.due_date),
+        "period_start": _date(invoice.period_start),
+        "period_end": _date(invoice.period_end),
+        "subtotal": _amount(invoice.subtotal, currency),
+        "discount_total": _amount(invoice.discount_total, currency),
+        "fee_total": _amount(invoice.fee_total, currency),
+        "tax_total": _amount(invoice.tax_total, currency),
+        "total": _amount(invoice.total, currency),
         # what the total is before tax (prices that include tax have it taken out)
-        "total_excluding_tax": _amount(total - row["tax_total"], currency),
-        "amount_paid": _amount(paid, currency),
-        "amount_due": _amount(max(total - paid, Decimal(0)), currency),
+        "total_excluding_tax": _amount(invoice.total - invoice.tax_total, currency),
+        "amount_paid": _amount(invoice.amount_paid, currency),
+        "amount_due": _amount(invoice.amount_due, currency),
         "lines": lines,
         "adjustments": [
-            {"kind": a["kind"], **_adjustment(a, currency)}
-            for a in row.get("adjustments", ())
-            if a["line_position"] is None
+            {"kind": a.kind, **_adjustment(a, currency)} for a in invoice.adjustments_of(None)
         ],
         "language": document.get("language"),
         "locale": document.get("locale"),
@@ -141,14 +138,14 @@ def invoice_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _adjustment(a: Mapping[str, Any], currency: str) -> dict[str, Any]:
+def _adjustment(a: AdjustmentRecord, currency: str) -> dict[str, Any]:
     """A stored adjustment: the rule behind it, what the invoice calls it (the rule's
     ``label``, or its name when it has none), a discount's or tax's rate (None for a fixed
     amount), its amount."""
-    entry = {"rule": a["rule"], "label": a.get("label") or a["rule"]}
-    if a["kind"] != "fee":  # a fee's percentage is only part of it: its amount says it all
-        entry["rate"] = _percent(a["rate"])
-    entry["amount"] = _amount(a["amount"], currency)
+    entry: dict[str, Any] = {"rule": a.rule, "label": a.label or a.rule}
+    if a.kind != "fee":  # a fee's percentage is only part of it: its amount says it all
+        entry["rate"] = _percent(a.rate)
+    entry["amount"] = _amount(a.amount, currency)
     return entry
 
 
@@ -186,14 +183,14 @@ def quote_json(summary: Summary) -> dict[str, Any]:
     }
 
 
-def payment_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def payment_json(payment: PaymentRecord) -> dict[str, Any]:
     """A stored payment attempt as the CLI's and the API's JSON."""
     return {
-        "id": row["id"], "invoice_number": row["invoice_number"],
-        "subscription_id": row["subscription_id"], "attempt": row["attempt"],
-        "amount": Money(row["amount"], row["currency"]).format_amount(),
-        "currency": row["currency"], "method": row["method"], "status": row["status"],
-        "failure_code": row["failure_code"], "date": row["on_date"].isoformat(),
+        "id": payment.id, "invoice_number": payment.invoice_number,
+        "subscription_id": payment.subscription_id, "attempt": payment.attempt,
+        "amount": payment.amount.format_amount(), "currency": payment.currency,
+        "method": payment.method, "status": payment.status,
+        "failure_code": payment.failure_code, "date": payment.on_date.isoformat(),
     }  # fmt: skip
 
 
@@ -206,16 +203,15 @@ def subscription_detail_json(
     payload["invoices"] = detail.invoices
     payload["payments"] = [payment_json(r) for r in detail.payments]
     payload["history"] = [
-        {"seq": e["seq"], "type": e["type"], "date": e["on_date"].isoformat(),
-         **(e["payload"] or {})}
+        {"seq": e.seq, "type": e.type, "date": e.on_date.isoformat(), **e.payload}
         for e in detail.history
-    ]  # fmt: skip
+    ]
     return payload
 
 
-def invoice_summary_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def invoice_summary_json(invoice: InvoiceRecord) -> dict[str, Any]:
     """An invoice in a listing: ``invoice_json`` without its lines and adjustments."""
-    payload = invoice_json(row)
+    payload = invoice_json(invoice)
     del payload["lines"], payload["adjustments"]
     return payload
 

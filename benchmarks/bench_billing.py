@@ -54,7 +54,11 @@ tax dk_vat { rate 25% when customer.country == "DK" }
 FREQUENCIES = [Frequency.parse(f) for f in ("monthly", "quarterly", "annually")]
 
 
-def generate(first: int, count: int, collect: bool = False) -> list[Subscription]:
+def generate(
+    first: int, count: int, collect: bool = False, reminder_days: int = 14
+) -> list[Subscription]:
+    """``count`` declared subscriptions from number ``first``, scheduled with the reminder
+    lead of the settings (``reminder_days``) as ``apply`` stores them."""
     subs = []
     for i in range(first, first + count):
         freq = FREQUENCIES[i % 3]
@@ -68,7 +72,8 @@ def generate(first: int, count: int, collect: bool = False) -> list[Subscription
         extra = {"collection_mode": "automatic", "payment_token": "tok_visa",
                  "payment_type": "card"} if collect else {}  # fmt: skip
         subs.append(Subscription(f"s{i:08d}", f"c{i % 100}", "USD", freq, anchor, items,
-                                 payment_terms="net_30", **extra))  # fmt: skip
+                                 payment_terms="net_30", reminder_days=reminder_days,
+                                 **extra))  # fmt: skip
     return subs
 
 
@@ -118,7 +123,7 @@ def schema_floor(source: Path, target: Path, batch: int, *, with_state: bool) ->
     ).fetchall()
     stepped = src.execute(
         "SELECT status, next_index, open_due_on, next_event_on, event_seq, canceled_on, "
-        "reminded, pending_lines, id FROM subscriptions"
+        "reminded, pending_lines, reminder_days, id FROM subscriptions"
     ).fetchall()
     db = _empty_copy(src, target)
     db.execute("BEGIN")
@@ -145,7 +150,7 @@ def schema_floor(source: Path, target: Path, batch: int, *, with_state: bool) ->
             db.executemany(
                 "UPDATE subscriptions SET status = ?, next_index = ?, "
                 "open_due_on = ?, next_event_on = ?, event_seq = ?, canceled_on = ?, "
-                "reminded = ?, pending_lines = ? WHERE id = ?",
+                "reminded = ?, pending_lines = ?, reminder_days = ? WHERE id = ?",
                 _share(stepped, k, len(chunks)),
             )
         db.execute("COMMIT")
@@ -278,7 +283,7 @@ def main() -> None:
         floor_rate = len(rows) / floor_s
         print(f"floor (raw sqlite3 executemany): {floor_rate:,.0f} invoices/s; "
               f"run / floor = {rate / floor_rate:.2f} (target >= 0.33)")  # fmt: skip
-        if store.sqlite and not args.collect:
+        if store.db.sqlite and not args.collect:
             for state in (False, True):
                 count, seconds = schema_floor(root / "bench.db", root / f"same{state}.db",
                                               args.batch_size, with_state=state)  # fmt: skip
@@ -290,7 +295,7 @@ def main() -> None:
             base = invoicing[2]
             print(f"collection costs {elapsed / base:.2f}x the invoicing-only run "
                   f"({elapsed:.2f} s / {base:.2f} s; target <= 1.5)")  # fmt: skip
-            if store.sqlite:
+            if store.db.sqlite:
                 count, seconds = collection_floor(root / "bench.db", root / "collected.db",
                                                   args.batch_size)  # fmt: skip
                 print(f"floor, collection's own writes and the test processor's ledger, no "
@@ -311,10 +316,11 @@ def timed_run(
            else f"sqlite:///{root / f'{name}.db'}")  # fmt: skip
     app = App(root / "config", url)
     store = app.storage
+    lead = app.catalog.settings.reminder_lead
     started = time.perf_counter()
     for start in range(0, args.n, 10_000):
-        store.insert_subscriptions(generate(start, min(10_000, args.n - start), collect),
-                                   "declared")  # fmt: skip
+        subs = generate(start, min(10_000, args.n - start), collect, lead)
+        store.insert_subscriptions(subs, "declared")
     print(f"generated {args.n:,} subscriptions in {time.perf_counter() - started:.1f} s")
     app.config  # noqa: B018 - load outside the timing
     cpu_before = _cpu()

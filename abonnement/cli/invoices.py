@@ -107,11 +107,11 @@ def invoices_pay(app: App, number: str, amount: str | None, method: str, card: s
     on = day_or_today(app, as_of)
     if card:
         result = payments.pay_online(app.context, number, card, on)
-        payload = {**result, "amount_paid": str(result["amount_paid"])}
+        payload = {**result, "amount_paid": result["amount_paid"].format_amount()}
         echo_json(payload) if as_json else click.echo(f"{number}: paid")
         return
     result = payments.pay_invoice(app.context, number, on, amount=amount, method=method)
-    payload = {**result, "amount_paid": str(result["amount_paid"])}
+    payload = {**result, "amount_paid": result["amount_paid"].format_amount()}
     if as_json:
         echo_json(payload)
         return
@@ -141,7 +141,7 @@ def invoices_pay_link(app: App, number: str, as_of: Any, as_json: bool) -> None:
 def invoices_pay_through_link(app: App, token: str, card: str, as_of: Any, as_json: bool) -> None:
     """Pay an invoice through its pay link (what the buyer's pay page does)."""
     result = payments.pay_through_link(app.context, token, card, day_or_today(app, as_of))
-    payload = {**result, "amount_paid": str(result["amount_paid"])}
+    payload = {**result, "amount_paid": result["amount_paid"].format_amount()}
     echo_json(payload) if as_json else click.echo(f"{result['number']}: paid")
 
 

@@ -3,7 +3,7 @@ the subscription's language and locale, rendered to HTML (Jinja2) and PDF (Weasy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import fields
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +14,8 @@ import jinja2
 from abonnement.documents.i18n import Formatter, address_lines
 from abonnement.documents.templating import environment
 from abonnement.engine.catalog import Address, Catalog
+from abonnement.engine.money import Money
+from abonnement.engine.records import InvoiceRecord, LineRecord
 from abonnement.engine.status import InvoiceStatus
 from abonnement.engine.subscriptions import Subscription
 from abonnement.errors import AbonnementError
@@ -60,13 +62,12 @@ def bill_to(
     }
 
 
-def adjustment_label(adj: Mapping[str, Any], catalog: Catalog) -> str | None:
-    """What a document calls an adjustment (a stored row: ``kind``, ``rule``, ``label``): the
+def adjustment_label(kind: str, rule: str, label: str | None, catalog: Catalog) -> str | None:
+    """What a document calls an adjustment of ``kind`` made by ``rule`` with ``label``: the
     rule's own ``label`` as written; a tax rate's label; a tax rule without one by its name
     (``ny_sales`` → "Ny sales"). None for a discount or fee with no label of its own (and the
     line's unit discount): the template says "Discount" or "Fee" in the document's
     language."""
-    rule, label, kind = adj["rule"], adj.get("label"), adj["kind"]
     if rule == "unit_discount":
         return None
     rate = catalog.tax_rates.get(rule) if kind == "tax" else None
@@ -78,58 +79,58 @@ def adjustment_label(adj: Mapping[str, Any], catalog: Catalog) -> str | None:
 
 
 def _context(
-    invoice: Mapping[str, Any],
+    invoice: InvoiceRecord,
     catalog: Catalog,
     fmt: Formatter,
     sub: Subscription | None,
     pay_url: str | None,
 ) -> dict[str, Any]:
-    currency = invoice["currency"]
+    currency = invoice.currency
     settings = catalog.settings
 
-    def money(amount: Decimal) -> str:
+    def money(amount: Money | Decimal) -> str:
+        """An amount of the invoice in its locale (``Money``, or a plain Decimal in its
+        currency, as a template written before amounts were ``Money`` may pass)."""
+        if isinstance(amount, Money):
+            return fmt.money(amount.amount, amount.currency)
         return fmt.money(amount, currency)
 
     def tax_label(rule: str, label: str | None = None) -> str:
-        return adjustment_label({"kind": "tax", "rule": rule, "label": label}, catalog) or ""
+        return adjustment_label("tax", rule, label, catalog) or ""
 
-    adjustments = invoice.get("adjustments", ())
-    lines = []
-    for line in invoice.get("lines", ()):
-        own = [a for a in adjustments if a["line_position"] == line["position"]]
-        lines.append({**line, "adjustments": own})
-    due = invoice["total"] - invoice["amount_paid"]
-    document = invoice.get("document") or {}
-    buyer = bill_to(catalog, invoice["contact_id"], sub, document.get("billing_address"))
-    terms = (invoice["due_date"] - invoice["issue_date"]).days
+    # each line as the template sees it: its fields and its own adjustments
+    lines = [{**_fields(line), "adjustments": invoice.adjustments_of(line.position)}
+             for line in invoice.lines]  # fmt: skip
+    due = invoice.amount_due
+    document = invoice.document
+    buyer = bill_to(catalog, invoice.contact_id, sub, document.get("billing_address"))
+    terms = (invoice.due_date - invoice.issue_date).days
     return {
         "invoice": invoice,
         "lines": lines,
-        "invoice_adjustments": [a for a in adjustments if a["line_position"] is None],
+        "invoice_adjustments": invoice.adjustments_of(None),
         "seller": {"name": settings.account, "tax_ids": document.get("tax_ids", [])},
         "buyer": {**buyer, "address_lines": address_lines(buyer["address"], fmt)},
         "comments": document.get("comments"),
-        "period_last_day": invoice["period_end"] - timedelta(days=1)
-        if invoice["period_end"]
-        else None,
+        "period_last_day": invoice.period_end - timedelta(days=1) if invoice.period_end else None,
         "terms_days": terms,
-        "amount_due": max(due, Decimal(0)),
+        "amount_due": due,
         # prices that include their tax: the totals then show the amount excluding tax, so
         # that it and the tax add up to the total
-        "tax_included": any(a["kind"] == "tax" and a.get("inclusive") for a in adjustments),
-        "pay_url": pay_url if invoice["status"] == InvoiceStatus.OPEN and due > 0 else None,
+        "tax_included": any(a.kind == "tax" and a.inclusive for a in invoice.adjustments),
+        "pay_url": pay_url if invoice.status == InvoiceStatus.OPEN and due else None,
         "money": money,
         "day": fmt.date,
         "number": fmt.number,
         "percent": fmt.percent,
         "tax_label": tax_label,
-        "label_of": lambda adj: adjustment_label(adj, catalog),
+        "label_of": lambda adj: adjustment_label(adj.kind, adj.rule, adj.label, catalog),
         "lang": fmt.locale.language,
     }
 
 
 def render_html(
-    invoice: Mapping[str, Any],
+    invoice: InvoiceRecord,
     catalog: Catalog,
     *,
     subscription: Subscription | None = None,
@@ -139,7 +140,7 @@ def render_html(
     """The invoice document as HTML, in the invoice's language and locale. A ``invoice.html``
     in ``template_dir`` (the config's ``templates/``) replaces the built-in template.
     ``pay_url``: where the buyer pays online, printed while the invoice is open and due."""
-    document = invoice.get("document") or {}
+    document = invoice.document
     language = document.get("language") or catalog.settings.invoices.language
     locale = document.get("locale") or catalog.settings.invoices.locale
     env = environment(template_dir, language, "templates")
@@ -150,6 +151,10 @@ def render_html(
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
         raise AbonnementError(f"invoice template: {where}{exc.message}") from None
+
+
+def _fields(line: LineRecord) -> dict[str, Any]:
+    return {f.name: getattr(line, f.name) for f in fields(line)}
 
 
 def render_pdf(html: str) -> bytes:

@@ -20,6 +20,9 @@ from abonnement.documents.i18n import Formatter
 from abonnement.documents.invoice import TEMPLATE, _context
 from abonnement.documents.templating import environment
 from abonnement.engine.catalog import Catalog
+from abonnement.engine.money import Money
+from abonnement.engine.records import AdjustmentRecord, InvoiceRecord, LineRecord
+from abonnement.engine.status import InvoiceStatus
 from abonnement.errors import Problem
 
 __all__ = ["message_sample", "template_problems"]
@@ -89,28 +92,28 @@ def message_sample(catalog: Catalog) -> dict[str, Any]:
     }
 
 
-def _invoice(catalog: Catalog) -> dict[str, Any]:
+def _invoice(catalog: Catalog) -> InvoiceRecord:
     """A stored invoice as ``render_html`` reads it: one line with a discount and a tax."""
     currency = catalog.settings.default_currency
     contact = next(iter(catalog.contacts), "sample")
-    adjustments = [
-        {"kind": "discount", "rule": "sample_discount", "label": None, "rate": None,
-         "amount": Decimal("2.50"), "line_position": 1},
-        {"kind": "tax", "rule": "sample_tax", "label": "Tax", "rate": Decimal("10"),
-         "amount": Decimal("2.25"), "line_position": 1},
-    ]  # fmt: skip
-    return {
-        "number": "INV-00001", "subscription_id": "sample", "status": "open",
-        "currency": currency, "contact_id": contact, "issue_date": SAMPLE_DAY,
-        "due_date": SAMPLE_DAY + timedelta(days=14), "period_start": SAMPLE_DAY,
-        "period_end": SAMPLE_DAY + timedelta(days=31), "subtotal": Decimal("25.00"),
-        "discount_total": Decimal("2.50"), "fee_total": Decimal(0),
-        "tax_total": Decimal("2.25"), "total": Decimal("24.75"), "amount_paid": Decimal(0),
-        "document": {}, "adjustments": adjustments,
-        "lines": [{"position": 1, "description": "Sample product", "sku": "SAMPLE",
-                   "quantity": Decimal(1), "unit_price": Decimal("25.00"),
-                   "amount": Decimal("25.00"), "subscription_id": "sample"}],
-    }  # fmt: skip
+
+    def money(amount: str) -> Money:
+        return Money(Decimal(amount), currency)
+
+    adjustments = (
+        AdjustmentRecord(0, 1, "discount", "sample_discount", money("2.50")),
+        AdjustmentRecord(1, 1, "tax", "sample_tax", money("2.25"), "Tax", Decimal("10")),
+    )
+    lines = (LineRecord(1, "Sample product", "SAMPLE", 1, money("25.00"), money("25.00"),
+                        "sample"),)  # fmt: skip
+    return InvoiceRecord(
+        number="INV-00001", seq=1, subscription_id="sample", contact_id=contact,
+        status=InvoiceStatus.OPEN, currency=currency, issue_date=SAMPLE_DAY,
+        due_date=SAMPLE_DAY + timedelta(days=14), period_start=SAMPLE_DAY,
+        period_end=SAMPLE_DAY + timedelta(days=31), subtotal=money("25.00"),
+        discount_total=money("2.50"), fee_total=money("0"), tax_total=money("2.25"),
+        total=money("24.75"), amount_paid=money("0"), lines=lines, adjustments=adjustments,
+    )  # fmt: skip
 
 
 def _problem(config_dir: Path, path: Path, exc: Exception) -> Problem:

@@ -18,7 +18,7 @@ by key, and the run goes on billing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -39,8 +39,9 @@ from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import InvoiceDraft, PricingMemo, draft_invoice
 from abonnement.engine.money import Money
 from abonnement.engine.outcomes import settlement
+from abonnement.engine.ports import BillingStore, CollectionStore
 from abonnement.engine.status import InvoiceStatus, PaymentStatus
-from abonnement.engine.subscriptions import Subscription, step, upcoming_period
+from abonnement.engine.subscriptions import Subscription, scheduled, step, upcoming_period
 from abonnement.engine.taxes import AutomaticTax
 from abonnement.errors import AbonnementError, ProcessorTimeout
 
@@ -48,6 +49,7 @@ __all__ = [
     "BatchFailed",
     "BillingStore",
     "Outage",
+    "RunStore",
     "RunSummary",
     "billing_failed",
     "charge_once",
@@ -70,34 +72,8 @@ class BatchFailed(Exception):
         self.error = error
 
 
-class BillingStore(Protocol):
-    """What the billing run needs from storage (the SQLAlchemy plugin provides it).
-    ``skip``: subscriptions set aside in this run (their billing failed), left where they are."""
-
-    def earliest_event(
-        self, until: date, *, collections: bool = True, skip: Collection[str] = ()
-    ) -> date | None:
-        """The earliest day on or before ``until`` with work: a subscription event, or (with
-        ``collections``) a charge to make or a debit to check."""
-
-    def process_due(
-        self, day: date, limit: int, work: Callable[[Sequence[Subscription]], tuple],
-        number_format: str, *, collect: bool = False, skip: Collection[str] = (),
-    ) -> tuple[int, list[str], list[InvoiceDraft], list[Attempt]]:  # fmt: skip
-        """In one transaction: claim up to ``limit`` subscriptions with an event on ``day``
-        (skipping any another worker holds), let ``work`` step them into (subscriptions,
-        invoice drafts, events), store those with gap-free invoice numbers. With ``collect``,
-        invoices to charge on ``day`` get their first attempt written ``pending`` in the same
-        transaction. Returns how many were claimed, the new numbers, their drafts and those
-        attempts (to charge once this has committed). Raises ``BatchFailed`` (everything
-        rolled back) when ``work`` raises or the result cannot be stored."""
-
-    def busy_on(self, day: date, skip: Collection[str] = ()) -> bool:
-        """Whether subscriptions with an event on ``day`` remain (held by another worker)."""
-
-    def record_failure(self, sub_id: str, event_of: Callable[[int], Event]) -> None:
-        """Store ``event_of(last_seq)`` (a ``billing_failed`` event) as the next event of
-        ``sub_id``, in a transaction of its own; nothing else of the subscription changes."""
+class RunStore(BillingStore, CollectionStore, Protocol):
+    """What a billing run needs of storage: its claim loop and, to charge, the collections."""
 
 
 def billing_failed(sub_id: str, on: date, error: str, last_seq: int) -> Event:
@@ -331,7 +307,7 @@ def _collect_day(store: Any, processor: ProcessorPort, day: date, settings: Sett
 
 
 def run_billing(
-    store: BillingStore,
+    store: RunStore,
     catalog: Catalog,
     rules: Sequence[Any],
     until: date,
@@ -359,6 +335,11 @@ def run_billing(
     settings = catalog.settings
     records_cache: dict[str, Mapping[str, Any]] = {}
     outage = Outage(_name(processor))
+    lead = settings.reminder_lead
+    # Stored next event dates computed with another reminder lead (settings changed since)
+    # are computed again first: a reminder now due must be claimed on its day.
+    while store.reschedule(lead, batch_size, lambda subs: [scheduled(s, lead) for s in subs]):
+        pass
     if processor is not None:
         summary.count(reconcile(store, processor, settings, outage))
     skip: set[str] = set()  # set aside for the rest of this run: their billing failed
@@ -385,13 +366,15 @@ def run_billing(
         amount = draft.total.rounded().format_amount()
         return replace(event, payload=MappingProxyType({**event.payload, "amount": amount}))
 
-    def work(batch: Sequence[Subscription]) -> tuple[list, list, list]:
+    def work(batch: Sequence[Subscription], day: date) -> tuple[list, list, list]:
+        """Step a claimed batch on ``day``: (stepped subscriptions, invoice drafts, events)."""
         changes.clear()
         updated: list[Subscription] = []
         drafts: list[InvoiceDraft] = []
         events: list[Event] = []
         for sub in batch:
-            result = step(sub)
+            # a claim goes by the stored date; the step by the settings (and never past it)
+            result = step(scheduled(sub, lead), day)
             if result.periods:
                 records = records_of(sub)
                 for period in result.periods:
@@ -423,7 +406,7 @@ def run_billing(
         """Claim, step and store one batch in one transaction, then charge it; returns how
         many were claimed. Raises ``BatchFailed`` (all of it rolled back)."""
         claimed, numbers, drafts, attempts = store.process_due(
-            day, limit, work, settings.invoices.number_format,
+            day, limit, lambda batch: work(batch, day), settings.invoices.number_format,
             collect=processor is not None, skip=skip,
         )  # fmt: skip
         if not claimed:

@@ -328,6 +328,11 @@ class Settings:
         """``path`` (``/i/TOKEN``) on the server buyers reach (``settings.server.public_url``)."""
         return self.public_url.rstrip("/") + path
 
+    @property
+    def reminder_lead(self) -> int:
+        """Days before a payment its reminder is due; 0 when reminders are off."""
+        return self.reminder_days_before if self.reminder_enabled else 0
+
     def minimum_charge_for(self, currency: str) -> Money:
         if currency in self.minimum_charge:
             return self.minimum_charge[currency]

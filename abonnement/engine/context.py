@@ -29,6 +29,7 @@ from abonnement.engine.money import ROUNDING_MODES, Money
 
 if TYPE_CHECKING:  # items and subscriptions import pricing, which imports this module
     from abonnement.engine.items import Item
+    from abonnement.engine.records import InvoiceRecord
     from abonnement.engine.subscriptions import Period, Subscription
 
 __all__ = [
@@ -276,13 +277,13 @@ def trigger_context(
     payload: Mapping[str, Any],
     on: date,
     *,
-    invoice: Mapping[str, Any] | None = None,
+    invoice: InvoiceRecord | None = None,
     sequence: int | None = None,
     recurring: Any = None,
 ) -> dict[str, Any]:
     """The context of a trigger on an event of ``sub``: ``subscription.status`` is the status
-    the event made; ``invoice`` is the stored invoice the event is about (its row: issue and
-    due dates, subtotal) with its ``sequence``; ``payment`` is the event's attempt and the
+    the event made; ``invoice`` is the stored invoice the event is about (its issue and due
+    dates, subtotal) with its ``sequence``; ``payment`` is the event's attempt and the
     method it used."""
     ctx = rule_context(sub, buyer_records(catalog, sub), catalog.settings, on,
                        recurring=recurring)  # fmt: skip
@@ -293,9 +294,8 @@ def trigger_context(
         method = payload.get("method") or ctx.get("payment", {}).get("method", sub.payment_type)
         ctx["payment"] = {"method": method, "attempt": payload["attempt"]}
     if invoice is not None:
-        amount = Money(invoice["subtotal"], invoice["currency"])
-        ctx["invoice"] = invoice_record(invoice["issue_date"], invoice["due_date"], sequence,
-                                        amount)  # fmt: skip
+        ctx["invoice"] = invoice_record(invoice.issue_date, invoice.due_date, sequence,
+                                        invoice.subtotal)  # fmt: skip
     return ctx
 
 

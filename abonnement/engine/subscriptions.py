@@ -41,6 +41,7 @@ __all__ = [
     "pause",
     "period_amounts",
     "resume",
+    "scheduled",
     "step",
     "upcoming_period",
 ]
@@ -89,7 +90,9 @@ class Subscription:
     skipped: int = 0  # periods passed while paused: never billed, a fixed term's end moves out
     cancel_on: date | None = None  # canceled at the end of the period: on this date
     reminded: int = 0  # payments reminded so far: the reminder for payment n sets n + 1
-    reminder_days: int | None = None  # the account's lead time (settings), not stored
+    # The reminder lead (days before a payment; 0 or None: no reminders) its next event is
+    # computed with: the engine stamps the settings' lead (``scheduled``), storage keeps it.
+    reminder_days: int | None = None
     pending: tuple[Item, ...] = ()  # one-time lines for the next invoice (proration)
     rebase_on: date | None = None  # a moved next payment date: payment ``rebase_index`` is
     rebase_index: int = 0  # on ``rebase_on``, and the later ones follow from it
@@ -193,10 +196,22 @@ def upcoming_period(sub: Subscription, index: int) -> Period:
                   due_date(day, sub.payment_terms if sent else "due_on_receipt"))  # fmt: skip
 
 
-def step(sub: Subscription) -> Step:
-    """Everything due on ``sub.next_event_on``: activation, overdue, one period, expiry."""
+def scheduled(sub: Subscription, reminder_days: int) -> Subscription:
+    """``sub`` with its next event computed with the reminder lead of the settings
+    (``Settings.reminder_lead``: 0 when reminders are off); itself if it already is."""
+    if sub.reminder_days == reminder_days:
+        return sub
+    return _evolve(sub, reminder_days=reminder_days)
+
+
+def step(sub: Subscription, on: date | None = None) -> Step:
+    """Everything due on ``sub.next_event_on``: activation, overdue, one period, expiry.
+
+    ``on``: the day the billing run is at. Nothing dated later is done: a subscription whose
+    next event falls after ``on`` (its stored date was computed with other settings) comes
+    back unchanged, to be stored with its true next event date."""
     day = sub.next_event_on
-    if day is None:
+    if day is None or (on is not None and day > on):
         return Step(sub)
     # Local state, one ``replace`` at the end: this runs once per subscription per event.
     status, index, open_due, reminded = sub.status, sub.next_index, sub.open_due_on, sub.reminded

@@ -17,6 +17,7 @@ from abonnement.operations.delivery import deliver_due
 
 if TYPE_CHECKING:
     from abonnement.engine.billing_run import RunSummary
+    from abonnement.engine.records import InvoiceRecord
 
 __all__ = [
     "RunResult",
@@ -32,11 +33,11 @@ __all__ = [
 @dataclass
 class RunResult:
     """What a billing run did: the engine's summary, what ``apply`` changed first, the
-    invoices a dry run would issue (stored rows, empty for a real run) and the deliveries."""
+    invoices a dry run would issue (as stored, empty for a real run) and the deliveries."""
 
     summary: RunSummary
     applied: Applied = field(default_factory=Applied)
-    invoices: list[dict[str, Any]] = field(default_factory=list)
+    invoices: list[InvoiceRecord] = field(default_factory=list)
     notifications: dict[str, int] | None = None
 
 
@@ -207,7 +208,7 @@ def _dry_run(
             keep_invoices=True,
         )  # fmt: skip
         invoices = [store.invoice(number) for number, _ in summary.invoices]
-    return RunResult(summary, applied, invoices)
+    return RunResult(summary, applied, [i for i in invoices if i is not None])
 
 
 def forecast(ctx: Context, as_of: date, months: int) -> list[dict[str, Any]]:
@@ -233,7 +234,7 @@ def _run_workers(ctx: Context, until: date, workers: int, batch_size: int) -> Ru
     """The billing run in ``workers`` processes sharing the work through row locks."""
     import multiprocessing
 
-    if getattr(ctx.storage, "sqlite", False):
+    if not ctx.storage.concurrent_billing:
         raise InvalidInput("SQLite takes one worker at a time; use PostgreSQL for --workers")
     context = multiprocessing.get_context("spawn")
     args = [(str(ctx.config_dir), ctx.database_url, until, batch_size)] * workers

@@ -4,7 +4,7 @@ the plugins of one project, built once by ``app.App`` and passed in explicitly."
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -16,7 +16,9 @@ from abonnement.errors import AbonnementError
 
 if TYPE_CHECKING:
     from abonnement.engine.catalog import Catalog
+    from abonnement.engine.ports import Storage
     from abonnement.engine.recurring import RecurringPricing
+    from abonnement.engine.subscriptions import Subscription
     from abonnement.plugins.manager import Plugins
     from abonnement.rules.ruleset import RuleSet
 
@@ -35,7 +37,7 @@ class Context:
     catalog: Catalog
     rules: RuleSet
     plugins: Plugins
-    open_storage: Callable[[], Any] = field(repr=False)
+    open_storage: Callable[[], Storage] = field(repr=False)
     database_url: str = ""
 
     def __post_init__(self) -> None:
@@ -49,7 +51,7 @@ class Context:
             self.catalog = replace(self.catalog, contacts=contacts)
 
     @cached_property
-    def storage(self) -> Any:
+    def storage(self) -> Storage:
         """The project's storage plugin (``engine.ports.Storage``), opened on first use."""
         return self.open_storage()
 
@@ -62,7 +64,7 @@ class Context:
         settings = self.catalog.settings
         cls = self.plugins.processors[settings.processor]
         own = dict(settings.plugin_settings.get(f"payments.{settings.processor}", {}))
-        folder = getattr(self.storage, "directory", None) or self.config_dir
+        folder = self.storage.directory or self.config_dir
         return cls({**own, "config_dir": str(Path(self.config_dir).absolute()),
                     "data_dir": str(Path(folder).absolute())})  # fmt: skip
 
@@ -96,6 +98,14 @@ class Context:
     @property
     def settings(self) -> Any:
         return self.catalog.settings
+
+    def scheduled(self, subs: Sequence[Subscription]) -> list[Subscription]:
+        """``subs`` with their next event computed with the settings' reminder lead, as the
+        billing run would (so it finds them scheduled already, with nothing to redo)."""
+        from abonnement.engine.subscriptions import scheduled
+
+        lead = self.catalog.settings.reminder_lead
+        return [scheduled(s, lead) for s in subs]
 
     def close(self) -> None:
         """Close the storage if it was opened (the context can open it again)."""
@@ -139,7 +149,7 @@ class Context:
         if secret:
             check_secret(secret, "ABONNEMENT_LINK_SECRET")
             return secret
-        database = getattr(self.storage, "database_file", None)
+        database = self.storage.database_file
         if database is None:
             if required:
                 raise AbonnementError(

@@ -218,9 +218,10 @@ def apply_declared(
     result = Applied()
     creates = [d for d in found if d.action == "create"]
     changes = [d for d in found if d.action == "change" and d.waits_for is None]
-    store.insert_subscriptions([d.subscription for d in creates], "declared",
+    store.insert_subscriptions(ctx.scheduled([d.subscription for d in creates]), "declared",
                                [e for d in creates for e in d.events])  # fmt: skip
-    store.replace_items([d.subscription for d in changes], [e for d in changes for e in d.events])
+    store.replace_items(ctx.scheduled([d.subscription for d in changes]),
+                        [e for d in changes for e in d.events])  # fmt: skip
     declared = store.declared_ids()
     store.mark_declared([d.id for d in found if d.action in ("change", "unchanged")
                          and d.id not in declared])  # fmt: skip

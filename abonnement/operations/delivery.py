@@ -18,6 +18,7 @@ Two steps, each safe to interrupt and rerun:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -30,6 +31,7 @@ from abonnement.documents.templating import environment
 from abonnement.engine.context import subscription_record, trigger_context
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
+from abonnement.engine.money import Money
 from abonnement.engine.notifications import (
     Planned,
     next_try_in,
@@ -37,6 +39,8 @@ from abonnement.engine.notifications import (
     recipients,
     settled_with_nothing_owed,
 )
+from abonnement.engine.ports import Storage
+from abonnement.engine.records import DeliveryRecord, EventRecord, InvoiceRecord, NewDelivery
 from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
@@ -52,25 +56,27 @@ __all__ = ["deliver", "deliver_due", "hand_over", "process_outbox"]
 class _Records:
     """Subscriptions and invoices looked up while working the outbox, each once per batch."""
 
-    def __init__(self, store: Any):
+    def __init__(self, store: Storage):
         self.store = store
         self.subs: dict[str, Subscription | None] = {}
-        self.invoices: dict[str, dict[str, Any] | None] = {}
-        self.billed: dict[str, list[dict[str, Any]]] = {}
+        self.invoices: dict[str, InvoiceRecord | None] = {}
+        self.billed: dict[str, list[InvoiceRecord]] = {}
 
     def subscription(self, sub_id: str) -> Subscription | None:
         if sub_id not in self.subs:
             self.subs[sub_id] = self.store.subscription(sub_id)
         return self.subs[sub_id]
 
-    def invoice(self, number: str | None) -> dict[str, Any] | None:
+    def invoice(self, number: str | None) -> InvoiceRecord | None:
         if not number:
             return None
         if number not in self.invoices:
             self.invoices[number] = self.store.invoice(number)
         return self.invoices[number]
 
-    def invoice_of(self, sub: Subscription, payload: dict[str, Any]) -> tuple[Any, int | None]:
+    def invoice_of(
+        self, sub: Subscription, payload: Mapping[str, Any]
+    ) -> tuple[InvoiceRecord | None, int | None]:
         """The stored invoice an event of ``sub`` is about (by number, or by the period an
         ``invoice.created`` names) and its sequence within the subscription, or (None, None).
         A subscription a checkout started had its first invoice there, not among its own."""
@@ -79,11 +85,11 @@ class _Records:
         if sub.id not in self.billed:
             self.billed[sub.id] = list(self.store.invoices(sub.id))  # in issue (seq) order
         own = self.billed[sub.id]
-        before = 1 if own and own[0]["period_start"] not in (None, sub.anchor) else 0
+        before = 1 if own and own[0].period_start not in (None, sub.anchor) else 0
         period = sub.date_of(payload["period"]) if "period" in payload else None
         for position, row in enumerate(own, start=1):
-            if row["number"] == payload.get("invoice") or (
-                period is not None and row["period_start"] == period
+            if row.number == payload.get("invoice") or (
+                period is not None and row.period_start == period
             ):
                 return row, before + position
         row = self.invoice(payload.get("invoice"))
@@ -113,18 +119,18 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
     count = conflicts = 0
     while events := store.undelivered_events(batch):
         records = _Records(store)
-        deliveries: list[dict[str, Any]] = []
+        deliveries: list[NewDelivery] = []
         changed: dict[str, Subscription] = {}
         based_on: dict[str, int] = {}  # event counts as read: a set must not overwrite news
         recorded: list[Event] = []
         for ev in events:
-            sub_id, payload = ev["subject_id"], ev["payload"] or {}
+            sub_id, payload = ev.subject_id, ev.payload
             if observed:  # observers see each event once it committed; a raise retries the batch
-                app.plugins.emit(Event(ev["type"], sub_id, ev["on_date"], payload, ev["seq"]))
+                app.plugins.emit(ev.event())
             if not channels and not rules.triggers:
                 continue  # nothing to tell, nobody to tell it to
             sub = changed.get(sub_id) or records.subscription(sub_id)
-            wanted = planned(ev["type"], payload, settings,
+            wanted = planned(ev.type, payload, settings,
                              first_payment=_first_payment(records, ev, sub))  # fmt: skip
             if sub is not None and not payload.get("trigger") and rules.triggers:
                 ctx = _context(app, sub, ev, records)
@@ -138,7 +144,7 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                             sets[".".join(action.target[1:])] = action.value(ctx)
                     if sets:
                         what = {"trigger": trigger.name, "set": sets}
-                        said = numbered(sub_id, ev["on_date"], sub.event_seq,
+                        said = numbered(sub_id, ev.on_date, sub.event_seq,
                                         ("subscription.changed", what))  # fmt: skip
                         based_on.setdefault(sub_id, sub.event_seq)
                         sub = replace(_set(sub, sets), event_seq=said[-1].seq)
@@ -146,12 +152,11 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                         recorded.extend(said)
             for plan in wanted:
                 for channel in channels:
-                    deliveries.append({
-                        "key": f"{ev['id']}/{plan.template}/{plan.to}/{channel}",
-                        "event_id": ev["id"], "channel": channel, "template": plan.template,
-                        "recipient": plan.to, "source": plan.source,
-                    })  # fmt: skip
-        ids = [ev["id"] for ev in events]
+                    deliveries.append(NewDelivery(
+                        f"{ev.id}/{plan.template}/{plan.to}/{channel}", ev.id, channel,
+                        plan.template, plan.to, plan.source,
+                    ))  # fmt: skip
+        ids = [ev.id for ev in events]
         if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on):
             conflicts += 1  # a subscription changed meanwhile: read the batch again
             if conflicts > 10:
@@ -171,63 +176,62 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
     while rows := store.due_deliveries(on, after=after):
         records = _Records(store)
         for row in rows:
-            after = row["key"]
+            after = row.key
             try:
                 message = render_message(app, row, records, link_secret=link_secret, on=on)
                 if message.to:
-                    notifiers[row["channel"]].send(message)
+                    notifiers[row.channel].send(message)
             except AbonnementError:
                 raise  # a broken template is the user's to fix, not a delivery to retry
             except Exception as exc:  # whatever a channel raises: retry later, never crash
-                wait = next_try_in(row["attempts"] + 1)
+                wait = next_try_in(row.attempts + 1)
                 retry_on = on + timedelta(days=wait) if wait is not None else None
-                store.delivery_result(row["key"], on, error=f"{type(exc).__name__}: {exc}",
+                store.delivery_result(row.key, on, error=f"{type(exc).__name__}: {exc}",
                                       retry_on=retry_on)  # fmt: skip
                 counts["retrying" if retry_on else DeliveryStatus.FAILED] += 1
                 continue
-            store.delivery_result(row["key"], on)
+            store.delivery_result(row.key, on)
             counts[DeliveryStatus.SENT] += 1
     return counts
 
 
 def render_message(
-    app: App, row: dict[str, Any], records: _Records, *, link_secret: str | None, on: date
+    app: App, row: DeliveryRecord, records: _Records, *, link_secret: str | None, on: date
 ) -> Message:
-    """The message of one delivery row, in the language of whoever receives it."""
+    """The message of one delivery, in the language of whoever receives it."""
     catalog = app.catalog
     settings = catalog.settings
-    sub = records.subscription(row["subject_id"])
-    payload = row["payload"] or {}
+    ev = row.event
+    sub = records.subscription(ev.subject_id)
+    payload = ev.payload
     contact = catalog.contacts.get((sub.billing_contact_id or sub.contact_id) if sub else "")
-    to_buyer = row["recipient"] == "contact"
+    to_buyer = row.recipient == "contact"
     document = document_settings(settings, sub if to_buyer else None,
                                  contact if to_buyer else None)  # fmt: skip
     fmt = Formatter(document["locale"])
     invoice = records.invoice(payload.get("invoice"))
     currency = sub.currency if sub else settings.default_currency
     if "amount" in payload:  # what the payment took, or will charge (priced when planned)
-        amount = Decimal(payload["amount"])
-    elif invoice:
-        amount = invoice["total"]
+        amount = Money(Decimal(payload["amount"]), currency)
+    elif invoice is not None:
+        amount = invoice.total
     else:
-        amount = period_amounts(sub)[0] if sub else Decimal(0)
+        amount = Money(period_amounts(sub)[0] if sub else 0, currency)
     update_url = None
     ended = sub is None or sub.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)
-    if row["type"] == "payment.failed" and link_secret and sub is not None and not ended:
+    if ev.type == "payment.failed" and link_secret and sub is not None and not ended:
         _, path, _ = link("update", sub.id, on, settings.update_link_days, link_secret,
                           secrets.token_urlsafe(9))  # fmt: skip
         update_url = settings.buyer_url(path)
     ctx = {
         "account": settings.account,
         "name": contact.name if contact else (sub.contact_id if sub else ""),
-        "subscription": subscription_record(sub)
-        if sub
-        else {"id": row["subject_id"], "status": ""},
-        "event": {"type": row["type"], **payload},
-        "on": row["on_date"],
-        "number": invoice["number"] if invoice else "",
-        "amount": fmt.money(amount, currency),
-        "due_date": invoice["due_date"] if invoice else None,
+        "subscription": subscription_record(sub) if sub else {"id": ev.subject_id, "status": ""},
+        "event": {"type": ev.type, **payload},
+        "on": ev.on_date,
+        "number": invoice.number if invoice else "",
+        "amount": fmt.money(amount.amount, amount.currency),
+        "due_date": invoice.due_date if invoice else None,
         "payment_date": date.fromisoformat(payload["payment_date"])
         if payload.get("payment_date")
         else None,
@@ -239,7 +243,7 @@ def render_message(
     }
     env = environment(app.config_dir / "templates", document["language"], "templates/messages")
     try:
-        source = env.get_template(f"{row['template']}.txt").render(ctx)
+        source = env.get_template(f"{row.template}.txt").render(ctx)
         subject, _, body = source.strip().partition("\n")
         body = body.strip() + "\n"
         paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
@@ -247,36 +251,36 @@ def render_message(
             {**ctx, "subject": subject, "paragraphs": paragraphs}
         )
     except jinja2.TemplateError as exc:
-        raise AbonnementError(f"message template {row['template']}: {exc}") from None
+        raise AbonnementError(f"message template {row.template}: {exc}") from None
     contact_email = contact.email if contact else None
-    event = {"id": row["event_id"], "type": row["type"], "seq": row["seq"], "payload": payload,
-             "subject_id": row["subject_id"], "on": row["on_date"].isoformat()}  # fmt: skip
+    event = {"id": ev.id, "type": ev.type, "seq": ev.seq, "payload": dict(payload),
+             "subject_id": ev.subject_id, "on": ev.on_date.isoformat()}  # fmt: skip
     return Message(
-        to=recipients(row["recipient"], contact_email, settings),
+        to=recipients(row.recipient, contact_email, settings),
         subject=subject.strip(),
         text=body,
         html=page,
-        kind=row["template"],
-        key=row["key"].rsplit("/", 1)[0],  # the same message on every channel
+        kind=row.template,
+        key=row.key.rsplit("/", 1)[0],  # the same message on every channel
         data={"event": event},
     )
 
 
-def _first_payment(records: _Records, ev: dict[str, Any], sub: Subscription | None) -> bool:
-    payload = ev["payload"] or {}
-    paid = ev["type"] == "payment.succeeded" or settled_with_nothing_owed(ev["type"], payload)
+def _first_payment(records: _Records, ev: EventRecord, sub: Subscription | None) -> bool:
+    payload = ev.payload
+    paid = ev.type == "payment.succeeded" or settled_with_nothing_owed(ev.type, payload)
     if not paid or sub is None or payload.get("pays_invoice") is False:  # a part payment
         return False
     invoice = records.invoice(payload["invoice"])
-    return invoice is not None and invoice["period_start"] in (None, sub.anchor)
+    return invoice is not None and invoice.period_start in (None, sub.anchor)
 
 
-def _context(app: App, sub: Subscription, ev: dict[str, Any], records: _Records) -> dict[str, Any]:
-    payload = ev["payload"] or {}
+def _context(app: App, sub: Subscription, ev: EventRecord, records: _Records) -> dict[str, Any]:
+    payload = ev.payload
     invoice = sequence = None
     if any(path[0] == "invoice" for path in app.rules.fields):  # a lookup only when read
         invoice, sequence = records.invoice_of(sub, payload)
-    return trigger_context(app.catalog, sub, ev["type"], payload, ev["on_date"],
+    return trigger_context(app.catalog, sub, ev.type, payload, ev.on_date,
                            invoice=invoice, sequence=sequence,
                            recurring=app.recurring)  # fmt: skip
 

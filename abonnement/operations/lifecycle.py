@@ -43,7 +43,7 @@ def create(ctx: Context, decl: DeclaredSubscription, on: date) -> Subscription:
     sub = replace(from_declared(decl, ctx.catalog, on), event_seq=1)
     _check_bounds(sub)
     created = numbered(sub.id, on, 0, ("subscription.created", mrr_basis(sub, ctx.recurring, on)))
-    ctx.storage.insert_subscriptions([sub], "created", created)
+    ctx.storage.insert_subscriptions(ctx.scheduled([sub]), "created", created)
     return _delivered(ctx, sub, on)
 
 

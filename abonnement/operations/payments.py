@@ -8,6 +8,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from abonnement.engine.money import Money, positive_amount
+from abonnement.engine.records import InvoiceRecord
 from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
 from abonnement.errors import CollectionError, InvalidInput, InvalidState, NotFound, PaymentDeclined
 from abonnement.operations.context import Context
@@ -92,7 +94,7 @@ def pay_link(ctx: Context, number: str, on: date) -> dict[str, str]:
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
-    if invoice["status"] != InvoiceStatus.OPEN:
+    if invoice.status != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
     days = ctx.catalog.settings.update_link_days
     return ctx.buyer_link("pay", number, on, days, _nonce())
@@ -106,7 +108,7 @@ def pay_through_link(ctx: Context, token: str, card: str, on: date) -> dict[str,
 
     link = verify(token, ctx.link_secret(), on, "pay")
     invoice = ctx.storage.invoice(link.subject)
-    if invoice is None or invoice["status"] != InvoiceStatus.OPEN:
+    if invoice is None or invoice.status != InvoiceStatus.OPEN:
         raise InvalidState("this pay link is no longer valid: the invoice is settled")
     if not ctx.storage.use_link(link.digest, "pay", link.subject, on):
         raise InvalidState("this pay link was already used")
@@ -134,7 +136,7 @@ def update_link_target(ctx: Context, token: str, on: date) -> dict[str, Any]:
     return {"subscription": sub, "open": [row for row in owed if row is not None]}
 
 
-def pay_url(ctx: Context, row: dict[str, Any]) -> str | None:
+def pay_url(ctx: Context, row: InvoiceRecord) -> str | None:
     """Where the buyer pays the stored invoice ``row`` online: the account's own page
     (``settings.invoices.pay_url``), else the server's invoice page behind a pay link valid
     ``PAY_LINK_DAYS`` from the issue date; None without a link secret or when the invoice's
@@ -143,20 +145,20 @@ def pay_url(ctx: Context, row: dict[str, Any]) -> str | None:
     if not accepts_online(ctx, row):
         return None
     if settings.invoices.pay_url:
-        return settings.invoices.pay_url.format(number=row["number"])
+        return settings.invoices.pay_url.format(number=row.number)
     if ctx.link_secret(required=False) is None:
         return None
-    link = ctx.buyer_link("pay", row["number"], row["issue_date"], PAY_LINK_DAYS, _DOCUMENT_NONCE)
+    link = ctx.buyer_link("pay", row.number, row.issue_date, PAY_LINK_DAYS, _DOCUMENT_NONCE)
     return link["url"]
 
 
-def accepts_online(ctx: Context, row: dict[str, Any]) -> bool:
+def accepts_online(ctx: Context, row: InvoiceRecord) -> bool:
     """Whether the invoice may be paid online (a declared subscription may say no)."""
-    declared = ctx.catalog.subscriptions.get(row.get("subscription_id") or "")
+    declared = ctx.catalog.subscriptions.get(row.subscription_id or "")
     return declared is None or declared.collection.accept_online
 
 
-def invoice_of_link(ctx: Context, token: str, on: date) -> dict[str, Any]:
+def invoice_of_link(ctx: Context, token: str, on: date) -> InvoiceRecord:
     """The stored invoice a pay link opens, while it is open and the link unused.
     ``InvalidInput`` for a forged link; ``InvalidState`` for an expired or used link or an
     invoice paid or void since; ``NotFound`` when the invoice is gone."""
@@ -166,8 +168,8 @@ def invoice_of_link(ctx: Context, token: str, on: date) -> dict[str, Any]:
     row = ctx.storage.invoice(link.subject)
     if row is None:
         raise NotFound("invoice", link.subject)
-    if row["status"] != InvoiceStatus.OPEN or not accepts_online(ctx, row):
-        raise InvalidState(f"invoice {link.subject} is {row['status']}; this pay link is spent")
+    if row.status != InvoiceStatus.OPEN or not accepts_online(ctx, row):
+        raise InvalidState(f"invoice {link.subject} is {row.status}; this pay link is spent")
     if ctx.storage.link_used(link.digest):
         raise InvalidState("this pay link was already used")
     return row
@@ -190,7 +192,7 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
-    if attempt is None or invoice["status"] != InvoiceStatus.OPEN:
+    if attempt is None or invoice.status != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
     attempt = replace(attempt, token=token, method_type="card")
     finished = collect(
@@ -212,7 +214,7 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
             ctx.storage.set_payment_method(sub_id, token, "card")
         ctx.storage.refresh_dues(sub_id, on)
     deliver_due(ctx, on)
-    return {"number": number, "status": InvoiceStatus.PAID, "amount_paid": invoice["total"]}
+    return {"number": number, "status": InvoiceStatus.PAID, "amount_paid": invoice.total}
 
 
 def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, Any]:
@@ -220,32 +222,29 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
     succeeded payment; the subscription is left as it is. ``InvalidInput`` unless the amount
     is positive, within the currency's minor unit and at most what is left. ``{"invoice",
     "attempt", "amount", "currency"}``."""
-    from abonnement.engine.money import Money, positive_amount
-
     rows = ctx.storage.payments()
-    row = next((p for p in rows if p["id"] == payment_id), None)
+    row = next((p for p in rows if p.id == payment_id), None)
     if row is None:
         raise NotFound("payment", payment_id)
-    if row["status"] != PaymentStatus.SUCCEEDED or row["amount"] <= 0:
+    if row.status != PaymentStatus.SUCCEEDED or row.amount.amount <= 0:
         raise InvalidState(f"payment {payment_id} is not a succeeded charge")
-    refunded = -sum((p["amount"] for p in rows if p["invoice_number"] == row["invoice_number"]
-                     and p["status"] == "refunded"), Decimal(0))  # fmt: skip
-    left = row["amount"] - refunded
-    value = left if amount is None else positive_amount(amount, row["currency"], "--amount")
+    refunded = -sum((p.amount.amount for p in rows if p.invoice_number == row.invoice_number
+                     and p.status == PaymentStatus.REFUNDED), Decimal(0))  # fmt: skip
+    left = row.amount.amount - refunded
+    value = left if amount is None else positive_amount(amount, row.currency, "--amount")
     if not value <= left:
-        most = Money(left, row["currency"]).format_amount()
+        most = Money(left, row.currency).format_amount()
         raise InvalidInput(f"at most {most} can be refunded for payment {payment_id}")
-    money = Money(value, row["currency"]).rounded()
-    key = f"{ctx.storage.instance_id()}/{row['invoice_number']}/refund-{payment_id}-{money.amount}"
-    result = ctx.processor.refund(charge_key=row["idempotency_key"],
-                                   reference=row["reference"], amount=money,
-                                   idempotency_key=key, on=on)  # fmt: skip
+    money = Money(value, row.currency).rounded()
+    key = f"{ctx.storage.instance_id()}/{row.invoice_number}/refund-{payment_id}-{money.amount}"
+    result = ctx.processor.refund(charge_key=row.idempotency_key, reference=row.reference,
+                                   amount=money, idempotency_key=key, on=on)  # fmt: skip
     if result.status != PaymentStatus.SUCCEEDED:
         raise CollectionError(f"the refund failed ({result.failure_code or result.status})")
-    attempt = ctx.storage.record_refund(row["invoice_number"], money, row["method"], key,
+    attempt = ctx.storage.record_refund(row.invoice_number, money, row.method, key,
                                          result.reference, on)  # fmt: skip
     deliver_due(ctx, on)
-    return {"invoice": row["invoice_number"], "attempt": attempt,
+    return {"invoice": row.invoice_number, "attempt": attempt,
             "amount": money.format_amount(), "currency": money.currency}  # fmt: skip
 
 
@@ -255,16 +254,16 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
     "failure_code"}``."""
     from abonnement.engine.billing_run import collect
 
-    rows = [p for p in ctx.storage.payments() if p["id"] == payment_id]
+    rows = [p for p in ctx.storage.payments() if p.id == payment_id]
     if not rows:
         raise NotFound("payment", payment_id)
-    number = rows[0]["invoice_number"]
+    number = rows[0].invoice_number
     limit = ctx.catalog.settings.manual_retry_limit
     if ctx.storage.manual_tries(number) >= limit:
         raise InvalidState(f"invoice {number} has had its {limit} manual retries")
     attempt = ctx.storage.invoice_attempt(number, on)
     invoice = ctx.storage.invoice(number)
-    if attempt is None or invoice is None or invoice["status"] != InvoiceStatus.OPEN:
+    if attempt is None or invoice is None or invoice.status != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
     finished = collect(
         ctx.storage,
@@ -290,18 +289,16 @@ def pay_invoice(
     method: str = "manual",
 ) -> dict[str, Any]:
     """Record a payment made outside the processor (default: the amount due), then deliver.
-    ``{"number", "status", "amount_paid"}``. ``NotFound``, ``InvalidState`` (settled), or
-    ``InvalidInput`` for an amount that is not positive or has more decimals than the
-    invoice's currency."""
-    from abonnement.engine.money import positive_amount
-
+    ``{"number", "status", "amount_paid"}`` (``amount_paid`` as ``Money``). ``NotFound``,
+    ``InvalidState`` (settled), or ``InvalidInput`` for an amount that is not positive or has
+    more decimals than the invoice's currency."""
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
     if amount is None:
-        value = invoice["total"] - invoice["amount_paid"]
+        value = invoice.amount_due
     else:
-        value = positive_amount(amount, invoice["currency"], "--amount")
-    result = ctx.storage.pay_invoice(number, value, on, method)
+        value = Money(positive_amount(amount, invoice.currency, "--amount"), invoice.currency)
+    paid = ctx.storage.pay_invoice(number, value, on, method)
     deliver_due(ctx, on)
-    return result
+    return {"number": paid.number, "status": paid.status, "amount_paid": paid.amount_paid}

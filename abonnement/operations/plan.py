@@ -123,12 +123,12 @@ def _applied(ctx: Context) -> Iterator[tuple[Context | None, dict[str, Any] | No
     if kept is None:
         yield None, None
         return
-    baseline = {"version": kept["version"], "applied_on": str(kept["applied_on"])}
-    if files_version(config_files(ctx.config_dir, ctx.catalog)) == kept["version"]:
+    baseline = {"version": kept.version, "applied_on": str(kept.applied_on)}
+    if files_version(config_files(ctx.config_dir, ctx.catalog)) == kept.version:
         yield ctx, baseline
         return
     with tempfile.TemporaryDirectory(prefix="abonnement-applied-") as folder:
-        config = load_files(kept["files"], ctx.plugins.names(), Path(folder))
+        config = load_files(kept.files, ctx.plugins.names(), Path(folder))
         yield Context(config_dir=Path(folder), catalog=config.catalog, rules=config.rules,
                       plugins=ctx.plugins, open_storage=lambda: ctx.storage,
                       database_url=ctx.database_url), baseline  # fmt: skip

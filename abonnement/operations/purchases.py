@@ -284,7 +284,7 @@ def _purchase(
         line_subscriptions=tuple(owners), document=document_settings(settings, None, contact),
     )  # fmt: skip
     bases = [ctx.recurring.basis(s, on) for s in subs]
-    number = ctx.storage.record_checkout(subs, draft, attempt, result, on,
+    number = ctx.storage.record_checkout(ctx.scheduled(subs), draft, attempt, result, on,
                                           settings.invoices.number_format, source,
                                           bases=bases, total=priced.total)  # fmt: skip
     return {"invoice": number, "subscriptions": [s.id for s in subs],

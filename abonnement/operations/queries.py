@@ -10,6 +10,7 @@ from abonnement.errors import InvalidInput, NotFound, Problem
 from abonnement.operations.context import Context
 
 if TYPE_CHECKING:
+    from abonnement.engine.records import EventRecord, InvoiceRecord, PaymentRecord
     from abonnement.engine.subscriptions import Subscription
 
 __all__ = [
@@ -28,12 +29,12 @@ __all__ = [
 @dataclass(frozen=True)
 class SubscriptionDetail:
     """One subscription with what hangs off it: its invoices (numbers, oldest first), its
-    payment attempts and its history of events (stored rows)."""
+    payment attempts and its history of events."""
 
     subscription: Subscription
     invoices: list[str]
-    payments: list[dict[str, Any]]
-    history: list[dict[str, Any]]
+    payments: list[PaymentRecord]
+    history: list[EventRecord]
 
 
 def subscriptions(
@@ -62,7 +63,7 @@ def subscription(ctx: Context, sub_id: str) -> SubscriptionDetail:
         raise NotFound("subscription", sub_id)
     return SubscriptionDetail(
         sub,
-        [i["number"] for i in ctx.storage.invoices(sub_id)],
+        [i.number for i in ctx.storage.invoices(sub_id)],
         ctx.storage.payments(sub_id, None),
         ctx.storage.events(sub_id),
     )
@@ -70,22 +71,22 @@ def subscription(ctx: Context, sub_id: str) -> SubscriptionDetail:
 
 def invoices(
     ctx: Context, *, subscription_id: str | None = None, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[InvoiceRecord]:
     """Stored invoices, optionally of one subscription or one status, in number order."""
     return ctx.storage.invoices(subscription_id, status)
 
 
-def invoice(ctx: Context, number: str) -> dict[str, Any]:
+def invoice(ctx: Context, number: str) -> InvoiceRecord:
     """One stored invoice with its lines and adjustments; ``NotFound`` if there is none."""
-    row = ctx.storage.invoice(number)
-    if row is None:
+    found = ctx.storage.invoice(number)
+    if found is None:
         raise NotFound("invoice", number)
-    return row
+    return found
 
 
 def payments(
     ctx: Context, *, subscription_id: str | None = None, invoice_number: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[PaymentRecord]:
     """Payment attempts (charges, manual payments, refunds), oldest first."""
     return ctx.storage.payments(subscription_id, invoice_number)
 
@@ -139,11 +140,11 @@ def render_invoice(ctx: Context, number: str, fmt: str = "html") -> bytes:
     from abonnement.documents.invoice import render_html, render_pdf
     from abonnement.operations.payments import pay_url
 
-    row = invoice(ctx, number)
-    sub = ctx.storage.subscription(row["subscription_id"]) if row["subscription_id"] else None
-    html = render_html(row, ctx.catalog, subscription=sub,
+    found = invoice(ctx, number)
+    sub = ctx.storage.subscription(found.subscription_id) if found.subscription_id else None
+    html = render_html(found, ctx.catalog, subscription=sub,
                        template_dir=ctx.config_dir / "templates",
-                       pay_url=pay_url(ctx, row))  # fmt: skip
+                       pay_url=pay_url(ctx, found))  # fmt: skip
     return render_pdf(html) if fmt == "pdf" else html.encode()
 
 

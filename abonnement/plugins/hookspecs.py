@@ -94,8 +94,11 @@ def abonnement_settings_schemas() -> Mapping[str, Mapping[str, Any]] | None:
 def abonnement_open_storage(url: str, migrate: bool) -> Storage | None:
     """Open storage for the database ``url``, or return None if its scheme is not yours.
 
-    ``migrate``: bring a new database to the current schema (and refuse an outdated one);
-    False when ``abonnement db upgrade`` opens it to migrate it explicitly.
+    The object returned keeps the storage contract, ``engine.ports.Storage`` (also
+    ``abonnement.plugins.interfaces.Storage``): every method the operations, the billing run
+    and the outbox call, with the guarantees each one states (docs/plugins.md, "Storage
+    plugins"). ``migrate``: bring a new database to the current schema (and refuse an
+    outdated one); False when ``abonnement db upgrade`` opens it to migrate it explicitly.
 
     Called when a command needs the database. Stops at the first non-None result; the built-in
     SQLAlchemy storage is ``trylast`` so an installed plugin wins.

@@ -7,11 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from abonnement.engine.catalog import Settings, TaxRate
 from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
+from abonnement.engine.ports import Storage  # the storage contract, for storage plugins
 from abonnement.engine.taxes import Location, TaxLine
 from abonnement.errors import PluginError, ProcessorTimeout
 from abonnement.rules.types import RuleFunction
@@ -173,15 +174,6 @@ class TaxProvider(ABC):
         may depend on the place and the category, never on the amount. Each ``TaxRate``'s
         ``id`` names the adjustment (shown as ``PROVIDER:ID``), ``label`` is printed on the
         invoice. A raise stops the run with an error naming the provider."""
-
-
-class Storage(Protocol):
-    """Where subscriptions, invoices and payments live. Opened by URL; see the storage hook."""
-
-    url: str
-    reminder_days: int | None  # set by the engine from settings: when reminders are due
-
-    def close(self) -> None: ...
 
 
 T = TypeVar("T")

@@ -343,7 +343,7 @@ async def pay_invoice(
         else:
             amount = Decimal(body.amount) if body.amount else None
             result = payments.pay_invoice(ctx, number, on, amount=amount, method=body.method)
-        return {**result, "amount_paid": str(result["amount_paid"])}
+        return {**result, "amount_paid": result["amount_paid"].format_amount()}
 
     return await _write(request, caller, run)
 

@@ -4,6 +4,7 @@ handler calls one operation; a bad, expired or spent link is a friendly 404 page
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from abonnement.server import csrf
 from abonnement.server.templating import language_of, render
 
 if TYPE_CHECKING:
+    from abonnement.engine.records import InvoiceRecord
     from abonnement.server.app import Server
 
 __all__ = ["failure", "not_found", "router"]
@@ -148,7 +150,7 @@ def _declined(exc: PaymentDeclined) -> str:
 # -- invoices ---------------------------------------------------------------------------------
 
 
-def _invoice(request: Request, token: str) -> dict[str, Any] | None:
+def _invoice(request: Request, token: str) -> InvoiceRecord | None:
     server = _server(request)
     try:
         return payments.invoice_of_link(server.ctx, token, server.today())
@@ -156,15 +158,15 @@ def _invoice(request: Request, token: str) -> dict[str, Any] | None:
         return None
 
 
-def _invoice_page(request: Request, token: str, row: dict[str, Any], *, status: int = 200,
+def _invoice_page(request: Request, token: str, row: InvoiceRecord, *, status: int = 200,
                   error: str | None = None) -> HTMLResponse:  # fmt: skip
     server = _server(request)
-    document = row.get("document") or {}
+    document = row.document
     language = language_of(request, document.get("language"))
     return _page(
         request, "invoice.html", language, status=status, locale=document.get("locale"),
         invoice=row, token=token, error=error,
-        due=row["total"] - row["amount_paid"],
+        due=row.amount_due,
         takes_token=server.ctx.catalog.settings.processor in _TOKEN_PROCESSORS,
     )  # fmt: skip
 
@@ -184,7 +186,7 @@ async def invoice_document(request: Request, token: str) -> Response:
     row = _invoice(request, token)
     if row is None:
         return not_found(request)
-    html = queries.render_invoice(_server(request).ctx, row["number"], "html")
+    html = queries.render_invoice(_server(request).ctx, row.number, "html")
     return HTMLResponse(html)
 
 
@@ -194,8 +196,8 @@ async def invoice_pdf(request: Request, token: str) -> Response:
     row = _invoice(request, token)
     if row is None:
         return not_found(request)
-    pdf = queries.render_invoice(_server(request).ctx, row["number"], "pdf")
-    disposition = f'attachment; filename="{row["number"]}.pdf"'
+    pdf = queries.render_invoice(_server(request).ctx, row.number, "pdf")
+    disposition = f'attachment; filename="{row.number}.pdf"'
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": disposition})  # fmt: skip
 
@@ -208,7 +210,7 @@ async def invoice_pay(request: Request, token: str) -> Response:
     if row is None:
         return not_found(request)
     form = await _form(request)
-    document = row.get("document") or {}
+    document = row.document
     language = language_of(request, document.get("language"))
     if form is None:
         return _expired_form(request, language)
@@ -222,7 +224,7 @@ async def invoice_pay(request: Request, token: str) -> Response:
                              error=_declined(exc))  # fmt: skip
     except AbonnementError as exc:
         return _invoice_page(request, token, row, status=exc.http_status, error=str(exc))
-    paid = queries.invoice(server.ctx, row["number"])
+    paid = queries.invoice(server.ctx, row.number)
     return _page(request, "invoice_paid.html", language, locale=document.get("locale"),
                  invoice=paid)  # fmt: skip
 
@@ -244,7 +246,7 @@ def _update_page(request: Request, token: str, target: dict[str, Any], *, status
     sub = target["subscription"]
     contact = server.ctx.catalog.contacts.get(sub.billing_contact_id or sub.contact_id)
     language = language_of(request, contact.language if contact else None)
-    owed = sum((r["total"] - r["amount_paid"] for r in target["open"]), start=0)
+    owed = sum((r.amount_due.amount for r in target["open"]), start=Decimal(0))
     return _page(
         request, "update.html", language, status=status,
         locale=contact.locale if contact else None, subscription=sub, open=target["open"],
@@ -285,7 +287,7 @@ async def update_save(request: Request, token: str) -> Response:
     except AbonnementError as exc:
         return _update_page(request, token, target, status=exc.http_status, error=str(exc))
     collected = [queries.invoice(server.ctx, n) for n in result["collected"]]
-    still_open = [r for r in target["open"] if r["number"] not in result["collected"]]
+    still_open = [r for r in target["open"] if r.number not in result["collected"]]
     return _page(request, "updated.html", language,
                  locale=contact.locale if contact else None, collected=collected,
                  still_open=still_open)  # fmt: skip

@@ -4,6 +4,7 @@ the buyer's language; money and dates in its locale."""
 from __future__ import annotations
 
 import functools
+from decimal import Decimal
 from typing import Any
 
 import jinja2
@@ -54,11 +55,16 @@ def language_of(request: Request, *preferred: str | None) -> str:
 
 
 def render(template: str, language: str, locale: str | None = None, **values: Any) -> str:
-    """``template`` rendered in ``language``; ``money(amount, currency)``, ``day(date)`` and
-    ``lang`` are there for it."""
+    """``template`` rendered in ``language``; ``money(amount, currency)`` (or ``money(Money)``),
+    ``day(date)`` and ``lang`` are there for it."""
+    from abonnement.engine.money import Money
+
     fmt = Formatter(locale or LOCALES[language])
-    return (
-        environment(language)
-        .get_template(template)
-        .render(money=fmt.money, day=fmt.date, lang=language, **values)
-    )
+
+    def money(value: Money | Decimal, currency: str | None = None) -> str:
+        if isinstance(value, Money):  # a record's amount carries its currency
+            return fmt.money(value.amount, value.currency)
+        return fmt.money(value, currency or "")
+
+    page = environment(language).get_template(template)
+    return page.render(money=money, day=fmt.date, lang=language, **values)

@@ -186,7 +186,7 @@ def test_s9_manual_invoices_and_past_due(tmp_path, db_url):
     s = Scenario(tmp_path, db_url, subscriptions=S9)
     assert s.cli("apply", "--as-of", "2026-12-01") == {
         "created": ["acme-storage"], "updated": [], "unchanged": [], "deferred": {},
-        "no_longer_declared": [], "pruned": [], "deleted": [],
+        "no_longer_declared": [], "pruned": [], "deleted": [], "refused": {},
     }  # fmt: skip
     s.cli("run", "--until", "2026-12-01")
     (first,) = s.invoices("acme-storage")
@@ -236,7 +236,7 @@ def test_rerunning_and_reapplying_do_nothing_twice(tmp_path, db_url):
     assert first["invoice_count"] == 4
     assert s.cli("apply", "--as-of", "2027-03-01") == {
         "created": [], "updated": [], "unchanged": ["acme-storage"], "deferred": {},
-        "no_longer_declared": [], "pruned": [], "deleted": [],
+        "no_longer_declared": [], "pruned": [], "deleted": [], "refused": {},
     }  # fmt: skip
     again = s.cli("run", "--until", "2027-03-01")
     assert again["invoice_count"] == 0

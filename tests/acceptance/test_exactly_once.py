@@ -85,13 +85,13 @@ def test_a_killed_run_then_a_rerun_charges_every_invoice_once(tmp_path, trial):
     store = SqlStorage(url)
     invoices = store.invoices()
     assert len(invoices) == N  # one December invoice per subscription, none twice
-    assert {i["status"] for i in invoices} == {"paid"}
+    assert {i.status for i in invoices} == {"paid"}
     with sqlite3.connect(ledger) as db:
         charges = db.execute("SELECT key FROM charges WHERE status = 'succeeded'").fetchall()
     per_invoice = Counter(key.split("/")[1] for (key,) in charges)
-    assert sorted(per_invoice) == sorted(i["number"] for i in invoices)
+    assert sorted(per_invoice) == sorted(i.number for i in invoices)
     assert set(per_invoice.values()) == {1}  # charged exactly once, whatever the kill hit
-    assert not [p for p in store.payments() if p["status"] == "pending"]
+    assert not [p for p in store.payments() if p.status == "pending"]
 
 
 POISONED = ("s00500", "s01234")  # 1,000,000,000 × 10,000.00: more than storage holds
@@ -113,14 +113,14 @@ def test_a_killed_run_with_poisoned_subscriptions_bills_everyone_else_once(tmp_p
 
     store = SqlStorage(url)
     invoices = store.invoices()
-    assert sorted(i["subscription_id"] for i in invoices) == sorted(
+    assert sorted(i.subscription_id for i in invoices) == sorted(
         s.id for s in subs if s.id not in POISONED)  # fmt: skip
-    assert {i["status"] for i in invoices} == {"paid"}
+    assert {i.status for i in invoices} == {"paid"}
     with sqlite3.connect(ledger) as db:
         charges = db.execute("SELECT key FROM charges WHERE status = 'succeeded'").fetchall()
     per_invoice = Counter(key.split("/")[1] for (key,) in charges)
-    assert sorted(per_invoice) == sorted(i["number"] for i in invoices)
+    assert sorted(per_invoice) == sorted(i.number for i in invoices)
     assert set(per_invoice.values()) == {1}
-    assert not [p for p in store.payments() if p["status"] == "pending"]
+    assert not [p for p in store.payments() if p.status == "pending"]
     for sub_id in POISONED:  # set aside in the run that reached it, or in both
-        assert {e["type"] for e in store.events(sub_id)} == {"subscription.billing_failed"}
+        assert {e.type for e in store.events(sub_id)} == {"subscription.billing_failed"}

@@ -47,8 +47,8 @@ def test_s10_a_reminder_before_each_monthly_payment_none_for_biweekly(tmp_path, 
     run = s.cli("run", "--until", "2027-01-01")
     assert run["notifications"]["sent"] >= 1
     events = SqlStorage(s.db_url).events()
-    reminders = [(e["subject_id"], e["on_date"].isoformat(), e["payload"]["payment_date"])
-                 for e in events if e["type"] == "reminder.due"]  # fmt: skip
+    reminders = [(e.subject_id, e.on_date.isoformat(), e.payload["payment_date"])
+                 for e in events if e.type == "reminder.due"]  # fmt: skip
     assert reminders == [("bob-coffee", "2026-12-18", "2027-01-01")]
     (reminder,) = [m for m in mails(s) if "next payment" in m["Subject"]]
     assert reminder["To"] == "bob@example.com"
@@ -122,8 +122,8 @@ trigger past_due_alert {
                              for t, b in received) if to == ["bob@example.com"]]  # fmt: skip
     assert [m["Subject"] for m in buyer] == ["Your payment to Just One More Cup Coffee Co. failed"]
     history = [e for e in SqlStorage(s.db_url).events("bob-coffee")
-               if e["type"] == "subscription.changed"]  # fmt: skip
-    assert [e["payload"] for e in history] == [
+               if e.type == "subscription.changed"]  # fmt: skip
+    assert [e.payload for e in history] == [
         {"trigger": "past_due_alert", "set": {"owner": "collections"}}]  # fmt: skip
     count = len(received)
     s.cli("run", "--until", "2026-12-03")
@@ -253,9 +253,9 @@ def test_a_webhook_that_times_out_is_retried_not_lost(tmp_path):
     s.cli("apply", "--as-of", "2026-12-01", env=env)
     assert s.cli("run", "--until", "2026-12-01", env=env)["notifications"]["retrying"] == 1
     (row,) = SqlStorage(s.db_url).deliveries()
-    assert (row["status"], row["attempts"], row["next_try_on"].isoformat()) == (
+    assert (row.status, row.attempts, row.next_try_on.isoformat()) == (
         "pending", 1, "2026-12-01")  # fmt: skip
-    assert "timed out" in row["error"]
+    assert "timed out" in row.error
     server.shutdown()
 
 

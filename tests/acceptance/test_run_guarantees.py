@@ -219,16 +219,16 @@ def test_an_upgraded_database_gets_an_instance_and_reconciles_its_old_keys(tmp_p
 
     from abonnement.engine.collection import Attempt
     from abonnement.plugins.processors.test import TestProcessor
-    from abonnement.plugins.storage.sql import _alembic
-    from tests.plugins.test_storage import draft
+    from abonnement.plugins.storage.sql import alembic_config
+    from tests.plugins.test_storage import _insert_before_0009, draft
 
     s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'old.db'}")
     with sa.create_engine(s.db_url).begin() as conn:
-        command.upgrade(_alembic(conn), "0006")
+        command.upgrade(alembic_config(conn), "0006")
     old = SqlStorage(s.db_url, migrate=False)
     # bought on 2026-12-01 (its invoice), billed from 2027-01-01
     item = Item("Racks", 1, Money(Decimal("10.00"), "USD"), frequency=MONTHLY)
-    old.insert_subscriptions([Subscription("bob-coffee", "bob", "USD", MONTHLY,
+    _insert_before_0009(old, [Subscription("bob-coffee", "bob", "USD", MONTHLY,
                                            date(2027, 1, 1), (item,))], "created")  # fmt: skip
     (number,) = old.commit([], [draft("bob-coffee", date(2026, 12, 1))], [], "INV-{seq:05d}")
     # charged before the upgrade, with the old key; the crash came before the answer

@@ -35,9 +35,9 @@ def test_four_workers_bill_and_charge_each_subscription_once(tmp_path, db_url):
     store = SqlStorage(db_url)
     invoices = store.invoices()
     assert len(invoices) == 2 * N  # December and January, once each
-    assert sorted(i["seq"] for i in invoices) == list(range(1, 2 * N + 1))  # gap-free
-    assert {i["status"] for i in invoices} == {"paid"}
-    per_sub = Counter(i["subscription_id"] for i in invoices)
+    assert sorted(i.seq for i in invoices) == list(range(1, 2 * N + 1))  # gap-free
+    assert {i.status for i in invoices} == {"paid"}
+    per_sub = Counter(i.subscription_id for i in invoices)
     assert set(per_sub.values()) == {2}
     with sqlite3.connect(ledger) as db:
         keys = [k for (k,) in db.execute("SELECT key FROM charges WHERE status = 'succeeded'")]

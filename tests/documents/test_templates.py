@@ -73,8 +73,8 @@ def test_validate_renders_every_builtin_template_copied_into_the_config(spec_con
         ("invoice.html", "<p>\n{{ invoice.number }\n</p>\n",
          "templates/invoice.html:2:1: error: template syntax error: unexpected '}'"),
         ("invoice.html", "<p>\n\n{{ invoice.numbr.upper() }}\n</p>\n",
-         "templates/invoice.html:3:1: error: template error: 'dict object' has no attribute "
-         "'numbr'"),
+         "templates/invoice.html:3:1: error: template error: 'abonnement.engine.records."
+         "InvoiceRecord object' has no attribute 'numbr'"),
         ("payment_failed.txt", "Failed\n\n{{ update_link }}\n",
          "templates/payment_failed.txt:3:1: error: template error: 'update_link' is undefined"),
         ("_layout.html", "<html>\n{% for p in paragraphs %}{{ p }}\n</html>\n",
@@ -106,4 +106,5 @@ def test_validate_names_the_template_in_json(tmp_path):
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"valid": False, "errors": [
         {"file": "templates/welcome.txt", "line": 3, "column": 1, "hint": None,
-         "message": "template error: 'nope' is undefined"}]}  # fmt: skip
+         "message": "template error: 'nope' is undefined", "severity": "error"}],
+        "warnings": []}  # fmt: skip

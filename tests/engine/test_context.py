@@ -28,7 +28,9 @@ from abonnement.engine.invoicing import draft_invoice
 from abonnement.engine.items import Item, group_items
 from abonnement.engine.money import Money, Percent
 from abonnement.engine.purchase import price_due_now, prospective, summarize
+from abonnement.engine.records import InvoiceRecord
 from abonnement.engine.schedule import Frequency
+from abonnement.engine.status import InvoiceStatus
 from abonnement.engine.subscriptions import Period, Subscription
 from abonnement.rules.ruleset import PricingRule
 from abonnement.rules.types import BLOCK_ROOTS, FIELDS
@@ -135,8 +137,10 @@ def test_pricing_rules_see_every_declared_field(path, scope):
 
 
 def test_triggers_see_every_declared_field():
-    row = {"number": "INV-00003", "issue_date": date(2027, 2, 1), "due_date": date(2027, 2, 1),
-           "subtotal": Decimal("50.00"), "currency": "USD"}  # fmt: skip
+    usd = Money(Decimal("50.00"), "USD")
+    day = date(2027, 2, 1)
+    row = InvoiceRecord("INV-00003", 3, SUB.id, SUB.contact_id, InvoiceStatus.OPEN, "USD", day,
+                        day, day, None, usd, usd * 0, usd * 0, usd * 0, usd, usd * 0)  # fmt: skip
     ctx = trigger_context(CATALOG, SUB, "payment.failed",
                           {"invoice": "INV-00003", "attempt": 2, "previous_status": "active"},
                           date(2027, 2, 1), invoice=row, sequence=3)  # fmt: skip

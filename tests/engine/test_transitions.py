@@ -13,7 +13,14 @@ from abonnement.engine.money import Money
 from abonnement.engine.outcomes import Standing, after_dues
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
-from abonnement.engine.subscriptions import Subscription, cancel, pause, resume, step
+from abonnement.engine.subscriptions import (
+    Subscription,
+    cancel,
+    pause,
+    resume,
+    scheduled,
+    step,
+)
 from abonnement.errors import InvalidState
 
 S, INV, P = SubscriptionStatus, InvoiceStatus, PaymentStatus
@@ -35,6 +42,25 @@ def test_a_scheduled_subscription_steps_to_active_then_past_due_with_the_moves_r
         == [{"previous_status": "scheduled", "status": "active"}]  # fmt: skip
     overdue = step(_sub(S.ACTIVE, next_index=1, open_due_on=date(2027, 1, 10)))
     assert overdue.subscription.status is S.PAST_DUE
+
+
+def test_a_step_does_nothing_dated_after_the_day_the_run_is_at():
+    # claimed on 2027-01-18 by a date stored with a 14-day reminder lead; reminders are off now
+    sub = scheduled(_sub(S.ACTIVE, next_index=1), 0)
+    assert sub.next_event_on == date(2027, 2, 1)
+    waiting = step(sub, date(2027, 1, 18))
+    assert (waiting.subscription, waiting.periods, waiting.events) == (sub, (), ())
+    billed = step(sub, date(2027, 2, 1))
+    assert [p.start for p in billed.periods] == [date(2027, 2, 1)]
+
+
+def test_the_reminder_lead_the_engine_stamps_decides_the_next_event():
+    sub = _sub(S.ACTIVE, next_index=1)
+    assert scheduled(sub, 14).next_event_on == date(2027, 1, 18)
+    assert scheduled(sub, 0).next_event_on == date(2027, 2, 1)
+    reminded = step(scheduled(sub, 14), date(2027, 1, 18))
+    assert [e.type for e in reminded.events] == ["reminder.due"]
+    assert reminded.subscription.next_event_on == date(2027, 2, 1)
 
 
 def test_step_refuses_a_move_the_table_does_not_allow(monkeypatch):

@@ -58,7 +58,7 @@ def test_numbers_stay_gap_free_when_a_batch_fails(db_url):
     with pytest.raises(sa.exc.IntegrityError):
         store.commit([], [draft("b", date(2026, 12, 1)), draft("a", date(2026, 12, 1))], [], fmt)
     assert store.commit([], [draft("b", date(2026, 12, 1))], [], fmt) == ["INV-00002"]
-    assert [i["number"] for i in store.invoices()] == ["INV-00001", "INV-00002"]
+    assert [i.number for i in store.invoices()] == ["INV-00001", "INV-00002"]
 
 
 def test_events_carry_a_sequence_per_subscription(db_url):
@@ -68,7 +68,7 @@ def test_events_carry_a_sequence_per_subscription(db_url):
     store.commit([], [], [Event("invoice.created", "a", date(2026, 12, 1), seq=2)], "{seq}")
     with pytest.raises(sa.exc.IntegrityError):
         store.commit([], [], [Event("invoice.created", "a", date(2026, 12, 1), seq=2)], "{seq}")
-    assert [(e["type"], e["seq"]) for e in store.events("a")] == [
+    assert [(e.type, e.seq) for e in store.events("a")] == [
         ("subscription.created", 1),
         ("invoice.created", 2),
     ]
@@ -82,7 +82,7 @@ def test_db_upgrade_and_an_unmigrated_database(tmp_path):
     with pytest.raises(StorageError, match="run `abonnement db upgrade`"):
         SqlStorage(url)
     result = run("--db", url, "db", "upgrade")
-    assert result.exit_code == 0 and "database at migration 0009" in result.stdout
+    assert result.exit_code == 0 and "database at migration 0010" in result.stdout
     assert SqlStorage(url).subscriptions() == []
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
@@ -93,13 +93,13 @@ def test_upgrading_from_0003_keeps_invoice_lines_and_adjustments(tmp_path):
     # 0004 rebuilds both tables on SQLite (WITHOUT ROWID): their rows must come along.
     from alembic import command
 
-    from abonnement.plugins.storage.sql import _alembic
+    from abonnement.plugins.storage.sql import alembic_config
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     with sa.create_engine(url).begin() as conn:
-        command.upgrade(_alembic(conn), "0003")
+        command.upgrade(alembic_config(conn), "0003")
     old = SqlStorage(url, migrate=False)
-    old.insert_subscriptions([sub()], "declared")
+    _insert_before_0009(old, [sub()])
     day, money = date(2026, 12, 1), Money(Decimal("12.50"), USD)
     priced = price_invoice([LineInput("Thing", 1, money, money, unit_discount=Percent(10))], {},
                            currency=USD)  # fmt: skip
@@ -107,9 +107,9 @@ def test_upgrading_from_0003_keeps_invoice_lines_and_adjustments(tmp_path):
     (number,) = old.commit([], [discounted], [], "INV-{seq:04d}")
     assert run("--db", url, "db", "upgrade").exit_code == 0
     after = SqlStorage(url).invoice(number)
-    assert [line["amount"] for line in after["lines"]] == [Decimal("12.5")]
-    assert [(a["kind"], a["amount"]) for a in after["adjustments"]] == [
-        ("discount", Decimal("1.25"))
+    assert [line.amount for line in after.lines] == [Money(Decimal("12.50"), USD)]
+    assert [(a.kind, a.amount) for a in after.adjustments] == [
+        ("discount", Money(Decimal("1.25"), USD))
     ]
     with sa.create_engine(url).connect() as conn:
         ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'invoice_lines'")
@@ -119,13 +119,13 @@ def test_upgrading_from_0003_keeps_invoice_lines_and_adjustments(tmp_path):
 def test_upgrading_to_0005_links_stored_purchase_invoices_to_their_lines_subscriptions(tmp_path):
     from alembic import command
 
-    from abonnement.plugins.storage.sql import _alembic
+    from abonnement.plugins.storage.sql import alembic_config
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     with sa.create_engine(url).begin() as conn:
-        command.upgrade(_alembic(conn), "0004")
+        command.upgrade(alembic_config(conn), "0004")
     old = SqlStorage(url, migrate=False)
-    old.insert_subscriptions([sub("p-1"), sub("p-2"), sub("s3")], "checkout")
+    _insert_before_0009(old, [sub("p-1"), sub("p-2"), sub("s3")])
     day, money = date(2026, 12, 1), Money(Decimal("5.00"), USD)
     priced = price_invoice([LineInput(f"Line {i}", 1, money, money) for i in range(4)], {},
                            currency=USD)  # fmt: skip
@@ -136,8 +136,22 @@ def test_upgrading_to_0005_links_stored_purchase_invoices_to_their_lines_subscri
     assert run("--db", url, "db", "upgrade").exit_code == 0
     new = SqlStorage(url)
     assert (new.invoice_owners(bought), new.invoice_owners(renewed)) == (["p-2", "p-1"], ["s3"])
-    assert [i["number"] for i in new.invoices("p-1")] == [bought]
-    assert [i["number"] for i in new.invoices("s3")] == [renewed]
+    assert [i.number for i in new.invoices("p-1")] == [bought]
+    assert [i.number for i in new.invoices("s3")] == [renewed]
+
+
+def _insert_before_0009(
+    store: SqlStorage, subs: list[Subscription], source: str = "declared"
+) -> None:
+    """Subscriptions written as storage did before 0009 (no reminder lead column)."""
+    from abonnement.plugins.storage.subscriptions import item_rows, subscription_row
+
+    rows = [subscription_row(s, source) for s in subs]
+    for row in rows:
+        del row["reminder_days"]
+    with store.engine.begin() as conn:
+        conn.execute(t.subscriptions.insert(), rows)
+        conn.execute(t.subscription_items.insert(), [r for s in subs for r in item_rows(s)])
 
 
 def test_an_unreachable_database_is_a_clean_error(spec_config):
@@ -255,3 +269,37 @@ def test_an_attempt_a_reconciliation_recorded_meanwhile_is_not_charged(db_url):
         status, code = conn.execute(sa.select(t.payments.c.status, t.payments.c.failure_code)).one()
         collect_on = conn.execute(sa.select(t.invoices.c.collect_on)).scalar_one()
     assert (status, code, collect_on) == ("failed", "not_sent", day)  # tried again today
+
+
+def test_sql_storage_keeps_the_storage_contract():
+    # Every method of engine.ports.Storage exists on SqlStorage with the same parameters
+    # (names, kinds, defaults), and the built-in plugin's object passes the runtime check.
+    import inspect
+
+    from abonnement.engine import ports
+
+    contract = {
+        name: member
+        for proto in (ports.SubscriptionStore, ports.BillingStore, ports.CollectionStore,
+                      ports.InvoiceStore, ports.OutboxStore, ports.DeclaredStore, ports.LinkStore,
+                      ports.SchemaStore)
+        for name, member in vars(proto).items()
+        if not name.startswith("_") and (callable(member) or isinstance(member, property))
+    }  # fmt: skip
+    assert len(contract) == 55
+    for name, member in contract.items():
+        ours = getattr(SqlStorage, name, None)
+        assert ours is not None, f"SqlStorage has no {name}"
+        if isinstance(member, property):
+            assert isinstance(ours, property), name
+            continue
+
+        def shape(function):
+            return [
+                (p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()
+            ]
+
+        assert shape(ours) == shape(member), name
+    store = SqlStorage("sqlite://")
+    assert isinstance(store, ports.Storage)
+    assert (store.url, store.concurrent_billing) == ("sqlite://", False)

@@ -116,7 +116,7 @@ def test_an_invoice_is_paid_and_a_failed_payment_retried_through_the_api(tmp_pat
         assert paid.json() == {
             "number": "INV-00001",
             "status": "paid",
-            "amount_paid": "25",
+            "amount_paid": "25.00",
         }  # as the CLI
         assert s.cli("invoices", "show", "INV-00001")["status"] == "paid"
     finally:

@@ -1,38 +1,60 @@
-"""The transactional outbox's consumer side: events not yet handed to notifications, and the
-deliveries (one per message and channel) with their retries."""
+"""The transactional outbox's consumer side in SQL: events not yet handed to notifications,
+and the deliveries (one per message and channel) with their retries.
+
+Events are written by whoever causes them (``rows.insert_events``, in the same transaction as
+the change); ``Outbox`` reads them back as ``EventRecord`` values and keeps the deliveries.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import date
 from typing import Any
 
 from sqlalchemy import select, update
 
 from abonnement.engine.events import Event
+from abonnement.engine.records import DeliveryRecord, EventRecord, NewDelivery
 from abonnement.engine.status import DeliveryStatus
+from abonnement.engine.subscriptions import Subscription
 from abonnement.plugins.storage import tables as t
+from abonnement.plugins.storage.database import Database
+from abonnement.plugins.storage.rows import insert_events
+from abonnement.plugins.storage.subscriptions import Subscriptions, event_record
 
-__all__ = ["OutboxMixin"]
+__all__ = ["Outbox"]
 
 _E, _D, _S = t.events.c, t.deliveries.c, t.subscriptions.c
+_STATUS = {s.value: s for s in DeliveryStatus}
+# a delivery with its event's columns, named apart from the delivery's own
+_WITH_EVENT = select(
+    t.deliveries,
+    _E.id.label("e_id"), _E.type.label("e_type"), _E.subject_id.label("e_subject_id"),
+    _E.seq.label("e_seq"), _E.on_date.label("e_on_date"), _E.payload.label("e_payload"),
+    _E.delivered.label("e_delivered"),
+).join(t.events, _E.id == _D.event_id)  # fmt: skip
 
 
-class OutboxMixin:
-    """Mixed into ``SqlStorage``; uses its ``_tx``, ``_insert_events`` and
-    ``_update_subscriptions``."""
+class Outbox:
+    """Events and deliveries of one ``Database``; workflow changes go through
+    ``subscriptions``."""
 
-    def undelivered_events(self, limit: int = 500) -> list[dict[str, Any]]:
+    def __init__(self, db: Database, subscriptions: Subscriptions):
+        self.db = db
+        self.subscriptions = subscriptions
+
+    def undelivered_events(self, limit: int = 500) -> list[EventRecord]:
         """The oldest events not handed over yet, in the order they were written."""
         query = select(t.events).where(_E.delivered.is_(False)).order_by(_E.id).limit(limit)
-        with self._tx() as conn:  # type: ignore[attr-defined]
-            return [dict(r._mapping) for r in conn.execute(query)]
+        with self.db.tx() as conn:
+            return [event_record(r) for r in conn.execute(query)]
 
     def hand_over(
         self,
         event_ids: Sequence[int],
-        deliveries: Sequence[dict[str, Any]],
-        changed: Sequence[Any] = (),
+        deliveries: Sequence[NewDelivery],
+        changed: Sequence[Subscription] = (),
         events: Sequence[Event] = (),
         based_on: Mapping[str, int] | None = None,
     ) -> bool:
@@ -41,42 +63,33 @@ class OutboxMixin:
 
         ``based_on`` gives each changed subscription's event count when it was read: if another
         change came in since, nothing is written and the answer is False (read again, retry)."""
-        with self._tx() as conn:  # type: ignore[attr-defined]
+        with self.db.tx() as conn:
             if based_on:
                 query = select(_S.id, _S.event_seq).where(_S.id.in_(list(based_on)))
-                if not self.sqlite:  # type: ignore[attr-defined]
+                if not self.db.sqlite:
                     query = query.with_for_update()
                 now = dict(conn.execute(query).all())
                 if any(now.get(sub_id) != seq for sub_id, seq in based_on.items()):
                     return False
-            keys = [d["key"] for d in deliveries]
+            keys = [d.key for d in deliveries]
             known = set()
             if keys:
                 known = set(conn.execute(select(_D.key).where(_D.key.in_(keys))).scalars())
-            fresh = [d for d in deliveries if d["key"] not in known]
+            fresh = [d for d in deliveries if d.key not in known]
             if fresh:
                 conn.execute(t.deliveries.insert(), [
-                    {"status": DeliveryStatus.PENDING, "attempts": 0, **d} for d in fresh
+                    {"status": DeliveryStatus.PENDING, "attempts": 0, **asdict(d)} for d in fresh
                 ])  # fmt: skip
-            self._update_subscriptions(conn, changed)  # type: ignore[attr-defined]
-            self._insert_events(conn, events)  # type: ignore[attr-defined]
+            self.subscriptions.update(conn, changed)
+            insert_events(self.db.codec, conn, events)
             if event_ids:
                 conn.execute(update(t.events).where(_E.id.in_(event_ids)).values(delivered=True))
         return True
 
-    def due_deliveries(self, on: date, limit: int = 500, after: str = "") -> list[dict[str, Any]]:
+    def due_deliveries(self, on: date, limit: int = 500, after: str = "") -> list[DeliveryRecord]:
         """Pending deliveries to try on ``on``, by key, from after ``after``."""
         query = (
-            select(
-                t.deliveries,
-                t.events.c.type,
-                t.events.c.subject_id,
-                t.events.c.on_date,
-                t.events.c.payload,
-                t.events.c.seq,
-            )
-            .join(t.events, t.events.c.id == _D.event_id)
-            .where(
+            _WITH_EVENT.where(
                 _D.status == DeliveryStatus.PENDING,
                 (_D.next_try_on.is_(None)) | (_D.next_try_on <= on),
                 _D.key > after,
@@ -84,15 +97,14 @@ class OutboxMixin:
             .order_by(_D.key)
             .limit(limit)
         )
-        with self._tx() as conn:  # type: ignore[attr-defined]
-            return [dict(r._mapping) for r in conn.execute(query)]
+        with self.db.tx() as conn:
+            return [_delivery(r) for r in conn.execute(query)]
 
     def delivery_result(
         self, key: str, on: date, *, error: str | None = None, retry_on: date | None = None
     ) -> None:
         """Record one try: sent (no ``error``), to try again on ``retry_on``, or given up."""
-        row = t.deliveries.c
-        values: dict[str, Any] = {"attempts": row.attempts + 1}
+        values: dict[str, Any] = {"attempts": _D.attempts + 1}
         if error is None:
             values |= {
                 "status": DeliveryStatus.SENT,
@@ -103,12 +115,21 @@ class OutboxMixin:
         else:
             status = DeliveryStatus.PENDING if retry_on else DeliveryStatus.FAILED
             values |= {"status": status, "error": error[:1000], "next_try_on": retry_on}
-        with self._tx() as conn:  # type: ignore[attr-defined]
-            conn.execute(update(t.deliveries).where(row.key == key).values(values))
+        with self.db.tx() as conn:
+            conn.execute(update(t.deliveries).where(_D.key == key).values(values))
 
-    def deliveries(self, status: str | None = None) -> list[dict[str, Any]]:
-        query = select(t.deliveries).order_by(_D.event_id, _D.key)
+    def deliveries(self, status: str | None = None) -> list[DeliveryRecord]:
+        """Every delivery (of one ``status``), by event and key."""
+        query = _WITH_EVENT.order_by(_D.event_id, _D.key)
         if status:
             query = query.where(_D.status == status)
-        with self._tx() as conn:  # type: ignore[attr-defined]
-            return [dict(r._mapping) for r in conn.execute(query)]
+        with self.db.tx() as conn:
+            return [_delivery(r) for r in conn.execute(query)]
+
+
+def _delivery(row: Any) -> DeliveryRecord:
+    event = EventRecord(row.e_id, row.e_type, row.e_subject_id, row.e_seq, row.e_on_date,
+                        row.e_payload or {}, bool(row.e_delivered))  # fmt: skip
+    return DeliveryRecord(row.key, row.channel, row.template, row.recipient, row.source,
+                          _STATUS[row.status], event, row.attempts, row.next_try_on,
+                          row.sent_on, row.error)  # fmt: skip

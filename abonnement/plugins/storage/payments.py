@@ -1,23 +1,17 @@
 """Payment attempts in SQL: what is due to be charged, pending rows, and recording outcomes.
 
-Mixed into ``SqlStorage``. An attempt row is written ``pending`` and committed before the
-processor is called; its outcome is written in a second transaction with the invoice and
-subscription changes it causes.
+An attempt row is written ``pending`` and committed before the processor is called; its
+outcome is written in a second transaction with the invoice and subscription changes it
+causes, as ``engine.outcomes`` decides them. ``Payments`` also records what happens to an
+invoice outside the billing run: a purchase, a payment by hand, a refund.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
-
-try:
-    import fcntl
-except ImportError:  # Windows: one billing process at a time is up to the user there
-    fcntl = None  # type: ignore[assignment]
 
 from sqlalchemy import (
     and_,
@@ -27,7 +21,6 @@ from sqlalchemy import (
     insert,
     literal_column,
     null,
-    or_,
     select,
     type_coerce,
     update,
@@ -35,14 +28,29 @@ from sqlalchemy import (
 
 from abonnement.engine.collection import Attempt, ChargeResult, Outcome
 from abonnement.engine.events import Event
+from abonnement.engine.invoicing import InvoiceDraft
 from abonnement.engine.money import Money
-from abonnement.engine.outcomes import Standing, purchased, reads_failing, recorded
+from abonnement.engine.outcomes import (
+    Standing,
+    after_dues,
+    after_payment,
+    paid_by_hand,
+    purchased,
+    reads_failing,
+    recorded,
+)
+from abonnement.engine.records import InvoiceRecord, PaymentRecord
 from abonnement.engine.status import InvoiceStatus, PaymentStatus
+from abonnement.engine.subscriptions import Subscription
+from abonnement.errors import NotFound
 from abonnement.plugins.storage import tables as t
-from abonnement.plugins.storage.rows import fetch, raw_select
+from abonnement.plugins.storage.database import Database
+from abonnement.plugins.storage.invoices import Invoices, of_subscription
+from abonnement.plugins.storage.rows import fetch, insert_events, raw_select
+from abonnement.plugins.storage.subscriptions import Subscriptions
 from abonnement.plugins.storage.tables import to_micros
 
-__all__ = ["PaymentsMixin"]
+__all__ = ["Payments"]
 
 _PAYMENT_STATUS = {s.value: s for s in PaymentStatus}  # a row's text → its member
 
@@ -113,12 +121,6 @@ _INVOICE_WRITES: dict[str, tuple[tuple[Any, tuple[str, ...]], Any]] = {
 }
 
 
-def _of_subscription(sub_id: str) -> Any:
-    """Invoices of ``sub_id``: its own, and those of the purchase that started it."""
-    linked = select(_L.invoice_number).where(_L.subscription_id == sub_id)
-    return or_(_I.subscription_id == sub_id, _I.number.in_(linked))
-
-
 def _attempt(row: Any, on: date, instance: str, *, manual: bool = False) -> Attempt:
     return Attempt(
         invoice_number=row.number,
@@ -135,20 +137,14 @@ def _attempt(row: Any, on: date, instance: str, *, manual: bool = False) -> Atte
     )
 
 
-@contextmanager
-def _file_lock(path: Path | None) -> Iterator[None]:
-    """Held by one process at a time; another waits."""
-    if path is None or fcntl is None:  # an in-memory database: one process
-        yield
-        return
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released on close, or when the holder dies
-        yield
+class Payments:
+    """Payment attempts of one ``Database``; the invoices and subscriptions they move go
+    through ``invoices`` and ``subscriptions``."""
 
-
-class PaymentsMixin:
-    """Collection queries and writes; needs ``_tx``, ``_load``, ``_update_subscriptions`` and
-    ``_insert_events`` of ``SqlStorage``."""
+    def __init__(self, db: Database, subscriptions: Subscriptions, invoices: Invoices):
+        self.db = db
+        self.subscriptions = subscriptions
+        self.invoices = invoices
 
     def _invoice_query(self, *, purchases: bool = True) -> Any:
         """Invoices as attempts to make; ``purchases=False`` leaves out those of a purchase
@@ -185,12 +181,12 @@ class PaymentsMixin:
             .order_by(_I.seq)
             .limit(limit)
         )
-        if not self.sqlite:
+        if not self.db.sqlite:
             query = query.with_for_update(skip_locked=True, of=t.invoices)
-        instance = self.instance_id()  # type: ignore[attr-defined]
-        with self._tx() as conn:
+        instance = self.db.instance_id()
+        with self.db.tx() as conn:
             attempts = [_attempt(row, day, instance) for row in conn.execute(query)]
-            self._insert_attempts(conn, attempts)
+            self.insert_attempts(conn, attempts)
             if attempts:
                 # Changing the claimed rows makes a worker whose query started before this
                 # commit re-check them (and drop them); the outcome sets the next date.
@@ -204,30 +200,30 @@ class PaymentsMixin:
         """Every open invoice of a subscription, as a new (manual) try on ``on``."""
         query = (
             self._invoice_query()
-            .where(_of_subscription(subscription_id), _I.status == InvoiceStatus.OPEN)
+            .where(of_subscription(subscription_id), _I.status == InvoiceStatus.OPEN)
             .order_by(_I.seq)
         )
-        instance = self.instance_id()  # type: ignore[attr-defined]
-        with self._tx() as conn:
+        instance = self.db.instance_id()
+        with self.db.tx() as conn:
             return [_attempt(row, on, instance, manual=True) for row in conn.execute(query)]
 
     def invoice_attempt(self, number: str, on: date) -> Attempt | None:
         """A manual try at one open invoice."""
         query = self._invoice_query().where(_I.number == number)
-        instance = self.instance_id()  # type: ignore[attr-defined]
-        with self._tx() as conn:
+        instance = self.db.instance_id()
+        with self.db.tx() as conn:
             row = conn.execute(query).first()
         return _attempt(row, on, instance, manual=True) if row else None
 
     def begin_attempts(self, attempts: Sequence[Attempt]) -> None:
         """Write the attempts ``pending`` and commit, before the processor hears of them."""
-        with self._tx() as conn:
-            self._insert_attempts(conn, attempts)
+        with self.db.tx() as conn:
+            self.insert_attempts(conn, attempts)
 
-    def _insert_attempts(self, conn: Any, attempts: Sequence[Attempt]) -> None:
+    def insert_attempts(self, conn: Any, attempts: Sequence[Attempt]) -> None:
         if attempts:
-            day = self.codec.day_out  # type: ignore[attr-defined]
-            self.codec.executemany(conn, *_INSERT_PAYMENT, [  # type: ignore[attr-defined]
+            day = self.db.codec.day_out
+            self.db.codec.executemany(conn, *_INSERT_PAYMENT, [
                 (a.invoice_number, a.attempt, to_micros(a.amount.amount), a.amount.currency,
                  a.method_type, PaymentStatus.PENDING, a.key, day(a.on), a.manual)
                 for a in attempts
@@ -237,35 +233,12 @@ class PaymentsMixin:
         """Attempts left pending, save those a live worker holds (see ``holding``)."""
         return self._attempts_where(_P.status == PaymentStatus.PENDING, skip_held=True)
 
-    @contextmanager
-    def holding(self) -> Iterator[None]:
-        """Around asking the processor and recording what it said: another process's
-        reconciliation must not take a live attempt for one a crash left (it would record it
-        unsent, and the invoice would be charged again). On PostgreSQL, one transaction
-        holding the attempt rows read inside (``still_pending``, ``pending_attempts``);
-        reconciliation skips them. On SQLite a write lock held across processor calls would
-        stop every other command, so a lock file next to the database is held instead: a
-        second process charging or reconciling waits its turn (the lock goes with its holder,
-        even a killed one)."""
-        if self._conn is not None:  # type: ignore[attr-defined]
-            yield
-        elif self.sqlite:  # type: ignore[attr-defined]
-            with _file_lock(self.charge_lock):  # type: ignore[attr-defined]
-                yield
-        else:
-            with self.engine.connect() as conn, conn.begin():  # type: ignore[attr-defined]
-                self._conn = conn  # every _tx inside is a savepoint of this one
-                try:
-                    yield
-                finally:
-                    self._conn = None
-
     def still_pending(self, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` are still pending, held (inside ``holding``) until recorded. An
         attempt committed pending stays unheld until this: one a reconciliation recorded
         meanwhile is not pending any more, and must not be charged."""
-        query = _PENDING_OF if self.sqlite else _PENDING_OF.with_for_update()
-        with self._tx() as conn:
+        query = _PENDING_OF if self.db.sqlite else _PENDING_OF.with_for_update()
+        with self.db.tx() as conn:
             return {row[0] for row in fetch(conn, query, {"keys": list(keys)})}
 
     def processing_due(self, day: date) -> list[Attempt]:
@@ -273,7 +246,7 @@ class PaymentsMixin:
         so another worker does not ask too, and a crash only delays the question."""
         due = self._attempts_where((_P.status == PaymentStatus.PROCESSING) & (_P.check_on <= day))
         if due:
-            with self._tx() as conn:
+            with self.db.tx() as conn:
                 claimed = (
                     conn.execute(
                         update(t.payments)
@@ -321,9 +294,9 @@ class PaymentsMixin:
             .where(condition)
             .order_by(_P.id)
         )
-        if skip_held and not self.sqlite:
+        if skip_held and not self.db.sqlite:
             query = query.with_for_update(skip_locked=True, of=t.payments)
-        with self._tx() as conn:
+        with self.db.tx() as conn:
             return [
                 Attempt(
                     row.invoice_number,
@@ -349,11 +322,11 @@ class PaymentsMixin:
         the key (the invoice is tried again). Batched: one statement per kind of change."""
         if not finished:
             return
-        with self._tx() as conn:
+        with self.db.tx() as conn:
             # Only attempts still open move: recording one twice (two workers, or a rerun
             # reconciling a live one) changes nothing the second time.
             keys = [a.key for a, _, _ in finished]
-            still_open = _OPEN_OF if self.sqlite else _OPEN_OF.with_for_update()
+            still_open = _OPEN_OF if self.db.sqlite else _OPEN_OF.with_for_update()
             open_keys = {row[0] for row in fetch(conn, still_open, {"keys": keys})}
             todo = [(a, r, o) for a, r, o in finished if a.key in open_keys]
             sub_ids = {a.subscription_id for a, r, o in todo if a.subscription_id and o}
@@ -362,15 +335,15 @@ class PaymentsMixin:
             # the rule asks (``reads_failing``), their other failing invoices.
             subs: dict[str, Standing] = {}
             if sub_ids:
-                query = _STANDING_OF if self.sqlite else _STANDING_OF.with_for_update()
-                day_in = self.codec.day_in  # type: ignore[attr-defined]
+                query = _STANDING_OF if self.db.sqlite else _STANDING_OF.with_for_update()
+                day_in = self.db.codec.day_in
                 subs = {r[0]: Standing(r[0], r[1], r[2], day_in(r[3]))
                         for r in fetch(conn, query, {"ids": list(sub_ids)})}  # fmt: skip
                 subs.update(self._failing(conn, subs.values()))
             before = {sub_id: standing.status for sub_id, standing in subs.items()}
             payments: list[tuple] = []
             invoices: dict[str, list[tuple]] = {kind: [] for kind in _INVOICE_WRITES}
-            day_out = self.codec.day_out  # type: ignore[attr-defined]
+            day_out = self.db.codec.day_out
             events: list[Event] = []
             for attempt, result, outcome in todo:
                 sub = subs.get(attempt.subscription_id or "")
@@ -384,7 +357,7 @@ class PaymentsMixin:
                 if done.standing is not None:
                     subs[done.standing.id] = done.standing
                     events.extend(done.events)
-            many = self.codec.executemany  # type: ignore[attr-defined]
+            many = self.db.codec.executemany
             many(conn, *_SET_PAYMENT, payments)
             for kind, (statement, _) in _INVOICE_WRITES.items():
                 many(conn, *statement, invoices[kind])
@@ -392,15 +365,16 @@ class PaymentsMixin:
             # most outcomes (a paid renewal) only count events.
             moved = {s.id: s for s in subs.values() if s.status != before[s.id]}
             counted = [s for s in subs.values() if s.id not in moved]
-            self._update_subscriptions(conn, counted, ("event_seq",))
+            self.subscriptions.update(conn, counted, ("event_seq",))
             if moved:
-                full = self._load(_S.id.in_(list(moved)), order=_S.id, conn=conn, items=False)
-                self._update_subscriptions(conn, [
+                full = self.subscriptions.load(_S.id.in_(list(moved)), order=_S.id, conn=conn,
+                                               items=False)  # fmt: skip
+                self.subscriptions.update(conn, [
                     replace(sub, status=moved[sub.id].status, event_seq=moved[sub.id].event_seq,
                             canceled_on=moved[sub.id].canceled_on)
                     for sub in full
                 ], _OUTCOME_COLUMNS)  # fmt: skip
-            self._insert_events(conn, events)
+            insert_events(self.db.codec, conn, events)
 
     def _failing(self, conn: Any, standings: Any) -> dict[str, Standing]:
         """``standings`` the outcome rule asks about with their failing invoices."""
@@ -415,8 +389,8 @@ class PaymentsMixin:
 
     def record_checkout(
         self,
-        subs: Sequence[Any],
-        draft: Any,
+        subs: Sequence[Subscription],
+        draft: InvoiceDraft,
         attempt: Attempt | None,
         result: ChargeResult | None,
         day: date,
@@ -431,16 +405,10 @@ class PaymentsMixin:
         in this transaction under the counter's lock. ``bases``: each subscription's recurring
         definition for its history (``mrr_basis``), when the caller priced it; ``total``: the
         invoice's (one of zero is paid at issue)."""
-        from abonnement.plugins.storage.sql import _item_rows, _sub_row
-
-        with self._tx() as conn:
-            (number,) = self._insert_invoices(conn, [draft], number_format)
+        with self.db.tx() as conn:
+            (number,) = self.invoices.insert(conn, [draft], number_format)
             done = purchased(subs, number, attempt, result, day, bases, total)
-            if done.subscriptions:
-                rows = [_sub_row(s, source, self.reminder_days) for s in done.subscriptions]
-                conn.execute(t.subscriptions.insert(), rows)
-                items = [row for s in done.subscriptions for row in _item_rows(s)]
-                conn.execute(t.subscription_items.insert(), items)
+            self.subscriptions.insert(done.subscriptions, source, conn=conn)
             if done.owners:
                 conn.execute(t.invoice_subscriptions.insert(), [
                     {"subscription_id": sub_id, "invoice_number": number, "position": i}
@@ -455,7 +423,7 @@ class PaymentsMixin:
                     status=done.payment_status, reference=result.reference,
                     idempotency_key=attempt.key, on_date=day, manual=False,
                     check_on=done.check_on))  # fmt: skip
-            self._insert_events(conn, done.events)
+            insert_events(self.db.codec, conn, done.events)
         return number
 
     def record_refund(
@@ -464,7 +432,7 @@ class PaymentsMixin:
     ) -> int:  # fmt: skip
         """A refund is a payment row of its own (a negative amount); the invoice and the
         subscription stay as they are."""
-        with self._tx() as conn:
+        with self.db.tx() as conn:
             attempt = conn.execute(select(func.count()).where(_P.invoice_number == number)
                                    ).scalar_one() + 1  # fmt: skip
             conn.execute(t.payments.insert().values(
@@ -473,37 +441,46 @@ class PaymentsMixin:
                 idempotency_key=key, reference=reference, on_date=on, manual=True))  # fmt: skip
         return attempt
 
-    def set_payment_method(self, subscription_id: str, token: str, method_type: str) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                update(t.subscriptions)
-                .where(_S.id == subscription_id)
-                .values(payment_token=token, payment_type=method_type, collection_mode="automatic")
-            )
-
     def payments(
         self, subscription_id: str | None = None, invoice_number: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[PaymentRecord]:
         query = (
             select(t.payments, _OWNER.label("subscription_id"))
             .join(t.invoices, _I.number == _P.invoice_number)
             .order_by(_P.id)
         )
         if subscription_id:
-            query = query.where(_of_subscription(subscription_id))
+            query = query.where(of_subscription(subscription_id))
         if invoice_number:
             query = query.where(_P.invoice_number == invoice_number)
-        with self._tx() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+        with self.db.tx() as conn:
+            return [
+                PaymentRecord(
+                    id=r.id,
+                    invoice_number=r.invoice_number,
+                    subscription_id=r.subscription_id,
+                    attempt=r.attempt,
+                    amount=Money(r.amount, r.currency),
+                    method=r.method,
+                    status=_PAYMENT_STATUS[r.status],
+                    idempotency_key=r.idempotency_key,
+                    on_date=r.on_date,
+                    failure_code=r.failure_code,
+                    reference=r.reference,
+                    check_on=r.check_on,
+                    manual=bool(r.manual),
+                )
+                for r in conn.execute(query)
+            ]
 
     def manual_tries(self, invoice_number: str) -> int:
-        with self._tx() as conn:
+        with self.db.tx() as conn:
             return conn.execute(
                 select(func.count()).where(_P.invoice_number == invoice_number, _P.manual.is_(True))
             ).scalar_one()
 
     def earliest_collection(self, until: date) -> date | None:
-        with self._tx() as conn:
+        with self.db.tx() as conn:
             first = conn.execute(
                 select(func.min(_I.collect_on)).where(
                     _I.collect_on <= until, _I.status == InvoiceStatus.OPEN
@@ -515,3 +492,57 @@ class PaymentsMixin:
                 )
             ).scalar()
         return min((d for d in (first, check) if d is not None), default=None)
+
+    def pay_invoice(self, number: str, amount: Money, on: date, method: str) -> InvoiceRecord:
+        """Record a payment made outside the processor, with what ``engine.outcomes`` makes
+        of it: the invoice's status, its subscriptions' standing and the events a charge
+        records (``paid_by_hand``, ``after_payment``, ``after_dues``)."""
+        with self.db.tx() as conn:
+            row = conn.execute(select(t.invoices).where(_I.number == number)).first()
+            if row is None:
+                raise NotFound("invoice", number)
+            status, outcome = paid_by_hand(number, row.status, row.amount_paid, row.total,
+                                           amount.amount)  # fmt: skip
+            paid = row.amount_paid + amount.amount
+            conn.execute(update(t.invoices).where(_I.number == number)
+                         .values(amount_paid=paid, status=status))  # fmt: skip
+            attempt = conn.execute(select(func.count()).where(
+                _P.invoice_number == number)).scalar_one() + 1  # fmt: skip
+            conn.execute(t.payments.insert().values(
+                invoice_number=number, attempt=attempt, amount=amount.amount,
+                currency=amount.currency, method=method, status=outcome.payment_status,
+                idempotency_key=f"{number}/manual-{attempt}", on_date=on))  # fmt: skip
+            owners = self.invoices.owners(number, conn)
+            payment = Attempt(number, owners[0] if owners else None, attempt, amount, "",
+                              method, on, manual=True)  # fmt: skip
+            self._settle(conn, owners, on, (payment, outcome))
+            return self.invoices.header(conn, number)  # type: ignore[return-value]
+
+    def refresh_dues(self, sub_id: str, on: date) -> None:
+        """Re-derive a subscription's oldest open due date (and leave past_due if cleared)."""
+        with self.db.tx() as conn:
+            self._settle(conn, [sub_id], on)
+
+    def _settle(
+        self, conn: Any, sub_ids: Sequence[str], on: date, paid: tuple | None = None
+    ) -> None:
+        """Each of ``sub_ids`` after ``paid`` (an attempt and its outcome, moving the first
+        of them) and with its oldest open due date read again."""
+        for position, sub_id in enumerate(sub_ids):
+            found = self.subscriptions.load(_S.id == sub_id, conn=conn, lock=True)
+            if not found:  # deleted since: its invoices stay
+                continue
+            sub = found[0]
+            standing = Standing(sub.id, sub.status, sub.event_seq, sub.canceled_on)
+            events: tuple[Event, ...] = ()
+            if paid is not None and position == 0:
+                if reads_failing(standing.status):
+                    standing = self._failing(conn, [standing]).get(sub.id, standing)
+                standing, events = after_payment(standing, *paid, on)
+            oldest = conn.execute(select(func.min(_I.due_date)).where(
+                of_subscription(sub_id), _I.status == InvoiceStatus.OPEN)).scalar()  # fmt: skip
+            standing, cleared = after_dues(standing, oldest, on)
+            self.subscriptions.update(conn, [replace(
+                sub, open_due_on=oldest, status=standing.status, event_seq=standing.event_seq,
+                canceled_on=standing.canceled_on)])  # fmt: skip
+            insert_events(self.db.codec, conn, (*events, *cleared))

@@ -33,7 +33,15 @@ from abonnement.engine.subscriptions import Subscription
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.tables import from_micros, to_micros
 
-__all__ = ["ITEM_COLUMNS", "SUBSCRIPTION_COLUMNS", "Codec", "fetch", "raw_select", "to_json"]
+__all__ = [
+    "ITEM_COLUMNS",
+    "SUBSCRIPTION_COLUMNS",
+    "Codec",
+    "fetch",
+    "insert_events",
+    "raw_select",
+    "to_json",
+]
 
 _LIMIT = 20_000  # entries per cache: memory stays bounded on any run
 
@@ -204,15 +212,14 @@ class Codec:
                 for e in events]  # fmt: skip
 
     # -- rows in -----------------------------------------------------------------------------
-    def subscription(
-        self, row: Sequence[Any], item_rows: Sequence[Sequence[Any]], reminder_days: int | None
-    ) -> Subscription:
+    def subscription(self, row: Sequence[Any], item_rows: Sequence[Sequence[Any]]) -> Subscription:
         """A subscription from a row of ``SUBSCRIPTION_COLUMNS`` and its item rows."""
         (id_, contact_id, company_id, billing_contact_id, currency, frequency, anchor,
          payments, next_index, status, collection_mode, payment_method_id, payment_token,
          payment_type, payment_terms, owner, invoice_creation, properties, invoice_settings,
          deals, quote_id, created_on, open_due_on, canceled_on, _next_event_on, event_seq,
-         skipped, cancel_on, reminded, pending_lines, rebase_on, rebase_index) = row  # fmt: skip
+         skipped, cancel_on, reminded, pending_lines, rebase_on, rebase_index,
+         reminder_days) = row  # fmt: skip
         day, data = self.day_in, self.json_in
         every = _frequency(frequency)
         # The billing run loads every due subscription: filling the fields directly is ~3x
@@ -300,6 +307,11 @@ def _adjustment(position: int, line: int | None, adj: Any) -> tuple:
     return (position, line, adj.kind, adj.rule, adj.label,
             to_micros(adj.rate.value) if adj.rate else None, adj.inclusive,
             to_micros(adj.amount.amount))  # fmt: skip
+
+
+def insert_events(codec: Codec, conn: Connection, events: Sequence[Event]) -> None:
+    """Write ``events`` to the outbox, in the caller's transaction."""
+    codec.executemany(conn, *INSERT_EVENT, codec.event_rows(events))
 
 
 def to_json(value: Any) -> str:

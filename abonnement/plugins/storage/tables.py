@@ -135,6 +135,9 @@ subscriptions = Table(
     Column("pending_lines", JSON(none_as_null=True)),  # 0003: one-time lines for the next invoice
     Column("rebase_on", Date),  # 0003: a moved next payment date …
     Column("rebase_index", Integer, nullable=False, server_default="0"),  # … for this payment
+    # 0009: the reminder lead (days; 0: none) next_event_on was computed with; NULL: none
+    # recorded. A billing run reschedules live rows whose lead is not the settings' one.
+    Column("reminder_days", Integer),
     Column("source", String(20), nullable=False),  # declared | checkout | quote | created
     Index("ix_subscriptions_next_event", "next_event_on", "id"),
 )  # fmt: skip
@@ -315,7 +318,7 @@ used_links = Table(
     Column("used_on", Date, nullable=False),
 )  # fmt: skip
 
-# 0009 (the server): buyers a payment-link page stored, contacts beside the config's YAML ones
+# 0010 (the server): buyers a payment-link page stored, contacts beside the config's YAML ones
 # (the `contacts` table of 0001 is unused).
 # Matched by e-mail (lower-cased in ``email_key``); the config's contacts win an id or e-mail.
 buyers = Table(

@@ -1,15 +1,15 @@
 """The server: buyers a payment-link page created, HTTP API keys, idempotent API writes and
 the processor webhook events received.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
