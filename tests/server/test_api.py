@@ -194,3 +194,12 @@ def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(an
     assert refused.status_code == 402 and refused.json()["error"]["code"] == "payment_declined"
     again = s.client.post("/api/v1/checkouts", json=declined, headers={"Idempotency-Key": "o-2"})
     assert (again.status_code, again.json()) == (402, refused.json())
+
+
+def test_the_built_in_storage_keeps_what_the_server_needs(tmp_path):
+    from abonnement.engine import ports
+    from abonnement.plugins.storage.sql import SqlStorage
+
+    store = SqlStorage(f"sqlite:///{tmp_path / 'a.db'}")
+    assert isinstance(store, ports.Storage) and isinstance(store, ports.ServerStore)
+    store.close()
