@@ -15,6 +15,7 @@ class AbonnementError(Exception):
     code = "error"
     exit_code = 1
     http_status = 400
+    field: str | None = None  # the argument or form field at fault, when one is
 
     def as_json(self) -> dict[str, object]:
         """``{"code", "message"}``: the body of ``{"error": …}`` in JSON output."""
@@ -38,6 +39,14 @@ class InvalidInput(AbonnementError, ValueError):
 
     code = "invalid_input"
     http_status = 422
+
+    def __init__(self, message: str, *, field: str | None = None):
+        self.field = field
+        super().__init__(message)
+
+    def as_json(self) -> dict[str, object]:
+        extra = {"field": self.field} if self.field else {}
+        return {**super().as_json(), **extra}
 
 
 class NotFound(AbonnementError, LookupError):
@@ -82,6 +91,20 @@ class PaymentDeclined(AbonnementError):
 
     def as_json(self) -> dict[str, object]:
         return {**super().as_json(), "failure_code": self.failure_code}
+
+
+class Unauthorized(AbonnementError):
+    """An HTTP API request without a valid API key (``Authorization: Bearer KEY``). HTTP 401."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class WebhookRefused(AbonnementError):
+    """A processor webhook that is unsigned, badly signed, malformed or already recorded:
+    refused with HTTP 400, nothing changed."""
+
+    code = "webhook_refused"
 
 
 class CollectionError(AbonnementError):

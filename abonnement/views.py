@@ -12,7 +12,16 @@ from abonnement.engine.purchase import Summary
 from abonnement.engine.records import AdjustmentRecord, InvoiceRecord, PaymentRecord
 from abonnement.engine.subscriptions import Subscription, mrr
 
-__all__ = ["invoice_json", "payment_json", "quote_json", "subscription_json"]
+__all__ = [
+    "invoice_json",
+    "invoice_summary_json",
+    "payment_json",
+    "quote_json",
+    "report_json",
+    "segment_json",
+    "subscription_detail_json",
+    "subscription_json",
+]
 
 
 def _amount(value: Decimal | Money | None, currency: str) -> str | None:
@@ -183,3 +192,49 @@ def payment_json(payment: PaymentRecord) -> dict[str, Any]:
         "method": payment.method, "status": payment.status,
         "failure_code": payment.failure_code, "date": payment.on_date.isoformat(),
     }  # fmt: skip
+
+
+def subscription_detail_json(
+    detail: Any, settings: Settings, recurring: Any = None
+) -> dict[str, Any]:
+    """``subscriptions show``: a subscription (``queries.SubscriptionDetail``) with its invoice
+    numbers, payments and history."""
+    payload = subscription_json(detail.subscription, settings, recurring)
+    payload["invoices"] = detail.invoices
+    payload["payments"] = [payment_json(r) for r in detail.payments]
+    payload["history"] = [
+        {"seq": e.seq, "type": e.type, "date": e.on_date.isoformat(), **e.payload}
+        for e in detail.history
+    ]
+    return payload
+
+
+def invoice_summary_json(invoice: InvoiceRecord) -> dict[str, Any]:
+    """An invoice in a listing: ``invoice_json`` without its lines and adjustments."""
+    payload = invoice_json(invoice)
+    del payload["lines"], payload["adjustments"]
+    return payload
+
+
+def _report_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _report_value(x) for k, x in value.items()}
+    if hasattr(value, "format_amount"):
+        return value.format_amount()
+    return value if isinstance(value, int) else str(value)
+
+
+def report_json(
+    metric: str, currency: str, as_of: date, value: Any, series: list[tuple[date, Any]]
+) -> dict[str, Any]:
+    """``report METRIC --json``: the value on ``as_of`` and the monthly series (money as
+    decimal strings, counts as numbers, rates as decimal strings)."""
+    rows = [{"month": m.strftime("%Y-%m"), "value": _report_value(v)} for m, v in series]
+    return {"metric": metric, "currency": currency, "as_of": as_of.isoformat(),
+            "value": _report_value(value), "series": rows}  # fmt: skip
+
+
+def segment_json(name: str, kind: str, as_of: date, members: list[Any]) -> dict[str, Any]:
+    """``segments show NAME --json``: the member ids on ``as_of``."""
+    return {"segment": name, "of": kind, "as_of": as_of.isoformat(),
+            "members": [m.id for m in members]}  # fmt: skip

@@ -26,6 +26,7 @@ from abonnement.cli import (
     project,
     purchases,
     reports,
+    serve,
     subscriptions,
 )
 from abonnement.cli.common import JSON_MODE, Exit, echo_json, print_problems
@@ -121,7 +122,17 @@ def cli(ctx: click.Context, config_dir: Path | None, database_url: str | None, q
     ctx.obj = App(config_dir=config_dir, database_url=database_url)
 
 
-for module in (project, purchases, billing, plan, subscriptions, invoices, payments, reports):
+for module in (
+    project,
+    purchases,
+    billing,
+    plan,
+    subscriptions,
+    invoices,
+    payments,
+    reports,
+    serve,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 

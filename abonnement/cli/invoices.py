@@ -26,12 +26,10 @@ def invoices() -> None:
 @click.pass_obj
 def invoices_list(app: App, subscription_id: str | None, status: str | None,
                   as_json: bool) -> None:  # fmt: skip
-    from abonnement.views import invoice_json
+    from abonnement.views import invoice_summary_json
 
     found = queries.invoices(app.context, subscription_id=subscription_id, status=status)
-    rows = [invoice_json(r) for r in found]
-    for row in rows:
-        del row["lines"], row["adjustments"]
+    rows = [invoice_summary_json(r) for r in found]
     if as_json:
         echo_json(rows)
         return

@@ -40,27 +40,21 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
     if from_ and (day(to) or on) < day(from_):
         raise click.UsageError("--from is after --to (or --as-of)")
     months = month_starts(day(from_), day(to) or on) if from_ else []
+    from abonnement.views import report_json
+
     currency, value, series = queries.report(app.context, metric, on, currency=currency,
                                              months=months)  # fmt: skip
-
-    def text(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: text(x) for k, x in v.items()}
-        return v.format_amount() if hasattr(v, "format_amount") else (
-            str(v) if not isinstance(v, int) else v)  # fmt: skip
-
-    rows = [{"month": m.strftime("%Y-%m"), "value": text(v)} for m, v in series]
+    payload = report_json(metric, currency, on, value, series)
+    rows = payload["series"]
     if chart is not None:
         _draw(chart, metric, currency, series)
     if as_csv:
-        columns = list(text(value)) if metric == "movements" else ["value"]
+        columns = list(payload["value"]) if metric == "movements" else ["value"]
         click.echo(",".join(["month", *columns]))
         for row in rows:
             cells = row["value"] if metric == "movements" else {"value": row["value"]}
             click.echo(",".join([row["month"], *(str(cells[c]) for c in columns)]))
         return
-    payload = {"metric": metric, "currency": currency, "as_of": on.isoformat(),
-               "value": text(value), "series": rows}  # fmt: skip
     if as_json:
         echo_json(payload)
         return
@@ -129,11 +123,14 @@ def segments() -> None:
 @click.pass_obj
 def segments_show(app: App, name: str, as_of: Any, as_json: bool) -> None:
     """The members of a segment on a date (default today)."""
+    from abonnement.views import segment_json
+
     on = day_or_today(app, as_of)
     kind, members = queries.segment(app.context, name, on)
-    ids = [m.id for m in members]
+    payload = segment_json(name, kind, on, members)
+    ids = payload["members"]
     if as_json:
-        echo_json({"segment": name, "of": kind, "as_of": on.isoformat(), "members": ids})
+        echo_json(payload)
         return
     click.echo(f"{name} ({kind}, {on}): {len(ids)}")
     for member in ids:

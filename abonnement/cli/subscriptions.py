@@ -53,16 +53,10 @@ def subscriptions_list(app: App, status: str | None, segment: str | None, as_of:
 @json_option
 @click.pass_obj
 def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
-    from abonnement.views import payment_json, subscription_json
+    from abonnement.views import subscription_detail_json
 
     detail = queries.subscription(app.context, subscription_id)
-    payload = subscription_json(detail.subscription, app.catalog.settings, app.context.recurring)
-    payload["invoices"] = detail.invoices
-    payload["payments"] = [payment_json(r) for r in detail.payments]
-    payload["history"] = [
-        {"seq": e.seq, "type": e.type, "date": e.on_date.isoformat(), **e.payload}
-        for e in detail.history
-    ]
+    payload = subscription_detail_json(detail, app.catalog.settings, app.context.recurring)
     if as_json:
         echo_json(payload)
         return

@@ -489,6 +489,7 @@ def build_catalog(
             accepted_methods=tuple(raw.get("accepted_methods", ())),
             save_payment_method=raw.get("save_payment_method", True),
             deals=tuple(raw.get("deals", ())),
+            collect_billing_address=raw.get("collect_billing_address", False),
         )
     subscriptions = {
         e.value["id"]: _build_subscription(b, e, products, contacts, settings)

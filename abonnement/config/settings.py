@@ -43,8 +43,8 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
             f"bad invoice number format {number_format!r}",
             "use exactly one {seq} field, e.g. INV-{seq:05d}",
         )
-    pay_url = inv.get("pay_url", c.DEFAULT_PAY_URL)
-    if not _one_field(pay_url, "number", "INV-1"):
+    pay_url = inv.get("pay_url")
+    if pay_url is not None and not _one_field(pay_url, "number", "INV-1"):
         b.error(
             entry,
             ("invoices", "pay_url"),
@@ -155,6 +155,8 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         plugin_settings=c.frozen_map({k: c.frozen_map(v) for k, v in plugin_settings.items()}),
         tax_provider=tax_provider,
         tax_table=tax_table,
+        public_url=raw.get("server", {}).get("public_url", c.DEFAULT_PUBLIC_URL),
+        account_logo=raw.get("account_logo"),
     )
 
 

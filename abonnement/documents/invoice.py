@@ -79,7 +79,11 @@ def adjustment_label(kind: str, rule: str, label: str | None, catalog: Catalog) 
 
 
 def _context(
-    invoice: InvoiceRecord, catalog: Catalog, fmt: Formatter, sub: Subscription | None
+    invoice: InvoiceRecord,
+    catalog: Catalog,
+    fmt: Formatter,
+    sub: Subscription | None,
+    pay_url: str | None,
 ) -> dict[str, Any]:
     currency = invoice.currency
     settings = catalog.settings
@@ -114,9 +118,7 @@ def _context(
         # prices that include their tax: the totals then show the amount excluding tax, so
         # that it and the tax add up to the total
         "tax_included": any(a.kind == "tax" and a.inclusive for a in invoice.adjustments),
-        "pay_url": settings.invoices.pay_url.format(number=invoice.number)
-        if invoice.status == InvoiceStatus.OPEN and due
-        else None,
+        "pay_url": pay_url if invoice.status == InvoiceStatus.OPEN and due else None,
         "money": money,
         "day": fmt.date,
         "number": fmt.number,
@@ -133,16 +135,19 @@ def render_html(
     *,
     subscription: Subscription | None = None,
     template_dir: Path | None = None,
+    pay_url: str | None = None,
 ) -> str:
     """The invoice document as HTML, in the invoice's language and locale. A ``invoice.html``
-    in ``template_dir`` (the config's ``templates/``) replaces the built-in template."""
+    in ``template_dir`` (the config's ``templates/``) replaces the built-in template.
+    ``pay_url``: where the buyer pays online, printed while the invoice is open and due."""
     document = invoice.document
     language = document.get("language") or catalog.settings.invoices.language
     locale = document.get("locale") or catalog.settings.invoices.locale
     env = environment(template_dir, language, "templates")
     try:
         template = env.get_template(TEMPLATE)
-        return template.render(_context(invoice, catalog, Formatter(locale), subscription))
+        fmt = Formatter(locale)
+        return template.render(_context(invoice, catalog, fmt, subscription, pay_url))
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
         raise AbonnementError(f"invoice template: {where}{exc.message}") from None

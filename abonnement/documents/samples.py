@@ -49,8 +49,9 @@ def template_problems(config_dir: Path, catalog: Catalog) -> list[Problem]:
         try:
             template = env.get_template(name)
             if name == TEMPLATE:
-                template.render(_context(_invoice(catalog), catalog,
-                                         Formatter(invoices.locale), None))  # fmt: skip
+                pay_url = catalog.settings.buyer_url("/i/sample")
+                template.render(_context(_invoice(catalog), catalog, Formatter(invoices.locale),
+                                         None, pay_url))  # fmt: skip
             elif name.endswith(".txt"):
                 template.render(message_sample(catalog))
             elif name == "_layout.html":
@@ -84,7 +85,7 @@ def message_sample(catalog: Catalog) -> dict[str, Any]:
         "due_date": SAMPLE_DAY,
         "payment_date": SAMPLE_DAY,
         "attempt": 1,
-        "update_url": "https://pay.abonnement.dev/update/sample",
+        "update_url": catalog.settings.buyer_url("/u/sample"),
         "day": fmt.date,
         "money": fmt.money,
         "lang": fmt.locale.language,

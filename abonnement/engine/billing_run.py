@@ -259,6 +259,19 @@ def charge(
     return finished
 
 
+def settle(
+    store: Any, answers: Sequence[tuple[Attempt, ChargeResult]], settings: Settings, day: date
+) -> list[tuple[Attempt, ChargeResult | None, Outcome | None]]:
+    """Record what the processor told us unasked (a webhook) about attempts still open, as a
+    lookup's answer would be; an attempt recorded meanwhile is left as it is."""
+    finished: list[tuple[Attempt, ChargeResult | None, Outcome | None]] = [
+        (attempt, result, _judge(attempt, result, settings, day)) for attempt, result in answers
+    ]
+    with store.holding():
+        store.finish_attempts(finished, day)
+    return finished
+
+
 def reconcile(
     store: Any, processor: ProcessorPort, settings: Settings, outage: Outage | None = None
 ) -> list:

@@ -224,6 +224,7 @@ class PaymentLink:
     accepted_methods: tuple[str, ...] = ()
     save_payment_method: bool = True
     deals: tuple[str, ...] = ()
+    collect_billing_address: bool = False  # the buyer page asks for one
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +240,7 @@ class Collection:
 # the languages documents and messages are translated into (documents/locale)
 LANGUAGES: tuple[str, ...] = ("en", "da", "de", "fr", "es")
 
-DEFAULT_PAY_URL = "https://pay.abonnement.dev/invoices/{number}"
+DEFAULT_PUBLIC_URL = "http://localhost:8000"  # where `abonnement serve` listens by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +251,7 @@ class InvoiceSettings:
     locale: str = "en_US"
     payment_terms: str = "due_on_receipt"
     tax_ids: tuple[str, ...] = ()
-    pay_url: str = DEFAULT_PAY_URL
+    pay_url: str | None = None  # the account's own pay page (`{number}`); None: the server's
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +321,12 @@ class Settings:
     plugin_settings: Mapping[str, Mapping[str, Any]] = _no_map()  # "notifications.mailbox" → block
     tax_provider: str | None = None  # a registered tax provider: automatic tax by location
     tax_table: tuple[RegionalRate, ...] = ()  # the built-in `table` provider's rates
+    public_url: str = DEFAULT_PUBLIC_URL  # the base of every link written for buyers
+    account_logo: str | None = None  # a URL, shown on the buyer pages
+
+    def buyer_url(self, path: str) -> str:
+        """``path`` (``/i/TOKEN``) on the server buyers reach (``settings.server.public_url``)."""
+        return self.public_url.rstrip("/") + path
 
     @property
     def reminder_lead(self) -> int:

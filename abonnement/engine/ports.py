@@ -6,7 +6,8 @@ built-in one is ``plugins/storage/sql.py``. Grouped by concern, each a ``Protoco
 attempts), ``InvoiceStore`` (invoices, payments outside the run), ``OutboxStore`` (events and
 deliveries), ``DeclaredStore`` (config as code), ``LinkStore`` (buyer links used once) and
 ``SchemaStore`` (the database, transactions, schema);
-``Storage`` is all of them.
+``Storage`` is all of them. A storage that ``abonnement serve`` works with implements
+``ServerStore`` too (stored buyers, API keys, idempotent answers, webhook events).
 
 Values in, values out: subscriptions, invoice drafts, events and attempts are the engine's
 frozen dataclasses; what is read back comes as the records of ``engine/records.py``. Storage
@@ -32,6 +33,7 @@ from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
 from abonnement.engine.analytics import History
+from abonnement.engine.catalog import Contact
 from abonnement.engine.collection import Attempt, ChargeResult, Outcome
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft
@@ -55,6 +57,7 @@ __all__ = [
     "LinkStore",
     "OutboxStore",
     "SchemaStore",
+    "ServerStore",
     "StepWork",
     "Storage",
     "SubscriptionStore",
@@ -329,6 +332,64 @@ class LinkStore(Protocol):
 
     def release_link(self, digest: str) -> None:
         """Forget a use ``use_link`` recorded (the payment it was for was declined)."""
+
+
+@runtime_checkable
+class ServerStore(Protocol):
+    """What ``abonnement serve`` keeps: buyers its payment-link pages stored (contacts beside
+    the config's), HTTP API keys (hashed), the first answer to each idempotent API write, the
+    processor webhook events recorded. Not part of ``Storage``: only the server needs it."""
+
+    def stored_contact(self, contact_id: str) -> Contact | None:
+        """A stored buyer, or None."""
+
+    def stored_contacts(self) -> list[Contact]:
+        """Every stored buyer, in id order."""
+
+    def contact_by_email(self, email: str) -> Contact | None:
+        """The stored buyer with this e-mail address (compared without case), or None."""
+
+    def insert_contact(self, contact: Contact, on: date) -> bool:
+        """Store a new buyer; False when its id or e-mail is taken already."""
+
+    def add_api_key(self, name: str, digest: str, prefix: str, on: date) -> None:
+        """Store an API key by the SHA-256 hex ``digest`` of the key; ``AlreadyExists`` for
+        a live key of that name (a revoked one's name is taken over)."""
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        """Every key: ``{"name", "prefix", "created_on", "revoked_on"}``, by name."""
+
+    def revoke_api_key(self, name: str, on: date) -> bool:
+        """Revoke the live key ``name``; False when there is none."""
+
+    def api_key_named(self, digest: str) -> str | None:
+        """The name of the live key with this digest, or None."""
+
+    def claim_idempotency_key(
+        self, api_key: str, key: str, request: str, on: date
+    ) -> dict[str, Any] | None:
+        """Claim ``key`` of ``api_key`` for the request with digest ``request``: None when
+        new (of two racing, one gets None), else ``{"request", "status", "response"}`` as
+        stored (``status`` None while the first request runs)."""
+
+    def answer_idempotency_key(self, api_key: str, key: str, status: int, response: str) -> None:
+        """Keep the answer to the request that claimed ``key``."""
+
+    def release_idempotency_key(self, api_key: str, key: str) -> None:
+        """Forget a claim whose request crashed."""
+
+    def webhook_received(self, processor: str, event_id: str) -> bool:
+        """Whether the processor's event was recorded already."""
+
+    def record_webhook(self, processor: str, event_id: str, kind: str, on: date) -> bool:
+        """Note the event as recorded; False when it was already (the key decides a race)."""
+
+    def link_used(self, digest: str) -> bool:
+        """Whether ``use_link`` recorded the buyer link with this payload digest."""
+
+    def open_attempt(self, key: str) -> Attempt | None:
+        """The attempt with idempotency ``key`` while it is pending or processing (what a
+        webhook may settle), else None."""
 
 
 @runtime_checkable

@@ -163,10 +163,12 @@ def summarize(
     rules: Sequence[Any],
     catalog: Catalog,
     taxes: AutomaticTax | None = None,
+    method: str | None = None,
 ) -> Summary:
     """The summary of ``contact_id`` buying ``items`` on ``purchase`` (F12), priced as the
     checkout prices it: the same contexts, each line with the subscription it starts;
-    ``taxes``: the tax provider's rates by the buyer's location."""
+    ``taxes``: the tax provider's rates by the buyer's location; ``method``: the payment
+    type when it is known (a payment link that takes one), None for a quote."""
     settings = catalog.settings
     currency = items[0].currency
     contact = catalog.contacts.get(contact_id)
@@ -186,6 +188,7 @@ def summarize(
         currency=currency,
         due_date=purchase,
         company_id=company_id,
+        method=method,
         taxes=taxes,
     )
     future = []
@@ -202,7 +205,8 @@ def summarize(
             on = later_sub.date_of(index)
             later_ctx = purchase_context(
                 catalog, contact_id, on, items=group.items, currency=currency, due_date=on,
-                company_id=company_id, sequence=index + 1, subscription=later_sub,
+                company_id=company_id, method=method, sequence=index + 1,
+                subscription=later_sub,
             )  # fmt: skip
             lines = line_inputs(group.items, catalog)
             later = price_invoice(lines, later_ctx, rules, currency=currency,

@@ -32,8 +32,10 @@ __all__ = [
     "verify",
 ]
 
-UPDATE_URL = "https://pay.abonnement.dev/update/{token}"  # where a buyer opens the link
-PAY_URL = "https://pay.abonnement.dev/i/{token}"  # an invoice's pay-online page
+# paths on the server buyers reach (``abonnement serve``); the operations put
+# ``settings.server.public_url`` in front
+UPDATE_URL = "/u/{token}"  # the payment-method update page
+PAY_URL = "/i/{token}"  # an invoice's pay-online page
 KINDS = {"update": "update link", "pay": "pay link"}  # kind → what the buyer calls it
 MIN_SECRET_BYTES = 32  # HMAC-SHA256's own output size: a shorter key is guessable sooner
 
@@ -97,7 +99,7 @@ def sign(kind: str, subject: str, expires: date, secret: str | bytes, nonce: str
 def link(
     kind: str, subject: str, on: date, days: int, secret: str | bytes, nonce: str
 ) -> tuple[str, str, date]:
-    """(token, URL, last valid day) of a ``kind`` link made on ``on``, valid ``days`` days."""
+    """(token, path, last valid day) of a ``kind`` link made on ``on``, valid ``days`` days."""
     expires = on + timedelta(days=days)
     token = sign(kind, subject, expires, secret, nonce)
     url = (UPDATE_URL if kind == "update" else PAY_URL).format(token=token)

@@ -40,6 +40,16 @@ class Context:
     open_storage: Callable[[], Storage] = field(repr=False)
     database_url: str = ""
 
+    def __post_init__(self) -> None:
+        from dataclasses import replace
+
+        from abonnement.operations.buyers import Contacts
+
+        # buyers a payment-link page stored are contacts too, for every operation
+        if not isinstance(self.catalog.contacts, Contacts):
+            contacts = Contacts(self.catalog.contacts, lambda: self.storage)
+            self.catalog = replace(self.catalog, contacts=contacts)
+
     @cached_property
     def storage(self) -> Storage:
         """The project's storage plugin (``engine.ports.Storage``), opened on first use."""
@@ -112,6 +122,19 @@ class Context:
     def today(self) -> date:
         """Today in the account's time zone: the faces' default when no date is given."""
         return datetime.now(ZoneInfo(self.catalog.settings.timezone)).date()
+
+    def buyer_link(
+        self, kind: str, subject: str, on: date, days: int, nonce: str
+    ) -> dict[str, str]:
+        """A signed ``kind`` link (``update``: a subscription's payment method; ``pay``: an
+        invoice) for ``subject``, made on ``on``, valid ``days`` days, one use per ``nonce``,
+        on the server buyers reach (``settings.server.public_url``):
+        ``{"token", "url", "expires_at"}``."""
+        from abonnement.engine.update_links import link
+
+        token, path, expires = link(kind, subject, on, days, self.link_secret(), nonce)  # type: ignore[arg-type]
+        url = self.catalog.settings.buyer_url(path)
+        return {"token": token, "url": url, "expires_at": expires.isoformat()}
 
     def link_secret(self, *, required: bool = True) -> str | None:
         """The secret that signs buyer links: ``ABONNEMENT_LINK_SECRET`` when set, else the

@@ -234,8 +234,9 @@ def render_message(
     update_url = None
     ended = sub is None or sub.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)
     if ev.type == "payment.failed" and link_secret and sub is not None and not ended:
-        _, update_url, _ = link("update", sub.id, on, settings.update_link_days, link_secret,
-                                secrets.token_urlsafe(9))  # fmt: skip
+        _, path, _ = link("update", sub.id, on, settings.update_link_days, link_secret,
+                          secrets.token_urlsafe(9))  # fmt: skip
+        update_url = settings.buyer_url(path)
     ctx = {
         "account": settings.account,
         "name": contact.name if contact else (sub.contact_id if sub else ""),

@@ -9,21 +9,32 @@ from decimal import Decimal
 from typing import Any
 
 from abonnement.engine.money import Money, positive_amount
+from abonnement.engine.records import InvoiceRecord
 from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
 from abonnement.errors import CollectionError, InvalidInput, InvalidState, NotFound, PaymentDeclined
 from abonnement.operations.context import Context
 from abonnement.operations.delivery import deliver_due
 
 __all__ = [
+    "PAY_LINK_DAYS",
+    "accepts_online",
+    "invoice_of_link",
     "pay_invoice",
     "pay_link",
     "pay_online",
     "pay_through_link",
+    "pay_url",
     "refund",
     "retry",
     "update_link",
+    "update_link_target",
     "update_payment_method",
 ]
+
+# the pay link printed on an invoice is valid this long after the invoice was issued (and only
+# while it is open); its nonce is fixed, so the document reads the same at every rendering
+PAY_LINK_DAYS = 365
+_DOCUMENT_NONCE = "invoice"
 
 # a subscription that has ended takes no new payment method
 _ENDED = (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)
@@ -33,16 +44,13 @@ def update_link(ctx: Context, subscription_id: str, on: date) -> dict[str, str]:
     """A signed, single-use link, valid ``settings.update_link_days`` from ``on``, for the
     buyer to save a new payment method (F17): ``{"token", "url", "expires_at"}``.
     ``NotFound``; ``InvalidState`` for a subscription that has ended."""
-    from abonnement.engine.update_links import link
-
     sub = ctx.storage.subscription(subscription_id)
     if sub is None:
         raise NotFound("subscription", subscription_id)
     if sub.status in _ENDED:
         raise InvalidState(f"subscription {subscription_id} is {sub.status}")
     days = ctx.catalog.settings.update_link_days
-    token, url, expires = link("update", subscription_id, on, days, ctx.link_secret(), _nonce())
-    return {"token": token, "url": url, "expires_at": expires.isoformat()}
+    return ctx.buyer_link("update", subscription_id, on, days, _nonce())
 
 
 def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:
@@ -83,16 +91,13 @@ def pay_link(ctx: Context, number: str, on: date) -> dict[str, str]:
     """A signed, single-use link to pay open invoice ``number`` online, valid
     ``settings.update_link_days`` from ``on`` and no longer once the invoice is settled:
     ``{"token", "url", "expires_at"}``. ``NotFound``; ``InvalidState`` if not open."""
-    from abonnement.engine.update_links import link
-
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
     if invoice.status != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
     days = ctx.catalog.settings.update_link_days
-    token, url, expires = link("pay", number, on, days, ctx.link_secret(), _nonce())
-    return {"token": token, "url": url, "expires_at": expires.isoformat()}
+    return ctx.buyer_link("pay", number, on, days, _nonce())
 
 
 def pay_through_link(ctx: Context, token: str, card: str, on: date) -> dict[str, Any]:
@@ -112,6 +117,62 @@ def pay_through_link(ctx: Context, token: str, card: str, on: date) -> dict[str,
     except PaymentDeclined:
         ctx.storage.release_link(link.digest)  # nothing was paid: the buyer may try another card
         raise
+
+
+def update_link_target(ctx: Context, token: str, on: date) -> dict[str, Any]:
+    """What an update link opens, without using it: ``{"subscription": the Subscription,
+    "open": [stored invoice rows it owes, oldest first]}``. ``InvalidInput`` for a forged
+    link; ``InvalidState`` for an expired or used one, or a subscription that has ended;
+    ``NotFound`` when the subscription is gone."""
+    from abonnement.engine.update_links import verify
+
+    link = verify(token, ctx.link_secret(), on, "update")
+    sub = ctx.storage.subscription(link.subject)
+    if sub is None:
+        raise NotFound("subscription", link.subject)
+    if sub.status in _ENDED or ctx.storage.link_used(link.digest):
+        raise InvalidState("this update link is no longer valid")
+    owed = [ctx.storage.invoice(a.invoice_number) for a in ctx.storage.open_invoices(sub.id, on)]
+    return {"subscription": sub, "open": [row for row in owed if row is not None]}
+
+
+def pay_url(ctx: Context, row: InvoiceRecord) -> str | None:
+    """Where the buyer pays the stored invoice ``row`` online: the account's own page
+    (``settings.invoices.pay_url``), else the server's invoice page behind a pay link valid
+    ``PAY_LINK_DAYS`` from the issue date; None without a link secret or when the invoice's
+    subscription does not accept online payment."""
+    settings = ctx.catalog.settings
+    if not accepts_online(ctx, row):
+        return None
+    if settings.invoices.pay_url:
+        return settings.invoices.pay_url.format(number=row.number)
+    if ctx.link_secret(required=False) is None:
+        return None
+    link = ctx.buyer_link("pay", row.number, row.issue_date, PAY_LINK_DAYS, _DOCUMENT_NONCE)
+    return link["url"]
+
+
+def accepts_online(ctx: Context, row: InvoiceRecord) -> bool:
+    """Whether the invoice may be paid online (a declared subscription may say no)."""
+    declared = ctx.catalog.subscriptions.get(row.subscription_id or "")
+    return declared is None or declared.collection.accept_online
+
+
+def invoice_of_link(ctx: Context, token: str, on: date) -> InvoiceRecord:
+    """The stored invoice a pay link opens, while it is open and the link unused.
+    ``InvalidInput`` for a forged link; ``InvalidState`` for an expired or used link or an
+    invoice paid or void since; ``NotFound`` when the invoice is gone."""
+    from abonnement.engine.update_links import verify
+
+    link = verify(token, ctx.link_secret(), on, "pay")
+    row = ctx.storage.invoice(link.subject)
+    if row is None:
+        raise NotFound("invoice", link.subject)
+    if row.status != InvoiceStatus.OPEN or not accepts_online(ctx, row):
+        raise InvalidState(f"invoice {link.subject} is {row.status}; this pay link is spent")
+    if ctx.storage.link_used(link.digest):
+        raise InvalidState("this pay link was already used")
+    return row
 
 
 def _nonce() -> str:

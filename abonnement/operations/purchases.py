@@ -21,8 +21,9 @@ from abonnement.operations.delivery import deliver_due
 
 if TYPE_CHECKING:
     from abonnement.engine.purchase import Summary
+    from abonnement.operations.buyers import Buyer
 
-__all__ = ["checkout", "convert", "quote"]
+__all__ = ["buy", "checkout", "convert", "quote", "quote_link"]
 
 
 def quote(
@@ -61,6 +62,27 @@ def quote(
                      ctx.automatic_tax())  # fmt: skip
 
 
+def quote_link(
+    ctx: Context, link_id: str, purchase: date, contact_id: str | None = None
+) -> Summary:
+    """The summary of buying payment link ``link_id`` on ``purchase`` (what its page shows):
+    priced as ``checkout`` prices it — paid with the link's first accepted payment type, for
+    ``contact_id`` when the buyer is known (before that, without the buyer's taxes).
+    ``NotFound`` for an unknown link."""
+    from abonnement.engine.items import resolve_item
+    from abonnement.engine.purchase import summarize
+
+    catalog = ctx.catalog
+    link = catalog.payment_links.get(link_id)
+    if link is None:
+        raise NotFound("payment link", link_id)
+    currency = link.currency or catalog.settings.default_currency
+    items = [resolve_item(spec, catalog, currency) for spec in link.items]
+    method = (link.accepted_methods or catalog.settings.accepted_methods)[0]
+    return summarize(items, purchase, contact_id or "", ctx.rules.pricing, catalog,
+                     ctx.automatic_tax(), method=method)  # fmt: skip
+
+
 def checkout(
     ctx: Context,
     link_id: str,
@@ -96,6 +118,22 @@ def checkout(
     )  # fmt: skip
     deliver_due(ctx, on)
     return result
+
+
+def buy(ctx: Context, link_id: str, buyer: Buyer, on: date, *, card: str | None) -> dict[str, Any]:
+    """A payment-link page's checkout: the buyer's contact found by e-mail (the config's,
+    then the stored ones) or stored as new, then ``checkout`` with ``card``. Returns
+    ``checkout``'s result with ``"contact"`` (the contact id). ``NotFound`` for the link;
+    ``InvalidInput`` (with its field) for the buyer's details; ``PaymentDeclined`` with the
+    processor's reason."""
+    from abonnement.operations.buyers import find_or_create
+
+    if link_id not in ctx.catalog.payment_links:
+        raise NotFound("payment link", link_id)
+    if not card:
+        raise InvalidInput("enter a card", field="card")
+    contact = find_or_create(ctx, buyer, on)
+    return {**checkout(ctx, link_id, contact.id, on, card=card), "contact": contact.id}
 
 
 def convert(

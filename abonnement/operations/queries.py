@@ -138,11 +138,13 @@ def segment(ctx: Context, name: str, on: date) -> tuple[str, list[Any]]:
 def render_invoice(ctx: Context, number: str, fmt: str = "html") -> bytes:
     """The customer-facing document of invoice ``number``: HTML text or PDF bytes."""
     from abonnement.documents.invoice import render_html, render_pdf
+    from abonnement.operations.payments import pay_url
 
     found = invoice(ctx, number)
     sub = ctx.storage.subscription(found.subscription_id) if found.subscription_id else None
     html = render_html(found, ctx.catalog, subscription=sub,
-                       template_dir=ctx.config_dir / "templates")  # fmt: skip
+                       template_dir=ctx.config_dir / "templates",
+                       pay_url=pay_url(ctx, found))  # fmt: skip
     return render_pdf(html) if fmt == "pdf" else html.encode()
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         RuleFunction,
         Storage,
         TaxProvider,
+        WebhookEvent,
     )
 
 hookspec = pluggy.HookspecMarker("abonnement")
@@ -111,4 +112,26 @@ def abonnement_on_event(event: Event) -> None:
     Called once per event when it is delivered from the outbox, after the transaction that
     caused it committed; an event is delivered to observers at most once. Return nothing. A
     raise is reported with the plugin's name and the event stays pending for the next run.
+    """
+
+
+@hookspec(firstresult=True)
+def abonnement_parse_webhook(
+    processor: str, headers: Mapping[str, str], body: bytes, secret: str | None
+) -> WebhookEvent | None:
+    """Verify and read a payment processor's webhook (``POST /hooks/PROCESSOR``).
+
+    Called by ``abonnement serve`` for each webhook request, with the processor name from the
+    URL (implement it for your processors only: return None for another name), the request's
+    headers (lower-case names) and its raw body, and the webhook secret
+    (``ABONNEMENT_WEBHOOK_SECRET``, else the processor settings block's ``webhook_secret``, else
+    None). Check the signature over the raw body (and its timestamp, so an old request cannot
+    be replayed) before believing anything in it.
+
+    Return a ``WebhookEvent`` for a genuine event, or None when the request is not signed
+    with the secret or is malformed: it is refused with HTTP 400 and changes nothing. Stops at
+    the first non-None result. abonnement then records the event's ``result`` for the charge
+    with its ``idempotency_key`` exactly once (a settled bank debit, a charge that succeeded
+    after a timeout, a failure), the way a billing run records a processor's answer; an event
+    id seen before is refused.
     """

@@ -30,6 +30,7 @@ __all__ = [
     "TaxLine",
     "TaxProvider",
     "TaxRate",
+    "WebhookEvent",
 ]
 
 
@@ -84,6 +85,22 @@ class Processor(ABC):
         """Give back ``amount`` of the charge made with ``charge_key``; the same
         ``idempotency_key`` never refunds twice. Processors that cannot refund say so."""
         raise PluginError(f"the {self.name} processor does not support refunds")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A processor's webhook event, its signature verified (``abonnement_parse_webhook``).
+
+    ``id``: the processor's event id (an event recorded once is refused the second time);
+    ``type``: the processor's name for it (``charge.succeeded``); ``idempotency_key``: the key
+    abonnement charged with (``INVOICE/attempt-N``, a checkout's key), or None when the event is
+    not about one of our charges; ``result``: what the processor now says about that charge,
+    or None for an event abonnement does not act on (recorded, and otherwise ignored)."""
+
+    id: str
+    type: str
+    idempotency_key: str | None = None
+    result: ChargeResult | None = None
 
 
 @dataclass(frozen=True, slots=True)

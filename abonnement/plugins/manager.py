@@ -24,6 +24,7 @@ from abonnement.plugins.interfaces import (
     RuleFunction,
     Storage,
     TaxProvider,
+    WebhookEvent,
 )
 
 __all__ = [
@@ -171,6 +172,18 @@ class Plugins:
     def emit(self, event: Event) -> None:
         """Tell every event observer; a raise names the plugin."""
         call_hook(self.pm, "abonnement_on_event", event=event)
+
+    def parse_webhook(
+        self, processor: str, headers: Mapping[str, str], body: bytes, secret: str | None
+    ) -> WebhookEvent | None:
+        """The verified event of a processor webhook, or None (unsigned, forged, malformed,
+        or no plugin reads this processor's webhooks). A plugin that raises is named."""
+        event = call_hook(self.pm, "abonnement_parse_webhook", processor=processor,
+                          headers=headers, body=body, secret=secret)  # fmt: skip
+        if event is not None and not isinstance(event, WebhookEvent):
+            raise PluginError(f"the webhook parser for `{processor}` returned "
+                              f"{short_repr(event)}, not a WebhookEvent")  # fmt: skip
+        return event
 
     def automatic_tax(self, settings: Settings) -> AutomaticTax | None:
         """The provider ``settings.taxes.provider`` names, ready for one run (a billing run, a

@@ -70,7 +70,7 @@ def test_an_update_link_dies_with_its_subscription(tmp_path, db_url):
 def test_a_pay_link_pays_once_and_survives_a_declined_card(tmp_path, db_url):
     s = _s7(tmp_path, db_url, "tok_insufficient_funds")
     link = s.cli("invoices", "pay-link", "INV-00001", "--as-of", "2026-12-09", env=SECRET)
-    assert link["url"] == f"https://pay.abonnement.dev/i/{link['token']}"
+    assert link["url"] == f"http://localhost:8000/i/{link['token']}"
     assert link["expires_at"] == "2026-12-23"
     pay = ("invoices", "pay-through-link", link["token"], "--as-of", "2026-12-10", "--card")
     assert _refused(s, *pay, "tok_lost_card") == "error: the payment was declined (lost_card)"

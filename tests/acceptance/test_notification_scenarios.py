@@ -71,7 +71,7 @@ def test_s7_the_buyer_gets_the_update_link_and_admins_each_failure(tmp_path, db_
     to_buyer = [m for m in inbox if m["To"] == "bob@example.com"]
     to_admins = [m for m in inbox if m["To"] == "billing@example.com"]
     assert len(to_buyer) == 5 and all("failed" in m["Subject"] for m in to_buyer)
-    assert "https://pay.abonnement.dev/update/" in to_buyer[0].get_body(("plain",)).get_content()
+    assert "http://localhost:8000/u/" in to_buyer[0].get_body(("plain",)).get_content()
     assert len(to_admins) == 5
     assert {m["Subject"] for m in to_admins} == {"Payment failed: $25.00 from Bob Smith"}
 

@@ -9,13 +9,22 @@ processes and crashes: ``settings.payments.test.ledger`` (a relative path is tak
 config directory), by default ``test-processor-ledger.db`` next to the database. Databases
 side by side share it, as they would share a processor account: the instance id in every
 key keeps their charges apart.
+
+Its webhooks (``POST /hooks/test``) are signed like Stripe's: the header
+``Abonnement-Signature: t=UNIX_TIME,v1=HEX`` where ``HEX`` is the HMAC-SHA256 of
+``"UNIX_TIME." + body`` with the webhook secret; a signature older than five minutes is
+refused. The body is JSON ``{"id", "type": "charge.succeeded" | "charge.failed",
+"data": {"idempotency_key", "reference", "failure_code"}}``; ``sign_webhook`` makes one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import os
 import sqlite3
+import time
 from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
@@ -26,15 +35,20 @@ from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
 from abonnement.errors import PluginError, ProcessorTimeout
 from abonnement.plugins import hookimpl
-from abonnement.plugins.interfaces import Processor, Registry
+from abonnement.plugins.interfaces import Processor, Registry, WebhookEvent
 from abonnement.private_files import create_private
 
 SETTINGS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "description": "The test processor: where it keeps its ledger of charges.",
-    "properties": {"ledger": {"type": "string", "minLength": 1}},
+    "properties": {
+        "ledger": {"type": "string", "minLength": 1},
+        "webhook_secret": {"type": "string", "minLength": 16},
+    },
 }
+SIGNATURE_HEADER = "abonnement-signature"
+TOLERANCE_SECONDS = 300  # a signature older than this is a replay
 DEFAULT_LEDGER = "test-processor-ledger.db"
 SETTLE_DAYS = 4
 _DECLINES = {
@@ -69,7 +83,9 @@ class TestProcessor(Processor):
             ledger = str(Path(folder) / ledger)
         if ledger != ":memory:":  # payment tokens inside: its owner's only (SQLite keeps the mode)
             create_private(ledger)
-        self.db = sqlite3.connect(ledger, timeout=30, isolation_level=None)
+        # one request at a time, but not always on the thread that opened it (the server)
+        self.db = sqlite3.connect(ledger, timeout=30, isolation_level=None,
+                                  check_same_thread=False)  # fmt: skip
         # WAL survives a killed process (what the crash tests do), without a sync per charge
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -147,6 +163,43 @@ class TestProcessor(Processor):
         return self.db.execute(
             "SELECT key, amount, status FROM charges WHERE status != 'failed' ORDER BY key"
         ).fetchall()
+
+
+def sign_webhook(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """The ``Abonnement-Signature`` header value for ``body`` sent at ``timestamp`` (now)."""
+    when = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{when}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={when},v1={mac}"
+
+
+def _signed(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
+    parts = dict(p.split("=", 1) for p in headers.get(SIGNATURE_HEADER, "").split(",") if "=" in p)
+    when = parts.get("t", "")
+    if not when.isdigit() or abs(time.time() - int(when)) > TOLERANCE_SECONDS:
+        return False
+    expected = sign_webhook(body, secret, int(when)).split("v1=", 1)[1]
+    return hmac.compare_digest(parts.get("v1", ""), expected)
+
+
+@hookimpl
+def abonnement_parse_webhook(
+    processor: str, headers: Mapping[str, str], body: bytes, secret: str | None
+) -> WebhookEvent | None:
+    if processor != TestProcessor.name or not secret or not _signed(headers, body, secret):
+        return None
+    try:
+        event = json.loads(body)
+        data = event.get("data") or {}
+        kind, event_id, key = event["type"], event["id"], data.get("idempotency_key")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(event_id, str) or not event_id or not isinstance(kind, str):
+        return None
+    status = {"charge.succeeded": "succeeded", "charge.failed": "failed"}.get(kind)
+    if status is None or not isinstance(key, str):
+        return WebhookEvent(event_id, kind)  # not about a charge of ours: nothing to record
+    code = data.get("failure_code") or ("declined" if status == "failed" else None)
+    return WebhookEvent(event_id, kind, key, ChargeResult(status, data.get("reference"), code))
 
 
 @hookimpl

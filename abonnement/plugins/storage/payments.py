@@ -264,6 +264,13 @@ class Payments:
             due = [a for a in due if a.key in set(claimed)]
         return due
 
+    def open_attempt(self, key: str) -> Attempt | None:
+        """The attempt with idempotency ``key`` while it is pending or processing (what a
+        processor's webhook may settle), else None."""
+        live = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+        found = self._attempts_where((_P.idempotency_key == key) & _P.status.in_(live))
+        return found[0] if found else None
+
     def _attempts_where(self, condition: Any, *, skip_held: bool = False) -> list[Attempt]:
         query = (
             select(

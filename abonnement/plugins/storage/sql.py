@@ -12,6 +12,8 @@ its methods hands the call to one small repository, composed here over one ``Dat
 - ``Outbox`` (``outbox.py``): events handed over, deliveries and their tries;
 - ``Configs`` (``declared.py``): the configs ``apply`` made true;
 - ``Links`` (``links.py``): buyer links used once;
+- ``ServerStore`` (``server.py``): what ``abonnement serve`` keeps — stored buyers, API keys,
+  idempotent API answers, processor webhook events;
 - ``meta.py``: what the database knows of itself (its instance id, its billing timeline),
   as functions over a connection.
 
@@ -30,6 +32,7 @@ from datetime import date
 from typing import Any
 
 from abonnement.engine.analytics import History
+from abonnement.engine.catalog import Contact
 from abonnement.engine.collection import Attempt, ChargeResult
 from abonnement.engine.events import Event
 from abonnement.engine.invoicing import InvoiceDraft
@@ -53,6 +56,7 @@ from abonnement.plugins.storage.invoices import Invoices
 from abonnement.plugins.storage.links import Links
 from abonnement.plugins.storage.outbox import Outbox
 from abonnement.plugins.storage.payments import Payments
+from abonnement.plugins.storage.server import ServerStore
 from abonnement.plugins.storage.subscriptions import Subscriptions
 
 __all__ = ["SqlStorage", "StorageError", "alembic_config"]
@@ -70,6 +74,7 @@ class SqlStorage:
         self._outbox = Outbox(db, subs)
         self._configs = Configs(db)
         self._links = Links(db)
+        self._server = ServerStore(db)
 
     @property
     def url(self) -> str:
@@ -260,6 +265,9 @@ class SqlStorage:
     def manual_tries(self, invoice_number: str) -> int:
         return self._payments.manual_tries(invoice_number)
 
+    def open_attempt(self, key: str) -> Attempt | None:
+        return self._payments.open_attempt(key)
+
     # -- the outbox ------------------------------------------------------------------------
     def undelivered_events(self, limit: int = 500) -> list[EventRecord]:
         return self._outbox.undelivered_events(limit)
@@ -311,3 +319,48 @@ class SqlStorage:
 
     def release_link(self, digest: str) -> None:
         self._links.release_link(digest)
+
+    def link_used(self, digest: str) -> bool:
+        return self._server.link_used(digest)
+
+    # -- the server ------------------------------------------------------------------------
+    def stored_contact(self, contact_id: str) -> Contact | None:
+        return self._server.stored_contact(contact_id)
+
+    def stored_contacts(self) -> list[Contact]:
+        return self._server.stored_contacts()
+
+    def contact_by_email(self, email: str) -> Contact | None:
+        return self._server.contact_by_email(email)
+
+    def insert_contact(self, contact: Contact, on: date) -> bool:
+        return self._server.insert_contact(contact, on)
+
+    def add_api_key(self, name: str, digest: str, prefix: str, on: date) -> None:
+        self._server.add_api_key(name, digest, prefix, on)
+
+    def api_keys(self) -> list[dict[str, Any]]:
+        return self._server.api_keys()
+
+    def revoke_api_key(self, name: str, on: date) -> bool:
+        return self._server.revoke_api_key(name, on)
+
+    def api_key_named(self, digest: str) -> str | None:
+        return self._server.api_key_named(digest)
+
+    def claim_idempotency_key(
+        self, api_key: str, key: str, request: str, on: date
+    ) -> dict[str, Any] | None:
+        return self._server.claim_idempotency_key(api_key, key, request, on)
+
+    def answer_idempotency_key(self, api_key: str, key: str, status: int, response: str) -> None:
+        self._server.answer_idempotency_key(api_key, key, status, response)
+
+    def release_idempotency_key(self, api_key: str, key: str) -> None:
+        self._server.release_idempotency_key(api_key, key)
+
+    def webhook_received(self, processor: str, event_id: str) -> bool:
+        return self._server.webhook_received(processor, event_id)
+
+    def record_webhook(self, processor: str, event_id: str, kind: str, on: date) -> bool:
+        return self._server.record_webhook(processor, event_id, kind, on)

@@ -317,3 +317,48 @@ used_links = Table(
     Column("subject", String(200), nullable=False),  # subscription id | invoice number
     Column("used_on", Date, nullable=False),
 )  # fmt: skip
+
+# 0010 (the server): buyers a payment-link page stored, contacts beside the config's YAML ones
+# (the `contacts` table of 0001 is unused).
+# Matched by e-mail (lower-cased in ``email_key``); the config's contacts win an id or e-mail.
+buyers = Table(
+    "buyers", metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False, unique=True),
+    Column("address", JSON),  # {country, line1, line2, city, region, postal_code} or null
+    Column("language", String(20)),
+    Column("created_on", Date, nullable=False),
+)  # fmt: skip
+
+# HTTP API keys: the SHA-256 of the key only (the key is shown once, when made)
+api_keys = Table(
+    "api_keys", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("prefix", String(12), nullable=False),  # the key's first characters, to tell keys apart
+    Column("created_on", Date, nullable=False),
+    Column("revoked_on", Date),
+)  # fmt: skip
+
+# the first answer to an API write with an Idempotency-Key, per API key; status null while
+# the first request is still running
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("api_key", String(100), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request", String(64), nullable=False),  # SHA-256 of method, path and body
+    Column("status", Integer),
+    Column("response", Text),
+    Column("created_on", Date, nullable=False),
+)  # fmt: skip
+
+# processor webhook events recorded: a replayed event id is refused
+webhook_events = Table(
+    "webhook_events", metadata,
+    Column("processor", String(50), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("received_on", Date, nullable=False),
+)  # fmt: skip
