@@ -16,8 +16,9 @@ from abonnement.operations import access
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@json_option  # a server prints no result: with --json, a refusal to start is JSON
 @click.pass_obj
-def serve(app: App, host: str, port: int) -> None:
+def serve(app: App, host: str, port: int, as_json: bool) -> None:
     """Serve the buyer pages, processor webhooks and the HTTP API (/api/v1).
 
     Links in invoices and e-mails point at settings.server.public_url: set it to where
