@@ -197,9 +197,16 @@ def payment_json(payment: PaymentRecord) -> dict[str, Any]:
 def subscription_detail_json(
     detail: Any, settings: Settings, recurring: Any = None
 ) -> dict[str, Any]:
-    """``subscriptions show``: a subscription (``queries.SubscriptionDetail``) with its invoice
-    numbers, payments and history."""
-    payload = subscription_json(detail.subscription, settings, recurring)
+    """``subscriptions show``: a subscription (``queries.SubscriptionDetail``) with its payment
+    method (``{"id", "type"}``, None when nothing is charged automatically) and terms, its
+    invoice numbers, payments and history."""
+    sub = detail.subscription
+    payload = subscription_json(sub, settings, recurring)
+    # the saved method a processor charges (its id and type; the token stays secret)
+    charged = sub.collection_mode == "automatic" and sub.payment_token
+    payload["payment_method"] = ({"id": sub.payment_method_id, "type": sub.payment_type}
+                                 if charged else None)  # fmt: skip
+    payload["payment_terms"] = sub.payment_terms
     payload["invoices"] = detail.invoices
     payload["payments"] = [payment_json(r) for r in detail.payments]
     payload["history"] = [

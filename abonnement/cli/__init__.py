@@ -29,14 +29,13 @@ from abonnement.cli import (
     serve,
     subscriptions,
 )
-from abonnement.cli.common import JSON_MODE, Exit, echo_json, print_problems
+from abonnement.cli.common import JSON_MODE, LOG_JSON, QUIET, Exit, echo_json, print_problems
 from abonnement.cli.logs import LOGGER, configure
 from abonnement.errors import AbonnementError, ConfigError
 
 __all__ = ["cli", "main"]
 
 _ARGS = "abonnement.args"  # the command line after the root options, kept in ctx.meta
-_LOG_JSON = "abonnement.log_json"
 log = logging.getLogger(LOGGER + ".cli")
 
 
@@ -54,7 +53,7 @@ class _Group(click.Group):
         except AbonnementError as exc:
             if _json_wanted(ctx):
                 echo_json({"error": exc.as_json()})
-            elif ctx.meta.get(_LOG_JSON):
+            elif ctx.meta.get(LOG_JSON):
                 log.error(str(exc), extra={"code": exc.code})
             elif isinstance(exc, ConfigError):
                 print_problems(exc.problems, "text")
@@ -116,7 +115,8 @@ def cli(ctx: click.Context, config_dir: Path | None, database_url: str | None, q
     if quiet and verbose:
         raise click.UsageError("give -q or -v, not both")
     configure(-1 if quiet else 1 if verbose else 0, log_format)
-    ctx.meta[_LOG_JSON] = log_format == "json"
+    ctx.meta[LOG_JSON] = log_format == "json"
+    ctx.meta[QUIET] = quiet
     if config_dir is None:
         config_dir = find_config_dir(Path.cwd()) or Path(".")
     ctx.obj = App(config_dir=config_dir, database_url=database_url)

@@ -16,6 +16,8 @@ from abonnement.errors import Problem
 __all__ = [
     "DATE",
     "JSON_MODE",
+    "LOG_JSON",
+    "QUIET",
     "Exit",
     "as_of_option",
     "day",
@@ -43,6 +45,9 @@ class Exit(IntEnum):
 # set in ``click.Context.meta`` (shared by a command and its groups) when --json is given,
 # so the error boundary answers in JSON too
 JSON_MODE = "abonnement.json"
+# set by the root command: -q, and --log-format json (no progress bar for either)
+QUIET = "abonnement.quiet"
+LOG_JSON = "abonnement.log_json"
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 

@@ -32,7 +32,10 @@ class _Stderr(logging.Handler):
     runner swaps it per invocation), never a stream captured when the handler was made."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        from abonnement.cli.progress import clear_line
+
         try:
+            clear_line()  # a progress bar being drawn: the line is the log's
             click.echo(self.format(record), err=True)
         except Exception:  # a broken stderr must not stop a billing run
             self.handleError(record)

@@ -18,6 +18,7 @@ from abonnement.cli.common import (
     product_specs,
 )
 from abonnement.cli.common import properties as parse_properties
+from abonnement.cli.tables import Column, csv_option, echo_fields, echo_rows, table_text
 from abonnement.operations import lifecycle, queries
 
 
@@ -26,14 +27,52 @@ def subscriptions() -> None:
     """Subscriptions: list, show, create, edit, pause, resume, cancel, delete."""
 
 
+LIST_COLUMNS = (
+    Column("id"),
+    Column("status"),
+    Column("contact_id", title="CONTACT"),
+    Column("frequency"),
+    Column("next_payment_date", title="NEXT PAYMENT"),
+    Column("mrr", number=True),
+    Column("currency"),
+)
+ITEM_COLUMNS = (
+    Column("line", number=True),
+    Column("sku"),
+    Column("name"),
+    Column("quantity", number=True),
+    Column("unit_price", number=True, title="UNIT PRICE"),
+    Column("unit_discount", number=True, title="DISCOUNT"),
+)
+PAYMENT_COLUMNS = (
+    Column("id", number=True),
+    Column("date"),
+    Column("invoice_number", title="INVOICE"),
+    Column("attempt", number=True),
+    Column("amount", number=True),
+    Column("currency"),
+    Column("method"),
+    Column("status"),
+    Column("failure_code", title="FAILURE"),
+)
+_HISTORY_COLUMNS = (
+    Column("seq", number=True),
+    Column("date"),
+    Column("type"),
+    Column("details", lambda e: {k: v for k, v in e.items() if k not in ("seq", "date", "type")}),
+)
+
+
 @subscriptions.command("list")
 @click.option("--status", help="Only subscriptions with this status.")
 @click.option("--segment", help="Only the members of this segment (a rule block).")
 @as_of_option
+@csv_option
 @json_option
 @click.pass_obj
 def subscriptions_list(app: App, status: str | None, segment: str | None, as_of: Any,
-                       as_json: bool) -> None:  # fmt: skip
+                       as_csv: bool, as_json: bool) -> None:  # fmt: skip
+    """Subscriptions in id order: a table (or CSV, or JSON)."""
     from abonnement.views import subscription_json
 
     on = day_or_today(app, as_of) if segment else None
@@ -42,10 +81,26 @@ def subscriptions_list(app: App, status: str | None, segment: str | None, as_of:
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
-        click.echo(f"{row['id']:<24} {row['status']:<10} {row['frequency']:<10} "
-                   f"next {row['next_payment_date'] or '-':<10}  mrr {row['mrr']} "
-                   f"{row['currency']}")  # fmt: skip
+    echo_rows(LIST_COLUMNS, rows, as_csv=as_csv)
+
+
+def payment_method_text(payload: dict[str, Any]) -> str:
+    """How a subscription is paid, for a person: ``card ane-visa`` (the saved method a
+    processor charges: its type and id, never its token), ``manual (net 30)`` or
+    ``manual (due on receipt)``, or ``none`` (automatic collection with no method yet)."""
+    method = payload.get("payment_method")
+    if payload["collection_mode"] == "manual":
+        terms = payload.get("payment_terms") or "due_on_receipt"
+        days = terms.removeprefix("net_")
+        return f"manual ({'due on receipt' if terms == 'due_on_receipt' else f'net {days}'})"
+    if method is None:
+        return "none"
+    return " ".join(str(v) for v in (method.get("type"), method.get("id")) if v) or "saved"
+
+
+def _payments_count(payload: dict[str, Any]) -> str:
+    made, planned = payload["payments_made"], payload["number_of_payments"]
+    return f"{made} of {planned}" if planned else f"{made} (renews until canceled)"
 
 
 @subscriptions.command("show")
@@ -53,6 +108,7 @@ def subscriptions_list(app: App, status: str | None, segment: str | None, as_of:
 @json_option
 @click.pass_obj
 def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
+    """One subscription: its fields, lines, payment method, invoices, payments, history."""
     from abonnement.views import subscription_detail_json
 
     detail = queries.subscription(app.context, subscription_id)
@@ -60,8 +116,33 @@ def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
     if as_json:
         echo_json(payload)
         return
-    for key, value in payload.items():
-        click.echo(f"{key}: {value}")
+    cur = payload["currency"]
+    echo_fields([
+        ("subscription", payload["id"]), ("status", payload["status"]),
+        ("contact", payload["contact_id"]), ("company", payload["company_id"]),
+        ("billing contact", payload["billing_contact_id"]), ("currency", cur),
+        ("frequency", payload["frequency"]), ("start date", payload["start_date"]),
+        ("end date", payload["end_date"]), ("next payment", payload["next_payment_date"]),
+        ("payments", _payments_count(payload)), ("collection", payload["collection_mode"]),
+        ("payment method", payment_method_text(payload)),
+        ("mrr", f"{payload['mrr']} {cur}"), ("owner", payload["owner"]),
+        ("properties", payload["properties"]), ("deals", payload["deals"]),
+        ("quote", payload["quote_id"]), ("invoices", payload["invoices"]),
+    ])  # fmt: skip
+    sections = [("items", ITEM_COLUMNS, _numbered(payload["items"])),
+                ("pending lines (on the next invoice only)", ITEM_COLUMNS,
+                 _numbered(payload["pending_lines"])),
+                ("payments", PAYMENT_COLUMNS, payload["payments"]),
+                ("history", _HISTORY_COLUMNS, payload["history"])]  # fmt: skip
+    for title, columns, rows in sections:
+        if rows or title == "items":
+            click.echo(f"\n{title}:")
+            click.echo(table_text(columns, rows))
+
+
+def _numbered(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lines counted from 1, as ``subscriptions edit`` names them."""
+    return [{"line": n, **item} for n, item in enumerate(items, 1)]
 
 
 @subscriptions.command("create")

@@ -15,12 +15,14 @@ from abonnement.errors import InvalidInput
 from abonnement.operations.context import Context
 from abonnement.operations.declared import Applied, apply_declared
 from abonnement.operations.delivery import deliver_due
+from abonnement.operations.progress import Progress
 
 if TYPE_CHECKING:
     from abonnement.engine.billing_run import RunSummary
     from abonnement.engine.records import InvoiceRecord
 
 __all__ = [
+    "Claims",
     "RunResult",
     "apply_and_bill",
     "bill",
@@ -66,6 +68,33 @@ def due_count(ctx: Context, until: date) -> int:
     return ctx.storage.count_due(until)
 
 
+class Claims:
+    """The engine's "claimed N more subscriptions" turned into ``progress(done, total)``:
+    ``total`` is what was claimed so far plus what is still due up to ``until`` (asked
+    again after each batch: a subscription billed monthly over a long span is due again
+    after its claim), plus ``extra`` (work still to come after this step). ``done`` counts
+    from ``base`` (work of an earlier step)."""
+
+    def __init__(self, ctx: Context, until: date, progress: Progress, *, base: int = 0,
+                 extra: int = 0) -> None:  # fmt: skip
+        self.ctx, self.until, self.progress, self.extra = ctx, until, progress, extra
+        self.done = base
+        self.tell()
+
+    def __call__(self, claimed: int) -> None:
+        self.done += claimed
+        self.tell()
+
+    def tell(self) -> None:
+        """Say where the work stands now."""
+        remaining = self.ctx.storage.count_due(self.until)
+        self.progress(self.done, self.done + remaining + self.extra)
+
+
+def _claims(ctx: Context, until: date, progress: Progress | None) -> Claims | None:
+    return Claims(ctx, until, progress) if progress is not None else None
+
+
 def timeline_start(ctx: Context, until: date) -> date:
     """Where the database's timeline stands, for a run up to ``until`` that was given no
     other date: the date the last run reached; on a database no run has reached yet, the
@@ -88,7 +117,7 @@ def run(
     dry_run: bool = False,
     batch_size: int = 500,
     workers: int = 1,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> RunResult:
     """``abonnement run``: apply the declared subscriptions on ``apply_on`` (None: where
     the database's timeline stands, ``timeline_start``), bill everything due up to
@@ -102,7 +131,10 @@ def run(
     A dry run does the same inside one transaction that is rolled back, charges nobody and
     delivers nothing; its result lists every invoice it would have issued. ``workers`` > 1
     bills in that many processes sharing the work through row locks (PostgreSQL only).
-    Raises ``InvalidInput`` for a dry run with workers or workers on SQLite."""
+    Raises ``InvalidInput`` for a dry run with workers or workers on SQLite.
+
+    ``progress`` (``operations.progress``) is told ``(subscriptions billed, expected)``
+    after each batch (with workers, a few times a second)."""
     if workers > 1 and dry_run:
         raise InvalidInput("a dry run uses one worker")
     if apply_on is None:
@@ -113,8 +145,9 @@ def run(
         result = _dry_run(ctx, until, apply_on, batch_size, progress)
     else:
         ctx.notifiers()  # a notifier that refuses to start stops the run before anyone is charged
+        claims = _claims(ctx, until, progress)
         applied, summary = apply_and_bill(ctx, apply_on, until, batch_size=batch_size,
-                                          workers=workers, progress=progress)  # fmt: skip
+                                          workers=workers, progress=claims)  # fmt: skip
         ctx.storage.advance_timeline(until)
         result = RunResult(summary, applied, notifications=deliver_due(ctx, until))
     _log_result(result, until)
@@ -195,9 +228,11 @@ def bill(
     keep_invoices: bool = False,
 ) -> RunSummary:
     """The billing loop alone — no apply, no delivery — over this project's storage, rules
-    and processor (``charge=False``: no processor). ``run`` wraps it; benchmarks time it."""
+    and processor (``charge=False``: no processor). ``run`` wraps it; benchmarks time it.
+    ``progress`` is the engine's: told how many subscriptions each batch claimed (``Claims``
+    makes ``(done, total)`` of it)."""
     if workers > 1:
-        return _run_workers(ctx, until, workers, batch_size)
+        return _run_workers(ctx, until, workers, batch_size, progress)
     from abonnement.engine.billing_run import run_billing
     from abonnement.engine.invoicing import PricingMemo
 
@@ -218,28 +253,33 @@ def _dry_run(
     until: date,
     apply_on: date,
     batch_size: int,
-    progress: Callable[[int], None] | None,
+    progress: Progress | None,
 ) -> RunResult:
     store = ctx.storage
     # A dry run rolls the database back, but a processor cannot be rolled back: no charges.
     with store.dry_run():
         applied, summary = apply_and_bill(
-            ctx, apply_on, until, batch_size=batch_size, progress=progress, charge=False,
+            ctx, apply_on, until, batch_size=batch_size, progress=_claims(ctx, until, progress),
+            charge=False,
             keep_invoices=True,
         )  # fmt: skip
         invoices = [store.invoice(number) for number, _ in summary.invoices]
     return RunResult(summary, applied, [i for i in invoices if i is not None])
 
 
-def forecast(ctx: Context, as_of: date, months: int) -> list[dict[str, Any]]:
+def forecast(
+    ctx: Context, as_of: date, months: int, *, progress: Progress | None = None
+) -> list[dict[str, Any]]:
     """The invoices the next ``months`` months will issue, by month and currency
     (``{"month": "YYYY-MM", "currency", "invoices": int, "total": "12.50"}``): the billing run
-    itself (declared subscriptions applied), rolled back, charging nobody."""
+    itself (declared subscriptions applied), rolled back, charging nobody. ``progress`` is
+    told ``(subscriptions billed, expected)`` as the run goes."""
     from abonnement.engine.schedule import add_months
 
     until = add_months(as_of, months) - timedelta(days=1)
     with ctx.storage.dry_run():
-        _, summary = apply_and_bill(ctx, as_of, until, charge=False, keep_invoices=True)
+        _, summary = apply_and_bill(ctx, as_of, until, charge=False, keep_invoices=True,
+                                    progress=_claims(ctx, until, progress))  # fmt: skip
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for _, draft in summary.invoices:
         key = (draft.issue_date.strftime("%Y-%m"), draft.currency)
@@ -250,16 +290,32 @@ def forecast(ctx: Context, as_of: date, months: int) -> list[dict[str, Any]]:
     return [{**row, "total": row["total"].format_amount()} for _, row in sorted(rows.items())]
 
 
-def _run_workers(ctx: Context, until: date, workers: int, batch_size: int) -> RunSummary:
-    """The billing run in ``workers`` processes sharing the work through row locks."""
+def _run_workers(
+    ctx: Context,
+    until: date,
+    workers: int,
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
+) -> RunSummary:
+    """The billing run in ``workers`` processes sharing the work through row locks. The
+    workers add what they claim to one shared counter; this process reads it a few times a
+    second for ``progress``."""
     import multiprocessing
 
     if not ctx.storage.concurrent_billing:
         raise InvalidInput("SQLite takes one worker at a time; use PostgreSQL for --workers")
     context = multiprocessing.get_context("spawn")
     args = [(str(ctx.config_dir), ctx.database_url, until, batch_size)] * workers
-    with context.Pool(workers) as pool:
-        summaries = pool.starmap(_worker, args)
+    claimed = context.Value("q", 0)
+    told = 0
+    with context.Pool(workers, initializer=_share, initargs=(claimed,)) as pool:
+        pending = pool.starmap_async(_worker, args)
+        while not pending.ready():
+            pending.wait(0.25)
+            if progress is not None and claimed.value > told:
+                progress(claimed.value - told)
+                told = claimed.value
+        summaries = pending.get()
     total = summaries[0]
     for other in summaries[1:]:
         days = total.days  # the workers shared the same days
@@ -268,10 +324,24 @@ def _run_workers(ctx: Context, until: date, workers: int, batch_size: int) -> Ru
     return total
 
 
+_claimed: Any = None  # in a worker process: the counter the parent reads for its progress
+
+
+def _share(counter: Any) -> None:
+    global _claimed
+    _claimed = counter
+
+
+def _count(claimed: int) -> None:
+    with _claimed.get_lock():
+        _claimed.value += claimed
+
+
 def _worker(config_dir: str, database_url: str, until: date, batch_size: int) -> RunSummary:
     """One worker process of ``run --workers``: bills only (the parent applied and delivers)."""
     from pathlib import Path
 
     from abonnement.app import App
 
-    return bill(App(Path(config_dir), database_url).context, until, batch_size=batch_size)
+    return bill(App(Path(config_dir), database_url).context, until, batch_size=batch_size,
+                progress=_count if _claimed is not None else None)  # fmt: skip

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from abonnement.engine.status import SubscriptionStatus
 from abonnement.errors import InvalidInput, InvalidState
 from abonnement.operations.context import Context
+from abonnement.operations.progress import Progress, counted
 
 if TYPE_CHECKING:
     from abonnement.engine.catalog import Catalog, DeclaredSubscription
@@ -124,7 +125,12 @@ def ownership_error(ctx: Context, sub_id: str) -> InvalidState:
 
 
 def compare(
-    ctx: Context, as_of: date, *, prorate: bool = False, strict: bool = True
+    ctx: Context,
+    as_of: date,
+    *,
+    prorate: bool = False,
+    strict: bool = True,
+    progress: Progress | None = None,
 ) -> list[Difference]:
     """Each declared subscription (and each one no longer declared) compared with its row,
     as an apply on ``as_of`` would see it; writes nothing. ``prorate``: changes of lines
@@ -132,7 +138,8 @@ def compare(
     says the same for it alone). Raises ``InvalidState`` for a change no apply can make (the
     currency or frequency of a subscription that has billed) — with ``strict=False`` that
     declaration is ``refused`` instead (its message in ``waits_for``'s place: ``refused``)
-    and the others go on — and ``InvalidInput`` for proration while settings turn it off."""
+    and the others go on — and ``InvalidInput`` for proration while settings turn it off.
+    ``progress`` is told ``(declarations compared, declarations)``."""
     from abonnement.engine.events import numbered
     from abonnement.engine.purchase import from_declared
     from abonnement.engine.subscriptions import mrr_basis
@@ -144,7 +151,7 @@ def compare(
     history = store.with_history([i for i in wanted_ids if i not in existing])
     out: list[Difference] = []
     problems: list[str] = []
-    for decl in catalog.subscriptions.values():
+    for decl in counted(catalog.subscriptions.values(), progress, len(catalog.subscriptions)):
         where = catalog.declared_at.get(decl.id, "")
         old = existing.get(decl.id)
         wanted = from_declared(decl, catalog, as_of)
@@ -205,15 +212,21 @@ def compare(
 
 
 def apply_declared(
-    ctx: Context, as_of: date, *, prorate: bool = False, prune: bool = False
+    ctx: Context,
+    as_of: date,
+    *,
+    prorate: bool = False,
+    prune: bool = False,
+    progress: Progress | None = None,
 ) -> Applied:
     """Make the declared subscriptions true on ``as_of`` without delivering anything:
     create what is new, change what differs (or say it waits, inside the freeze window),
     report what is no longer declared (``prune``: cancel those at period end). Running it
-    twice changes nothing. The config applied is kept, for ``plan``."""
+    twice changes nothing. The config applied is kept, for ``plan``. ``progress`` is told
+    ``(declarations compared, declarations)``."""
     from abonnement.engine.subscriptions import cancel
 
-    found = compare(ctx, as_of, prorate=prorate, strict=False)
+    found = compare(ctx, as_of, prorate=prorate, strict=False, progress=progress)
     store = ctx.storage
     result = Applied()
     creates = [d for d in found if d.action == "create"]
@@ -251,12 +264,19 @@ def apply_declared(
     return result
 
 
-def apply(ctx: Context, as_of: date, *, prorate: bool = False, prune: bool = False) -> Applied:
+def apply(
+    ctx: Context,
+    as_of: date,
+    *,
+    prorate: bool = False,
+    prune: bool = False,
+    progress: Progress | None = None,
+) -> Applied:
     """``abonnement apply``: the declared subscriptions applied on ``as_of``, then what that
-    set off delivered (change notices, triggers)."""
+    set off delivered (change notices, triggers). ``progress``: as ``apply_declared``."""
     from abonnement.operations.delivery import deliver_due
 
-    result = apply_declared(ctx, as_of, prorate=prorate, prune=prune)
+    result = apply_declared(ctx, as_of, prorate=prorate, prune=prune, progress=progress)
     # an apply is a step of the database's timeline: a later `run --until` applies from here
     # (so a change this apply said waits, still waits)
     ctx.storage.advance_timeline(as_of)

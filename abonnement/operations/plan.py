@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from abonnement.operations.context import Context
 from abonnement.operations.declared import Difference, compare
+from abonnement.operations.progress import Progress
 
 if TYPE_CHECKING:
     from abonnement.engine.billing_run import RunSummary
@@ -90,24 +91,37 @@ class Plan:
         }
 
 
-def plan(ctx: Context, as_of: date, months: int = 3, *, prorate: bool = False) -> Plan:
+def plan(
+    ctx: Context,
+    as_of: date,
+    months: int = 3,
+    *,
+    prorate: bool = False,
+    progress: Progress | None = None,
+) -> Plan:
     """What ``apply --as-of AS_OF`` would do, and the invoices of the next ``months`` months
-    before and after it; writes nothing and charges nobody."""
+    before and after it; writes nothing and charges nobody. ``progress`` is told
+    ``(subscriptions billed, expected)`` over both runs (the second is expected to be as
+    long as the first until it starts)."""
     from abonnement.engine.schedule import add_months
-    from abonnement.operations.billing import apply_and_bill, bill
+    from abonnement.operations.billing import Claims, apply_and_bill, bill
 
     until = add_months(as_of, months) - timedelta(days=1)
     differences = compare(ctx, as_of, prorate=prorate)
     store = ctx.storage
+    first: Claims | None = None
     with _applied(ctx) as (before_ctx, baseline), store.dry_run():
+        if progress is not None:
+            first = Claims(ctx, until, lambda done, total: progress(done, 2 * (total or 0)))
         if before_ctx is None:
-            before = bill(ctx, until, charge=False, keep_invoices=True)
+            before = bill(ctx, until, charge=False, keep_invoices=True, progress=first)
         else:
             _, before = apply_and_bill(before_ctx, as_of, until, charge=False,
-                                       keep_invoices=True)  # fmt: skip
+                                       keep_invoices=True, progress=first)  # fmt: skip
     with store.dry_run():
+        second = Claims(ctx, until, progress, base=first.done) if first and progress else None
         _, after = apply_and_bill(ctx, as_of, until, prorate=prorate, charge=False,
-                                  keep_invoices=True)  # fmt: skip
+                                  keep_invoices=True, progress=second)  # fmt: skip
     result = Plan(as_of, months, until, baseline, differences)
     result.money, result.totals = _money(_sums(before), _sums(after))
     return result

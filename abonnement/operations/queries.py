@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from abonnement.errors import InvalidInput, NotFound, Problem
 from abonnement.operations.context import Context
+from abonnement.operations.progress import Progress, counted
 
 if TYPE_CHECKING:
     from abonnement.engine.records import EventRecord, InvoiceRecord, PaymentRecord
@@ -98,13 +99,16 @@ def report(
     *,
     currency: str | None = None,
     months: list[date] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[str, Any, list[tuple[date, Any]]]:
     """``metric`` (mrr, arr, active, churn, subscription_churn, movements) on ``as_of`` and by
-    month: ``(currency, value, [(month start, value)])`` from the stored history."""
+    month: ``(currency, value, [(month start, value)])`` from the stored history.
+    ``progress`` is told ``(subscriptions read, None)``: they are streamed, not counted."""
     from abonnement.engine.analytics import report as compute
 
     currency = currency or ctx.catalog.settings.default_currency
-    value, series = compute(metric, ctx.storage.histories(currency), ctx.catalog.settings,
+    histories = counted(ctx.storage.histories(currency), progress)
+    value, series = compute(metric, histories, ctx.catalog.settings,
                             currency=currency, as_of=as_of, months=months or [])  # fmt: skip
     return currency, value, series
 
