@@ -10,6 +10,7 @@ import click
 
 from abonnement.app import App
 from abonnement.cli.common import as_of_option, day_or_today, echo_json, json_option
+from abonnement.cli.tables import Column, csv_option, echo_fields, echo_rows, table_text
 from abonnement.errors import AbonnementError, InvalidInput
 from abonnement.operations import payments, queries
 
@@ -19,13 +20,44 @@ def invoices() -> None:
     """Invoices: list, show, render, pay."""
 
 
+LIST_COLUMNS = (
+    Column("number"),
+    Column("issue_date", title="ISSUED"),
+    Column("due_date", title="DUE"),
+    Column("status"),
+    Column("total", number=True),
+    Column("amount_due", number=True, title="AMOUNT DUE"),
+    Column("currency"),
+    Column("subscription_id", title="SUBSCRIPTION"),
+)
+_LINE_COLUMNS = (
+    Column("line", number=True),
+    Column("description"),
+    Column("quantity", number=True),
+    Column("unit_price", number=True, title="UNIT PRICE"),
+    Column("amount", number=True),
+)
+_ADJUSTMENT_COLUMNS = (
+    Column("line", title="ON"),
+    Column("kind"),
+    Column("label"),
+    Column("rate", number=True),
+    Column("amount", number=True),
+)
+_TOTALS = (("subtotal", "subtotal"), ("discount_total", "discounts"), ("fee_total", "fees"),
+           ("tax_total", "tax"), ("total", "total"), ("amount_paid", "paid"),
+           ("amount_due", "amount due"))  # fmt: skip
+
+
 @invoices.command("list")
 @click.option("--subscription", "subscription_id")
 @click.option("--status")
+@csv_option
 @json_option
 @click.pass_obj
-def invoices_list(app: App, subscription_id: str | None, status: str | None,
+def invoices_list(app: App, subscription_id: str | None, status: str | None, as_csv: bool,
                   as_json: bool) -> None:  # fmt: skip
+    """Invoices by number: a table (or CSV, or JSON)."""
     from abonnement.views import invoice_summary_json
 
     found = queries.invoices(app.context, subscription_id=subscription_id, status=status)
@@ -33,10 +65,7 @@ def invoices_list(app: App, subscription_id: str | None, status: str | None,
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
-        owner = row["subscription_id"] or ""
-        click.echo(f"{row['number']:<14} {row['issue_date']} {row['status']:<8} "
-                   f"{row['total']:>12} {row['currency']}  {owner}")  # fmt: skip
+    echo_rows(LIST_COLUMNS, rows, as_csv=as_csv)
 
 
 @invoices.command("show")
@@ -45,6 +74,7 @@ def invoices_list(app: App, subscription_id: str | None, status: str | None,
 @json_option
 @click.pass_obj
 def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
+    """One invoice: its fields, lines, discounts, fees and taxes, totals."""
     from abonnement.views import invoice_json
 
     payload = invoice_json(queries.invoice(app.context, number))
@@ -52,23 +82,32 @@ def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
         echo_json(payload)
         return
     cur = payload["currency"]
-    click.echo(f"{payload['number']}  {payload['status']}  issued {payload['issue_date']}, "
-               f"due {payload['due_date']}")  # fmt: skip
-    for line in payload["lines"]:
-        click.echo(f"  {line['description']:<40} {line['quantity']:>6} × {line['unit_price']:>10}"
-                   f" = {line['amount']:>10} {cur}")  # fmt: skip
-        for kind in ("discounts", "fees", "taxes"):
-            for adj in line[kind]:
-                rate = f" {adj['rate']}" if adj.get("rate") else ""
-                why = f" [{adj['rule']}]" if explain else ""
-                click.echo(f"      {kind[:-1] if kind != 'taxes' else 'tax'} "
-                           f"{adj['label']}{rate}{why}: {adj['amount']} {cur}")  # fmt: skip
-    for adj in payload["adjustments"]:
-        rate = f" {adj['rate']}" if adj.get("rate") else ""
-        why = f" [{adj['rule']}]" if explain else ""
-        click.echo(f"  {adj['kind']} {adj['label']}{rate}{why} (invoice): {adj['amount']} {cur}")
-    for key in ("subtotal", "discount_total", "fee_total", "tax_total", "total", "amount_due"):
-        click.echo(f"  {key:<15} {payload[key]:>12} {cur}")
+    period = (f"{payload['period_start']} to {payload['period_end']}"
+              if payload["period_start"] else None)  # fmt: skip
+    echo_fields([
+        ("invoice", payload["number"]), ("status", payload["status"]),
+        ("subscription", payload["subscription_id"]), ("issued", payload["issue_date"]),
+        ("due", payload["due_date"]), ("period", period), ("currency", cur),
+        ("language", payload["language"]), ("tax ids", payload["tax_ids"]),
+        ("comments", payload["comments"]),
+    ])  # fmt: skip
+    lines = [{"line": n, **line} for n, line in enumerate(payload["lines"], 1)]
+    click.echo("\nlines:")
+    click.echo(table_text(_LINE_COLUMNS, lines))
+    adjustments = [{"line": line["line"], "kind": kind.removesuffix("s").replace("taxe", "tax"),
+                    **adj} for line in lines for kind in ("discounts", "fees", "taxes")
+                   for adj in line[kind]]  # fmt: skip
+    adjustments += [{"line": "invoice", **adj} for adj in payload["adjustments"]]
+    if adjustments:
+        columns = _ADJUSTMENT_COLUMNS
+        if explain:
+            columns = (*columns[:3], Column("rule"), *columns[3:])
+        click.echo("\ndiscounts, fees and taxes:")
+        click.echo(table_text(columns, adjustments))
+    click.echo("\ntotals:")
+    totals = [{"what": label, "amount": payload[key]} for key, label in _TOTALS]
+    click.echo(table_text((Column("what", title=""), Column("amount", number=True, title=cur)),
+                          totals))  # fmt: skip
 
 
 @invoices.command("render")

@@ -8,6 +8,8 @@ import click
 
 from abonnement.app import App
 from abonnement.cli.common import as_of_option, day_or_today, echo_json, json_option
+from abonnement.cli.subscriptions import PAYMENT_COLUMNS
+from abonnement.cli.tables import csv_option, echo_rows
 from abonnement.operations import payments as operations
 from abonnement.operations import queries
 
@@ -20,10 +22,12 @@ def payments() -> None:
 @payments.command("list")
 @click.option("--subscription", "subscription_id")
 @click.option("--invoice", "invoice_number")
+@csv_option
 @json_option
 @click.pass_obj
 def payments_list(app: App, subscription_id: str | None, invoice_number: str | None,
-                  as_json: bool) -> None:  # fmt: skip
+                  as_csv: bool, as_json: bool) -> None:  # fmt: skip
+    """Payment attempts, oldest first: a table (or CSV, or JSON)."""
     from abonnement.views import payment_json
 
     found = queries.payments(app.context, subscription_id=subscription_id,
@@ -32,10 +36,7 @@ def payments_list(app: App, subscription_id: str | None, invoice_number: str | N
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        click.echo(f"{r['id']:>5} {r['date']} {r['invoice_number']:<14} #{r['attempt']} "
-                   f"{r['amount']:>10} {r['currency']} {r['method']:<5} {r['status']:<10} "
-                   f"{r['failure_code'] or ''}")  # fmt: skip
+    echo_rows(PAYMENT_COLUMNS, rows, as_csv=as_csv)
 
 
 @payments.command("retry")
