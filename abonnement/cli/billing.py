@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -17,6 +16,8 @@ from abonnement.cli.common import (
     echo_json,
     json_option,
 )
+from abonnement.cli.progress import progress_bar
+from abonnement.cli.tables import Column, csv_option, echo_rows
 from abonnement.operations import billing, declared
 
 
@@ -38,8 +39,9 @@ def apply(app: App, prorate: bool, prune: bool, as_of: Any, as_json: bool) -> No
     A change applies from the next cycle; inside the freeze window before a payment it waits
     for the cycle after that payment (`run` applies it then). `abonnement plan` shows what
     this would do first."""
-    result = declared.apply(app.context, day_or_today(app, as_of), prorate=prorate,
-                            prune=prune)  # fmt: skip
+    with progress_bar("applying") as progress:
+        result = declared.apply(app.context, day_or_today(app, as_of), prorate=prorate,
+                                prune=prune, progress=progress)  # fmt: skip
     if as_json:
         echo_json(result.as_json())
         if result.refused:
@@ -113,12 +115,8 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
     until_day = day(until) or apply_on
     options: dict[str, Any] = {"apply_on": apply_on, "dry_run": dry_run,
                                "batch_size": batch_size, "workers": workers}  # fmt: skip
-    if workers == 1 and sys.stderr.isatty():
-        due = billing.due_count(ctx, until_day)
-        with click.progressbar(length=due, label="billing", file=sys.stderr) as bar:
-            result = billing.run(ctx, until_day, progress=bar.update, **options)
-    else:
-        result = billing.run(ctx, until_day, **options)
+    with progress_bar("billing") as progress:
+        result = billing.run(ctx, until_day, progress=progress, **options)
     summary = result.summary
     totals = {c: m.format_amount() for c, m in sorted(summary.totals.items())}
     payload: dict[str, Any] = {
@@ -173,21 +171,29 @@ def run_failures(result: billing.RunResult) -> dict[str, int]:
             "deliveries": (result.notifications or {}).get("failed", 0)}  # fmt: skip
 
 
+FORECAST_COLUMNS = (
+    Column("month"),
+    Column("invoices", number=True),
+    Column("total", number=True),
+    Column("currency"),
+)
+
+
 @click.command()
 @click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
 @as_of_option
+@csv_option
 @json_option
 @click.pass_obj
-def forecast(app: App, months: int, as_of: Any, as_json: bool) -> None:
+def forecast(app: App, months: int, as_of: Any, as_csv: bool, as_json: bool) -> None:
     """The invoices the next N months will issue, by month and currency; writes nothing."""
     on = day_or_today(app, as_of)
-    rows = billing.forecast(app.context, on, months)
+    with progress_bar("forecasting") as progress:
+        rows = billing.forecast(app.context, on, months, progress=progress)
     if as_json:
         echo_json({"as_of": on.isoformat(), "months": months, "forecast": rows})
         return
-    for row in rows:
-        click.echo(f"{row['month']}  {row['invoices']:>6} invoices  {row['total']:>12} "
-                   f"{row['currency']}")  # fmt: skip
+    echo_rows(FORECAST_COLUMNS, rows, as_csv=as_csv)
 
 
 COMMANDS = (apply, run_command, forecast)

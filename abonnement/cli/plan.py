@@ -8,6 +8,7 @@ import click
 
 from abonnement.app import App
 from abonnement.cli.common import as_of_option, day_or_today, echo_json, json_option
+from abonnement.cli.progress import progress_bar
 from abonnement.operations import plan as planning
 
 _MARK = {"create": "+", "change": "~", "unchanged": "=", "no_longer_declared": "-",
@@ -33,7 +34,9 @@ def plan(app: App, months: int, prorate: bool, fmt: str, detailed_exitcode: bool
     """Show what `abonnement apply` would do, and what it does to the invoices of the next
     months (before: the database under the config applied last; after: this config applied).
     Writes nothing."""
-    result = planning.plan(app.context, day_or_today(app, as_of), months, prorate=prorate)
+    with progress_bar("planning") as progress:
+        result = planning.plan(app.context, day_or_today(app, as_of), months, prorate=prorate,
+                               progress=progress)  # fmt: skip
     if as_json:
         echo_json(result.as_json())
     elif fmt == "markdown":

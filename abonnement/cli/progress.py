@@ -49,7 +49,7 @@ class Bar:
         """The bar as it stands."""
         if self.total is None:
             return f"{self.label} {self.done} {self.unit}".rstrip()
-        share = min(1.0, self.done / self.total) if self.total else 1.0
+        share = min(1.0, self.done / self.total) if self.total else 0.0
         filled = int(_WIDTH * share)
         return (f"{self.label} [{'#' * filled}{'-' * (_WIDTH - filled)}] {share:4.0%} "
                 f"{self.done}/{self.total}")  # fmt: skip

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from abonnement.app import App
 from abonnement.cli.common import JSON_MODE, Exit, echo_json, json_option, print_problems
+from abonnement.cli.tables import Column, csv_option, echo_rows
 from abonnement.errors import ConfigError
 
 
@@ -162,19 +164,33 @@ def fmt_command(app: App, check: bool, files: tuple[Path, ...], as_json: bool) -
         sys.exit(Exit.REFUSED)
 
 
+def _origin(row: dict[str, Any]) -> str:
+    return "built-in" if row["builtin"] else (row["distribution"] or "third-party")
+
+
+def _registers(row: dict[str, Any]) -> str:
+    what = "; ".join(f"{k}: {', '.join(v)}" for k, v in row["registers"].items())
+    return what or ", ".join(row["hooks"])
+
+
+PLUGIN_COLUMNS = (
+    Column("name"),
+    Column("origin", _origin),
+    Column("registers", _registers),
+)
+
+
 @click.command("plugins")
+@csv_option
 @json_option
 @click.pass_obj
-def plugins_command(app: App, as_json: bool) -> None:
-    """Installed plugins and what each registers."""
+def plugins_command(app: App, as_csv: bool, as_json: bool) -> None:
+    """Installed plugins and what each registers (or the hooks it implements)."""
     rows = app.plugins.describe()
     if as_json:
         echo_json({"plugins": rows})
         return
-    for row in rows:
-        origin = "built-in" if row["builtin"] else (row["distribution"] or "third-party")
-        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in row["registers"].items())
-        click.echo(f"{row['name']}  ({origin})  {what or ', '.join(row['hooks'])}")
+    echo_rows(PLUGIN_COLUMNS, rows, as_csv=as_csv)
 
 
 @click.group()

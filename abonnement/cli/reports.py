@@ -9,6 +9,8 @@ import click
 
 from abonnement.app import App
 from abonnement.cli.common import DATE, as_of_option, day, day_or_today, echo_json, json_option
+from abonnement.cli.progress import progress_bar
+from abonnement.cli.tables import Column, csv_option, echo_rows, text
 from abonnement.errors import AbonnementError
 from abonnement.operations import queries
 
@@ -22,7 +24,7 @@ from abonnement.operations import queries
 @click.option("--from", "from_", type=DATE, help="First month of a monthly series.")
 @click.option("--to", type=DATE, help="Last month of the series (default: --as-of).")
 @click.option("--currency", help="Default: the account's default currency.")
-@click.option("--csv", "as_csv", is_flag=True, help="The series as CSV.")
+@csv_option
 @click.option(
     "--chart",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -42,32 +44,36 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
     months = month_starts(day(from_), day(to) or on) if from_ else []
     from abonnement.views import report_json
 
-    currency, value, series = queries.report(app.context, metric, on, currency=currency,
-                                             months=months)  # fmt: skip
+    with progress_bar("report", "subscriptions read") as progress:
+        currency, value, series = queries.report(app.context, metric, on, currency=currency,
+                                                 months=months, progress=progress)  # fmt: skip
     payload = report_json(metric, currency, on, value, series)
     rows = payload["series"]
     if chart is not None:
         _draw(chart, metric, currency, series)
-    if as_csv:
-        columns = list(payload["value"]) if metric == "movements" else ["value"]
-        click.echo(",".join(["month", *columns]))
-        for row in rows:
-            cells = row["value"] if metric == "movements" else {"value": row["value"]}
-            click.echo(",".join([row["month"], *(str(cells[c]) for c in columns)]))
-        return
     if as_json:
         echo_json(payload)
+        return
+    unit = {"churn": "%", "subscription_churn": "%", "active": ""}.get(metric, currency)
+    if metric == "movements":
+        columns = [Column("month"), *(Column(k, lambda r, k=k: r["value"][k], number=True)
+                                      for k in payload["value"])]  # fmt: skip
+    else:
+        columns = [Column("month"), Column("value", number=True,
+                                           title=f"{metric.upper()} {unit}".strip())]  # fmt: skip
+    if as_csv:  # the series; with no --from, one row: the value on --as-of
+        echo_rows(columns, rows or [{"month": on.isoformat(), "value": payload["value"]}],
+                  as_csv=True)  # fmt: skip
         return
 
     def shown(v: Any) -> str:
         if isinstance(v, dict):
             return "  ".join(f"{k} {x}" for k, x in v.items()) + f" {currency}"
-        percent = metric in ("churn", "subscription_churn")
-        return f"{v}" + ("%" if percent else "" if metric == "active" else f" {currency}")
+        return f"{text(v)}{'%' if unit == '%' else f' {unit}' if unit else ''}"
 
     click.echo(f"{metric} on {on}: {shown(payload['value'])}")
-    for row in rows:
-        click.echo(f"  {row['month']}  {shown(row['value'])}")
+    if rows:
+        echo_rows(columns, rows)
 
 
 def _draw(path: Path, metric: str, currency: str, series: list) -> None:
@@ -116,25 +122,39 @@ def segments() -> None:
     """Segments: named queries over subscriptions or contacts, from the rule files."""
 
 
+SUBSCRIPTION_MEMBERS = (
+    Column("id", lambda m: m.id),
+    Column("status", lambda m: m.status),
+    Column("contact_id", lambda m: m.contact_id, title="CONTACT"),
+    Column("currency", lambda m: m.currency),
+)
+CONTACT_MEMBERS = (
+    Column("id", lambda m: m.id),
+    Column("name", lambda m: m.name),
+    Column("email", lambda m: m.email),
+    Column("company", lambda m: m.company),
+)
+
+
 @segments.command("show")
 @click.argument("name")
 @as_of_option
+@csv_option
 @json_option
 @click.pass_obj
-def segments_show(app: App, name: str, as_of: Any, as_json: bool) -> None:
-    """The members of a segment on a date (default today)."""
+def segments_show(app: App, name: str, as_of: Any, as_csv: bool, as_json: bool) -> None:
+    """The members of a segment on a date (default today): a table (or CSV, or JSON)."""
     from abonnement.views import segment_json
 
     on = day_or_today(app, as_of)
     kind, members = queries.segment(app.context, name, on)
-    payload = segment_json(name, kind, on, members)
-    ids = payload["members"]
     if as_json:
-        echo_json(payload)
+        echo_json(segment_json(name, kind, on, members))
         return
-    click.echo(f"{name} ({kind}, {on}): {len(ids)}")
-    for member in ids:
-        click.echo(f"  {member}")
+    columns = SUBSCRIPTION_MEMBERS if kind == "subscriptions" else CONTACT_MEMBERS
+    if not as_csv:
+        click.echo(f"{name} ({kind}, {on}): {len(members)}")
+    echo_rows(columns, members, as_csv=as_csv)
 
 
 COMMANDS = (report, segments)

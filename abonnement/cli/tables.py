@@ -59,11 +59,11 @@ class Column:
     numbers unquoted."""
 
     name: str
-    value: Callable[[Mapping[str, Any]], Any] | None = None
+    value: Callable[[Any], Any] | None = None
     title: str | None = None
     number: bool = False
 
-    def cell(self, row: Mapping[str, Any]) -> Any:
+    def cell(self, row: Any) -> Any:
         """The raw value of this column in ``row``."""
         return self.value(row) if self.value is not None else row.get(self.name)
 

@@ -314,7 +314,7 @@ def run_billing(
     *,
     batch_size: int = 500,
     keep_invoices: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, date], None] | None = None,
     with_mrr: bool = True,
     with_subtotal: bool = True,
     processor: ProcessorPort | None = None,
@@ -330,7 +330,8 @@ def run_billing(
 
     A subscription whose billing fails is set aside (``summary.failed``, and its
     ``subscription.billing_failed`` event); attempts the processor gave no answer for are
-    left pending (``summary.payments["awaiting"]``, ``summary.processor_error``)."""
+    left pending (``summary.payments["awaiting"]``, ``summary.processor_error``).
+    ``progress`` is told, after each batch, how many subscriptions it claimed and their day."""
     summary = RunSummary(until, keep_invoices=keep_invoices)
     settings = catalog.settings
     records_cache: dict[str, Mapping[str, Any]] = {}
@@ -419,7 +420,7 @@ def run_billing(
             summary.count(charge(store, processor, attempts, settings, day,  # type: ignore[arg-type]
                                  accepted=catalog.accepted_for, outage=outage))  # fmt: skip
         if progress:
-            progress(claimed)
+            progress(claimed, day)
         return claimed
 
     def set_aside(day: date, failed: BatchFailed) -> None:

@@ -69,26 +69,41 @@ def due_count(ctx: Context, until: date) -> int:
 
 
 class Claims:
-    """The engine's "claimed N more subscriptions" turned into ``progress(done, total)``:
-    ``total`` is what was claimed so far plus what is still due up to ``until`` (asked
-    again after each batch: a subscription billed monthly over a long span is due again
-    after its claim), plus ``extra`` (work still to come after this step). ``done`` counts
-    from ``base`` (work of an earlier step)."""
+    """The engine's "claimed N more subscriptions on DAY" turned into ``progress(done,
+    total)``. ``done`` counts the subscriptions billed (from ``base``: the work of an earlier
+    step). A subscription may be due again later in the span, so ``total`` is an estimate:
+    the share of the span done — the days behind, and the part of the day in hand billed
+    (what it claimed against what is still due on it) — scaled up to a count; before the
+    first batch, what is due now. ``extra`` adds work still to come after this step."""
 
     def __init__(self, ctx: Context, until: date, progress: Progress, *, base: int = 0,
                  extra: int = 0) -> None:  # fmt: skip
         self.ctx, self.until, self.progress, self.extra = ctx, until, progress, extra
-        self.done = base
+        self.base = self.done = base
+        self.first: date | None = None
+        self.day: date | None = None
+        self.today = 0  # claimed on ``day``
         self.tell()
 
-    def __call__(self, claimed: int) -> None:
+    def __call__(self, claimed: int, day: date | None = None) -> None:
+        if day is not None and day != self.day:
+            self.first = self.first or day
+            self.day, self.today = day, 0
         self.done += claimed
+        self.today += claimed
         self.tell()
 
     def tell(self) -> None:
         """Say where the work stands now."""
-        remaining = self.ctx.storage.count_due(self.until)
-        self.progress(self.done, self.done + remaining + self.extra)
+        ours = self.done - self.base
+        if self.day is None or self.first is None:
+            total = ours + self.ctx.storage.count_due(self.until)
+        else:
+            left = self.ctx.storage.count_due(self.day)  # still due on the day in hand
+            span = (self.until - self.first).days + 1
+            share = ((self.day - self.first).days + self.today / (self.today + left or 1)) / span
+            total = max(ours + left, round(ours / share) if share > 0 else 0)
+        self.progress(self.done, self.base + total + self.extra)
 
 
 def _claims(ctx: Context, until: date, progress: Progress | None) -> Claims | None:
@@ -223,14 +238,14 @@ def bill(
     *,
     batch_size: int = 500,
     workers: int = 1,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, date], None] | None = None,
     charge: bool = True,
     keep_invoices: bool = False,
 ) -> RunSummary:
     """The billing loop alone — no apply, no delivery — over this project's storage, rules
     and processor (``charge=False``: no processor). ``run`` wraps it; benchmarks time it.
-    ``progress`` is the engine's: told how many subscriptions each batch claimed (``Claims``
-    makes ``(done, total)`` of it)."""
+    ``progress`` is the engine's: told how many subscriptions each batch claimed and their
+    day (``Claims`` makes ``(done, total)`` of it)."""
     if workers > 1:
         return _run_workers(ctx, until, workers, batch_size, progress)
     from abonnement.engine.billing_run import run_billing
@@ -295,7 +310,7 @@ def _run_workers(
     until: date,
     workers: int,
     batch_size: int,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, date], None] | None = None,
 ) -> RunSummary:
     """The billing run in ``workers`` processes sharing the work through row locks. The
     workers add what they claim to one shared counter; this process reads it a few times a
@@ -313,7 +328,9 @@ def _run_workers(
         while not pending.ready():
             pending.wait(0.25)
             if progress is not None and claimed.value > told:
-                progress(claimed.value - told)
+                # the day the workers are on: the earliest one with work left
+                day = ctx.storage.earliest_event(until, collections=False)
+                progress(claimed.value - told, day or until)
                 told = claimed.value
         summaries = pending.get()
     total = summaries[0]
@@ -332,7 +349,7 @@ def _share(counter: Any) -> None:
     _claimed = counter
 
 
-def _count(claimed: int) -> None:
+def _count(claimed: int, _day: date) -> None:
     with _claimed.get_lock():
         _claimed.value += claimed
 
