@@ -9,6 +9,7 @@ import click
 
 from abonnement.app import App
 from abonnement.cli.common import as_of_option, day_or_today, echo_json, json_option
+from abonnement.cli.tables import Column, csv_option, echo_rows
 from abonnement.errors import AbonnementError
 from abonnement.operations import access
 
@@ -58,18 +59,25 @@ def api_keys_create(app: App, name: str, as_of: Any, as_json: bool) -> None:
                "send it as `Authorization: Bearer KEY`", err=True)  # fmt: skip
 
 
+KEY_COLUMNS = (
+    Column("name"),
+    Column("prefix", title="KEY PREFIX"),
+    Column("created_on", title="CREATED"),
+    Column("revoked_on", title="REVOKED"),
+)
+
+
 @api_keys.command("list")
+@csv_option
 @json_option
 @click.pass_obj
-def api_keys_list(app: App, as_json: bool) -> None:
+def api_keys_list(app: App, as_csv: bool, as_json: bool) -> None:
     """Every key, by name, with the first characters of the key and when it was revoked."""
     rows = access.keys(app.context)
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
-        state = f"revoked {row['revoked_on']}" if row["revoked_on"] else "live"
-        click.echo(f"{row['name']:<24} {row['prefix']}…  created {row['created_on']}  {state}")
+    echo_rows(KEY_COLUMNS, rows, as_csv=as_csv)
 
 
 @api_keys.command("revoke")

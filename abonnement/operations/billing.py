@@ -93,6 +93,10 @@ class Claims:
         self.today += claimed
         self.tell()
 
+    def finish(self) -> None:
+        """The step is over: what was done was all of it."""
+        self.progress(self.done, self.done + self.extra)
+
     def tell(self) -> None:
         """Say where the work stands now."""
         ours = self.done - self.base
@@ -163,6 +167,8 @@ def run(
         claims = _claims(ctx, until, progress)
         applied, summary = apply_and_bill(ctx, apply_on, until, batch_size=batch_size,
                                           workers=workers, progress=claims)  # fmt: skip
+        if claims is not None:
+            claims.finish()
         ctx.storage.advance_timeline(until)
         result = RunResult(summary, applied, notifications=deliver_due(ctx, until))
     _log_result(result, until)
@@ -272,12 +278,14 @@ def _dry_run(
 ) -> RunResult:
     store = ctx.storage
     # A dry run rolls the database back, but a processor cannot be rolled back: no charges.
+    claims = _claims(ctx, until, progress)
     with store.dry_run():
         applied, summary = apply_and_bill(
-            ctx, apply_on, until, batch_size=batch_size, progress=_claims(ctx, until, progress),
-            charge=False,
+            ctx, apply_on, until, batch_size=batch_size, progress=claims, charge=False,
             keep_invoices=True,
         )  # fmt: skip
+        if claims is not None:
+            claims.finish()
         invoices = [store.invoice(number) for number, _ in summary.invoices]
     return RunResult(summary, applied, [i for i in invoices if i is not None])
 
@@ -293,8 +301,11 @@ def forecast(
 
     until = add_months(as_of, months) - timedelta(days=1)
     with ctx.storage.dry_run():
+        claims = _claims(ctx, until, progress)
         _, summary = apply_and_bill(ctx, as_of, until, charge=False, keep_invoices=True,
-                                    progress=_claims(ctx, until, progress))  # fmt: skip
+                                    progress=claims)  # fmt: skip
+        if claims is not None:
+            claims.finish()
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for _, draft in summary.invoices:
         key = (draft.issue_date.strftime("%Y-%m"), draft.currency)

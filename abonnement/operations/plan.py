@@ -118,10 +118,14 @@ def plan(
         else:
             _, before = apply_and_bill(before_ctx, as_of, until, charge=False,
                                        keep_invoices=True, progress=first)  # fmt: skip
+        if first is not None:
+            first.finish()
     with store.dry_run():
         second = Claims(ctx, until, progress, base=first.done) if first and progress else None
         _, after = apply_and_bill(ctx, as_of, until, prorate=prorate, charge=False,
                                   keep_invoices=True, progress=second)  # fmt: skip
+        if second is not None:
+            second.finish()
     result = Plan(as_of, months, until, baseline, differences)
     result.money, result.totals = _money(_sums(before), _sums(after))
     return result
