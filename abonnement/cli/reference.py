@@ -39,6 +39,19 @@ command also answers `--help`.
   and errors only, `-v` debugging detail, `--log-format json` one JSON object per line
   (`time`, `level`, `logger`, `message` and the record's fields). Secrets (card tokens, keys,
   signed links) are never logged.
+- **Listings and CSV:** every listing (`… list`, `forecast`, `report`, `segments show`,
+  `plugins`) prints a table: a header row, then one row per line, each column as wide as its
+  widest cell, money and counts right-aligned. `--csv` prints the same rows as CSV instead
+  (written by Python's `csv` module: a header row of the JSON keys, `\n` line ends, cells
+  with commas, quotes or line breaks quoted). Spreadsheets run a cell that starts with `=`,
+  `+`, `-`, `@`, a tab or a carriage return as a formula, so such a text cell is written with
+  a leading `'` (a contact named `=HYPERLINK(…)` is the text `'=HYPERLINK(…)`, `-2+3` is
+  `'-2+3`); a number in a money or count column (`-12.50`) stays a number. `show` commands
+  print labelled fields and their lines as tables; `--json` has everything, unrounded by
+  layout.
+- **Progress:** the long steps (`apply`, `run`, `forecast`, `plan`, `report`) draw a progress
+  bar on standard error, only when standard error is a terminal and neither `--json`, `-q` nor
+  `--log-format json` is given; a pipe, a file, cron and systemd never see it.
 - **Where things live:** without `--config` (or `ABONNEMENT_CONFIG`), the config directory is
   the nearest one, from the current directory upward, that holds an `abonnement.yaml`. Without
   `--db` (or `ABONNEMENT_DATABASE_URL`), the database is `abonnement.db` in the config

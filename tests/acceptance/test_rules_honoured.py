@@ -58,9 +58,16 @@ def test_invoices_show_names_each_adjustment_by_its_label(tmp_path, db_url):
     ]  # fmt: skip
     assert invoice["total"] == "26.54"
     text = run("--config", str(s.config), "--db", s.db_url, "invoices", "show", "INV-00001").stdout
-    assert "tax NY sales tax 8.875%: 2.09 USD" in text
-    assert "discount Loyalty discount 10% (invoice): 2.50 USD" in text
-    assert "fee Card processing fee (invoice): 0.95 USD" in text
+    lines = text.splitlines()
+    start = lines.index("discounts, fees and taxes:") + 1
+    assert lines[start : start + 5] == [
+        "ON       KIND      LABEL                  RATE  AMOUNT",
+        "1        fee       handling                  -    1.00",
+        "1        tax       NY sales tax         8.875%    2.09",
+        "invoice  discount  Loyalty discount        10%    2.50",
+        "invoice  fee       Card processing fee       -    0.95",
+    ]
+    assert lines[-3:] == ["total       26.54", "paid        26.54", "amount due   0.00"]
 
 
 def test_the_invoice_document_shows_the_rule_labels_and_rates(tmp_path, db_url):
