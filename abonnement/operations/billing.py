@@ -336,13 +336,16 @@ def _run_workers(
     told = 0
     with context.Pool(workers, initializer=_share, initargs=(claimed,)) as pool:
         pending = pool.starmap_async(_worker, args)
-        while not pending.ready():
+        finished = False
+        while not finished:
             pending.wait(0.25)
-            if progress is not None and claimed.value > told:
+            finished = pending.ready()  # then the count is final: told once more
+            now = claimed.value  # read once: the workers go on adding to it
+            if progress is not None and now > told:
                 # the day the workers are on: the earliest one with work left
                 day = ctx.storage.earliest_event(until, collections=False)
-                progress(claimed.value - told, day or until)
-                told = claimed.value
+                progress(now - told, day or until)
+                told = now
         summaries = pending.get()
     total = summaries[0]
     for other in summaries[1:]:

@@ -50,3 +50,24 @@ def test_sqlite_refuses_more_than_one_worker(tmp_path):
                  "--until", "2027-01-03", "--workers", "2")  # fmt: skip
     assert result.exit_code == 1
     assert "SQLite takes one worker at a time" in result.stderr
+
+
+def test_workers_report_progress_through_the_parent(tmp_path, db_url):
+    if db_url.startswith("sqlite"):
+        pytest.skip("workers need PostgreSQL")
+    from abonnement.app import App
+    from abonnement.operations import billing
+
+    monthly = Frequency.parse("monthly")
+    item = Item("Coffee", 1, Money(Decimal("25.00"), "USD"), frequency=monthly)
+    subs = [Subscription(f"p{i:03d}", "c1", "USD", monthly, date(2026, 12, 1), (item,))
+            for i in range(60)]  # fmt: skip
+    SqlStorage(db_url).insert_subscriptions(subs, "declared")
+    config = _config(tmp_path, tmp_path / "ledger.db")
+    calls: list[tuple[int, int | None]] = []
+    result = billing.run(App(config, db_url).context, date(2027, 1, 3), workers=2,
+                         batch_size=5, progress=lambda d, t: calls.append((d, t)))  # fmt: skip
+    # 60 subscriptions, each claimed on Dec 1 and Jan 1 (and for its reminders)
+    assert result.summary.subscriptions >= 120
+    assert calls[-1] == (result.summary.subscriptions, result.summary.subscriptions)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
