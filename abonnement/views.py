@@ -59,8 +59,12 @@ def subscription_json(
     sub: Subscription, settings: Settings, recurring: Any = None
 ) -> dict[str, Any]:
     """A subscription in the documented shape. Its ``mrr`` counts the recurring discount rules
-    of ``recurring`` (a ``RecurringPricing``) when settings say discounts reduce MRR."""
+    of ``recurring`` (a ``RecurringPricing``) when settings say discounts reduce MRR; its
+    ``payment_method`` is the saved method a processor charges (``{"id", "type"}``, never the
+    token; None when nothing is charged automatically), ``payment_terms`` those of its
+    invoices while it is not."""
     factor = settings.weekly_mrr_factor
+    charged = sub.collection_mode == "automatic" and sub.payment_token
     return {
         "id": sub.id,
         "status": sub.status,
@@ -74,6 +78,10 @@ def subscription_json(
         "payments_made": sub.payments_made,
         "number_of_payments": sub.payments,
         "collection_mode": sub.collection_mode,
+        "payment_method": {"id": sub.payment_method_id, "type": sub.payment_type}
+        if charged
+        else None,
+        "payment_terms": sub.payment_terms,
         "owner": sub.owner,
         "items": _items(sub.items, sub.currency),
         "pending_lines": _items(sub.pending, sub.currency),  # on the next invoice only
@@ -197,16 +205,9 @@ def payment_json(payment: PaymentRecord) -> dict[str, Any]:
 def subscription_detail_json(
     detail: Any, settings: Settings, recurring: Any = None
 ) -> dict[str, Any]:
-    """``subscriptions show``: a subscription (``queries.SubscriptionDetail``) with its payment
-    method (``{"id", "type"}``, None when nothing is charged automatically) and terms, its
-    invoice numbers, payments and history."""
-    sub = detail.subscription
-    payload = subscription_json(sub, settings, recurring)
-    # the saved method a processor charges (its id and type; the token stays secret)
-    charged = sub.collection_mode == "automatic" and sub.payment_token
-    payload["payment_method"] = ({"id": sub.payment_method_id, "type": sub.payment_type}
-                                 if charged else None)  # fmt: skip
-    payload["payment_terms"] = sub.payment_terms
+    """``subscriptions show``: a subscription (``queries.SubscriptionDetail``) with its invoice
+    numbers, payments and history."""
+    payload = subscription_json(detail.subscription, settings, recurring)
     payload["invoices"] = detail.invoices
     payload["payments"] = [payment_json(r) for r in detail.payments]
     payload["history"] = [
