@@ -109,7 +109,7 @@ def _pad(value: str, width: int, right: bool) -> str:
     return fill + value if right else value + fill
 
 
-def table_text(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> str:
+def table_text(columns: Sequence[Column], rows: Iterable[Any]) -> str:
     """The rows as a table: a header row, then one line per row, each column as wide as its
     widest cell (number columns right-aligned), two spaces between; no trailing spaces."""
     cells = [[c.heading for c in columns]]
@@ -134,7 +134,7 @@ def csv_cell(value: Any, number: bool = False) -> str:
     return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 
-def csv_text(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> str:
+def csv_text(columns: Sequence[Column], rows: Iterable[Any]) -> str:
     """The rows as CSV (the ``csv`` module's quoting, ``\\n`` line ends): a header row of
     the column names, then one row per row, every cell through ``csv_cell``."""
     out = io.StringIO()
@@ -145,9 +145,7 @@ def csv_text(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> st
     return out.getvalue()
 
 
-def echo_rows(
-    columns: Sequence[Column], rows: Iterable[Mapping[str, Any]], *, as_csv: bool = False
-) -> None:
+def echo_rows(columns: Sequence[Column], rows: Iterable[Any], *, as_csv: bool = False) -> None:
     """Print a listing on standard output: CSV with ``as_csv``, else a table."""
     if as_csv:
         click.echo(csv_text(columns, rows), nl=False)
