@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -105,6 +105,21 @@ def run(
     Raises ``InvalidInput`` for a dry run with workers or workers on SQLite."""
     if workers > 1 and dry_run:
         raise InvalidInput("a dry run uses one worker")
+    # Where billing cannot be shared (SQLite: one writer), a second run waits for the first,
+    # then says "another run holds the database" (``Busy``) rather than fail half-way.
+    with nullcontext() if ctx.storage.concurrent_billing else ctx.storage.exclusive("run"):
+        return _run(ctx, until, apply_on, dry_run, batch_size, workers, progress)
+
+
+def _run(
+    ctx: Context,
+    until: date,
+    apply_on: date | None,
+    dry_run: bool,
+    batch_size: int,
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> RunResult:
     if apply_on is None:
         apply_on = timeline_start(ctx, until)
     log.info("billing run up to %s%s", until, " (dry run)" if dry_run else "",
@@ -251,15 +266,24 @@ def forecast(ctx: Context, as_of: date, months: int) -> list[dict[str, Any]]:
 
 
 def _run_workers(ctx: Context, until: date, workers: int, batch_size: int) -> RunSummary:
-    """The billing run in ``workers`` processes sharing the work through row locks."""
+    """The billing run in ``workers`` processes sharing the work through row locks. A worker
+    that dies (killed, out of memory) is noticed: the others are stopped, whatever they had
+    claimed goes back with their connections (an attempt committed pending is asked about by
+    its key, as after any crash), and this process bills what is left on its own."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     if not ctx.storage.concurrent_billing:
         raise InvalidInput("SQLite takes one worker at a time; use PostgreSQL for --workers")
     context = multiprocessing.get_context("spawn")
-    args = [(str(ctx.config_dir), ctx.database_url, until, batch_size)] * workers
-    with context.Pool(workers) as pool:
-        summaries = pool.starmap(_worker, args)
+    args = (str(ctx.config_dir), ctx.database_url, until, batch_size)
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            summaries = [f.result() for f in [pool.submit(_worker, *args) for _ in range(workers)]]
+    except BrokenProcessPool:
+        log.warning("a worker of the billing run died; the run goes on in one process")
+        return bill(ctx, until, batch_size=batch_size)
     total = summaries[0]
     for other in summaries[1:]:
         days = total.days  # the workers shared the same days

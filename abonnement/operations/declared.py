@@ -210,7 +210,16 @@ def apply_declared(
     """Make the declared subscriptions true on ``as_of`` without delivering anything:
     create what is new, change what differs (or say it waits, inside the freeze window),
     report what is no longer declared (``prune``: cancel those at period end). Running it
-    twice changes nothing. The config applied is kept, for ``plan``."""
+    twice changes nothing. The config applied is kept, for ``plan``.
+
+    Two applies at once (two processes, or an apply and a run) take turns
+    (``Storage.exclusive``): the second compares with what the first made true, so each
+    declared subscription is created once. ``Busy`` if the other holds on too long."""
+    with ctx.storage.exclusive("applying"):
+        return _apply_declared(ctx, as_of, prorate=prorate, prune=prune)
+
+
+def _apply_declared(ctx: Context, as_of: date, *, prorate: bool, prune: bool) -> Applied:
     from abonnement.engine.subscriptions import cancel
 
     found = compare(ctx, as_of, prorate=prorate, strict=False)

@@ -111,6 +111,9 @@ class SqlStorage:
     def instance_id(self) -> str:
         return self.db.instance_id()
 
+    def exclusive(self, name: str, wait: float | None = None) -> AbstractContextManager[None]:
+        return self.db.exclusive(name, wait)
+
     def timeline(self) -> date | None:
         with self.db.tx() as conn:
             return meta.timeline(conn)
@@ -229,6 +232,12 @@ class SqlStorage:
 
     def open_invoices(self, subscription_id: str, on: date) -> list[Attempt]:
         return self._payments.open_invoices(subscription_id, on)
+
+    def claim_invoices(
+        self, numbers: Sequence[str], on: date, *, skip_busy: bool = False,
+        method: tuple[str, str] | None = None,
+    ) -> list[Attempt]:  # fmt: skip
+        return self._payments.claim_invoices(numbers, on, skip_busy=skip_busy, method=method)
 
     def pay_invoice(self, number: str, amount: Money, on: date, method: str) -> InvoiceRecord:
         return self._payments.pay_invoice(number, amount, on, method)
