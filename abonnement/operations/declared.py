@@ -133,6 +133,7 @@ def compare(
     currency or frequency of a subscription that has billed) — with ``strict=False`` that
     declaration is ``refused`` instead (its message in ``waits_for``'s place: ``refused``)
     and the others go on — and ``InvalidInput`` for proration while settings turn it off."""
+    from abonnement.engine.bounds import term_problem
     from abonnement.engine.events import numbered
     from abonnement.engine.purchase import from_declared
     from abonnement.engine.subscriptions import mrr_basis
@@ -148,6 +149,13 @@ def compare(
         where = catalog.declared_at.get(decl.id, "")
         old = existing.get(decl.id)
         wanted = from_declared(decl, catalog, as_of)
+        endless = term_problem(wanted)  # a term no calendar holds: never stored
+        if endless and not strict:
+            out.append(Difference(decl.id, "refused", declared_at=where, refused=endless))
+            continue
+        if endless:
+            problems.append(f"`{decl.id}`: {endless}")
+            continue
         if old is None:
             if decl.id in history:
                 out.append(Difference(decl.id, "deleted", declared_at=where))

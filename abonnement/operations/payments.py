@@ -296,8 +296,8 @@ def pay_invoice(
 ) -> dict[str, Any]:
     """Record a payment made outside the processor (default: the amount due), then deliver.
     ``{"number", "status", "amount_paid"}`` (``amount_paid`` as ``Money``). ``NotFound``,
-    ``InvalidState`` (settled), or ``InvalidInput`` for an amount that is not positive or has
-    more decimals than the invoice's currency."""
+    ``InvalidState`` (settled), or ``InvalidInput`` for an amount that is not positive, has
+    more decimals than the invoice's currency or is more than is due."""
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
@@ -305,6 +305,10 @@ def pay_invoice(
         value = invoice.amount_due
     else:
         value = Money(positive_amount(amount, invoice.currency, "--amount"), invoice.currency)
+        if invoice.status == InvoiceStatus.OPEN and value > invoice.amount_due:
+            # nothing would hold the excess (storage checks again, holding the invoice)
+            raise InvalidInput(f"--amount: at most {invoice.amount_due.format_amount()} "
+                               f"{invoice.currency} is due on invoice {number}")  # fmt: skip
     paid = ctx.storage.pay_invoice(number, value, on, method)
     deliver_due(ctx, on)
     return {"number": paid.number, "status": paid.status, "amount_paid": paid.amount_paid}
