@@ -31,6 +31,8 @@ from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from abonnement.engine.analytics import History
 from abonnement.engine.catalog import Contact
 from abonnement.engine.collection import Attempt, ChargeResult
@@ -47,7 +49,7 @@ from abonnement.engine.records import (
     PaymentRecord,
 )
 from abonnement.engine.subscriptions import Step, Subscription
-from abonnement.errors import StorageError
+from abonnement.errors import AlreadyExists, StorageError
 from abonnement.plugins.storage import meta
 from abonnement.plugins.storage.billing import BillingRun
 from abonnement.plugins.storage.database import Database, alembic_config
@@ -132,7 +134,13 @@ class SqlStorage:
     def insert_subscriptions(
         self, subs: Sequence[Subscription], source: str, events: Sequence[Event] = ()
     ) -> None:
-        self._subscriptions.insert(subs, source, events)
+        try:
+            self._subscriptions.insert(subs, source, events)
+        except IntegrityError:  # another process stored one of these ids a moment ago
+            raise AlreadyExists(
+                f"subscription `{subs[0].id}`{' (or another of these)' if len(subs) > 1 else ''} "
+                "exists already"
+            ) from None
 
     def replace_items(self, subs: Sequence[Subscription], events: Sequence[Event] = ()) -> None:
         self._subscriptions.replace_items(subs, events)
@@ -257,8 +265,11 @@ class SqlStorage:
         bases: Sequence[Mapping[str, Any]] | None = None,
         total: Money | None = None,
     ) -> str:
-        return self._payments.record_checkout(subs, draft, attempt, result, day, number_format,
-                                              source, bases, total)  # fmt: skip
+        try:
+            return self._payments.record_checkout(subs, draft, attempt, result, day,
+                                                  number_format, source, bases, total)  # fmt: skip
+        except IntegrityError:  # the same purchase, recorded by another process a moment ago
+            raise AlreadyExists(f"already done: `{subs[0].id if subs else draft}` exists") from None
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,
