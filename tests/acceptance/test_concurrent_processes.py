@@ -190,7 +190,7 @@ def test_checkout_and_retry_racing_a_run_give_no_traceback(tmp_path, db_url):
     ]  # fmt: skip
     rc_run, _, err = _finish(run, timeout=120)
     assert rc_run == 0, err
-    (rc_checkout, out, err), (rc_retry, _, err_retry) = [_finish(p) for p in others]
+    (rc_checkout, _, err), (rc_retry, _, err_retry) = [_finish(p) for p in others]
     assert rc_checkout == 0, err
     # payment 1 may not exist yet, or be paid already: a clear refusal either way
     assert rc_retry in (0, 1, 3), err_retry
@@ -199,4 +199,70 @@ def test_checkout_and_retry_racing_a_run_give_no_traceback(tmp_path, db_url):
     store = SqlStorage(db_url)
     paid = Counter(p.invoice_number for p in store.payments() if p.status == "succeeded")
     assert set(paid.values()) == {1} and len(paid) == N + 1  # the run's 40 and the checkout
+    store.close()
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The processes ``pid`` spawned through multiprocessing (its billing workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers through /proc")
+def test_a_killed_worker_is_noticed_and_the_run_finishes_billing_everyone_once(tmp_path, db_url):
+    if db_url.startswith("sqlite"):
+        pytest.skip("workers need PostgreSQL")
+    from datetime import date
+    from decimal import Decimal
+
+    import sqlalchemy as sa
+
+    from abonnement.engine.items import Item
+    from abonnement.engine.money import Money
+    from abonnement.engine.schedule import Frequency
+    from abonnement.engine.subscriptions import Subscription
+
+    count = 200
+    monthly = Frequency.parse("monthly")
+    item = Item("Coffee", 1, Money(Decimal("25.00"), "USD"), frequency=monthly)
+    store = SqlStorage(db_url)
+    store.insert_subscriptions([
+        Subscription(f"w{i:04d}", "c1", "USD", monthly, date(2026, 12, 1), (item,),
+                     collection_mode="automatic", payment_type="card", payment_token="tok_visa")
+        for i in range(count)
+    ], "created")  # fmt: skip
+    config = _config(tmp_path, declared=0, latency=0.02)
+    run = _start(config, db_url, "run", "--until", "2026-12-01", "--workers", "2",
+                 "--batch-size", "5")  # fmt: skip
+    deadline = time.monotonic() + 60
+    victim = None
+    while victim is None and time.monotonic() < deadline and run.poll() is None:
+        workers = _workers_of(run.pid)
+        with store.engine.connect() as conn:
+            billed = conn.execute(sa.text("SELECT count(*) FROM payments")).scalar_one()
+        if workers and billed:  # at work: kill one mid-run
+            victim = workers[0]
+            os.kill(victim, signal.SIGKILL)
+        time.sleep(0.05)
+    assert victim is not None, "the workers were never seen at work"
+    rc, _, err = _finish(run, timeout=120)  # never waits forever
+    assert rc == 0, err
+    assert "a worker of the billing run died; the run goes on in one process" in err
+    invoices = store.invoices()
+    assert Counter(i.subscription_id for i in invoices) == {f"w{i:04d}": 1 for i in range(count)}
+    assert {i.status for i in invoices} == {"paid"}
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        keys = [k for (k,) in db.execute("SELECT key FROM charges WHERE status = 'succeeded'")]
+    assert sorted(Counter(k.split("/")[1] for k in keys).values()) == [1] * count
     store.close()
