@@ -154,3 +154,23 @@ def test_processes_racing_for_one_invoice_charge_it_once(tmp_path, db_url, monke
             assert "already being collected" in text or "not open" in text, text
     assert _succeeded(db_url, ledger, number) == (1, 1)
     assert processes[-1].returncode == 0  # the run is never the one refused
+
+
+def test_a_payment_by_hand_while_a_charge_is_in_flight_is_refused(tmp_path, db_url):
+    config, ledger, number, payment_id = _owing(tmp_path, db_url)
+    by_hand = App(config, db_url).context
+    assert by_hand.storage is not None  # opened before the race: the charge takes 0.3 s
+    charging = threading.Thread(
+        target=payments.retry, args=(App(config, db_url).context, payment_id, ON)
+    )
+    charging.start()
+    store = SqlStorage(db_url)
+    for _ in range(200):  # until the retry's attempt is committed pending
+        if any(p.status == "pending" for p in store.payments(invoice_number=number)):
+            break
+        threading.Event().wait(0.01)
+    with pytest.raises(AlreadyCollecting, match=f"invoice {number} is already being collected"):
+        payments.pay_invoice(by_hand, number, ON, amount="25.00")
+    charging.join(timeout=30)
+    store.close()
+    assert _succeeded(db_url, ledger, number) == (1, 1)  # the charge; nothing recorded by hand

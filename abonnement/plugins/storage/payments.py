@@ -560,6 +560,12 @@ class Payments:
             row = conn.execute(held).first()
             if row is None:
                 raise NotFound("invoice", number)
+            pending = (_P.invoice_number == number) & (_P.status == PaymentStatus.PENDING)
+            charging = conn.execute(select(_P.attempt).where(pending)).first()
+            if charging is not None:  # its outcome first: recorded now, both might count
+                raise AlreadyCollecting(f"invoice {number} is already being collected (attempt "
+                                        f"{charging.attempt} is pending); try again when it "
+                                        "has an outcome")  # fmt: skip
             status, outcome = paid_by_hand(number, row.status, row.amount_paid, row.total,
                                            amount.amount)  # fmt: skip
             paid = row.amount_paid + amount.amount
