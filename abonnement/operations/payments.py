@@ -10,7 +10,14 @@ from typing import Any
 from abonnement.engine.money import Money, positive_amount
 from abonnement.engine.records import InvoiceRecord
 from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
-from abonnement.errors import CollectionError, InvalidInput, InvalidState, NotFound, PaymentDeclined
+from abonnement.errors import (
+    AlreadyCollecting,
+    CollectionError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    PaymentDeclined,
+)
 from abonnement.operations.context import Context
 from abonnement.operations.delivery import deliver_due
 
@@ -116,8 +123,10 @@ def pay_through_link(ctx: Context, token: str, card: str, on: date) -> dict[str,
         raise InvalidState("this pay link was already used")
     try:
         return pay_online(ctx, link.subject, card, on)
-    except PaymentDeclined:
-        ctx.storage.release_link(link.digest)  # nothing was paid: the buyer may try another card
+    except (PaymentDeclined, AlreadyCollecting):
+        # nothing was paid through it: the buyer may try another card, or again once the
+        # collection under way has an outcome
+        ctx.storage.release_link(link.digest)
         raise
 
 
