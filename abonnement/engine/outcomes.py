@@ -29,7 +29,6 @@ from abonnement.engine.invoicing import InvoiceDraft, carried_item, payment_rece
 from abonnement.engine.money import Money
 from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, mrr_basis
-from abonnement.errors import InvalidInput
 
 __all__ = [
     "CARRIED",
@@ -235,12 +234,7 @@ def paid_by_hand(
     """A payment of ``amount`` made outside the processor on an invoice in ``status`` with
     ``amount_paid`` of ``total`` paid so far: the invoice's new status, and the outcome
     (``after_payment``) — a success that pays the invoice once the amount reaches its total.
-    ``InvalidState`` for a settled invoice; ``InvalidInput`` for more than is due (nothing
-    would hold the excess)."""
-    new = payment_received(number, status, total, amount_paid)  # settled: InvalidState first
-    if amount > total - amount_paid:
-        raise InvalidInput(f"--amount: {amount} is more than invoice {number} has due "
-                           f"({total - amount_paid})")  # fmt: skip
+    ``InvalidState`` for a settled invoice."""
     new = payment_received(number, status, total, amount_paid + amount)
     paid = new == InvoiceStatus.PAID
     return new, Outcome(PaymentStatus.SUCCEEDED, paid, _S.ACTIVE if paid else None, None, None)

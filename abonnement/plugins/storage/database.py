@@ -109,6 +109,9 @@ class Database:
         self._instance: str | None = None
         self.held: Connection | None = None  # set while a dry run or a charge holds one
         try:
+            if self.database_file is not None and not self.database_file.parent.is_dir():
+                # checked first: the lock file would make the missing folders
+                raise FileNotFoundError(2, "No such file or directory")
             if self.database_file is not None and not self.database_file.exists():
                 # created whole or not at all: a kill mid-creation leaves no file behind
                 # (and a second first use waits for the first, then finds it made)

@@ -42,7 +42,7 @@ from abonnement.engine.outcomes import (
 from abonnement.engine.records import InvoiceRecord, PaymentRecord
 from abonnement.engine.status import InvoiceStatus, PaymentStatus
 from abonnement.engine.subscriptions import Subscription
-from abonnement.errors import AlreadyCollecting, NotFound
+from abonnement.errors import AlreadyCollecting, InvalidInput, NotFound
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.database import Database
 from abonnement.plugins.storage.invoices import Invoices, of_subscription
@@ -566,6 +566,12 @@ class Payments:
                 raise AlreadyCollecting(f"invoice {number} is already being collected (attempt "
                                         f"{charging.attempt} is pending); try again when it "
                                         "has an outcome")  # fmt: skip
+            due = row.total - row.amount_paid
+            if row.status == InvoiceStatus.OPEN and amount.amount > due:
+                # checked again here, holding the invoice: two payments racing may not overpay
+                most = Money(due, amount.currency).format_amount()
+                raise InvalidInput(f"--amount: at most {most} {amount.currency} is due on "
+                                   f"invoice {number}")  # fmt: skip
             status, outcome = paid_by_hand(number, row.status, row.amount_paid, row.total,
                                            amount.amount)  # fmt: skip
             paid = row.amount_paid + amount.amount
