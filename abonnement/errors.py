@@ -79,6 +79,20 @@ class AlreadyExists(InvalidState):
     code = "already_exists"
 
 
+class Busy(InvalidState):
+    """Another process holds what the operation needs (the database a run holds, the lock
+    migrations take) for longer than the wait allows; trying again later works. HTTP 409."""
+
+    code = "busy"
+
+
+class AlreadyCollecting(Busy):
+    """Another caller is collecting this invoice right now (an attempt is pending): its
+    outcome is the one; nothing more is charged. HTTP 409."""
+
+    code = "already_collecting"
+
+
 class PaymentDeclined(AbonnementError):
     """The processor refused the charge; ``failure_code`` is its reason."""
 

@@ -19,6 +19,7 @@ from abonnement.cli.common import (
 )
 from abonnement.cli.common import properties as parse_properties
 from abonnement.cli.tables import Column, csv_option, echo_fields, echo_rows, table_text
+from abonnement.engine.bounds import MAX_PAYMENTS
 from abonnement.operations import lifecycle, queries
 
 
@@ -155,7 +156,9 @@ def _numbered(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @click.option("--item", "items", multiple=True, required=True, metavar="PRODUCT[:QTY]")
 @click.option("--currency", help="Default: the account's default currency.")
 @click.option("--start", type=DATE, help="First payment date (default: --as-of).")
-@click.option("--payments", type=click.IntRange(min=1), help="A fixed number of payments.")
+@click.option(
+    "--payments", type=click.IntRange(1, MAX_PAYMENTS), help="A fixed number of payments."
+)
 @click.option("--collection", type=click.Choice(["manual", "automatic"]), default="manual",
               show_default=True)  # fmt: skip
 @click.option("--payment-method", "payment_method_id", help="A method the contact saved.")

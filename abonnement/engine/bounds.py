@@ -2,7 +2,8 @@
 
 Storage keeps an amount as a 64-bit count of millionths: ±9,223,372,036,854.775807 at most.
 A quantity is a 32-bit integer. What the config, the commands and the edits write stays well
-inside: a quantity of at most ``MAX_QUANTITY``, and any single amount — a price, a fee, a
+inside: a fixed term of at most ``MAX_PAYMENTS`` payments ending by the year 9999, a
+quantity of at most ``MAX_QUANTITY``, and any single amount — a price, a fee, a
 line (quantity × unit price, by its pricing model) — of at most ``MAX_AMOUNT``, so an
 invoice of up to nine such lines still fits. An invoice beyond what storage holds (far more
 lines, or records written around these checks) fails to store: the billing run sets that
@@ -19,17 +20,21 @@ from abonnement.engine.money import Money
 
 if TYPE_CHECKING:
     from abonnement.engine.items import Item
+    from abonnement.engine.subscriptions import Subscription
 
 __all__ = [
     "MAX_AMOUNT",
+    "MAX_PAYMENTS",
     "MAX_QUANTITY",
     "amount_problem",
     "item_problem",
     "items_problem",
     "quantity_problem",
+    "term_problem",
 ]
 
 MAX_QUANTITY = 1_000_000_000
+MAX_PAYMENTS = 1200  # a fixed term (``terms: {payments: N}``, ``--payments``): 100 years monthly
 MAX_AMOUNT = Decimal(1_000_000_000_000)  # 10¹²: one price, one fee, one line
 _SHOWN = f"{MAX_AMOUNT:,.0f}"
 
@@ -69,4 +74,19 @@ def items_problem(items: Iterable[Item]) -> str | None:
         problem = item_problem(item)
         if problem:
             return f"line {position}: {problem}"
+    return None
+
+
+def term_problem(sub: Subscription) -> str | None:
+    """Why a subscription's fixed term is beyond the bounds — more than ``MAX_PAYMENTS``
+    payments, or a last payment after the calendar's end (year 9999) — or None."""
+    if sub.payments is None:
+        return None
+    if not 1 <= sub.payments <= MAX_PAYMENTS:
+        return f"payments {sub.payments:,} is outside 1 to {MAX_PAYMENTS:,}"
+    try:
+        sub.date_of(sub.payments + sub.skipped)
+    except (ValueError, OverflowError):
+        return (f"{sub.payments:,} payments {sub.frequency} from {sub.anchor} end after the "
+                "year 9999")  # fmt: skip
     return None

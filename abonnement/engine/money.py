@@ -213,8 +213,9 @@ def positive_amount(
 ) -> Decimal:  # fmt: skip
     """``value`` (``"12.50"``) as a Decimal amount of ``currency``: greater than zero (or
     zero too, with ``zero``), with at most ``decimals`` decimals (default: the currency's
-    minor unit, USD 2, JPY 0). Anything else is ``InvalidInput`` naming ``what`` (the option
-    or field, e.g. ``--amount``): a sign, an exponent, NaN, a currency code, a comma."""
+    minor unit, USD 2, JPY 0) and at most ``engine.bounds.MAX_AMOUNT``. Anything else is
+    ``InvalidInput`` naming ``what`` (the option or field, e.g. ``--amount``): a sign, an
+    exponent, NaN, a currency code, a comma."""
     places = minor_unit(currency) if decimals is None else decimals
     text = value if isinstance(value, str) else format(value, "f")
     if not isinstance(value, (str, Decimal)) or not _AMOUNT_RE.fullmatch(text):
@@ -225,6 +226,11 @@ def positive_amount(
         raise InvalidInput(f"{what}: the amount must be greater than zero")
     if -amount.as_tuple().exponent > places:  # type: ignore[operator]
         raise InvalidInput(f"{what}: {text} has more decimals than {currency} has ({places})")
+    from abonnement.engine.bounds import MAX_AMOUNT  # which imports this module
+
+    if amount > MAX_AMOUNT:  # also what storage can hold: checked before anything is written
+        raise InvalidInput(f"{what}: {text} is beyond the largest amount abonnement takes "
+                           f"({MAX_AMOUNT:,.0f} {currency})")  # fmt: skip
     return amount
 
 

@@ -176,6 +176,18 @@ class CollectionStore(Protocol):
         """Commit ``attempts`` as ``pending`` rows, before the processor hears of them. A key
         already stored raises."""
 
+    def claim_invoices(
+        self, numbers: Sequence[str], on: date, *, skip_busy: bool = False,
+        method: tuple[str, str] | None = None,
+    ) -> list[Attempt]:  # fmt: skip
+        """Claim open invoices for a manual try on ``on`` (a retry, a payment online, the
+        arrears an update link collects) and commit their attempts ``pending``, for what is
+        still unpaid, holding the invoices while reading (row locks, or the database's write
+        lock): of callers racing, one claims each invoice. Invoices no longer open are left
+        out; one with an attempt pending or processing raises ``AlreadyCollecting``
+        (``skip_busy``: left out). ``method``: (token, type) to charge instead of the
+        subscription's (a buyer paying online)."""
+
     def holding(self) -> AbstractContextManager[None]:
         """Around asking the processor and recording its answers: attempts read inside
         (``still_pending``, ``pending_attempts``) stay held from another process's
@@ -423,6 +435,12 @@ class SchemaStore(Protocol):
 
     def dry_run(self) -> AbstractContextManager[None]:
         """Everything inside runs for real in one transaction that is rolled back."""
+
+    def exclusive(self, name: str, wait: float | None = None) -> AbstractContextManager[None]:
+        """Held by one process at a time per database and ``name`` (``applying``: declared
+        subscriptions made true; ``run``: a billing run where billing cannot be shared); the
+        next waits up to ``wait`` seconds (None: ``ABONNEMENT_LOCK_TIMEOUT``, default 60),
+        then raises ``Busy``. Goes with its holder, even a killed one."""
 
     def instance_id(self) -> str:
         """The random id the database was made with: every payment idempotency key starts

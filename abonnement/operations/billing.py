@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -156,6 +156,21 @@ def run(
     after each batch (with workers, a few times a second)."""
     if workers > 1 and dry_run:
         raise InvalidInput("a dry run uses one worker")
+    # Where billing cannot be shared (SQLite: one writer), a second run waits for the first,
+    # then says "another run holds the database" (``Busy``) rather than fail half-way.
+    with nullcontext() if ctx.storage.concurrent_billing else ctx.storage.exclusive("run"):
+        return _run(ctx, until, apply_on, dry_run, batch_size, workers, progress)
+
+
+def _run(
+    ctx: Context,
+    until: date,
+    apply_on: date | None,
+    dry_run: bool,
+    batch_size: int,
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> RunResult:
     if apply_on is None:
         apply_on = timeline_start(ctx, until)
     log.info("billing run up to %s%s", until, " (dry run)" if dry_run else "",
@@ -325,28 +340,38 @@ def _run_workers(
 ) -> RunSummary:
     """The billing run in ``workers`` processes sharing the work through row locks. The
     workers add what they claim to one shared counter; this process reads it a few times a
-    second for ``progress``."""
+    second for ``progress``. A worker that dies (killed, out of memory) is noticed: the
+    others are stopped, whatever they had claimed goes back with their connections (an
+    attempt committed pending is asked about by its key, as after any crash), and this
+    process bills what is left on its own."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     if not ctx.storage.concurrent_billing:
         raise InvalidInput("SQLite takes one worker at a time; use PostgreSQL for --workers")
     context = multiprocessing.get_context("spawn")
-    args = [(str(ctx.config_dir), ctx.database_url, until, batch_size)] * workers
+    args = (str(ctx.config_dir), ctx.database_url, until, batch_size)
     claimed = context.Value("q", 0)
     told = 0
-    with context.Pool(workers, initializer=_share, initargs=(claimed,)) as pool:
-        pending = pool.starmap_async(_worker, args)
-        finished = False
-        while not finished:
-            pending.wait(0.25)
-            finished = pending.ready()  # then the count is final: told once more
-            now = claimed.value  # read once: the workers go on adding to it
-            if progress is not None and now > told:
-                # the day the workers are on: the earliest one with work left
-                day = ctx.storage.earliest_event(until, collections=False)
-                progress(now - told, day or until)
-                told = now
-        summaries = pending.get()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_share,
+                                 initargs=(claimed,)) as pool:  # fmt: skip
+            futures = [pool.submit(_worker, *args) for _ in range(workers)]
+            finished = False
+            while not finished:
+                # a dead worker fails every future (BrokenProcessPool): never a wait forever
+                finished = len(wait(futures, timeout=0.25).done) == workers
+                now = claimed.value  # read once: the workers go on adding to it
+                if progress is not None and now > told:
+                    # the day the workers are on: the earliest one with work left
+                    day = ctx.storage.earliest_event(until, collections=False)
+                    progress(now - told, day or until)
+                    told = now
+            summaries = [f.result() for f in futures]
+    except BrokenProcessPool:
+        log.warning("a worker of the billing run died; the run goes on in one process")
+        return bill(ctx, until, batch_size=batch_size)
     total = summaries[0]
     for other in summaries[1:]:
         days = total.days  # the workers shared the same days

@@ -140,6 +140,7 @@ def compare(
     declaration is ``refused`` instead (its message in ``waits_for``'s place: ``refused``)
     and the others go on — and ``InvalidInput`` for proration while settings turn it off.
     ``progress`` is told ``(declarations compared, declarations)``."""
+    from abonnement.engine.bounds import term_problem
     from abonnement.engine.events import numbered
     from abonnement.engine.purchase import from_declared
     from abonnement.engine.subscriptions import mrr_basis
@@ -155,6 +156,13 @@ def compare(
         where = catalog.declared_at.get(decl.id, "")
         old = existing.get(decl.id)
         wanted = from_declared(decl, catalog, as_of)
+        endless = term_problem(wanted)  # a term no calendar holds: never stored
+        if endless and not strict:
+            out.append(Difference(decl.id, "refused", declared_at=where, refused=endless))
+            continue
+        if endless:
+            problems.append(f"`{decl.id}`: {endless}")
+            continue
         if old is None:
             if decl.id in history:
                 out.append(Difference(decl.id, "deleted", declared_at=where))
@@ -223,7 +231,18 @@ def apply_declared(
     create what is new, change what differs (or say it waits, inside the freeze window),
     report what is no longer declared (``prune``: cancel those at period end). Running it
     twice changes nothing. The config applied is kept, for ``plan``. ``progress`` is told
-    ``(declarations compared, declarations)``."""
+    ``(declarations compared, declarations)``.
+
+    Two applies at once (two processes, or an apply and a run) take turns
+    (``Storage.exclusive``): the second compares with what the first made true, so each
+    declared subscription is created once. ``Busy`` if the other holds on too long."""
+    with ctx.storage.exclusive("applying"):
+        return _apply_declared(ctx, as_of, prorate=prorate, prune=prune, progress=progress)
+
+
+def _apply_declared(
+    ctx: Context, as_of: date, *, prorate: bool, prune: bool, progress: Progress | None
+) -> Applied:
     from abonnement.engine.subscriptions import cancel
 
     found = compare(ctx, as_of, prorate=prorate, strict=False, progress=progress)

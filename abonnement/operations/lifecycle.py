@@ -124,10 +124,11 @@ def edit(
 
 
 def _check_bounds(sub: Subscription) -> None:
-    """``InvalidInput`` for a line beyond ``engine.bounds`` (quantity, unit price, amount)."""
-    from abonnement.engine.bounds import items_problem
+    """``InvalidInput`` for a line beyond ``engine.bounds`` (quantity, unit price, amount)
+    or a fixed term beyond them (checked before anything is written)."""
+    from abonnement.engine.bounds import items_problem, term_problem
 
-    problem = items_problem(sub.items)
+    problem = items_problem(sub.items) or term_problem(sub)
     if problem:
         raise InvalidInput(f"`{sub.id}` {problem}; see the bounds in docs/concepts.md")
 

@@ -3,7 +3,6 @@ and payment-method update links (F17)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -11,7 +10,14 @@ from typing import Any
 from abonnement.engine.money import Money, positive_amount
 from abonnement.engine.records import InvoiceRecord
 from abonnement.engine.status import InvoiceStatus, PaymentStatus, SubscriptionStatus
-from abonnement.errors import CollectionError, InvalidInput, InvalidState, NotFound, PaymentDeclined
+from abonnement.errors import (
+    AlreadyCollecting,
+    CollectionError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    PaymentDeclined,
+)
 from abonnement.operations.context import Context
 from abonnement.operations.delivery import deliver_due
 
@@ -59,8 +65,9 @@ def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict
 
     The link works once: ``InvalidInput`` if forged or malformed, ``InvalidState`` if expired,
     used already, or its subscription has ended since. The use is recorded before the card
-    is saved, so two uses racing each other save one card."""
-    from abonnement.engine.billing_run import collect
+    is saved, so two uses racing each other save one card. An invoice another caller is
+    collecting at this moment is left to that caller (charged once)."""
+    from abonnement.engine.billing_run import charge
     from abonnement.engine.update_links import verify
 
     link = verify(token, ctx.link_secret(), on, "update")
@@ -71,8 +78,10 @@ def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict
     if not ctx.storage.use_link(link.digest, "update", sub_id, on):
         raise InvalidState("this update link was already used; ask for a new one")
     ctx.storage.set_payment_method(sub_id, card, "card")
-    attempts = ctx.storage.open_invoices(sub_id, on)
-    finished = collect(
+    owed = [a.invoice_number for a in ctx.storage.open_invoices(sub_id, on)]
+    # claimed, and priced at what is unpaid, only now: the card saved is the one charged
+    attempts = ctx.storage.claim_invoices(owed, on, skip_busy=True)
+    finished = charge(
         ctx.storage,
         ctx.processor,
         attempts,
@@ -114,8 +123,10 @@ def pay_through_link(ctx: Context, token: str, card: str, on: date) -> dict[str,
         raise InvalidState("this pay link was already used")
     try:
         return pay_online(ctx, link.subject, card, on)
-    except PaymentDeclined:
-        ctx.storage.release_link(link.digest)  # nothing was paid: the buyer may try another card
+    except (PaymentDeclined, AlreadyCollecting):
+        # nothing was paid through it: the buyer may try another card, or again once the
+        # collection under way has an outcome
+        ctx.storage.release_link(link.digest)
         raise
 
 
@@ -186,16 +197,13 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
     """The buyer pays an open invoice with a card now; a subscription waiting for its
     first paid invoice (``first_invoice``) keeps the card and is charged automatically
     from then on."""
-    from abonnement.engine.billing_run import collect
+    from abonnement.engine.billing_run import charge
 
-    attempt = ctx.storage.invoice_attempt(number, on)
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
-    if attempt is None or invoice.status != InvoiceStatus.OPEN:
-        raise InvalidState(f"invoice {number} is not open")
-    attempt = replace(attempt, token=token, method_type="card")
-    finished = collect(
+    attempt = _claim(ctx, number, on, method=(token, "card"))  # the buyer's card, this once
+    finished = charge(
         ctx.storage,
         ctx.processor,
         [attempt],
@@ -215,6 +223,16 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
         ctx.storage.refresh_dues(sub_id, on)
     deliver_due(ctx, on)
     return {"number": number, "status": InvoiceStatus.PAID, "amount_paid": invoice.total}
+
+
+def _claim(ctx: Context, number: str, on: date, method: tuple[str, str] | None = None) -> Any:
+    """The attempt at open invoice ``number`` this caller makes, committed pending (for
+    what is still unpaid) under the invoice's lock: ``InvalidState`` if it is not open,
+    ``AlreadyCollecting`` if another caller is collecting it this moment."""
+    claimed = ctx.storage.claim_invoices([number], on, method=method)
+    if not claimed:
+        raise InvalidState(f"invoice {number} is not open")
+    return claimed[0]
 
 
 def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, Any]:
@@ -252,7 +270,7 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
     """A manual retry of the invoice behind payment ``payment_id`` (at most
     ``settings.manual_retry_limit``), then delivery. ``{"invoice", "attempt", "status",
     "failure_code"}``."""
-    from abonnement.engine.billing_run import collect
+    from abonnement.engine.billing_run import charge
 
     rows = [p for p in ctx.storage.payments() if p.id == payment_id]
     if not rows:
@@ -261,11 +279,8 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
     limit = ctx.catalog.settings.manual_retry_limit
     if ctx.storage.manual_tries(number) >= limit:
         raise InvalidState(f"invoice {number} has had its {limit} manual retries")
-    attempt = ctx.storage.invoice_attempt(number, on)
-    invoice = ctx.storage.invoice(number)
-    if attempt is None or invoice is None or invoice.status != InvoiceStatus.OPEN:
-        raise InvalidState(f"invoice {number} is not open")
-    finished = collect(
+    attempt = _claim(ctx, number, on)
+    finished = charge(
         ctx.storage,
         ctx.processor,
         [attempt],
@@ -290,8 +305,8 @@ def pay_invoice(
 ) -> dict[str, Any]:
     """Record a payment made outside the processor (default: the amount due), then deliver.
     ``{"number", "status", "amount_paid"}`` (``amount_paid`` as ``Money``). ``NotFound``,
-    ``InvalidState`` (settled), or ``InvalidInput`` for an amount that is not positive or has
-    more decimals than the invoice's currency."""
+    ``InvalidState`` (settled), or ``InvalidInput`` for an amount that is not positive, has
+    more decimals than the invoice's currency or is more than is due."""
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
@@ -299,6 +314,10 @@ def pay_invoice(
         value = invoice.amount_due
     else:
         value = Money(positive_amount(amount, invoice.currency, "--amount"), invoice.currency)
+        if invoice.status == InvoiceStatus.OPEN and value > invoice.amount_due:
+            # nothing would hold the excess (storage checks again, holding the invoice)
+            raise InvalidInput(f"--amount: at most {invoice.amount_due.format_amount()} "
+                               f"{invoice.currency} is due on invoice {number}")  # fmt: skip
     paid = ctx.storage.pay_invoice(number, value, on, method)
     deliver_due(ctx, on)
     return {"number": paid.number, "status": paid.status, "amount_paid": paid.amount_paid}

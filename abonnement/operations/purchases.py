@@ -267,6 +267,7 @@ def _purchase(
             payment_terms=terms, deals=deals, quote_id=quote_id, created_on=on,
             open_due_on=due_date(on, terms) if started and not method else None,
         )  # fmt: skip
+        _check_term(sub)
         subs.append(sub)
         if started:
             now_items.extend(group.items)
@@ -309,3 +310,12 @@ def _purchase(
     return {"invoice": number, "subscriptions": [s.id for s in subs],
             "payment": result.status if result else (NOTHING_OWED if nothing_owed else None),
             "total": priced.total.format_amount(), "currency": currency}  # fmt: skip
+
+
+def _check_term(sub: Any) -> None:
+    """``InvalidInput`` for a fixed term beyond ``engine.bounds``, before anything is written."""
+    from abonnement.engine.bounds import term_problem
+
+    problem = term_problem(sub)
+    if problem:
+        raise InvalidInput(f"`{sub.id}`: {problem}")

@@ -36,6 +36,17 @@ NOT_POSITIVE = "is not a positive amount (e.g. 12.50)"
         ("+5", f"error: --amount: '+5' {NOT_POSITIVE}"),
         ("1,50", f"error: --amount: '1,50' {NOT_POSITIVE}"),
         ("", f"error: --amount: '' {NOT_POSITIVE}"),
+        (
+            "99999999999999999999",
+            "error: --amount: 99999999999999999999 is beyond the largest "
+            "amount abonnement takes (1,000,000,000,000 USD)",
+        ),
+        (
+            "1000000000000.01",
+            "error: --amount: 1000000000000.01 is beyond the largest amount "
+            "abonnement takes (1,000,000,000,000 USD)",
+        ),
+        ("25.01", "error: --amount: at most 25.00 USD is due on invoice INV-00001"),
     ],
 )
 def test_invoices_pay_takes_only_a_positive_amount_in_cents(tmp_path, amount, message):
@@ -153,3 +164,34 @@ def test_a_mailbox_outside_the_config_is_refused_unless_absolute(tmp_path):
 def test_a_ledger_that_climbs_out_is_refused(tmp_path):
     with pytest.raises(PluginError, match="climbs out of the directory it is relative to"):
         test_processor.TestProcessor({"ledger": "../ledger.db"})
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--payments", "1099511627776"), 2,
+         "Invalid value for '--payments': 1099511627776 is not in the range 1<=x<=1200."),
+        (("--payments", "0"), 2, "Invalid value for '--payments': 0 is not in the range 1<=x<=1200."),
+        (("--payments", "1200", "--start", "9950-01-01"), 1,
+         "error: `x1` 1,200 payments monthly from 9950-01-01 end after the year 9999; see the "
+         "bounds in docs/concepts.md"),
+    ],
+)  # fmt: skip
+def test_a_fixed_term_no_calendar_holds_is_refused_with_nothing_written(tmp_path, args, code,
+                                                                        message):  # fmt: skip
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED)
+    result = run("--config", str(s.config), "--db", s.db_url, "subscriptions", "create",
+                 "--id", "x1", "--contact", "bob", "--item", "coffee-1kg", "--as-of",
+                 "2026-12-01", *args)  # fmt: skip
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    listed = run("--config", str(s.config), "--db", s.db_url, "subscriptions", "list", "--json")
+    assert (listed.exit_code, listed.stdout.strip()) == (0, "[]")  # nothing half-written
+
+
+def test_a_quote_over_more_payments_than_a_term_takes_is_a_usage_error(tmp_path):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED)
+    result = run("--config", str(s.config), "--db", s.db_url, "quote", "--contact", "bob",
+                 "--item", "coffee-1kg", "--payments", "99999999999")  # fmt: skip
+    assert result.exit_code == 2
+    assert "99999999999 is not in the range 1<=x<=1200" in result.stderr

@@ -8,7 +8,8 @@ ledger is a SQLite file, so tests can count the charges that really happened, ac
 processes and crashes: ``settings.payments.test.ledger`` (a relative path is taken from the
 config directory), by default ``test-processor-ledger.db`` next to the database. Databases
 side by side share it, as they would share a processor account: the instance id in every
-key keeps their charges apart.
+key keeps their charges apart. ``settings.payments.test.latency`` (seconds, default 0) makes
+every charge take that long to answer, as real processors do.
 
 Its webhooks (``POST /hooks/test``) are signed like Stripe's: the header
 ``Abonnement-Signature: t=UNIX_TIME,v1=HEX`` where ``HEX`` is the HMAC-SHA256 of
@@ -45,6 +46,7 @@ SETTINGS_SCHEMA = {
     "properties": {
         "ledger": {"type": "string", "minLength": 1},
         "webhook_secret": {"type": "string", "minLength": 16},
+        "latency": {"type": "number", "minimum": 0, "maximum": 10},
     },
 }
 SIGNATURE_HEADER = "abonnement-signature"
@@ -109,6 +111,9 @@ class TestProcessor(Processor):
             " FROM charges WHERE key = ?", (key,)).fetchone()  # fmt: skip
 
     def charge(self, *, amount: Money, token: str, idempotency_key: str, on: date) -> ChargeResult:
+        # ``latency``: seconds a charge takes to answer, as a real processor's do (races
+        # between callers are tried with it)
+        time.sleep(float(self.settings.get("latency") or 0))
         reference = "ch_" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
         settles = None
         if token in _DECLINES:

@@ -8,6 +8,8 @@ every write inside a savepoint of one transaction.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,19 +19,35 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from filelock import FileLock
-from sqlalchemy import Connection, create_engine, event
+from filelock import FileLock, Timeout
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from abonnement.errors import StorageError
+from abonnement.errors import Busy, StorageError
 from abonnement.plugins.storage import meta
 from abonnement.plugins.storage.rows import Codec
 from abonnement.private_files import create_private
 
-__all__ = ["MIGRATIONS", "Database", "alembic_config", "same"]
+__all__ = ["LOCK_WAIT", "MIGRATIONS", "Database", "alembic_config", "lock_wait", "same"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+LOCK_WAIT = 60.0  # seconds, unless ``ABONNEMENT_LOCK_TIMEOUT`` says otherwise
+
+
+def lock_wait() -> float:
+    """How long a process waits for a lock another one holds (a run on SQLite, an apply,
+    migrations) before it says so: ``ABONNEMENT_LOCK_TIMEOUT`` seconds, else ``LOCK_WAIT``."""
+    text = os.environ.get("ABONNEMENT_LOCK_TIMEOUT", "").strip()
+    if not text:
+        return LOCK_WAIT
+    try:
+        wait = float(text)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait < 1e9:  # also NaN
+        raise StorageError(f"ABONNEMENT_LOCK_TIMEOUT must be a number of seconds, not {text!r}")
+    return wait
 
 
 def alembic_config(connection: Connection) -> AlembicConfig:
@@ -38,6 +56,13 @@ def alembic_config(connection: Connection) -> AlembicConfig:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # ``Database.tx``: the write lock now, not at the first write (when a deferred
+    # transaction that has read already fails at once instead of waiting for it)
+    immediate = conn.get_execution_options().get("sqlite_immediate")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -71,52 +96,77 @@ class Database:
             raise StorageError(f"bad database URL {url!r}: {exc}") from None
         self.url = url
         self.sqlite = parsed.get_backend_name() == "sqlite"
-        fresh = self.sqlite and (
-            parsed.database in (None, "", ":memory:") or not Path(parsed.database).exists()
-        )
+        in_memory = self.sqlite and parsed.database in (None, "", ":memory:")
         # the database file itself, when there is one: buyer links' generated secret sits
         # beside it (``Context.link_secret``)
         self.database_file = (
-            Path(parsed.database).resolve()
-            if self.sqlite and parsed.database not in (None, "", ":memory:")
-            else None
+            Path(parsed.database).resolve() if self.sqlite and not in_memory else None
         )
-        if fresh and self.database_file is not None:
-            # customers' data: created readable by its owner only (SQLite gives its -wal and
-            # -shm files the database's own mode)
-            try:
-                create_private(self.database_file)
-            except OSError as exc:
-                raise StorageError(f"cannot create {self.database_file}: {exc.strerror}") from None
-        self.engine = create_engine(url)
         # held while charging or reconciling (``holding``): SQLite has no row locks to hold
-        self.charge_lock = (
-            Path(f"{parsed.database}-charging")
-            if self.sqlite and parsed.database not in (None, "", ":memory:")
-            else None
-        )
+        self.charge_lock = Path(f"{parsed.database}-charging") if self.database_file else None
         # where a processor may keep files of this database's (the test processor's ledger)
         self.directory = self.charge_lock.parent.absolute() if self.charge_lock else None
         self._instance: str | None = None
-        if self.sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         self.held: Connection | None = None  # set while a dry run or a charge holds one
-        self.codec = Codec(self.engine.dialect, self.sqlite)
         try:
-            if fresh and migrate:
+            if self.database_file is not None and not self.database_file.parent.is_dir():
+                # checked first: the lock file would make the missing folders
+                raise FileNotFoundError(2, "No such file or directory")
+            if self.database_file is not None and not self.database_file.exists():
+                # created whole or not at all: a kill mid-creation leaves no file behind
+                # (and a second first use waits for the first, then finds it made)
+                with self.exclusive("migrating"):
+                    if not self.database_file.exists():
+                        self._create_file(migrated=migrate)
+        except OSError as exc:
+            raise StorageError(f"cannot create {self.database_file}: {exc.strerror}") from None
+        try:
+            self.engine = self._engine(url)
+            self.codec = Codec(self.engine.dialect, self.sqlite)
+            if in_memory and migrate:
                 self.upgrade()
             elif migrate:
                 self.check_current()
         except OperationalError as exc:
             raise StorageError(f"cannot open the database {parsed!r}: {exc.orig}") from None
 
+    def _engine(self, url: str) -> Engine:
+        engine = create_engine(url)
+        if self.sqlite:
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
+        return engine
+
+    def _create_file(self, *, migrated: bool = True) -> None:
+        """A new SQLite file, made under a temporary name (customers' data: readable by its
+        owner only; SQLite gives its -wal and -shm files the database's own mode), migrated
+        there and then moved into place, so no process ever sees it half made."""
+        target = self.database_file
+        assert target is not None
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.creating")
+        try:
+            temporary.unlink(missing_ok=True)
+            create_private(temporary)
+            if migrated:
+                engine = self._engine(f"sqlite:///{temporary}")
+                try:
+                    with engine.begin() as conn:
+                        command.upgrade(alembic_config(conn), "head")
+                finally:
+                    engine.dispose()  # the last connection checkpoints the WAL into the file
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
     # -- schema ----------------------------------------------------------------------------
     def upgrade(self) -> str:
-        """Apply every pending migration; returns the revision now current. Raises
-        ``StorageError`` when the database cannot be reached."""
+        """Apply every pending migration, holding the migrations' lock (two first uses wait
+        for each other); returns the revision now current. Raises ``StorageError`` when the
+        database cannot be reached, ``Busy`` when another process migrates it for longer than
+        ``lock_wait()``."""
         try:
-            with self.engine.begin() as conn:
+            with self.exclusive("migrating"), self.engine.begin() as conn:
                 command.upgrade(alembic_config(conn), "head")
                 return MigrationContext.configure(conn).get_current_revision() or ""
         except OperationalError as exc:  # the URL's repr hides a password
@@ -124,18 +174,77 @@ class Database:
                                f"{exc.orig}") from None  # fmt: skip
 
     def check_current(self) -> None:
-        """``StorageError`` unless the database is at the newest migration."""
-        with self.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-            head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
+        """``StorageError`` unless the database is at the newest migration. A database behind
+        it is read again once the migrations' lock is free: another process may be migrating
+        it this moment."""
+        current, head = self._revisions()
+        if current != head:
+            with self.exclusive("migrating"):
+                current, head = self._revisions()
+                if current is None and self.sqlite and self._empty():
+                    # a file some older kill left made but never migrated: nothing to lose
+                    with self.engine.begin() as conn:
+                        command.upgrade(alembic_config(conn), "head")
+                    current, head = self._revisions()
         if current != head:
             raise StorageError(
                 f"the database is at migration {current or 'none'}, abonnement needs {head}; "
                 "run `abonnement db upgrade`"
             )
 
+    def _empty(self) -> bool:
+        with self.engine.connect() as conn:
+            return not inspect(conn).get_table_names()
+
+    def _revisions(self) -> tuple[str | None, str | None]:
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
+        return current, head
+
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- locks -----------------------------------------------------------------------------
+    @contextmanager
+    def exclusive(self, name: str, wait: float | None = None) -> Iterator[None]:
+        """Held by one process at a time per database and ``name`` (a run on SQLite, an
+        apply, migrations); another waits up to ``wait`` seconds (default ``lock_wait()``),
+        then ``Busy``. On SQLite a lock file beside the database (``FILE-NAME``); on
+        PostgreSQL a session advisory lock keyed by the schema and ``name``. Either goes with
+        its holder, even a killed one."""
+        wait = lock_wait() if wait is None else wait
+        if self.sqlite:
+            if self.database_file is None:  # in memory: one process
+                yield
+                return
+            lock = FileLock(f"{self.database_file}-{name}", timeout=wait)
+            try:
+                lock.acquire()
+            except Timeout:
+                raise _busy(name, wait) from None
+            try:
+                yield
+            finally:
+                lock.release()
+            return
+        with self.engine.connect() as conn:
+            key = conn.execute(text("SELECT hashtext(current_schema() || :name)"),
+                               {"name": f"/abonnement/{name}"}).scalar_one()  # fmt: skip
+            conn.commit()
+            deadline = time.monotonic() + wait
+            while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                   {"k": key}).scalar_one():  # fmt: skip
+                conn.commit()
+                if time.monotonic() >= deadline:
+                    raise _busy(name, wait)
+                time.sleep(0.05)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
 
     def instance_id(self) -> str:
         """The random id this database was made with (``meta``, migration 0007), read once:
@@ -149,18 +258,28 @@ class Database:
     @contextmanager
     def tx(self) -> Iterator[Connection]:
         """A transaction, committed on leaving (rolled back on a raise); a savepoint of the
-        held one inside ``dry_run`` or ``holding``."""
+        held one inside ``dry_run`` or ``holding``. On SQLite it takes the write lock at once
+        (``BEGIN IMMEDIATE``): what it reads stays true until it commits (the serialization
+        PostgreSQL gets from ``FOR UPDATE``), and a transaction that read first never fails
+        at its first write because another process wrote meanwhile. Waiting longer than
+        SQLite's busy timeout for the write lock is ``Busy``, not a driver error."""
         if self.held is not None:
             with self.held.begin_nested():
                 yield self.held
             return
-        with self.engine.begin() as conn:
-            yield conn
+        with _unlocked(self.sqlite), self.engine.connect() as conn:
+            if self.sqlite:
+                conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def dry_run(self) -> Iterator[None]:
-        """Everything inside runs for real, in one transaction that is rolled back."""
-        with self.engine.connect() as conn:
+        """Everything inside runs for real, in one transaction that is rolled back (on SQLite
+        it holds the write lock throughout, as its first write would)."""
+        with _unlocked(self.sqlite), self.engine.connect() as conn:
+            if self.sqlite:
+                conn.execution_options(sqlite_immediate=True)
             outer = conn.begin()
             self.held = conn
             try:
@@ -194,6 +313,19 @@ class Database:
 
 
 @contextmanager
+def _unlocked(sqlite: bool) -> Iterator[None]:
+    """SQLite's "database is locked" (another process held the write lock longer than the
+    busy timeout) as ``Busy``: a message, never a driver traceback."""
+    try:
+        yield
+    except OperationalError as exc:
+        if sqlite and "database is locked" in str(exc.orig):
+            raise Busy("the database is busy: another process has held its write lock too "
+                       "long; try again when it has finished") from None  # fmt: skip
+        raise
+
+
+@contextmanager
 def same(conn: Connection) -> Iterator[Connection]:
     """``conn`` as a context: a caller's transaction, used as it is."""
     yield conn
@@ -208,3 +340,13 @@ def _file_lock(path: Path | None) -> Iterator[None]:
         return
     with FileLock(path):
         yield
+
+
+def _busy(name: str, wait: float) -> Busy:
+    what = {"run": "another run holds the database",
+            "migrating": "another process is migrating the database",
+            "applying": "another apply or run is applying the declared subscriptions"}  # fmt: skip
+    return Busy(
+        f"{what.get(name, f'another process holds the {name} lock')}; waited "
+        f"{wait:g} s (ABONNEMENT_LOCK_TIMEOUT), try again when it has finished"
+    )

@@ -28,11 +28,12 @@ def timeline(conn: Any) -> date | None:
 
 def advance_timeline(conn: Any, day: date) -> date:
     """Move the timeline to ``day`` unless it stands later already; returns where it stands.
-    Locks the row (PostgreSQL) so two runs ending at once keep the later date."""
-    query = select(_M.value).where(_M.name == "timeline")
+    Two runs ending at once keep the later date: on PostgreSQL they take turns on the
+    instance row (which always exists: the first run's timeline row does not, yet), and read
+    the timeline after (SQLite: the transaction holds the write lock)."""
     if conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    value = conn.execute(query).scalar()
+        conn.execute(select(_M.value).where(_M.name == "instance").with_for_update())
+    value = conn.execute(select(_M.value).where(_M.name == "timeline")).scalar()
     if value is None:
         conn.execute(t.meta.insert().values(name="timeline", value=day.isoformat()))
         return day

@@ -43,7 +43,7 @@ from abonnement.engine.outcomes import (
 from abonnement.engine.records import InvoiceRecord, PaymentRecord
 from abonnement.engine.status import InvoiceStatus, PaymentStatus
 from abonnement.engine.subscriptions import Subscription
-from abonnement.errors import NotFound
+from abonnement.errors import AlreadyCollecting, InvalidInput, NotFound
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.database import Database
 from abonnement.plugins.storage.invoices import Invoices, of_subscription
@@ -186,8 +186,21 @@ class Payments:
         if not self.db.sqlite:
             query = query.with_for_update(skip_locked=True, of=t.invoices)
         instance = self.db.instance_id()
+        # on SQLite the transaction holds the write lock from the start: nothing claims
+        # between this read and its writes
         with self.db.tx() as conn:
-            attempts = [_attempt(row, day, instance) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+            if rows and not self.db.sqlite:
+                # Read again, now that they are held: a manual collection that committed its
+                # attempt while this statement waited is seen by a new statement only (read
+                # committed), and then counts (its invoice is dropped, the tries are fresh).
+                rows = conn.execute(
+                    self._invoice_query(purchases=False)
+                    .where(_I.number.in_([r.number for r in rows]),
+                           _I.status == InvoiceStatus.OPEN, ~pending)
+                    .order_by(_I.seq)
+                ).all()  # fmt: skip
+            attempts = [_attempt(row, day, instance) for row in rows]
             self.insert_attempts(conn, attempts)
             if attempts:
                 # Changing the claimed rows makes a worker whose query started before this
@@ -196,6 +209,47 @@ class Payments:
                 conn.execute(
                     update(t.invoices).where(_I.number.in_(numbers)).values(collect_on=None)
                 )
+        return attempts
+
+    def claim_invoices(
+        self, numbers: Sequence[str], on: date, *, skip_busy: bool = False,
+        method: tuple[str, str] | None = None,
+    ) -> list[Attempt]:  # fmt: skip
+        """Claim the invoices ``numbers`` for a manual try on ``on`` and commit their attempts
+        ``pending`` (for what is still unpaid), in one transaction that holds them while it
+        reads (``FOR UPDATE`` on PostgreSQL, the write lock on SQLite). Those no longer open
+        are left out. One with an attempt pending or processing is being collected by
+        another caller: ``AlreadyCollecting`` (``skip_busy``: left out too), so two callers
+        racing charge it once. ``method``: (token, type) charged instead of the
+        subscription's."""
+        if not numbers:
+            return []
+        instance = self.db.instance_id()
+        live = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+        with self.db.tx() as conn:
+            held = select(_I.number).where(_I.number.in_(list(numbers))).order_by(_I.number)
+            if not self.db.sqlite:  # in one order, so two claims of several never deadlock
+                held = held.with_for_update(of=t.invoices)
+            conn.execute(held).all()
+            # read once they are held: what a caller before committed is seen now
+            busy = {row.invoice_number: row.attempt for row in conn.execute(
+                select(_P.invoice_number, _P.attempt).where(
+                    _P.invoice_number.in_(list(numbers)), _P.status.in_(live)))}  # fmt: skip
+            if busy and not skip_busy:
+                number, attempt = min(busy.items())
+                raise AlreadyCollecting(
+                    f"invoice {number} is already being collected (attempt {attempt} is "
+                    "pending); its outcome is the one, nothing more is charged"
+                )
+            query = self._invoice_query().where(
+                _I.number.in_([n for n in numbers if n not in busy]),
+                _I.status == InvoiceStatus.OPEN,
+            )
+            attempts = [_attempt(row, on, instance, manual=True)
+                        for row in conn.execute(query.order_by(_I.seq))]  # fmt: skip
+            if method is not None:
+                attempts = [replace(a, token=method[0], method_type=method[1]) for a in attempts]
+            self.insert_attempts(conn, attempts)
         return attempts
 
     def open_invoices(self, subscription_id: str, on: date) -> list[Attempt]:
@@ -462,6 +516,8 @@ class Payments:
         """A refund is a payment row of its own (a negative amount); the invoice and the
         subscription stay as they are."""
         with self.db.tx() as conn:
+            if not self.db.sqlite:  # its attempt number is the count: one writer at a time
+                conn.execute(select(_I.number).where(_I.number == number).with_for_update())
             attempt = conn.execute(select(func.count()).where(_P.invoice_number == number)
                                    ).scalar_one() + 1  # fmt: skip
             conn.execute(t.payments.insert().values(
@@ -526,10 +582,25 @@ class Payments:
         """Record a payment made outside the processor, with what ``engine.outcomes`` makes
         of it: the invoice's status, its subscriptions' standing and the events a charge
         records (``paid_by_hand``, ``after_payment``, ``after_dues``)."""
+        held = select(t.invoices).where(_I.number == number)
+        if not self.db.sqlite:  # two payments by hand at once: each adds to the other's
+            held = held.with_for_update()
         with self.db.tx() as conn:
-            row = conn.execute(select(t.invoices).where(_I.number == number)).first()
+            row = conn.execute(held).first()
             if row is None:
                 raise NotFound("invoice", number)
+            pending = (_P.invoice_number == number) & (_P.status == PaymentStatus.PENDING)
+            charging = conn.execute(select(_P.attempt).where(pending)).first()
+            if charging is not None:  # its outcome first: recorded now, both might count
+                raise AlreadyCollecting(f"invoice {number} is already being collected (attempt "
+                                        f"{charging.attempt} is pending); try again when it "
+                                        "has an outcome")  # fmt: skip
+            due = row.total - row.amount_paid
+            if row.status == InvoiceStatus.OPEN and amount.amount > due:
+                # checked again here, holding the invoice: two payments racing may not overpay
+                most = Money(due, amount.currency).format_amount()
+                raise InvalidInput(f"--amount: at most {most} {amount.currency} is due on "
+                                   f"invoice {number}")  # fmt: skip
             status, outcome = paid_by_hand(number, row.status, row.amount_paid, row.total,
                                            amount.amount)  # fmt: skip
             paid = row.amount_paid + amount.amount

@@ -31,6 +31,8 @@ from contextlib import AbstractContextManager
 from datetime import date
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from abonnement.engine.analytics import History
 from abonnement.engine.catalog import Contact
 from abonnement.engine.collection import Attempt, ChargeResult
@@ -47,7 +49,7 @@ from abonnement.engine.records import (
     PaymentRecord,
 )
 from abonnement.engine.subscriptions import Step, Subscription
-from abonnement.errors import StorageError
+from abonnement.errors import AlreadyExists, StorageError
 from abonnement.plugins.storage import meta
 from abonnement.plugins.storage.billing import BillingRun
 from abonnement.plugins.storage.database import Database, alembic_config
@@ -111,6 +113,9 @@ class SqlStorage:
     def instance_id(self) -> str:
         return self.db.instance_id()
 
+    def exclusive(self, name: str, wait: float | None = None) -> AbstractContextManager[None]:
+        return self.db.exclusive(name, wait)
+
     def timeline(self) -> date | None:
         with self.db.tx() as conn:
             return meta.timeline(conn)
@@ -129,7 +134,13 @@ class SqlStorage:
     def insert_subscriptions(
         self, subs: Sequence[Subscription], source: str, events: Sequence[Event] = ()
     ) -> None:
-        self._subscriptions.insert(subs, source, events)
+        try:
+            self._subscriptions.insert(subs, source, events)
+        except IntegrityError:  # another process stored one of these ids a moment ago
+            raise AlreadyExists(
+                f"subscription `{subs[0].id}`{' (or another of these)' if len(subs) > 1 else ''} "
+                "exists already"
+            ) from None
 
     def replace_items(self, subs: Sequence[Subscription], events: Sequence[Event] = ()) -> None:
         self._subscriptions.replace_items(subs, events)
@@ -229,6 +240,12 @@ class SqlStorage:
 
     def open_invoices(self, subscription_id: str, on: date) -> list[Attempt]:
         return self._payments.open_invoices(subscription_id, on)
+
+    def claim_invoices(
+        self, numbers: Sequence[str], on: date, *, skip_busy: bool = False,
+        method: tuple[str, str] | None = None,
+    ) -> list[Attempt]:  # fmt: skip
+        return self._payments.claim_invoices(numbers, on, skip_busy=skip_busy, method=method)
 
     def pay_invoice(self, number: str, amount: Money, on: date, method: str) -> InvoiceRecord:
         return self._payments.pay_invoice(number, amount, on, method)
