@@ -153,6 +153,21 @@ class Notifier(ABC):
     def send(self, message: Message) -> None:
         """Deliver ``message`` or raise; a raise leaves it for a retry on the next run."""
 
+    def send_many(self, messages: Sequence[Message]) -> list[Exception | None]:
+        """Deliver several messages; for each, None when it was sent or the exception its
+        sending raised (that one is retried later). The outbox hands each channel its
+        messages this way, a batch at a time. Default: ``send`` one by one; a notifier that
+        can do better (one connection, one flush to disk) overrides it."""
+        outcomes: list[Exception | None] = []
+        for message in messages:
+            try:
+                self.send(message)
+            except Exception as exc:  # whatever a channel raises: retried later
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
 
 class TaxProvider(ABC):
     """Finds tax rates by the buyer's location (automatic tax, F10).
