@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -73,6 +73,7 @@ class _Records:
     def preload(self, events: Iterable[EventRecord]) -> None:
         """Read the subscriptions and invoices (without lines) ``events`` are about, a few
         queries for the whole batch instead of one per event."""
+        events = list(events)
         sub_ids = {ev.subject_id for ev in events} - self.subs.keys()
         numbers = {ev.payload.get("invoice") for ev in events} - self.headers.keys() - {None, ""}
         if sub_ids:
@@ -236,11 +237,13 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
 # others (or the next run) after this; one alive renews its claims while it works. Wall-clock
 # seconds, not a billing date: it only orders processes sharing the outbox.
 CLAIM_SECONDS = 300
+BATCH = 500  # deliveries claimed, rendered, sent and recorded together
 
 
 def _claim(store: Storage, on: date, claimant: str, after: str) -> list[DeliveryRecord]:
     now = int(time.time())
-    return store.claim_deliveries(on, claimant, now, now + CLAIM_SECONDS, after=after)
+    return store.claim_deliveries(on, claimant, now, now + CLAIM_SECONDS, limit=BATCH,
+                                  after=after)  # fmt: skip
 
 
 def _send_batch(
@@ -302,20 +305,20 @@ def _send_batch(
                     failed(row, outcome)
 
 
-def _send_many(notifier: Any, messages: list[Message]) -> list[Exception | None]:
-    """Each message's outcome through ``notifier``: None when sent, else what was raised."""
+def _send_many(notifier: Any, messages: list[Message]) -> Iterator[Exception | None]:
+    """Each message's outcome through ``notifier`` as it is known: None when sent, else what
+    was raised."""
     many = getattr(notifier, "send_many", None)
     if many is not None:
-        return list(many(messages))
-    outcomes: list[Exception | None] = []
+        yield from many(messages)
+        return
     for message in messages:
         try:
             notifier.send(message)
         except Exception as exc:  # whatever a channel raises: retry later, never crash
-            outcomes.append(exc)
+            yield exc
         else:
-            outcomes.append(None)
-    return outcomes
+            yield None
 
 
 def render_message(
@@ -381,8 +384,9 @@ class _Renderer:
         ctx = {
             "account": settings.account,
             "name": contact.name if contact else (sub.contact_id if sub else ""),
-            "subscription": subscription_record(sub) if sub
-            else {"id": ev.subject_id, "status": ""},  # fmt: skip
+            "subscription": (
+                subscription_record(sub) if sub else {"id": ev.subject_id, "status": ""}
+            ),
             "event": {"type": ev.type, **payload},
             "on": ev.on_date,
             "number": invoice.number if invoice else "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,32 +40,32 @@ class MailboxNotifier(Notifier):
     def send(self, message: Message) -> None:
         self.send_many([message])
 
-    def send_many(self, messages: Sequence[Message]) -> list[Exception | None]:
-        """Each message a file, then one flush to disk for all of them: a file the outbox
-        records as sent is on disk."""
+    def send_many(self, messages: Sequence[Message]) -> Iterator[Exception | None]:
+        """Each message a file, then one flush to disk for all of them (also when the batch
+        is interrupted): a file the outbox records as sent is on disk."""
         # relative to the config directory, like every path in the config
         directory = Path(self.settings.get("config_dir", ".")) / self.settings.get(
             "directory", "outbox"
         )
-        outcomes: list[Exception | None] = []
-        written = False
-        for message in messages:
-            try:
-                if not written:
-                    directory.mkdir(parents=True, exist_ok=True)
-                data = eml(message)
-                key = message.key or hashlib.sha256(data).hexdigest()
-                safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
-                # readable by its owner only: names, addresses, amounts (and update links)
-                write_private(directory / f"{safe}.eml", data, sync=False)
-            except Exception as exc:  # a full disk, a bad path: this message is retried
-                outcomes.append(exc)
-            else:
-                written = True
-                outcomes.append(None)
-        if written:
-            os.sync()
-        return outcomes
+        made = False
+        try:
+            for message in messages:
+                try:
+                    if not made:
+                        directory.mkdir(parents=True, exist_ok=True)
+                        made = True
+                    data = eml(message)
+                    key = message.key or hashlib.sha256(data).hexdigest()
+                    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+                    # readable by its owner only: names, addresses, amounts (and update links)
+                    write_private(directory / f"{safe}.eml", data, sync=False)
+                except Exception as exc:  # a full disk, a bad path: this one is retried
+                    yield exc
+                else:
+                    yield None
+        finally:
+            if made:
+                os.sync()
 
 
 # a header written as it is: printable ASCII, short enough not to need folding
@@ -92,10 +92,10 @@ def eml(message: Message) -> bytes:
     body = b"".join(parts)  # type: ignore[arg-type]
     boundary = "===============" + hashlib.sha256(body).hexdigest()[:19] + "=="
     mark = f"--{boundary}\n".encode()
+    kind = f'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="{boundary}"\n\n'
     return (
         head
-        + f'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="{boundary}"\n\n'
-        .encode()
+        + kind.encode()
         # the line break before a boundary belongs to the boundary, not to the part
         + b"".join(mark + part + b"\n" for part in parts)  # type: ignore[operator]
         + f"--{boundary}--\n".encode()
