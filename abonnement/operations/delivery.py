@@ -321,6 +321,29 @@ def _send_many(notifier: Any, messages: list[Message]) -> Iterator[Exception | N
             yield None
 
 
+class _Remembering(Formatter):
+    """A ``Formatter`` that formats each amount and date once: thousands of messages name
+    the same few prices and days."""
+
+    def __init__(self, locale: str):
+        super().__init__(locale)
+        self._money: dict[tuple[str, str], str] = {}
+        self._dates: dict[date | None, str] = {}
+
+    def money(self, amount: Decimal, currency: str) -> str:
+        key = (str(amount), currency)
+        found = self._money.get(key)
+        if found is None:
+            found = self._money[key] = super().money(amount, currency)
+        return found
+
+    def date(self, day: date | None) -> str:
+        found = self._dates.get(day)
+        if found is None:
+            found = self._dates[day] = super().date(day)
+        return found
+
+
 def render_message(
     app: App, row: DeliveryRecord, records: _Records, *, link_secret: str | None, on: date
 ) -> Message:
@@ -337,7 +360,7 @@ class _Renderer:
         self.link_secret = link_secret
         self.on = on
         self.templates: dict[tuple[str, str], jinja2.Template] = {}
-        self.formatters: dict[str, Formatter] = {}
+        self.formatters: dict[str, _Remembering] = {}
 
     def template(self, language: str, name: str) -> jinja2.Template:
         key = (language, name)
@@ -347,10 +370,10 @@ class _Renderer:
             found = self.templates[key] = env.get_template(name)
         return found
 
-    def formatter(self, locale: str) -> Formatter:
+    def formatter(self, locale: str) -> _Remembering:
         found = self.formatters.get(locale)
         if found is None:
-            found = self.formatters[locale] = Formatter(locale)
+            found = self.formatters[locale] = _Remembering(locale)
         return found
 
     def render(self, row: DeliveryRecord, records: _Records) -> Message:
