@@ -25,22 +25,18 @@ def create_private(path: Path | str) -> bool:
     return True
 
 
-def write_private(
-    path: Path | str, data: bytes, *, replace: bool = True, sync: bool = True
-) -> bool:
+def write_private(path: Path | str, data: bytes, *, replace: bool = True) -> bool:
     """Write ``data`` to ``path`` with mode 0600, whole or not at all (a temporary file moved
     into place). With ``replace=False`` an existing file wins, even one another process wrote
-    a moment earlier, and False is returned; True when ``data`` is what the file holds now.
-    ``sync=False`` leaves flushing to disk to the caller (one ``os.sync`` after many files)."""
+    a moment earlier, and False is returned; True when ``data`` is what the file holds now."""
     target = Path(path)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            if sync:
-                handle.flush()
-                os.fsync(handle.fileno())
+            handle.flush()
+            os.fsync(handle.fileno())
         if replace:
             os.replace(temporary, target)
             return True

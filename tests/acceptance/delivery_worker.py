@@ -19,23 +19,23 @@ from abonnement.plugins.notifiers import mailbox
 
 
 def counting(log: Path):
-    """``write_private`` for the mailbox, appending each file's name to ``log`` first."""
-    write = mailbox.write_private
+    """The mailbox's file writer, appending each file's name to ``log`` first."""
+    write = mailbox._write
 
-    def counted(path, data, **options):
+    def counted(directory, name, suffix, data):
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, f"{os.getpid()} {Path(path).stem}\n".encode())
+            os.write(fd, f"{os.getpid()} {Path(name).stem}\n".encode())
         finally:
             os.close(fd)
         time.sleep(0.004)  # a real channel takes a while: the processes overlap
-        return write(path, data, **options)
+        return write(directory, name, suffix, data)
 
     return counted
 
 
 def main(config: str, db: str, day: str, log: str, ready: str, n: str) -> None:
-    mailbox.write_private = counting(Path(log))
+    mailbox._write = counting(Path(log))
     delivery.BATCH = 7
     ctx = App(Path(config), db).context
     assert ctx.storage is not None  # opened before the start line

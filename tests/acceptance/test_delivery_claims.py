@@ -50,14 +50,14 @@ class Interrupted(BaseException):
 
 def test_an_interrupted_delivery_sends_every_remaining_message_once(tmp_path, db_url, monkeypatch):
     sends: collections.Counter[str] = collections.Counter()
-    write = mailbox_notifier.write_private
+    write = mailbox_notifier._write
 
     def failing_after(n: int):
-        def counted(path, data, **options):
+        def counted(directory, name, suffix, data):
             if n and sum(sends.values()) >= n:
                 raise Interrupted
-            sends[Path(path).stem] += 1
-            return write(path, data, **options)
+            sends[Path(name).stem] += 1
+            return write(directory, name, suffix, data)
 
         return counted
 
@@ -67,11 +67,11 @@ def test_an_interrupted_delivery_sends_every_remaining_message_once(tmp_path, db
         return run("--config", str(config), "--db", db_url, "run", "--until", stop, "--json",
                    env=SECRET)  # fmt: skip
 
-    monkeypatch.setattr(mailbox_notifier, "write_private", failing_after(0))
+    monkeypatch.setattr(mailbox_notifier, "_write", failing_after(0))
     for stop in STOPS[:3]:
         assert cli(stop).exit_code == 0
     before = sum(sends.values())
-    monkeypatch.setattr(mailbox_notifier, "write_private", failing_after(before + 9))
+    monkeypatch.setattr(mailbox_notifier, "_write", failing_after(before + 9))
     with pytest.raises(Interrupted):
         cli(STOPS[3])
     assert sum(sends.values()) == before + 9
@@ -80,7 +80,7 @@ def test_an_interrupted_delivery_sends_every_remaining_message_once(tmp_path, db
     assert pending and all(d.attempts == 0 for d in pending)  # not counted as failures
     # what the interrupted run sent is recorded, what it did not is free for the next
     assert store.deliveries("sent").__len__() == before + 9
-    monkeypatch.setattr(mailbox_notifier, "write_private", failing_after(0))
+    monkeypatch.setattr(mailbox_notifier, "_write", failing_after(0))
     for stop in STOPS[3:]:
         assert cli(stop).exit_code == 0
     assert set(sends.values()) == {1}
