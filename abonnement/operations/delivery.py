@@ -218,10 +218,14 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
     claimant = secrets.token_hex(16)
     renderer = _Renderer(app, link_secret, on)
     after = ""
+    # one pass reads each subscription and invoice once (delivering changes neither), up to
+    # a bound that keeps a pass over a big outbox in little memory
+    records = _Records(store)
     try:
         while rows := _claim(store, on, claimant, after):
             after = rows[-1].key
-            records = _Records(store)
+            if len(records.subs) + len(records.headers) > 20_000:
+                records = _Records(store)
             records.preload(row.event for row in rows)
             done: list[tuple[str, str | None, date | None]] = []
             try:
