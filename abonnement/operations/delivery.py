@@ -153,7 +153,8 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
         based_on: dict[str, int] = {}  # event counts as read: a set must not overwrite news
         recorded: list[Event] = []
         if channels or rules.triggers:
-            records.preload(events)
+            # the subscriptions a trigger reads, or only those a payment's messages need
+            records.preload(events if rules.triggers else [e for e in events if _pays(e)])
         for ev in events:
             sub_id, payload = ev.subject_id, ev.payload
             if log.isEnabledFor(logging.INFO):
@@ -163,7 +164,9 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                 app.plugins.emit(ev.event())
             if not channels and not rules.triggers:
                 continue  # nothing to tell, nobody to tell it to
-            sub = changed.get(sub_id) or records.subscription(sub_id)
+            sub = changed.get(sub_id) or (
+                records.subscription(sub_id) if rules.triggers or _pays(ev) else None
+            )
             wanted = planned(ev.type, payload, settings,
                              first_payment=_first_payment(records, ev, sub))  # fmt: skip
             if sub is not None and not payload.get("trigger") and rules.triggers:
@@ -453,10 +456,16 @@ class _Renderer:
         )
 
 
-def _first_payment(records: _Records, ev: EventRecord, sub: Subscription | None) -> bool:
+def _pays(ev: EventRecord) -> bool:
+    """Whether ``ev`` pays an invoice in full (a part payment does not)."""
     payload = ev.payload
     paid = ev.type == "payment.succeeded" or settled_with_nothing_owed(ev.type, payload)
-    if not paid or sub is None or payload.get("pays_invoice") is False:  # a part payment
+    return paid and payload.get("pays_invoice") is not False
+
+
+def _first_payment(records: _Records, ev: EventRecord, sub: Subscription | None) -> bool:
+    payload = ev.payload
+    if sub is None or not _pays(ev):
         return False
     invoice = records.header(payload["invoice"])
     return invoice is not None and invoice.period_start in (None, sub.anchor)
