@@ -9,9 +9,13 @@ is given (``SecurityError``, reported as a template error)."""
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
+from typing import Any
 
 import jinja2
+import markupsafe
+from jinja2.filters import do_urlize
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from abonnement.documents.i18n import translations
@@ -37,4 +41,22 @@ def environment(template_dir: Path | None, language: str, builtin: str) -> jinja
         lstrip_blocks=True,
     )
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["urlize"] = _urlize
     return env
+
+
+# what any link or address ``urlize`` turns into a link contains (its schemes, ``www.``, an
+# e-mail's ``@``, the top-level domains it knows without a scheme)
+_LINKISH = re.compile(r"https?://|www\.|@|\.(?:com|net|int|edu|gov|org|info|mil)", re.IGNORECASE)
+
+
+@jinja2.pass_eval_context
+def _urlize(eval_ctx: Any, value: str, *args: Any, **kwargs: Any) -> str:
+    """Jinja2's ``urlize``, answering at once for text with nothing link-like in it (the
+    filter then only escapes it; most paragraphs of a message): the same output, without
+    examining every word."""
+    policies = eval_ctx.environment.policies
+    if args or kwargs or policies["urlize.extra_schemes"] or _LINKISH.search(str(value)):
+        return do_urlize(eval_ctx, value, *args, **kwargs)
+    text = str(markupsafe.escape(value))
+    return markupsafe.Markup(text) if eval_ctx.autoescape else text

@@ -313,6 +313,32 @@ class OutboxStore(Protocol):
     ) -> None:
         """Record one try: sent (no ``error``), to try again on ``retry_on``, or given up."""
 
+    def claim_deliveries(
+        self, on: date, claimant: str, now: int, until: int, *, limit: int = 500, after: str = ""
+    ) -> list[DeliveryRecord]:
+        """Claim up to ``limit`` pending deliveries due on ``on`` (by key, after ``after``)
+        that nobody holds (or whose claim lapsed before ``now``, epoch seconds) for
+        ``claimant`` until ``until``; returns them with their events. Concurrent claimants
+        never get the same delivery while its claim holds."""
+
+    def renew_claims(self, claimant: str, until: int) -> None:
+        """Keep the pending deliveries ``claimant`` holds claimed until ``until``."""
+
+    def release_claims(self, claimant: str) -> None:
+        """Give back what ``claimant`` holds and did not record."""
+
+    def delivery_results(
+        self,
+        results: Sequence[tuple[str, str | None, date | None]],
+        on: date,
+        claimant: str | None = None,
+    ) -> None:
+        """Record many tries at once, each ``(key, error, retry_on)`` as ``delivery_result``
+        does, releasing their claims; with ``claimant``, only rows it still holds."""
+
+    def invoice_headers(self, numbers: Sequence[str]) -> list[InvoiceRecord]:
+        """The invoices numbered ``numbers`` (any number of them), without lines."""
+
 
 @runtime_checkable
 class DeclaredStore(Protocol):

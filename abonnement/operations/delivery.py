@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -66,7 +67,29 @@ class _Records:
         self.store = store
         self.subs: dict[str, Subscription | None] = {}
         self.invoices: dict[str, InvoiceRecord | None] = {}
+        self.headers: dict[str, InvoiceRecord | None] = {}
         self.billed: dict[str, list[InvoiceRecord]] = {}
+
+    def preload(self, events: Iterable[EventRecord]) -> None:
+        """Read the subscriptions and invoices (without lines) ``events`` are about, a few
+        queries for the whole batch instead of one per event."""
+        events = list(events)
+        sub_ids = {ev.subject_id for ev in events} - self.subs.keys()
+        numbers = {ev.payload.get("invoice") for ev in events} - self.headers.keys() - {None, ""}
+        if sub_ids:
+            found = {s.id: s for s in self.store.subscriptions_named(sorted(sub_ids))}
+            self.subs.update({sub_id: found.get(sub_id) for sub_id in sub_ids})
+        if numbers:
+            got = {i.number: i for i in self.store.invoice_headers(sorted(numbers))}  # type: ignore[arg-type]
+            self.headers.update({number: got.get(number) for number in numbers})  # type: ignore[misc]
+
+    def header(self, number: str | None) -> InvoiceRecord | None:
+        """An invoice's totals and dates (no lines): enough for a message or a plan."""
+        if not number:
+            return None
+        if number not in self.headers:
+            self.headers[number] = self.invoice(number)
+        return self.headers[number]
 
     def subscription(self, sub_id: str) -> Subscription | None:
         if sub_id not in self.subs:
@@ -129,6 +152,9 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
         changed: dict[str, Subscription] = {}
         based_on: dict[str, int] = {}  # event counts as read: a set must not overwrite news
         recorded: list[Event] = []
+        if channels or rules.triggers:
+            # the subscriptions a trigger reads, or only those a payment's messages need
+            records.preload(events if rules.triggers else [e for e in events if _pays(e)])
         for ev in events:
             sub_id, payload = ev.subject_id, ev.payload
             if log.isEnabledFor(logging.INFO):
@@ -138,7 +164,9 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                 app.plugins.emit(ev.event())
             if not channels and not rules.triggers:
                 continue  # nothing to tell, nobody to tell it to
-            sub = changed.get(sub_id) or records.subscription(sub_id)
+            sub = changed.get(sub_id) or (
+                records.subscription(sub_id) if rules.triggers or _pays(ev) else None
+            )
             wanted = planned(ev.type, payload, settings,
                              first_payment=_first_payment(records, ev, sub))  # fmt: skip
             if sub is not None and not payload.get("trigger") and rules.triggers:
@@ -176,116 +204,270 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
 
 
 def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
-    """Send every pending delivery due on ``on``; counts of sent, retrying and given up."""
+    """Send every pending delivery due on ``on``; counts of sent, retrying and given up.
+
+    Deliveries are claimed a batch at a time before they are sent (``claim_deliveries``), so
+    concurrent runs, workers and commands working the same outbox never send one twice; the
+    batch's subscriptions and invoices are read in a few queries, its messages rendered with
+    templates compiled once, sent a channel at a time (``Notifier.send_many``) and recorded in
+    one transaction. An exception stops the work after recording what was sent and releasing
+    the rest; a process killed mid-batch leaves its claims to lapse (``CLAIM_SECONDS``), then
+    whatever it sent and did not record is sent again — the only way a message goes out twice
+    (its ``Message.key`` lets a receiver drop it)."""
     store = app.storage
     notifiers = app.notifiers()
     # by outcome: sent, given up (failed) and still pending a retry (retrying)
     counts: dict[str, int] = {DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}
+    claimant = secrets.token_hex(16)
+    renderer = _Renderer(app, link_secret, on)
     after = ""
-    while rows := store.due_deliveries(on, after=after):
-        records = _Records(store)
-        for row in rows:
-            after = row.key
+    # one pass reads each subscription and invoice once (delivering changes neither), up to
+    # a bound that keeps a pass over a big outbox in little memory
+    records = _Records(store)
+    try:
+        while rows := _claim(store, on, claimant, after):
+            after = rows[-1].key
+            if len(records.subs) + len(records.headers) > 20_000:
+                records = _Records(store)
+            records.preload(row.event for row in rows)
+            done: list[tuple[str, str | None, date | None]] = []
             try:
-                message = render_message(app, row, records, link_secret=link_secret, on=on)
-                if message.to:
-                    notifiers[row.channel].send(message)
-            except AbonnementError:
-                raise  # a broken template is the user's to fix, not a delivery to retry
-            except Exception as exc:  # whatever a channel raises: retry later, never crash
-                wait = next_try_in(row.attempts + 1)
-                retry_on = on + timedelta(days=wait) if wait is not None else None
-                error = f"{type(exc).__name__}: {exc}"
-                store.delivery_result(row.key, on, error=error, retry_on=retry_on)
-                counts["retrying" if retry_on else DeliveryStatus.FAILED] += 1
-                log.log(logging.WARNING if retry_on else logging.ERROR,
-                        "delivery %s failed: %s; %s", row.key, error,
-                        f"tried again on {retry_on}" if retry_on else "given up")  # fmt: skip
-                continue
-            store.delivery_result(row.key, on)
-            counts[DeliveryStatus.SENT] += 1
-            log.info("delivered %s", row.template,
-                     extra={"key": row.key, "channel": row.channel})  # fmt: skip
+                _send_batch(app, notifiers, renderer, records, rows, on, done, counts, claimant)
+            finally:  # what was sent is recorded even when the batch stopped half-way
+                store.delivery_results(done, on, claimant)
+    finally:
+        store.release_claims(claimant)
     return counts
+
+
+# How long a claim on deliveries holds: a process that dies holding some leaves them to the
+# others (or the next run) after this; one alive renews its claims while it works. Wall-clock
+# seconds, not a billing date: it only orders processes sharing the outbox.
+CLAIM_SECONDS = 300
+BATCH = 500  # deliveries claimed, rendered, sent and recorded together
+
+
+def _claim(store: Storage, on: date, claimant: str, after: str) -> list[DeliveryRecord]:
+    now = int(time.time())
+    return store.claim_deliveries(on, claimant, now, now + CLAIM_SECONDS, limit=BATCH,
+                                  after=after)  # fmt: skip
+
+
+def _send_batch(
+    app: App,
+    notifiers: Mapping[str, Any],
+    renderer: _Renderer,
+    records: _Records,
+    rows: list[DeliveryRecord],
+    on: date,
+    done: list[tuple[str, str | None, date | None]],
+    counts: dict[str, int],
+    claimant: str,
+) -> None:
+    """Render and send one claimed batch, appending each outcome to ``done``."""
+
+    def failed(row: DeliveryRecord, exc: BaseException) -> None:
+        wait = next_try_in(row.attempts + 1)
+        retry_on = on + timedelta(days=wait) if wait is not None else None
+        error = f"{type(exc).__name__}: {exc}"
+        done.append((row.key, error, retry_on))
+        counts["retrying" if retry_on else DeliveryStatus.FAILED] += 1
+        log.log(logging.WARNING if retry_on else logging.ERROR,
+                "delivery %s failed: %s; %s", row.key, error,
+                f"tried again on {retry_on}" if retry_on else "given up")  # fmt: skip
+
+    def sent(row: DeliveryRecord) -> None:
+        done.append((row.key, None, None))
+        counts[DeliveryStatus.SENT] += 1
+        log.info("delivered %s", row.template,
+                 extra={"key": row.key, "channel": row.channel})  # fmt: skip
+
+    by_channel: dict[str, list[tuple[DeliveryRecord, Message]]] = {}
+    renew_at = time.monotonic() + CLAIM_SECONDS / 3
+    for row in rows:
+        try:
+            message = renderer.render(row, records)
+        except AbonnementError:
+            raise  # a broken template is the user's to fix, not a delivery to retry
+        except Exception as exc:  # whatever rendering raises: retry later, never crash
+            failed(row, exc)
+            continue
+        if message.to:
+            by_channel.setdefault(row.channel, []).append((row, message))
+        else:
+            sent(row)  # nobody to tell: done
+    for channel, batch in by_channel.items():
+        notifier = notifiers[channel]
+        # a few at a time, so that a slow channel renews its claims in between
+        for start in range(0, len(batch), 100):
+            part = batch[start : start + 100]
+            if time.monotonic() > renew_at:  # a slow channel: keep the rest claimed
+                app.storage.renew_claims(claimant, int(time.time()) + CLAIM_SECONDS)
+                renew_at = time.monotonic() + CLAIM_SECONDS / 3
+            outcomes = _send_many(notifier, [message for _, message in part])
+            for (row, _), outcome in zip(part, outcomes, strict=True):
+                if outcome is None:
+                    sent(row)
+                else:
+                    failed(row, outcome)
+
+
+def _send_many(notifier: Any, messages: list[Message]) -> Iterator[Exception | None]:
+    """Each message's outcome through ``notifier`` as it is known: None when sent, else what
+    was raised."""
+    many = getattr(notifier, "send_many", None)
+    if many is not None:
+        yield from many(messages)
+        return
+    for message in messages:
+        try:
+            notifier.send(message)
+        except Exception as exc:  # whatever a channel raises: retry later, never crash
+            yield exc
+        else:
+            yield None
+
+
+class _Remembering(Formatter):
+    """A ``Formatter`` that formats each amount and date once: thousands of messages name
+    the same few prices and days."""
+
+    def __init__(self, locale: str):
+        super().__init__(locale)
+        self._money: dict[tuple[str, str], str] = {}
+        self._dates: dict[date | None, str] = {}
+
+    def money(self, amount: Decimal, currency: str) -> str:
+        key = (str(amount), currency)
+        found = self._money.get(key)
+        if found is None:
+            found = self._money[key] = super().money(amount, currency)
+        return found
+
+    def date(self, day: date | None) -> str:
+        found = self._dates.get(day)
+        if found is None:
+            found = self._dates[day] = super().date(day)
+        return found
 
 
 def render_message(
     app: App, row: DeliveryRecord, records: _Records, *, link_secret: str | None, on: date
 ) -> Message:
     """The message of one delivery, in the language of whoever receives it."""
-    catalog = app.catalog
-    settings = catalog.settings
-    ev = row.event
-    sub = records.subscription(ev.subject_id)
-    payload = ev.payload
-    contact = catalog.contacts.get((sub.billing_contact_id or sub.contact_id) if sub else "")
-    to_buyer = row.recipient == "contact"
-    document = document_settings(settings, sub if to_buyer else None,
-                                 contact if to_buyer else None)  # fmt: skip
-    fmt = Formatter(document["locale"])
-    invoice = records.invoice(payload.get("invoice"))
-    currency = sub.currency if sub else settings.default_currency
-    if "amount" in payload:  # what the payment took, or will charge (priced when planned)
-        amount = Money(Decimal(payload["amount"]), currency)
-    elif invoice is not None:
-        amount = invoice.total
-    else:
-        amount = Money(period_amounts(sub)[0] if sub else 0, currency)
-    update_url = None
-    ended = sub is None or sub.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)
-    if ev.type == "payment.failed" and link_secret and sub is not None and not ended:
-        _, path, _ = link("update", sub.id, on, settings.update_link_days, link_secret,
-                          secrets.token_urlsafe(9))  # fmt: skip
-        update_url = settings.buyer_url(path)
-    ctx = {
-        "account": settings.account,
-        "name": contact.name if contact else (sub.contact_id if sub else ""),
-        "subscription": subscription_record(sub) if sub else {"id": ev.subject_id, "status": ""},
-        "event": {"type": ev.type, **payload},
-        "on": ev.on_date,
-        "number": invoice.number if invoice else "",
-        "amount": fmt.money(amount.amount, amount.currency),
-        "due_date": invoice.due_date if invoice else None,
-        "payment_date": date.fromisoformat(payload["payment_date"])
-        if payload.get("payment_date")
-        else None,
-        "attempt": payload.get("attempt", 1),
-        "update_url": update_url,
-        "day": fmt.date,
-        "money": fmt.money,
-        "lang": fmt.locale.language,
-    }
-    env = environment(app.config_dir / "templates", document["language"], "templates/messages")
-    try:
-        source = env.get_template(f"{row.template}.txt").render(ctx)
-        subject, _, body = source.strip().partition("\n")
-        body = body.strip() + "\n"
-        paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
-        page = env.get_template("_layout.html").render(
-            {**ctx, "subject": subject, "paragraphs": paragraphs}
+    return _Renderer(app, link_secret, on).render(row, records)
+
+
+class _Renderer:
+    """Renders the messages of one delivery pass: each template compiled once per language,
+    one number and date formatter per locale, whatever the number of messages."""
+
+    def __init__(self, app: App, link_secret: str | None, on: date):
+        self.app = app
+        self.link_secret = link_secret
+        self.on = on
+        self.templates: dict[tuple[str, str], jinja2.Template] = {}
+        self.formatters: dict[str, _Remembering] = {}
+
+    def template(self, language: str, name: str) -> jinja2.Template:
+        key = (language, name)
+        found = self.templates.get(key)
+        if found is None:
+            env = environment(self.app.config_dir / "templates", language, "templates/messages")
+            found = self.templates[key] = env.get_template(name)
+        return found
+
+    def formatter(self, locale: str) -> _Remembering:
+        found = self.formatters.get(locale)
+        if found is None:
+            found = self.formatters[locale] = _Remembering(locale)
+        return found
+
+    def render(self, row: DeliveryRecord, records: _Records) -> Message:
+        """The message of ``row``, in the language of whoever receives it."""
+        app, on, link_secret = self.app, self.on, self.link_secret
+        catalog = app.catalog
+        settings = catalog.settings
+        ev = row.event
+        sub = records.subscription(ev.subject_id)
+        payload = ev.payload
+        contact = catalog.contacts.get((sub.billing_contact_id or sub.contact_id) if sub else "")
+        to_buyer = row.recipient == "contact"
+        document = document_settings(settings, sub if to_buyer else None,
+                                     contact if to_buyer else None)  # fmt: skip
+        fmt = self.formatter(document["locale"])
+        invoice = records.header(payload.get("invoice"))
+        currency = sub.currency if sub else settings.default_currency
+        if "amount" in payload:  # what the payment took, or will charge (priced when planned)
+            amount = Money(Decimal(payload["amount"]), currency)
+        elif invoice is not None:
+            amount = invoice.total
+        else:
+            amount = Money(period_amounts(sub)[0] if sub else 0, currency)
+        update_url = None
+        ended = sub is None or sub.status in (
+            SubscriptionStatus.CANCELED, SubscriptionStatus.EXPIRED)  # fmt: skip
+        if ev.type == "payment.failed" and link_secret and sub is not None and not ended:
+            _, path, _ = link("update", sub.id, on, settings.update_link_days, link_secret,
+                              secrets.token_urlsafe(9))  # fmt: skip
+            update_url = settings.buyer_url(path)
+        ctx = {
+            "account": settings.account,
+            "name": contact.name if contact else (sub.contact_id if sub else ""),
+            "subscription": (
+                subscription_record(sub) if sub else {"id": ev.subject_id, "status": ""}
+            ),
+            "event": {"type": ev.type, **payload},
+            "on": ev.on_date,
+            "number": invoice.number if invoice else "",
+            "amount": fmt.money(amount.amount, amount.currency),
+            "due_date": invoice.due_date if invoice else None,
+            "payment_date": date.fromisoformat(payload["payment_date"])
+            if payload.get("payment_date")
+            else None,
+            "attempt": payload.get("attempt", 1),
+            "update_url": update_url,
+            "day": fmt.date,
+            "money": fmt.money,
+            "lang": fmt.locale.language,
+        }
+        language = document["language"]
+        try:
+            source = self.template(language, f"{row.template}.txt").render(ctx)
+            subject, _, body = source.strip().partition("\n")
+            body = body.strip() + "\n"
+            paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
+            page = self.template(language, "_layout.html").render(
+                {**ctx, "subject": subject, "paragraphs": paragraphs}
+            )
+        except jinja2.TemplateError as exc:
+            raise AbonnementError(f"message template {row.template}: {exc}") from None
+        contact_email = contact.email if contact else None
+        event = {"id": ev.id, "type": ev.type, "seq": ev.seq, "payload": dict(payload),
+                 "subject_id": ev.subject_id, "on": ev.on_date.isoformat()}  # fmt: skip
+        return Message(
+            to=recipients(row.recipient, contact_email, settings),
+            subject=subject.strip(),
+            text=body,
+            html=page,
+            kind=row.template,
+            key=row.key.rsplit("/", 1)[0],  # the same message on every channel
+            data={"event": event},
         )
-    except jinja2.TemplateError as exc:
-        raise AbonnementError(f"message template {row.template}: {exc}") from None
-    contact_email = contact.email if contact else None
-    event = {"id": ev.id, "type": ev.type, "seq": ev.seq, "payload": dict(payload),
-             "subject_id": ev.subject_id, "on": ev.on_date.isoformat()}  # fmt: skip
-    return Message(
-        to=recipients(row.recipient, contact_email, settings),
-        subject=subject.strip(),
-        text=body,
-        html=page,
-        kind=row.template,
-        key=row.key.rsplit("/", 1)[0],  # the same message on every channel
-        data={"event": event},
-    )
+
+
+def _pays(ev: EventRecord) -> bool:
+    """Whether ``ev`` pays an invoice in full (a part payment does not)."""
+    payload = ev.payload
+    paid = ev.type == "payment.succeeded" or settled_with_nothing_owed(ev.type, payload)
+    return paid and payload.get("pays_invoice") is not False
 
 
 def _first_payment(records: _Records, ev: EventRecord, sub: Subscription | None) -> bool:
     payload = ev.payload
-    paid = ev.type == "payment.succeeded" or settled_with_nothing_owed(ev.type, payload)
-    if not paid or sub is None or payload.get("pays_invoice") is False:  # a part payment
+    if sub is None or not _pays(ev):
         return False
-    invoice = records.invoice(payload["invoice"])
+    invoice = records.header(payload["invoice"])
     return invoice is not None and invoice.period_start in (None, sub.anchor)
 
 

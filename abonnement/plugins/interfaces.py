@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
@@ -152,6 +152,21 @@ class Notifier(ABC):
     @abstractmethod
     def send(self, message: Message) -> None:
         """Deliver ``message`` or raise; a raise leaves it for a retry on the next run."""
+
+    def send_many(self, messages: Sequence[Message]) -> Iterator[Exception | None]:
+        """Deliver several messages, yielding for each, in order and as soon as it is known,
+        None when it was sent or the exception its sending raised (that one is retried
+        later). The outbox hands each channel its messages this way, a batch at a time, and
+        records every outcome it was given even when the batch stops half-way. Default:
+        ``send`` one by one; a notifier that can do better (one connection, one flush to
+        disk) overrides it."""
+        for message in messages:
+            try:
+                self.send(message)
+            except Exception as exc:  # whatever a channel raises: retried later
+                yield exc
+            else:
+                yield None
 
 
 class TaxProvider(ABC):

@@ -12,20 +12,21 @@ from dataclasses import asdict
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from abonnement.engine.events import Event
-from abonnement.engine.records import DeliveryRecord, EventRecord, NewDelivery
+from abonnement.engine.records import DeliveryRecord, EventRecord, InvoiceRecord, NewDelivery
 from abonnement.engine.status import DeliveryStatus
 from abonnement.engine.subscriptions import Subscription
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.database import Database
+from abonnement.plugins.storage.invoices import invoice_record
 from abonnement.plugins.storage.rows import insert_events
 from abonnement.plugins.storage.subscriptions import Subscriptions, event_record
 
 __all__ = ["Outbox"]
 
-_E, _D, _S = t.events.c, t.deliveries.c, t.subscriptions.c
+_E, _D, _S, _I = t.events.c, t.deliveries.c, t.subscriptions.c, t.invoices.c
 _STATUS = {s.value: s for s in DeliveryStatus}
 # a delivery with its event's columns, named apart from the delivery's own
 _WITH_EVENT = select(
@@ -104,19 +105,102 @@ class Outbox:
         self, key: str, on: date, *, error: str | None = None, retry_on: date | None = None
     ) -> None:
         """Record one try: sent (no ``error``), to try again on ``retry_on``, or given up."""
-        values: dict[str, Any] = {"attempts": _D.attempts + 1}
-        if error is None:
-            values |= {
-                "status": DeliveryStatus.SENT,
-                "sent_on": on,
-                "error": None,
-                "next_try_on": None,
-            }
-        else:
-            status = DeliveryStatus.PENDING if retry_on else DeliveryStatus.FAILED
-            values |= {"status": status, "error": error[:1000], "next_try_on": retry_on}
+        self.delivery_results([(key, error, retry_on)], on)
+
+    def claim_deliveries(
+        self, on: date, claimant: str, now: int, until: int, *, limit: int = 500, after: str = ""
+    ) -> list[DeliveryRecord]:
+        """Claim up to ``limit`` pending deliveries due on ``on`` (by key, after ``after``) for
+        ``claimant`` until ``until`` (epoch seconds) and return them with their events.
+
+        A delivery another process holds is skipped until its claim lapses (``now`` past its
+        ``claimed_until``). The claim is one UPDATE in its own short transaction: on
+        PostgreSQL its rows are picked ``FOR UPDATE SKIP LOCKED`` (concurrent claimants take
+        different rows, none waits), on SQLite the statement holds the database's write lock
+        from its first read to its commit, as ``BEGIN IMMEDIATE`` would."""
+        due = (
+            select(_D.key)
+            .where(
+                _D.status == DeliveryStatus.PENDING,
+                (_D.next_try_on.is_(None)) | (_D.next_try_on <= on),
+                (_D.claimed_until.is_(None)) | (_D.claimed_until < now),
+                _D.key > after,
+            )
+            .order_by(_D.key)
+            .limit(limit)
+        )
+        if not self.db.sqlite:
+            due = due.with_for_update(skip_locked=True)
+        claim = (
+            update(t.deliveries)
+            .where(_D.key.in_(due.scalar_subquery()))
+            .values(claimed_by=claimant, claimed_until=until)
+        )
+        mine = _WITH_EVENT.where(
+            _D.claimed_by == claimant, _D.status == DeliveryStatus.PENDING, _D.key > after
+        ).order_by(_D.key)
         with self.db.tx() as conn:
-            conn.execute(update(t.deliveries).where(_D.key == key).values(values))
+            if not conn.execute(claim).rowcount:
+                return []
+        with self.db.tx() as conn:
+            return [_delivery(r) for r in conn.execute(mine)]
+
+    def renew_claims(self, claimant: str, until: int) -> None:
+        """Keep what ``claimant`` holds (still pending) claimed until ``until``."""
+        with self.db.tx() as conn:
+            conn.execute(update(t.deliveries).where(
+                _D.claimed_by == claimant, _D.status == DeliveryStatus.PENDING,
+            ).values(claimed_until=until))  # fmt: skip
+
+    def release_claims(self, claimant: str) -> None:
+        """Give back what ``claimant`` claimed and did not record: another process (or the
+        next run) may send it."""
+        with self.db.tx() as conn:
+            conn.execute(update(t.deliveries).where(_D.claimed_by == claimant)
+                         .values(claimed_by=None, claimed_until=None))  # fmt: skip
+
+    def delivery_results(
+        self,
+        results: Sequence[tuple[str, str | None, date | None]],
+        on: date,
+        claimant: str | None = None,
+    ) -> None:
+        """Record many tries in one transaction, each ``(key, error, retry_on)``: sent (no
+        error), to try again on ``retry_on``, or given up; the claim is released. With
+        ``claimant``, only rows it still holds are written (one whose claim lapsed and was
+        taken over is the new holder's to record)."""
+        sent = [{"k": key} for key, error, _ in results if error is None]
+        tried = [
+            {"k": key, "s": DeliveryStatus.PENDING if retry_on else DeliveryStatus.FAILED,
+             "e": error[:1000], "r": retry_on}
+            for key, error, retry_on in results if error is not None
+        ]  # fmt: skip
+        mine = _D.key == bindparam("k")
+        if claimant is not None:
+            mine = mine & (_D.claimed_by == claimant)
+        common = {"attempts": _D.attempts + 1, "claimed_by": None, "claimed_until": None}
+        with self.db.tx() as conn:
+            if sent:
+                conn.execute(update(t.deliveries).where(mine).values(
+                    status=DeliveryStatus.SENT, sent_on=on, error=None, next_try_on=None,
+                    **common,
+                ), sent)  # fmt: skip
+            if tried:
+                conn.execute(update(t.deliveries).where(mine).values(
+                    status=bindparam("s"), error=bindparam("e"), next_try_on=bindparam("r"),
+                    **common,
+                ), tried)  # fmt: skip
+
+    def invoice_headers(self, numbers: Sequence[str]) -> list[InvoiceRecord]:
+        """The invoices numbered ``numbers`` without their lines (any number of them)."""
+        out: list[InvoiceRecord] = []
+        wanted = sorted(set(numbers))
+        with self.db.tx() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                out += [invoice_record(r) for r in conn.execute(
+                    select(t.invoices).where(_I.number.in_(chunk)))]  # fmt: skip
+        return out
 
     def deliveries(self, status: str | None = None) -> list[DeliveryRecord]:
         """Every delivery (of one ``status``), by event and key."""

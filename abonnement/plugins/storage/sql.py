@@ -311,6 +311,28 @@ class SqlStorage:
     ) -> None:
         self._outbox.delivery_result(key, on, error=error, retry_on=retry_on)
 
+    def claim_deliveries(
+        self, on: date, claimant: str, now: int, until: int, *, limit: int = 500, after: str = ""
+    ) -> list[DeliveryRecord]:
+        return self._outbox.claim_deliveries(on, claimant, now, until, limit=limit, after=after)
+
+    def renew_claims(self, claimant: str, until: int) -> None:
+        self._outbox.renew_claims(claimant, until)
+
+    def release_claims(self, claimant: str) -> None:
+        self._outbox.release_claims(claimant)
+
+    def delivery_results(
+        self,
+        results: Sequence[tuple[str, str | None, date | None]],
+        on: date,
+        claimant: str | None = None,
+    ) -> None:
+        self._outbox.delivery_results(results, on, claimant)
+
+    def invoice_headers(self, numbers: Sequence[str]) -> list[InvoiceRecord]:
+        return self._outbox.invoice_headers(numbers)
+
     def deliveries(self, status: str | None = None) -> list[DeliveryRecord]:
         """Every delivery (of one ``status``): not part of the contract (tests, tools)."""
         return self._outbox.deliveries(status)

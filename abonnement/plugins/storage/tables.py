@@ -285,6 +285,10 @@ deliveries = Table(
     Column("next_try_on", Date),
     Column("sent_on", Date),
     Column("error", Text),
+    # 0011: the process sending it (a random token) and until when, in epoch seconds: a claim
+    # of a process that died lapses then
+    Column("claimed_by", String(32)),
+    Column("claimed_until", BigInteger),
     Index("ix_deliveries_pending", "status", "next_try_on"),
 )  # fmt: skip
 
