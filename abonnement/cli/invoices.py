@@ -45,9 +45,9 @@ def invoices_list(app: App, subscription_id: str | None, status: str | None,
 @json_option
 @click.pass_obj
 def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
-    from abonnement.views import invoice_json
+    from abonnement.operations.webhooks import invoice_detail
 
-    payload = invoice_json(queries.invoice(app.context, number))
+    payload = invoice_detail(app.context, number)
     if as_json:
         echo_json(payload)
         return
@@ -69,6 +69,9 @@ def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
         click.echo(f"  {adj['kind']} {adj['label']}{rate}{why} (invoice): {adj['amount']} {cur}")
     for key in ("subtotal", "discount_total", "fee_total", "tax_total", "total", "amount_due"):
         click.echo(f"  {key:<15} {payload[key]:>12} {cur}")
+    for d in payload.get("disputes", ()):
+        click.echo(f"  disputed {d['opened_on']}: {d['amount']} {d['currency']} "
+                   f"({d['reason'] or 'no reason given'}; {d['processor']} {d['id']})")  # fmt: skip
 
 
 @invoices.command("render")

@@ -46,6 +46,7 @@ from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
 from abonnement.errors import AbonnementError
+from abonnement.operations import outgoing
 from abonnement.plugins.interfaces import Message
 
 if TYPE_CHECKING:
@@ -136,6 +137,7 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                 log.info("%s %s", ev.type, sub_id, extra={"on": str(ev.on_date), **fields})
             if observed:  # observers see each event once it committed; a raise retries the batch
                 app.plugins.emit(ev.event())
+            deliveries.extend(outgoing.event_deliveries(settings, ev))  # one POST per event
             if not channels and not rules.triggers:
                 continue  # nothing to tell, nobody to tell it to
             sub = changed.get(sub_id) or records.subscription(sub_id)
@@ -187,9 +189,12 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
         for row in rows:
             after = row.key
             try:
-                message = render_message(app, row, records, link_secret=link_secret, on=on)
-                if message.to:
-                    notifiers[row.channel].send(message)
+                if row.channel == outgoing.CHANNEL:  # the event itself, not a message
+                    outgoing.send(app, row)
+                else:
+                    message = render_message(app, row, records, link_secret=link_secret, on=on)
+                    if message.to:
+                        notifiers[row.channel].send(message)
             except AbonnementError:
                 raise  # a broken template is the user's to fix, not a delivery to retry
             except Exception as exc:  # whatever a channel raises: retry later, never crash
