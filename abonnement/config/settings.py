@@ -135,7 +135,7 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         signed.append(("notifications", "notifiers", notifiers.index("webhook")))
     problem = signing.secret_problem() if signed else None
     for where in signed if problem else ():
-        b.error(entry, where, problem or "")
+        b.error(entry, where, problem or "", signing.HINT)
     return c.Settings(
         account=raw["account"],
         currencies=currencies,

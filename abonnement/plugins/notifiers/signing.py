@@ -27,27 +27,29 @@ from standardwebhooks import Webhook
 
 from abonnement.errors import PluginError
 
-__all__ = ["SECRET_ENV", "post", "secret_problem", "signed_headers", "signing_secret"]
+__all__ = ["HINT", "SECRET_ENV", "post", "secret_problem", "signed_headers", "signing_secret"]
 
 SECRET_ENV = "ABONNEMENT_WEBHOOK_SIGNING_SECRET"
 _MIN_BYTES = 16  # a shorter key is guessable
 
 
+HINT = ("make one with `python -c \"import base64, secrets; print('whsec_' + "
+        "base64.b64encode(secrets.token_bytes(32)).decode())\"` and give it to the receivers: "
+        "they verify signatures with it")  # fmt: skip
+
+
 def secret_problem() -> str | None:
-    """Why the signing secret cannot be used (unset, not base64, too short), or None."""
+    """Why the signing secret cannot be used (unset, not base64, too short), or None;
+    ``HINT`` says how to make one."""
     value = os.environ.get(SECRET_ENV, "")
-    hint = (f"set {SECRET_ENV} to `whsec_` and the base64 of at least {_MIN_BYTES} random "
-            "bytes (the secret receivers verify signatures with), e.g. from "
-            "`python -c \"import base64, secrets; "
-            "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\"`")  # fmt: skip
     if not value:
-        return f"outgoing webhooks are signed, and {SECRET_ENV} is not set: {hint}"
+        return f"outgoing webhooks are signed: set {SECRET_ENV}"
     try:
         key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
     except (binascii.Error, ValueError):
-        return f"{SECRET_ENV} is not base64: {hint}"
+        return f"{SECRET_ENV} is not `whsec_` and base64"
     if len(key) < _MIN_BYTES:
-        return f"{SECRET_ENV} is {len(key)} bytes long, fewer than {_MIN_BYTES}: {hint}"
+        return f"{SECRET_ENV} is {len(key)} bytes long, fewer than {_MIN_BYTES}"
     return None
 
 
@@ -55,7 +57,7 @@ def signing_secret() -> str:
     """The signing secret; ``PluginError`` when ``secret_problem`` finds one."""
     problem = secret_problem()
     if problem:
-        raise PluginError(problem)
+        raise PluginError(f"{problem}; {HINT}")
     return os.environ[SECRET_ENV]
 
 
