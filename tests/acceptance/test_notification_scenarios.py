@@ -3,7 +3,6 @@ a workflow e-mailing the team through a real SMTP server, and webhooks that fail
 
 import dataclasses
 import email
-import json
 import socket
 import threading
 import typing

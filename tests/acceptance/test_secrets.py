@@ -129,7 +129,7 @@ def test_a_webhook_without_its_secret_stops_the_run_before_anyone_is_charged(tmp
     )
     assert s.charges() == []
     monkeypatch.delenv("ABONNEMENT_WEBHOOK_SIGNING_SECRET", raising=False)
-    with pytest.raises(PluginError, match="^outgoing webhooks are signed: set ABONNEMENT_WEB"):
+    with pytest.raises(PluginError, match=r"^outgoing webhooks are signed: set ABONNEMENT_WEB"):
         WebhookNotifier({"url": "http://127.0.0.1:9/hook"})
 
 
