@@ -6,7 +6,9 @@ outbox as the operator sees it: ``events list``, ``deliveries list|retry``, the 
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -232,3 +234,22 @@ def _digest(url: str) -> str:
     import hashlib
 
     return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def test_the_receiver_of_the_guide_verifies_what_abonnement_sends(tmp_path):
+    guide = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text()
+    (source,) = re.findall(r"```python\n(.*?)```", guide, re.S)
+    names: dict = {}
+    exec(source, names)  # the guide's receiver, as a reader would copy it
+    with Receiver() as hooks:
+        s = _shop(tmp_path, hooks.url, events="[payment.succeeded]")
+        s.cli("apply", "--as-of", "2026-12-01", env=ENV)
+        s.cli("run", "--until", "2026-12-01", env=ENV)
+    ((headers, body),) = hooks.calls
+    event = names["verify"](body, headers, SIGNING_SECRET)
+    assert event["type"] == "payment.succeeded"
+    assert names["verify"](body + b"\n", headers, SIGNING_SECRET) is None
+    # the guide's example body has the keys a real one has
+    (example,) = re.findall(r"```json\n(.*?)```", guide, re.S)
+    shown = json.loads(re.sub(r"…", "", example))
+    assert set(shown) == set(event) and set(shown["data"]) == set(event["data"])
