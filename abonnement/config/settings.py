@@ -9,11 +9,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from abonnement import signing
 from abonnement.config.builder import Builder, Entry
 from abonnement.config.schemas import did_you_mean
 from abonnement.engine import catalog as c
 from abonnement.engine.money import Money, MoneyError, parse_percent
-from abonnement.plugins.notifiers import signing
 
 __all__ = ["build_settings", "declared_property_problem", "property_value_problem"]
 

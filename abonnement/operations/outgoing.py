@@ -14,8 +14,8 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from abonnement import signing
 from abonnement.engine.records import DeliveryRecord, EventRecord, NewDelivery
-from abonnement.plugins.notifiers import signing
 
 if TYPE_CHECKING:
     from abonnement.engine.catalog import Settings

@@ -15,9 +15,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from abonnement import signing
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Message, Notifier, Registry
-from abonnement.plugins.notifiers import signing
 
 SETTINGS_SCHEMA = {
     "type": "object",
