@@ -6,7 +6,8 @@ Two steps, each safe to interrupt and rerun:
    observers (``abonnement_on_event``), run the workflow
    triggers of the rule files on it (``notify`` adds a message, ``set`` changes the
    subscription and records a ``subscription.changed`` event), plan the standard messages the
-   settings ask for, and write one delivery row per message and notifier — all in the
+   settings ask for, and write one delivery row per message and notifier, and one per
+   webhook endpoint that wants the event (``outgoing.py``) — all in the
    transaction that marks the event handed over. Events a trigger caused fire no triggers, so
    workflows cannot loop.
 2. **Deliver.** Render each pending delivery in the subscription's language and locale and send
