@@ -20,6 +20,7 @@ import click
 from abonnement.app import App, find_config_dir
 from abonnement.cli import (
     billing,
+    events,
     invoices,
     payments,
     plan,
@@ -130,6 +131,7 @@ for module in (
     subscriptions,
     invoices,
     payments,
+    events,
     reports,
     serve,
 ):

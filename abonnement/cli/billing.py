@@ -139,7 +139,10 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
     else:
         _say_run(summary, until_day, totals, dry_run)
         if failed["deliveries"]:
-            click.echo(f"{failed['deliveries']} messages given up", err=True)
+            n = failed["deliveries"]
+            click.echo(f"{n} {'delivery' if n == 1 else 'deliveries'} given up (messages and "
+                       "webhooks): see `abonnement deliveries list --status failed`, then "
+                       "`abonnement deliveries retry --all-failed`", err=True)  # fmt: skip
     if any(failed.values()):  # after the summary: the rest was billed and delivered
         click.get_current_context().exit(Exit.PARTIAL)
 

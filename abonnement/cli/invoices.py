@@ -44,6 +44,14 @@ _ADJUSTMENT_COLUMNS = (
     Column("rate", number=True),
     Column("amount", number=True),
 )
+_DISPUTE_COLUMNS = (
+    Column("opened_on", title="OPENED"),
+    Column("amount", number=True),
+    Column("currency"),
+    Column("reason"),
+    Column("processor"),
+    Column("id"),
+)
 _TOTALS = (("subtotal", "subtotal"), ("discount_total", "discounts"), ("fee_total", "fees"),
            ("tax_total", "tax"), ("total", "total"), ("amount_paid", "paid"),
            ("amount_due", "amount due"))  # fmt: skip
@@ -74,10 +82,10 @@ def invoices_list(app: App, subscription_id: str | None, status: str | None, as_
 @json_option
 @click.pass_obj
 def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
-    """One invoice: its fields, lines, discounts, fees and taxes, totals."""
-    from abonnement.views import invoice_json
+    """One invoice: its fields, lines, discounts, fees and taxes, totals, disputes."""
+    from abonnement.operations.webhooks import invoice_detail
 
-    payload = invoice_json(queries.invoice(app.context, number))
+    payload = invoice_detail(app.context, number)
     if as_json:
         echo_json(payload)
         return
@@ -108,6 +116,11 @@ def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
     totals = [{"what": label, "amount": payload[key]} for key, label in _TOTALS]
     click.echo(table_text((Column("what", title=""), Column("amount", number=True, title=cur)),
                           totals))  # fmt: skip
+    disputes = payload.get("disputes", ())
+    if disputes:
+        click.echo("\ndisputes:")
+        click.echo(table_text(_DISPUTE_COLUMNS, [{**d, "reason": d["reason"] or "no reason given"}
+                                                 for d in disputes]))  # fmt: skip
 
 
 @invoices.command("render")

@@ -490,6 +490,7 @@ def build_catalog(
             save_payment_method=raw.get("save_payment_method", True),
             deals=tuple(raw.get("deals", ())),
             collect_billing_address=raw.get("collect_billing_address", False),
+            collect_shipping_address=raw.get("collect_shipping_address", False),
         )
     subscriptions = {
         e.value["id"]: _build_subscription(b, e, products, contacts, settings)

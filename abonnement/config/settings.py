@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from abonnement import signing
 from abonnement.config.builder import Builder, Entry
 from abonnement.config.schemas import did_you_mean
 from abonnement.engine import catalog as c
@@ -122,6 +123,19 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         block = plugin_settings.get(f"notifications.{name}", {})
         for message in check(block) if check else ():
             b.error(entry, ("notifications", name), f"the {name} notifier: {message}")
+    hooks = raw.get("webhooks")
+    endpoints = tuple(
+        c.WebhookEndpoint(e["url"], tuple(e.get("events", ("*",))))
+        for e in (hooks or {}).get("endpoints", ())
+    )
+    # Unlike other secrets, this one is checked here: what goes out is signed or not sent, and a
+    # deployment that forgot it should not start at all (every command loads the config).
+    signed = [("webhooks",)] if hooks else []
+    if "webhook" in notifiers:
+        signed.append(("notifications", "notifiers", notifiers.index("webhook")))
+    problem = signing.secret_problem() if signed else None
+    for where in signed if problem else ():
+        b.error(entry, where, problem or "", signing.HINT)
     return c.Settings(
         account=raw["account"],
         currencies=currencies,
@@ -157,6 +171,9 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         tax_table=tax_table,
         public_url=raw.get("server", {}).get("public_url", c.DEFAULT_PUBLIC_URL),
         account_logo=raw.get("account_logo"),
+        webhooks=endpoints,
+        webhook_timeout=float((hooks or {}).get("timeout", 5)),
+        webhook_retries=int((hooks or {}).get("retries", 2)),
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import Enum
+from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "TaxRate",
     "Terms",
     "Tier",
+    "WebhookEndpoint",
     "frozen_map",
 ]
 
@@ -225,6 +227,7 @@ class PaymentLink:
     save_payment_method: bool = True
     deals: tuple[str, ...] = ()
     collect_billing_address: bool = False  # the buyer page asks for one
+    collect_shipping_address: bool = False  # kept on the subscriptions bought
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +291,19 @@ DEFAULT_MINIMUM_CHARGE = {"USD": "0.50", "EUR": "1.00", "GBP": "0.60"}
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """Where ``settings.webhooks`` POSTs domain events: a URL and the event types it wants
+    (shell-style patterns: ``invoice.*``; every event when none are given)."""
+
+    url: str
+    events: tuple[str, ...] = ("*",)
+
+    def wants(self, event_type: str) -> bool:
+        """Whether an event of ``event_type`` goes to this endpoint."""
+        return any(fnmatchcase(event_type, pattern) for pattern in self.events)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     account: str
     currencies: tuple[str, ...]
@@ -323,6 +339,9 @@ class Settings:
     tax_table: tuple[RegionalRate, ...] = ()  # the built-in `table` provider's rates
     public_url: str = DEFAULT_PUBLIC_URL  # the base of every link written for buyers
     account_logo: str | None = None  # a URL, shown on the buyer pages
+    webhooks: tuple[WebhookEndpoint, ...] = ()  # every domain event POSTed, signed
+    webhook_timeout: float = 5.0  # seconds per request
+    webhook_retries: int = 2  # immediate retries of a 5xx or timeout, before the outbox's
 
     def buyer_url(self, path: str) -> str:
         """``path`` (``/i/TOKEN``) on the server buyers reach (``settings.server.public_url``)."""

@@ -26,6 +26,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "invoice.overdue",
     "payment.succeeded",
     "payment.failed",
+    "payment.disputed",  # the buyer's bank contests a charge (a processor webhook)
     "reminder.due",
 )
 

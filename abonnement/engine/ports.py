@@ -7,7 +7,8 @@ attempts), ``InvoiceStore`` (invoices, payments outside the run), ``OutboxStore`
 deliveries), ``DeclaredStore`` (config as code), ``LinkStore`` (buyer links used once) and
 ``SchemaStore`` (the database, transactions, schema);
 ``Storage`` is all of them. A storage that ``abonnement serve`` works with implements
-``ServerStore`` too (stored buyers, API keys, idempotent answers, webhook events).
+``ServerStore`` too (stored buyers, API keys, idempotent answers, webhook events), and
+``EventLogStore`` (the event log, manual delivery retries, disputes).
 
 Values in, values out: subscriptions, invoice drafts, events and attempts are the engine's
 frozen dataclasses; what is read back comes as the records of ``engine/records.py``. Storage
@@ -41,6 +42,7 @@ from abonnement.engine.money import Money
 from abonnement.engine.records import (
     AppliedConfig,
     DeliveryRecord,
+    DisputeRecord,
     EventRecord,
     InvoiceRecord,
     NewDelivery,
@@ -52,6 +54,7 @@ __all__ = [
     "BillingStore",
     "CollectionStore",
     "DeclaredStore",
+    "EventLogStore",
     "Finished",
     "InvoiceStore",
     "LinkStore",
@@ -434,6 +437,37 @@ class ServerStore(Protocol):
     def open_attempt(self, key: str) -> Attempt | None:
         """The attempt with idempotency ``key`` while it is pending or processing (what a
         webhook may settle), else None."""
+
+
+@runtime_checkable
+class EventLogStore(Protocol):
+    """The operator's look at the outbox (``events list``, ``deliveries list|retry``) and
+    the disputes a processor's webhook reports. Not part of ``Storage``: billing never asks."""
+
+    def event_log(self, event_type: str | None = None, since: date | None = None,
+                  subject_id: str | None = None) -> list[EventRecord]:  # fmt: skip
+        """Stored events in the order written: of one type (``invoice.*``: a prefix), on or
+        after ``since``, of one subject."""
+
+    def deliveries(self, status: str | None = None) -> list[DeliveryRecord]:
+        """Every delivery (of one ``status``), by event and key."""
+
+    def retry_deliveries(self, keys: Sequence[str] | None) -> list[str]:
+        """Make the failed or pending deliveries of ``keys`` (every failed one: None) due on
+        the next outbox pass; the keys made due."""
+
+    def delivery_status(self, key: str) -> str | None:
+        """The status of delivery ``key``, or None when there is none."""
+
+    def payment_by_key(self, key: str) -> tuple[int, str] | None:
+        """(payment id, invoice number) of the charge made with idempotency ``key``."""
+
+    def record_dispute(self, dispute: DisputeRecord, subscription_id: str | None) -> bool:
+        """Store the dispute and its ``payment.disputed`` event (of ``subscription_id``) in
+        one transaction; False when the processor's dispute id is stored already."""
+
+    def disputes(self, invoice_number: str) -> list[DisputeRecord]:
+        """The disputes of one invoice, oldest first."""
 
 
 @runtime_checkable

@@ -23,6 +23,7 @@ __all__ = [
     "AdjustmentRecord",
     "AppliedConfig",
     "DeliveryRecord",
+    "DisputeRecord",
     "EventRecord",
     "InvoiceRecord",
     "LineRecord",
@@ -170,6 +171,19 @@ class DeliveryRecord:
     next_try_on: date | None = None
     sent_on: date | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeRecord:
+    """A charge the buyer's bank contests, as the processor's webhook reported it."""
+
+    processor: str
+    dispute_id: str  # the processor's id of the dispute: recorded once
+    payment_id: int
+    invoice_number: str
+    amount: Money  # what is contested
+    reason: str | None
+    opened_on: date
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ Two steps, each safe to interrupt and rerun:
    observers (``abonnement_on_event``), run the workflow
    triggers of the rule files on it (``notify`` adds a message, ``set`` changes the
    subscription and records a ``subscription.changed`` event), plan the standard messages the
-   settings ask for, and write one delivery row per message and notifier — all in the
+   settings ask for, and write one delivery row per message and notifier, and one per
+   webhook endpoint that wants the event (``outgoing.py``) — all in the
    transaction that marks the event handed over. Events a trigger caused fire no triggers, so
    workflows cannot loop.
 2. **Deliver.** Render each pending delivery in the subscription's language and locale and send
@@ -47,6 +48,7 @@ from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
 from abonnement.errors import AbonnementError
+from abonnement.operations import outgoing
 from abonnement.plugins.interfaces import Message
 
 if TYPE_CHECKING:
@@ -162,6 +164,7 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                 log.info("%s %s", ev.type, sub_id, extra={"on": str(ev.on_date), **fields})
             if observed:  # observers see each event once it committed; a raise retries the batch
                 app.plugins.emit(ev.event())
+            deliveries.extend(outgoing.event_deliveries(settings, ev))  # one POST per event
             if not channels and not rules.triggers:
                 continue  # nothing to tell, nobody to tell it to
             sub = changed.get(sub_id) or (
@@ -286,10 +289,14 @@ def _send_batch(
     renew_at = time.monotonic() + CLAIM_SECONDS / 3
     for row in rows:
         try:
+            if row.channel == outgoing.CHANNEL:  # the event itself, not a message
+                outgoing.send(app, row)
+                sent(row)
+                continue
             message = renderer.render(row, records)
         except AbonnementError:
             raise  # a broken template is the user's to fix, not a delivery to retry
-        except Exception as exc:  # whatever rendering raises: retry later, never crash
+        except Exception as exc:  # whatever rendering or a POST raises: retry later
             failed(row, exc)
             continue
         if message.to:

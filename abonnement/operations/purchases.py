@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from abonnement.operations.context import Context
 from abonnement.operations.delivery import deliver_due
 
 if TYPE_CHECKING:
+    from abonnement.engine.catalog import Address
     from abonnement.engine.purchase import Summary
     from abonnement.operations.buyers import Buyer
 
@@ -91,9 +92,11 @@ def checkout(
     *,
     card: str | None = None,
     payment_method_id: str | None = None,
+    shipping_address: Address | None = None,
 ) -> dict[str, Any]:
     """Buy a payment link as ``contact_id`` on ``on``: one invoice and one charge for what
-    is due now, then the grouped subscriptions (F22), then what that set off delivered. Safe
+    is due now, then the grouped subscriptions (F22), then what that set off delivered;
+    ``shipping_address`` is kept on each subscription (its ``shipping_address`` property). Safe
     to repeat after a crash: the charge has a fixed idempotency key and the result is stored in
     one transaction. Returns ``{"invoice", "subscriptions", "payment", "total", "currency"}``.
     Raises ``NotFound`` (link, contact, method), ``CollectionError`` (no method, a method the
@@ -115,14 +118,17 @@ def checkout(
         ctx, key, f"{prefix}-{on:%Y%m%d}", contact_id, link.items,
         link.currency or settings.default_currency, on, method,
         deals=link.deals, save_method=link.save_payment_method,
+        properties={"shipping_address": _address(shipping_address)} if shipping_address else {},
     )  # fmt: skip
     deliver_due(ctx, on)
     return result
 
 
-def buy(ctx: Context, link_id: str, buyer: Buyer, on: date, *, card: str | None) -> dict[str, Any]:
+def buy(ctx: Context, link_id: str, buyer: Buyer, on: date, *, card: str | None,
+        shipping_address: Address | None = None) -> dict[str, Any]:  # fmt: skip
     """A payment-link page's checkout: the buyer's contact found by e-mail (the config's,
-    then the stored ones) or stored as new, then ``checkout`` with ``card``. Returns
+    then the stored ones) or stored as new, then ``checkout`` with ``card`` (and where to
+    ship, when the link asks). Returns
     ``checkout``'s result with ``"contact"`` (the contact id). ``NotFound`` for the link;
     ``InvalidInput`` (with its field) for the buyer's details; ``PaymentDeclined`` with the
     processor's reason."""
@@ -133,7 +139,8 @@ def buy(ctx: Context, link_id: str, buyer: Buyer, on: date, *, card: str | None)
     if not card:
         raise InvalidInput("enter a card", field="card")
     contact = find_or_create(ctx, buyer, on)
-    return {**checkout(ctx, link_id, contact.id, on, card=card), "contact": contact.id}
+    bought = checkout(ctx, link_id, contact.id, on, card=card, shipping_address=shipping_address)
+    return {**bought, "contact": contact.id}
 
 
 def convert(
@@ -229,6 +236,7 @@ def _purchase(
     company_id: str | None = None,
     save_method: bool = True,
     source: str = "checkout",
+    properties: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One invoice for everything due now — charged with ``method``, or left open with
     the account's payment terms — and the grouped subscriptions, stored at once."""
@@ -266,6 +274,7 @@ def _purchase(
             payment_token=token if save_method else None, payment_type=kind,
             payment_terms=terms, deals=deals, quote_id=quote_id, created_on=on,
             open_due_on=due_date(on, terms) if started and not method else None,
+            properties=dict(properties or {}),
         )  # fmt: skip
         _check_term(sub)
         subs.append(sub)
@@ -319,3 +328,8 @@ def _check_term(sub: Any) -> None:
     problem = term_problem(sub)
     if problem:
         raise InvalidInput(f"`{sub.id}`: {problem}")
+
+
+def _address(address: Address) -> dict[str, str]:
+    """An address as stored in a property: its fields that are set."""
+    return {k: v for k, v in asdict(address).items() if v is not None}

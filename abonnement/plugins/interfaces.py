@@ -19,6 +19,7 @@ from abonnement.rules.types import RuleFunction
 
 __all__ = [
     "ChargeResult",
+    "Dispute",
     "Location",
     "Message",
     "Notifier",
@@ -95,12 +96,25 @@ class WebhookEvent:
     ``type``: the processor's name for it (``charge.succeeded``); ``idempotency_key``: the key
     abonnement charged with (``INVOICE/attempt-N``, a checkout's key), or None when the event is
     not about one of our charges; ``result``: what the processor now says about that charge,
-    or None for an event abonnement does not act on (recorded, and otherwise ignored)."""
+    or None for an event abonnement does not act on (recorded, and otherwise ignored);
+    ``dispute``: the charge is contested (recorded once, as a ``payment.disputed`` event)."""
 
     id: str
     type: str
     idempotency_key: str | None = None
     result: ChargeResult | None = None
+    dispute: Dispute | None = None  # the buyer's bank contests the charge of idempotency_key
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    """A dispute (chargeback) the processor reports about the charge of a ``WebhookEvent``'s
+    ``idempotency_key``: its id (recorded once), the contested amount as a decimal string in
+    the charge's currency (None: the whole charge) and the bank's reason."""
+
+    id: str
+    amount: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

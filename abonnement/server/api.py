@@ -314,9 +314,9 @@ async def list_invoices(
 @router.get("/invoices/{number}", tags=["invoices"])
 async def show_invoice(request: Request, number: str) -> Any:
     """One invoice with its lines and adjustments."""
-    from abonnement.views import invoice_json
+    from abonnement.operations.webhooks import invoice_detail
 
-    return _json(invoice_json(queries.invoice(_server(request).ctx, number)))
+    return _json(invoice_detail(_server(request).ctx, number))
 
 
 @router.get("/invoices/{number}/pdf", tags=["invoices"], response_class=Response,

@@ -16,6 +16,7 @@ from abonnement.server import csrf
 from abonnement.server.templating import language_of, render
 
 if TYPE_CHECKING:
+    from abonnement.engine.catalog import Address
     from abonnement.engine.records import InvoiceRecord
     from abonnement.server.app import Server
 
@@ -91,6 +92,7 @@ def _link_page(request: Request, link_id: str, language: str, *, status: int = 2
         request, "link.html", language, status=status, link=link, summary=summary,
         values=values or {}, error=error, error_field=error_field,
         address_fields=_ADDRESS_FIELDS if link.collect_billing_address else (),
+        shipping_fields=_ADDRESS_FIELDS if link.collect_shipping_address else (),
         takes_token=ctx.catalog.settings.processor in _TOKEN_PROCESSORS,
         methods=link.accepted_methods or ctx.catalog.settings.accepted_methods,
     )  # fmt: skip
@@ -106,7 +108,6 @@ async def link_page(request: Request, link_id: str) -> Response:
 async def link_checkout(request: Request, link_id: str) -> Response:
     """Buy the link (``purchases.buy``): the confirmation with the receipt, or the form again
     with the reason it was refused."""
-    from abonnement.engine.catalog import Address
     from abonnement.operations.buyers import Buyer
 
     language = language_of(request)
@@ -119,15 +120,15 @@ async def link_checkout(request: Request, link_id: str) -> Response:
         return _expired_form(request, language)
     kept = {k: v for k, v in form.items() if k not in ("card", csrf.FIELD)}  # never the card
     try:
-        address = None
+        address = shipping = None
         if link.collect_billing_address:
-            parts = {f: form.get(f, "").strip() or None for f in _ADDRESS_FIELDS}
-            if not parts["line1"] or not parts["city"] or not parts["country"]:
-                raise InvalidInput("enter the billing address", field="line1")
-            address = Address(**{**parts, "country": parts["country"].upper()})  # type: ignore[union-attr]
+            address = _address(form, "", "billing")
+        if link.collect_shipping_address:
+            shipping = _address(form, "shipping_", "shipping")
         buyer = Buyer(form.get("name", ""), form.get("email", ""), address, language)
         result = purchases.buy(server.ctx, link_id, buyer, server.today(),
-                               card=form.get("card", "").strip())  # fmt: skip
+                               card=form.get("card", "").strip(),
+                               shipping_address=shipping)  # fmt: skip
     except PaymentDeclined as exc:
         return _link_page(request, link_id, language, status=402, values=kept,
                           error=_declined(exc), error_field="card")  # fmt: skip
@@ -140,6 +141,18 @@ async def link_checkout(request: Request, link_id: str) -> Response:
                  result=result, email=contact.email,
                  subscriptions=[queries.subscription(server.ctx, s).subscription
                                 for s in result["subscriptions"]])  # fmt: skip
+
+
+def _address(form: dict[str, str], prefix: str, what: str) -> Address:
+    """The address typed in the form's ``prefix`` fields; ``InvalidInput`` on its first field
+    when a street, city or two-letter country is missing."""
+    from abonnement.engine.catalog import Address
+
+    parts = {f: form.get(prefix + f, "").strip() or None for f in _ADDRESS_FIELDS}
+    country = (parts["country"] or "").upper()
+    if not parts["line1"] or not parts["city"] or not (len(country) == 2 and country.isalpha()):
+        raise InvalidInput(f"enter the {what} address", field=prefix + "line1")
+    return Address(**{**parts, "country": country})  # type: ignore[arg-type]
 
 
 def _declined(exc: PaymentDeclined) -> str:

@@ -3,9 +3,6 @@ a workflow e-mailing the team through a real SMTP server, and webhooks that fail
 
 import dataclasses
 import email
-import hashlib
-import hmac
-import json
 import socket
 import threading
 import typing
@@ -15,12 +12,14 @@ from email import policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from abonnement.engine.items import Item
 from abonnement.engine.money import Money
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription, pause
 from abonnement.plugins.storage.sql import SqlStorage
+from tests.acceptance.receiver import SIGNING_SECRET
 from tests.acceptance.scenario import Scenario
 from tests.acceptance.test_collection_scenarios import BOB_CARD, BOB_SAVED, SECRET
 
@@ -156,7 +155,7 @@ def test_webhooks_are_signed_and_retried_on_the_next_run(tmp_path):
     s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED,
                  replace={"notifiers: [mailbox]": "notifiers: [webhook]",
                           MAILBOX: f"    webhook: {{url: '{url}', retries: 1}}\n"})  # fmt: skip
-    env = {"ABONNEMENT_WEBHOOK_SECRET": "whsec"}
+    env = {"ABONNEMENT_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET}
     s.cli("apply", "--as-of", "2026-12-01", env=env)
     first = s.cli("run", "--until", "2026-12-01", env=env)["notifications"]
     assert first["sent"] == 0 and first["retrying"] == 3  # receipt + 2 admin notices, 2 tries each
@@ -165,13 +164,12 @@ def test_webhooks_are_signed_and_retried_on_the_next_run(tmp_path):
     second = s.cli("run", "--until", "2026-12-01", env=env)["notifications"]
     assert (second["sent"], second["retrying"]) == (3, 0)
     headers, body = _Hook.calls[0]
-    stamp, mac = dict(p.split("=", 1) for p in headers["X-Abonnement-Signature"].split(","))[
-        "t"], headers["X-Abonnement-Signature"].split("v1=")[1]  # fmt: skip
-    expected = hmac.new(b"whsec", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    assert mac == expected
-    payload = json.loads(body)
-    assert payload["event"]["type"] == "payment.succeeded" and payload["key"] == headers[
-        "X-Abonnement-Delivery"]  # fmt: skip
+    # signed as every outgoing webhook is: Standard Webhooks, the message key as webhook-id
+    payload = Webhook(SIGNING_SECRET).verify(body, headers)
+    assert payload["event"]["type"] == "payment.succeeded"
+    assert payload["key"] == {k.lower(): v for k, v in headers.items()}["webhook-id"]
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SIGNING_SECRET).verify(body + b" ", headers)
     server.shutdown()
 
 
@@ -249,7 +247,7 @@ def test_a_webhook_that_times_out_is_retried_not_lost(tmp_path):
                           "    first_payment: true\n": "    first_payment: false\n",
                           "    payment_succeeded: true\n": "    payment_succeeded: false\n",
                           MAILBOX: f"    webhook: {{url: '{url}', retries: 0, timeout: 0.2}}\n"})  # fmt: skip
-    env = {"ABONNEMENT_WEBHOOK_SECRET": "whsec"}
+    env = {"ABONNEMENT_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET}
     s.cli("apply", "--as-of", "2026-12-01", env=env)
     assert s.cli("run", "--until", "2026-12-01", env=env)["notifications"]["retrying"] == 1
     (row,) = SqlStorage(s.db_url).deliveries()

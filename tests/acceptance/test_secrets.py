@@ -12,6 +12,7 @@ import pytest
 from abonnement.errors import PluginError
 from abonnement.plugins.notifiers.smtp import SmtpNotifier
 from abonnement.plugins.notifiers.webhook import WebhookNotifier
+from tests.acceptance.receiver import SIGNING_SECRET
 from tests.acceptance.scenario import Scenario
 from tests.acceptance.test_collection_scenarios import BOB_CARD, BOB_SAVED
 from tests.acceptance.test_notification_scenarios import MAILBOX
@@ -24,6 +25,7 @@ SECRETS = {
     "ABONNEMENT_LINK_SECRET": LINK_SECRET,
     "ABONNEMENT_SMTP_PASSWORD": SMTP_PASSWORD,
     "ABONNEMENT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    "ABONNEMENT_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET,
 }
 
 
@@ -108,19 +110,26 @@ def test_validate_names_the_smtp_block_that_would_log_in_in_the_clear(tmp_path):
     assert "the smtp notifier: logging in as 'billing' without TLS" in result.stderr
 
 
-def test_a_webhook_without_its_secret_stops_the_run_before_anyone_is_charged(tmp_path):
+def test_a_webhook_without_its_secret_stops_the_run_before_anyone_is_charged(tmp_path, monkeypatch):
     s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED,
                  replace={"notifiers: [mailbox]": "notifiers: [webhook]",
                           MAILBOX: "    webhook: {url: 'http://127.0.0.1:9/hook'}\n"})  # fmt: skip
     result = run("--config", str(s.config), "--db", s.db_url, "-q", "run", "--until",
-                 "2026-12-01", env={"ABONNEMENT_WEBHOOK_SECRET": ""})  # fmt: skip
+                 "2026-12-01", env={"ABONNEMENT_WEBHOOK_SIGNING_SECRET": ""})  # fmt: skip
     assert result.exit_code == 1
-    assert result.stderr.strip() == (  # -q: the error alone, without the run's audit log
-        "error: the webhook notifier signs every message: set ABONNEMENT_WEBHOOK_SECRET "
-        "(the secret the receiver checks signatures with)"
+    text = (s.config / "abonnement.yaml").read_text().splitlines()
+    line = next(i for i, t in enumerate(text, 1) if "notifiers: [webhook]" in t)
+    column = text[line - 1].index("webhook]") + 1
+    assert result.stderr.strip() == (  # -q: the error alone, at the notifier that signs
+        f"{s.config / 'abonnement.yaml'}:{line}:{column}: error: outgoing webhooks are signed: "
+        "set ABONNEMENT_WEBHOOK_SIGNING_SECRET in settings.notifications.notifiers[0]; make "
+        "one with `python -c \"import base64, secrets; print('whsec_' + "
+        'base64.b64encode(secrets.token_bytes(32)).decode())"` and give it to the receivers: '
+        "they verify signatures with it\n1 error"
     )
     assert s.charges() == []
-    with pytest.raises(PluginError):
+    monkeypatch.delenv("ABONNEMENT_WEBHOOK_SIGNING_SECRET", raising=False)
+    with pytest.raises(PluginError, match=r"^outgoing webhooks are signed: set ABONNEMENT_WEB"):
         WebhookNotifier({"url": "http://127.0.0.1:9/hook"})
 
 

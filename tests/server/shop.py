@@ -24,6 +24,11 @@ payment_links:
     collect_billing_address: true
     items:
       - {product: grinder, quantity: 1}
+  - id: coffee-shipped
+    name: Coffee, shipped every month
+    collect_shipping_address: true
+    items:
+      - {product: coffee-1kg, quantity: 1}
 """
 
 

@@ -115,6 +115,34 @@ def test_a_link_that_asks_for_the_billing_address_puts_it_on_the_invoice(shop):
     assert "12 Rue de Rivoli" in html and "75001 Paris" in html and "France" in html
 
 
+def test_a_link_that_asks_where_to_ship_keeps_the_address_on_the_subscription(shop):
+    page = shop.client.get("/l/coffee-shipped")
+    assert '<h2 style="margin-top:1.25rem">Shipping address</h2>' in page.text
+    assert ('<input type="text" id="shipping_line1" name="shipping_line1" '
+            'autocomplete="shipping address-line1" value="">') in page.text  # fmt: skip
+    assert 'name="line1"' not in page.text  # no billing address asked
+    german = shop.client.get("/l/coffee-shipped", headers={"Accept-Language": "de"})
+    assert ">Lieferadresse</h2>" in german.text
+    buyer = {"name": "Ada", "email": "ada@example.org", "card": "tok_visa"}
+    missing = shop.form("/l/coffee-shipped", **buyer, shipping_line1="12 Rue de Rivoli",
+                        shipping_city="Paris", shipping_country="France")  # fmt: skip
+    assert missing.status_code == 422 and "Enter the shipping address." in missing.text
+    assert (
+        'name="shipping_line1" autocomplete="shipping address-line1" value="12 Rue de Rivoli"'
+        in missing.text
+    )
+    assert shop.cli("subscriptions", "list") == [] and shop.charges() == []
+    done = shop.form("/l/coffee-shipped", **buyer, shipping_line1="12 Rue de Rivoli",
+                     shipping_line2="Bâtiment B", shipping_postal_code="75001",
+                     shipping_city="Paris", shipping_country="fr")  # fmt: skip
+    assert done.status_code == 200, text_of(done.text)
+    (sub,) = shop.cli("subscriptions", "list")
+    assert sub["properties"] == {"shipping_address": {
+        "country": "FR", "line1": "12 Rue de Rivoli", "line2": "Bâtiment B", "city": "Paris",
+        "postal_code": "75001"}}  # fmt: skip
+    assert shop.subscription(sub["id"])["properties"] == sub["properties"]
+
+
 def test_a_form_without_our_csrf_token_is_refused_and_nothing_is_bought(shop):
     fields = {"name": "Ada", "email": "ada@example.org", "card": "tok_visa"}
     missing = shop.client.post("/l/coffee-monthly", data=fields)

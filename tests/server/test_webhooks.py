@@ -8,6 +8,7 @@ import pytest
 
 from abonnement.plugins.processors.test import sign_webhook
 from tests.acceptance.test_collection_scenarios import BOB_CARD, BOB_SAVED
+from tests.conftest import run
 from tests.server.shop import WEBHOOK_SECRET, Shop
 
 
@@ -119,3 +120,55 @@ def test_an_event_about_nothing_of_ours_is_acknowledged_and_ignored(debit):
     answer = _post(debit, body, sign_webhook(body, WEBHOOK_SECRET))
     assert answer.json() == {"event": "evt_3", "type": "customer.updated", "recorded": False}
     assert _state(debit) == ([("processing", None)], "open", "active")
+
+
+@pytest.fixture
+def paid(tmp_path, monkeypatch, db_url):
+    """Bob's monthly coffee, paid by card on 2026-12-01."""
+    s = Shop(tmp_path, db_url, monkeypatch, subscriptions=BOB_SAVED)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    yield s
+    s.close()
+
+
+def test_a_dispute_is_recorded_once_and_shown_with_its_invoice(paid):
+    key = _key(paid)
+    body = _event("evt_d1", "charge.dispute.created", key, dispute_id="dp_1", amount="25.00",
+                  reason="fraudulent")  # fmt: skip
+    answer = _post(paid, body, sign_webhook(body, WEBHOOK_SECRET))
+    assert answer.status_code == 200
+    assert answer.json() == {"event": "evt_d1", "type": "charge.dispute.created",
+                             "recorded": True}  # fmt: skip
+    replay = _post(paid, body, sign_webhook(body, WEBHOOK_SECRET))
+    assert replay.status_code == 400
+    assert replay.json()["error"]["message"] == "event evt_d1 was received already"
+    # the same dispute told again under another event id is not a second dispute
+    again = _event("evt_d2", "charge.dispute.created", key, dispute_id="dp_1", amount="25.00")
+    assert _post(paid, again, sign_webhook(again, WEBHOOK_SECRET)).json()["recorded"] is False
+    (payment,) = paid.payments()
+    shown = paid.cli("invoices", "show", "INV-00001")
+    assert shown["status"] == "paid"  # the money stays until the bank decides
+    assert shown["disputes"] == [{"id": "dp_1", "processor": "test",
+                                  "payment_id": payment["id"], "amount": "25.00",
+                                  "currency": "USD", "reason": "fraudulent",
+                                  "opened_on": "2026-12-01"}]  # fmt: skip
+    text = run("--config", str(paid.config), "--db", paid.db_url, "invoices", "show",
+               "INV-00001").stdout  # fmt: skip
+    assert text.endswith("  disputed 2026-12-01: 25.00 USD (fraudulent; test dp_1)\n")
+    (event,) = paid.cli("events", "list", "--type", "payment.disputed")
+    assert (event["subject_id"], event["data"]) == ("bob-coffee", {
+        "invoice": "INV-00001", "payment": payment["id"], "dispute": "dp_1",
+        "amount": "25.00", "currency": "USD", "reason": "fraudulent"})  # fmt: skip
+    history = [e["type"] for e in paid.subscription("bob-coffee")["history"]]
+    assert history.count("payment.disputed") == 1
+
+
+def test_a_dispute_about_a_charge_not_ours_is_refused(paid):
+    body = _event("evt_d3", "charge.dispute.created", "someone/else", dispute_id="dp_9")
+    answer = _post(paid, body, sign_webhook(body, WEBHOOK_SECRET))
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == (
+        "the disputed charge `someone/else` is not one of ours")  # fmt: skip
+    assert "disputes" not in paid.cli("invoices", "show", "INV-00001")
+    assert paid.cli("events", "list", "--type", "payment.disputed") == []

@@ -1,25 +1,21 @@
-"""The ``webhook`` notifier: each message as a JSON POST, signed with HMAC-SHA256.
+"""The ``webhook`` notifier: each rendered message as a JSON POST, signed with Standard Webhooks.
 
-``X-Abonnement-Signature: t=TIMESTAMP,v1=HEX`` where HEX is HMAC-SHA256 over
-``TIMESTAMP.BODY`` with the secret from ``ABONNEMENT_WEBHOOK_SECRET``; a receiver checks it and
-rejects old timestamps. Nothing goes out unsigned: without the secret the notifier refuses to
-start. ``X-Abonnement-Delivery`` carries the message key for de-duplication.
-A 5xx answer or a timeout is retried a few times at once, then left to the next run.
+Signed like every outgoing webhook (``signing.py``): ``webhook-id`` is the message key (the same
+on a retry, so a receiver drops a duplicate), ``webhook-timestamp`` and ``webhook-signature``
+made with ``ABONNEMENT_WEBHOOK_SIGNING_SECRET``. Nothing goes out unsigned: without the secret
+``validate`` reports an error and the notifier refuses to start. A 5xx answer or a timeout is
+retried a few times at once, then left to the outbox (the next run, with backoff).
+
+For one POST per domain event rather than per message, see ``settings.webhooks``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from abonnement.errors import PluginError
+from abonnement import signing
 from abonnement.plugins import hookimpl
 from abonnement.plugins.interfaces import Message, Notifier, Registry
 
@@ -36,27 +32,12 @@ SETTINGS_SCHEMA = {
 }
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Abonnement-Signature`` value for ``body`` sent at ``timestamp``."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
-
-
-SECRET_VARIABLE = "ABONNEMENT_WEBHOOK_SECRET"
-
-
 class WebhookNotifier(Notifier):
     name = "webhook"
 
     def __init__(self, settings: Mapping[str, Any]):
         super().__init__(settings)
-        secret = os.environ.get(SECRET_VARIABLE)
-        if not secret:  # a receiver could not tell our messages from anyone's
-            raise PluginError(
-                f"the webhook notifier signs every message: set {SECRET_VARIABLE} "
-                "(the secret the receiver checks signatures with)"
-            )
-        self._secret = secret
+        self._secret = signing.signing_secret()  # no unsigned message: PluginError without it
 
     def __repr__(self) -> str:  # never the secret
         return f"<WebhookNotifier {self.settings.get('url')!r}>"
@@ -66,26 +47,9 @@ class WebhookNotifier(Notifier):
             "key": message.key, "template": message.kind, "to": list(message.to),
             "subject": message.subject, "text": message.text, **message.data,
         }, sort_keys=True, default=str).encode()  # fmt: skip
-        retries = int(self.settings.get("retries", 2))
-        for attempt in range(retries + 1):
-            try:
-                self._post(body, message.key)
-                return
-            except (urllib.error.URLError, TimeoutError) as exc:
-                client_error = isinstance(exc, urllib.error.HTTPError) and exc.code < 500
-                if client_error or attempt == retries:
-                    raise
-                time.sleep(0.2 * 2**attempt)
-
-    def _post(self, body: bytes, key: str) -> None:
-        # a real clock here, not the billing date: receivers reject stale signatures
-        timestamp = int(time.time())
-        headers = {"Content-Type": "application/json", "X-Abonnement-Delivery": key,
-                   "User-Agent": "abonnement-webhook"}  # fmt: skip
-        headers["X-Abonnement-Signature"] = signature(self._secret, timestamp, body)
-        request = urllib.request.Request(self.settings["url"], body, headers, method="POST")
-        with urllib.request.urlopen(request, timeout=float(self.settings.get("timeout", 5))):
-            pass
+        signing.post(self.settings["url"], body, message.key, self._secret,
+                     timeout=float(self.settings.get("timeout", 5)),
+                     retries=int(self.settings.get("retries", 2)))  # fmt: skip
 
 
 @hookimpl

@@ -15,7 +15,9 @@ Its webhooks (``POST /hooks/test``) are signed like Stripe's: the header
 ``Abonnement-Signature: t=UNIX_TIME,v1=HEX`` where ``HEX`` is the HMAC-SHA256 of
 ``"UNIX_TIME." + body`` with the webhook secret; a signature older than five minutes is
 refused. The body is JSON ``{"id", "type": "charge.succeeded" | "charge.failed",
-"data": {"idempotency_key", "reference", "failure_code"}}``; ``sign_webhook`` makes one.
+"data": {"idempotency_key", "reference", "failure_code"}}``, or ``{"id", "type":
+"charge.dispute.created", "data": {"idempotency_key", "dispute_id", "amount", "reason"}}``
+(``amount`` a decimal string, the whole charge when left out); ``sign_webhook`` makes one.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
 from abonnement.errors import PluginError, ProcessorTimeout
 from abonnement.plugins import hookimpl
-from abonnement.plugins.interfaces import Processor, Registry, WebhookEvent
+from abonnement.plugins.interfaces import Dispute, Processor, Registry, WebhookEvent
 from abonnement.private_files import create_private
 
 SETTINGS_SCHEMA = {
@@ -200,6 +202,12 @@ def abonnement_parse_webhook(
         return None
     if not isinstance(event_id, str) or not event_id or not isinstance(kind, str):
         return None
+    if kind == "charge.dispute.created" and isinstance(key, str):
+        dispute_id = data.get("dispute_id")
+        if not isinstance(dispute_id, str) or not dispute_id:
+            return None
+        return WebhookEvent(event_id, kind, key, dispute=Dispute(
+            dispute_id, data.get("amount"), data.get("reason")))  # fmt: skip
     status = {"charge.succeeded": "succeeded", "charge.failed": "failed"}.get(kind)
     if status is None or not isinstance(key, str):
         return WebhookEvent(event_id, kind)  # not about a charge of ours: nothing to record

@@ -14,6 +14,7 @@ its methods hands the call to one small repository, composed here over one ``Dat
 - ``Links`` (``links.py``): buyer links used once;
 - ``ServerStore`` (``server.py``): what ``abonnement serve`` keeps — stored buyers, API keys,
   idempotent API answers, processor webhook events;
+- ``EventLog`` (``eventlog.py``): the event log, manual delivery retries, disputes;
 - ``meta.py``: what the database knows of itself (its instance id, its billing timeline),
   as functions over a connection.
 
@@ -43,6 +44,7 @@ from abonnement.engine.ports import Finished, StepWork
 from abonnement.engine.records import (
     AppliedConfig,
     DeliveryRecord,
+    DisputeRecord,
     EventRecord,
     InvoiceRecord,
     NewDelivery,
@@ -54,6 +56,7 @@ from abonnement.plugins.storage import meta
 from abonnement.plugins.storage.billing import BillingRun
 from abonnement.plugins.storage.database import Database, alembic_config
 from abonnement.plugins.storage.declared import Configs
+from abonnement.plugins.storage.eventlog import EventLog
 from abonnement.plugins.storage.invoices import Invoices
 from abonnement.plugins.storage.links import Links
 from abonnement.plugins.storage.outbox import Outbox
@@ -77,6 +80,7 @@ class SqlStorage:
         self._configs = Configs(db)
         self._links = Links(db)
         self._server = ServerStore(db)
+        self._eventlog = EventLog(db, subs)
 
     @property
     def url(self) -> str:
@@ -334,8 +338,27 @@ class SqlStorage:
         return self._outbox.invoice_headers(numbers)
 
     def deliveries(self, status: str | None = None) -> list[DeliveryRecord]:
-        """Every delivery (of one ``status``): not part of the contract (tests, tools)."""
         return self._outbox.deliveries(status)
+
+    # -- the event log, manual retries, disputes ------------------------------------------
+    def event_log(self, event_type: str | None = None, since: date | None = None,
+                  subject_id: str | None = None) -> list[EventRecord]:  # fmt: skip
+        return self._eventlog.event_log(event_type, since, subject_id)
+
+    def retry_deliveries(self, keys: Sequence[str] | None) -> list[str]:
+        return self._eventlog.retry_deliveries(keys)
+
+    def delivery_status(self, key: str) -> str | None:
+        return self._eventlog.delivery_status(key)
+
+    def payment_by_key(self, key: str) -> tuple[int, str] | None:
+        return self._eventlog.payment_by_key(key)
+
+    def record_dispute(self, dispute: DisputeRecord, subscription_id: str | None) -> bool:
+        return self._eventlog.record_dispute(dispute, subscription_id)
+
+    def disputes(self, invoice_number: str) -> list[DisputeRecord]:
+        return self._eventlog.disputes(invoice_number)
 
     # -- config as code --------------------------------------------------------------------
     def declared_ids(self) -> set[str]:

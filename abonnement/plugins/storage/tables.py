@@ -366,3 +366,17 @@ webhook_events = Table(
     Column("type", String(100), nullable=False),
     Column("received_on", Date, nullable=False),
 )  # fmt: skip
+
+# 0016: disputes a processor's webhook reported (a buyer's bank contesting a charge), once each
+disputes = Table(
+    "disputes", metadata,
+    Column("processor", String(50), primary_key=True),
+    Column("dispute_id", String(255), primary_key=True),
+    Column("payment_id", BigInteger, nullable=False),
+    Column("invoice_number", String(50), nullable=False),
+    Column("amount", Micros, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(100)),
+    Column("opened_on", Date, nullable=False),
+    Index("ix_disputes_invoice", "invoice_number"),
+)  # fmt: skip
