@@ -145,7 +145,10 @@ def generate(root: Path, n: int, notify: bool) -> list[Path]:
 
 def _usage() -> tuple[float, int]:
     """CPU seconds of this process and its children, and the peak RSS in bytes."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     return cpu, max(me.ru_maxrss, kids.ru_maxrss) * 1024
 
@@ -182,10 +185,15 @@ def _rows(db: str, table: str, skip: int, count: int) -> tuple[list[str], list[t
     engine = create_engine(db)
     with engine.connect() as conn:
         result = conn.execute(text(f"SELECT * FROM {table} LIMIT {count} OFFSET {skip}"))
-        columns, rows = list(result.keys()), [
-            tuple(v if isinstance(v, (int, str, float, bytes, type(None))) else str(v) for v in r)
-            for r in result
-        ]
+        columns, rows = (
+            list(result.keys()),
+            [
+                tuple(
+                    v if isinstance(v, (int, str, float, bytes, type(None))) else str(v) for v in r
+                )
+                for r in result
+            ],
+        )
     engine.dispose()
     return columns, rows
 
@@ -403,7 +411,10 @@ def main() -> None:
             if args.db:
                 name = f"bench_{uuid.uuid4().hex[:10]}"
                 schemas += [name, name + "_one"]
-                db, one_db = _pg_schema(args.db, name, True), _pg_schema(args.db, name + "_one", True)
+                db, one_db = (
+                    _pg_schema(args.db, name, True),
+                    _pg_schema(args.db, name + "_one", True),
+                )
             else:
                 db, one_db = f"sqlite:///{root}/abonnement.db", f"sqlite:///{one}/abonnement.db"
             if "idle" in phases:

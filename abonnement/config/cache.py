@@ -37,7 +37,14 @@ if TYPE_CHECKING:
     from abonnement.config.loader import PluginNames
     from abonnement.engine.catalog import Catalog
 
-__all__ = ["CACHE_SUFFIX", "cache_key", "cache_path", "read_cached", "same_rule_files", "write_cached"]
+__all__ = [
+    "CACHE_SUFFIX",
+    "cache_key",
+    "cache_path",
+    "read_cached",
+    "same_rule_files",
+    "write_cached",
+]
 
 CACHE_SUFFIX = ".config-cache"
 _DIRECTORY_CACHE = ".abonnement-cache"
