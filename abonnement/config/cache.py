@@ -41,6 +41,7 @@ __all__ = [
     "CACHE_SUFFIX",
     "cache_key",
     "cache_path",
+    "declaration_hashes",
     "read_cached",
     "same_rule_files",
     "write_cached",
@@ -145,6 +146,28 @@ class _Pickler(pickle.Pickler):
     dispatch_table[MappingProxyType] = lambda m: (_proxy, (dict(m),))
 
 
+def _pickled(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+def declaration_hashes(catalog: Catalog) -> dict[str, str]:
+    """Declared subscription id → a digest of its declaration and of everything else the
+    catalog holds (settings, products, contacts…: what ``apply`` derives a row from)."""
+    from dataclasses import replace
+
+    from abonnement.engine.catalog import EMPTY
+
+    around = replace(catalog, subscriptions=EMPTY, declared_at=EMPTY, declared_hashes=EMPTY,
+                     version="")  # fmt: skip
+    world = hashlib.sha256(_pickled(around)).digest()
+    return {
+        sub_id: hashlib.sha256(world + _pickled(decl)).hexdigest()
+        for sub_id, decl in catalog.subscriptions.items()
+    }
+
+
 def read_cached(path: Path | None, key: str) -> Catalog | None:
     """The catalog cached at ``path`` under ``key``, or None (missing, stale, unreadable,
     corrupt, or writable by others than its owner)."""
@@ -175,10 +198,7 @@ def write_cached(path: Path | None, key: str, catalog: Catalog) -> None:
     """Keep ``catalog`` at ``path`` under ``key``; a cache that cannot be written is skipped."""
     if path is None:
         return
-    buffer = io.BytesIO()
-    buffer.write(_MAGIC + key.encode() + b"\n")
     try:
-        _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(catalog)
-        write_private(path, buffer.getvalue())
+        write_private(path, _MAGIC + key.encode() + b"\n" + _pickled(catalog))
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
         _log.debug("config cache %s not written: %s", path, exc)

@@ -190,6 +190,12 @@ def _load(root: Path, plugins: PluginNames, cache: Path | None) -> Config:
         catalog, problems = _load_catalog(root, plugins)
     if catalog is None:
         raise ConfigError(problems)
+    if fresh and cache is not None and not problems:
+        from dataclasses import replace
+
+        from abonnement.config.cache import declaration_hashes
+
+        catalog = replace(catalog, declared_hashes=declaration_hashes(catalog))
     sources = []
     for name in catalog.rule_files:
         try:
