@@ -325,7 +325,12 @@ def _pg_schema(url: str, name: str, create: bool) -> str:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
     engine.dispose()
     sep = "&" if "?" in url else "?"
-    return f"{url}{sep}options=-csearch_path%3D{name}"
+    own = f"{url}{sep}options=-csearch_path%3D{name}"
+    if create:  # migrated as `abonnement db upgrade` would (only SQLite files migrate alone)
+        from abonnement.plugins.storage.sql import SqlStorage
+
+        SqlStorage(own, migrate=False).upgrade()
+    return own
 
 
 def _spawn(phase: str, root: Path, db: str, workers: int, tiny: Path, tiny_db: str) -> dict:
