@@ -222,3 +222,22 @@ def test_apply_knows_unchanged_declarations_by_their_stored_digest(coffee: Path)
     assert new != digest
     assert ctx.storage.declared_hashes() == {"ane-coffee": new}
     assert ctx.storage.subscriptions_named(["ane-coffee"])[0].items[0].quantity == 2
+
+
+def test_only_what_aliases_add_counts_against_the_expansion_cap(monkeypatch) -> None:
+    """A large file as written is bounded by its size alone (100,000 declared subscriptions
+    are millions of values); repeating anchors beyond the cap is still refused."""
+    from abonnement.config import yamlpos
+    from abonnement.errors import YamlProblem
+
+    monkeypatch.setattr(yamlpos, "MAX_NODES", 1000)
+    plain = "subscriptions:\n" + "".join(f"  - {{id: s{i}, a: 1, b: 2}}\n" for i in range(2000))
+    assert len(yamlpos.load_document(plain, "big.yaml").data["subscriptions"]) == 2000
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for prev, name in zip("abcd", "bcde", strict=True):
+        laughs += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]\n"
+    with pytest.raises(YamlProblem) as raised:
+        yamlpos.load_document(laughs, "laughs.yaml")
+    problem = raised.value.problem
+    assert (problem.file, problem.message) == ("laughs.yaml",
+                                               "document expands to more than 1,000 values")  # fmt: skip
