@@ -57,9 +57,11 @@ class App:
     @cached_property
     def config(self) -> Config:
         """The validated config and its rules; raises ``ConfigError`` with every problem."""
+        from abonnement.config.cache import cache_path
         from abonnement.config.loader import load
 
-        return load(self.config_dir, self.plugins.names())
+        cache = cache_path(self.config_dir, self.database_url or "")
+        return load(self.config_dir, self.plugins.names(), cache=cache)
 
     @property
     def catalog(self) -> Catalog:

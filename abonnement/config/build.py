@@ -350,15 +350,21 @@ def declared_positions(root: Path, entries: list[Entry]) -> dict[str, str]:
     """``FILE:LINE:COLUMN`` of each declared subscription (``FILE`` relative to ``root``),
     for the messages that send a user to the config."""
     out = {}
+    names: dict[str, str] = {}  # file → its name relative to root, resolved once per file
+    resolved_root = root.resolve()
     for entry in entries:
         ident = entry.value.get("id") if isinstance(entry.value, dict) else None
         if not isinstance(ident, str) or ident in out:
             continue
         mark = entry.doc.mark(entry.path)
-        try:
-            name = Path(entry.doc.file).resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            name = entry.doc.file
+        file = entry.doc.file
+        name = names.get(file)
+        if name is None:
+            try:
+                name = Path(file).resolve().relative_to(resolved_root).as_posix()
+            except ValueError:
+                name = file
+            names[file] = name
         out[ident] = f"{name}:{mark.line}:{mark.column}"
     return out
 

@@ -375,6 +375,11 @@ class Catalog:
     rule_files: tuple[str, ...] = field(default=())
     # where each declared subscription is written: "abonnement.yaml:135:5"
     declared_at: Mapping[str, str] = _no_map()
+    # declared subscription id → digest of its declaration and of the catalog around it
+    # (``config.cache.declaration_hashes``); apply skips a row last made true to the same
+    declared_hashes: Mapping[str, str] = field(
+        default_factory=lambda: EMPTY, compare=False, repr=False
+    )
 
     def accepted_for(self, subscription_id: str | None) -> tuple[str, ...]:
         """The payment method types a subscription's charges may use: its declared

@@ -357,6 +357,13 @@ class DeclaredStore(Protocol):
     def mark_declared(self, ids: Sequence[str]) -> None:
         """Record that the config now declares these (made elsewhere before, same id)."""
 
+    def declared_hashes(self) -> dict[str, str]:
+        """Declared id → the digest of the declaration its row was last made true to (rows
+        whose definition was written since by anything but ``apply`` have none)."""
+
+    def set_declared_hashes(self, hashes: Mapping[str, str]) -> None:
+        """Record the digests of the declarations these rows were just made true to."""
+
     def with_history(self, ids: Sequence[str]) -> set[str]:
         """Those of ``ids`` that events or invoices name (a deleted subscription's id)."""
 

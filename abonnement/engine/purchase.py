@@ -33,7 +33,10 @@ def from_declared(decl: DeclaredSubscription, catalog: Catalog, today: date) -> 
     items = tuple(resolve_item(spec, catalog, decl.currency) for spec in decl.items)
     settings = catalog.settings
     coll = decl.collection
-    owners = [catalog.contacts.get(decl.contact), catalog.contacts.get(decl.billing_contact or "")]
+    # no billing contact: no look-up (the contacts a run sees include stored buyers, and a
+    # missing id is asked of the database every time)
+    billing = catalog.contacts.get(decl.billing_contact) if decl.billing_contact else None
+    owners = [catalog.contacts.get(decl.contact), billing]
     method = next((m for who in owners if who for m in who.payment_methods
                    if m.id == coll.payment_method), None)  # fmt: skip
     if method is not None and method.saved_on is not None and method.saved_on > today:

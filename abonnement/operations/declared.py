@@ -68,6 +68,8 @@ class Difference:
     refused: str = ""  # why no apply can make this change (``action`` "refused")
     subscription: Subscription | None = field(default=None, repr=False)
     events: tuple[Event, ...] = field(default=(), repr=False)
+    # unchanged as known from the stored digest of its declaration (its row was not loaded)
+    known: bool = field(default=False, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "action": self.action}
@@ -148,12 +150,22 @@ def compare(
     catalog, store = ctx.catalog, ctx.storage
     declared = store.declared_ids()
     wanted_ids = list(catalog.subscriptions)
-    existing = {s.id: s for s in store.subscriptions_named([*wanted_ids, *declared])}
-    history = store.with_history([i for i in wanted_ids if i not in existing])
+    # a row last made true to the same declaration in the same catalog, and whose definition
+    # nothing else wrote since (that clears its digest), is unchanged: it is not even loaded
+    hashes = catalog.declared_hashes
+    stored = store.declared_hashes() if hashes else {}
+    known = {i for i, h in stored.items() if hashes.get(i) == h}
+    wanted_set = set(wanted_ids)
+    existing = {s.id: s for s in store.subscriptions_named(
+        [*(i for i in wanted_ids if i not in known), *(declared - wanted_set)])}  # fmt: skip
+    history = store.with_history([i for i in wanted_ids if i not in existing and i not in known])
     out: list[Difference] = []
     problems: list[str] = []
     for decl in counted(catalog.subscriptions.values(), progress, len(catalog.subscriptions)):
         where = catalog.declared_at.get(decl.id, "")
+        if decl.id in known:
+            out.append(Difference(decl.id, "unchanged", declared_at=where, known=True))
+            continue
         old = existing.get(decl.id)
         wanted = from_declared(decl, catalog, as_of)
         endless = term_problem(wanted)  # a term no calendar holds: never stored
@@ -212,7 +224,7 @@ def compare(
                               declared_at=where, subscription=new, events=events))  # fmt: skip
     if problems:
         raise InvalidState("; ".join(problems))
-    for sub_id in sorted(declared - set(wanted_ids)):
+    for sub_id in sorted(declared - wanted_set):
         sub = existing.get(sub_id)
         if sub is not None and sub.status not in _ENDED:
             out.append(Difference(sub_id, "no_longer_declared", subscription=sub))
@@ -276,6 +288,12 @@ def _apply_declared(
                 store.change(d.id, lambda sub: cancel(sub, as_of, at_period_end=True))
                 result.pruned.append(d.id)
     result.updated.sort()
+    # what is now as declared, for the next apply's comparison (written after the rows: a
+    # crash between leaves no digest, and the next apply compares in full)
+    made_true = {*result.created, *result.updated, *result.unchanged}
+    hashes = ctx.catalog.declared_hashes
+    recorded = [d.id for d in found if d.id in made_true and d.id in hashes and not d.known]
+    store.set_declared_hashes({sub_id: hashes[sub_id] for sub_id in recorded})
     from abonnement.config.snapshot import config_files, files_version
 
     files = config_files(ctx.config_dir, ctx.catalog)

@@ -212,8 +212,8 @@ def _check_new(decl: Any, catalog: Catalog) -> None:
     if terms is not None and not re.fullmatch(r"due_on_receipt|net_\d+", terms):
         raise InvalidInput(f"bad payment terms `{terms}`; due_on_receipt or net_DAYS")
     if decl.collection.mode == "automatic":
-        owners = [catalog.contacts.get(decl.contact),
-                  catalog.contacts.get(decl.billing_contact or "")]  # fmt: skip
+        billing = catalog.contacts.get(decl.billing_contact) if decl.billing_contact else None
+        owners = [catalog.contacts.get(decl.contact), billing]
         saved = {m.id for who in owners if who for m in who.payment_methods}
         if decl.collection.payment_method not in saved:
             raise InvalidInput("automatic collection needs --payment-method, one the contact "

@@ -45,7 +45,9 @@ __all__ = [
 
 _LIMIT = 20_000  # entries per cache: memory stays bounded on any run
 
-SUBSCRIPTION_COLUMNS = tuple(c.name for c in t.subscriptions.columns if c.name != "source")
+SUBSCRIPTION_COLUMNS = tuple(
+    c.name for c in t.subscriptions.columns if c.name not in ("source", "declared_hash")
+)
 ITEM_COLUMNS = tuple(c.name for c in t.subscription_items.columns)
 _INVOICE_COLUMNS = tuple(c.name for c in t.invoices.columns)
 _LINE_COLUMNS = tuple(c.name for c in t.invoice_lines.columns)

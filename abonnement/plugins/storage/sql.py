@@ -370,6 +370,12 @@ class SqlStorage:
     def mark_declared(self, ids: Sequence[str]) -> None:
         self._subscriptions.mark_declared(ids)
 
+    def declared_hashes(self) -> dict[str, str]:
+        return self._subscriptions.declared_hashes()
+
+    def set_declared_hashes(self, hashes: Mapping[str, str]) -> None:
+        self._subscriptions.set_declared_hashes(hashes)
+
     def with_history(self, ids: Sequence[str]) -> set[str]:
         return self._subscriptions.with_history(ids)
 

@@ -9,14 +9,14 @@ with: both come from the ``Subscription`` value as given, never from settings he
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Date, bindparam, select, union, update
+from sqlalchemy import JSON, Connection, Date, bindparam, null, select, union, update
 
 from abonnement.engine.analytics import History, Revision
 from abonnement.engine.events import Event
@@ -184,7 +184,12 @@ class Subscriptions:
             conn.execute(
                 update(t.subscriptions)
                 .where(_S.id == subscription_id)
-                .values(payment_token=token, payment_type=method_type, collection_mode="automatic")
+                .values(
+                    payment_token=token,
+                    payment_type=method_type,
+                    collection_mode="automatic",
+                    declared_hash=null(),  # a definition written outside apply
+                )
             )
 
     def reschedule(
@@ -221,6 +226,8 @@ class Subscriptions:
                 .where(_S.id == bindparam("b_id"))
                 .values({name: bindparam(f"b_{name}") for name in columns})
             )
+            if columns not in (STEPPED, SCHEDULED):  # billing state only: still as declared
+                statement = statement.values(declared_hash=null())  # compared in full next
             order = self.db.codec.positions(statement)
             out = [(_COLUMN[p.removeprefix("b_")], self._encoder(p.removeprefix("b_")))
                    for p in order]  # fmt: skip
@@ -250,6 +257,27 @@ class Subscriptions:
         for chunk in _chunks(sorted(set(ids))):
             out += self.load(_S.id.in_(chunk), order=_S.id)
         return out
+
+    def declared_hashes(self) -> dict[str, str]:
+        """Declared subscription id → the digest of the declaration its row was last made
+        true to, for the rows that have one."""
+        query = select(_S.id, _S.declared_hash).where(
+            _S.source == "declared", _S.declared_hash.is_not(None)
+        )
+        with self.db.tx() as conn:
+            return {row[0]: row[1] for row in conn.execute(query)}
+
+    def set_declared_hashes(self, hashes: Mapping[str, str]) -> None:
+        """Record the digests of the declarations these rows were just made true to."""
+        if not hashes:
+            return
+        statement = (
+            update(t.subscriptions)
+            .where(_S.id == bindparam("b_id"))
+            .values(declared_hash=bindparam("b_hash"))
+        )
+        with self.db.tx() as conn:
+            conn.execute(statement, [{"b_id": k, "b_hash": v} for k, v in hashes.items()])
 
     def mark_declared(self, ids: Sequence[str]) -> None:
         """Record that the config now declares these (made elsewhere before, same id)."""

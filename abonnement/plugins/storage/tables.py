@@ -139,6 +139,8 @@ subscriptions = Table(
     # recorded. A billing run reschedules live rows whose lead is not the settings' one.
     Column("reminder_days", Integer),
     Column("source", String(20), nullable=False),  # declared | checkout | quote | created
+    # 0012: digest of the declaration apply last made this row true to (NULL: compare in full)
+    Column("declared_hash", String(64)),
     Index("ix_subscriptions_next_event", "next_event_on", "id"),
 )  # fmt: skip
 

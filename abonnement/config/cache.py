@@ -1,0 +1,204 @@
+"""The checked catalog of a config, kept between commands while its files do not change.
+
+Loading and checking a config costs about 200 µs per declared subscription, every command,
+though the files rarely change between two runs. A catalog that loaded without a problem is
+kept in one file beside the database (``abonnement.db`` → ``abonnement.db.config-cache``;
+for a database that is not a SQLite file, ``.abonnement-cache`` in the config directory,
+which config loading skips as it skips every dotted path). It is used again only when its
+key matches: a digest of the config's YAML files (paths and contents), the config
+directory's own path, the package version and its config code, the Python version, and what
+the installed plugins offer — and the rule files the settings' globs find must be the ones it
+lists. Rule files are compiled on every load (they are few and cheap).
+
+The cache is an optimisation and never a source of truth: a file that is missing, stale,
+corrupt, of another version, or not this user's alone is ignored and written again. It is
+written whole or not at all (a temporary file moved into place), mode 0600, as the database
+next to it: it holds the config's contents.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from abonnement.private_files import write_private
+
+if TYPE_CHECKING:
+    from abonnement.config.loader import PluginNames
+    from abonnement.engine.catalog import Catalog
+
+__all__ = [
+    "CACHE_SUFFIX",
+    "cache_key",
+    "cache_path",
+    "declaration_hashes",
+    "read_cached",
+    "same_rule_files",
+    "write_cached",
+]
+
+CACHE_SUFFIX = ".config-cache"
+_DIRECTORY_CACHE = ".abonnement-cache"
+_MAGIC = b"abonnement config cache 1\n"
+_log = logging.getLogger("abonnement.config")
+
+
+def cache_path(config_dir: Path, database_url: str) -> Path | None:
+    """Where the cache of ``config_dir``'s catalog lives for the database at ``database_url``:
+    beside a SQLite file, else in the config directory; None for an in-memory database."""
+    if database_url.startswith("sqlite"):
+        _, _, rest = database_url.partition(":///")
+        path = rest.split("?", 1)[0]
+        if not path or path == ":memory:":
+            return None
+        return Path(path + CACHE_SUFFIX)
+    return Path(config_dir) / _DIRECTORY_CACHE
+
+
+def same_rule_files(root: Path, catalog: Catalog) -> bool:
+    """Whether the settings' rule globs still find the rule files the cached catalog lists
+    (a rule file added or removed changes no YAML file)."""
+    import glob
+
+    found: list[str] = []
+    try:
+        for pattern in catalog.settings.rules:
+            if Path(pattern).is_absolute():
+                matches = sorted(p for p in map(Path, glob.glob(pattern)) if p.is_file())
+            else:
+                matches = sorted(p for p in root.glob(pattern) if p.is_file())
+            found.extend(str(p) for p in matches if str(p) not in found)
+    except (OSError, ValueError):
+        return False
+    return tuple(found) == tuple(catalog.rule_files)
+
+
+def _code_fingerprint() -> bytes:
+    """The package version and the size and time of the code that builds a catalog: a
+    catalog pickled by other code is not used."""
+    from importlib import metadata
+
+    import abonnement.config
+    import abonnement.engine.catalog
+
+    try:
+        version = metadata.version("abonnement")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        version = "unknown"
+    parts = [version, sys.version, str(pickle.HIGHEST_PROTOCOL)]
+    folder = Path(abonnement.config.__file__).parent
+    for path in [*sorted(folder.glob("*.py")), *sorted(folder.glob("schemas/*.json")),
+                 Path(abonnement.engine.catalog.__file__)]:  # fmt: skip
+        stat = path.stat()
+        parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "\n".join(parts).encode()
+
+
+def _name(value: Callable[..., Any]) -> str:
+    return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}"
+
+
+def _plugins_fingerprint(plugins: PluginNames) -> bytes:
+    return json.dumps(
+        {
+            "processors": sorted(plugins.processors),
+            "notifiers": sorted(plugins.notifiers),
+            "tax_providers": sorted(plugins.tax_providers),
+            "settings": plugins.settings_schemas,
+            "functions": sorted(plugins.rule_functions),
+            "representable": {k: _name(v) for k, v in plugins.representable.items()},
+            "notifier_problems": {k: _name(v) for k, v in plugins.notifier_problems.items()},
+        },
+        sort_keys=True,
+        default=str,
+    ).encode()
+
+
+def cache_key(root: Path, files: list[Path], plugins: PluginNames) -> str:
+    """The digest a cached catalog must carry to stand for the config at ``root`` whose YAML
+    files are ``files``."""
+    digest = hashlib.sha256()
+    digest.update(_code_fingerprint() + b"\0" + _plugins_fingerprint(plugins) + b"\0")
+    digest.update(str(root.resolve()).encode() + b"\0")
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _proxy(items: dict[str, Any]) -> MappingProxyType[str, Any]:
+    return MappingProxyType(items)
+
+
+class _Pickler(pickle.Pickler):
+    # the catalog's maps are read-only views (frozen_map), which pickle does not know
+    dispatch_table = copyreg.dispatch_table.copy()
+    dispatch_table[MappingProxyType] = lambda m: (_proxy, (dict(m),))
+
+
+def _pickled(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+def declaration_hashes(catalog: Catalog) -> dict[str, str]:
+    """Declared subscription id → a digest of its declaration and of everything else the
+    catalog holds (settings, products, contacts…: what ``apply`` derives a row from)."""
+    from dataclasses import replace
+
+    from abonnement.engine.catalog import EMPTY
+
+    around = replace(catalog, subscriptions=EMPTY, declared_at=EMPTY, declared_hashes=EMPTY,
+                     version="")  # fmt: skip
+    world = hashlib.sha256(_pickled(around)).digest()
+    return {
+        sub_id: hashlib.sha256(world + _pickled(decl)).hexdigest()
+        for sub_id, decl in catalog.subscriptions.items()
+    }
+
+
+def read_cached(path: Path | None, key: str) -> Catalog | None:
+    """The catalog cached at ``path`` under ``key``, or None (missing, stale, unreadable,
+    corrupt, or writable by others than its owner)."""
+    from abonnement.engine.catalog import Catalog
+
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            if stat.st_uid != os.getuid() or stat.st_mode & 0o022:
+                return None  # another user could have written what pickle would run
+            data = handle.read()
+    except OSError:
+        return None
+    head = _MAGIC + key.encode() + b"\n"
+    if not data.startswith(head):
+        return None
+    try:
+        catalog = pickle.loads(memoryview(data)[len(head) :])
+    except Exception:  # a corrupt cache is no cache (any error unpickling can raise)
+        _log.debug("config cache %s unreadable: rebuilt", path)
+        return None
+    return catalog if isinstance(catalog, Catalog) else None
+
+
+def write_cached(path: Path | None, key: str, catalog: Catalog) -> None:
+    """Keep ``catalog`` at ``path`` under ``key``; a cache that cannot be written is skipped."""
+    if path is None:
+        return
+    try:
+        write_private(path, _MAGIC + key.encode() + b"\n" + _pickled(catalog))
+    except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
+        _log.debug("config cache %s not written: %s", path, exc)
