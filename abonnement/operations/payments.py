@@ -18,6 +18,7 @@ from abonnement.operations.delivery import deliver_due
 __all__ = [
     "PAY_LINK_DAYS",
     "accepts_online",
+    "attached",
     "invoice_of_link",
     "pay_invoice",
     "pay_link",
@@ -68,6 +69,10 @@ def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict
     sub = ctx.storage.subscription(sub_id)
     if sub is None or sub.status in _ENDED:
         raise InvalidState("this update link is no longer valid: the subscription has ended")
+    if ctx.storage.link_used(link.digest):
+        raise InvalidState("this update link was already used; ask for a new one")
+    # before the link is spent: a card the processor cannot save leaves it usable
+    card = attached(ctx, sub.billing_contact_id or sub.contact_id, card, on)
     if not ctx.storage.use_link(link.digest, "update", sub_id, on):
         raise InvalidState("this update link was already used; ask for a new one")
     ctx.storage.set_payment_method(sub_id, card, "card")
@@ -194,6 +199,7 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
         raise NotFound("invoice", number)
     if attempt is None or invoice.status != InvoiceStatus.OPEN:
         raise InvalidState(f"invoice {number} is not open")
+    token = attached(ctx, invoice.contact_id, token, on)
     attempt = replace(attempt, token=token, method_type="card")
     finished = collect(
         ctx.storage,
@@ -215,6 +221,17 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
         ctx.storage.refresh_dues(sub_id, on)
     deliver_due(ctx, on)
     return {"number": number, "status": InvoiceStatus.PAID, "amount_paid": invoice.total}
+
+
+def attached(ctx: Context, contact_id: str | None, token: str, on: date) -> str:
+    """The token to store and charge for a card ``contact_id`` gave (``Processor.attach``:
+    the ``stripe`` processor saves it on the contact's customer); ``token`` as it is when
+    the contact is unknown or the processor does not save methods."""
+    contact = ctx.catalog.contacts.get(contact_id) if contact_id else None
+    attach = getattr(ctx.processor, "attach", None)
+    if contact is None or attach is None:
+        return token
+    return attach(contact=contact, token=token, on=on)
 
 
 def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, Any]:

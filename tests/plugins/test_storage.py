@@ -82,7 +82,7 @@ def test_db_upgrade_and_an_unmigrated_database(tmp_path):
     with pytest.raises(StorageError, match="run `abonnement db upgrade`"):
         SqlStorage(url)
     result = run("--db", url, "db", "upgrade")
-    assert result.exit_code == 0 and "database at migration 0010" in result.stdout
+    assert result.exit_code == 0 and "database at migration 0015" in result.stdout
     assert SqlStorage(url).subscriptions() == []
     with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
