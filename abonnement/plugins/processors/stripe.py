@@ -293,16 +293,18 @@ class StripeProcessor(Processor):
     def charge(self, *, amount: Money, token: str, idempotency_key: str, on: date) -> ChargeResult:
         if unrepresentable(amount):  # a prorated or discounted total: never a wrong charge
             return ChargeResult("failed", None, AMOUNT_NOT_REPRESENTABLE)
-        params = self._request(amount, token, idempotency_key)
-        if self._store is not None:
-            body = json.dumps(params, sort_keys=True)
-            if not self._store.save_processor_request(self.name, idempotency_key, body,
-                                                      int(_clock())):  # fmt: skip
-                # sent before with this key (a retry, a checkout run again after a crash):
-                # what Stripe knows of it, never a second PaymentIntent
-                return self.lookup(idempotency_key=idempotency_key, on=on) or self._send(
-                    params, idempotency_key
-                )
+        # sent as kept, so a replay after a crash is the same request to the letter
+        body = json.dumps(self._request(amount, token, idempotency_key), sort_keys=True)
+        params = json.loads(body)
+        kept = self._store is None or self._store.save_processor_request(
+            self.name, idempotency_key, body, int(_clock())
+        )
+        if not kept:
+            # sent before with this key (a retry, a checkout run again after a crash): what
+            # Stripe knows of it, never a second PaymentIntent
+            return self.lookup(idempotency_key=idempotency_key, on=on) or self._send(
+                params, idempotency_key
+            )
         return self._send(params, idempotency_key)
 
     def lookup(self, *, idempotency_key: str, on: date) -> ChargeResult | None:
