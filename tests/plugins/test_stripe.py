@@ -350,8 +350,13 @@ def test_a_processor_outage_leaves_the_charge_pending_and_the_next_run_charges_o
     assert [(p["attempt"], p["status"], p["failure_code"]) for p in s.payments("bob-coffee")] == [
         (1, "succeeded", None)]  # fmt: skip
     assert [i["status"] for i in s.invoices("bob-coffee")] == ["paid"]
-    charges = [r for r in StripeStub.requests if r.get("form")]
+    charges = [r for r in StripeStub.requests if r.get("form") and not r.get("down")]
     assert [(r["path"], r["form"]["amount"]) for r in charges] == [("/v1/payment_intents", "2500")]
+    assert [i["amount"] for i in stub.charges()] == [2500]
+    # every try sent the one key, the one request
+    sent = {(r["key"], json.dumps(r["form"], sort_keys=True)) for r in StripeStub.requests
+            if r["path"] == "/v1/payment_intents"}  # fmt: skip
+    assert len(sent) == 1
 
 
 def test_payment_methods_stripe_refuses_fail_alone_and_everyone_else_is_charged(
