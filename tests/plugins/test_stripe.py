@@ -386,3 +386,41 @@ def test_payment_methods_stripe_refuses_fail_alone_and_everyone_else_is_charged(
     for n in range(1, 4):
         (payment,) = s.payments(f"gone-{n}")
         assert (payment["status"], payment["failure_code"]) == ("failed", "resource_missing")
+
+
+@pytest.mark.parametrize("fault", ["500", "garbage", "drop"])
+def test_a_bad_answer_leaves_the_charge_pending_and_the_next_run_reconciles_it_once(
+    stripe_api, tmp_path, fault
+):
+    """Both tries of the run get a 500 (nothing made), an unreadable body or a lost
+    connection (the PaymentIntent made, its answer lost): the attempt stays pending, no
+    traceback. The next run replays the kept request with the same key: one charge."""
+    s, _ = _stripe_scenario(tmp_path, stripe_api, BOB_AND_ANE)
+    StripeStub.faults = [fault, fault]
+    first = s.cli("run", "--until", "2026-12-01")
+    assert first["payments"] == {"awaiting": 1}
+    assert first["processor_error"] == "the `stripe` processor did not answer: no answer in time"
+    assert [p["status"] for p in s.payments("bob-coffee")] == ["pending"]
+    assert len(StripeStub.intents) == (0 if fault == "500" else 1)
+    s.cli("run", "--until", "2026-12-02")
+    assert [(p["attempt"], p["status"]) for p in s.payments("bob-coffee")] == [(1, "succeeded")]
+    assert [i["status"] for i in s.invoices("bob-coffee")] == ["paid"]
+    assert [(i["id"], i["amount"]) for i in stub.charges()] == [("pi_1", 2500)]
+    keys = {r["key"] for r in StripeStub.requests if r["path"] == "/v1/payment_intents"}
+    assert len(keys) == 1
+    assert not [r for r in StripeStub.requests if "search" in r["path"]]
+
+
+def test_a_refused_secret_key_stops_nothing_else_and_says_so(stripe_api, tmp_path, monkeypatch):
+    s, _ = _stripe_scenario(tmp_path, stripe_api, BOB_AND_ANE)
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_live_revoked")
+    summary = s.cli("run", "--until", "2026-12-01")
+    assert summary["payments"] == {"awaiting": 1}
+    assert summary["processor_error"].startswith(
+        "the `stripe` processor did not answer: Stripe refused the secret key in STRIPE_API_KEY"
+    )
+    assert StripeStub.intents == {}
+    monkeypatch.setenv("STRIPE_API_KEY", stub.SECRET_KEY)  # fixed: the next run charges once
+    s.cli("run", "--until", "2026-12-02")
+    assert [p["status"] for p in s.payments("bob-coffee")] == ["succeeded"]
+    assert len(stub.charges()) == 1

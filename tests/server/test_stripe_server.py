@@ -191,3 +191,57 @@ def test_the_stripe_webhook_secret_variable_is_read_too(debit, monkeypatch):
     assert _post(debit, body, stub.sign(body, WEBHOOK_SECRET, int(time.time()))).status_code == 400
     answer = _post(debit, body, stub.sign(body, "whsec_from_stripe", int(time.time())))
     assert answer.json()["recorded"] is True
+
+
+# -- the update and invoice pages ------------------------------------------------------------
+
+
+@pytest.fixture
+def arrears(tmp_path, monkeypatch, api):
+    """Bob's card (a bare, declined PaymentMethod) failed on 2026-12-01: INV-00001 is owed."""
+    from datetime import date
+
+    s = _shop(tmp_path, monkeypatch, f"sqlite:///{tmp_path / 'abonnement.db'}", api,
+              subscriptions=BOB_SAVED,
+              method="      - {id: bob-visa, type: card, token: pm_insufficient}\n")  # fmt: skip
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-09")
+    s.today = date(2026, 12, 10)
+    yield s
+    s.close()
+
+
+def test_the_update_page_saves_the_new_card_on_the_contacts_customer_and_collects(arrears):
+    import re
+
+    s = arrears
+    mail = [m for m in s.mails() if m["To"] == "bob@example.com"][-1]
+    path = re.search(r"http://localhost:8000(/u/\S+)",
+                     mail.get_body(("plain",)).get_content()).group(1)  # fmt: skip
+    page = s.client.get(path)
+    assert f'data-key="{PUBLISHABLE}"' in page.text and 'type="text" id="card"' not in page.text
+    done = s.form(path, card="pm_new_card")
+    assert done.status_code == 200, text_of(done.text)
+    assert "We collected: Invoice INV-00001 $25.00" in text_of(done.text)
+    ((customer_id, customer),) = StripeStub.customers.items()
+    assert customer["metadata"] == {"abonnement_contact": "bob"}
+    assert StripeStub.methods == {"pm_new_card": customer_id}
+    assert [(i["payment_method"], i["customer"]) for i in stub.charges()] == [
+        ("pm_new_card", customer_id)]  # fmt: skip
+    # the saved token names the customer: the next renewals are charged off-session with it
+    (sub,) = [x for x in s.project.context.storage.subscriptions() if x.id == "bob-coffee"]
+    assert sub.payment_token == f"{customer_id}:pm_new_card"
+
+
+def test_a_card_stripe_cannot_save_leaves_the_update_link_usable(arrears):
+    import re
+
+    s = arrears
+    mail = [m for m in s.mails() if m["To"] == "bob@example.com"][-1]
+    path = re.search(r"http://localhost:8000(/u/\S+)",
+                     mail.get_body(("plain",)).get_content()).group(1)  # fmt: skip
+    refused = s.form(path, card="pm_attach_declined")
+    assert refused.status_code == 402
+    assert s.client.get(path).status_code == 200  # not spent
+    assert s.form(path, card="pm_visa").status_code == 200
+    assert s.cli("invoices", "show", "INV-00001")["status"] == "paid"
