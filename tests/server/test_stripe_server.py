@@ -245,3 +245,36 @@ def test_a_card_stripe_cannot_save_leaves_the_update_link_usable(arrears):
     assert s.client.get(path).status_code == 200  # not spent
     assert s.form(path, card="pm_visa").status_code == 200
     assert s.cli("invoices", "show", "INV-00001")["status"] == "paid"
+
+
+def test_an_invoice_is_paid_online_with_stripes_fields(tmp_path, monkeypatch, api):
+    import re
+    from datetime import date
+
+    from tests.conftest import run
+
+    manual = ("  - id: bob-manual\n    contact: bob\n    start: 2026-12-01\n"
+              "    items: [{product: coffee-1kg, quantity: 1}]\n"
+              "    collection: {mode: manual, payment_terms: net_30}\n")  # fmt: skip
+    s = _shop(tmp_path, monkeypatch, f"sqlite:///{tmp_path / 'abonnement.db'}", api,
+              subscriptions=manual)  # fmt: skip
+    try:
+        s.cli("apply", "--as-of", "2026-12-01")
+        s.cli("run", "--until", "2026-12-01")
+        s.today = date(2026, 12, 5)
+        html = run("--config", str(s.config), "--db", s.db_url, "invoices", "render",
+                   "INV-00001").stdout  # fmt: skip
+        path = re.search(r'href="http://localhost:8000(/i/[^"]+)"', html).group(1)
+        page = s.client.get(path)
+        assert f'data-key="{PUBLISHABLE}" data-currency="usd"' in page.text
+        assert "Pay $25.00" in text_of(page.text)
+        declined = s.form(path, card="pm_lost")
+        assert "Your card was declined: the card was reported lost." in text_of(declined.text)
+        paid = s.form(path, card="pm_visa")
+        assert "Thank you! Invoice INV-00001 is paid: $25.00." in text_of(paid.text)
+        # both cards were saved on Bob's one customer; one charge moved money
+        assert StripeStub.methods == {"pm_lost": "cus_1", "pm_visa": "cus_1"}
+        assert [(i["payment_method"], i["customer"], i["amount"]) for i in stub.charges()] == [
+            ("pm_visa", "cus_1", 2500)]  # fmt: skip
+    finally:
+        s.close()
