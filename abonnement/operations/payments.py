@@ -119,7 +119,7 @@ def pay_through_link(ctx: Context, token: str, card: str, on: date) -> dict[str,
         raise InvalidState("this pay link was already used")
     try:
         return pay_online(ctx, link.subject, card, on)
-    except PaymentDeclined:
+    except (PaymentDeclined, InvalidInput):  # a card declined, or one the processor refused
         ctx.storage.release_link(link.digest)  # nothing was paid: the buyer may try another card
         raise
 

@@ -278,3 +278,31 @@ def test_an_invoice_is_paid_online_with_stripes_fields(tmp_path, monkeypatch, ap
             ("pm_visa", "cus_1", 2500)]  # fmt: skip
     finally:
         s.close()
+
+
+def test_a_card_stripe_cannot_save_leaves_the_pay_link_usable(tmp_path, monkeypatch, api):
+    import re
+    from datetime import date
+
+    from tests.conftest import run
+
+    manual = ("  - id: bob-manual\n    contact: bob\n    start: 2026-12-01\n"
+              "    items: [{product: coffee-1kg, quantity: 1}]\n"
+              "    collection: {mode: manual, payment_terms: net_30}\n")  # fmt: skip
+    s = _shop(tmp_path, monkeypatch, f"sqlite:///{tmp_path / 'abonnement.db'}", api,
+              subscriptions=manual)  # fmt: skip
+    try:
+        s.cli("apply", "--as-of", "2026-12-01")
+        s.cli("run", "--until", "2026-12-01")
+        s.today = date(2026, 12, 5)
+        html = run("--config", str(s.config), "--db", s.db_url, "invoices", "render",
+                   "INV-00001").stdout  # fmt: skip
+        path = re.search(r'href="http://localhost:8000(/i/[^"]+)"', html).group(1)
+        gone = s.form(path, card="pm_gone")
+        assert gone.status_code == 422
+        assert "Stripe could not save this card (resource_missing)" in text_of(gone.text)
+        assert s.client.get(path).status_code == 200  # the link is not spent
+        assert s.form(path, card="pm_visa").status_code == 200
+        assert s.cli("invoices", "show", "INV-00001")["status"] == "paid"
+    finally:
+        s.close()
