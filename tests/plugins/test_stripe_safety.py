@@ -14,7 +14,7 @@ import pytest
 
 from abonnement.engine.catalog import Contact
 from abonnement.engine.money import Money
-from abonnement.errors import InvalidInput, PaymentDeclined, PluginError, ProcessorTimeout
+from abonnement.errors import PaymentDeclined, PluginError, ProcessorTimeout
 from abonnement.plugins.processors import stripe as plugin
 from abonnement.plugins.processors.stripe import API_VERSION, StripeProcessor
 from abonnement.plugins.storage.sql import SqlStorage
@@ -107,8 +107,11 @@ def test_a_card_declined_or_unknown_when_attached_is_explained(api, store):
     with pytest.raises(PaymentDeclined) as declined:
         stripe.attach(contact=BOB, token="pm_attach_declined", on=DAY)
     assert declined.value.failure_code == "do_not_honor"
-    with pytest.raises(InvalidInput, match=r"Stripe could not save this card \(resource_missing\)"):
+    with pytest.raises(
+        PaymentDeclined, match=r"Stripe could not save this card \(resource_missing\)"
+    ) as gone:
         stripe.attach(contact=BOB, token="pm_gone", on=DAY)
+    assert gone.value.failure_code == "invalid_token"
 
 
 def test_the_same_key_replays_the_first_result(api, store):

@@ -50,7 +50,6 @@ from typing import TYPE_CHECKING, Any
 from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
 from abonnement.errors import (
-    InvalidInput,
     MoneyError,
     PaymentDeclined,
     PluginError,
@@ -86,6 +85,9 @@ KEY_ENV, PUBLISHABLE_ENV, WEBHOOK_ENV = (
 # Stripe keeps an idempotency key's first result for 24 hours; replay only well inside that.
 REPLAY_SECONDS = 23 * 3600
 MANUAL_REVIEW = "manual_review"
+# a payment method Stripe would not attach (unknown, someone else's): the pages' reason
+# for a card number that is not valid
+UNUSABLE_METHOD = "invalid_token"
 METADATA_KEY = "abonnement_key"
 _EVENTS = {"payment_intent.succeeded": "succeeded", "payment_intent.processing": "processing",
            "payment_intent.payment_failed": "failed"}  # fmt: skip
@@ -359,9 +361,9 @@ class StripeProcessor(Processor):
         if isinstance(exc, stripe.CardError):
             code = _decline_code(exc.error) or "declined"
             return PaymentDeclined(f"the payment was declined ({code})", code)
-        if isinstance(exc, stripe.InvalidRequestError):
-            return InvalidInput(f"Stripe could not save this card ({exc.code or exc})",
-                                field="card")  # fmt: skip
+        if isinstance(exc, stripe.InvalidRequestError):  # no such method, someone else's…
+            return PaymentDeclined(f"Stripe could not save this card ({exc.code or exc})",
+                                   UNUSABLE_METHOD)  # fmt: skip
         unknown = self._unknown(exc, "")
         if isinstance(unknown, PluginError):
             return unknown
@@ -382,7 +384,7 @@ class StripeProcessor(Processor):
         if not isinstance(owner, str):  # expanded: the customer object
             owner = _field(owner, "id")
         if owner != customer:
-            raise InvalidInput("Stripe could not save this card for you", field="card")
+            raise PaymentDeclined("Stripe could not save this card for you", UNUSABLE_METHOD)
         return f"{customer}:{token}"
 
     def refund(
