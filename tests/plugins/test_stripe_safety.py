@@ -174,7 +174,7 @@ def test_a_request_kept_but_never_sent_is_sent_by_the_reconcile(api, store):
 
 
 def test_past_the_replay_window_a_known_intent_is_retrieved_and_an_unknown_one_waits(
-    api, store, monkeypatch
+    api, store, monkeypatch, caplog
 ):
     stripe = _stripe(api, store)
     stripe.charge(amount=USD25, token="pm_ach", idempotency_key="i/INV-2/a-1", on=DAY)
@@ -194,6 +194,12 @@ def test_past_the_replay_window_a_known_intent_is_retrieved_and_an_unknown_one_w
     assert (unknown.status, unknown.reference, unknown.failure_code) == (
         "processing", None, "manual_review")  # fmt: skip
     assert len(StripeStub.requests) == before and len(StripeStub.intents) == 2
+    (warning,) = [r for r in caplog.records if r.name == "abonnement.processors.stripe"]
+    assert warning.levelname == "WARNING"
+    assert warning.getMessage().startswith(
+        "charge i/INV-3/a-1 needs a person: it was sent more than 23 hours ago"
+    )
+    assert "metadata abonnement_key=i/INV-3/a-1 in the Stripe Dashboard" in warning.getMessage()
 
 
 def test_a_bank_debit_is_read_by_its_id_not_replayed(api, store):

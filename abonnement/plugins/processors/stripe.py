@@ -40,6 +40,7 @@ digit must be 0. ``to_minor_units`` is the one door for every amount sent (charg
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -97,6 +98,7 @@ SOFT_DECLINES = frozenset({
     "generic_decline", "card_velocity_exceeded", "issuer_not_available",
 })  # fmt: skip
 _STATUS = {"succeeded": "succeeded", "processing": "processing"}
+_log = logging.getLogger("abonnement.processors.stripe")
 
 
 def _clock() -> float:
@@ -331,6 +333,13 @@ class StripeProcessor(Processor):
             return self._read(intent, idempotency_key)
         if _clock() - kept["sent_at"] < REPLAY_SECONDS:
             return self._send(json.loads(kept["request"]), idempotency_key)
+        _log.warning(
+            "charge %s needs a person: it was sent more than 23 hours ago, its answer never "
+            "came, and Stripe no longer replays its key; find the PaymentIntent with "
+            "metadata abonnement_key=%s in the Stripe Dashboard (a payment_intent webhook "
+            "settles it too). It is left processing (manual_review), never charged again.",
+            idempotency_key, idempotency_key,
+        )  # fmt: skip
         return ChargeResult("processing", None, MANUAL_REVIEW)
 
     # -- payment methods ----------------------------------------------------------------------
