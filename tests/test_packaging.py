@@ -27,8 +27,11 @@ def test_dependencies_are_floored_not_capped_and_all_used():
     for name in names:  # every dependency is imported somewhere
         module = {"pyyaml": "yaml", "sqlalchemy": "sqlalchemy"}.get(name.lower(), name.lower())
         assert re.search(rf"^\s*(from|import) {module}\b", code, re.M), name
-    # the processor calls StripeClient(...).v1, which stripe 12.5 introduced
-    assert PYPROJECT["project"]["optional-dependencies"]["stripe"] == ["stripe>=12.5"]
+    # the processor calls StripeClient(...).v1 and pins the API version of stripe 16.1
+    assert PYPROJECT["project"]["optional-dependencies"]["stripe"] == ["stripe>=16.1"]
+    from abonnement.plugins.processors.stripe import API_VERSION
+
+    assert API_VERSION == "2026-10-28.endive"
     assert "client.v1." in (ROOT / "abonnement/plugins/processors/stripe.py").read_text()
 
 

@@ -7,8 +7,9 @@ attempts), ``InvoiceStore`` (invoices, payments outside the run), ``OutboxStore`
 deliveries), ``DeclaredStore`` (config as code), ``LinkStore`` (buyer links used once) and
 ``SchemaStore`` (the database, transactions, schema);
 ``Storage`` is all of them. A storage that ``abonnement serve`` works with implements
-``ServerStore`` too (stored buyers, API keys, idempotent answers, webhook events), and
-``EventLogStore`` (the event log, manual delivery retries, disputes).
+``ServerStore`` too (stored buyers, API keys, idempotent answers, webhook events),
+``EventLogStore`` (the event log, manual delivery retries, disputes), and one a
+processor plugin keeps state in implements ``ProcessorStore`` (customers, requests sent).
 
 Values in, values out: subscriptions, invoice drafts, events and attempts are the engine's
 frozen dataclasses; what is read back comes as the records of ``engine/records.py``. Storage
@@ -59,6 +60,7 @@ __all__ = [
     "InvoiceStore",
     "LinkStore",
     "OutboxStore",
+    "ProcessorStore",
     "SchemaStore",
     "ServerStore",
     "StepWork",
@@ -475,6 +477,33 @@ class EventLogStore(Protocol):
 
     def disputes(self, invoice_number: str) -> list[DisputeRecord]:
         """The disputes of one invoice, oldest first."""
+
+
+class ProcessorStore(Protocol):
+    """What a payment processor plugin keeps in the database (the ``stripe`` processor: its
+    customer per contact, and each charge request as sent, to replay it after a crash).
+    Processors get the storage as ``settings["storage"]`` and use it when it has these
+    methods. Each write commits on its own, even inside ``holding``: it must be durable
+    before the request it describes goes out. Not part of ``Storage``."""
+
+    def processor_customer(self, processor: str, contact_id: str) -> str | None:
+        """The processor's customer id for the contact, or None."""
+
+    def save_processor_customer(
+        self, processor: str, contact_id: str, customer_id: str, on: date
+    ) -> str:
+        """Keep ``customer_id`` unless the contact has one already; returns the one kept
+        (of two racing, the first)."""
+
+    def processor_request(self, processor: str, key: str) -> dict[str, Any] | None:
+        """``{"request", "reference", "sent_at"}`` of the request kept for ``key``, or None."""
+
+    def save_processor_request(self, processor: str, key: str, request: str, sent_at: int) -> bool:
+        """Keep the request about to be sent with ``key`` (JSON text; ``sent_at`` in UNIX
+        seconds); False when one is kept already (the first stays)."""
+
+    def set_processor_reference(self, processor: str, key: str, reference: str) -> None:
+        """Note the processor's id for what the request with ``key`` made."""
 
 
 @runtime_checkable

@@ -58,15 +58,15 @@ class Context:
     @cached_property
     def processor(self) -> Any:
         """The configured payment processor plugin, with its own settings block plus
-        ``config_dir`` (relative paths of its settings) and ``data_dir``: the folder where it
+        ``config_dir`` (relative paths of its settings), ``data_dir``: the folder where it
         may keep files of this database's — the SQLite database's own folder, else the config
-        folder (never the working directory)."""
+        folder (never the working directory) — and ``storage`` (``ProcessorStore``)."""
         settings = self.catalog.settings
         cls = self.plugins.processors[settings.processor]
         own = dict(settings.plugin_settings.get(f"payments.{settings.processor}", {}))
         folder = self.storage.directory or self.config_dir
         return cls({**own, "config_dir": str(Path(self.config_dir).absolute()),
-                    "data_dir": str(Path(folder).absolute())})  # fmt: skip
+                    "data_dir": str(Path(folder).absolute()), "storage": self.storage})  # fmt: skip
 
     def notifiers(self) -> dict[str, Any]:
         """The configured notifiers by name, each built with its settings block and

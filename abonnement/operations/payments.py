@@ -24,6 +24,7 @@ from abonnement.operations.delivery import deliver_due
 __all__ = [
     "PAY_LINK_DAYS",
     "accepts_online",
+    "attached",
     "invoice_of_link",
     "pay_invoice",
     "pay_link",
@@ -75,6 +76,10 @@ def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict
     sub = ctx.storage.subscription(sub_id)
     if sub is None or sub.status in _ENDED:
         raise InvalidState("this update link is no longer valid: the subscription has ended")
+    if ctx.storage.link_used(link.digest):
+        raise InvalidState("this update link was already used; ask for a new one")
+    # before the link is spent: a card the processor cannot save leaves it usable
+    card = attached(ctx, sub.billing_contact_id or sub.contact_id, card, on)
     if not ctx.storage.use_link(link.digest, "update", sub_id, on):
         raise InvalidState("this update link was already used; ask for a new one")
     ctx.storage.set_payment_method(sub_id, card, "card")
@@ -123,9 +128,9 @@ def pay_through_link(ctx: Context, token: str, card: str, on: date) -> dict[str,
         raise InvalidState("this pay link was already used")
     try:
         return pay_online(ctx, link.subject, card, on)
-    except (PaymentDeclined, AlreadyCollecting):
-        # nothing was paid through it: the buyer may try another card, or again once the
-        # collection under way has an outcome
+    except (PaymentDeclined, AlreadyCollecting, InvalidInput):
+        # nothing was paid through it (a card declined or refused by the processor, or a
+        # collection under way): the buyer may try another card, or again after its outcome
         ctx.storage.release_link(link.digest)
         raise
 
@@ -202,6 +207,9 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
     invoice = ctx.storage.invoice(number)
     if invoice is None:
         raise NotFound("invoice", number)
+    if invoice.status != InvoiceStatus.OPEN:
+        raise InvalidState(f"invoice {number} is not open")
+    token = attached(ctx, invoice.contact_id, token, on)  # the processor's saved card
     attempt = _claim(ctx, number, on, method=(token, "card"))  # the buyer's card, this once
     finished = charge(
         ctx.storage,
@@ -233,6 +241,17 @@ def _claim(ctx: Context, number: str, on: date, method: tuple[str, str] | None =
     if not claimed:
         raise InvalidState(f"invoice {number} is not open")
     return claimed[0]
+
+
+def attached(ctx: Context, contact_id: str | None, token: str, on: date) -> str:
+    """The token to store and charge for a card ``contact_id`` gave (``Processor.attach``:
+    the ``stripe`` processor saves it on the contact's customer); ``token`` as it is when
+    the contact is unknown or the processor does not save methods."""
+    contact = ctx.catalog.contacts.get(contact_id) if contact_id else None
+    attach = getattr(ctx.processor, "attach", None)
+    if contact is None or attach is None:
+        return token
+    return attach(contact=contact, token=token, on=on)
 
 
 def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, Any]:

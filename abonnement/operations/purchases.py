@@ -107,7 +107,7 @@ def checkout(
         raise NotFound("payment link", link_id)
     if contact_id not in catalog.contacts:
         raise NotFound("contact", contact_id)
-    method = _method(ctx, contact_id, card, payment_method_id)
+    method = _method(ctx, contact_id, card, payment_method_id, on)
     if method is None:
         raise CollectionError("checkout needs --card TOKEN or a saved --payment-method")
     accepted = link.accepted_methods or settings.accepted_methods
@@ -175,7 +175,7 @@ def convert(
             raise InvalidState(f"deal `{record_id}` needs a contact and line items")
         contact_id, specs, currency = deal.contact, deal.items, None
         company, deals, quote_id = deal.company, (deal.id,), None
-    method = _method(ctx, contact_id, card, payment_method_id)
+    method = _method(ctx, contact_id, card, payment_method_id, on)
     result = _purchase(
         ctx, f"convert/{kind}/{record_id}", record_id, contact_id, specs,
         currency or catalog.settings.default_currency, on, method,
@@ -186,11 +186,14 @@ def convert(
 
 
 def _method(
-    ctx: Context, contact_id: str, card: str | None, payment_method_id: str | None
+    ctx: Context, contact_id: str, card: str | None, payment_method_id: str | None, on: date
 ) -> tuple[str, str] | None:
-    """(token, type) to charge: a card token, or a method the contact saved."""
+    """(token, type) to charge: a card token (saved for the contact by the processor,
+    ``payments.attached``), or a method the contact saved."""
     if card:
-        return card, "card"
+        from abonnement.operations.payments import attached
+
+        return attached(ctx, contact_id, card, on), "card"
     if payment_method_id is None:
         return None
     contact = ctx.catalog.contacts.get(contact_id)

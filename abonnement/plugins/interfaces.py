@@ -9,7 +9,7 @@ from datetime import date
 from email.message import EmailMessage
 from typing import Any, ClassVar, Generic, TypeVar
 
-from abonnement.engine.catalog import Settings, TaxRate
+from abonnement.engine.catalog import Contact, Settings, TaxRate
 from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
 from abonnement.engine.ports import Storage  # the storage contract, for storage plugins
@@ -39,9 +39,10 @@ class Processor(ABC):
     """A payment processor. ``settings.payments.processor`` names one by ``name``.
 
     Constructed with the plugin's own settings block (``settings.payments.NAME``) plus
-    ``config_dir`` (what relative paths of its settings are relative to) and ``data_dir``: a
+    ``config_dir`` (what relative paths of its settings are relative to), ``data_dir``: a
     folder where it may keep files of the database's (the SQLite database's folder, else the
-    config folder).
+    config folder), and ``storage``: the project's storage, which keeps what a processor
+    needs across processes and crashes when it implements ``engine.ports.ProcessorStore``.
 
     Every idempotency key it is given starts with the database's instance id
     (``instance/INV-00001/attempt-1``): two databases never send it the same key. A charge or
@@ -78,6 +79,13 @@ class Processor(ABC):
     def lookup(self, *, idempotency_key: str, on: date) -> ChargeResult | None:
         """The outcome of an earlier charge with this key as of ``on`` (a bank debit may have
         settled since), or None if the processor never saw the key."""
+
+    def attach(self, *, contact: Contact, token: str, on: date) -> str:
+        """Make ``token`` — what a buyer's page or ``--card`` gave for ``contact`` — a method
+        that can be charged again, and return the token to store and charge. Called before
+        a checkout, an online payment or a payment-method update charges it. Default: the
+        token as it is. May raise ``PaymentDeclined`` or ``InvalidInput`` (field ``card``)."""
+        return token
 
     def refund(
         self, *, charge_key: str, reference: str | None, amount: Money, idempotency_key: str,

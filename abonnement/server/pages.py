@@ -1,6 +1,7 @@
 """Buyer pages: a payment link (``/l/LINK``), an invoice (``/i/TOKEN``) and a payment-method
-update (``/u/TOKEN``). Server-rendered, no JavaScript, every form with a CSRF token. Each
-handler calls one operation; a bad, expired or spent link is a friendly 404 page."""
+update (``/u/TOKEN``). Server-rendered, no JavaScript (but Stripe's own card fields when the
+processor is ``stripe``), every form with a CSRF token. Each handler calls one operation; a
+bad, expired or spent link is a friendly 404 page."""
 
 from __future__ import annotations
 
@@ -26,8 +27,20 @@ router = APIRouter(include_in_schema=False)
 
 _ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "region", "country")
 # the link page shows what each way of paying is called; the `test` processor takes its
-# test tokens in a text field, other processors bring their own card form (not yet here)
+# test tokens in a text field; a processor with a ``page()`` brings its own card fields
+# (``stripe``: Stripe.js, so card numbers never reach this server)
 _TOKEN_PROCESSORS = ("test",)
+
+
+def _card_form(server: Server) -> dict[str, Any]:
+    """``takes_token`` (the form can be sent) and ``stripe`` (the processor's hosted fields,
+    or None) for a page's card form."""
+    ctx = server.ctx
+    if ctx.catalog.settings.processor in _TOKEN_PROCESSORS:
+        return {"takes_token": True, "stripe": None}
+    page = getattr(ctx.processor, "page", None)
+    hosted = page() if page else None
+    return {"takes_token": hosted is not None, "stripe": hosted}
 
 
 def _server(request: Request) -> Server:
@@ -93,7 +106,7 @@ def _link_page(request: Request, link_id: str, language: str, *, status: int = 2
         values=values or {}, error=error, error_field=error_field,
         address_fields=_ADDRESS_FIELDS if link.collect_billing_address else (),
         shipping_fields=_ADDRESS_FIELDS if link.collect_shipping_address else (),
-        takes_token=ctx.catalog.settings.processor in _TOKEN_PROCESSORS,
+        **_card_form(server),
         methods=link.accepted_methods or ctx.catalog.settings.accepted_methods,
     )  # fmt: skip
 
@@ -180,7 +193,7 @@ def _invoice_page(request: Request, token: str, row: InvoiceRecord, *, status: i
         request, "invoice.html", language, status=status, locale=document.get("locale"),
         invoice=row, token=token, error=error,
         due=row.amount_due,
-        takes_token=server.ctx.catalog.settings.processor in _TOKEN_PROCESSORS,
+        **_card_form(server),
     )  # fmt: skip
 
 
@@ -264,7 +277,7 @@ def _update_page(request: Request, token: str, target: dict[str, Any], *, status
         request, "update.html", language, status=status,
         locale=contact.locale if contact else None, subscription=sub, open=target["open"],
         owed=owed, error=error, name=contact.name if contact else "",
-        takes_token=server.ctx.catalog.settings.processor in _TOKEN_PROCESSORS,
+        **_card_form(server),
     )  # fmt: skip
 
 

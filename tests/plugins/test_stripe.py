@@ -1,12 +1,8 @@
 """The stripe processor against a local HTTP stub of the Stripe API (no network)."""
 
 import json
-import threading
 from datetime import date
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -14,97 +10,15 @@ from abonnement.engine.money import Money
 from abonnement.errors import PluginError
 from abonnement.plugins.processors.stripe import StripeProcessor
 from abonnement.plugins.storage.sql import SqlStorage
-
-DECLINES = {"pm_insufficient": "insufficient_funds", "pm_lost": "lost_card"}
-
-
-class StripeStub(BaseHTTPRequestHandler):
-    """Just enough of /v1/payment_intents (create, idempotent by key, and search) and of
-    /v1/refunds (create)."""
-
-    intents: ClassVar[dict] = {}
-    responses: ClassVar[dict] = {}
-    requests: ClassVar[list] = []
-    down: ClassVar[bool] = False  # answer every request 503, as Stripe in an incident
-
-    def _down(self) -> bool:
-        if self.down:
-            self.requests.append({"path": self.path, "down": True})
-            self._send(503, {"error": {"type": "api_error", "message": "try again later"}})
-        return self.down
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def _send(self, status: int, payload: dict) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        if self._down():
-            return
-        length = int(self.headers["Content-Length"])
-        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-        key = self.headers.get("Idempotency-Key")
-        self.requests.append({"path": self.path, "form": form, "key": key,
-                              "auth": self.headers.get("Authorization")})  # fmt: skip
-        if key in self.responses:  # Stripe replays the first response for a key
-            self._send(*self.responses[key])
-            return
-        if self.path == "/v1/refunds":
-            refund = {"id": f"re_{len(self.responses) + 1}", "object": "refund",
-                      "amount": int(form["amount"]), "payment_intent": form["payment_intent"],
-                      "status": "succeeded"}  # fmt: skip
-            self.responses[key] = (200, refund)
-            self._send(200, refund)
-            return
-        intent_id = f"pi_{len(self.intents) + 1}"
-        method = form["payment_method"]
-        status = "processing" if method == "pm_ach" else "succeeded"
-        intent = {"id": intent_id, "object": "payment_intent", "amount": int(form["amount"]),
-                  "currency": form["currency"], "status": status,
-                  "metadata": {"abonnement_key": form["metadata[abonnement_key]"]}}  # fmt: skip
-        if method == "pm_gone":  # a payment method deleted on Stripe's side
-            error = {"type": "invalid_request_error", "code": "resource_missing",
-                     "message": "No such PaymentMethod: 'pm_gone'", "param": "payment_method"}  # fmt: skip
-            self._send(400, {"error": error})
-            return
-        if method in DECLINES:
-            intent["status"] = "requires_payment_method"
-            error = {"type": "card_error", "code": "card_declined",
-                     "decline_code": DECLINES[method], "message": "declined",
-                     "payment_intent": intent}  # fmt: skip
-            self.intents[intent_id] = intent
-            response = (402, {"error": error})
-        else:
-            self.intents[intent_id] = intent
-            response = (200, intent)
-        self.responses[key] = response
-        self._send(*response)
-
-    def do_GET(self):
-        if self._down():
-            return
-        query = parse_qs(urlparse(self.path).query)["query"][0]
-        key = query.split(":", 1)[1].strip("'")
-        data = [i for i in self.intents.values() if i["metadata"]["abonnement_key"] == key]
-        self._send(200, {"object": "search_result", "data": data, "has_more": False,
-                         "url": "/v1/payment_intents/search"})  # fmt: skip
+from tests.plugins import stripe_stub as stub
+from tests.plugins.stripe_stub import StripeStub
 
 
 @pytest.fixture
 def stripe_api(monkeypatch):
-    StripeStub.intents, StripeStub.responses, StripeStub.requests = {}, {}, []
-    StripeStub.down = False
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StripeStub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_secret")
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server, address = stub.start()
+    monkeypatch.setenv("STRIPE_API_KEY", stub.SECRET_KEY)
+    yield address
     server.shutdown()
 
 
@@ -143,16 +57,6 @@ def test_declines_are_soft_or_hard(stripe_api, token, code, retryable):
     stripe = StripeProcessor({"api_base": stripe_api})
     result = stripe.charge(amount=USD25, token=token, idempotency_key=f"{token}/1", on=DAY)
     assert (result.status, result.failure_code, result.retryable) == ("failed", code, retryable)
-
-
-def test_lookup_finds_a_charge_by_its_key_after_a_crash(stripe_api):
-    stripe = StripeProcessor({"api_base": stripe_api})
-    stripe.charge(amount=USD25, token="pm_ach", idempotency_key="INV-00002/attempt-1", on=DAY)
-    found = StripeProcessor({"api_base": stripe_api}).lookup(
-        idempotency_key="INV-00002/attempt-1", on=DAY
-    )
-    assert found is not None and found.status == "processing"
-    assert stripe.lookup(idempotency_key="INV-09999/attempt-1", on=DAY) is None
 
 
 def test_the_secret_comes_from_the_environment_only(monkeypatch):
@@ -440,13 +344,19 @@ def test_a_processor_outage_leaves_the_charge_pending_and_the_next_run_charges_o
     StripeStub.down = False
     point_at(stripe_api)
     after = s.cli("run", "--until", "2026-12-03")
-    # the first attempt never reached Stripe (its lookup finds nothing): tried again, once
-    assert after["payments"] == {"not_sent": 1, "succeeded": 1}
+    # the first attempt never reached Stripe: its request, kept before it was sent, is sent
+    # again with the same key — one PaymentIntent, the attempt's own
+    assert after["payments"] == {"succeeded": 1}
     assert [(p["attempt"], p["status"], p["failure_code"]) for p in s.payments("bob-coffee")] == [
-        (1, "failed", "not_sent"), (2, "succeeded", None)]  # fmt: skip
+        (1, "succeeded", None)]  # fmt: skip
     assert [i["status"] for i in s.invoices("bob-coffee")] == ["paid"]
-    charges = [r for r in StripeStub.requests if r.get("form")]
+    charges = [r for r in StripeStub.requests if r.get("form") and not r.get("down")]
     assert [(r["path"], r["form"]["amount"]) for r in charges] == [("/v1/payment_intents", "2500")]
+    assert [i["amount"] for i in stub.charges()] == [2500]
+    # every try sent the one key, the one request
+    sent = {(r["key"], json.dumps(r["form"], sort_keys=True)) for r in StripeStub.requests
+            if r["path"] == "/v1/payment_intents"}  # fmt: skip
+    assert len(sent) == 1
 
 
 def test_payment_methods_stripe_refuses_fail_alone_and_everyone_else_is_charged(
@@ -476,3 +386,41 @@ def test_payment_methods_stripe_refuses_fail_alone_and_everyone_else_is_charged(
     for n in range(1, 4):
         (payment,) = s.payments(f"gone-{n}")
         assert (payment["status"], payment["failure_code"]) == ("failed", "resource_missing")
+
+
+@pytest.mark.parametrize("fault", ["500", "garbage", "drop"])
+def test_a_bad_answer_leaves_the_charge_pending_and_the_next_run_reconciles_it_once(
+    stripe_api, tmp_path, fault
+):
+    """Both tries of the run get a 500 (nothing made), an unreadable body or a lost
+    connection (the PaymentIntent made, its answer lost): the attempt stays pending, no
+    traceback. The next run replays the kept request with the same key: one charge."""
+    s, _ = _stripe_scenario(tmp_path, stripe_api, BOB_AND_ANE)
+    StripeStub.faults = [fault, fault]
+    first = s.cli("run", "--until", "2026-12-01")
+    assert first["payments"] == {"awaiting": 1}
+    assert first["processor_error"] == "the `stripe` processor did not answer: no answer in time"
+    assert [p["status"] for p in s.payments("bob-coffee")] == ["pending"]
+    assert len(StripeStub.intents) == (0 if fault == "500" else 1)
+    s.cli("run", "--until", "2026-12-02")
+    assert [(p["attempt"], p["status"]) for p in s.payments("bob-coffee")] == [(1, "succeeded")]
+    assert [i["status"] for i in s.invoices("bob-coffee")] == ["paid"]
+    assert [(i["id"], i["amount"]) for i in stub.charges()] == [("pi_1", 2500)]
+    keys = {r["key"] for r in StripeStub.requests if r["path"] == "/v1/payment_intents"}
+    assert len(keys) == 1
+    assert not [r for r in StripeStub.requests if "search" in r["path"]]
+
+
+def test_a_refused_secret_key_stops_nothing_else_and_says_so(stripe_api, tmp_path, monkeypatch):
+    s, _ = _stripe_scenario(tmp_path, stripe_api, BOB_AND_ANE)
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_live_revoked")
+    summary = s.cli("run", "--until", "2026-12-01")
+    assert summary["payments"] == {"awaiting": 1}
+    assert summary["processor_error"].startswith(
+        "the `stripe` processor did not answer: Stripe refused the secret key in STRIPE_API_KEY"
+    )
+    assert StripeStub.intents == {}
+    monkeypatch.setenv("STRIPE_API_KEY", stub.SECRET_KEY)  # fixed: the next run charges once
+    s.cli("run", "--until", "2026-12-02")
+    assert [p["status"] for p in s.payments("bob-coffee")] == ["succeeded"]
+    assert len(stub.charges()) == 1

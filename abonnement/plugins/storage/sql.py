@@ -61,6 +61,7 @@ from abonnement.plugins.storage.invoices import Invoices
 from abonnement.plugins.storage.links import Links
 from abonnement.plugins.storage.outbox import Outbox
 from abonnement.plugins.storage.payments import Payments
+from abonnement.plugins.storage.processors import ProcessorStore
 from abonnement.plugins.storage.server import ServerStore
 from abonnement.plugins.storage.subscriptions import Subscriptions
 
@@ -81,6 +82,7 @@ class SqlStorage:
         self._links = Links(db)
         self._server = ServerStore(db)
         self._eventlog = EventLog(db, subs)
+        self._processors = ProcessorStore(db)
 
     @property
     def url(self) -> str:
@@ -436,3 +438,21 @@ class SqlStorage:
 
     def record_webhook(self, processor: str, event_id: str, kind: str, on: date) -> bool:
         return self._server.record_webhook(processor, event_id, kind, on)
+
+    # -- what processor plugins keep ----------------------------------------------------------
+    def processor_customer(self, processor: str, contact_id: str) -> str | None:
+        return self._processors.processor_customer(processor, contact_id)
+
+    def save_processor_customer(
+        self, processor: str, contact_id: str, customer_id: str, on: date
+    ) -> str:
+        return self._processors.save_processor_customer(processor, contact_id, customer_id, on)
+
+    def processor_request(self, processor: str, key: str) -> dict[str, Any] | None:
+        return self._processors.processor_request(processor, key)
+
+    def save_processor_request(self, processor: str, key: str, request: str, sent_at: int) -> bool:
+        return self._processors.save_processor_request(processor, key, request, sent_at)
+
+    def set_processor_reference(self, processor: str, key: str, reference: str) -> None:
+        self._processors.set_processor_reference(processor, key, reference)

@@ -382,3 +382,26 @@ disputes = Table(
     Column("opened_on", Date, nullable=False),
     Index("ix_disputes_invoice", "invoice_number"),
 )  # fmt: skip
+
+# 0015: what a payment processor plugin keeps in the database (the ``stripe`` processor).
+# Its customer for each contact, made on first use: one per contact, the key decides a race.
+processor_customers = Table(
+    "processor_customers", metadata,
+    Column("processor", String(50), primary_key=True),
+    Column("contact_id", String(100), primary_key=True),
+    Column("customer_id", String(255), nullable=False),
+    Column("created_on", Date, nullable=False),
+)  # fmt: skip
+
+# Every charge request as sent, written (and committed) before it is sent: after a crash the
+# processor replays exactly this request with the same idempotency key. ``reference`` is the
+# processor's id for what it made (a PaymentIntent), once known; ``sent_at`` is UNIX seconds
+# (the processor's own clock decides how long a key is remembered, 24 hours at Stripe).
+processor_requests = Table(
+    "processor_requests", metadata,
+    Column("processor", String(50), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request", Text, nullable=False),  # JSON of the request's parameters
+    Column("reference", String(255)),
+    Column("sent_at", BigInteger, nullable=False),
+)  # fmt: skip
