@@ -20,6 +20,7 @@ import click
 from abonnement.app import App, find_config_dir
 from abonnement.cli import (
     billing,
+    credit_notes,
     invoices,
     payments,
     plan,
@@ -129,6 +130,7 @@ for module in (
     plan,
     subscriptions,
     invoices,
+    credit_notes,
     payments,
     reports,
     serve,
