@@ -70,6 +70,9 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
         click.echo(f"  {row['month']}  {shown(row['value'])}")
 
 
+_LABEL_BOX = {"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"}  # readable over a line
+
+
 def _draw(path: Path, metric: str, currency: str, series: list) -> None:
     """A bar chart of a monthly series (movements: gains up, losses down, net as a line),
     with its axes named, each bar's value written on it, room between the bars and the frame,
@@ -124,7 +127,7 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
                 axes.annotate(f"net {shown}", (x, value), xytext=(8, 0),
                               textcoords="offset points", ha="left", va="center",
                               fontsize="x-small", color="#222",
-                              bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"})  # fmt: skip
+                              bbox=_LABEL_BOX)  # fmt: skip
         axes.axhline(0, color="#999", linewidth=0.8)
         top, bottom = max([0.0, *gains]), min([0.0, *losses])
         span = (top - bottom) or 1.0

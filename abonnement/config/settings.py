@@ -189,8 +189,8 @@ def _logo(b: Builder, entry: Entry, value: str | None) -> str | None:
     path = (root / value).resolve()
     kind = _LOGO_TYPES.get(path.suffix.lower())
     if kind is None:
-        b.error(entry, where, f"the logo `{value}` is not a PNG, JPEG or SVG file",
-                "name a .png, .jpg, .jpeg or .svg file of the config directory, or an https:// URL")  # fmt: skip
+        hint = "name a .png, .jpg, .jpeg or .svg file of the config directory, or an https:// URL"
+        b.error(entry, where, f"the logo `{value}` is not a PNG, JPEG or SVG file", hint)
         return None
     if not path.is_relative_to(root):
         b.error(entry, where, f"the logo `{value}` is outside the config directory",

@@ -3,11 +3,11 @@ the subscription's language and locale, rendered to HTML (Jinja2) and PDF (Weasy
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jinja2
@@ -209,8 +209,9 @@ def _context(
     period_last_day = invoice.period_end - timedelta(days=1) if invoice.period_end else None
 
     def period_of(line: LineRecord) -> str | None:
-        """"monthly, 1 January 2027 – 31 January 2027" for a line of a subscription's own
-        items (not a prorated or carried line, whose description says its own span)."""
+        """What a line of a subscription's own items bills: "monthly, 1 January 2027 –
+        31 January 2027" (None for
+        a prorated or carried line, whose description says its own span)."""
         owner = billed.get(line.subscription_id or "")
         if owner is None or line.description not in {i.name for i in owner.items}:
             return None
@@ -244,7 +245,8 @@ def _context(
         "credit_notes": list(credit_notes),
         "refunded": refunded,
         "describe": lambda adj: adjustment_text(
-            adj, adjustment_label(adj.kind, adj.rule, adj.label, catalog), fmt, gettext),
+            adj, adjustment_label(adj.kind, adj.rule, adj.label, catalog), fmt, gettext
+        ),
         # prices that include their tax: the totals then show the amount excluding tax, so
         # that it and the tax add up to the total
         "tax_included": any(a.kind == "tax" and a.inclusive for a in invoice.adjustments),

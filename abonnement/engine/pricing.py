@@ -344,8 +344,9 @@ def price_invoice(
                                                   rate, False, money(exclusive_base)))  # fmt: skip
         if has_inclusive:
             amount = rnd(inclusive_net * rate.value / 100)
+            net = money(rnd(inclusive_net))
             invoice_adjustments.append(Adjustment("tax", rule.name, rule.label, money(amount),
-                                                  rate, True, money(rnd(inclusive_net))))  # fmt: skip
+                                                  rate, True, net))  # fmt: skip
 
     priced = tuple(
         PricedLine(

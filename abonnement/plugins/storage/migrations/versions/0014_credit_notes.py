@@ -19,8 +19,9 @@ def upgrade() -> None:
         "credit_notes",
         sa.Column("number", sa.String(50), primary_key=True),
         sa.Column("seq", sa.BigInteger(), nullable=False, unique=True),
-        sa.Column("invoice_number", sa.String(50), sa.ForeignKey("invoices.number"),
-                  nullable=False),  # fmt: skip
+        sa.Column(
+            "invoice_number", sa.String(50), sa.ForeignKey("invoices.number"), nullable=False
+        ),
         sa.Column("payment_id", sa.BigInteger(), nullable=False, unique=True),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
