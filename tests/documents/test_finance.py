@@ -249,3 +249,15 @@ def test_a_png_logo_and_a_url_logo(tmp_path):
                                               .replace("logo.png", url))  # fmt: skip
     settings = App(config_dir=s.config).context.catalog.settings
     assert (settings.account_logo_data, settings.logo_src) == (None, url)
+
+
+def test_validate_renders_a_credit_note_template_with_sample_data(tmp_path):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    (s.config / "templates").mkdir()
+    (s.config / "templates" / "credit_note.html").write_text(
+        "<p>{{ note.number }} {{ money(note.amount) }}</p>\n<p>{{ note.reason }}</p>\n"
+    )
+    result = run("--config", str(s.config), "validate")
+    assert result.exit_code == 1
+    assert "templates/credit_note.html:2" in result.output + result.stderr
+    assert "has no attribute 'reason'" in result.output + result.stderr
