@@ -92,7 +92,9 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
     )
     movements = metric == "movements"
     width = max(6.0, len(labels) * (0.9 if movements else 0.7)) + (1.6 if movements else 0)
-    figure, axes = pyplot.subplots(figsize=(width, 4.5), dpi=100)
+    # constrained layout keeps the labels and the legend inside a figure of a fixed size
+    figure, axes = pyplot.subplots(figsize=(width, 4.5), dpi=100, layout="constrained")
+    figure.get_layout_engine().set(w_pad=0.15, h_pad=0.15)  # inches of margin all round
     if movements:
         # drawing only, never money
         def column(key: str, sign: int = 1) -> list[float]:
@@ -146,13 +148,18 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
     axes.margins(x=0.08)
     axes.set_xlabel("Month")
     axes.set_ylabel(unit if movements or unit != "subscriptions" else "Subscriptions")
-    title = "MRR movements" if movements else metric.replace("_", " ").upper()
+    if metric == "active":
+        from matplotlib.ticker import MaxNLocator
+
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count has no halves
+    title = {"movements": "MRR movements", "active": "Active subscriptions",
+             "churn": "Customer churn", "subscription_churn": "Subscription churn"}.get(
+        metric, metric.upper())  # fmt: skip
     axes.set_title(f"{title} by month ({unit})")
     axes.tick_params(axis="x", labelrotation=45)
     axes.grid(axis="y", color="#eee", linewidth=0.8)
     axes.set_axisbelow(True)
-    figure.tight_layout()
-    figure.savefig(path, bbox_inches="tight", pad_inches=0.2)
+    figure.savefig(path)
     pyplot.close(figure)
 
 
