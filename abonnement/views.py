@@ -9,10 +9,16 @@ from typing import Any
 from abonnement.engine.catalog import Settings
 from abonnement.engine.money import Money
 from abonnement.engine.purchase import Summary
-from abonnement.engine.records import AdjustmentRecord, InvoiceRecord, PaymentRecord
+from abonnement.engine.records import (
+    AdjustmentRecord,
+    CreditNoteRecord,
+    InvoiceRecord,
+    PaymentRecord,
+)
 from abonnement.engine.subscriptions import Subscription, mrr
 
 __all__ = [
+    "credit_note_json",
     "invoice_json",
     "invoice_summary_json",
     "payment_json",
@@ -215,6 +221,19 @@ def subscription_detail_json(
         for e in detail.history
     ]
     return payload
+
+
+def credit_note_json(note: CreditNoteRecord) -> dict[str, Any]:
+    """A credit note in the documented shape: ``{"number", "invoice", "payment_id",
+    "issue_date", "amount", "currency"}`` (the amount given back, positive)."""
+    return {
+        "number": note.number,
+        "invoice": note.invoice_number,
+        "payment_id": note.payment_id,
+        "issue_date": _date(note.issue_date),
+        "amount": note.amount.format_amount(),
+        "currency": note.currency,
+    }
 
 
 def invoice_summary_json(invoice: InvoiceRecord) -> dict[str, Any]:

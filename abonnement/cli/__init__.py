@@ -20,6 +20,7 @@ import click
 from abonnement.app import App, find_config_dir
 from abonnement.cli import (
     billing,
+    credit_notes,
     events,
     invoices,
     payments,
@@ -130,6 +131,7 @@ for module in (
     plan,
     subscriptions,
     invoices,
+    credit_notes,
     payments,
     events,
     reports,

@@ -66,7 +66,8 @@ def payments_refund(app: App, payment_id: int, amount: str | None, as_of: Any,
     if as_json:
         echo_json(result)
         return
-    click.echo(f"refunded {result['amount']} {result['currency']} of {result['invoice']}")
+    click.echo(f"refunded {result['amount']} {result['currency']} of {result['invoice']} "
+               f"(credit note {result['credit_note']})")  # fmt: skip
 
 
 @click.group("payment-methods")

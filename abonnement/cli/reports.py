@@ -76,8 +76,13 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
         echo_rows(columns, rows)
 
 
+_LABEL_BOX = {"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"}  # readable over a line
+
+
 def _draw(path: Path, metric: str, currency: str, series: list) -> None:
-    """A bar chart of a monthly series (movements: gains up, losses down, net as a line)."""
+    """A bar chart of a monthly series (movements: gains up, losses down, net as a line),
+    with its axes named, each bar's value written on it, room between the bars and the frame,
+    and the legend beside the plot rather than over it."""
     if not series:
         raise click.UsageError("--chart draws a series: give --from (and --to)")
     try:
@@ -88,31 +93,78 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
     except ImportError:
         raise AbonnementError("charts need matplotlib: pip install 'abonnement[chart]'") from None
     labels = [month.strftime("%Y-%m") for month, _ in series]
-    figure, axes = pyplot.subplots(figsize=(max(6, len(labels) * 0.6), 4), dpi=100)
-    if metric == "movements":
+    unit = {"churn": "%", "subscription_churn": "%", "active": "subscriptions"}.get(
+        metric, currency
+    )
+    movements = metric == "movements"
+    width = max(6.0, len(labels) * (0.9 if movements else 0.7)) + (1.6 if movements else 0)
+    # constrained layout keeps the labels and the legend inside a figure of a fixed size
+    figure, axes = pyplot.subplots(figsize=(width, 4.5), dpi=100, layout="constrained")
+    figure.get_layout_engine().set(w_pad=0.15, h_pad=0.15)  # inches of margin all round
+    if movements:
         # drawing only, never money
-        def column(key: str, sign: int) -> list[float]:
+        def column(key: str, sign: int = 1) -> list[float]:
             return [sign * float(v[key].amount) for _, v in series]
 
-        axes.bar(labels, column("new", 1), label="new", color="#2e7d32")
-        axes.bar(labels, column("expansion", 1), bottom=column("new", 1), label="expansion",
+        def text(key: str) -> list[str]:
+            return [v[key].format_amount() if v[key] else "" for _, v in series]
+
+        axes.bar(labels, column("new"), label="new", color="#2e7d32")
+        axes.bar(labels, column("expansion"), bottom=column("new"), label="expansion",
                  color="#81c784")  # fmt: skip
         axes.bar(labels, column("churned", -1), label="churned", color="#c62828")
         axes.bar(labels, column("contraction", -1), bottom=column("churned", -1),
                  label="contraction", color="#ef9a9a")  # fmt: skip
-        axes.plot(labels, column("net", 1), color="#222", marker="o", label="net")
+        gains = [a + b for a, b in zip(column("new"), column("expansion"), strict=True)]
+        losses = [a + b for a, b in zip(column("churned", -1), column("contraction", -1),
+                                        strict=True)]  # fmt: skip
+        # one value per stack: the month's gains above it, its losses below it
+        for x, (up, down) in enumerate(zip(gains, losses, strict=True)):
+            if up:
+                axes.annotate(f"+{up:,.2f}", (x, up), xytext=(0, 7), textcoords="offset points",
+                              ha="center", va="bottom", fontsize="x-small")  # fmt: skip
+            if down:
+                axes.annotate(f"{down:,.2f}", (x, down), xytext=(0, -7),
+                              textcoords="offset points", ha="center", va="top",
+                              fontsize="x-small")  # fmt: skip
+        axes.plot(labels, column("net"), color="#222", marker="o", markersize=4,
+                  linewidth=1, label="net")  # fmt: skip
+        # the net is written only where it differs from the month's gains and losses
+        for x, (value, shown) in enumerate(zip(column("net"), text("net"), strict=True)):
+            if shown and gains[x] and losses[x]:
+                axes.annotate(f"net {shown}", (x, value), xytext=(8, 0),
+                              textcoords="offset points", ha="left", va="center",
+                              fontsize="x-small", color="#222",
+                              bbox=_LABEL_BOX)  # fmt: skip
         axes.axhline(0, color="#999", linewidth=0.8)
-        axes.legend(fontsize="small")
+        top, bottom = max([0.0, *gains]), min([0.0, *losses])
+        span = (top - bottom) or 1.0
+        axes.set_ylim(bottom - span * 0.18, top + span * 0.18)  # the labels stay inside
+        # beside the plot: over it, it would hide the bars of the first months
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                    frameon=False)  # fmt: skip
     else:
         values = [float(getattr(v, "amount", v)) for _, v in series]  # drawing only
-        axes.bar(labels, values, color="#3b6ea5")
-    unit = {"churn": "%", "subscription_churn": "%", "active": "subscriptions"}.get(
-        metric, currency
-    )
-    axes.set_title(f"{metric.upper() if metric != 'movements' else 'MRR movements'} by month "
-                   f"({unit})")  # fmt: skip
+        bars = axes.bar(labels, values, color="#3b6ea5")
+        shown = [v.format_amount() if hasattr(v, "format_amount") else str(v) for _, v in series]
+        axes.bar_label(bars, labels=shown, padding=3, fontsize="x-small")
+        low, high = min([0.0, *values]), max([0.0, *values])
+        span = (high - low) or 1.0
+        axes.set_ylim(low - (span * 0.12 if low < 0 else 0), high + span * 0.15)
+    axes.margins(x=0.08)
+    axes.set_xlabel("Month")
+    axes.set_ylabel(unit if movements or unit != "subscriptions" else "Subscriptions")
+    if metric == "active":
+        from matplotlib.ticker import MaxNLocator
+
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count has no halves
+    title = {"movements": "MRR movements", "active": "Active subscriptions",
+             "churn": "Customer churn", "subscription_churn": "Subscription churn"}.get(
+        metric, metric.upper())  # fmt: skip
+    axes.set_title(f"{title} by month ({unit})")
     axes.tick_params(axis="x", labelrotation=45)
-    figure.tight_layout()
+    axes.grid(axis="y", color="#eee", linewidth=0.8)
+    axes.set_axisbelow(True)
     figure.savefig(path)
     pyplot.close(figure)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import string
 import zoneinfo
 from collections.abc import Callable
@@ -44,6 +45,14 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
             f"bad invoice number format {number_format!r}",
             "use exactly one {seq} field, e.g. INV-{seq:05d}",
         )
+    credit_note_format = inv.get("credit_note_format", "CN-{seq:04d}")
+    if not _one_field(credit_note_format, "seq", 1):
+        b.error(
+            entry,
+            ("invoices", "credit_note_format"),
+            f"bad credit note number format {credit_note_format!r}",
+            "use exactly one {seq} field, e.g. CN-{seq:04d}",
+        )
     pay_url = inv.get("pay_url")
     if pay_url is not None and not _one_field(pay_url, "number", "INV-1"):
         b.error(
@@ -62,6 +71,7 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         payment_terms=inv.get("payment_terms", "due_on_receipt"),
         tax_ids=tuple(inv.get("tax_ids", ())),
         pay_url=pay_url,
+        credit_note_format=credit_note_format,
     )
     pay = raw.get("payments", {})
     processor = pay.get("processor", "test")
@@ -174,7 +184,53 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         webhooks=endpoints,
         webhook_timeout=float((hooks or {}).get("timeout", 5)),
         webhook_retries=int((hooks or {}).get("retries", 2)),
+        account_logo_data=_logo(b, entry, raw.get("account_logo")),
+        account_address=b.address(raw.get("account_address")),
     )
+
+
+# what a logo file may be, told by its first bytes (not its name): PNG, JPEG, or SVG text
+_LOGO_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+               ".svg": "image/svg+xml"}  # fmt: skip
+_LOGO_LIMIT = 1_000_000  # bytes: a logo, not a poster (it is embedded in every document)
+
+
+def _logo(b: Builder, entry: Entry, value: str | None) -> str | None:
+    """``settings.account_logo`` as a ``data:`` URI when it names a file of the config
+    directory (None for a URL or nothing); a missing, unreadable, oversized or mislabelled
+    file, or one outside the directory, is a problem at the setting."""
+    if not value or value.startswith(("https://", "http://")):
+        return None
+    where = ("account_logo",)
+    root = b.root.resolve()
+    path = (root / value).resolve()
+    kind = _LOGO_TYPES.get(path.suffix.lower())
+    if kind is None:
+        hint = "name a .png, .jpg, .jpeg or .svg file of the config directory, or an https:// URL"
+        b.error(entry, where, f"the logo `{value}` is not a PNG, JPEG or SVG file", hint)
+        return None
+    if not path.is_relative_to(root):
+        b.error(entry, where, f"the logo `{value}` is outside the config directory",
+                "keep it in the config directory, with a path relative to it")  # fmt: skip
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        b.error(entry, where, f"cannot read the logo `{value}`: {exc.strerror}",
+                "a path relative to the config directory, e.g. assets/logo.png")  # fmt: skip
+        return None
+    if len(data) > _LOGO_LIMIT:
+        b.error(entry, where, f"the logo `{value}` is {len(data)} bytes, more than 1 MB")
+        return None
+    head = data[:512].lstrip()
+    looks = {"image/png": data.startswith(b"\x89PNG\r\n\x1a\n"),
+             "image/jpeg": data.startswith(b"\xff\xd8\xff"),
+             "image/svg+xml": b"<svg" in data[:4096] and head.startswith(b"<")}[kind]  # fmt: skip
+    if not looks:
+        shown = {"image/png": "PNG", "image/jpeg": "JPEG", "image/svg+xml": "SVG"}[kind]
+        b.error(entry, where, f"the logo `{value}` is not a valid {shown} image")
+        return None
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _taxes(

@@ -3,7 +3,8 @@ the subscription's language and locale, rendered to HTML (Jinja2) and PDF (Weasy
 
 from __future__ import annotations
 
-from dataclasses import fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,18 +12,121 @@ from typing import Any
 
 import jinja2
 
-from abonnement.documents.i18n import Formatter, address_lines
+from abonnement.documents.i18n import Formatter, address_lines, translations
 from abonnement.documents.templating import environment
 from abonnement.engine.catalog import Address, Catalog
 from abonnement.engine.money import Money
-from abonnement.engine.records import InvoiceRecord, LineRecord
+from abonnement.engine.records import CreditNoteRecord, InvoiceRecord, LineRecord
 from abonnement.engine.status import InvoiceStatus
 from abonnement.engine.subscriptions import Subscription
 from abonnement.errors import AbonnementError
 
-__all__ = ["bill_to", "render_html", "render_pdf"]
+__all__ = [
+    "TaxRow",
+    "adjustment_text",
+    "bill_to",
+    "frequency_text",
+    "render_html",
+    "render_pdf",
+    "seller",
+    "tax_summary",
+]
 
 TEMPLATE = "invoice.html"
+
+
+@dataclass(frozen=True, slots=True)
+class TaxRow:
+    """One row of a document's tax summary: the taxable amount taxed at ``rate`` under
+    ``label`` and the tax on it. ``rate`` None: the amount no tax applies to. ``base`` None:
+    an invoice issued before taxable amounts were recorded."""
+
+    label: str | None
+    rate: Decimal | None
+    base: Money | None
+    tax: Money
+
+
+def tax_summary(invoice: InvoiceRecord, name: Any = None) -> list[TaxRow]:
+    """The invoice's taxes per label and rate, as EU invoices state them (the taxable amount,
+    the rate, the tax), then the amount no tax applies to. Each row adds up the rounded
+    adjustments it stands for, so the taxes sum to ``tax_total`` exactly and, when no line
+    is taxed twice, the taxable amounts to the total excluding tax. Empty without taxes.
+    ``name``: what a tax adjustment is called (default: its label, else its rule)."""
+    taxes = [a for a in invoice.adjustments if a.kind == "tax"]
+    if not taxes:
+        return []
+    zero = Money.zero(invoice.currency)
+    rows: dict[tuple[str, Decimal | None], list[Any]] = {}
+    for adj in taxes:
+        label = name(adj) if name is not None else (adj.label or adj.rule)
+        row = rows.setdefault((label, adj.rate), [zero, zero])
+        row[0] = None if row[0] is None or adj.base is None else row[0] + adj.base
+        row[1] = row[1] + adj.amount
+    summary = [TaxRow(label, rate, base, tax) for (label, rate), (base, tax) in rows.items()]
+    # what no tax applies to: the total excluding tax less each taxed line's taxable amount
+    # (every line is taxed when an invoice-scope tax is there)
+    if any(a.line_position is None for a in taxes) or any(a.base is None for a in taxes):
+        return summary
+    taxed: dict[int, Money] = {}
+    for adj in taxes:
+        taxed.setdefault(adj.line_position, adj.base)  # type: ignore[arg-type]
+    untaxed = invoice.total - invoice.tax_total - sum(taxed.values(), zero)
+    if untaxed:
+        summary.append(TaxRow(None, None, untaxed, zero))
+    return summary
+
+
+def taxed_once(invoice: InvoiceRecord) -> bool:
+    """Whether no line carries two taxes (its taxable amount then counts once in the sum of
+    the summary's taxable amounts)."""
+    lines = [a.line_position for a in invoice.adjustments if a.kind == "tax"]
+    scoped = [p for p in lines if p is not None]
+    return len(scoped) == len(set(scoped)) and (not scoped or len(scoped) == len(lines))
+
+
+def base_total(summary: Sequence[TaxRow]) -> Money | None:
+    """The sum of the summary's taxable amounts; None when one of them is unknown."""
+    if not summary or any(row.base is None for row in summary):
+        return None
+    return sum((row.base for row in summary[1:]), summary[0].base)  # type: ignore[misc]
+
+
+def seller(catalog: Catalog, document: Any, fmt: Formatter) -> dict[str, Any]:
+    """Who issues the document: the account's name, address, tax ids and embedded logo."""
+    settings = catalog.settings
+    return {
+        "name": settings.account,
+        "tax_ids": document.get("tax_ids", []),
+        "address_lines": address_lines(settings.account_address, fmt),
+        "logo": settings.account_logo_data,  # a file's content; a URL is not fetched here
+    }
+
+
+def frequency_text(frequency: Any, gettext: Any) -> str:
+    """A billing frequency in the document's language: ``monthly``, ``every 3 months``."""
+    unit = getattr(getattr(frequency, "unit", None), "value", None)
+    count = getattr(frequency, "count", 1)
+    if count == 1:
+        one = {"W": gettext("weekly"), "M": gettext("monthly"), "Y": gettext("yearly")}
+        return one.get(unit, str(frequency))
+    many = {"W": gettext("every %(count)s weeks"), "M": gettext("every %(count)s months"),
+            "Y": gettext("every %(count)s years")}  # fmt: skip
+    return many[unit] % {"count": count} if unit in many else str(frequency)
+
+
+def adjustment_text(adj: Any, label: str | None, fmt: Formatter, gettext: Any) -> str:
+    """How a document names an adjustment: its label (else "Discount", "Fee"), and for a
+    discount or fee the rule behind it and its percent: "Loyalty (rule loyalty, 10 %)"."""
+    name = label or {"discount": gettext("Discount"), "fee": gettext("Fee")}.get(adj.kind, "")
+    rate = fmt.percent(adj.rate) if adj.rate is not None else None
+    if adj.kind == "tax":
+        text = f"{name} {rate}" if rate else name
+        return f"{text} ({gettext('included')})" if adj.inclusive else text
+    parts = [gettext("rule %(name)s") % {"name": adj.rule}] if adj.rule != "unit_discount" else []
+    if rate:
+        parts.append(rate)
+    return f"{name} ({', '.join(parts)})" if parts else name
 
 
 def bill_to(
@@ -84,9 +188,13 @@ def _context(
     fmt: Formatter,
     sub: Subscription | None,
     pay_url: str | None,
+    billed: Mapping[str, Subscription] | None = None,
+    credit_notes: Sequence[CreditNoteRecord] = (),
 ) -> dict[str, Any]:
     currency = invoice.currency
-    settings = catalog.settings
+    gettext = translations(invoice.document.get("language")
+                           or catalog.settings.invoices.language).gettext  # fmt: skip
+    billed = billed if billed is not None else ({sub.id: sub} if sub else {})
 
     def money(amount: Money | Decimal) -> str:
         """An amount of the invoice in its locale (``Money``, or a plain Decimal in its
@@ -98,23 +206,47 @@ def _context(
     def tax_label(rule: str, label: str | None = None) -> str:
         return adjustment_label("tax", rule, label, catalog) or ""
 
-    # each line as the template sees it: its fields and its own adjustments
-    lines = [{**_fields(line), "adjustments": invoice.adjustments_of(line.position)}
+    period_last_day = invoice.period_end - timedelta(days=1) if invoice.period_end else None
+
+    def period_of(line: LineRecord) -> str | None:
+        """What a line of a subscription's own items bills: "monthly, 1 January 2027 –
+        31 January 2027" (None for
+        a prorated or carried line, whose description says its own span)."""
+        owner = billed.get(line.subscription_id or "")
+        if owner is None or line.description not in {i.name for i in owner.items}:
+            return None
+        text = frequency_text(owner.frequency, gettext)
+        if invoice.period_start and period_last_day:
+            text += f", {fmt.date(invoice.period_start)} – {fmt.date(period_last_day)}"
+        return text
+
+    # each line as the template sees it: its fields, its period and its own adjustments
+    lines = [{**_fields(line), "period": period_of(line),
+              "adjustments": invoice.adjustments_of(line.position)}
              for line in invoice.lines]  # fmt: skip
     due = invoice.amount_due
     document = invoice.document
     buyer = bill_to(catalog, invoice.contact_id, sub, document.get("billing_address"))
     terms = (invoice.due_date - invoice.issue_date).days
+    refunded = sum((n.amount for n in credit_notes), Money.zero(currency))
+    summary = tax_summary(invoice, lambda adj: tax_label(adj.rule, adj.label))
     return {
         "invoice": invoice,
         "lines": lines,
         "invoice_adjustments": invoice.adjustments_of(None),
-        "seller": {"name": settings.account, "tax_ids": document.get("tax_ids", [])},
+        "seller": seller(catalog, document, fmt),
         "buyer": {**buyer, "address_lines": address_lines(buyer["address"], fmt)},
         "comments": document.get("comments"),
-        "period_last_day": invoice.period_end - timedelta(days=1) if invoice.period_end else None,
+        "period_last_day": period_last_day,
         "terms_days": terms,
         "amount_due": due,
+        "tax_summary": summary,
+        "tax_base_total": base_total(summary) if taxed_once(invoice) else None,
+        "credit_notes": list(credit_notes),
+        "refunded": refunded,
+        "describe": lambda adj: adjustment_text(
+            adj, adjustment_label(adj.kind, adj.rule, adj.label, catalog), fmt, gettext
+        ),
         # prices that include their tax: the totals then show the amount excluding tax, so
         # that it and the tax add up to the total
         "tax_included": any(a.kind == "tax" and a.inclusive for a in invoice.adjustments),
@@ -136,10 +268,15 @@ def render_html(
     subscription: Subscription | None = None,
     template_dir: Path | None = None,
     pay_url: str | None = None,
+    billed: Mapping[str, Subscription] | None = None,
+    credit_notes: Sequence[CreditNoteRecord] = (),
 ) -> str:
     """The invoice document as HTML, in the invoice's language and locale. A ``invoice.html``
     in ``template_dir`` (the config's ``templates/``) replaces the built-in template.
-    ``pay_url``: where the buyer pays online, printed while the invoice is open and due."""
+    ``pay_url``: where the buyer pays online, printed while the invoice is open and due;
+    ``billed``: the subscriptions its lines bill, by id (their frequency is printed with the
+    lines; default: ``subscription``); ``credit_notes``: its refunds, printed with the
+    totals."""
     document = invoice.document
     language = document.get("language") or catalog.settings.invoices.language
     locale = document.get("locale") or catalog.settings.invoices.locale
@@ -147,7 +284,8 @@ def render_html(
     try:
         template = env.get_template(TEMPLATE)
         fmt = Formatter(locale)
-        return template.render(_context(invoice, catalog, fmt, subscription, pay_url))
+        return template.render(_context(invoice, catalog, fmt, subscription, pay_url, billed,
+                                        credit_notes))  # fmt: skip
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
         raise AbonnementError(f"invoice template: {where}{exc.message}") from None

@@ -2,8 +2,9 @@
 ``file:line`` problem at ``abonnement validate`` rather than a failed delivery at a billing run.
 
 Which data a template gets depends on its name, as at delivery: ``invoice.html`` the invoice
-document's, ``*.txt`` a message's, ``_layout.html`` a message's page; any other file (an
-include, a macro library) is parsed, and rendered through the templates that use it.
+document's, ``credit_note.html`` a credit note's, ``*.txt`` a message's, ``_layout.html`` a
+message's page; any other file (an include, a macro library, ``_document.html``) is parsed,
+and rendered through the templates that use it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,19 @@ from typing import Any
 
 import jinja2
 
+from abonnement.documents.credit_note import TEMPLATE as CREDIT_NOTE
+from abonnement.documents.credit_note import _context as _credit_note_context
 from abonnement.documents.i18n import Formatter
 from abonnement.documents.invoice import TEMPLATE, _context
 from abonnement.documents.templating import environment
 from abonnement.engine.catalog import Catalog
 from abonnement.engine.money import Money
-from abonnement.engine.records import AdjustmentRecord, InvoiceRecord, LineRecord
+from abonnement.engine.records import (
+    AdjustmentRecord,
+    CreditNoteRecord,
+    InvoiceRecord,
+    LineRecord,
+)
 from abonnement.engine.status import InvoiceStatus
 from abonnement.errors import Problem
 
@@ -42,7 +50,7 @@ def template_problems(config_dir: Path, catalog: Catalog) -> list[Problem]:
     problems = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _SUFFIXES):
         name = path.relative_to(folder).as_posix()
-        if name == TEMPLATE:
+        if name in (TEMPLATE, CREDIT_NOTE, "_document.html"):
             env = environment(folder, invoices.language, "templates")
         else:
             env = environment(folder, invoices.language, "templates/messages")
@@ -52,6 +60,12 @@ def template_problems(config_dir: Path, catalog: Catalog) -> list[Problem]:
                 pay_url = catalog.settings.buyer_url("/i/sample")
                 template.render(_context(_invoice(catalog), catalog, Formatter(invoices.locale),
                                          None, pay_url))  # fmt: skip
+            elif name == CREDIT_NOTE:
+                invoice = _invoice(catalog)
+                note = CreditNoteRecord("CN-0001", 1, invoice.number, 1, invoice.total,
+                                        SAMPLE_DAY)  # fmt: skip
+                template.render(_credit_note_context(note, invoice, catalog,
+                                                     Formatter(invoices.locale), None))  # fmt: skip
             elif name.endswith(".txt"):
                 template.render(message_sample(catalog))
             elif name == "_layout.html":

@@ -255,6 +255,7 @@ class InvoiceSettings:
     payment_terms: str = "due_on_receipt"
     tax_ids: tuple[str, ...] = ()
     pay_url: str | None = None  # the account's own pay page (`{number}`); None: the server's
+    credit_note_format: str = "CN-{seq:04d}"  # the credit notes' own gap-free series
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,10 +339,19 @@ class Settings:
     tax_provider: str | None = None  # a registered tax provider: automatic tax by location
     tax_table: tuple[RegionalRate, ...] = ()  # the built-in `table` provider's rates
     public_url: str = DEFAULT_PUBLIC_URL  # the base of every link written for buyers
-    account_logo: str | None = None  # a URL, shown on the buyer pages
+    account_logo: str | None = None  # a URL, or a file of the config directory
     webhooks: tuple[WebhookEndpoint, ...] = ()  # every domain event POSTed, signed
     webhook_timeout: float = 5.0  # seconds per request
     webhook_retries: int = 2  # immediate retries of a 5xx or timeout, before the outbox's
+    # the logo file's content as a ``data:`` URI (embedded in documents and buyer pages)
+    account_logo_data: str | None = None
+    account_address: Address | None = None  # the seller's address printed on documents
+
+    @property
+    def logo_src(self) -> str | None:
+        """What an ``<img src>`` shows as the account's logo: the file's content, else the
+        URL."""
+        return self.account_logo_data or self.account_logo
 
     def buyer_url(self, path: str) -> str:
         """``path`` (``/i/TOKEN``) on the server buyers reach (``settings.server.public_url``)."""

@@ -42,6 +42,7 @@ from abonnement.engine.invoicing import InvoiceDraft
 from abonnement.engine.money import Money
 from abonnement.engine.records import (
     AppliedConfig,
+    CreditNoteRecord,
     DeliveryRecord,
     DisputeRecord,
     EventRecord,
@@ -274,10 +275,18 @@ class InvoiceStore(Protocol):
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,
-        on: date,
-    ) -> int:  # fmt: skip
-        """A refund as a payment row of its own (negative ``amount``); returns its attempt
-        number. The invoice and the subscription stay as they are."""
+        on: date, credit_note_format: str = "CN-{seq:04d}",
+    ) -> tuple[int, str]:  # fmt: skip
+        """A refund as a payment row of its own (negative ``amount``) and its credit note,
+        numbered by ``credit_note_format`` from a gap-free counter of its own, in one
+        transaction; returns the refund's attempt number and the credit note's number. The
+        invoice and the subscription stay as they are."""
+
+    def credit_notes(self, invoice_number: str | None = None) -> list[CreditNoteRecord]:
+        """Credit notes in the order they were issued (only those of ``invoice_number``)."""
+
+    def credit_note(self, number: str) -> CreditNoteRecord | None:
+        """One credit note, or None."""
 
     def payments(
         self, subscription_id: str | None = None, invoice_number: str | None = None

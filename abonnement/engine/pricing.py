@@ -88,6 +88,7 @@ class Adjustment:
     amount: Money
     rate: Percent | None = None
     inclusive: bool = False
+    base: Money | None = None  # a tax's taxable amount (the invoice's tax summary sums these)
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,7 @@ def price_invoice(
                 if isinstance(rate, Percent):
                     found.append((rule.name, rule.label, rate))
         inclusive = w.line.tax_inclusive
+        gross = base
         if inclusive:
             # The amount holds every tax of the line: take them out together, at their sum.
             combined = sum((r.value for *_, r in found), _ZERO)
@@ -327,19 +329,24 @@ def price_invoice(
         else:
             exclusive_base += base
             has_exclusive = True
-        for name, label, rate in found:
-            w.taxes.append(Adjustment("tax", name, label, money(rnd(base * rate.value / 100)),
-                                      rate, inclusive))  # fmt: skip
+        amounts = [rnd(base * rate.value / 100) for *_, rate in found]
+        # the taxable amount printed beside each tax: an inclusive line's net takes the
+        # rounding residue (price − its rounded taxes), as the buyer paid the price they saw
+        net = gross - sum(amounts, _ZERO) if inclusive and not invoice_rates else rnd(base)
+        for (name, label, rate), amount in zip(found, amounts, strict=True):
+            w.taxes.append(Adjustment("tax", name, label, money(amount), rate, inclusive,
+                                      money(net)))  # fmt: skip
     for rule, rate in invoice_rates:
         # One adjustment for the lines taxed on top, one for those whose price includes it.
         if has_exclusive or not has_inclusive:
             amount = rnd(exclusive_base * rate.value / 100)
             invoice_adjustments.append(Adjustment("tax", rule.name, rule.label, money(amount),
-                                                  rate))  # fmt: skip
+                                                  rate, False, money(exclusive_base)))  # fmt: skip
         if has_inclusive:
             amount = rnd(inclusive_net * rate.value / 100)
+            net = money(rnd(inclusive_net))
             invoice_adjustments.append(Adjustment("tax", rule.name, rule.label, money(amount),
-                                                  rate, True))  # fmt: skip
+                                                  rate, True, net))  # fmt: skip
 
     priced = tuple(
         PricedLine(

@@ -22,6 +22,7 @@ from abonnement.engine.status import DeliveryStatus, InvoiceStatus, PaymentStatu
 __all__ = [
     "AdjustmentRecord",
     "AppliedConfig",
+    "CreditNoteRecord",
     "DeliveryRecord",
     "DisputeRecord",
     "EventRecord",
@@ -62,6 +63,9 @@ class AdjustmentRecord:
     label: str | None = None
     rate: Decimal | None = None  # percent (25 for 25%), for rate-based ones
     inclusive: bool = False  # a tax included in the line's price
+    # a tax's taxable amount: what its rate was applied to (net of an inclusive tax); None on
+    # invoices issued before it was recorded (0014)
+    base: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,24 @@ class InvoiceRecord:
     def adjustments_of(self, line_position: int | None) -> tuple[AdjustmentRecord, ...]:
         """The adjustments of one line (by position), or of the invoice (None)."""
         return tuple(a for a in self.adjustments if a.line_position == line_position)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNoteRecord:
+    """A credit note: the document of a refund, numbered in its own gap-free series and
+    issued in the same transaction as the refund it documents (``payment_id``: the refund's
+    payment row). ``amount`` is positive: what the buyer gets back of ``invoice_number``."""
+
+    number: str
+    seq: int
+    invoice_number: str
+    payment_id: int
+    amount: Money
+    issue_date: date
+
+    @property
+    def currency(self) -> str:
+        return self.amount.currency
 
 
 @dataclass(frozen=True, slots=True)

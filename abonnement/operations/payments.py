@@ -257,8 +257,9 @@ def attached(ctx: Context, contact_id: str | None, token: str, on: date) -> str:
 def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, Any]:
     """Give back ``amount`` (text or Decimal, default: everything not refunded yet) of a
     succeeded payment; the subscription is left as it is. ``InvalidInput`` unless the amount
-    is positive, within the currency's minor unit and at most what is left. ``{"invoice",
-    "attempt", "amount", "currency"}``."""
+    is positive, within the currency's minor unit and at most what is left. The refund's
+    credit note is numbered and stored in the refund's own transaction. ``{"invoice",
+    "attempt", "credit_note", "amount", "currency"}``."""
     rows = ctx.storage.payments()
     row = next((p for p in rows if p.id == payment_id), None)
     if row is None:
@@ -278,10 +279,12 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
                                    amount=money, idempotency_key=key, on=on)  # fmt: skip
     if result.status != PaymentStatus.SUCCEEDED:
         raise CollectionError(f"the refund failed ({result.failure_code or result.status})")
-    attempt = ctx.storage.record_refund(row.invoice_number, money, row.method, key,
-                                         result.reference, on)  # fmt: skip
+    attempt, credit_note = ctx.storage.record_refund(
+        row.invoice_number, money, row.method, key, result.reference, on,
+        ctx.catalog.settings.invoices.credit_note_format,
+    )  # fmt: skip
     deliver_due(ctx, on)
-    return {"invoice": row.invoice_number, "attempt": attempt,
+    return {"invoice": row.invoice_number, "attempt": attempt, "credit_note": credit_note,
             "amount": money.format_amount(), "currency": money.currency}  # fmt: skip
 
 

@@ -11,14 +11,22 @@ from abonnement.operations.context import Context
 from abonnement.operations.progress import Progress, counted
 
 if TYPE_CHECKING:
-    from abonnement.engine.records import EventRecord, InvoiceRecord, PaymentRecord
+    from abonnement.engine.records import (
+        CreditNoteRecord,
+        EventRecord,
+        InvoiceRecord,
+        PaymentRecord,
+    )
     from abonnement.engine.subscriptions import Subscription
 
 __all__ = [
     "SubscriptionDetail",
+    "credit_note",
+    "credit_notes",
     "invoice",
     "invoices",
     "payments",
+    "render_credit_note",
     "render_invoice",
     "segment",
     "subscription",
@@ -148,7 +156,48 @@ def render_invoice(ctx: Context, number: str, fmt: str = "html") -> bytes:
     sub = ctx.storage.subscription(found.subscription_id) if found.subscription_id else None
     html = render_html(found, ctx.catalog, subscription=sub,
                        template_dir=ctx.config_dir / "templates",
-                       pay_url=pay_url(ctx, found))  # fmt: skip
+                       pay_url=pay_url(ctx, found), billed=_billed(ctx, found, sub),
+                       credit_notes=ctx.storage.credit_notes(number))  # fmt: skip
+    return render_pdf(html) if fmt == "pdf" else html.encode()
+
+
+def _billed(ctx: Context, found: InvoiceRecord, sub: Subscription | None) -> dict[str, Any]:
+    """The subscriptions the invoice's lines bill, by id (its own, or a purchase's)."""
+    billed = {sub.id: sub} if sub is not None else {}
+    for line in found.lines:
+        if line.subscription_id and line.subscription_id not in billed:
+            other = ctx.storage.subscription(line.subscription_id)
+            if other is not None:
+                billed[other.id] = other
+    return billed
+
+
+def credit_notes(ctx: Context, invoice_number: str | None = None) -> list[CreditNoteRecord]:
+    """Credit notes in the order they were issued (only those of ``invoice_number``)."""
+    if invoice_number is not None:
+        invoice(ctx, invoice_number)  # NotFound for an invoice that does not exist
+    return ctx.storage.credit_notes(invoice_number)
+
+
+def credit_note(ctx: Context, number: str) -> CreditNoteRecord:
+    """One credit note; ``NotFound`` if there is none."""
+    found = ctx.storage.credit_note(number)
+    if found is None:
+        raise NotFound("credit note", number)
+    return found
+
+
+def render_credit_note(ctx: Context, number: str, fmt: str = "html") -> bytes:
+    """The customer-facing document of credit note ``number`` (in its invoice's language and
+    locale): HTML text or PDF bytes."""
+    from abonnement.documents.credit_note import render_html
+    from abonnement.documents.invoice import render_pdf
+
+    note = credit_note(ctx, number)
+    found = invoice(ctx, note.invoice_number)
+    sub = ctx.storage.subscription(found.subscription_id) if found.subscription_id else None
+    html = render_html(note, found, ctx.catalog, subscription=sub,
+                       template_dir=ctx.config_dir / "templates")  # fmt: skip
     return render_pdf(html) if fmt == "pdf" else html.encode()
 
 

@@ -55,7 +55,7 @@ def _page(request: Request, template: str, language: str, *, status: int = 200,
     cookie = request.cookies.get(csrf.COOKIE) or csrf.new_cookie()
     html = render(
         template, language, locale,
-        account=settings.account, logo=settings.account_logo,
+        account=settings.account, logo=settings.logo_src,
         csrf_field=csrf.FIELD, csrf_token=csrf.token(server.csrf_key, cookie, request.url.path),
         **values,
     )  # fmt: skip

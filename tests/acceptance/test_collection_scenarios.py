@@ -327,4 +327,4 @@ def test_report_draws_a_chart(tmp_path, db_url):
     data = chart.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    assert (width, height) == (600, 400)
+    assert (width, height) == (600, 450)  # 6 × 4.5 inches at 100 dpi, labels and all

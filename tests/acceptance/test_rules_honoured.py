@@ -76,9 +76,10 @@ def test_the_invoice_document_shows_the_rule_labels_and_rates(tmp_path, db_url):
                "INV-00001").stdout  # fmt: skip
     cells = [re.sub(r"\s+", " ", c).strip() for c in re.findall(r"<td>(.*?)</td>", html, re.S)]
     assert "NY sales tax 8.875%" in cells
-    assert "Loyalty discount 10%" in cells
-    assert "Card processing fee" in cells
-    assert "Fee" in cells  # `handling` has no label: the document's own word
+    # a discount or fee line names its rule, and a discount its percent
+    assert "Loyalty discount (rule loyalty, 10%)" in cells
+    assert "Card processing fee (rule card_fee)" in cells
+    assert "Fee (rule handling)" in cells  # `handling` has no label: the document's own word
     assert "Ny sales" not in html
 
 

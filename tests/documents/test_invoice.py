@@ -58,10 +58,17 @@ def test_s9_as_a_danish_pdf(s9, tmp_path):
         "ACME ApS",
         "1165 København",
         "Danmark",
-        "Cloud storage (GB) STORAGE-GB 6.000 0,06 USD 360,00 USD",
-        "Premium support 1 99,00 USD 99,00 USD",
-        "Rabat 10 % −9,90 USD",
+        # each line says its frequency and period under its description
+        "Cloud storage (GB) STORAGE-GB\nmånedligt, 1. december 2026 – 31. december 2026\n"
+        "6.000 0,06 USD 360,00 USD",
+        "Premium support\nmånedligt, 1. december 2026 – 31. december 2026\n1 99,00 USD 99,00 USD",
+        "Rabat (10 %) −9,90 USD",  # the line's own unit discount: no rule to name
         "Moms 25 % 22,28 USD",
+        # the tax summary: taxable amount per rate, and what no tax applies to
+        "Momsoversigt Sats Momsgrundlag Moms",
+        "Moms 25 % 89,10 USD 22,28 USD",
+        "Momsfrit 360,00 USD 0,00 USD",
+        "I alt 449,10 USD 22,28 USD",
         "Subtotal 459,00 USD",
         "I alt 471,38 USD",
         "Skyldigt beløb 471,38 USD",
@@ -126,6 +133,10 @@ def test_every_template_string_is_translated_in_every_language():
     # the documents', the messages' and the buyer pages' templates share the catalogs
     for folder in (DOCUMENTS / "templates", ROOT / "abonnement" / "server" / "templates"):
         found |= {found[2] for found in extract_from_dir(str(folder), method_map=methods)}
+    # and so do the words the document code writes (frequencies, "rule NAME")
+    python = [("invoice.py", "python"), ("credit_note.py", "python")]
+    found |= {f[2] for f in extract_from_dir(str(DOCUMENTS), method_map=python)}
+    assert {"monthly", "every %(count)s months", "rule %(name)s"} <= found
     assert {"Invoice", "Net %(days)s days", "Uncollectible", "Thank you!",
             "This link is no longer valid", "Due now"} <= found  # fmt: skip
     for language in LANGUAGES[1:]:

@@ -92,8 +92,8 @@ def test_invoices_and_payments_answer_the_cli_s_json(api):
     (payment,) = api.payments()
     refund = api.client.post(f"/api/v1/payments/{payment['id']}/refund",
                              json={"amount": "5.00", "as_of": "2026-12-02"})  # fmt: skip
-    assert refund.json() == {"invoice": "INV-00001", "attempt": 2, "amount": "5.00",
-                             "currency": "USD"}  # fmt: skip
+    assert refund.json() == {"invoice": "INV-00001", "attempt": 2, "credit_note": "CN-0001",
+                             "amount": "5.00", "currency": "USD"}  # fmt: skip
     assert [p["status"] for p in get("/api/v1/payments?invoice=INV-00001").json()] == [
         "succeeded", "refunded"]  # fmt: skip
 

@@ -104,6 +104,7 @@ class Invoices:
                     r.label,
                     r.rate,
                     bool(r.inclusive),
+                    Money(r.base, currency) if r.base is not None else None,
                 )
                 for r in adjustment_rows
             )

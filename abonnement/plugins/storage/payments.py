@@ -40,7 +40,7 @@ from abonnement.engine.outcomes import (
     reads_failing,
     recorded,
 )
-from abonnement.engine.records import InvoiceRecord, PaymentRecord
+from abonnement.engine.records import CreditNoteRecord, InvoiceRecord, PaymentRecord
 from abonnement.engine.status import InvoiceStatus, PaymentStatus
 from abonnement.engine.subscriptions import Subscription
 from abonnement.errors import AlreadyCollecting, InvalidInput, NotFound
@@ -65,6 +65,7 @@ _INSERT_PAYMENT = (
 )
 _P = t.payments.c
 _I = t.invoices.c
+_C = t.credit_notes.c
 _S = t.subscriptions.c
 _L = t.invoice_subscriptions.c
 # The subscription an invoice's payments move: its own, or a purchase's first owner
@@ -511,20 +512,45 @@ class Payments:
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,
-        on: date,
-    ) -> int:  # fmt: skip
-        """A refund is a payment row of its own (a negative amount); the invoice and the
-        subscription stay as they are."""
+        on: date, credit_note_format: str = "CN-{seq:04d}",
+    ) -> tuple[int, str]:  # fmt: skip
+        """A refund is a payment row of its own (a negative amount) and a credit note
+        numbered from the ``credit_note`` counter, in one transaction; the invoice and the
+        subscription stay as they are. Returns the attempt and the credit note's number."""
         with self.db.tx() as conn:
             if not self.db.sqlite:  # its attempt number is the count: one writer at a time
                 conn.execute(select(_I.number).where(_I.number == number).with_for_update())
+            # the counter first: its row stays locked until commit, so concurrent refunds
+            # take turns (and a rolled-back one gives its number back: the series has no gap)
+            seq = conn.execute(
+                update(t.sequences).where(t.sequences.c.name == "credit_note")
+                .values(value=t.sequences.c.value + 1).returning(t.sequences.c.value)
+            ).scalar_one()  # fmt: skip
             attempt = conn.execute(select(func.count()).where(_P.invoice_number == number)
                                    ).scalar_one() + 1  # fmt: skip
-            conn.execute(t.payments.insert().values(
+            payment_id = conn.execute(t.payments.insert().values(
                 invoice_number=number, attempt=attempt, amount=-amount.amount,
                 currency=amount.currency, method=method, status=PaymentStatus.REFUNDED,
-                idempotency_key=key, reference=reference, on_date=on, manual=True))  # fmt: skip
-        return attempt
+                idempotency_key=key, reference=reference, on_date=on, manual=True,
+            ).returning(_P.id)).scalar_one()  # fmt: skip
+            credit_note = credit_note_format.format(seq=seq)
+            conn.execute(t.credit_notes.insert().values(
+                number=credit_note, seq=seq, invoice_number=number, payment_id=payment_id,
+                amount=amount.amount, currency=amount.currency, issue_date=on))  # fmt: skip
+        return attempt, credit_note
+
+    def credit_notes(self, invoice_number: str | None = None) -> list[CreditNoteRecord]:
+        """Credit notes in the order they were issued (of one invoice)."""
+        query = select(t.credit_notes).order_by(_C.seq)
+        if invoice_number:
+            query = query.where(_C.invoice_number == invoice_number)
+        with self.db.tx() as conn:
+            return [_credit_note(r) for r in conn.execute(query)]
+
+    def credit_note(self, number: str) -> CreditNoteRecord | None:
+        with self.db.tx() as conn:
+            row = conn.execute(select(t.credit_notes).where(_C.number == number)).first()
+        return _credit_note(row) if row is not None else None
 
     def payments(
         self, subscription_id: str | None = None, invoice_number: str | None = None
@@ -646,3 +672,9 @@ class Payments:
                 sub, open_due_on=oldest, status=standing.status, event_seq=standing.event_seq,
                 canceled_on=standing.canceled_on)])  # fmt: skip
             insert_events(self.db.codec, conn, (*events, *cleared))
+
+
+def _credit_note(row: Any) -> CreditNoteRecord:
+    return CreditNoteRecord(number=row.number, seq=row.seq, invoice_number=row.invoice_number,
+                            payment_id=row.payment_id, amount=Money(row.amount, row.currency),
+                            issue_date=row.issue_date)  # fmt: skip

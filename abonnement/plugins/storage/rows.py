@@ -306,9 +306,10 @@ def pending_item(row: Mapping[str, Any], currency: str) -> Item:
 
 
 def _adjustment(position: int, line: int | None, adj: Any) -> tuple:
+    base = getattr(adj, "base", None)
     return (position, line, adj.kind, adj.rule, adj.label,
             to_micros(adj.rate.value) if adj.rate else None, adj.inclusive,
-            to_micros(adj.amount.amount))  # fmt: skip
+            to_micros(adj.amount.amount), to_micros(base.amount) if base else None)  # fmt: skip
 
 
 def insert_events(codec: Codec, conn: Connection, events: Sequence[Event]) -> None:

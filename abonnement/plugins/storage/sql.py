@@ -43,6 +43,7 @@ from abonnement.engine.money import Money
 from abonnement.engine.ports import Finished, StepWork
 from abonnement.engine.records import (
     AppliedConfig,
+    CreditNoteRecord,
     DeliveryRecord,
     DisputeRecord,
     EventRecord,
@@ -280,9 +281,16 @@ class SqlStorage:
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,
-        on: date,
-    ) -> int:  # fmt: skip
-        return self._payments.record_refund(number, amount, method, key, reference, on)
+        on: date, credit_note_format: str = "CN-{seq:04d}",
+    ) -> tuple[int, str]:  # fmt: skip
+        return self._payments.record_refund(number, amount, method, key, reference, on,
+                                            credit_note_format)  # fmt: skip
+
+    def credit_notes(self, invoice_number: str | None = None) -> list[CreditNoteRecord]:
+        return self._payments.credit_notes(invoice_number)
+
+    def credit_note(self, number: str) -> CreditNoteRecord | None:
+        return self._payments.credit_note(number)
 
     def payments(
         self, subscription_id: str | None = None, invoice_number: str | None = None

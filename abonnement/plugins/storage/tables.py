@@ -236,7 +236,22 @@ invoice_adjustments = Table(
     Column("rate", Micros),  # percent
     Column("inclusive", Boolean, nullable=False),
     Column("amount", Micros, nullable=False),
+    Column("base", Micros),  # 0014: a tax's taxable amount (NULL before, and off taxes)
     sqlite_with_rowid=False,  # 0004
+)  # fmt: skip
+
+# 0014: credit notes, numbered from the ``credit_note`` row of ``sequences`` (gap-free, in the
+# transaction of the refund they document)
+credit_notes = Table(
+    "credit_notes", metadata,
+    Column("number", String(50), primary_key=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("invoice_number", String(50), ForeignKey("invoices.number"), nullable=False,
+           index=True),
+    Column("payment_id", BigInteger, nullable=False, unique=True),
+    Column("amount", Micros, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("issue_date", Date, nullable=False),
 )  # fmt: skip
 
 payments = Table(

@@ -1,0 +1,93 @@
+"""``abonnement credit-notes …``: list, show, render — the documents of refunds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from abonnement.app import App
+from abonnement.cli.common import echo_json, json_option
+from abonnement.errors import AbonnementError, InvalidInput
+from abonnement.operations import queries
+
+
+@click.group("credit-notes")
+def credit_notes() -> None:
+    """Credit notes (one per refund, numbered in their own series): list, show, render."""
+
+
+@credit_notes.command("list")
+@click.option("--invoice", "invoice_number", help="Only the credit notes of this invoice.")
+@json_option
+@click.pass_obj
+def credit_notes_list(app: App, invoice_number: str | None, as_json: bool) -> None:
+    """Credit notes in the order they were issued.
+
+    With --json: a list of `{"number", "invoice", "payment_id", "issue_date", "amount",
+    "currency"}`."""
+    from abonnement.views import credit_note_json
+
+    rows = [credit_note_json(n) for n in queries.credit_notes(app.context, invoice_number)]
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['number']:<14} {row['issue_date']} {row['invoice']:<14} "
+                   f"{row['amount']:>12} {row['currency']}")  # fmt: skip
+
+
+@credit_notes.command("show")
+@click.argument("number")
+@json_option
+@click.pass_obj
+def credit_notes_show(app: App, number: str, as_json: bool) -> None:
+    """One credit note (--json: the shape of `credit-notes list`'s rows)."""
+    from abonnement.views import credit_note_json
+
+    row = credit_note_json(queries.credit_note(app.context, number))
+    if as_json:
+        echo_json(row)
+        return
+    click.echo(f"{row['number']}  issued {row['issue_date']}  for invoice {row['invoice']}")
+    click.echo(f"  refunded {row['amount']} {row['currency']} (payment {row['payment_id']})")
+
+
+@credit_notes.command("render")
+@click.argument("number")
+@click.option("--format", "fmt", type=click.Choice(["html", "pdf"]), default="html",
+              show_default=True)  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write here instead of standard output.")  # fmt: skip
+@json_option
+@click.pass_obj
+def credit_notes_render(app: App, number: str, fmt: str, output: str | None,
+                        as_json: bool) -> None:  # fmt: skip
+    """The customer-facing credit note, in its invoice's language and locale.
+
+    With --json: `{"number", "format", "output"}` once written (-o), else the document in
+    `"content"` (HTML) or `"content_base64"` (PDF)."""
+    document = queries.render_credit_note(app.context, number, fmt)
+    if output:
+        try:
+            Path(output).write_bytes(document)
+        except OSError as exc:
+            raise AbonnementError(f"cannot write {output}: {exc.strerror}") from None
+        if as_json:
+            echo_json({"number": number, "format": fmt, "output": output})
+        else:
+            click.echo(f"wrote {output}", err=True)
+    elif as_json:
+        import base64
+
+        body = ({"content": document.decode("utf-8")} if fmt == "html" else
+                {"content_base64": base64.b64encode(document).decode("ascii")})  # fmt: skip
+        echo_json({"number": number, "format": fmt, **body})
+    elif fmt == "pdf" and sys.stdout.isatty():
+        raise InvalidInput("a PDF is binary: write it with -o FILE (or pipe it)")
+    else:
+        sys.stdout.buffer.write(document)
+
+
+COMMANDS = (credit_notes,)
