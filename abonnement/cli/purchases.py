@@ -23,7 +23,7 @@ from abonnement.operations import purchases
 @click.option("--contact", "contact_id", required=True, help="The buyer (a contact id).")
 @click.option("--item", "items", multiple=True, required=True, metavar="PRODUCT[:QTY]")
 @click.option("--start", type=DATE, help="Billing starts on this date.")
-@click.option("--payments", type=click.IntRange(min=1), help="A fixed number of payments.")
+@click.option("--payments", type=click.IntRange(1, 1200), help="A fixed number of payments.")
 @as_of_option
 @json_option
 @click.pass_obj

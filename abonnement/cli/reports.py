@@ -12,6 +12,8 @@ from abonnement.cli.common import DATE, as_of_option, day, day_or_today, echo_js
 from abonnement.errors import AbonnementError
 from abonnement.operations import queries
 
+MAX_CHART_MONTHS = 240  # twenty years of bars stay readable (and quick to draw)
+
 
 @click.command()
 @click.argument(
@@ -40,6 +42,9 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
     if from_ and (day(to) or on) < day(from_):
         raise click.UsageError("--from is after --to (or --as-of)")
     months = month_starts(day(from_), day(to) or on) if from_ else []
+    if chart is not None and len(months) > MAX_CHART_MONTHS:
+        raise click.UsageError(f"--chart draws at most {MAX_CHART_MONTHS} months; this "
+                               f"series has {len(months)}: narrow --from and --to")  # fmt: skip
     from abonnement.views import report_json
 
     currency, value, series = queries.report(app.context, metric, on, currency=currency,
@@ -107,8 +112,12 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
                    f"({unit})")  # fmt: skip
     axes.tick_params(axis="x", labelrotation=45)
     figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
+    try:
+        figure.savefig(path)
+    except OSError as exc:  # a missing directory, a read-only place
+        raise AbonnementError(f"--chart: cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        pyplot.close(figure)
 
 
 @click.group()

@@ -74,7 +74,7 @@ def subscriptions_show(app: App, subscription_id: str, as_json: bool) -> None:
 @click.option("--item", "items", multiple=True, required=True, metavar="PRODUCT[:QTY]")
 @click.option("--currency", help="Default: the account's default currency.")
 @click.option("--start", type=DATE, help="First payment date (default: --as-of).")
-@click.option("--payments", type=click.IntRange(min=1), help="A fixed number of payments.")
+@click.option("--payments", type=click.IntRange(1, 1200), help="A fixed number of payments.")
 @click.option("--collection", type=click.Choice(["manual", "automatic"]), default="manual",
               show_default=True)  # fmt: skip
 @click.option("--payment-method", "payment_method_id", help="A method the contact saved.")

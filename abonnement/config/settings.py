@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 import zoneinfo
 from collections.abc import Callable
@@ -36,12 +37,14 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         b.error(entry, ("timezone",), f"unknown time zone `{timezone}`", "e.g. Europe/Copenhagen")
     inv = raw.get("invoices", {})
     number_format = inv.get("number_format", "INV-{seq:05d}")
-    if not _one_field(number_format, "seq", 1):
+    # numbers are stored in 50 characters; a format that stops working as the sequence grows
+    # (`{seq:c}` past U+10FFFF) is refused now, not at the billion-and-first invoice
+    if not _one_field(number_format, "seq", 1, 999_999_999, longest=50):
         b.error(
             entry,
             ("invoices", "number_format"),
             f"bad invoice number format {number_format!r}",
-            "use exactly one {seq} field, e.g. INV-{seq:05d}",
+            "use exactly one {seq} field, e.g. INV-{seq:05d}, and at most 50 characters",
         )
     pay_url = inv.get("pay_url")
     if pay_url is not None and not _one_field(pay_url, "number", "INV-1"):
@@ -266,11 +269,18 @@ def declared_property_problem(
     return None
 
 
-def _one_field(text: str, name: str, sample: object) -> bool:
-    """Whether ``text`` formats with exactly one ``{name}`` field and nothing else."""
+def _one_field(text: str, name: str, *samples: object, longest: int = 2000) -> bool:
+    """Whether ``text`` formats with exactly one ``{name}`` field and nothing else, each of
+    ``samples`` into at most ``longest`` characters."""
     try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field]
-        text.format(**{name: sample})
-    except (ValueError, KeyError, IndexError, AttributeError):
+        parsed = list(string.Formatter().parse(text))
+        fields = [field for _, field, _, _ in parsed if field]
+        # a width of 10**9 (or one nested from the value, `{seq:{seq}}`) would build a string
+        # of that size when formatted: refuse it before formatting anything
+        specs = "".join(spec or "" for _, _, spec, _ in parsed)
+        if "{" in specs or any(len(n) > 3 for n in re.findall(r"[0-9]+", specs)):
+            return False
+        formatted = [text.format(**{name: sample}) for sample in samples]
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError, OverflowError):
         return False
-    return fields == [name]
+    return fields == [name] and all(len(f) <= longest for f in formatted)

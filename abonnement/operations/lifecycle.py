@@ -120,10 +120,13 @@ def edit(
 
 
 def _check_bounds(sub: Subscription) -> None:
-    """``InvalidInput`` for a line beyond ``engine.bounds`` (quantity, unit price, amount)."""
-    from abonnement.engine.bounds import items_problem
+    """``InvalidInput`` for a line beyond ``engine.bounds`` (quantity, unit price, amount) or
+    a fixed term that ends past the calendar."""
+    from abonnement.engine.bounds import items_problem, payments_problem
 
-    problem = items_problem(sub.items)
+    problem = items_problem(sub.items) or (
+        payments_problem(sub.payments, sub.frequency) if sub.payments else None
+    )
     if problem:
         raise InvalidInput(f"`{sub.id}` {problem}; see the bounds in docs/concepts.md")
 
