@@ -32,6 +32,10 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         b.error(entry, ("default_currency",), f"{default_currency} is not in settings.currencies")
     timezone = raw.get("timezone", "UTC")
     try:
+        # a time zone's name is short; a long one with many `/` sends zoneinfo's lookup of
+        # the tzdata package into a RecursionError
+        if not isinstance(timezone, str) or len(timezone) > 64:
+            raise ValueError(timezone)
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         b.error(entry, ("timezone",), f"unknown time zone `{timezone}`", "e.g. Europe/Copenhagen")
