@@ -601,3 +601,160 @@ def test_every_command_with_malformed_arguments_exits_cleanly(billed, workspace,
 def test_the_command_tree_is_covered():
     names = {" ".join(path) for path, _ in COMMANDS}
     assert {"validate", "run", "init", "report", "serve", "invoices pay"} <= names
+
+
+# -- each kind of failure the fuzzing found, fixed in place ---------------------------------
+
+
+def _validate(root: Path, old: str, new: str, rules: str = EXAMPLE_RULES) -> tuple[int, str]:
+    assert old in EXAMPLE_YAML
+    config = _write_config(root, EXAMPLE_YAML.replace(old, new, 1), rules)
+    result = invoke(["--config", str(config), "validate"], 5)
+    return result.exit_code, result.stderr.replace(str(config) + "/", "")
+
+
+NUMBER_FORMAT = 'number_format: "INV-{seq:05d}"'
+HINT = "use exactly one {seq} field, e.g. INV-{seq:05d}, and at most 50 characters"
+
+
+@pytest.mark.parametrize(
+    "number_format",
+    [
+        "{seq[0]}",  # was a TypeError traceback at validate
+        "INV-{seq:99999999d}",  # was a 100 MB string per invoice number: the run hung
+        "INV-{seq:>1000000000}",
+        "INV-{seq:{seq}}",  # the width grows with the sequence
+        "INV-{seq:c}",  # a character: past U+10FFFF an OverflowError in a run
+        "INV-{seq:060d}",  # longer than the 50 characters a number is stored in
+    ],
+)
+def test_an_invoice_number_format_that_cannot_number_every_invoice_is_refused(
+    tmp_path, number_format
+):
+    code, err = _validate(tmp_path, NUMBER_FORMAT, f'number_format: "{number_format}"')
+    assert (code, err) == (
+        1,
+        f"abonnement.yaml:11:20: error: bad invoice number format {number_format!r} in settings.invoices.number_format; {HINT}\n"
+        "1 error\n",
+    )
+
+
+def test_a_time_zone_name_too_long_for_zoneinfo_is_an_unknown_time_zone(tmp_path):
+    name = "America/New_York" * 200  # was a RecursionError inside zoneinfo's package lookup
+    code, err = _validate(tmp_path, "timezone: America/New_York", f"timezone: {name}")
+    assert (code, err.splitlines()[0]) == (
+        1,
+        f"abonnement.yaml:6:13: error: unknown time zone `{name}` in settings.timezone; "
+        "e.g. Europe/Copenhagen",
+    )
+
+
+@pytest.mark.parametrize("start", ["9999-12-31", "0001-01-01", "2100-01-01", "1899-12-31"])
+def test_a_date_beyond_the_bounds_is_a_config_error(tmp_path, start):
+    code, err = _validate(tmp_path, "start: 2026-12-01", f"start: {start}")
+    assert (code, err) == (
+        1,
+        f"abonnement.yaml:76:12: error: {start} is outside 1900-01-01 to 2099-12-31 in "
+        "subscription `ane-coffee` (start); see the bounds in docs/concepts.md\n1 error\n",
+    )
+
+
+def test_the_last_day_in_bounds_validates_and_runs(tmp_path):
+    config = EXAMPLE_YAML.replace("start: 2026-12-01", "start: 2099-12-31")
+    assert check_config(tmp_path, config, EXAMPLE_RULES) == "accepted"
+
+
+def test_a_fixed_term_that_ends_past_the_calendar_is_a_config_error(tmp_path):
+    code, err = _validate(
+        tmp_path,
+        "      - {product: coffee-1kg, quantity: 1}\n    collection:",
+        "      - {product: coffee-1kg, quantity: 1, frequency: P999Y}\n"
+        "    terms: {payments: 1200}\n    collection:",
+    )
+    assert (code, err) == (
+        1,
+        "abonnement.yaml:79:23: error: 1,200 payments of P999Y end after the year 9999 in "
+        "subscription `ane-coffee` (terms.payments); see the bounds in docs/concepts.md\n"
+        "1 error\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        (BILLION_LAUGHS, "document expands to more than 1,000,000 values"),
+        ("x: " + "[" * 200 + "]" * 200 + "\n", "nesting deeper than 64 levels"),
+        ("? [a, b]\n: c\n", "mapping keys must be plain scalars"),
+        ("x: !!python/object/apply:os.system [echo]\n", "is not allowed"),
+    ],
+)
+def test_hostile_yaml_is_refused_at_once(tmp_path, snippet, message):
+    config = _write_config(tmp_path, EXAMPLE_YAML + snippet, EXAMPLE_RULES)
+    result = invoke(["--config", str(config), "validate"], 5)
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
+def _billed_cli(billed: Path, place: Path, *args: str) -> Result:
+    shutil.rmtree(place, ignore_errors=True)
+    shutil.copytree(billed, place)
+    (place / "exists.bin").write_bytes(b"\xff\xfe\x00rules")
+    root = ["--config", str(place / "config"), "--db", f"sqlite:///{place / 'a.db'}"]
+    return invoke([*root, *args], 30)
+
+
+RANGE = "is outside 1900-01-01 to 2099-12-31"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        # an OSError traceback from matplotlib
+        (["report", "mrr", "--from", "2026-12-01", "--to", "2027-02-01", "--chart",
+          "{place}/missing/dir/out.png"],
+         1, "error: --chart: cannot write {place}/missing/dir/out.png: No such file or directory"),
+        # 2,400 bars: drawing took minutes
+        (["report", "mrr", "--from", "1900-01-01", "--to", "2099-12-31", "--chart",
+          "{place}/out.png"],
+         2, "Error: --chart draws at most 240 months; this series has 2400: narrow --from and --to"),
+        # ValueError: year 10000 is out of range
+        (["forecast", "--as-of", "9999-12-31"], 2,
+         f"Error: Invalid value for '--as-of': 9999-12-31 {RANGE}"),
+        (["report", "mrr", "--from", "0001-01-01"], 2,
+         f"Error: Invalid value for '--from': 0001-01-01 {RANGE}"),
+        # billing 8,000 years of periods: a hang
+        (["run", "--until", "9999-01-01", "--dry-run"], 2,
+         f"Error: Invalid value for '--until': 9999-01-01 {RANGE}"),
+        # OverflowError after the record was checked
+        (["subscriptions", "create", "--id", "s2", "--contact", "bob", "--item", "coffee-1kg",
+          "--payments", "1099511627776"], 2,
+         "Error: Invalid value for '--payments': 1099511627776 is not in the range 1<=x<=1200."),
+        # UnicodeDecodeError reading a binary file as rules
+        (["fmt", "{place}/exists.bin"], 1, "error: cannot read {place}/exists.bin: not UTF-8 text"),
+        (["init", "{place}/exists.txt"], 1,
+         "error: {place}/exists.txt is a file; pick a new directory"),
+    ],
+)  # fmt: skip
+def test_each_malformed_command_line_found_is_a_message(billed, tmp_path, args, code, message):
+    place = tmp_path / "place"
+    args = [a.replace("{place}", str(place)) for a in args]
+    if "init" in args:
+        (tmp_path / "exists.txt").write_text("here\n")
+        place = tmp_path
+        args = [a.replace(str(tmp_path / "place"), str(tmp_path)) for a in args]
+    result = _billed_cli(billed, tmp_path / "place", *args)
+    assert result.exit_code == code, result.output
+    assert result.stderr.strip().splitlines()[-1] == message.replace("{place}", str(place))
+    assert not (tmp_path / "place" / "out.png").exists()
+
+
+def test_a_fixed_term_past_the_calendar_is_refused_by_the_operation():
+    from abonnement.engine.bounds import payments_problem
+    from abonnement.engine.schedule import Frequency
+
+    assert payments_problem(1200, Frequency.parse("P1M")) is None
+    assert payments_problem(7, Frequency.parse("P999Y")) is None
+    assert payments_problem(8, Frequency.parse("P999Y")) == (
+        "8 payments of P999Y end after the year 9999"
+    )
+    assert payments_problem(1201) == "1,201 payments is outside 1 to 1,200"
