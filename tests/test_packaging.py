@@ -137,9 +137,11 @@ def test_the_ci_integrations_run_validate_and_test():
     assert compose["services"]["db"]["image"].startswith("postgres")
     assert "abonnement run" in " ".join(compose["services"]["run"]["entrypoint"])
     assert compose["services"]["serve"]["command"][0] == "serve"
+    assert "ABONNEMENT_LINK_SECRET" not in str(compose)  # a weak default would be refused
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "FROM python:3.11-slim" in dockerfile
-    assert 'pip install ".[postgres]"' in dockerfile
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in dockerfile
+    # the image runs `run` on PostgreSQL and `serve`: both extras installed
+    assert 'pip install ".[postgres,server]"' in dockerfile
     assert 'ENTRYPOINT ["abonnement"]' in dockerfile
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -16,9 +17,11 @@ from abonnement.operations import access
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes (more than one: use PostgreSQL).")  # fmt: skip
 @json_option  # a server prints no result: with --json, a refusal to start is JSON
 @click.pass_obj
-def serve(app: App, host: str, port: int, as_json: bool) -> None:
+def serve(app: App, host: str, port: int, workers: int, as_json: bool) -> None:
     """Serve the buyer pages, processor webhooks and the HTTP API (/api/v1).
 
     Links in invoices and e-mails point at settings.server.public_url: set it to where
@@ -34,7 +37,14 @@ def serve(app: App, host: str, port: int, as_json: bool) -> None:
     asgi = create_app(app)  # loads the config now: a bad one stops here, every problem listed
     click.echo(f"abonnement serving {app.catalog.settings.account} on http://{host}:{port} "
                f"(links: {app.catalog.settings.public_url})", err=True)  # fmt: skip
-    uvicorn.run(asgi, host=host, port=port, log_level="warning", server_header=False)
+    if workers == 1:
+        uvicorn.run(asgi, host=host, port=port, log_level="warning", server_header=False)
+        return
+    # Each worker process builds its own app from the environment (the factory in asgi.py).
+    os.environ["ABONNEMENT_CONFIG"] = str(app.config_dir)
+    os.environ["ABONNEMENT_DATABASE_URL"] = str(app.database_url)
+    uvicorn.run("abonnement.server.asgi:app", factory=True, host=host, port=port,
+                workers=workers, log_level="warning", server_header=False)  # fmt: skip
 
 
 @click.group("api-keys")

@@ -33,6 +33,8 @@ class Contacts(Mapping[str, "Contact"]):
     def __getitem__(self, contact_id: str) -> Contact:
         if contact_id in self.declared:
             return self.declared[contact_id]
+        if not contact_id:  # a quote before the buyer is known: nothing to ask storage
+            raise KeyError(contact_id)
         if contact_id not in self._found:
             stored = self._storage().stored_contact(contact_id)
             if stored is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from abonnement.app import DEFAULT_DATABASE_URL, App
+from abonnement.app import App
 from abonnement.server.app import create_app
 
 __all__ = ["app"]
@@ -19,6 +19,6 @@ def app() -> FastAPI:
     """The server for the project the environment names."""
     project = App(
         config_dir=Path(os.environ.get("ABONNEMENT_CONFIG", ".")),
-        database_url=os.environ.get("ABONNEMENT_DATABASE_URL", DEFAULT_DATABASE_URL),
+        database_url=os.environ.get("ABONNEMENT_DATABASE_URL"),  # None: the default SQLite file
     )
     return create_app(project)
