@@ -463,7 +463,7 @@ def check_config(root: Path, config_yaml: str, rules: str) -> str:
     return "accepted"
 
 
-@_settings(ci_examples=40)
+@_settings(ci_examples=100)
 @given(case=CONFIGS)
 def test_a_mutated_config_is_validated_and_run_without_a_traceback(workspace, case):
     _survey("config", lambda *a: check_config(workspace, *a), *case)
@@ -537,7 +537,16 @@ def command_line(draw: st.DrawFn, place: str) -> list[str]:
     """One command with some of its options and arguments, each given a malformed or a
     plausible value."""
     path, command = draw(st.sampled_from(COMMANDS))
-    args = list(path)
+    args = []
+    if draw(st.integers(0, 9)) == 0:  # the root options (the last given wins)
+        args += draw(st.sampled_from([
+            ["--db", ""], ["--db", "foo://"], ["--db", f"sqlite:///{place}/missing/dir/x.db"],
+            ["--db", f"sqlite:///{place}/exists.txt"], ["--db", f"sqlite:///{place}"],
+            ["--db", "sqlite:///:memory:"], ["--db", "postgresql+psycopg://127.0.0.1:1/x"],
+            ["--config", f"{place}/missing"], ["--config", f"{place}/exists.txt"],
+            ["--config", place], ["-q", "-v"], ["--log-format", "json"], ["--version"],
+        ]))  # fmt: skip
+    args += path
     for param in command.params:
         if isinstance(param, click.Option):
             wanted = 9 if param.required else 4
@@ -589,7 +598,7 @@ def check_command(billed: Path, place: Path, args: list[str]) -> int:
     return "accepted" if result.exit_code in (0, 4) else "refused"
 
 
-@_settings(ci_examples=120)
+@_settings(ci_examples=250)
 @given(data=st.data())
 def test_every_command_with_malformed_arguments_exits_cleanly(billed, workspace, no_server,
                                                              data):  # fmt: skip
