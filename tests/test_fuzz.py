@@ -767,3 +767,28 @@ def test_a_fixed_term_past_the_calendar_is_refused_by_the_operation():
         "8 payments of P999Y end after the year 9999"
     )
     assert payments_problem(1201) == "1,201 payments is outside 1 to 1,200"
+
+
+RENEWAL = '  subscriptions:\n    custom_properties:\n      - {name: renewal, type: date, default: "%s"}\n  invoices:\n'
+SHIFTED = "\ndiscount early {\n  amount 1%\n  applies_to line\n  when subscription.properties.renewal + 1 days > today()\n}\n"
+
+
+def test_a_rule_shifts_a_date_property_as_a_date(tmp_path):
+    # a date property reached the rules as text: `+ 1 days` was a TypeError traceback in run
+    config = _write_config(tmp_path, EXAMPLE_YAML.replace("  invoices:\n", RENEWAL % "2027-01-01", 1),
+                           EXAMPLE_RULES + SHIFTED)  # fmt: skip
+    result = invoke(["--config", str(config), "--db", f"sqlite:///{tmp_path / 'a.db'}", "run",
+                     "--dry-run", "--as-of", RUN_UNTIL], 30)  # fmt: skip
+    assert (result.exit_code, result.stdout) == (
+        0, "up to 2027-03-01: would issue 4 invoices (99.50 USD)\n",  # two before the renewal
+    )  # fmt: skip
+
+
+def test_a_date_property_beyond_the_bounds_is_a_config_error(tmp_path):
+    code, err = _validate(tmp_path, "  invoices:\n", RENEWAL % "9999-12-31")
+    assert (code, err) == (
+        1,
+        "abonnement.yaml:12:46: error: property `renewal` must be a date from 1900-01-01 to "
+        "2099-12-31, got '9999-12-31' in settings.subscriptions.custom_properties[0].default\n"
+        "1 error\n",
+    )

@@ -216,11 +216,13 @@ _PROPERTY_TYPES: dict[str, Callable[[Any], bool]] = {
 
 
 def _is_date(text: str) -> bool:
+    from abonnement.engine.bounds import day_problem
+
     try:
-        date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         return False
-    return True
+    return day_problem(day) is None  # rules shift it (`+ 30 days`): keep it in the calendar
 
 
 def _custom_property(b: Builder, entry: Entry, i: int, raw: dict) -> c.CustomProperty:
@@ -246,7 +248,8 @@ def _custom_property(b: Builder, entry: Entry, i: int, raw: dict) -> c.CustomPro
 
 def property_value_problem(prop: c.CustomProperty, value: Any) -> tuple[str, str | None] | None:
     if not _PROPERTY_TYPES[prop.type](value):
-        return f"property `{prop.name}` must be a {prop.type}, got {value!r}", None
+        kind = "date from 1900-01-01 to 2099-12-31" if prop.type == "date" else prop.type
+        return f"property `{prop.name}` must be a {kind}, got {value!r}", None
     if prop.type == "enum" and value not in prop.values:
         hint = did_you_mean(value, prop.values) or f"one of: {', '.join(prop.values)}"
         return f"`{value}` is not a value of property `{prop.name}`", hint
