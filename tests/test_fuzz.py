@@ -9,7 +9,8 @@ command lines.
   negative and huge numbers, unicode, missing and existing paths, unknown ids, empty
   strings): exit 0–4, never a traceback, within 30 s.
 
-The examples are derandomized (the same cases on every run); ``ABONNEMENT_FUZZ_EXAMPLES=N``
+Each bound is on the CPU time the case uses (the wall clock gets four times as long), so a
+loaded machine does not fail a slow case as a hang. The examples are derandomized (the same cases on every run); ``ABONNEMENT_FUZZ_EXAMPLES=N``
 runs N per test instead of the CI's few (e.g. 5000 locally)."""
 
 from __future__ import annotations
