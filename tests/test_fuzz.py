@@ -10,8 +10,10 @@ command lines.
   strings): exit 0–4, never a traceback, within 30 s.
 
 Each bound is on the CPU time the case uses (the wall clock gets four times as long), so a
-loaded machine does not fail a slow case as a hang. The examples are derandomized (the same cases on every run); ``ABONNEMENT_FUZZ_EXAMPLES=N``
-runs N per test instead of the CI's few (e.g. 5000 locally)."""
+loaded machine does not fail a slow case as a hang. The examples are derandomized (the same
+cases on every run); ``ABONNEMENT_FUZZ_EXAMPLES=N`` runs N per test instead of the CI's few
+(e.g. 5000 locally), and ``ABONNEMENT_FUZZ_SURVEY=FILE`` counts every case's outcome in FILE
+instead of stopping at the first failure."""
 
 from __future__ import annotations
 
