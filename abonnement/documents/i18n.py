@@ -22,14 +22,16 @@ from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import (
-    format_currency,
+    NumberPattern,
     format_decimal,
     format_percent,
     get_territory_currencies,
+    parse_pattern,
 )
 from babel.support import Translations
 
 from abonnement.engine.catalog import Address
+from abonnement.engine.money import minor_unit
 
 __all__ = [
     "LANGUAGES",
@@ -85,8 +87,9 @@ class Formatter:
         """``amount`` in the locale's number format and currency pattern, with our sign for
         ``currency`` (``LOCAL_SYMBOLS`` in its own country, else the ISO code): ``25,00 USD``
         and ``25,00 kr.`` in ``da_DK``, ``$25.00`` and ``EUR 1,234.50`` in ``en_US``."""
-        pattern = self.locale.currency_formats["standard"].pattern.replace("¤", "¤¤")
-        text = format_currency(amount, currency, pattern, locale=self.locale)  # ¤¤: the code
+        pattern = _money_pattern(self.locale.currency_formats["standard"].pattern,
+                                 minor_unit(currency))  # fmt: skip
+        text = pattern.apply(amount, self.locale, currency=currency, currency_digits=False)
         sign = self._sign(currency)
         text = text.replace(currency, sign, 1)
         if not sign[-1].isalpha() and sign[-1] != ".":
@@ -131,3 +134,13 @@ def address_lines(address: Address | None, fmt: Formatter) -> list[str]:
         lines.append(place)
     lines.append(fmt.country(address.country))
     return lines
+
+
+@functools.lru_cache(maxsize=64)
+def _money_pattern(standard: str, digits: int) -> NumberPattern:
+    """The locale's currency pattern with the ISO code (``¤¤``) and ISO 4217's ``digits``
+    decimals — CLDR's own digits are a display habit (it shows HUF without decimals) that
+    would hide what the invoice counts."""
+    pattern = parse_pattern(standard.replace("¤", "¤¤"))
+    pattern.frac_prec = (digits, digits)
+    return pattern

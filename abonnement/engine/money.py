@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache, lru_cache
 
-from babel.numbers import get_currency_precision, list_currencies
+from iso4217 import Currency as _Iso4217
 
 from abonnement.errors import InvalidInput, MoneyError
 
@@ -36,16 +36,26 @@ _PERCENT_RE = re.compile(r"^\s*(?P<value>[+-]?\d+(?:\.\d+)?)\s*%\s*$")
 
 
 @cache
-def _known_currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
+def _minor_units() -> dict[str, int]:
+    """ISO 4217's minor unit of every current currency (the ``iso4217`` package carries the
+    standard's own list). Not CLDR's digits, which are a display habit: CLDR shows HUF, IDR
+    and COP without decimals, though ISO 4217 (and invoices) count them in hundredths. Codes
+    without a minor unit (gold, SDR, test codes) are not currencies one bills in."""
+    return {c.code: c.exponent for c in _Iso4217 if c.exponent is not None}
+
+
+def _known_currencies() -> dict[str, int]:
+    return _minor_units()
 
 
 @lru_cache(maxsize=256)
 def minor_unit(currency: str) -> int:
-    """Digits after the decimal point for ``currency`` (USD 2, JPY 0, KWD 3)."""
-    if currency not in _known_currencies():
+    """Digits after the decimal point for ``currency`` per ISO 4217 (USD 2, JPY 0, KWD 3,
+    HUF 2)."""
+    digits = _minor_units().get(currency)
+    if digits is None:
         raise MoneyError(f"unknown currency {currency!r}; expected an ISO 4217 code like 'USD'")
-    return get_currency_precision(currency)
+    return digits
 
 
 @lru_cache(maxsize=256)

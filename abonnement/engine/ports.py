@@ -243,11 +243,17 @@ class InvoiceStore(Protocol):
         source: str = "checkout",
         bases: Sequence[Mapping[str, Any]] | None = None,
         total: Money | None = None,
-    ) -> str:
+        key: str | None = None,
+    ) -> str | None:
         """A purchase in one transaction: its subscriptions, its invoice (numbered here) and
         its payment, with what ``engine.outcomes.purchased`` decides; returns the number.
         ``bases``: each subscription's recurring definition for its history; ``total``: the
-        invoice's (one of zero is paid at issue)."""
+        invoice's (one of zero is paid at issue). ``key``: the purchase's own key (checkout:
+        link, contact and day; conversion: the quote or deal): None, with nothing written,
+        when a purchase with that key is recorded already (``purchase_invoice`` names it)."""
+
+    def purchase_invoice(self, key: str) -> str | None:
+        """The invoice of the purchase recorded with ``key`` (``record_checkout``), or None."""
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,

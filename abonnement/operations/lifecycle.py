@@ -40,6 +40,10 @@ def create(ctx: Context, decl: DeclaredSubscription, on: date) -> Subscription:
     decl = replace(decl, properties={**defaults, **decl.properties})
     if ctx.storage.subscription(decl.id) is not None:
         raise AlreadyExists(f"subscription `{decl.id}` exists already")
+    if decl.id in ctx.catalog.subscriptions:  # the config's, even before its first apply
+        where = ctx.catalog.declared_at.get(decl.id, "the config")
+        raise AlreadyExists(f"subscription `{decl.id}` is declared in {where}; "
+                            "`abonnement apply` creates it, or choose another id")  # fmt: skip
     sub = replace(from_declared(decl, ctx.catalog, on), event_seq=1)
     _check_bounds(sub)
     created = numbered(sub.id, on, 0, ("subscription.created", mrr_basis(sub, ctx.recurring, on)))

@@ -195,6 +195,25 @@ def _method(
     return method.token, method.type
 
 
+def _refuse_repeat(ctx: Context, key: str, subs: Sequence[Any]) -> None:
+    """``AlreadyExists`` when the purchase ``key`` names (the same link, contact and day; the
+    same quote or deal) was recorded already, whatever it bought: its subscriptions or, for
+    one-time items alone, its invoice."""
+    existing = ctx.storage.subscription(subs[0].id) if subs else None
+    if existing is not None:
+        raise AlreadyExists(f"already done on {existing.created_on}: `{existing.id}` exists")
+    number = ctx.storage.purchase_invoice(key)
+    if number is not None:
+        why = _ONE_PURCHASE.get(key.split("/")[0], "")
+        raise AlreadyExists(f"already done: invoice {number} records this purchase{why}")
+
+
+_ONE_PURCHASE = {
+    "checkout": " (a link bought by one contact on one day is one purchase)",
+    "convert": " (a quote or deal converts once)",
+}
+
+
 def _purchase(
     ctx: Context,
     key: str,
@@ -252,9 +271,7 @@ def _purchase(
         if started:
             now_items.extend(group.items)
             owners.extend([sub.id] * len(group.items))
-    existing = ctx.storage.subscription(subs[0].id) if subs else None
-    if existing is not None:
-        raise AlreadyExists(f"already done on {existing.created_on}: `{existing.id}` exists")
+    _refuse_repeat(ctx, key, subs)
     by_id = {sub.id: sub for sub in subs}
     priced = price_due_now(
         now_items, [by_id.get(o or "") for o in owners], contact_id, on, ctx.rules.pricing,
@@ -286,7 +303,9 @@ def _purchase(
     bases = [ctx.recurring.basis(s, on) for s in subs]
     number = ctx.storage.record_checkout(ctx.scheduled(subs), draft, attempt, result, on,
                                           settings.invoices.number_format, source,
-                                          bases=bases, total=priced.total)  # fmt: skip
+                                          bases=bases, total=priced.total, key=key)  # fmt: skip
+    if number is None:  # a concurrent call recorded the same purchase first
+        _refuse_repeat(ctx, key, subs)
     return {"invoice": number, "subscriptions": [s.id for s in subs],
             "payment": result.status if result else (NOTHING_OWED if nothing_owed else None),
             "total": priced.total.format_amount(), "currency": currency}  # fmt: skip

@@ -174,3 +174,21 @@ def test_create_refuses_what_the_config_loader_would(tmp_path, args, message):
         s, "subscriptions", "create", "--id", "y", "--contact", "bob", *args
     )
     assert s.cli("subscriptions", "list") == []  # nothing written
+
+
+def test_create_refuses_the_id_of_a_declared_subscription_not_applied_yet(tmp_path, db_url):
+    declared = """\
+  - id: bob-declared
+    contact: bob
+    start: 2026-12-01
+    items: [{product: coffee-1kg, quantity: 1}]
+"""
+    s = Scenario(tmp_path, db_url, subscriptions=declared)
+    error = cli_error(s, "subscriptions", "create", "--id", "bob-declared", "--contact", "bob",
+                      "--item", "coffee-250g", "--as-of", "2026-12-01")  # fmt: skip
+    assert "subscription `bob-declared` is declared in abonnement.yaml:" in error
+    assert "`abonnement apply` creates it, or choose another id" in error
+    applied = s.cli("apply", "--as-of", "2026-12-01")
+    assert applied["created"] == ["bob-declared"]
+    sub = s.subscription("bob-declared")
+    assert [(i["sku"], i["quantity"]) for i in sub["items"]] == [("COFFEE-1KG", 1)]

@@ -148,10 +148,17 @@ def test_every_template_string_is_translated_in_every_language():
         ("en_GB", "USD", "USD\xa01,234.50"),  # a code before digits keeps a space
         ("en_US", "JPY", "JPY\xa01,234"),  # no minor unit: 1234 yen (amounts come rounded)
         ("da", "DKK", "1.234,50\xa0DKK"),  # a language without a country: codes only
+        # ISO 4217's decimals, where CLDR's display digits differ (it shows HUF, IDR and COP
+        # without decimals): the document shows what the invoice counts
+        ("en_US", "HUF", "HUF\xa01,234.50"),
+        ("de_DE", "IDR", "1.234,50\xa0IDR"),
+        ("da_DK", "COP", "1.234,50\xa0COP"),
+        ("en_US", "KWD", "KWD\xa01,234.500"),
+        ("en_US", "ISK", "ISK\xa01,234"),
     ],
 )
 def test_currency_signs_are_ours_not_the_cldr_release(locale, currency, expected):
-    amount = Decimal("1234") if currency == "JPY" else Decimal("1234.50")
+    amount = Decimal("1234") if currency in ("JPY", "ISK") else Decimal("1234.50")
     assert Formatter(locale).money(amount, currency) == expected
 
 

@@ -10,9 +10,26 @@ from abonnement.errors import MoneyError
 D = Decimal
 
 
-@pytest.mark.parametrize(("currency", "digits"), [("USD", 2), ("EUR", 2), ("JPY", 0), ("KWD", 3)])
+@pytest.mark.parametrize(
+    ("currency", "digits"),
+    # HUF, IDR, COP: 2 in ISO 4217, where CLDR (babel) says 0; IQD 3 where CLDR says 0
+    [("USD", 2), ("EUR", 2), ("JPY", 0), ("KWD", 3), ("HUF", 2), ("IDR", 2), ("COP", 2),
+     ("IQD", 3), ("ISK", 0), ("CLF", 4)],
+)  # fmt: skip
 def test_minor_units_come_from_iso_4217(currency, digits):
     assert minor_unit(currency) == digits
+
+
+def test_amounts_round_to_the_iso_minor_unit():
+    assert Money(D("1234.565"), "HUF").rounded() == Money(D("1234.57"), "HUF")
+    assert Money(D("1.0005"), "IQD").rounded() == Money(D("1.001"), "IQD")
+    assert Money(D("10.5"), "ISK").rounded() == Money(D("11"), "ISK")
+
+
+@pytest.mark.parametrize("code", ["XAU", "XXX", "XTS", "XYZ"])
+def test_codes_without_a_minor_unit_are_not_billing_currencies(code):
+    with pytest.raises(MoneyError, match="unknown currency"):
+        Money(D(1), code)
 
 
 def test_parse_money_keeps_the_amount_exactly():

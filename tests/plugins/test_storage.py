@@ -286,7 +286,7 @@ def test_sql_storage_keeps_the_storage_contract():
         for name, member in vars(proto).items()
         if not name.startswith("_") and (callable(member) or isinstance(member, property))
     }  # fmt: skip
-    assert len(contract) == 55
+    assert len(contract) == 56
     for name, member in contract.items():
         ours = getattr(SqlStorage, name, None)
         assert ours is not None, f"SqlStorage has no {name}"

@@ -1,16 +1,24 @@
-"""Buyer links used once, in SQL: one row per used update or pay link, by the SHA-256 of its
-signed payload (never the token, so the table opens no link)."""
+"""Single-use keys, in SQL: one row per used update or pay link, by the SHA-256 of its signed
+payload (never the token, so the table opens no link), and one per recorded purchase, by the
+SHA-256 of its purchase key (kind ``purchase``, subject its invoice)."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.database import Database
 
-__all__ = ["Links"]
+__all__ = ["Links", "key_digest"]
+
+
+def key_digest(key: str) -> str:
+    """The SHA-256 (hex) a purchase key is kept under."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class Links:
@@ -34,3 +42,11 @@ class Links:
         """Forget a use ``use_link`` recorded (the payment it was for was declined)."""
         with self.db.tx() as conn:
             conn.execute(t.used_links.delete().where(t.used_links.c.digest == digest))
+
+    def purchase_invoice(self, key: str) -> str | None:
+        """The invoice of the purchase recorded under ``key``, or None."""
+        query = select(t.used_links.c.subject).where(
+            t.used_links.c.digest == key_digest(key), t.used_links.c.kind == "purchase"
+        )
+        with self.db.tx() as conn:
+            return conn.execute(query).scalar_one_or_none()

@@ -25,6 +25,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from abonnement.engine.collection import Attempt, ChargeResult, Outcome
 from abonnement.engine.events import Event
@@ -46,6 +47,7 @@ from abonnement.errors import NotFound
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.database import Database
 from abonnement.plugins.storage.invoices import Invoices, of_subscription
+from abonnement.plugins.storage.links import Links, key_digest
 from abonnement.plugins.storage.rows import fetch, insert_events, raw_select
 from abonnement.plugins.storage.subscriptions import Subscriptions
 from abonnement.plugins.storage.tables import to_micros
@@ -398,15 +400,42 @@ class Payments:
         source: str = "checkout",
         bases: Sequence[Mapping[str, Any]] | None = None,
         total: Money | None = None,
-    ) -> str:
+        key: str | None = None,
+    ) -> str | None:
         """A purchase, all at once: its subscriptions, its invoice and its payment (none when
         the invoice is left open for manual payment), with what ``engine.outcomes.purchased``
         decides. That is called here because the events name the invoice's number, given out
         in this transaction under the counter's lock. ``bases``: each subscription's recurring
         definition for its history (``mrr_basis``), when the caller priced it; ``total``: the
-        invoice's (one of zero is paid at issue)."""
+        invoice's (one of zero is paid at issue). ``key``: the purchase's own key, kept among
+        the single-use keys; None, the whole transaction undone, when it was used already
+        (a repeated or concurrent purchase: its primary key decides)."""
+        try:
+            return self._record_checkout(subs, draft, attempt, result, day, number_format,
+                                         source, bases, total, key)  # fmt: skip
+        except IntegrityError:
+            if key is not None and Links(self.db).purchase_invoice(key) is not None:
+                return None
+            raise
+
+    def _record_checkout(
+        self,
+        subs: Sequence[Subscription],
+        draft: InvoiceDraft,
+        attempt: Attempt | None,
+        result: ChargeResult | None,
+        day: date,
+        number_format: str,
+        source: str,
+        bases: Sequence[Mapping[str, Any]] | None,
+        total: Money | None,
+        key: str | None,
+    ) -> str:
         with self.db.tx() as conn:
             (number,) = self.invoices.insert(conn, [draft], number_format)
+            if key is not None:  # first: a repeated purchase stops before anything else
+                used = {"digest": key_digest(key), "subject": number, "used_on": day}
+                conn.execute(t.used_links.insert().values(kind="purchase", **used))
             done = purchased(subs, number, attempt, result, day, bases, total)
             self.subscriptions.insert(done.subscriptions, source, conn=conn)
             if done.owners:

@@ -247,9 +247,13 @@ class SqlStorage:
         source: str = "checkout",
         bases: Sequence[Mapping[str, Any]] | None = None,
         total: Money | None = None,
-    ) -> str:
+        key: str | None = None,
+    ) -> str | None:
         return self._payments.record_checkout(subs, draft, attempt, result, day, number_format,
-                                              source, bases, total)  # fmt: skip
+                                              source, bases, total, key)  # fmt: skip
+
+    def purchase_invoice(self, key: str) -> str | None:
+        return self._links.purchase_invoice(key)
 
     def record_refund(
         self, number: str, amount: Money, method: str, key: str, reference: str | None,
