@@ -17,6 +17,7 @@ instead of stopping at the first failure."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -596,7 +597,8 @@ def check_command(billed: Path, place: Path, args: list[str]) -> int:
     shutil.copytree(billed, place)
     (place / "exists.txt").write_text("here\n")
     root = ["--config", str(place / "config"), "--db", f"sqlite:///{place / 'a.db'}"]
-    result = invoke([*root, *args], 30)
+    with contextlib.chdir(place):  # a relative path given (`init -- --force`) lands there
+        result = invoke([*root, *args], 30)
     assert result.exit_code in (0, 1, 2, 3, 4), (result.exit_code, result.output)
     return "accepted" if result.exit_code in (0, 4) else "refused"
 
