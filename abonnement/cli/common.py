@@ -48,7 +48,23 @@ JSON_MODE = "abonnement.json"
 # set by the root command: -q, and --log-format json (no progress bar for either)
 QUIET = "abonnement.quiet"
 LOG_JSON = "abonnement.log_json"
-DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+class _Date(click.DateTime):
+    """``YYYY-MM-DD`` within ``engine.bounds`` (1900-01-01 to 2099-12-31): a date outside is a
+    usage error, not an overflow deep in a schedule."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from abonnement.engine.bounds import day_problem
+
+        converted = super().convert(value, param, ctx)
+        problem = day_problem(converted.date())
+        if problem:
+            self.fail(problem, param, ctx)
+        return converted
+
+
+DATE = _Date(formats=["%Y-%m-%d"])
 
 
 def _json_mode(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:

@@ -11,7 +11,7 @@ import click
 from abonnement.app import App
 from abonnement.cli.common import JSON_MODE, Exit, echo_json, json_option, print_problems
 from abonnement.cli.tables import Column, csv_option, echo_rows
-from abonnement.errors import ConfigError
+from abonnement.errors import AbonnementError, ConfigError
 
 
 @click.command()
@@ -136,7 +136,11 @@ def fmt_command(app: App, check: bool, files: tuple[Path, ...], as_json: bool) -
     paths = files or tuple(sorted(app.config_dir.rglob("*.rules")))
     changed, broken = [], []
     for path in paths:
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise AbonnementError(f"cannot read {path}: {why}") from None
         formatted = format_rules(text, str(path))
         if formatted is None:
             broken.extend(parse_rules(text, str(path)).problems)
@@ -144,7 +148,10 @@ def fmt_command(app: App, check: bool, files: tuple[Path, ...], as_json: bool) -
         if formatted != text:
             changed.append(path)
             if not check:
-                path.write_text(formatted, encoding="utf-8")
+                try:
+                    path.write_text(formatted, encoding="utf-8")
+                except OSError as exc:
+                    raise AbonnementError(f"cannot write {path}: {exc.strerror}") from None
     failed = bool(broken or (check and changed))
     if as_json:
         echo_json({"check": check, "changed": [str(p) for p in changed],
@@ -234,8 +241,6 @@ def schema_command(app: App, output: Path | None, as_json: bool) -> None:
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
-        from abonnement.errors import AbonnementError
-
         raise AbonnementError(f"cannot write {output}: {exc.strerror}") from None
     click.echo(f"wrote {output}", err=True)
 

@@ -14,6 +14,8 @@ from abonnement.cli.tables import Column, csv_option, echo_rows, text
 from abonnement.errors import AbonnementError
 from abonnement.operations import queries
 
+MAX_CHART_MONTHS = 240  # twenty years of bars stay readable (and quick to draw)
+
 
 @click.command()
 @click.argument(
@@ -42,6 +44,9 @@ def report(app: App, metric: str, as_of: Any, from_: Any, to: Any, currency: str
     if from_ and (day(to) or on) < day(from_):
         raise click.UsageError("--from is after --to (or --as-of)")
     months = month_starts(day(from_), day(to) or on) if from_ else []
+    if chart is not None and len(months) > MAX_CHART_MONTHS:
+        raise click.UsageError(f"--chart draws at most {MAX_CHART_MONTHS} months; this "
+                               f"series has {len(months)}: narrow --from and --to")  # fmt: skip
     from abonnement.views import report_json
 
     with progress_bar("report", "subscriptions read") as progress:
@@ -165,8 +170,12 @@ def _draw(path: Path, metric: str, currency: str, series: list) -> None:
     axes.tick_params(axis="x", labelrotation=45)
     axes.grid(axis="y", color="#eee", linewidth=0.8)
     axes.set_axisbelow(True)
-    figure.savefig(path)
-    pyplot.close(figure)
+    try:
+        figure.savefig(path)
+    except OSError as exc:  # a missing directory, a read-only place
+        raise AbonnementError(f"--chart: cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        pyplot.close(figure)
 
 
 @click.group()

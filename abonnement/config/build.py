@@ -258,6 +258,13 @@ def _build_subscription(
             f"items have different frequencies ({names})",
             "a subscription bills one frequency; declare one subscription per frequency",
         )
+    payments = raw["terms"].get("payments") if isinstance(raw.get("terms"), dict) else None
+    if isinstance(payments, int) and len(frequencies) == 1 and None not in frequencies:
+        from abonnement.engine.bounds import payments_problem
+
+        problem = payments_problem(payments, next(iter(frequencies)))
+        if problem:
+            b.error(entry, ("terms", "payments"), problem, "see the bounds in docs/concepts.md")
     coll = raw.get("collection", {})
     collection = c.Collection(
         mode=coll.get("mode", "manual"),

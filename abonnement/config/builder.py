@@ -122,11 +122,18 @@ class Builder:
                        f"write a price the `{self.processor}` processor can charge")  # fmt: skip
 
     def date(self, entry: Entry, sub: tuple, text: str) -> date | None:
+        from abonnement.engine.bounds import day_problem
+
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError:
             self.error(entry, sub, f"{text!r} is not a calendar date")
             return None
+        problem = day_problem(day)
+        if problem:
+            self.error(entry, sub, problem, "see the bounds in docs/concepts.md")
+            return None
+        return day
 
     def start(self, entry: Entry, sub: tuple, raw: Any) -> Start:
         if raw is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import string
 import zoneinfo
 from collections.abc import Callable
@@ -33,17 +34,23 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         b.error(entry, ("default_currency",), f"{default_currency} is not in settings.currencies")
     timezone = raw.get("timezone", "UTC")
     try:
+        # a time zone's name is short; a long one with many `/` sends zoneinfo's lookup of
+        # the tzdata package into a RecursionError
+        if not isinstance(timezone, str) or len(timezone) > 64:
+            raise ValueError(timezone)
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         b.error(entry, ("timezone",), f"unknown time zone `{timezone}`", "e.g. Europe/Copenhagen")
     inv = raw.get("invoices", {})
     number_format = inv.get("number_format", "INV-{seq:05d}")
-    if not _one_field(number_format, "seq", 1):
+    # numbers are stored in 50 characters; a format that stops working as the sequence grows
+    # (`{seq:c}` past U+10FFFF) is refused now, not at the billion-and-first invoice
+    if not _one_field(number_format, "seq", 1, 999_999_999, longest=50):
         b.error(
             entry,
             ("invoices", "number_format"),
             f"bad invoice number format {number_format!r}",
-            "use exactly one {seq} field, e.g. INV-{seq:05d}",
+            "use exactly one {seq} field, e.g. INV-{seq:05d}, and at most 50 characters",
         )
     credit_note_format = inv.get("credit_note_format", "CN-{seq:04d}")
     if not _one_field(credit_note_format, "seq", 1):
@@ -282,11 +289,13 @@ _PROPERTY_TYPES: dict[str, Callable[[Any], bool]] = {
 
 
 def _is_date(text: str) -> bool:
+    from abonnement.engine.bounds import day_problem
+
     try:
-        date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         return False
-    return True
+    return day_problem(day) is None  # rules shift it (`+ 30 days`): keep it in the calendar
 
 
 def _custom_property(b: Builder, entry: Entry, i: int, raw: dict) -> c.CustomProperty:
@@ -312,7 +321,8 @@ def _custom_property(b: Builder, entry: Entry, i: int, raw: dict) -> c.CustomPro
 
 def property_value_problem(prop: c.CustomProperty, value: Any) -> tuple[str, str | None] | None:
     if not _PROPERTY_TYPES[prop.type](value):
-        return f"property `{prop.name}` must be a {prop.type}, got {value!r}", None
+        kind = "date from 1900-01-01 to 2099-12-31" if prop.type == "date" else prop.type
+        return f"property `{prop.name}` must be a {kind}, got {value!r}", None
     if prop.type == "enum" and value not in prop.values:
         hint = did_you_mean(value, prop.values) or f"one of: {', '.join(prop.values)}"
         return f"`{value}` is not a value of property `{prop.name}`", hint
@@ -339,11 +349,18 @@ def declared_property_problem(
     return None
 
 
-def _one_field(text: str, name: str, sample: object) -> bool:
-    """Whether ``text`` formats with exactly one ``{name}`` field and nothing else."""
+def _one_field(text: str, name: str, *samples: object, longest: int = 2000) -> bool:
+    """Whether ``text`` formats with exactly one ``{name}`` field and nothing else, each of
+    ``samples`` into at most ``longest`` characters."""
     try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(text) if field]
-        text.format(**{name: sample})
-    except (ValueError, KeyError, IndexError, AttributeError):
+        parsed = list(string.Formatter().parse(text))
+        fields = [field for _, field, _, _ in parsed if field]
+        # a width of 10**9 (or one nested from the value, `{seq:{seq}}`) would build a string
+        # of that size when formatted: refuse it before formatting anything
+        specs = "".join(spec or "" for _, _, spec, _ in parsed)
+        if "{" in specs or any(len(n) > 3 for n in re.findall(r"[0-9]+", specs)):
+            return False
+        formatted = [text.format(**{name: sample}) for sample in samples]
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError, OverflowError):
         return False
-    return fields == [name]
+    return fields == [name] and all(len(f) <= longest for f in formatted)

@@ -8,11 +8,17 @@ line (quantity × unit price, by its pricing model) — of at most ``MAX_AMOUNT`
 invoice of up to nine such lines still fits. An invoice beyond what storage holds (far more
 lines, or records written around these checks) fails to store: the billing run sets that
 subscription aside and names it, and bills everyone else.
+
+Dates written stay between ``FIRST_DAY`` and ``LAST_DAY``, so a run up to the last day bills a
+bounded number of periods and a period end or due date computed from them is a calendar date
+(Python's end at 9999-12-31); a fixed number of payments must end by then
+(``payments_problem``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -20,15 +26,20 @@ from abonnement.engine.money import Money
 
 if TYPE_CHECKING:
     from abonnement.engine.items import Item
+    from abonnement.engine.schedule import Frequency
     from abonnement.engine.subscriptions import Subscription
 
 __all__ = [
+    "FIRST_DAY",
+    "LAST_DAY",
     "MAX_AMOUNT",
     "MAX_PAYMENTS",
     "MAX_QUANTITY",
     "amount_problem",
+    "day_problem",
     "item_problem",
     "items_problem",
+    "payments_problem",
     "quantity_problem",
     "term_problem",
 ]
@@ -37,6 +48,15 @@ MAX_QUANTITY = 1_000_000_000
 MAX_PAYMENTS = 1200  # a fixed term (``terms: {payments: N}``, ``--payments``): 100 years monthly
 MAX_AMOUNT = Decimal(1_000_000_000_000)  # 10¹²: one price, one fee, one line
 _SHOWN = f"{MAX_AMOUNT:,.0f}"
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
+
+def day_problem(day: date) -> str | None:
+    """Why ``day`` is beyond the bounds, or None."""
+    if FIRST_DAY <= day <= LAST_DAY:
+        return None
+    return f"{day.isoformat()} is outside {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}"
 
 
 def amount_problem(money: Money, what: str = "an amount", made_of: str = "") -> str | None:
@@ -47,6 +67,22 @@ def amount_problem(money: Money, what: str = "an amount", made_of: str = "") -> 
     how = f" ({made_of})" if made_of else ""
     return (f"{what} of {money}{how} is beyond the largest abonnement takes "
             f"({_SHOWN} {money.currency})")  # fmt: skip
+
+
+def payments_problem(payments: int, frequency: Frequency | None = None) -> str | None:
+    """Why a fixed number of ``payments`` is beyond the bounds, or None: more than
+    ``MAX_PAYMENTS``, or so many of ``frequency`` that, from ``LAST_DAY``, they would end past
+    the calendar."""
+    from abonnement.engine.schedule import billing_date
+
+    if not 1 <= payments <= MAX_PAYMENTS:
+        return f"{payments:,} payments is outside 1 to {MAX_PAYMENTS:,}"
+    try:
+        if frequency is not None:
+            billing_date(LAST_DAY, frequency, payments)
+    except (OverflowError, ValueError):
+        return f"{payments:,} payments of {frequency.iso} end after the year 9999"
+    return None
 
 
 def quantity_problem(quantity: int) -> str | None:

@@ -19,6 +19,7 @@ for them only when a rule reads them: ``subscription.mrr`` (``with_mrr``) and
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from datetime import date
 from decimal import Decimal
 from types import MappingProxyType
@@ -126,7 +127,7 @@ def subscription_record(
         "payments_made": sub.payments_made,
         "number_of_payments": sub.payments,
         "owner": sub.owner,
-        "properties": dict(sub.properties),
+        "properties": _typed_properties(sub.properties, settings),
     }
     if with_mrr and settings is not None:
         from abonnement.engine.subscriptions import mrr  # see the import note at the top
@@ -134,6 +135,18 @@ def subscription_record(
         record["mrr"] = mrr(sub, settings.weekly_mrr_factor, recurring=recurring,
                             with_discounts=settings.discounts_reduce_mrr)  # fmt: skip
     return record
+
+
+def _typed_properties(values: Mapping[str, Any], settings: Settings | None) -> dict[str, Any]:
+    """The properties as the rules type them: a `date` property is written as ISO text but
+    compared and shifted as a date (`properties.renewal + 30 days`)."""
+    properties = dict(values)
+    for prop in settings.custom_properties if settings is not None else ():
+        value = properties.get(prop.name)
+        if prop.type == "date" and isinstance(value, str):
+            with suppress(ValueError):  # checked when written; a stored value stays as it was
+                properties[prop.name] = date.fromisoformat(value)
+    return properties
 
 
 def rule_context(

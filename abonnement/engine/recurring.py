@@ -94,7 +94,7 @@ class RecurringPricing:
 
         settings = self.catalog.settings
         day = sub.date_of(index)
-        record = subscription_record(sub, with_mrr=False)
+        record = subscription_record(sub, settings, with_mrr=False)
         record["payments_made"] = index
         # A discount that reads subscription.mrr sees it before rule discounts: the MRR after
         # them is what is being computed.

@@ -297,7 +297,9 @@ def test_sql_storage_keeps_the_storage_contract():
         for name, member in vars(proto).items()
         if not name.startswith("_") and (callable(member) or isinstance(member, property))
     }  # fmt: skip
-    assert len(contract) == 67  # 0011: five for claimed deliveries; 0012: two digests; 0014: credit notes
+    assert (
+        len(contract) == 67
+    )  # 0011: five for claimed deliveries; 0012: two digests; 0014: credit notes
     for name, member in contract.items():
         ours = getattr(SqlStorage, name, None)
         assert ours is not None, f"SqlStorage has no {name}"
