@@ -96,6 +96,8 @@ def message_sample(catalog: Catalog) -> dict[str, Any]:
         "on": SAMPLE_DAY,
         "number": "INV-00001",
         "amount": fmt.money(Decimal("25.00"), currency),
+        "amount_value": Decimal("25.00"),
+        "collection_mode": "automatic",
         "due_date": SAMPLE_DAY,
         "payment_date": SAMPLE_DAY,
         "attempt": 1,

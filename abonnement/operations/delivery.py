@@ -428,6 +428,9 @@ class _Renderer:
             "on": ev.on_date,
             "number": invoice.number if invoice else "",
             "amount": fmt.money(amount.amount, amount.currency),
+            # what a template decides by: a credit charges nothing, a manual one is invoiced
+            "amount_value": amount.amount,
+            "collection_mode": sub.collection_mode if sub else None,
             "due_date": invoice.due_date if invoice else None,
             "payment_date": date.fromisoformat(payload["payment_date"])
             if payload.get("payment_date")

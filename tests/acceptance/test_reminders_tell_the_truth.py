@@ -66,6 +66,27 @@ def test_a_reminder_counts_a_method_a_fee_rule_reads_and_a_manual_one_without(tm
     manual = [e for e in s.subscription("bob-manual")["history"] if e["type"] == "reminder.due"]
     # the manual one pays no card fee: 20.00 + 1.78 tax
     assert [e["amount"] for e in card] == ["22.66"] and [e["amount"] for e in manual] == ["21.78"]
+    # and nothing is charged to it: it is told an invoice comes
+    said = sorted(line for text in _reminders(s) for line in text.splitlines()
+                  if line.startswith("Your subscription renews"))  # fmt: skip
+    assert said == [
+        "Your subscription renews on January 1, 2027: $22.66 will be charged.",
+        "Your subscription renews on January 1, 2027: you will receive an invoice for $21.78.",
+    ]
+
+
+def test_a_reminder_for_a_payment_a_credit_covers_charges_nothing(tmp_path, db_url):
+    # a 100% discount for the second payment: its reminder must not say "will be charged"
+    free = "discount second_free {\n  amount 100%\n  when subscription.payments_made == 1\n}\n"
+    s = Scenario(tmp_path, db_url, rules=free, subscriptions=MONTHLY)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-20")
+    assert [e["amount"] for e in s.subscription("beans")["history"]
+            if e["type"] == "reminder.due"] == ["0.00"]  # fmt: skip
+    (text,) = _reminders(s)
+    assert "Your subscription renews on January 1, 2027; your credit covers it and nothing " \
+           "will be charged." in text.replace("\n", " ")  # fmt: skip
+    assert "will be charged." not in text.replace("nothing will be charged.", "")
 
 
 def test_no_reminder_for_a_payment_a_cancel_at_period_end_stops(tmp_path, db_url):
