@@ -316,8 +316,9 @@ class OutboxStore(Protocol):
         """In one transaction: the deliveries (a key already stored is skipped), what
         workflows changed (``changed`` subscriptions and ``events`` recording it), and
         ``event_ids`` marked handed over. ``based_on``: each changed subscription's event
-        count when it was read; if another change came in since, nothing is written and the
-        answer is False (read again and retry)."""
+        count when it was read; if another change came in since, or another process handed
+        over one of ``event_ids`` first, nothing is written and the answer is False (read
+        again and retry)."""
 
     def due_deliveries(self, on: date, limit: int = 500, after: str = "") -> list[DeliveryRecord]:
         """Pending deliveries to try on ``on``, by key, from after ``after`` (keyset pages)."""

@@ -198,6 +198,9 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                     ))  # fmt: skip
         ids = [ev.id for ev in events]
         if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on):
+            oldest = store.undelivered_events(1)
+            if not oldest or oldest[0].id != events[0].id:
+                continue  # another process handed these over: read on from what is left
             conflicts += 1  # a subscription changed meanwhile: read the batch again
             if conflicts > 10:
                 raise AbonnementError("the outbox keeps meeting concurrent changes; run again")

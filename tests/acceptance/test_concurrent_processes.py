@@ -23,9 +23,10 @@ N = 40
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def _config(root: Path, *, declared: int = N, latency: float = 0.0) -> Path:
+def _config(root: Path, *, declared: int = N, latency: float = 0.0, notify: bool = False) -> Path:
     """A config declaring ``declared`` monthly subscriptions (25.00 USD, tok_visa) from
-    2026-12-01, and a payment link; the test processor answers after ``latency`` s."""
+    2026-12-01, and a payment link; the test processor answers after ``latency`` s;
+    ``notify``: receipts and admin notices to a mailbox (``config/outbox``)."""
     config = root / "config"
     config.mkdir()
     subs = "".join(
@@ -38,8 +39,13 @@ def _config(root: Path, *, declared: int = N, latency: float = 0.0) -> Path:
         "settings:\n  account: Busy Co.\n  currencies: [USD]\n"
         f"  payments: {{processor: test, test: {{ledger: '{root / 'ledger.db'}', "
         f"latency: {latency}}}}}\n"
-        "  notifications: {notifiers: []}\n"
-        "products:\n  - {id: coffee, name: Coffee, price: '25.00 USD', frequency: monthly}\n"
+        + (
+            "  notifications: {notifiers: [mailbox], mailbox: {directory: outbox}, "
+            "admins: [billing@example.com]}\n"
+            if notify
+            else "  notifications: {notifiers: []}\n"
+        )
+        + "products:\n  - {id: coffee, name: Coffee, price: '25.00 USD', frequency: monthly}\n"
         "contacts:\n  - id: c1\n    name: C\n    email: c@example.com\n"
         "    payment_methods:\n      - {id: c1-visa, type: card, token: tok_visa}\n"
         "payment_links:\n  - {id: buy, name: Coffee, items: [{product: coffee}]}\n"
@@ -89,6 +95,23 @@ def test_two_processes_on_a_fresh_database_create_each_declared_subscription_onc
         with sqlite3.connect(tmp_path / "ledger.db") as db:
             (charged,) = db.execute("SELECT count(*) FROM charges").fetchone()
         assert charged == N
+    store.close()
+
+
+def test_three_runs_with_notifications_hand_over_and_send_each_message_once(tmp_path, db_url):
+    # the outbox's events are handed over by one process each (their rows locked, in order):
+    # no duplicate delivery rows, no deadlock, no traceback
+    config = _config(tmp_path, notify=True)
+    env = {**ENV, "ABONNEMENT_LOCK_TIMEOUT": "600"}  # SQLite: the runs take turns, however slow
+    processes = [_start(config, db_url, "run", "--until", "2027-03-01", env=env) for _ in range(3)]
+    results = [_finish(p, timeout=120) for p in processes]
+    assert [rc for rc, _, _ in results] == [0, 0, 0], results
+    store = SqlStorage(db_url)
+    rows = store.deliveries()
+    assert rows and {r.status for r in rows} == {"sent"}
+    mails = sorted((config / "outbox").glob("*.eml"))
+    assert len(mails) == len(rows) == len({r.key for r in rows})
+    assert len(store.invoices()) == 4 * N  # December to March, each billed once
     store.close()
 
 

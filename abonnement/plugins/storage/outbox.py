@@ -63,10 +63,20 @@ class Outbox:
         (subscriptions and the events recording it), and the events marked handed over.
 
         ``based_on`` gives each changed subscription's event count when it was read: if another
-        change came in since, nothing is written and the answer is False (read again, retry)."""
+        change came in since, nothing is written and the answer is False (read again, retry).
+        So too when another process handed over one of the events first: the events are
+        locked (in id order) and must all still be waiting, so each is handed over once."""
         with self.db.tx() as conn:
+            if event_ids:
+                waiting = (select(_E.id).where(_E.id.in_(list(event_ids)), _E.delivered.is_(False))
+                           .order_by(_E.id))  # fmt: skip
+                if not self.db.sqlite:  # SQLite: the transaction holds the write lock already
+                    waiting = waiting.with_for_update()
+                if len(conn.execute(waiting).all()) != len(set(event_ids)):
+                    return False
             if based_on:
-                query = select(_S.id, _S.event_seq).where(_S.id.in_(list(based_on)))
+                query = select(_S.id, _S.event_seq).where(_S.id.in_(sorted(based_on)))
+                query = query.order_by(_S.id)
                 if not self.db.sqlite:
                     query = query.with_for_update()
                 now = dict(conn.execute(query).all())
