@@ -266,15 +266,27 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
         raise NotFound("payment", payment_id)
     if row.status != PaymentStatus.SUCCEEDED or row.amount.amount <= 0:
         raise InvalidState(f"payment {payment_id} is not a succeeded charge")
-    refunded = -sum((p.amount.amount for p in rows if p.invoice_number == row.invoice_number
-                     and p.status == PaymentStatus.REFUNDED), Decimal(0))  # fmt: skip
+    refunds = [p for p in rows if p.invoice_number == row.invoice_number
+               and p.status == PaymentStatus.REFUNDED]  # fmt: skip
+    refunded = -sum((p.amount.amount for p in refunds), Decimal(0))
     left = row.amount.amount - refunded
+    if left <= 0:
+        raise InvalidState(f"payment {payment_id} is refunded in full; nothing is left to refund")
+    if on < row.on_date:
+        raise InvalidInput(f"a refund cannot be dated before its payment ({row.on_date})")
+    notes = ctx.storage.credit_notes()
+    if notes and on < notes[-1].issue_date:  # the series is numbered in date order
+        raise InvalidInput(f"the last credit note, {notes[-1].number}, is dated "
+                           f"{notes[-1].issue_date}: a refund is dated then or later")  # fmt: skip
     value = left if amount is None else positive_amount(amount, row.currency, "--amount")
     if not value <= left:
         most = Money(left, row.currency).format_amount()
         raise InvalidInput(f"at most {most} can be refunded for payment {payment_id}")
     money = Money(value, row.currency).rounded()
-    key = f"{ctx.storage.instance_id()}/{row.invoice_number}/refund-{payment_id}-{money.amount}"
+    # the refund's number among the invoice's refunds: a rerun after a crash sends the same
+    # key (the processor answers the first result), a second refund of the same amount its own
+    key = (f"{ctx.storage.instance_id()}/{row.invoice_number}/refund-{payment_id}-"
+           f"{len(refunds) + 1}-{money.amount}")  # fmt: skip
     result = ctx.processor.refund(charge_key=row.idempotency_key, reference=row.reference,
                                    amount=money, idempotency_key=key, on=on)  # fmt: skip
     if result.status != PaymentStatus.SUCCEEDED:

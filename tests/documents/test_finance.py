@@ -13,6 +13,7 @@ import pytest
 from abonnement.app import App
 from abonnement.operations import payments
 from tests.acceptance.scenario import Scenario
+from tests.acceptance.test_edits import cli_error
 from tests.conftest import run
 from tests.documents.test_invoice import LINK_SECRET
 
@@ -261,3 +262,29 @@ def test_validate_renders_a_credit_note_template_with_sample_data(tmp_path):
     assert result.exit_code == 1
     assert "templates/credit_note.html:2" in result.output + result.stderr
     assert "has no attribute 'reason'" in result.output + result.stderr
+
+
+def test_two_refunds_of_the_same_amount_are_two_credit_notes(issued):
+    paid(issued)
+    (charge,) = issued.cli("payments", "list")
+    refund = ("payments", "refund", str(charge["id"]), "--amount", "5.00", "--as-of", "2027-01-10")
+    assert issued.cli(*refund)["credit_note"] == "CN-0001"
+    assert issued.cli(*refund)["credit_note"] == "CN-0002"  # a second refund, not a repeat
+    refunds = [p for p in issued.cli("payments", "list") if p["status"] == "refunded"]
+    assert [p["amount"] for p in refunds] == ["-5.00", "-5.00"]
+
+
+def test_a_refund_is_refused_when_nothing_is_left_or_dated_out_of_order(issued):
+    paid(issued)
+    (charge,) = issued.cli("payments", "list")
+    pid = str(charge["id"])
+    error = cli_error(issued, "payments", "refund", pid, "--as-of", "2027-01-04")
+    assert f"a refund cannot be dated before its payment ({charge['date']})" in error
+    assert issued.cli("payments", "refund", pid, "--amount", "9.57",
+                      "--as-of", "2027-01-12")["credit_note"] == "CN-0001"  # fmt: skip
+    error = cli_error(issued, "payments", "refund", pid, "--as-of", "2027-01-11")
+    assert "the last credit note, CN-0001, is dated 2027-01-12" in error
+    assert issued.cli("payments", "refund", pid, "--as-of", "2027-01-12")["amount"] == "120.00"
+    error = cli_error(issued, "payments", "refund", pid, "--as-of", "2027-01-13")
+    assert f"payment {pid} is refunded in full; nothing is left to refund" in error
+    assert [n["number"] for n in issued.cli("credit-notes", "list")] == ["CN-0001", "CN-0002"]

@@ -43,7 +43,7 @@ from abonnement.engine.outcomes import (
 from abonnement.engine.records import CreditNoteRecord, InvoiceRecord, PaymentRecord
 from abonnement.engine.status import InvoiceStatus, PaymentStatus
 from abonnement.engine.subscriptions import Subscription
-from abonnement.errors import AlreadyCollecting, InvalidInput, NotFound
+from abonnement.errors import AlreadyCollecting, AlreadyExists, InvalidInput, NotFound
 from abonnement.plugins.storage import tables as t
 from abonnement.plugins.storage.database import Database
 from abonnement.plugins.storage.invoices import Invoices, of_subscription
@@ -517,6 +517,16 @@ class Payments:
         """A refund is a payment row of its own (a negative amount) and a credit note
         numbered from the ``credit_note`` counter, in one transaction; the invoice and the
         subscription stay as they are. Returns the attempt and the credit note's number."""
+        try:
+            return self._record_refund(number, amount, method, key, reference, on,
+                                       credit_note_format)  # fmt: skip
+        except IntegrityError:  # the same key: a concurrent or repeated call recorded it
+            raise AlreadyExists(f"this refund of invoice {number} is recorded already") from None
+
+    def _record_refund(
+        self, number: str, amount: Money, method: str, key: str, reference: str | None,
+        on: date, credit_note_format: str,
+    ) -> tuple[int, str]:  # fmt: skip
         with self.db.tx() as conn:
             if not self.db.sqlite:  # its attempt number is the count: one writer at a time
                 conn.execute(select(_I.number).where(_I.number == number).with_for_update())
