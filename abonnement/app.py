@@ -38,11 +38,14 @@ def find_config_dir(start: Path) -> Path | None:
 @dataclass
 class App:
     """One config directory and one database, with the plugins loaded once. ``database_url``
-    None: the SQLite file ``abonnement.db`` in the config directory."""
+    None: the SQLite file ``abonnement.db`` in the config directory. ``found`` False: no
+    config directory was given or found upward (``config_dir`` is then the current one, for
+    the commands that need none, such as ``init``); loading the config says so."""
 
     config_dir: Path
     database_url: str | None = None
     _plugins: Plugins | None = field(default=None, repr=False)
+    found: bool = True
 
     def __post_init__(self) -> None:
         if self.database_url is None:
@@ -60,6 +63,14 @@ class App:
         from abonnement.config.cache import cache_path
         from abonnement.config.loader import load
 
+        if not self.found:  # never every YAML file under wherever the command was typed
+            from abonnement.errors import ConfigError, Problem
+
+            where = str(self.config_dir.resolve())
+            hint = ("pass --config DIR or set ABONNEMENT_CONFIG, or run the command inside a "
+                    "config directory; `abonnement init DIR` writes one")  # fmt: skip
+            problem = f"no {CONFIG_FILE} here or in any directory above"
+            raise ConfigError([Problem(where, 1, 1, problem, hint)])
         cache = cache_path(self.config_dir, self.database_url or "")
         return load(self.config_dir, self.plugins.names(), cache=cache)
 

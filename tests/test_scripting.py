@@ -190,9 +190,17 @@ def test_the_config_directory_is_found_upward(demo: Path, tmp_path: Path, monkey
     run("init", str(other))
     assert run("validate", env={"ABONNEMENT_CONFIG": str(other)}).stdout.startswith(f"{other}:")
     assert run("--config", str(other), "validate").stdout.startswith(f"{other}:")
-    # nowhere: the current directory, which is no config
-    monkeypatch.chdir(tmp_path)
-    assert run("validate").exit_code == 1
+    # nowhere: said so, and no YAML file under the current directory is read as a config
+    nowhere = tmp_path / "nowhere"
+    (nowhere / "x").mkdir(parents=True)
+    (nowhere / "x" / "other.yaml").write_text("a: 1\n")
+    monkeypatch.chdir(nowhere)
+    for command in (["validate"], ["invoices", "list"]):
+        result = run(*command)
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"{nowhere.resolve()}:1:1: error: no abonnement.yaml "
+                                        "here or in any directory above; pass --config DIR")  # fmt: skip
+        assert "other.yaml" not in result.stderr
 
 
 def test_the_database_ledger_and_lock_live_in_the_config_directory(demo: Path, tmp_path: Path,

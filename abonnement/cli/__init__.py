@@ -119,9 +119,11 @@ def cli(ctx: click.Context, config_dir: Path | None, database_url: str | None, q
     configure(-1 if quiet else 1 if verbose else 0, log_format)
     ctx.meta[LOG_JSON] = log_format == "json"
     ctx.meta[QUIET] = quiet
+    found = True
     if config_dir is None:
-        config_dir = find_config_dir(Path.cwd()) or Path(".")
-    ctx.obj = App(config_dir=config_dir, database_url=database_url)
+        config_dir = find_config_dir(Path.cwd())
+        found = config_dir is not None
+    ctx.obj = App(config_dir=config_dir or Path("."), database_url=database_url, found=found)
 
 
 for module in (
