@@ -83,6 +83,23 @@ def same_rule_files(root: Path, catalog: Catalog) -> bool:
     return tuple(found) == tuple(catalog.rule_files)
 
 
+def same_logo(root: Path, catalog: Catalog) -> bool:
+    """Whether the logo file ``settings.account_logo`` names is still the one the cached
+    catalog embeds (a file the YAML names but no YAML file holds; a URL is not read)."""
+    import base64
+
+    settings = catalog.settings
+    logo = settings.account_logo
+    if not logo or logo.startswith(("https://", "http://")):
+        return True
+    try:
+        data = (root / logo).read_bytes()
+    except OSError:
+        return False  # gone: the load says so
+    embedded = (settings.account_logo_data or "").partition(";base64,")[2]
+    return embedded == base64.b64encode(data).decode("ascii")
+
+
 def _code_fingerprint() -> bytes:
     """The package version and the size and time of the code that builds a catalog: a
     catalog pickled by other code is not used."""

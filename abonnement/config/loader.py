@@ -170,14 +170,14 @@ def load(
 def _cached(root: Path, plugins: PluginNames, cache: Path) -> tuple[Catalog | None, str | None]:
     """The catalog kept in ``cache`` if it stands for the config as it is now, and the key
     a fresh one is kept under (None: the files cannot be read; the load will say why)."""
-    from abonnement.config.cache import cache_key, read_cached, same_rule_files
+    from abonnement.config.cache import cache_key, read_cached, same_logo, same_rule_files
 
     try:
         key = cache_key(root, yaml_files(root), plugins) if root.is_dir() else None
     except OSError:
         return None, None
     catalog = read_cached(cache, key) if key else None
-    if catalog is not None and not same_rule_files(root, catalog):
+    if catalog is not None and not (same_rule_files(root, catalog) and same_logo(root, catalog)):
         catalog = None
     return catalog, key
 
@@ -214,9 +214,12 @@ def _load(root: Path, plugins: PluginNames, cache: Path | None) -> Config:
     if problems:
         raise ConfigError(problems)
     if fresh and key is not None:
-        from abonnement.config.cache import write_cached
+        from abonnement.config.cache import cache_key, write_cached
 
-        write_cached(cache, key, catalog)
+        # kept only if the files did not change while they were read (an editor saving, a
+        # checkout): else this catalog would stand for contents it was not built from
+        if cache_key(root, yaml_files(root), plugins) == key:
+            write_cached(cache, key, catalog)
     return Config(catalog, rules, tuple(taxed_twice(rules, catalog)))
 
 

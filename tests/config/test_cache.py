@@ -241,3 +241,49 @@ def test_only_what_aliases_add_counts_against_the_expansion_cap(monkeypatch) -> 
     problem = raised.value.problem
     assert (problem.file, problem.message) == ("laughs.yaml",
                                                "document expands to more than 1,000 values")  # fmt: skip
+
+
+def test_a_changed_or_removed_logo_file_is_not_hidden_by_the_cache(
+    coffee: Path, fresh_loads: list[Path]
+) -> None:
+    # the logo is a file the YAML names, not a YAML file: the cache is checked against it
+    cache = coffee.parent / "db.config-cache"
+    yaml = coffee / "abonnement.yaml"
+    yaml.write_text(yaml.read_text().replace(
+        "  account: Just One More Cup Coffee Co.\n",
+        "  account: Just One More Cup Coffee Co.\n  account_logo: logo.svg\n"))  # fmt: skip
+    (coffee / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>')
+    first = load(coffee, _names(), cache=cache).catalog.settings.account_logo_data
+    (coffee / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"><circle/></svg>')
+    second = load(coffee, _names(), cache=cache).catalog.settings.account_logo_data
+    assert len(fresh_loads) == 2 and first != second
+    (coffee / "logo.svg").unlink()
+    with pytest.raises(loader.ConfigError, match=r"cannot read the logo `logo\.svg`"):
+        load(coffee, _names(), cache=cache)
+
+
+def test_files_that_change_while_they_are_read_are_not_cached(
+    coffee: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an editor saving (or a checkout) between the key's hashing and the parse: the catalog
+    # built from the new text must not be kept under the old text's key
+    cache = coffee.parent / "db.config-cache"
+    yaml = coffee / "abonnement.yaml"
+    original = yaml.read_text()
+    real = loader._load_catalog
+
+    def saved_meanwhile(root, plugins):
+        yaml.write_text(original.replace('price: "25.00 USD"', 'price: "99.00 USD"'))
+        return real(root, plugins)
+
+    monkeypatch.setattr(loader, "_load_catalog", saved_meanwhile)
+    assert (
+        load(coffee, _names(), cache=cache).catalog.products["coffee-1kg"].prices["USD"].amount
+        == 99
+    )
+    monkeypatch.setattr(loader, "_load_catalog", real)
+    yaml.write_text(original)  # back to the text the first key was made from
+    assert (
+        load(coffee, _names(), cache=cache).catalog.products["coffee-1kg"].prices["USD"].amount
+        == 25
+    )
