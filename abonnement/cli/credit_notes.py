@@ -9,8 +9,18 @@ import click
 
 from abonnement.app import App
 from abonnement.cli.common import echo_json, json_option
+from abonnement.cli.tables import Column, csv_option, echo_rows
 from abonnement.errors import AbonnementError, InvalidInput
 from abonnement.operations import queries
+
+CREDIT_NOTE_COLUMNS = (
+    Column("number"),
+    Column("issue_date", title="ISSUED"),
+    Column("invoice"),
+    Column("payment_id", title="PAYMENT", number=True),
+    Column("amount", number=True),
+    Column("currency"),
+)
 
 
 @click.group("credit-notes")
@@ -20,9 +30,10 @@ def credit_notes() -> None:
 
 @credit_notes.command("list")
 @click.option("--invoice", "invoice_number", help="Only the credit notes of this invoice.")
+@csv_option
 @json_option
 @click.pass_obj
-def credit_notes_list(app: App, invoice_number: str | None, as_json: bool) -> None:
+def credit_notes_list(app: App, invoice_number: str | None, as_csv: bool, as_json: bool) -> None:
     """Credit notes in the order they were issued.
 
     With --json: a list of `{"number", "invoice", "payment_id", "issue_date", "amount",
@@ -33,9 +44,7 @@ def credit_notes_list(app: App, invoice_number: str | None, as_json: bool) -> No
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
-        click.echo(f"{row['number']:<14} {row['issue_date']} {row['invoice']:<14} "
-                   f"{row['amount']:>12} {row['currency']}")  # fmt: skip
+    echo_rows(CREDIT_NOTE_COLUMNS, rows, as_csv=as_csv)
 
 
 @credit_notes.command("show")

@@ -16,7 +16,26 @@ from abonnement.cli.common import (
     echo_json,
     json_option,
 )
+from abonnement.cli.tables import Column, csv_option, echo_rows
 from abonnement.operations import events as operations
+
+EVENT_COLUMNS = (
+    Column("date"),
+    Column("type"),
+    Column("subject_id", title="SUBJECT"),
+    Column("seq", number=True),
+    Column("id"),
+)
+DELIVERY_COLUMNS = (
+    Column("status"),
+    Column("attempts", number=True),
+    Column("when", lambda r: r["sent_on"] or r["next_try_on"] or ""),
+    Column("event_type", title="EVENT"),
+    Column("channel"),
+    Column("recipient"),
+    Column("id"),
+    Column("error", lambda r: r["error"] if r["status"] != "sent" else ""),
+)
 
 
 @click.group()
@@ -28,18 +47,18 @@ def events() -> None:
 @click.option("--type", "event_type", help="A type (`invoice.created`) or prefix (`invoice.*`).")
 @click.option("--since", type=DATE, help="Events on or after this date.")
 @click.option("--subscription", "subscription_id")
+@csv_option
 @json_option
 @click.pass_obj
 def events_list(app: App, event_type: str | None, since: Any, subscription_id: str | None,
-                as_json: bool) -> None:  # fmt: skip
-    """Every event, oldest first."""
+                as_csv: bool, as_json: bool) -> None:  # fmt: skip
+    """Every event, oldest first: a table (or CSV, or JSON)."""
     rows = operations.list_events(app.context, event_type=event_type, since=day(since),
                                   subscription_id=subscription_id)  # fmt: skip
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        click.echo(f"{r['date']}  {r['type']:<26} {r['subject_id']:<24} {r['id']}")
+    echo_rows(EVENT_COLUMNS, rows, as_csv=as_csv)
 
 
 @click.group()
@@ -49,16 +68,16 @@ def deliveries() -> None:
 
 @deliveries.command("list")
 @click.option("--status", type=click.Choice(operations.STATUSES))
+@csv_option
 @json_option
 @click.pass_obj
-def deliveries_list(app: App, status: str | None, as_json: bool) -> None:
-    """Every delivery (of one status), by event."""
+def deliveries_list(app: App, status: str | None, as_csv: bool, as_json: bool) -> None:
+    """Every delivery (of one status), by event: a table (or CSV, or JSON)."""
     rows = operations.list_deliveries(app.context, status)
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        click.echo(_line(r))
+    echo_rows(DELIVERY_COLUMNS, rows, as_csv=as_csv)
 
 
 @deliveries.command("retry")
@@ -79,17 +98,10 @@ def deliveries_retry(app: App, delivery_id: str | None, all_failed: bool, as_of:
         echo_json(result)
     elif not rows:
         click.echo("no failed deliveries")
-    for r in rows if not as_json else ():
-        click.echo(_line(r))
+    else:
+        echo_rows(DELIVERY_COLUMNS, rows)
     if any(r["status"] != "sent" for r in rows):
         click.get_current_context().exit(Exit.PARTIAL)
-
-
-def _line(r: dict[str, Any]) -> str:
-    when = r["sent_on"] or r["next_try_on"] or ""
-    text = (f"{r['status']:<8} {r['attempts']:>2}x {when:<10}  {r['event_type']:<26} "
-            f"{r['channel']:<9} {r['recipient']}  {r['id']}")  # fmt: skip
-    return text + (f"\n         {r['error']}" if r["error"] and r["status"] != "sent" else "")
 
 
 COMMANDS = (events, deliveries)
