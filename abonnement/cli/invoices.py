@@ -44,6 +44,11 @@ _ADJUSTMENT_COLUMNS = (
     Column("rate", number=True),
     Column("amount", number=True),
 )
+_CREDIT_NOTE_COLUMNS = (
+    Column("number"),
+    Column("issue_date", title="ISSUED"),
+    Column("amount", number=True),
+)
 _DISPUTE_COLUMNS = (
     Column("opened_on", title="OPENED"),
     Column("amount", number=True),
@@ -116,6 +121,10 @@ def invoices_show(app: App, number: str, explain: bool, as_json: bool) -> None:
     totals = [{"what": label, "amount": payload[key]} for key, label in _TOTALS]
     click.echo(table_text((Column("what", title=""), Column("amount", number=True, title=cur)),
                           totals))  # fmt: skip
+    notes = payload.get("credit_notes", ())
+    if notes:
+        click.echo(f"\nrefunded {payload['refunded']} {cur} by credit notes:")
+        click.echo(table_text(_CREDIT_NOTE_COLUMNS, notes))
     disputes = payload.get("disputes", ())
     if disputes:
         click.echo("\ndisputes:")

@@ -99,13 +99,19 @@ def _dispute_json(d: Any) -> dict[str, Any]:
 
 
 def invoice_detail(ctx: Context, number: str) -> dict[str, Any]:
-    """``invoices show``: the invoice as ``invoice_json`` shapes it, plus ``disputes`` when
-    it has any (only then: an invoice's JSON is the same everywhere else)."""
+    """``invoices show``: the invoice as ``invoice_json`` shapes it, plus ``disputes`` and
+    ``credit_notes`` (``credit_note_json``) with ``refunded`` (their sum) when it has any
+    (only then: an invoice's JSON is the same everywhere else)."""
     from abonnement.operations import queries
-    from abonnement.views import invoice_json
+    from abonnement.views import credit_note_json, invoice_json
 
     payload = invoice_json(queries.invoice(ctx, number))
     contested = disputes(ctx, payload["number"])
     if contested:
         payload["disputes"] = contested
+    notes = ctx.storage.credit_notes(payload["number"])
+    if notes:
+        payload["credit_notes"] = [credit_note_json(n) for n in notes]
+        total = sum((n.amount for n in notes[1:]), notes[0].amount)
+        payload["refunded"] = total.format_amount()
     return payload

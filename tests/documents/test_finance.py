@@ -142,6 +142,12 @@ def test_refunds_issue_credit_notes_in_their_own_series(issued):
          "issue_date": "2027-01-11", "amount": "79.57", "currency": "EUR"},
     ]  # fmt: skip
     assert issued.cli("credit-notes", "show", "CN-0002") == notes[1]
+    # invoices show says what was refunded too, as the document does
+    shown = issued.cli("invoices", "show", "INV-00001")
+    assert (shown["refunded"], shown["credit_notes"]) == ("129.57", notes)
+    text = run("--config", str(issued.config), "--db", issued.db_url, "invoices", "show",
+               "INV-00001").stdout  # fmt: skip
+    assert "refunded 129.57 EUR by credit notes:" in text and "CN-0002" in text
     assert issued.cli("credit-notes", "list", "--invoice", "INV-00001") == notes
     # the invoice shows what was refunded, and by which credit notes
     assert "Refunded (CN-0001, CN-0002) | EUR 129.57" in cells(
