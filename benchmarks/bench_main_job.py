@@ -35,6 +35,7 @@ a schema of its own in that database (dropped after); ``--workers`` is passed to
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -276,6 +277,16 @@ def child(phase: str, root: Path, db: str, workers: int, tiny: Path, tiny_db: st
             for f in files:
                 yaml.load(f.read_bytes(), Loader=yaml.CSafeLoader)
             out["csafe"] = time.process_time() - started
+            # the fair floor: our load turns the cyclic garbage collector off while it
+            # builds, so the parser is timed that way too (a caller could do the same)
+            gc.disable()
+            try:
+                started = time.process_time()
+                for f in files:
+                    yaml.load(f.read_bytes(), Loader=yaml.CSafeLoader)
+                out["csafe_nogc"] = time.process_time() - started
+            finally:
+                gc.enable()
             started = time.process_time()
             load(root, names)
             out["load"] = time.process_time() - started
@@ -358,9 +369,10 @@ def report(n: int, notify: str, results: list[dict], base: int) -> dict[str, flo
         messages = r.get("messages", 0)
         floors = ""
         if r["phase"] == "validate":
-            floors = (f"CSafeLoader {r['csafe']:.3f} CPU s; load {r['load']:.3f} CPU s "
-                      f"({r['load'] / r['csafe']:.2f}x CSafeLoader)")  # fmt: skip
-            figures["load_ratio"] = r["load"] / r["csafe"]
+            floors = (f"CSafeLoader {r['csafe']:.3f} CPU s ({r['csafe_nogc']:.3f} without the "
+                      f"garbage collector); load {r['load']:.3f} CPU s "
+                      f"({r['load'] / r['csafe_nogc']:.2f}x CSafeLoader without it)")  # fmt: skip
+            figures["load_ratio"] = r["load"] / r["csafe_nogc"]
             figures["load_per_sub"] = r["load"] / n
             figures["load_per_sub_1k"] = r["load_1k"] / base
             figures["base"] = base
@@ -449,7 +461,8 @@ def main() -> None:
     for notify, figures in all_figures.items():
         if "load_ratio" in figures:
             growth = figures["load_per_sub"] / figures["load_per_sub_1k"]
-            print(f"load vs CSafeLoader ({notify}): {figures['load_ratio']:.2f}x (target <= 1.5x);"
+            print(f"load vs CSafeLoader, both without the garbage collector ({notify}): "
+                  f"{figures['load_ratio']:.2f}x (target <= 1.5x);"
                   f" per-sub {figures['load_per_sub'] * 1e6:,.0f} µs at N vs "
                   f"{figures['load_per_sub_1k'] * 1e6:,.0f} µs at {figures['base']:,.0f}"
                   f" = {growth:.2f}x"

@@ -30,7 +30,7 @@ def test_the_main_job_benchmark_runs_every_phase_at_a_tiny_size(tmp_path: Path) 
     assert all(line.split()[5] == "5" for line in run1), run1
     assert "sqlite3 " in run1[0] and "jinja2 " in run1[0]
     assert "run1: notifications on / off (CPU) = " in out
-    assert "load vs CSafeLoader (on): " in out
+    assert "load vs CSafeLoader, both without the garbage collector (on): " in out
     assert "idle run (off): " in out
     # with notifications on the example's messages were written; with them off none
     assert int(run1[0].split()[7].replace(",", "")) > 0
