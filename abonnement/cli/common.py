@@ -57,6 +57,8 @@ class _Date(click.DateTime):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         from abonnement.engine.bounds import day_problem
 
+        if isinstance(value, str) and not value.isascii():  # strptime takes ２０２６ as 2026
+            self.fail(f"{value!r} is not a date in YYYY-MM-DD (ASCII digits)", param, ctx)
         converted = super().convert(value, param, ctx)
         problem = day_problem(converted.date())
         if problem:

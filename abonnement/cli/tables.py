@@ -47,7 +47,7 @@ csv_option = click.option(
 
 # what a spreadsheet reads as the start of a formula (OWASP's list)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?\Z")
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?\Z", re.ASCII)
 _GAP = "  "
 
 

@@ -30,9 +30,10 @@ __all__ = [
 # settings.rounding → the decimal module's mode
 ROUNDING_MODES = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 
-_MONEY_RE = re.compile(r"^\s*(?P<amount>[+-]?\d+(?:\.\d+)?)\s+(?P<currency>[A-Z]{3})\s*$")
-_AMOUNT_RE = re.compile(r"\d+(?:\.\d+)?")  # a plain amount: no sign, exponent, NaN or spaces
-_PERCENT_RE = re.compile(r"^\s*(?P<value>[+-]?\d+(?:\.\d+)?)\s*%\s*$")
+_MONEY_RE = re.compile(r"^\s*(?P<amount>[+-]?\d+(?:\.\d+)?)\s+(?P<currency>[A-Z]{3})\s*$", re.ASCII)
+# ASCII digits only: Python's \d and Decimal() also take ٥ or ５ as a five
+_AMOUNT_RE = re.compile(r"\d+(?:\.\d+)?", re.ASCII)  # no sign, exponent, NaN or spaces
+_PERCENT_RE = re.compile(r"^\s*(?P<value>[+-]?\d+(?:\.\d+)?)\s*%\s*$", re.ASCII)
 
 
 @cache

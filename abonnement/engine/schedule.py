@@ -89,7 +89,7 @@ class Frequency:
         return self.name
 
 
-_ISO_RE = re.compile(r"^P(?P<count>[1-9]\d{0,2})(?P<unit>[DWMY])$")
+_ISO_RE = re.compile(r"^P(?P<count>[1-9]\d{0,2})(?P<unit>[DWMY])$", re.ASCII)
 
 _BY_NAME: dict[str, Frequency] = {
     "weekly": Frequency(1, Unit.WEEK),

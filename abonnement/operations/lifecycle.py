@@ -209,8 +209,9 @@ def _check_new(decl: Any, catalog: Catalog) -> None:
         raise InvalidInput("the lines bill on different frequencies: one subscription per "
                               "frequency")  # fmt: skip
     terms = decl.collection.payment_terms
-    if terms is not None and not re.fullmatch(r"due_on_receipt|net_\d+", terms):
-        raise InvalidInput(f"bad payment terms `{terms}`; due_on_receipt or net_DAYS")
+    # as the config's schema: at most 999 days
+    if terms is not None and not re.fullmatch(r"due_on_receipt|net_[0-9]{1,3}", terms):
+        raise InvalidInput(f"bad payment terms `{terms}`; due_on_receipt or net_DAYS (up to 999)")
     if decl.collection.mode == "automatic":
         billing = catalog.contacts.get(decl.billing_contact) if decl.billing_contact else None
         owners = [catalog.contacts.get(decl.contact), billing]

@@ -270,6 +270,7 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
                and p.status == PaymentStatus.REFUNDED]  # fmt: skip
     refunded = -sum((p.amount.amount for p in refunds), Decimal(0))
     left = row.amount.amount - refunded
+    asked = None if amount is None else positive_amount(amount, row.currency, "--amount")
     if left <= 0:
         raise InvalidState(f"payment {payment_id} is refunded in full; nothing is left to refund")
     if on < row.on_date:
@@ -278,7 +279,7 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
     if notes and on < notes[-1].issue_date:  # the series is numbered in date order
         raise InvalidInput(f"the last credit note, {notes[-1].number}, is dated "
                            f"{notes[-1].issue_date}: a refund is dated then or later")  # fmt: skip
-    value = left if amount is None else positive_amount(amount, row.currency, "--amount")
+    value = left if asked is None else asked
     if not value <= left:
         most = Money(left, row.currency).format_amount()
         raise InvalidInput(f"at most {most} can be refunded for payment {payment_id}")

@@ -47,6 +47,9 @@ NOT_POSITIVE = "is not a positive amount (e.g. 12.50)"
             "abonnement takes (1,000,000,000,000 USD)",
         ),
         ("25.01", "error: --amount: at most 25.00 USD is due on invoice INV-00001"),
+        # digits of other scripts: Python's int(), Decimal() and \d take them, we do not
+        ("\u0665", f"error: --amount: '\u0665' {NOT_POSITIVE}"),  # Arabic-Indic five
+        ("\uff15.00", f"error: --amount: '\uff15.00' {NOT_POSITIVE}"),  # fullwidth five
     ],
 )
 def test_invoices_pay_takes_only_a_positive_amount_in_cents(tmp_path, amount, message):
@@ -75,7 +78,8 @@ def test_payments_refund_takes_only_a_positive_amount_in_cents(tmp_path, amount,
     s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED)
     s.cli("apply", "--as-of", "2026-12-01")
     s.cli("run", "--until", "2026-12-01")
-    assert _refused(s, "payments", "refund", "1", "--amount", amount) == message
+    assert _refused(s, "payments", "refund", "1", "--amount", amount,
+                    "--as-of", "2026-12-02") == message  # fmt: skip
     assert [p["status"] for p in s.payments()] == ["succeeded"]
 
 
@@ -195,3 +199,18 @@ def test_a_quote_over_more_payments_than_a_term_takes_is_a_usage_error(tmp_path)
                  "--item", "coffee-1kg", "--payments", "99999999999")  # fmt: skip
     assert result.exit_code == 2
     assert "99999999999 is not in the range 1<=x<=1200" in result.stderr
+
+
+def test_dates_and_payment_terms_on_the_command_line_are_bounded_like_the_config(tmp_path):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    fullwidth = run("--config", str(s.config), "--db", s.db_url, "report", "mrr",
+                    "--as-of", "\uff12\uff10\uff12\uff16-12-01")  # fmt: skip
+    assert fullwidth.exit_code == 2
+    assert "'\uff12\uff10\uff12\uff16-12-01' is not a date in YYYY-MM-DD (ASCII digits)" in (
+        fullwidth.stderr)  # fmt: skip
+    for terms in ("net_99999999999999999", "net_1000", "net_\u0665"):
+        error = _refused(s, "subscriptions", "create", "--id", "xa", "--contact", "bob", "--item",
+                         "coffee-1kg", "--payment-terms", terms, "--as-of", "2026-12-01")  # fmt: skip
+        assert error == (f"error: bad payment terms `{terms}`; due_on_receipt or net_DAYS "
+                         "(up to 999)")  # fmt: skip
+    assert s.cli("subscriptions", "list") == []
