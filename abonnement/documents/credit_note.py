@@ -18,7 +18,7 @@ from abonnement.documents.invoice import (
     tax_summary,
     taxed_once,
 )
-from abonnement.documents.templating import environment
+from abonnement.documents.templating import cpu_limit, environment
 from abonnement.engine.catalog import Catalog
 from abonnement.engine.money import Money, allocate
 from abonnement.engine.records import CreditNoteRecord, InvoiceRecord
@@ -88,7 +88,9 @@ def render_html(
     env = environment(template_dir, language, "templates")
     try:
         template = env.get_template(TEMPLATE)
-        return template.render(_context(note, invoice, catalog, Formatter(locale), subscription))
+        with cpu_limit():
+            return template.render(_context(note, invoice, catalog, Formatter(locale),
+                                            subscription))  # fmt: skip
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
         raise AbonnementError(f"credit note template: {where}{exc.message}") from None

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 
 from abonnement.documents.i18n import Formatter, address_lines, translations
-from abonnement.documents.templating import environment
+from abonnement.documents.templating import cpu_limit, environment
 from abonnement.engine.catalog import Address, Catalog
 from abonnement.engine.money import Money
 from abonnement.engine.records import CreditNoteRecord, InvoiceRecord, LineRecord
@@ -284,8 +284,9 @@ def render_html(
     try:
         template = env.get_template(TEMPLATE)
         fmt = Formatter(locale)
-        return template.render(_context(invoice, catalog, fmt, subscription, pay_url, billed,
-                                        credit_notes))  # fmt: skip
+        with cpu_limit():
+            return template.render(_context(invoice, catalog, fmt, subscription, pay_url,
+                                            billed, credit_notes))  # fmt: skip
     except jinja2.TemplateError as exc:
         where = f"{exc.filename}:{exc.lineno}: " if getattr(exc, "lineno", None) else ""
         raise AbonnementError(f"invoice template: {where}{exc.message}") from None

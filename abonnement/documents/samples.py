@@ -21,7 +21,7 @@ from abonnement.documents.credit_note import TEMPLATE as CREDIT_NOTE
 from abonnement.documents.credit_note import _context as _credit_note_context
 from abonnement.documents.i18n import Formatter
 from abonnement.documents.invoice import TEMPLATE, _context
-from abonnement.documents.templating import environment
+from abonnement.documents.templating import cpu_limit, environment
 from abonnement.engine.catalog import Catalog
 from abonnement.engine.money import Money
 from abonnement.engine.records import (
@@ -55,25 +55,30 @@ def template_problems(config_dir: Path, catalog: Catalog) -> list[Problem]:
         else:
             env = environment(folder, invoices.language, "templates/messages")
         try:
-            template = env.get_template(name)
-            if name == TEMPLATE:
-                pay_url = catalog.settings.buyer_url("/i/sample")
-                template.render(_context(_invoice(catalog), catalog, Formatter(invoices.locale),
-                                         None, pay_url))  # fmt: skip
-            elif name == CREDIT_NOTE:
-                invoice = _invoice(catalog)
-                note = CreditNoteRecord("CN-0001", 1, invoice.number, 1, invoice.total,
-                                        SAMPLE_DAY)  # fmt: skip
-                template.render(_credit_note_context(note, invoice, catalog,
-                                                     Formatter(invoices.locale), None))  # fmt: skip
-            elif name.endswith(".txt"):
-                template.render(message_sample(catalog))
-            elif name == "_layout.html":
-                template.render({**message_sample(catalog), "subject": "Sample",
-                                 "paragraphs": ["One.", "Two."]})  # fmt: skip
+            with cpu_limit():
+                _render_sample(env.get_template(name), name, catalog)
         except Exception as exc:  # whatever a template's code raises is the template's problem
             problems.append(_problem(config_dir, path, exc))
     return problems
+
+
+def _render_sample(template: Any, name: str, catalog: Catalog) -> None:
+    """Render one template of the config's ``templates/`` with sample data."""
+    invoices = catalog.settings.invoices
+    if name == TEMPLATE:
+        pay_url = catalog.settings.buyer_url("/i/sample")
+        template.render(_context(_invoice(catalog), catalog, Formatter(invoices.locale), None,
+                                 pay_url))  # fmt: skip
+    elif name == CREDIT_NOTE:
+        invoice = _invoice(catalog)
+        note = CreditNoteRecord("CN-0001", 1, invoice.number, 1, invoice.total, SAMPLE_DAY)
+        template.render(_credit_note_context(note, invoice, catalog, Formatter(invoices.locale),
+                                             None))  # fmt: skip
+    elif name.endswith(".txt"):
+        template.render(message_sample(catalog))
+    elif name == "_layout.html":
+        template.render({**message_sample(catalog), "subject": "Sample",
+                         "paragraphs": ["One.", "Two."]})  # fmt: skip
 
 
 def message_sample(catalog: Catalog) -> dict[str, Any]:

@@ -8,8 +8,12 @@ is given (``SecurityError``, reported as a template error)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,39 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from abonnement.documents.i18n import translations
 
-__all__ = ["environment"]
+__all__ = ["TemplateTooSlow", "cpu_limit", "environment"]
+
+# CPU seconds a template may take to render once: the sandbox bounds each range() but not
+# loops inside loops, and a template must never hang a run or `validate`
+RENDER_SECONDS = 2.0
+
+
+class TemplateTooSlow(jinja2.TemplateError):
+    """A template spent more than its CPU budget rendering once."""
+
+
+@contextlib.contextmanager
+def cpu_limit(seconds: float = RENDER_SECONDS) -> Iterator[None]:
+    """Raise ``TemplateTooSlow`` inside the block once it has used ``seconds`` of CPU time
+    (``ITIMER_VIRTUAL``, which nothing else here uses). Only on the main thread of a system
+    with interval timers; elsewhere the block runs unbounded."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise TemplateTooSlow(f"rendering took more than {seconds:g} s of CPU time (a loop "
+                              "too long?)")  # fmt: skip
+
+    previous = signal.signal(signal.SIGVTALRM, expired)
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
 
 
 @functools.cache

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from abonnement.documents.i18n import Formatter
-from abonnement.documents.templating import environment
+from abonnement.documents.templating import cpu_limit, environment
 from abonnement.engine.context import subscription_record, trigger_context
 from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
@@ -446,13 +446,14 @@ class _Renderer:
         }
         language = document["language"]
         try:
-            source = self.template(language, f"{row.template}.txt").render(ctx)
-            subject, _, body = source.strip().partition("\n")
-            body = body.strip() + "\n"
-            paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
-            page = self.template(language, "_layout.html").render(
-                {**ctx, "subject": subject, "paragraphs": paragraphs}
-            )
+            with cpu_limit():  # a template never hangs the run
+                source = self.template(language, f"{row.template}.txt").render(ctx)
+                subject, _, body = source.strip().partition("\n")
+                body = body.strip() + "\n"
+                paragraphs = [p.strip() for p in body.split("\n\n") if p.strip()]
+                page = self.template(language, "_layout.html").render(
+                    {**ctx, "subject": subject, "paragraphs": paragraphs}
+                )
         except jinja2.TemplateError as exc:
             raise AbonnementError(f"message template {row.template}: {exc}") from None
         contact_email = contact.email if contact else None

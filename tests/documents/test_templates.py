@@ -108,3 +108,21 @@ def test_validate_names_the_template_in_json(tmp_path):
         {"file": "templates/welcome.txt", "line": 3, "column": 1, "hint": None,
          "message": "template error: 'nope' is undefined", "severity": "error"}],
         "warnings": []}  # fmt: skip
+
+
+def test_a_template_that_would_loop_for_hours_is_an_error_not_a_hang(tmp_path):
+    # the sandbox bounds each range(), not loops inside loops: a CPU budget per render does
+    import time
+
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    (s.config / "templates").mkdir()
+    (s.config / "templates" / "receipt.txt").write_text(
+        "Receipt\n{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+        "{% endfor %}\n"
+    )
+    started = time.monotonic()
+    result = _validate(s.config)
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 1
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("templates/receipt.txt:")]
+    assert "rendering took more than 2 s of CPU time (a loop too long?)" in line
