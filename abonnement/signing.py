@@ -43,7 +43,7 @@ def secret_problem() -> str | None:
     ``HINT`` says how to make one."""
     value = os.environ.get(SECRET_ENV, "")
     if not value:
-        return f"outgoing webhooks are signed: set {SECRET_ENV}"
+        return f"outgoing webhooks are signed: set the environment variable {SECRET_ENV}"
     try:
         key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
     except (binascii.Error, ValueError):

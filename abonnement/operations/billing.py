@@ -372,8 +372,10 @@ def _run_workers(
     except BrokenProcessPool:
         # every due subscription is still billed once; the totals the workers kept died with
         # the pool, so the summary counts what is billed from here on
-        log.warning("a worker of the billing run died; the run goes on in one process (its "
-                    "summary counts only what is billed from now on: `invoices list` has all)")
+        log.warning(
+            "a worker of the billing run died; the run goes on in one process (its "
+            "summary counts only what is billed from now on: `invoices list` has all)"
+        )
         return bill(ctx, until, batch_size=batch_size)
     total = summaries[0]
     for other in summaries[1:]:

@@ -71,6 +71,9 @@ class Buyer:
         self.address, self.language = address, language
         if not self.name:
             raise InvalidInput("enter your name", field="name")
+        for field, value in (("name", self.name), ("email", self.email)):
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):  # NUL, CR/LF: headers, logs
+                raise InvalidInput(f"the {field} holds a control character", field=field)
         if not _EMAIL.match(self.email):
             raise InvalidInput(f"{self.email!r} is not an e-mail address", field="email")
 

@@ -81,7 +81,13 @@ def subscription(ctx: Context, sub_id: str) -> SubscriptionDetail:
 def invoices(
     ctx: Context, *, subscription_id: str | None = None, status: str | None = None
 ) -> list[InvoiceRecord]:
-    """Stored invoices, optionally of one subscription or one status, in number order."""
+    """Stored invoices, optionally of one subscription or one status, in number order;
+    ``InvalidInput`` for a status no invoice can have."""
+    from abonnement.engine.status import InvoiceStatus
+
+    if status is not None and status not in set(InvoiceStatus):
+        known = ", ".join(InvoiceStatus)
+        raise InvalidInput(f"no invoice status `{status}`; one of {known}", field="status")
     return ctx.storage.invoices(subscription_id, status)
 
 

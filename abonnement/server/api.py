@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from abonnement.errors import AbonnementError, InvalidInput, Unauthorized
@@ -46,6 +46,20 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
 
 def _server(request: Request) -> Server:
     return request.app.state.server
+
+
+def _bounded(day: date) -> date:
+    """A date within ``engine.bounds`` (1900-01-01 to 2099-12-31), as the CLI's date options
+    take: anything else is a 422 naming the field, never a run billing from the year 1."""
+    from abonnement.engine.bounds import day_problem
+
+    problem = day_problem(day)
+    if problem:
+        raise ValueError(problem)
+    return day
+
+
+Day = Annotated[date, AfterValidator(_bounded)]
 
 
 def _on(request: Request, as_of: date | None) -> date:
@@ -103,7 +117,7 @@ class Item(_Body):
 
 
 class AsOf(_Body):
-    as_of: date | None = Field(None, description="Act as of this date (default: today).")
+    as_of: Day | None = Field(None, description="Act as of this date (default: today).")
 
 
 class SubscriptionCreate(AsOf):
@@ -114,7 +128,7 @@ class SubscriptionCreate(AsOf):
     billing_address: Literal["same_as_company"] | None = None
     items: list[Item] = Field(min_length=1)
     currency: str | None = None
-    start: date | None = None
+    start: Day | None = None
     payments: int | None = Field(None, ge=1)
     collection: Literal["manual", "automatic"] = "manual"
     payment_method_id: str | None = None
@@ -137,7 +151,7 @@ class SubscriptionEdit(AsOf):
     payment_method_id: str | None = None
     contact_id: str | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
-    next_payment_date: date | None = None
+    next_payment_date: Day | None = None
     prorate: bool = False
 
 
@@ -158,7 +172,7 @@ class Refund(AsOf):
 class QuoteRequest(AsOf):
     contact_id: str
     items: list[Item] = Field(min_length=1)
-    start: date | None = None
+    start: Day | None = None
     payments: int | None = Field(None, ge=1)
 
 
@@ -187,7 +201,7 @@ async def list_subscriptions(
     request: Request,
     status: str | None = None,
     segment: str | None = None,
-    as_of: date | None = None,
+    as_of: Day | None = None,
 ) -> Any:
     """Every subscription, optionally of one status or the members of a segment."""
     ctx = _server(request).ctx
@@ -407,9 +421,9 @@ async def checkout(request: Request, body: CheckoutRequest, caller: Caller) -> A
 async def report(
     request: Request,
     metric: _METRICS,
-    as_of: date | None = None,
-    from_: Annotated[date | None, Query(alias="from", description="First month.")] = None,
-    to: Annotated[date | None, Query(description="Last month (default: as_of).")] = None,
+    as_of: Day | None = None,
+    from_: Annotated[Day | None, Query(alias="from", description="First month.")] = None,
+    to: Annotated[Day | None, Query(description="Last month (default: as_of).")] = None,
     currency: str | None = None,
 ) -> Any:
     """MRR, ARR, active, churn, subscription churn or MRR movements, at a date or by month."""
@@ -426,7 +440,7 @@ async def report(
 
 
 @router.get("/segments/{name}", tags=["reports"])
-async def segment(request: Request, name: str, as_of: date | None = None) -> Any:
+async def segment(request: Request, name: str, as_of: Day | None = None) -> Any:
     """The members of a segment on a date."""
     from abonnement.views import segment_json
 
@@ -440,7 +454,7 @@ async def plan(
     request: Request,
     months: Annotated[int, Query(ge=1, le=120)] = 3,
     prorate: bool = False,
-    as_of: date | None = None,
+    as_of: Day | None = None,
 ) -> Any:
     """What ``abonnement apply`` would do, and its effect on the next months' invoices."""
     result = planning.plan(_server(request).ctx, _on(request, as_of), months, prorate=prorate)

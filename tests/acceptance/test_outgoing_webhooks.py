@@ -121,7 +121,11 @@ def test_a_500_is_retried_on_the_next_run_with_the_same_webhook_id(tmp_path):
 @pytest.mark.parametrize(
     ("secret", "message"),
     [
-        ("", "outgoing webhooks are signed: set ABONNEMENT_WEBHOOK_SIGNING_SECRET"),
+        (
+            "",
+            "outgoing webhooks are signed: set the environment variable "
+            "ABONNEMENT_WEBHOOK_SIGNING_SECRET",
+        ),
         ("whsec_not*base64", "ABONNEMENT_WEBHOOK_SIGNING_SECRET is not `whsec_` and base64"),
         ("whsec_c2hvcnQ=", "ABONNEMENT_WEBHOOK_SIGNING_SECRET is 5 bytes long, fewer than 16"),
     ],

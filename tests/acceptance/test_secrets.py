@@ -122,14 +122,17 @@ def test_a_webhook_without_its_secret_stops_the_run_before_anyone_is_charged(tmp
     column = text[line - 1].index("webhook]") + 1
     assert result.stderr.strip() == (  # -q: the error alone, at the notifier that signs
         f"{s.config / 'abonnement.yaml'}:{line}:{column}: error: outgoing webhooks are signed: "
-        "set ABONNEMENT_WEBHOOK_SIGNING_SECRET in settings.notifications.notifiers[0]; make "
+        "set the environment variable ABONNEMENT_WEBHOOK_SIGNING_SECRET in settings.notifications.notifiers[0]; make "
         "one with `python -c \"import base64, secrets; print('whsec_' + "
         'base64.b64encode(secrets.token_bytes(32)).decode())"` and give it to the receivers: '
         "they verify signatures with it\n1 error"
     )
     assert s.charges() == []
     monkeypatch.delenv("ABONNEMENT_WEBHOOK_SIGNING_SECRET", raising=False)
-    with pytest.raises(PluginError, match=r"^outgoing webhooks are signed: set ABONNEMENT_WEB"):
+    with pytest.raises(
+        PluginError,
+        match=r"^outgoing webhooks are signed: set the environment variable ABONNEMENT_WEB",
+    ):
         WebhookNotifier({"url": "http://127.0.0.1:9/hook"})
 
 

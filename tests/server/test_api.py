@@ -172,6 +172,30 @@ def test_errors_have_one_shape_with_the_http_status_of_the_error(api):
     assert api.client.get("/api/v1/nothing-here").json()["error"]["code"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/api/v1/checkouts", {"link_id": "coffee-monthly", "contact_id": "bob",
+                                       "card": "tok_visa", "as_of": "0001-01-01"}, "as_of"),
+        ("post", "/api/v1/checkouts", {"link_id": "coffee-monthly", "contact_id": "bob",
+                                       "card": "tok_visa", "as_of": "9999-12-31"}, "as_of"),
+        ("get", "/api/v1/plan?as_of=9999-12-31", None, "as_of"),
+        ("get", "/api/v1/reports/mrr?from=0001-01-01&to=2027-01-01", None, "from"),
+        ("get", "/api/v1/segments/loyal?as_of=2100-01-01", None, "as_of"),
+    ],
+)  # fmt: skip
+def test_dates_beyond_the_bounds_are_refused_as_the_cli_refuses_them(api, method, path, body,
+                                                                     field):  # fmt: skip
+    # one request dated in the year 1 once made a run bill (and charge) 4,800 months
+    before = api.charges()
+    answer = getattr(api.client, method)(path, **({"json": body} if body else {}))
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_input", field)
+    assert "is outside 1900-01-01 to 2099-12-31" in error["message"]
+    assert api.charges() == before
+
+
 def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(any_shop):
     s = any_shop
     _key(s)

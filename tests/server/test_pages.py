@@ -95,6 +95,9 @@ def test_a_decline_shows_the_reason_and_keeps_the_form_filled(shop):
     ({"name": " ", "email": "ada@example.org"}, "Enter your name."),
     ({"name": "Ada", "email": "ada-at-example"}, "Enter a valid e-mail address."),
     ({"name": "Ada", "email": "ada@example.org", "card": ""}, "Enter a card."),
+    # control characters would reach mail headers and logs
+    ({"name": "Ada", "email": "nul\x00@example.org"}, "Enter a valid e-mail address."),
+    ({"name": "A\x01da", "email": "ada@example.org"}, "Enter your name."),
 ])  # fmt: skip
 def test_missing_details_are_named_and_nothing_is_bought(shop, fields, message):
     page = shop.form("/l/coffee-monthly", **{"card": "tok_visa", **fields})
