@@ -176,8 +176,9 @@ def declaration_hashes(catalog: Catalog) -> dict[str, str]:
 
     from abonnement.engine.catalog import EMPTY
 
+    # rule_files are absolute paths and make no row: a copied config keeps its digests
     around = replace(catalog, subscriptions=EMPTY, declared_at=EMPTY, declared_hashes=EMPTY,
-                     version="")  # fmt: skip
+                     version="", rule_files=())  # fmt: skip
     world = hashlib.sha256(_pickled(around)).digest()
     return {
         sub_id: hashlib.sha256(world + _pickled(decl)).hexdigest()

@@ -155,7 +155,10 @@ def test_a_dispute_is_recorded_once_and_shown_with_its_invoice(paid):
                                   "opened_on": "2026-12-01"}]  # fmt: skip
     text = run("--config", str(paid.config), "--db", paid.db_url, "invoices", "show",
                "INV-00001").stdout  # fmt: skip
-    assert text.endswith("  disputed 2026-12-01: 25.00 USD (fraudulent; test dp_1)\n")
+    assert text.endswith(
+        "disputes:\nOPENED      AMOUNT  CURRENCY  REASON      PROCESSOR  ID\n"
+        "2026-12-01   25.00  USD       fraudulent  test       dp_1\n"
+    )
     (event,) = paid.cli("events", "list", "--type", "payment.disputed")
     assert (event["subject_id"], event["data"]) == ("bob-coffee", {
         "invoice": "INV-00001", "payment": payment["id"], "dispute": "dp_1",
