@@ -169,3 +169,34 @@ def product_specs(values: tuple[str, ...], option: str) -> list[Any]:
                                      param_hint=option)  # fmt: skip
         specs.append(ItemSpec(product=product, quantity=int(quantity or 1)))
     return specs
+
+
+def echo_document(number: str, fmt: str, document: bytes, output: str | None,
+                  as_json: bool) -> None:  # fmt: skip
+    """A rendered document (an invoice, a credit note) written to ``output``, or to standard
+    output: with ``as_json`` ``{"number", "format", "output"}`` once written, else the
+    document in ``"content"`` (HTML) or ``"content_base64"`` (PDF). A PDF is never written
+    to a terminal."""
+    import base64
+    import sys
+    from pathlib import Path
+
+    from abonnement.errors import AbonnementError, InvalidInput
+
+    if output:
+        try:
+            Path(output).write_bytes(document)
+        except OSError as exc:
+            raise AbonnementError(f"cannot write {output}: {exc.strerror}") from None
+        if as_json:
+            echo_json({"number": number, "format": fmt, "output": output})
+        else:
+            click.echo(f"wrote {output}", err=True)
+    elif as_json:
+        body = ({"content": document.decode("utf-8")} if fmt == "html" else
+                {"content_base64": base64.b64encode(document).decode("ascii")})  # fmt: skip
+        echo_json({"number": number, "format": fmt, **body})
+    elif fmt == "pdf" and sys.stdout.isatty():
+        raise InvalidInput("a PDF is binary: write it with -o FILE (or pipe it)")
+    else:
+        sys.stdout.buffer.write(document)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import click
 
 from abonnement.app import App
-from abonnement.cli.common import echo_json, json_option
+from abonnement.cli.common import echo_document, echo_json, json_option
 from abonnement.cli.tables import Column, csv_option, echo_rows
-from abonnement.errors import AbonnementError, InvalidInput
 from abonnement.operations import queries
 
 CREDIT_NOTE_COLUMNS = (
@@ -78,25 +74,7 @@ def credit_notes_render(app: App, number: str, fmt: str, output: str | None,
     With --json: `{"number", "format", "output"}` once written (-o), else the document in
     `"content"` (HTML) or `"content_base64"` (PDF)."""
     document = queries.render_credit_note(app.context, number, fmt)
-    if output:
-        try:
-            Path(output).write_bytes(document)
-        except OSError as exc:
-            raise AbonnementError(f"cannot write {output}: {exc.strerror}") from None
-        if as_json:
-            echo_json({"number": number, "format": fmt, "output": output})
-        else:
-            click.echo(f"wrote {output}", err=True)
-    elif as_json:
-        import base64
-
-        body = ({"content": document.decode("utf-8")} if fmt == "html" else
-                {"content_base64": base64.b64encode(document).decode("ascii")})  # fmt: skip
-        echo_json({"number": number, "format": fmt, **body})
-    elif fmt == "pdf" and sys.stdout.isatty():
-        raise InvalidInput("a PDF is binary: write it with -o FILE (or pipe it)")
-    else:
-        sys.stdout.buffer.write(document)
+    echo_document(number, fmt, document, output, as_json)
 
 
 COMMANDS = (credit_notes,)
