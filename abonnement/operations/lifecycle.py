@@ -185,6 +185,10 @@ def _check_new(decl: Any, catalog: Catalog) -> None:
 
     from abonnement.config.settings import declared_property_problem
 
+    # as the config's schema takes ids (common.schema.json): no path, no control character
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", decl.id, re.ASCII):
+        raise InvalidInput(f"{decl.id[:40]!r} is not an id: 1 to 100 letters, digits, '-', '_' "
+                           "or '.', starting with a letter or digit", field="id")  # fmt: skip
     for kind, ref, known in (("contact", decl.contact, catalog.contacts),
                              ("contact", decl.billing_contact, catalog.contacts),
                              ("company", decl.company, catalog.companies)):  # fmt: skip

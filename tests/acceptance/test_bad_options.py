@@ -214,3 +214,13 @@ def test_dates_and_payment_terms_on_the_command_line_are_bounded_like_the_config
         assert error == (f"error: bad payment terms `{terms}`; due_on_receipt or net_DAYS "
                          "(up to 999)")  # fmt: skip
     assert s.cli("subscriptions", "list") == []
+
+
+@pytest.mark.parametrize("sub_id", ["../../x", "a" * 101, "-x", "a b", "\u0665x"])
+def test_a_created_subscription_takes_an_id_as_the_config_does(tmp_path, sub_id):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}")
+    error = _refused(s, "subscriptions", "create", "--id", sub_id, "--contact", "bob", "--item",
+                     "coffee-1kg", "--as-of", "2026-12-01")  # fmt: skip
+    assert error == (f"error: {sub_id[:40]!r} is not an id: 1 to 100 letters, digits, '-', '_' "
+                     "or '.', starting with a letter or digit")  # fmt: skip
+    assert s.cli("subscriptions", "list") == []
