@@ -273,16 +273,16 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
     asked = None if amount is None else positive_amount(amount, row.currency, "--amount")
     if left <= 0:
         raise InvalidState(f"payment {payment_id} is refunded in full; nothing is left to refund")
+    value = left if asked is None else asked
+    if not value <= left:
+        most = Money(left, row.currency).format_amount()
+        raise InvalidInput(f"at most {most} can be refunded for payment {payment_id}")
     if on < row.on_date:
         raise InvalidInput(f"a refund cannot be dated before its payment ({row.on_date})")
     notes = ctx.storage.credit_notes()
     if notes and on < notes[-1].issue_date:  # the series is numbered in date order
         raise InvalidInput(f"the last credit note, {notes[-1].number}, is dated "
                            f"{notes[-1].issue_date}: a refund is dated then or later")  # fmt: skip
-    value = left if asked is None else asked
-    if not value <= left:
-        most = Money(left, row.currency).format_amount()
-        raise InvalidInput(f"at most {most} can be refunded for payment {payment_id}")
     money = Money(value, row.currency).rounded()
     # the refund's number among the invoice's refunds: a rerun after a crash sends the same
     # key (the processor answers the first result), a second refund of the same amount its own
