@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -127,28 +127,44 @@ class _Records:
         return row, (1 if row is not None else None)  # a checkout's: the first
 
 
-def process_outbox(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
-    """Hand over every new event, then deliver what is due on ``on``; counts by outcome."""
-    handed = hand_over(app, on)
-    return {"events": handed, **deliver(app, on, link_secret=link_secret)}
+def process_outbox(
+    app: App,
+    on: date,
+    *,
+    link_secret: str | None = None,
+    subjects: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """Hand over every new event, then deliver what is due on ``on``; counts by outcome.
+    With ``subjects`` the work is bounded (see ``deliver_due``)."""
+    handed = hand_over(app, on, most=1 if subjects is not None else None)
+    return {"events": handed, **deliver(app, on, link_secret=link_secret, subjects=subjects)}
 
 
-def deliver_due(ctx: App, on: date) -> dict[str, int]:
+def deliver_due(ctx: App, on: date, subjects: Sequence[str] | None = None) -> dict[str, int]:
     """Work the outbox on ``on``: workflow triggers on the new events, then every message due
     through the notifiers. Every operation that changes state calls it last; never inside a dry
     run (a sent e-mail stays sent). Returns counts: ``events``, ``sent``, ``retrying``,
-    ``failed``."""
-    return process_outbox(ctx, on, link_secret=ctx.link_secret(required=False))
+    ``failed``.
+
+    ``subjects``: the subscriptions an operation changed. Its work is then bounded by what it
+    set off, not by the outbox: one batch of new events handed over and one batch of the
+    deliveries of these subscriptions' events sent. A buyer's checkout sends its receipt, not
+    the backlog an earlier run left; that is the next ``run``'s (or ``deliveries retry``'s).
+    The deliveries are claimed as always, so nothing is sent twice."""
+    return process_outbox(ctx, on, link_secret=ctx.link_secret(required=False),
+                          subjects=subjects)  # fmt: skip
 
 
-def hand_over(app: App, on: date, batch: int = 500) -> int:
-    """Step 1 for every event not handed over yet, a batch per transaction; how many."""
+def hand_over(app: App, on: date, batch: int = 500, most: int | None = None) -> int:
+    """Step 1 for every event not handed over yet, a batch per transaction (at most ``most``
+    batches); how many."""
     store, catalog, rules = app.storage, app.catalog, app.rules
     settings = catalog.settings
     channels = settings.notifiers
     observed = app.plugins.observes_events
-    count = conflicts = 0
-    while events := store.undelivered_events(batch):
+    count = conflicts = batches = 0
+    while (most is None or batches < most) and (events := store.undelivered_events(batch)):
+        batches += 1
         records = _Records(store)
         deliveries: list[NewDelivery] = []
         changed: dict[str, Subscription] = {}
@@ -204,13 +220,21 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
             conflicts += 1  # a subscription changed meanwhile: read the batch again
             if conflicts > 10:
                 raise AbonnementError("the outbox keeps meeting concurrent changes; run again")
+            batches -= 1  # the same batch again: it was not handed over
             continue
         count += len(events)
     return count
 
 
-def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
-    """Send every pending delivery due on ``on``; counts of sent, retrying and given up.
+def deliver(
+    app: App,
+    on: date,
+    *,
+    link_secret: str | None = None,
+    subjects: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """Send every pending delivery due on ``on``; counts of sent, retrying and given up. With
+    ``subjects``, one batch of the deliveries of these subscriptions' events, no more.
 
     Deliveries are claimed a batch at a time before they are sent (``claim_deliveries``), so
     concurrent runs, workers and commands working the same outbox never send one twice; the
@@ -231,7 +255,7 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
     # a bound that keeps a pass over a big outbox in little memory
     records = _Records(store)
     try:
-        while rows := _claim(store, on, claimant, after):
+        while rows := _claim(store, on, claimant, after, subjects):
             after = rows[-1].key
             if len(records.subs) + len(records.headers) > 20_000:
                 records = _Records(store)
@@ -241,6 +265,8 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
                 _send_batch(app, notifiers, renderer, records, rows, on, done, counts, claimant)
             finally:  # what was sent is recorded even when the batch stopped half-way
                 store.delivery_results(done, on, claimant)
+            if subjects is not None:
+                break  # a request's share: the rest is the next run's
     finally:
         store.release_claims(claimant)
     return counts
@@ -253,10 +279,12 @@ CLAIM_SECONDS = 300
 BATCH = 500  # deliveries claimed, rendered, sent and recorded together
 
 
-def _claim(store: Storage, on: date, claimant: str, after: str) -> list[DeliveryRecord]:
+def _claim(
+    store: Storage, on: date, claimant: str, after: str, subjects: Sequence[str] | None
+) -> list[DeliveryRecord]:
     now = int(time.time())
     return store.claim_deliveries(on, claimant, now, now + CLAIM_SECONDS, limit=BATCH,
-                                  after=after)  # fmt: skip
+                                  after=after, subjects=subjects)  # fmt: skip
 
 
 def _send_batch(

@@ -118,10 +118,19 @@ class Outbox:
         self.delivery_results([(key, error, retry_on)], on)
 
     def claim_deliveries(
-        self, on: date, claimant: str, now: int, until: int, *, limit: int = 500, after: str = ""
+        self,
+        on: date,
+        claimant: str,
+        now: int,
+        until: int,
+        *,
+        limit: int = 500,
+        after: str = "",
+        subjects: Sequence[str] | None = None,
     ) -> list[DeliveryRecord]:
         """Claim up to ``limit`` pending deliveries due on ``on`` (by key, after ``after``) for
-        ``claimant`` until ``until`` (epoch seconds) and return them with their events.
+        ``claimant`` until ``until`` (epoch seconds) and return them with their events; with
+        ``subjects``, only those of events about these subscriptions.
 
         A delivery another process holds is skipped until its claim lapses (``now`` past its
         ``claimed_until``). The claim is one UPDATE in its own short transaction: on
@@ -139,6 +148,9 @@ class Outbox:
             .order_by(_D.key)
             .limit(limit)
         )
+        if subjects is not None:
+            about = select(_E.id).where(_E.subject_id.in_(list(subjects)))
+            due = due.where(_D.event_id.in_(about.scalar_subquery()))
         if not self.db.sqlite:
             due = due.with_for_update(skip_locked=True)
         claim = (
