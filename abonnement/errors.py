@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 
 class AbonnementError(Exception):
@@ -77,6 +78,21 @@ class AlreadyExists(InvalidState):
     """A record with this id exists already (or the purchase was made already)."""
 
     code = "already_exists"
+
+
+class AlreadyPurchased(AlreadyExists):
+    """The same payment link bought by the same contact on the same day, or the same quote or
+    deal converted again: one purchase, recorded as ``invoice`` on ``on``. Nothing is charged
+    again. HTTP 409; ``invoice`` in the JSON error, so a client can show the first purchase."""
+
+    code = "already_purchased"
+
+    def __init__(self, message: str, invoice: str | None, on: date | None = None):
+        self.invoice, self.on = invoice, on
+        super().__init__(message)
+
+    def as_json(self) -> dict[str, object]:
+        return {**super().as_json(), "invoice": self.invoice}
 
 
 class Busy(InvalidState):

@@ -5,13 +5,24 @@ bad, expired or spent link is a friendly 404 page."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from abonnement.errors import AbonnementError, InvalidInput, NotFound, PaymentDeclined
+from abonnement.errors import (
+    AbonnementError,
+    AlreadyCollecting,
+    AlreadyPurchased,
+    CollectionError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    PaymentDeclined,
+)
 from abonnement.operations import payments, purchases, queries
 from abonnement.server import csrf
 from abonnement.server.templating import language_of, render
@@ -85,6 +96,54 @@ async def _form(request: Request) -> dict[str, str] | None:
     return form
 
 
+# the form fields a refusal can name; the page says what to fill in
+_FIELDS = ("name", "email", "card", "line1", "shipping_line1")
+
+
+def _refusal(exc: AbonnementError) -> str:
+    """What a page shows for ``exc`` (``_macros.error_box`` translates it): the field to fill
+    in, or why it cannot be done now. Never the error's own text: that is English, written
+    for whoever runs the shop, and may name records the buyer should not see."""
+    if isinstance(exc, PaymentDeclined):
+        return f"declined:{exc.failure_code or 'declined'}"
+    if isinstance(exc, InvalidInput):
+        return f"field:{exc.field}" if exc.field in _FIELDS else "problem:card_refused"
+    if isinstance(exc, AlreadyCollecting):
+        return "problem:collecting"
+    if isinstance(exc, InvalidState):  # a pay or update link used or ended meanwhile
+        return "problem:link_spent"
+    if isinstance(exc, CollectionError):
+        return "problem:below_minimum" if "at least" in str(exc) else "problem:not_by_card"
+    return "problem:unavailable"
+
+
+# Which purchases this browser made (a cookie of invoice numbers, each with its MAC): a buyer
+# back with the same link on the same day sees that purchase's receipt again; anyone else who
+# types the same e-mail address learns only that it was bought.
+_BOUGHT = "abonnement_bought"
+_BOUGHT_KEPT = 5  # the last few purchases are enough to recognise a buyer coming back
+
+
+def _bought_mac(key: bytes, number: str) -> str:
+    return hmac.new(key, f"bought|{number}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _bought_here(request: Request, number: str | None) -> bool:
+    """Whether this browser made the purchase recorded as invoice ``number``."""
+    if not number:
+        return False
+    want = f"{number}.{_bought_mac(_server(request).csrf_key, number)}"
+    return any(hmac.compare_digest(have, want)
+               for have in request.cookies.get(_BOUGHT, "").split())  # fmt: skip
+
+
+def _remember_bought(request: Request, response: Response, number: str) -> None:
+    kept = [v for v in request.cookies.get(_BOUGHT, "").split() if "." in v][-_BOUGHT_KEPT + 1 :]
+    kept.append(f"{number}.{_bought_mac(_server(request).csrf_key, number)}")
+    response.set_cookie(_BOUGHT, " ".join(kept), max_age=2 * 86400, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https")  # fmt: skip
+
+
 def _expired_form(request: Request, language: str) -> HTMLResponse:
     return _page(request, "expired_form.html", language, status=403, back=request.url.path)
 
@@ -142,18 +201,46 @@ async def link_checkout(request: Request, link_id: str) -> Response:
         result = purchases.buy(server.ctx, link_id, buyer, server.today(),
                                card=form.get("card", "").strip(),
                                shipping_address=shipping)  # fmt: skip
+    except AlreadyPurchased as exc:
+        return _bought_already(request, link, exc, language)
     except PaymentDeclined as exc:
         return _link_page(request, link_id, language, status=402, values=kept,
-                          error=_declined(exc), error_field="card")  # fmt: skip
+                          error=_refusal(exc), error_field="card")  # fmt: skip
     except AbonnementError as exc:
         return _link_page(request, link_id, language, status=exc.http_status, values=kept,
-                          error=str(exc), error_field=exc.field)  # fmt: skip
-    invoice = queries.invoice(server.ctx, result["invoice"])
-    contact = server.ctx.catalog.contacts[result["contact"]]
-    return _page(request, "confirmation.html", language, link=link, invoice=invoice,
-                 result=result, email=contact.email,
-                 subscriptions=[queries.subscription(server.ctx, s).subscription
-                                for s in result["subscriptions"]])  # fmt: skip
+                          error=_refusal(exc), error_field=exc.field)  # fmt: skip
+    response = _confirmation(request, link, result["invoice"], language,
+                             subscriptions=result["subscriptions"])  # fmt: skip
+    _remember_bought(request, response, result["invoice"])
+    return response
+
+
+def _confirmation(request: Request, link: Any, number: str, language: str, *,
+                  subscriptions: list[str] | None = None, again: bool = False,
+                  status: int = 200) -> HTMLResponse:  # fmt: skip
+    """The receipt of the purchase recorded as invoice ``number`` (and ``subscriptions``, by
+    default those its lines bill)."""
+    ctx = _server(request).ctx
+    invoice = queries.invoice(ctx, number)
+    owners = ctx.storage.invoice_owners(number) if subscriptions is None else subscriptions
+    contact = ctx.catalog.contacts.get(invoice.contact_id)
+    return _page(request, "confirmation.html", language, status=status, link=link,
+                 invoice=invoice, email=contact.email if contact else "", again=again,
+                 subscriptions=[queries.subscription(ctx, s).subscription
+                                for s in owners])  # fmt: skip
+
+
+def _bought_already(
+    request: Request, link: Any, exc: AlreadyPurchased, language: str
+) -> HTMLResponse:
+    """A buyer who bought this link today already: nothing was charged again. This browser's
+    own purchase shows its receipt again; another is told what happened, without it."""
+    if _bought_here(request, exc.invoice):
+        return _confirmation(request, link, exc.invoice, language,  # type: ignore[arg-type]
+                             again=True, status=409)  # fmt: skip
+    return _page(
+        request, "already_bought.html", language, status=409, link=link, back=request.url.path
+    )
 
 
 def _address(form: dict[str, str], prefix: str, what: str) -> Address:
@@ -166,11 +253,6 @@ def _address(form: dict[str, str], prefix: str, what: str) -> Address:
     if not parts["line1"] or not parts["city"] or not (len(country) == 2 and country.isalpha()):
         raise InvalidInput(f"enter the {what} address", field=prefix + "line1")
     return Address(**{**parts, "country": country})  # type: ignore[arg-type]
-
-
-def _declined(exc: PaymentDeclined) -> str:
-    """The processor's reason, for the buyer (the page translates the known ones)."""
-    return f"declined:{exc.failure_code or 'declined'}"
 
 
 # -- invoices ---------------------------------------------------------------------------------
@@ -247,9 +329,9 @@ async def invoice_pay(request: Request, token: str) -> Response:
         payments.pay_through_link(server.ctx, token, card, server.today())
     except PaymentDeclined as exc:
         return _invoice_page(request, token, _invoice(request, token) or row, status=402,
-                             error=_declined(exc))  # fmt: skip
+                             error=_refusal(exc))  # fmt: skip
     except AbonnementError as exc:
-        return _invoice_page(request, token, row, status=exc.http_status, error=str(exc))
+        return _invoice_page(request, token, row, status=exc.http_status, error=_refusal(exc))
     paid = queries.invoice(server.ctx, row.number)
     return _page(request, "invoice_paid.html", language, locale=document.get("locale"),
                  invoice=paid)  # fmt: skip
@@ -305,13 +387,14 @@ async def update_save(request: Request, token: str) -> Response:
         return _expired_form(request, language)
     card = form.get("card", "").strip()
     if not card:
-        return _update_page(request, token, target, status=422, error="enter a card")
+        return _update_page(request, token, target, status=422, error="field:card")
     try:
         result = payments.update_payment_method(server.ctx, token, card, server.today())
     except NotFound:
         return not_found(request, language)
     except AbonnementError as exc:
-        return _update_page(request, token, target, status=exc.http_status, error=str(exc))
+        return _update_page(request, token, target, status=exc.http_status,
+                            error=_refusal(exc))  # fmt: skip
     collected = [queries.invoice(server.ctx, n) for n in result["collected"]]
     still_open = [r for r in target["open"] if r.number not in result["collected"]]
     return _page(request, "updated.html", language,
