@@ -341,6 +341,9 @@ class Settings:
     public_url: str = DEFAULT_PUBLIC_URL  # the base of every link written for buyers
     account_logo: str | None = None  # a URL, or a file of the config directory
     webhooks: tuple[WebhookEndpoint, ...] = ()  # every domain event POSTed, signed
+    # where the config asks for signed POSTs (file, line, column, ``in settings.…``): the
+    # signing secret is checked there when a command that delivers starts, not when loaded
+    signed_at: tuple[tuple[str, int, int, str], ...] = ()
     webhook_timeout: float = 5.0  # seconds per request
     webhook_retries: int = 2  # immediate retries of a 5xx or timeout, before the outbox's
     # the logo file's content as a ``data:`` URI (embedded in documents and buyer pages)
