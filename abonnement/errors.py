@@ -123,6 +123,24 @@ class PaymentDeclined(AbonnementError):
         return {**super().as_json(), "failure_code": self.failure_code}
 
 
+class AuthenticationRequired(PaymentDeclined):
+    """The buyer's bank wants the buyer to confirm the card (3-D Secure) before it is saved for
+    payments made without them: the buyer's page completes it in the processor's own frame with
+    ``client_secret`` and posts again with ``setup_intent`` (the authenticated setup) as the
+    card. Nothing was charged. HTTP 402; ``client_secret`` and ``setup_intent`` in the JSON
+    error, for a client's own page."""
+
+    code = "authentication_required"
+
+    def __init__(self, message: str, client_secret: str, setup_intent: str):
+        self.client_secret, self.setup_intent = client_secret, setup_intent
+        super().__init__(message, "authentication_required")
+
+    def as_json(self) -> dict[str, object]:
+        return {**super().as_json(), "client_secret": self.client_secret,
+                "setup_intent": self.setup_intent}  # fmt: skip
+
+
 class Unauthorized(AbonnementError):
     """An HTTP API request without a valid API key (``Authorization: Bearer KEY``). HTTP 401."""
 

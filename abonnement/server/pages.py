@@ -17,6 +17,7 @@ from abonnement.errors import (
     AbonnementError,
     AlreadyCollecting,
     AlreadyPurchased,
+    AuthenticationRequired,
     CollectionError,
     InvalidInput,
     InvalidState,
@@ -43,15 +44,18 @@ _ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "region", "country")
 _TOKEN_PROCESSORS = ("test",)
 
 
-def _card_form(server: Server) -> dict[str, Any]:
-    """``takes_token`` (the form can be sent) and ``stripe`` (the processor's hosted fields,
-    or None) for a page's card form."""
+def _card_form(server: Server, refused: AbonnementError | None = None) -> dict[str, Any]:
+    """``takes_token`` (the form can be sent), ``stripe`` (the processor's hosted fields,
+    or None) and ``authenticate`` (the client secret of a card the bank wants the buyer to
+    confirm, when ``refused`` says so: the page runs the check at once) for a page's card
+    form."""
     ctx = server.ctx
+    secret = refused.client_secret if isinstance(refused, AuthenticationRequired) else None
     if ctx.catalog.settings.processor in _TOKEN_PROCESSORS:
-        return {"takes_token": True, "stripe": None}
+        return {"takes_token": True, "stripe": None, "authenticate": secret}
     page = getattr(ctx.processor, "page", None)
     hosted = page() if page else None
-    return {"takes_token": hosted is not None, "stripe": hosted}
+    return {"takes_token": hosted is not None, "stripe": hosted, "authenticate": secret}
 
 
 def _server(request: Request) -> Server:
@@ -104,6 +108,8 @@ def _refusal(exc: AbonnementError) -> str:
     """What a page shows for ``exc`` (``_macros.error_box`` translates it): the field to fill
     in, or why it cannot be done now. Never the error's own text: that is English, written
     for whoever runs the shop, and may name records the buyer should not see."""
+    if isinstance(exc, AuthenticationRequired):  # not a decline: the bank wants the buyer
+        return "problem:authenticate"
     if isinstance(exc, PaymentDeclined):
         return f"declined:{exc.failure_code or 'declined'}"
     if isinstance(exc, InvalidInput):
@@ -153,7 +159,8 @@ def _expired_form(request: Request, language: str) -> HTMLResponse:
 
 def _link_page(request: Request, link_id: str, language: str, *, status: int = 200,
                values: dict[str, str] | None = None, error: str | None = None,
-               error_field: str | None = None) -> HTMLResponse:  # fmt: skip
+               error_field: str | None = None,
+               refused: AbonnementError | None = None) -> HTMLResponse:  # fmt: skip
     server = _server(request)
     ctx = server.ctx
     link = ctx.catalog.payment_links.get(link_id)
@@ -165,7 +172,7 @@ def _link_page(request: Request, link_id: str, language: str, *, status: int = 2
         values=values or {}, error=error, error_field=error_field,
         address_fields=_ADDRESS_FIELDS if link.collect_billing_address else (),
         shipping_fields=_ADDRESS_FIELDS if link.collect_shipping_address else (),
-        **_card_form(server),
+        **_card_form(server, refused),
         methods=link.accepted_methods or ctx.catalog.settings.accepted_methods,
     )  # fmt: skip
 
@@ -205,7 +212,7 @@ async def link_checkout(request: Request, link_id: str) -> Response:
         return _bought_already(request, link, exc, language)
     except PaymentDeclined as exc:
         return _link_page(request, link_id, language, status=402, values=kept,
-                          error=_refusal(exc), error_field="card")  # fmt: skip
+                          error=_refusal(exc), error_field="card", refused=exc)  # fmt: skip
     except AbonnementError as exc:
         return _link_page(request, link_id, language, status=exc.http_status, values=kept,
                           error=_refusal(exc), error_field=exc.field)  # fmt: skip
@@ -267,7 +274,8 @@ def _invoice(request: Request, token: str) -> InvoiceRecord | None:
 
 
 def _invoice_page(request: Request, token: str, row: InvoiceRecord, *, status: int = 200,
-                  error: str | None = None) -> HTMLResponse:  # fmt: skip
+                  error: str | None = None,
+                  refused: AbonnementError | None = None) -> HTMLResponse:  # fmt: skip
     server = _server(request)
     document = row.document
     language = language_of(request, document.get("language"))
@@ -275,7 +283,7 @@ def _invoice_page(request: Request, token: str, row: InvoiceRecord, *, status: i
         request, "invoice.html", language, status=status, locale=document.get("locale"),
         invoice=row, token=token, error=error,
         due=row.amount_due,
-        **_card_form(server),
+        **_card_form(server, refused),
     )  # fmt: skip
 
 
@@ -329,7 +337,7 @@ async def invoice_pay(request: Request, token: str) -> Response:
         payments.pay_through_link(server.ctx, token, card, server.today())
     except PaymentDeclined as exc:
         return _invoice_page(request, token, _invoice(request, token) or row, status=402,
-                             error=_refusal(exc))  # fmt: skip
+                             error=_refusal(exc), refused=exc)  # fmt: skip
     except AbonnementError as exc:
         return _invoice_page(request, token, row, status=exc.http_status, error=_refusal(exc))
     paid = queries.invoice(server.ctx, row.number)
@@ -349,7 +357,8 @@ def _update_target(request: Request, token: str) -> dict[str, Any] | None:
 
 
 def _update_page(request: Request, token: str, target: dict[str, Any], *, status: int = 200,
-                 error: str | None = None) -> HTMLResponse:  # fmt: skip
+                 error: str | None = None,
+                 refused: AbonnementError | None = None) -> HTMLResponse:  # fmt: skip
     server = _server(request)
     sub = target["subscription"]
     contact = server.ctx.catalog.contacts.get(sub.billing_contact_id or sub.contact_id)
@@ -359,7 +368,7 @@ def _update_page(request: Request, token: str, target: dict[str, Any], *, status
         request, "update.html", language, status=status,
         locale=contact.locale if contact else None, subscription=sub, open=target["open"],
         owed=owed, error=error, name=contact.name if contact else "",
-        **_card_form(server),
+        **_card_form(server, refused),
     )  # fmt: skip
 
 
@@ -394,7 +403,7 @@ async def update_save(request: Request, token: str) -> Response:
         return not_found(request, language)
     except AbonnementError as exc:
         return _update_page(request, token, target, status=exc.http_status,
-                            error=_refusal(exc))  # fmt: skip
+                            error=_refusal(exc), refused=exc)  # fmt: skip
     collected = [queries.invoice(server.ctx, n) for n in result["collected"]]
     still_open = [r for r in target["open"] if r.number not in result["collected"]]
     return _page(request, "updated.html", language,
