@@ -36,10 +36,9 @@ def _backlog(shop: Shop) -> None:
 
 
 def test_a_checkout_sends_its_receipt_not_the_backlog_which_the_next_run_delivers(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, db_url
 ):
-    shop = Shop(tmp_path, f"sqlite:///{tmp_path / 'abonnement.db'}", monkeypatch,
-                subscriptions=BOB_MANUAL)  # fmt: skip
+    shop = Shop(tmp_path, db_url, monkeypatch, subscriptions=BOB_MANUAL)
     try:
         shop.cli("apply", "--as-of", "2026-12-01")
         shop.cli("run", "--until", "2026-12-01")
