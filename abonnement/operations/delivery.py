@@ -134,10 +134,14 @@ def process_outbox(
     link_secret: str | None = None,
     subjects: Sequence[str] | None = None,
 ) -> dict[str, int]:
-    """Hand over every new event, then deliver what is due on ``on``; counts by outcome.
-    With ``subjects`` the work is bounded (see ``deliver_due``)."""
-    handed = hand_over(app, on, most=1 if subjects is not None else None)
-    return {"events": handed, **deliver(app, on, link_secret=link_secret, subjects=subjects)}
+    """Hand over every new event and send what it asks for right away, a batch at a time,
+    then whatever else is due on ``on`` (retries, deliveries a dead process left); counts by
+    outcome: ``events``, ``sent``, ``retrying``, ``failed``. With ``subjects`` the work is
+    bounded (see ``deliver_due``)."""
+    with _Sender(app, on, link_secret) as sender:
+        handed = hand_over(app, on, sender=sender, most=1 if subjects is not None else None)
+        sender.due(subjects)
+    return {"events": handed, **sender.counts}
 
 
 def deliver_due(ctx: App, on: date, subjects: Sequence[str] | None = None) -> dict[str, int]:
@@ -155,9 +159,18 @@ def deliver_due(ctx: App, on: date, subjects: Sequence[str] | None = None) -> di
                           subjects=subjects)  # fmt: skip
 
 
-def hand_over(app: App, on: date, batch: int = 500, most: int | None = None) -> int:
+def hand_over(
+    app: App,
+    on: date,
+    batch: int = 500,
+    *,
+    sender: _Sender | None = None,
+    most: int | None = None,
+) -> int:
     """Step 1 for every event not handed over yet, a batch per transaction (at most ``most``
-    batches); how many."""
+    batches); how many. With a ``sender``, each batch's deliveries are written claimed by it
+    and sent at once, from the events and records already in memory (step 2 without reading
+    them back)."""
     store, catalog, rules = app.storage, app.catalog, app.rules
     settings = catalog.settings
     channels = settings.notifiers
@@ -213,7 +226,11 @@ def hand_over(app: App, on: date, batch: int = 500, most: int | None = None) -> 
                         plan.template, plan.to, plan.source,
                     ))  # fmt: skip
         ids = [ev.id for ev in events]
-        if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on):
+        claim: dict[str, Any] = {}
+        if sender is not None and deliveries:
+            claim = {"claimant": sender.claimant, "claimed_until": sender.claimed_until()}
+        if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on,
+                               **claim):  # fmt: skip
             oldest = store.undelivered_events(1)
             if not oldest or oldest[0].id != events[0].id:
                 continue  # another process handed these over: read on from what is left
@@ -223,6 +240,14 @@ def hand_over(app: App, on: date, batch: int = 500, most: int | None = None) -> 
             batches -= 1  # the same batch again: it was not handed over
             continue
         count += len(events)
+        if claim:
+            records.subs.update(changed)  # a message tells of what its triggers set
+            by_id = {ev.id: ev for ev in events}
+            rows = [DeliveryRecord(d.key, d.channel, d.template, d.recipient, d.source,
+                                   DeliveryStatus.PENDING, by_id[d.event_id])
+                    for d in deliveries]  # fmt: skip
+            records.preload(row.event for row in rows)
+            sender.send(rows, records)  # type: ignore[union-attr]
     return count
 
 
@@ -244,32 +269,66 @@ def deliver(
     the rest; a process killed mid-batch leaves its claims to lapse (``CLAIM_SECONDS``), then
     whatever it sent and did not record is sent again — the only way a message goes out twice
     (its ``Message.key`` lets a receiver drop it)."""
-    store = app.storage
-    notifiers = app.notifiers()
-    # by outcome: sent, given up (failed) and still pending a retry (retrying)
-    counts: dict[str, int] = {DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}
-    claimant = secrets.token_hex(16)
-    renderer = _Renderer(app, link_secret, on)
-    after = ""
-    # one pass reads each subscription and invoice once (delivering changes neither), up to
-    # a bound that keeps a pass over a big outbox in little memory
-    records = _Records(store)
-    try:
-        while rows := _claim(store, on, claimant, after, subjects):
+    with _Sender(app, on, link_secret) as sender:
+        sender.due(subjects)
+    return sender.counts
+
+
+class _Sender:
+    """One pass of sending under one claimant: notifiers opened and templates compiled once,
+    outcomes counted; what it still holds when the pass ends is released."""
+
+    def __init__(self, app: App, on: date, link_secret: str | None):
+        self.app = app
+        self.on = on
+        self.store = app.storage
+        self.notifiers = app.notifiers()
+        self.renderer = _Renderer(app, link_secret, on)
+        self.claimant = secrets.token_hex(16)
+        self.failed: set[str] = set()  # tried in this pass and failed: the next pass retries
+        # by outcome: sent, given up (failed) and still pending a retry (retrying)
+        self.counts: dict[str, int] = {
+            DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}  # fmt: skip
+
+    def __enter__(self) -> _Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.release_claims(self.claimant)
+
+    @staticmethod
+    def claimed_until() -> int:
+        """When a claim made now lapses (epoch seconds)."""
+        return int(time.time()) + CLAIM_SECONDS
+
+    def send(self, rows: list[DeliveryRecord], records: _Records) -> None:
+        """Render, send and record ``rows`` (claimed by this sender); what was sent is recorded
+        even when the batch stopped half-way."""
+        done: list[tuple[str, str | None, date | None]] = []
+        try:
+            _send_batch(self.app, self.notifiers, self.renderer, records, rows, self.on, done,
+                        self.counts, self.claimant)  # fmt: skip
+        finally:
+            self.store.delivery_results(done, self.on, self.claimant)
+            self.failed.update(key for key, error, _ in done if error is not None)
+
+    def due(self, subjects: Sequence[str] | None = None) -> None:
+        """Claim and send every pending delivery due on ``on``, a batch at a time; with
+        ``subjects``, one batch of those of these subscriptions' events (a request's share)."""
+        after = ""
+        # one pass reads each subscription and invoice once (delivering changes neither), up
+        # to a bound that keeps a pass over a big outbox in little memory
+        records = _Records(self.store)
+        while rows := _claim(self.store, self.on, self.claimant, after, subjects):
             after = rows[-1].key
             if len(records.subs) + len(records.headers) > 20_000:
-                records = _Records(store)
+                records = _Records(self.store)
+            # one that failed in this pass waits for the next (a retry is not due sooner)
+            rows = [row for row in rows if row.key not in self.failed]
             records.preload(row.event for row in rows)
-            done: list[tuple[str, str | None, date | None]] = []
-            try:
-                _send_batch(app, notifiers, renderer, records, rows, on, done, counts, claimant)
-            finally:  # what was sent is recorded even when the batch stopped half-way
-                store.delivery_results(done, on, claimant)
+            self.send(rows, records)
             if subjects is not None:
                 break  # a request's share: the rest is the next run's
-    finally:
-        store.release_claims(claimant)
-    return counts
 
 
 # How long a claim on deliveries holds: a process that dies holding some leaves them to the
