@@ -162,6 +162,11 @@ class CollectionError(AbonnementError):
     code = "collection_refused"
 
 
+class BelowMinimumCharge(CollectionError):
+    """A purchase would charge less now than the currency's ``payments.minimum_charge``: a
+    ``CollectionError`` the buyer pages explain as such (its code stays the parent's)."""
+
+
 class ProcessorTimeout(Exception):
     """The processor may have done the work, but its answer never came back. Raised by a
     processor plugin and handled by collection (the same key is asked again), so it is not an

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from abonnement.engine.status import PaymentStatus, SubscriptionStatus
 from abonnement.errors import (
     AlreadyPurchased,
+    BelowMinimumCharge,
     CollectionError,
     InvalidInput,
     InvalidState,
@@ -301,7 +302,7 @@ def _purchase(
     elif method:
         minimum = settings.minimum_charge_for(currency)
         if priced.total < minimum:
-            raise CollectionError(f"a purchase must charge at least {minimum} now")
+            raise BelowMinimumCharge(f"a purchase must charge at least {minimum} now")
         # The key repeats only for the same purchase with the same method, so a rerun after
         # a crash finds the charge it made, while another card after a decline is a new try.
         card_digest = hashlib.sha256(token.encode()).hexdigest()[:12]

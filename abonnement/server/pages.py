@@ -18,6 +18,7 @@ from abonnement.errors import (
     AlreadyCollecting,
     AlreadyPurchased,
     AuthenticationRequired,
+    BelowMinimumCharge,
     CollectionError,
     InvalidInput,
     InvalidState,
@@ -118,8 +119,10 @@ def _refusal(exc: AbonnementError) -> str:
         return "problem:collecting"
     if isinstance(exc, InvalidState):  # a pay or update link used or ended meanwhile
         return "problem:link_spent"
+    if isinstance(exc, BelowMinimumCharge):
+        return "problem:below_minimum"
     if isinstance(exc, CollectionError):
-        return "problem:below_minimum" if "at least" in str(exc) else "problem:not_by_card"
+        return "problem:not_by_card"
     return "problem:unavailable"
 
 

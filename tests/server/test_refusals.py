@@ -146,3 +146,16 @@ def test_the_api_answers_a_repeated_checkout_with_a_stable_code_and_the_first_in
     assert (error["code"], error["invoice"], error["field"]) == (
         "already_purchased", first.json()["invoice"], None)  # fmt: skip
     assert len(shop.charges()) == 1
+
+
+def test_a_refusal_is_told_by_its_kind_not_by_its_wording():
+    """Below the minimum and "not by card" are both collection refusals; the page tells them
+    apart by the error's class, whatever its (English) message says."""
+    from abonnement.errors import BelowMinimumCharge, CollectionError
+    from abonnement.server.pages import _refusal
+
+    assert _refusal(BelowMinimumCharge("a purchase must charge at least 0.50 USD now")) == (
+        "problem:below_minimum"
+    )
+    assert _refusal(CollectionError("charge at least something else")) == "problem:not_by_card"
+    assert BelowMinimumCharge.code == CollectionError.code == "collection_refused"
