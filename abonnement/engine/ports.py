@@ -302,8 +302,11 @@ class OutboxStore(Protocol):
     """The transactional outbox: events are written with the change that caused them; the
     consumer hands them over to deliveries, then sends those."""
 
-    def undelivered_events(self, limit: int = 500) -> list[EventRecord]:
-        """The oldest events not handed over yet, in the order they were written."""
+    def undelivered_events(
+        self, limit: int = 500, subjects: Sequence[str] | None = None
+    ) -> list[EventRecord]:
+        """The oldest events not handed over yet, in the order they were written; with
+        ``subjects``, only those about these subscriptions (or invoices)."""
 
     def hand_over(
         self,

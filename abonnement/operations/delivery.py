@@ -139,7 +139,7 @@ def process_outbox(
     outcome: ``events``, ``sent``, ``retrying``, ``failed``. With ``subjects`` the work is
     bounded (see ``deliver_due``)."""
     with _Sender(app, on, link_secret) as sender:
-        handed = hand_over(app, on, sender=sender, most=1 if subjects is not None else None)
+        handed = hand_over(app, on, sender=sender, subjects=subjects)
         sender.due(subjects)
     return {"events": handed, **sender.counts}
 
@@ -165,18 +165,23 @@ def hand_over(
     batch: int = 500,
     *,
     sender: _Sender | None = None,
-    most: int | None = None,
+    subjects: Sequence[str] | None = None,
 ) -> int:
-    """Step 1 for every event not handed over yet, a batch per transaction (at most ``most``
-    batches); how many. With a ``sender``, each batch's deliveries are written claimed by it
-    and sent at once, from the events and records already in memory (step 2 without reading
-    them back)."""
+    """Step 1 for every event not handed over yet, a batch per transaction; how many. With a
+    ``sender``, each batch's deliveries are written claimed by it and sent at once, from the
+    events and records already in memory (step 2 without reading them back). With
+    ``subjects``, one batch of the events about these subscriptions only: what a request set
+    off (an event's order matters within its subscription, which this keeps; the others wait
+    for the next run)."""
     store, catalog, rules = app.storage, app.catalog, app.rules
     settings = catalog.settings
     channels = settings.notifiers
     observed = app.plugins.observes_events
     count = conflicts = batches = 0
-    while (most is None or batches < most) and (events := store.undelivered_events(batch)):
+    most = None if subjects is None else 1
+    while (most is None or batches < most) and (
+        events := store.undelivered_events(batch, subjects)
+    ):
         batches += 1
         records = _Records(store)
         deliveries: list[NewDelivery] = []
@@ -231,7 +236,7 @@ def hand_over(
             claim = {"claimant": sender.claimant, "claimed_until": sender.claimed_until()}
         if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on,
                                **claim):  # fmt: skip
-            oldest = store.undelivered_events(1)
+            oldest = store.undelivered_events(1, subjects)
             if not oldest or oldest[0].id != events[0].id:
                 continue  # another process handed these over: read on from what is left
             conflicts += 1  # a subscription changed meanwhile: read the batch again

@@ -44,9 +44,15 @@ class Outbox:
         self.db = db
         self.subscriptions = subscriptions
 
-    def undelivered_events(self, limit: int = 500) -> list[EventRecord]:
-        """The oldest events not handed over yet, in the order they were written."""
-        query = select(t.events).where(_E.delivered.is_(False)).order_by(_E.id).limit(limit)
+    def undelivered_events(
+        self, limit: int = 500, subjects: Sequence[str] | None = None
+    ) -> list[EventRecord]:
+        """The oldest events not handed over yet, in the order they were written; with
+        ``subjects``, only those about these subscriptions (or invoices)."""
+        query = select(t.events).where(_E.delivered.is_(False))
+        if subjects is not None:
+            query = query.where(_E.subject_id.in_(list(subjects)))
+        query = query.order_by(_E.id).limit(limit)
         with self.db.tx() as conn:
             return [event_record(r) for r in conn.execute(query)]
 

@@ -304,8 +304,10 @@ class SqlStorage:
         return self._payments.open_attempt(key)
 
     # -- the outbox ------------------------------------------------------------------------
-    def undelivered_events(self, limit: int = 500) -> list[EventRecord]:
-        return self._outbox.undelivered_events(limit)
+    def undelivered_events(
+        self, limit: int = 500, subjects: Sequence[str] | None = None
+    ) -> list[EventRecord]:
+        return self._outbox.undelivered_events(limit, subjects)
 
     def hand_over(
         self,
