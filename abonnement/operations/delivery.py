@@ -36,11 +36,13 @@ from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
 from abonnement.engine.money import Money
 from abonnement.engine.notifications import (
+    INVOICE_TEMPLATES,
     Planned,
     next_try_in,
     planned,
     recipients,
     settled_with_nothing_owed,
+    still_to_say,
 )
 from abonnement.engine.ports import Storage
 from abonnement.engine.records import DeliveryRecord, EventRecord, InvoiceRecord, NewDelivery
@@ -48,7 +50,7 @@ from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
 from abonnement.errors import AbonnementError
-from abonnement.operations import outgoing
+from abonnement.operations import invoice_mail, outgoing
 from abonnement.plugins.interfaces import Message
 
 if TYPE_CHECKING:
@@ -156,7 +158,8 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
         recorded: list[Event] = []
         if channels or rules.triggers:
             # the subscriptions a trigger reads, or only those a payment's messages need
-            records.preload(events if rules.triggers else [e for e in events if _pays(e)])
+            records.preload(events if rules.triggers else [
+                e for e in events if _pays(e) or invoice_mail.asks(e, settings)])  # fmt: skip
         for ev in events:
             sub_id, payload = ev.subject_id, ev.payload
             if log.isEnabledFor(logging.INFO):
@@ -172,6 +175,9 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
             )
             wanted = planned(ev.type, payload, settings,
                              first_payment=_first_payment(records, ev, sub))  # fmt: skip
+            if channels and invoice_mail.asks(ev, settings):  # an invoice sent for payment
+                wanted += invoice_mail.planned(app, records, ev,
+                                               sub or records.subscription(sub_id))  # fmt: skip
             if sub is not None and not payload.get("trigger") and rules.triggers:
                 ctx = _context(app, sub, ev, records)
                 for trigger in rules.fired(ctx):
@@ -194,7 +200,7 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                 for channel in channels:
                     deliveries.append(NewDelivery(
                         f"{ev.id}/{plan.template}/{plan.to}/{channel}", ev.id, channel,
-                        plan.template, plan.to, plan.source,
+                        plan.template, plan.to, plan.source, plan.after,
                     ))  # fmt: skip
         ids = [ev.id for ev in events]
         if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on):
@@ -378,6 +384,7 @@ class _Renderer:
         self.on = on
         self.templates: dict[tuple[str, str], jinja2.Template] = {}
         self.formatters: dict[str, _Remembering] = {}
+        self.invoice_mail = invoice_mail.InvoiceMail(app)
 
     def template(self, language: str, name: str) -> jinja2.Template:
         key = (language, name)
@@ -407,8 +414,26 @@ class _Renderer:
                                      contact if to_buyer else None)  # fmt: skip
         fmt = self.formatter(document["locale"])
         invoice = records.header(payload.get("invoice"))
+        about_invoice = row.template in INVOICE_TEMPLATES  # carries its pay link (and PDF)
+        pay_url, attachments = None, ()
+        if about_invoice:
+            invoice = self.invoice_mail.invoice(records, sub, payload, invoice)
+            open_ = invoice is not None and invoice_mail.owes(invoice)
+            due = invoice.due_date if invoice else None
+            if row.source == "settings" and not still_to_say(row.template, open_=open_,
+                                                             due=due, on=on):  # fmt: skip
+                # planned at issue, and paid (or due) since: nothing left to say
+                log.info("skipped %s: nothing left to say", row.template, extra={"key": row.key})
+                return Message((), "", "", kind=row.template, key=row.key.rsplit("/", 1)[0])
+            if invoice is not None:
+                pay_url = self.invoice_mail.pay_url(invoice) if open_ else None
+                told = recipients(row.recipient, contact.email if contact else None, settings)
+                if row.template == "invoice" and settings.invoice_attach_pdf and told:
+                    attachments = self.invoice_mail.pdf(invoice)
         currency = sub.currency if sub else settings.default_currency
-        if "amount" in payload:  # what the payment took, or will charge (priced when planned)
+        if about_invoice and invoice is not None:  # what is left to pay
+            amount = invoice.amount_due
+        elif "amount" in payload:  # what the payment took, or will charge (priced when planned)
             amount = Money(Decimal(payload["amount"]), currency)
         elif invoice is not None:
             amount = invoice.total
@@ -440,6 +465,8 @@ class _Renderer:
             else None,
             "attempt": payload.get("attempt", 1),
             "update_url": update_url,
+            "pay_url": pay_url,
+            "attached": bool(attachments),
             "day": fmt.date,
             "money": fmt.money,
             "lang": fmt.locale.language,
@@ -466,7 +493,8 @@ class _Renderer:
             html=page,
             kind=row.template,
             key=row.key.rsplit("/", 1)[0],  # the same message on every channel
-            data={"event": event},
+            data={"event": event, "pay_url": pay_url} if about_invoice else {"event": event},
+            attachments=attachments,
         )
 
 
