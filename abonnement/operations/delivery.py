@@ -42,7 +42,6 @@ from abonnement.engine.notifications import (
     planned,
     recipients,
     settled_with_nothing_owed,
-    still_to_say,
 )
 from abonnement.engine.ports import Storage
 from abonnement.engine.records import DeliveryRecord, EventRecord, InvoiceRecord, NewDelivery
@@ -417,19 +416,11 @@ class _Renderer:
         about_invoice = row.template in INVOICE_TEMPLATES  # carries its pay link (and PDF)
         pay_url, attachments = None, ()
         if about_invoice:
-            invoice = self.invoice_mail.invoice(records, sub, payload, invoice)
-            open_ = invoice is not None and invoice_mail.owes(invoice)
-            due = invoice.due_date if invoice else None
-            if row.source == "settings" and not still_to_say(row.template, open_=open_,
-                                                             due=due, on=on):  # fmt: skip
-                # planned at issue, and paid (or due) since: nothing left to say
-                log.info("skipped %s: nothing left to say", row.template, extra={"key": row.key})
+            said = self.invoice_mail.prepare(row, records, sub, invoice,
+                                             contact.email if contact else None, on)  # fmt: skip
+            if said is None:  # planned at issue, and paid (or due, or turned off) since
                 return Message((), "", "", kind=row.template, key=row.key.rsplit("/", 1)[0])
-            if invoice is not None:
-                pay_url = self.invoice_mail.pay_url(invoice) if open_ else None
-                told = recipients(row.recipient, contact.email if contact else None, settings)
-                if row.template == "invoice" and settings.invoice_attach_pdf and told:
-                    attachments = self.invoice_mail.pdf(invoice)
+            invoice, pay_url, attachments = said
         currency = sub.currency if sub else settings.default_currency
         if about_invoice and invoice is not None:  # what is left to pay
             amount = invoice.amount_due

@@ -11,11 +11,17 @@ warns about it (``config.loader.invoices_without_pdf``) and the run logs it once
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from abonnement.engine.notifications import Planned, invoice_planned, sent_for_payment
-from abonnement.engine.records import EventRecord, InvoiceRecord
+from abonnement.engine.notifications import (
+    Planned,
+    invoice_planned,
+    recipients,
+    sent_for_payment,
+    still_to_say,
+)
+from abonnement.engine.records import DeliveryRecord, EventRecord, InvoiceRecord
 from abonnement.engine.status import InvoiceStatus
 from abonnement.engine.subscriptions import Subscription
 from abonnement.errors import AbonnementError
@@ -24,7 +30,7 @@ from abonnement.plugins.interfaces import Attachment
 if TYPE_CHECKING:
     from abonnement.operations.context import Context as App
 
-__all__ = ["InvoiceMail", "asks", "planned"]
+__all__ = ["InvoiceMail", "asks", "owes", "planned", "still_wanted"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,16 @@ def planned(app: App, records: Any, ev: EventRecord, sub: Subscription | None) -
     return invoice_planned(settings, invoice.issue_date, invoice.due_date)
 
 
+def still_wanted(template: str, settings: Any) -> bool:
+    """Whether the settings still ask for a message of ``template`` planned at issue (one
+    turned off since is not sent)."""
+    if template == "invoice":
+        return bool(settings.invoice_email)
+    if template == "invoice_reminder":
+        return bool(settings.invoice_reminder_enabled)
+    return bool(settings.past_due_notice)
+
+
 def owes(invoice: InvoiceRecord) -> bool:
     """Whether the buyer still has something to pay on ``invoice``."""
     return invoice.status == InvoiceStatus.OPEN and invoice.amount_due.amount > 0
@@ -71,15 +87,37 @@ class InvoiceMail:
         self.pdfs: dict[str, Attachment | None] = {}
         self.warned = False
 
-    def invoice(
-        self, records: Any, sub: Subscription | None, payload: Mapping[str, Any],
-        found: InvoiceRecord | None,
-    ) -> InvoiceRecord | None:  # fmt: skip
-        """The invoice a message is about: ``found`` by the event's number, else the one the
-        event's period was invoiced on (the billing run's ``invoice.created``)."""
-        if found is not None or sub is None:
-            return found
-        return records.invoice_of(sub, payload)[0]
+    def prepare(
+        self, row: DeliveryRecord, records: Any, sub: Subscription | None,
+        found: InvoiceRecord | None, contact_email: str | None, on: date,
+    ) -> tuple[InvoiceRecord | None, str | None, tuple[Attachment, ...]] | None:  # fmt: skip
+        """What a message of ``INVOICE_TEMPLATES`` adds, delivered on ``on``: (its invoice,
+        the pay link, the attachments) — or None when one the settings planned at issue has
+        nothing left to say (the invoice is paid or void, a reminder's due date has passed,
+        the setting was turned off since): it is then recorded as done, without a message.
+
+        The invoice is ``found`` by the event's number, else the one the event's period was
+        invoiced on (the billing run's ``invoice.created``)."""
+        invoice = found
+        if invoice is None and sub is not None:
+            invoice = records.invoice_of(sub, row.event.payload)[0]
+        open_ = invoice is not None and owes(invoice)
+        settings = self.app.catalog.settings
+        due = invoice.due_date if invoice else None
+        if row.source == "settings" and not (
+            still_wanted(row.template, settings)
+            and still_to_say(row.template, open_=open_, due=due, on=on)
+        ):
+            log.info("skipped %s: nothing left to say", row.template, extra={"key": row.key})
+            return None
+        if invoice is None:
+            return None, None, ()
+        pay_url = self.pay_url(invoice) if open_ else None
+        attachments: tuple[Attachment, ...] = ()
+        told = recipients(row.recipient, contact_email, settings)
+        if row.template == "invoice" and settings.invoice_attach_pdf and told:
+            attachments = self.pdf(invoice)
+        return invoice, pay_url, attachments
 
     def pay_url(self, invoice: InvoiceRecord) -> str | None:
         """The invoice's pay link, as printed on the invoice (``payments.pay_url``)."""
