@@ -308,3 +308,21 @@ def test_danish_invoice_emails_are_in_danish(tmp_path):
     got = subjects(s)
     assert "Faktura INV-00001 forfalder den 31. december 2026" in got
     assert "Faktura INV-00001 er forfalden" in got
+
+
+def test_a_message_turned_off_after_it_was_planned_is_not_sent(tmp_path):
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_MANUAL)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01", env=SECRET)  # all three planned
+    config = s.config / "abonnement.yaml"
+    config.write_text(config.read_text().replace(
+        NOTIFICATIONS, NOTIFICATIONS + "    past_due: {enabled: false}\n"))  # fmt: skip
+    s.cli("run", "--until", "2026-12-24", env=SECRET)
+    s.cli("run", "--until", "2027-01-01", env=SECRET)
+    assert [x for x in subjects(s) if "INV-00001" in x] == [
+        f"Invoice INV-00001 from {ACCOUNT}",
+        "Invoice INV-00001 is due on December 31, 2026",
+    ]
+    (notice,) = [d for d in s.cli("deliveries", "list") if d["template"] == "invoice_past_due"
+                 and d["event_id"].endswith("_3")]  # fmt: skip
+    assert (notice["status"], notice["sent_on"]) == ("sent", "2027-01-01")  # done, unsent
