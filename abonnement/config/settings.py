@@ -123,6 +123,8 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
                 did_you_mean(name, names) or f"installed: {', '.join(names)}",
             )
     reminder = notes.get("reminder", {})
+    invoice_mail = notes.get("invoice", {})
+    invoice_reminder = notes.get("invoice_reminder", {})
     subs = raw.get("subscriptions", {})
     properties = tuple(
         _custom_property(b, entry, i, p) for i, p in enumerate(subs.get("custom_properties", ()))
@@ -180,6 +182,11 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         notify_payment_failed=notes.get("payment_failed", True),
         reminder_enabled=reminder.get("enabled", True),
         reminder_days_before=reminder.get("days_before", 14),
+        invoice_email=invoice_mail.get("enabled", True),
+        invoice_attach_pdf=invoice_mail.get("attach_pdf", True),
+        invoice_reminder_enabled=invoice_reminder.get("enabled", True),
+        invoice_reminder_days_before=invoice_reminder.get("days_before", 7),
+        past_due_notice=notes.get("past_due", {}).get("enabled", True),
         edit_freeze_days=subs.get("edit_freeze_days", 2),
         allow_invoice_creation_off=subs.get("allow_invoice_creation_off", True),
         proration=subs.get("proration", False),

@@ -329,6 +329,11 @@ class Settings:
     notify_payment_failed: bool = True
     reminder_enabled: bool = True
     reminder_days_before: int = 14
+    invoice_email: bool = True  # manual and first-invoice invoices e-mailed when issued
+    invoice_attach_pdf: bool = True  # with the invoice's PDF (when WeasyPrint is installed)
+    invoice_reminder_enabled: bool = True  # an open invoice reminded before its due date
+    invoice_reminder_days_before: int = 7
+    past_due_notice: bool = True  # the buyer told the day after an invoice's due date
     edit_freeze_days: int = 2
     allow_invoice_creation_off: bool = True
     proration: bool = False

@@ -36,6 +36,7 @@ from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
 from abonnement.engine.money import Money
 from abonnement.engine.notifications import (
+    INVOICE_TEMPLATES,
     Planned,
     next_try_in,
     planned,
@@ -48,7 +49,7 @@ from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
 from abonnement.errors import AbonnementError
-from abonnement.operations import outgoing
+from abonnement.operations import invoice_mail, outgoing
 from abonnement.plugins.interfaces import Message
 
 if TYPE_CHECKING:
@@ -190,7 +191,8 @@ def hand_over(
         recorded: list[Event] = []
         if channels or rules.triggers:
             # the subscriptions a trigger reads, or only those a payment's messages need
-            records.preload(events if rules.triggers else [e for e in events if _pays(e)])
+            records.preload(events if rules.triggers else [
+                e for e in events if _pays(e) or invoice_mail.asks(e, settings)])  # fmt: skip
         for ev in events:
             sub_id, payload = ev.subject_id, ev.payload
             if log.isEnabledFor(logging.INFO):
@@ -206,6 +208,9 @@ def hand_over(
             )
             wanted = planned(ev.type, payload, settings,
                              first_payment=_first_payment(records, ev, sub))  # fmt: skip
+            if channels and invoice_mail.asks(ev, settings):  # an invoice sent for payment
+                wanted += invoice_mail.planned(app, records, ev,
+                                               sub or records.subscription(sub_id))  # fmt: skip
             if sub is not None and not payload.get("trigger") and rules.triggers:
                 ctx = _context(app, sub, ev, records)
                 for trigger in rules.fired(ctx):
@@ -228,7 +233,7 @@ def hand_over(
                 for channel in channels:
                     deliveries.append(NewDelivery(
                         f"{ev.id}/{plan.template}/{plan.to}/{channel}", ev.id, channel,
-                        plan.template, plan.to, plan.source,
+                        plan.template, plan.to, plan.source, plan.after,
                     ))  # fmt: skip
         ids = [ev.id for ev in events]
         claim: dict[str, Any] = {}
@@ -250,7 +255,7 @@ def hand_over(
             by_id = {ev.id: ev for ev in events}
             rows = [DeliveryRecord(d.key, d.channel, d.template, d.recipient, d.source,
                                    DeliveryStatus.PENDING, by_id[d.event_id])
-                    for d in deliveries]  # fmt: skip
+                    for d in deliveries if d.next_try_on is None]  # fmt: skip
             records.preload(row.event for row in rows)
             sender.send(rows, records)  # type: ignore[union-attr]
     return count
@@ -470,6 +475,7 @@ class _Renderer:
         self.on = on
         self.templates: dict[tuple[str, str], jinja2.Template] = {}
         self.formatters: dict[str, _Remembering] = {}
+        self.invoice_mail = invoice_mail.InvoiceMail(app)
 
     def template(self, language: str, name: str) -> jinja2.Template:
         key = (language, name)
@@ -499,8 +505,18 @@ class _Renderer:
                                      contact if to_buyer else None)  # fmt: skip
         fmt = self.formatter(document["locale"])
         invoice = records.header(payload.get("invoice"))
+        about_invoice = row.template in INVOICE_TEMPLATES  # carries its pay link (and PDF)
+        pay_url, attachments = None, ()
+        if about_invoice:
+            said = self.invoice_mail.prepare(row, records, sub, invoice,
+                                             contact.email if contact else None, on)  # fmt: skip
+            if said is None:  # planned at issue, and paid (or due, or turned off) since
+                return Message((), "", "", kind=row.template, key=row.key.rsplit("/", 1)[0])
+            invoice, pay_url, attachments = said
         currency = sub.currency if sub else settings.default_currency
-        if "amount" in payload:  # what the payment took, or will charge (priced when planned)
+        if about_invoice and invoice is not None:  # what is left to pay
+            amount = invoice.amount_due
+        elif "amount" in payload:  # what the payment took, or will charge (priced when planned)
             amount = Money(Decimal(payload["amount"]), currency)
         elif invoice is not None:
             amount = invoice.total
@@ -532,6 +548,8 @@ class _Renderer:
             else None,
             "attempt": payload.get("attempt", 1),
             "update_url": update_url,
+            "pay_url": pay_url,
+            "attached": bool(attachments),
             "day": fmt.date,
             "money": fmt.money,
             "lang": fmt.locale.language,
@@ -558,7 +576,8 @@ class _Renderer:
             html=page,
             kind=row.template,
             key=row.key.rsplit("/", 1)[0],  # the same message on every channel
-            data={"event": event},
+            data={"event": event, "pay_url": pay_url} if about_invoice else {"event": event},
+            attachments=attachments,
         )
 
 

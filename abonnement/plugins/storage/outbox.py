@@ -75,7 +75,8 @@ class Outbox:
         So too when another process handed over one of the events first: the events are
         locked (in id order) and must all still be waiting, so each is handed over once.
         With ``claimant``, the new deliveries are written claimed by it until
-        ``claimed_until``: the process handing them over sends them."""
+        ``claimed_until``: the process handing them over sends them (not those held until a
+        later day, ``next_try_on``: they wait for it)."""
         with self.db.tx() as conn:
             if event_ids:
                 waiting = (select(_E.id).where(_E.id.in_(list(event_ids)), _E.delivered.is_(False))
@@ -99,11 +100,15 @@ class Outbox:
             fresh = [d for d in deliveries if d.key not in known]
             if fresh:
                 # plain dicts, not ``asdict`` (a deep copy): a run inserts tens of thousands
+                # one held until a later day (``next_try_on``) is not claimed: it waits
                 conn.execute(t.deliveries.insert(), [
-                    {"status": DeliveryStatus.PENDING, "attempts": 0, "claimed_by": claimant,
-                     "claimed_until": claimed_until if claimant else None, "key": d.key,
+                    {"status": DeliveryStatus.PENDING, "attempts": 0,
+                     "claimed_by": claimant if d.next_try_on is None else None,
+                     "claimed_until": claimed_until if claimant and d.next_try_on is None
+                     else None, "key": d.key,
                      "event_id": d.event_id, "channel": d.channel, "template": d.template,
-                     "recipient": d.recipient, "source": d.source} for d in fresh
+                     "recipient": d.recipient, "source": d.source,
+                     "next_try_on": d.next_try_on} for d in fresh
                 ])  # fmt: skip
             self.subscriptions.update(conn, changed)
             insert_events(self.db.codec, conn, events)
