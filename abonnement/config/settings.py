@@ -183,7 +183,7 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         reminder_enabled=reminder.get("enabled", True),
         reminder_days_before=reminder.get("days_before", 14),
         invoice_email=invoice_mail.get("enabled", True),
-        invoice_attach_pdf=invoice_mail.get("attach_pdf", True),
+        invoice_attach_pdf=invoice_mail.get("attach_pdf", False),
         invoice_reminder_enabled=invoice_reminder.get("enabled", True),
         invoice_reminder_days_before=invoice_reminder.get("days_before", 7),
         past_due_notice=notes.get("past_due", {}).get("enabled", True),

@@ -330,7 +330,8 @@ class Settings:
     reminder_enabled: bool = True
     reminder_days_before: int = 14
     invoice_email: bool = True  # manual and first-invoice invoices e-mailed when issued
-    invoice_attach_pdf: bool = True  # with the invoice's PDF (when WeasyPrint is installed)
+    # the PDF attached too (the pay link's page has it): rendering one costs ~0.1 s of CPU
+    invoice_attach_pdf: bool = False
     invoice_reminder_enabled: bool = True  # an open invoice reminded before its due date
     invoice_reminder_days_before: int = 7
     past_due_notice: bool = True  # the buyer told the day after an invoice's due date

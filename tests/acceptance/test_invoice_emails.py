@@ -92,7 +92,8 @@ def test_a_manual_invoice_is_emailed_once_with_its_pdf_and_a_pay_link_that_works
     s = Shop(tmp_path, f"sqlite:///{tmp_path / 'abonnement.db'}", monkeypatch,
              subscriptions=BOB_MANUAL,
              replace={"notifiers: [mailbox]": "notifiers: [smtp, mailbox]",
-                      MAILBOX: MAILBOX + f"    smtp: {{host: 127.0.0.1, port: {port}}}\n"})  # fmt: skip
+                      MAILBOX: MAILBOX + f"    smtp: {{host: 127.0.0.1, port: {port}}}\n"
+                               "    invoice: {enabled: true, attach_pdf: true}\n"})  # fmt: skip
     try:
         s.cli("apply", "--as-of", "2026-12-01")
         s.cli("run", "--until", "2026-12-01")
@@ -140,13 +141,12 @@ def test_the_reminder_comes_n_days_before_the_due_date_and_the_notice_the_day_af
     tmp_path, db_url
 ):
     s = Scenario(tmp_path, db_url, subscriptions=BOB_MANUAL, replace={NOTIFICATIONS: (
-        NOTIFICATIONS + "    invoice: {enabled: true, attach_pdf: false}\n"
-        "    invoice_reminder: {enabled: true, days_before: 5}\n")})  # fmt: skip
+        NOTIFICATIONS + "    invoice_reminder: {enabled: true, days_before: 5}\n")})  # fmt: skip
     s.cli("apply", "--as-of", "2026-12-01")
     s.cli("run", "--until", "2026-12-01", env=SECRET)
     assert subjects(s) == [f"Invoice INV-00001 from {ACCOUNT}"]
     (sent,) = mails(s)
-    assert not list(sent.iter_attachments())  # attach_pdf: false
+    assert not list(sent.iter_attachments())  # attach_pdf is off unless asked for
     s.cli("run", "--until", "2026-12-25", env=SECRET)
     assert len(subjects(s)) == 1
     s.cli("run", "--until", "2026-12-26", env=SECRET)  # 5 days before December 31
@@ -250,11 +250,20 @@ def test_without_weasyprint_the_invoice_goes_with_its_link_and_validate_warns(
 
     monkeypatch.setattr(documents, "render_pdf", missing)
     monkeypatch.setattr(documents, "pdf_installed", lambda: False)
-    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_MANUAL)
+    s = Scenario(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'a.db'}",
+        subscriptions=BOB_MANUAL,
+        replace={NOTIFICATIONS: NOTIFICATIONS + "    invoice: {attach_pdf: true}\n"},
+    )
     checked = run("--config", str(s.config), "validate")
     assert checked.exit_code == 0, checked.stderr
     assert ("warning: invoice e-mails will go without the invoice's PDF (only the pay link): "
             "WeasyPrint is not installed") in checked.stderr + checked.stdout  # fmt: skip
+    # by default nothing is attached: nothing to warn about
+    plain = Scenario(tmp_path / "plain", f"sqlite:///{tmp_path / 'b.db'}", subscriptions=BOB_MANUAL)
+    quiet = run("--config", str(plain.config), "validate")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr + quiet.stdout
     s.cli("apply", "--as-of", "2026-12-01")
     ran = s.cli("run", "--until", "2026-12-01", env=SECRET)
     assert ran["notifications"]["failed"] == 0
