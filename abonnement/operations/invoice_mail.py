@@ -53,7 +53,7 @@ def planned(app: App, records: Any, ev: EventRecord, sub: Subscription | None) -
     settings = app.catalog.settings
     if sub is None or not asks(ev, settings) or not sent_for_payment(sub.collection_mode):
         return []
-    invoice, _ = records.invoice_of(sub, ev.payload)
+    invoice = _invoice(records, sub, ev.payload)
     if invoice is None or not owes(invoice):
         return []  # paid at issue (nothing owed), or already
     if invoice.subscription_id is None:
@@ -61,6 +61,15 @@ def planned(app: App, records: Any, ev: EventRecord, sub: Subscription | None) -
         if not owners or owners[0] != sub.id:
             return []
     return invoice_planned(settings, invoice.issue_date, invoice.due_date)
+
+
+def _invoice(records: Any, sub: Subscription, payload: Any) -> InvoiceRecord | None:
+    """The invoice an event names (read with its batch), else the one invoiced for the
+    event's period (an event written before invoices were named: the subscription's invoices
+    are searched)."""
+    if payload.get("invoice"):
+        return records.header(payload["invoice"])
+    return records.invoice_of(sub, payload)[0]
 
 
 def still_wanted(template: str, settings: Any) -> bool:
@@ -100,7 +109,7 @@ class InvoiceMail:
         invoiced on (the billing run's ``invoice.created``)."""
         invoice = found
         if invoice is None and sub is not None:
-            invoice = records.invoice_of(sub, row.event.payload)[0]
+            invoice = _invoice(records, sub, row.event.payload)
         open_ = invoice is not None and owes(invoice)
         settings = self.app.catalog.settings
         due = invoice.due_date if invoice else None
