@@ -364,9 +364,11 @@ class OutboxStore(Protocol):
         results: Sequence[tuple[str, str | None, date | None]],
         on: date,
         claimant: str | None = None,
+        skipped: Sequence[str] = (),
     ) -> None:
         """Record many tries at once, each ``(key, error, retry_on)`` as ``delivery_result``
-        does, releasing their claims; with ``claimant``, only rows it still holds."""
+        does, and the ``skipped`` keys as done with nothing sent, releasing their claims;
+        with ``claimant``, only rows it still holds."""
 
     def invoice_headers(self, numbers: Sequence[str]) -> list[InvoiceRecord]:
         """The invoices numbered ``numbers`` (any number of them), without lines."""

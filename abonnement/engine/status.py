@@ -15,7 +15,7 @@ made, not a row found later.
     invoice:       draft ─▶ open ─▶ paid | void | uncollectible;  uncollectible ─▶ void
     payment:       pending ─▶ processing ─▶ succeeded | failed;  pending ─▶ succeeded | failed
                    (a refund is a row of its own, born ``refunded``)
-    delivery:      pending ─▶ sent | failed
+    delivery:      pending ─▶ sent | failed | skipped
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"  # to try (again) on its next try date
     SENT = "sent"
     FAILED = "failed"  # given up after the last retry
+    # nothing to send by then: nobody to tell, or a message planned ahead whose invoice was
+    # paid (or whose setting was turned off) before its day
+    SKIPPED = "skipped"
 
 
 Status = SubscriptionStatus | InvoiceStatus | PaymentStatus | DeliveryStatus

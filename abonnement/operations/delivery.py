@@ -298,7 +298,8 @@ class _Sender:
         self.failed: set[str] = set()  # tried in this pass and failed: the next pass retries
         # by outcome: sent, given up (failed) and still pending a retry (retrying)
         self.counts: dict[str, int] = {
-            DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}  # fmt: skip
+            DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0,
+            DeliveryStatus.SKIPPED: 0}  # fmt: skip
 
     def __enter__(self) -> _Sender:
         return self
@@ -315,11 +316,12 @@ class _Sender:
         """Render, send and record ``rows`` (claimed by this sender); what was sent is recorded
         even when the batch stopped half-way."""
         done: list[tuple[str, str | None, date | None]] = []
+        skipped: list[str] = []
         try:
             _send_batch(self.app, self.notifiers, self.renderer, records, rows, self.on, done,
-                        self.counts, self.claimant)  # fmt: skip
+                        self.counts, self.claimant, skipped)  # fmt: skip
         finally:
-            self.store.delivery_results(done, self.on, self.claimant)
+            self.store.delivery_results(done, self.on, self.claimant, skipped)
             self.failed.update(key for key, error, _ in done if error is not None)
 
     def due(self, subjects: Sequence[str] | None = None) -> None:
@@ -366,8 +368,10 @@ def _send_batch(
     done: list[tuple[str, str | None, date | None]],
     counts: dict[str, int],
     claimant: str,
+    skipped: list[str],
 ) -> None:
-    """Render and send one claimed batch, appending each outcome to ``done``."""
+    """Render and send one claimed batch, appending each outcome to ``done`` (and the keys of
+    messages with nothing to send to ``skipped``)."""
 
     def failed(row: DeliveryRecord, exc: BaseException) -> None:
         wait = next_try_in(row.attempts + 1)
@@ -384,6 +388,10 @@ def _send_batch(
         counts[DeliveryStatus.SENT] += 1
         log.info("delivered %s", row.template,
                  extra={"key": row.key, "channel": row.channel})  # fmt: skip
+
+    def skip(row: DeliveryRecord) -> None:
+        skipped.append(row.key)
+        counts[DeliveryStatus.SKIPPED] += 1
 
     by_channel: dict[str, list[tuple[DeliveryRecord, Message]]] = {}
     renew_at = time.monotonic() + CLAIM_SECONDS / 3
@@ -402,7 +410,7 @@ def _send_batch(
         if message.to:
             by_channel.setdefault(row.channel, []).append((row, message))
         else:
-            sent(row)  # nobody to tell: done
+            skip(row)  # nobody to tell, or nothing left to say: done, nothing sent
     for channel, batch in by_channel.items():
         notifier = notifiers[channel]
         # a few at a time, so that a slow channel renews its claims in between

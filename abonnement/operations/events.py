@@ -49,7 +49,7 @@ def delivery_json(row: DeliveryRecord, instance_id: str) -> dict[str, Any]:
 
 
 def list_deliveries(ctx: Context, status: str | None = None) -> list[dict[str, Any]]:
-    """Every delivery (of one status: pending, sent or failed), by event, as
+    """Every delivery (of one status: pending, sent, failed or skipped), by event, as
     ``delivery_json`` shapes it."""
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"no delivery status `{status}`; one of {', '.join(STATUSES)}",
@@ -73,6 +73,9 @@ def retry(ctx: Context, on: date, delivery_id: str | None = None) -> dict[str, A
             raise NotFound("delivery", delivery_id, "see `abonnement deliveries list`")
         if status == DeliveryStatus.SENT:
             raise InvalidState(f"delivery `{delivery_id}` was sent already")
+        if status == DeliveryStatus.SKIPPED:
+            raise InvalidState(f"delivery `{delivery_id}` had nothing to send when its day "
+                               "came (nobody to tell, or its invoice was paid)")  # fmt: skip
     keys = store.retry_deliveries([delivery_id] if delivery_id is not None else None)
     deliver_due(ctx, on)
     instance = store.instance_id()

@@ -180,14 +180,25 @@ def test_paid_before_the_due_date_no_reminder_and_no_notice(tmp_path, db_url):
     s.cli("apply", "--as-of", "2026-12-01")
     s.cli("run", "--until", "2026-12-01", env=SECRET)
     s.cli("invoices", "pay", "INV-00001", "--as-of", "2026-12-10", env=SECRET)
-    s.cli("run", "--until", "2027-01-05", env=SECRET)
+    ran = s.cli("run", "--until", "2027-01-05", env=SECRET)
+    assert ran["notifications"]["skipped"] == 2  # INV-00001's reminder and notice
     assert [x for x in subjects(s) if "INV-00001" in x] == [f"Invoice INV-00001 from {ACCOUNT}"]
     # the two planned at issue are done, without a message, by the run that found them due
     done = {d["template"]: (d["status"], d["sent_on"]) for d in s.cli("deliveries", "list")
             if d["event_id"].endswith("_3")}  # fmt: skip
     assert done == {"invoice": ("sent", "2026-12-01"),
-                    "invoice_reminder": ("sent", "2027-01-05"),
-                    "invoice_past_due": ("sent", "2027-01-05")}  # fmt: skip
+                    "invoice_reminder": ("skipped", None),
+                    "invoice_past_due": ("skipped", None)}  # fmt: skip
+    # the run's summary counts them apart from what was sent; retrying one is refused
+    reminder = next(
+        d["id"]
+        for d in s.cli("deliveries", "list")
+        if d["event_id"].endswith("_3") and d["template"] == "invoice_reminder"
+    )
+    refused = run("--config", str(s.config), "--db", s.db_url, "deliveries", "retry",
+                  reminder, "--json", env=SECRET)  # fmt: skip
+    assert refused.exit_code == 1
+    assert "had nothing to send when its day came" in refused.output + refused.stderr
     assert s.subscription("bob-manual")["status"] == "active"
 
 
@@ -334,4 +345,4 @@ def test_a_message_turned_off_after_it_was_planned_is_not_sent(tmp_path):
     ]
     (notice,) = [d for d in s.cli("deliveries", "list") if d["template"] == "invoice_past_due"
                  and d["event_id"].endswith("_3")]  # fmt: skip
-    assert (notice["status"], notice["sent_on"]) == ("sent", "2027-01-01")  # done, unsent
+    assert (notice["status"], notice["sent_on"]) == ("skipped", None)  # done, unsent

@@ -58,7 +58,13 @@ def test_s10_a_reminder_before_each_monthly_payment_none_for_biweekly(tmp_path, 
     assert reminder.get_body(("html",)) is not None
     # a rerun sends nothing twice
     again = s.cli("run", "--until", "2027-01-01")
-    assert again["notifications"] == {"events": 0, "sent": 0, "retrying": 0, "failed": 0}
+    assert again["notifications"] == {
+        "events": 0,
+        "sent": 0,
+        "retrying": 0,
+        "failed": 0,
+        "skipped": 0,
+    }
 
 
 def test_s7_the_buyer_gets_the_update_link_and_admins_each_failure(tmp_path, db_url):

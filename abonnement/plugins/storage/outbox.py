@@ -205,6 +205,7 @@ class Outbox:
         results: Sequence[tuple[str, str | None, date | None]],
         on: date,
         claimant: str | None = None,
+        skipped: Sequence[str] = (),
     ) -> None:
         """Record many tries in one transaction, each ``(key, error, retry_on)``: sent (no
         error), to try again on ``retry_on``, or given up; the claim is released. With
@@ -226,6 +227,11 @@ class Outbox:
                     status=DeliveryStatus.SENT, sent_on=on, error=None, next_try_on=None,
                     **common,
                 ), sent)  # fmt: skip
+            if skipped:
+                conn.execute(update(t.deliveries).where(mine).values(
+                    status=DeliveryStatus.SKIPPED, error=None, next_try_on=None,
+                    claimed_by=None, claimed_until=None,
+                ), [{"k": key} for key in skipped])  # fmt: skip
             if tried:
                 conn.execute(update(t.deliveries).where(mine).values(
                     status=bindparam("s"), error=bindparam("e"), next_try_on=bindparam("r"),

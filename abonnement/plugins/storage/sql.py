@@ -356,8 +356,9 @@ class SqlStorage:
         results: Sequence[tuple[str, str | None, date | None]],
         on: date,
         claimant: str | None = None,
+        skipped: Sequence[str] = (),
     ) -> None:
-        self._outbox.delivery_results(results, on, claimant)
+        self._outbox.delivery_results(results, on, claimant, skipped)
 
     def invoice_headers(self, numbers: Sequence[str]) -> list[InvoiceRecord]:
         return self._outbox.invoice_headers(numbers)

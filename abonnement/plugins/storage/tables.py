@@ -297,7 +297,7 @@ deliveries = Table(
     Column("template", String(100), nullable=False),
     Column("recipient", Text, nullable=False),  # contact | admins | team:NAME | an address
     Column("source", String(120), nullable=False),  # settings | trigger:NAME
-    Column("status", String(10), nullable=False),  # pending | sent | failed (gave up)
+    Column("status", String(10), nullable=False),  # pending | sent | failed (gave up) | skipped
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_try_on", Date),
     Column("sent_on", Date),
