@@ -93,13 +93,24 @@ def _environment(template_dir: Path | None, language: str, builtin: str) -> jinj
 _LINKISH = re.compile(r"https?://|www\.|@|\.(?:com|net|int|edu|gov|org|info|mil)", re.IGNORECASE)
 
 
+# what ``urlize`` splits a text into: it looks at each word on its own, never across spaces
+_WORDS = re.compile(r"(\s+)")
+
+
 @jinja2.pass_eval_context
 def _urlize(eval_ctx: Any, value: str, *args: Any, **kwargs: Any) -> str:
-    """Jinja2's ``urlize``, answering at once for text with nothing link-like in it (the
-    filter then only escapes it; most paragraphs of a message): the same output, without
-    examining every word."""
+    """Jinja2's ``urlize``, with the same output, run only on the words that look like a link
+    or an address (``urlize`` takes each word on its own): a message's paragraph with its pay
+    link costs one word's work, not every word's; most paragraphs have none and are only
+    escaped."""
     policies = eval_ctx.environment.policies
-    if args or kwargs or policies["urlize.extra_schemes"] or _LINKISH.search(str(value)):
+    if args or kwargs or policies["urlize.extra_schemes"]:
         return do_urlize(eval_ctx, value, *args, **kwargs)
-    text = str(markupsafe.escape(value))
+    escaped = markupsafe.escape(value)
+    text = str(escaped)
+    if _LINKISH.search(text):
+        text = "".join(
+            str(do_urlize(eval_ctx, markupsafe.Markup(word))) if _LINKISH.search(word) else word
+            for word in _WORDS.split(text)
+        )
     return markupsafe.Markup(text) if eval_ctx.autoescape else text

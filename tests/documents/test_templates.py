@@ -3,7 +3,10 @@
 import shutil
 from pathlib import Path
 
+import hypothesis
+import jinja2
 import pytest
+from hypothesis import strategies as st
 
 from abonnement.documents.templating import environment
 from tests.acceptance.scenario import Scenario
@@ -126,3 +129,31 @@ def test_a_template_that_would_loop_for_hours_is_an_error_not_a_hang(tmp_path):
     assert result.exit_code == 1
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("templates/receipt.txt:")]
     assert "rendering took more than 2 s of CPU time (a loop too long?)" in line
+
+
+_WORDS = ["Hello", "&", "<b>", "pay:", "https://x.example/i/abc?d=1&e=2", "www.example.com",
+          "bob@example.com", "(https://a.b/c).", "x.org", "'q'", '"dq"', "mailto:a@b.c",
+          "http://", "foo.com,", "tel:+45", "a.net.", "&amp;", "ø", "$25.00",
+          "https://example.com/)", "<https://e.com>", "e.com/path?q=<x>"]  # fmt: skip
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(
+    words=st.lists(st.tuples(st.sampled_from(_WORDS), st.sampled_from([" ", "  ", "\n", "\t"])),
+                   min_size=1, max_size=12),
+    autoescape=st.booleans(),
+    marked=st.booleans(),
+)  # fmt: skip
+def test_urlize_gives_jinjas_output_looking_only_at_link_like_words(words, autoescape, marked):
+    """The messages' ``urlize`` runs Jinja2's on the words that look like links only: the
+    same text, escaped the same way, whatever the paragraph."""
+    import markupsafe
+    from jinja2.filters import do_urlize
+    from jinja2.nodes import EvalContext
+
+    from abonnement.documents.templating import _urlize
+
+    text = "".join(word + space for word, space in words)
+    value = markupsafe.Markup(markupsafe.escape(text)) if marked else text
+    context = EvalContext(jinja2.Environment(autoescape=autoescape))
+    assert str(_urlize(context, value)) == str(do_urlize(context, value))
