@@ -185,7 +185,8 @@ def _run(
         if claims is not None:
             claims.finish()
         ctx.storage.advance_timeline(until)
-        result = RunResult(summary, applied, notifications=deliver_due(ctx, until))
+        sent = _deliver_shared(ctx, until, workers) if workers > 1 else deliver_due(ctx, until)
+        result = RunResult(summary, applied, notifications=sent)
     _log_result(result, until)
     return result
 
@@ -383,6 +384,41 @@ def _run_workers(
         total = _merged(total, other)
         total.days = days
     return total
+
+
+def _deliver_shared(ctx: Context, until: date, workers: int) -> dict[str, int]:
+    """What the run set off, delivered by ``workers`` processes sharing the outbox: each hands
+    events over a batch at a time and sends what it handed over (an event is handed over by
+    one of them: its rows are locked), then claims what else is due (``SKIP LOCKED``); the
+    counts of all of them. A worker that dies leaves its claims to lapse, and what the others
+    did not reach is delivered here."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("spawn")
+    args = (str(ctx.config_dir), ctx.database_url, until)
+    total: dict[str, int] = {}
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = [f.result() for f in [pool.submit(_delivery_worker, *args)
+                                          for _ in range(workers)]]  # fmt: skip
+    except BrokenProcessPool:
+        log.warning("a delivery worker of the run died; the rest is delivered in one process")
+        parts = []
+    for counts in [*parts, deliver_due(ctx, until)]:  # anything left: retries, given back
+        for key, n in counts.items():
+            total[key] = total.get(key, 0) + n
+    return total
+
+
+def _delivery_worker(config_dir: str, database_url: str, until: date) -> dict[str, int]:
+    """One worker process of ``run --workers`` delivering: its share of the outbox."""
+    from pathlib import Path
+
+    from abonnement.app import App
+
+    return deliver_due(App(Path(config_dir), database_url).context, until)
 
 
 _claimed: Any = None  # in a worker process: the counter the parent reads for its progress

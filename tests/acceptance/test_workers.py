@@ -1,9 +1,13 @@
 """Several workers on one due set: every subscription billed once, every invoice charged once."""
 
+import json
 import sqlite3
+import threading
+import typing
 from collections import Counter
 from datetime import date
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -12,6 +16,7 @@ from abonnement.engine.money import Money
 from abonnement.engine.schedule import Frequency
 from abonnement.engine.subscriptions import Subscription
 from abonnement.plugins.storage.sql import SqlStorage
+from tests.acceptance.receiver import SIGNING_SECRET
 from tests.acceptance.test_exactly_once import _config
 from tests.conftest import run
 
@@ -71,3 +76,46 @@ def test_workers_report_progress_through_the_parent(tmp_path, db_url):
     assert result.summary.subscriptions >= 120
     assert calls[-1] == (result.summary.subscriptions, result.summary.subscriptions)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+class _Counting(BaseHTTPRequestHandler):
+    """A webhook receiver counting each message key (``webhook-id``) it is sent."""
+
+    keys: typing.ClassVar[Counter] = Counter()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).keys[self.headers["webhook-id"]] += 1
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_workers_share_the_deliveries_and_send_each_message_once(tmp_path, db_url):
+    """``run --workers 2`` delivers in both workers: each message reaches the receiver once,
+    and the run's counts are every delivery's."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("workers need PostgreSQL")
+    from tests.acceptance.test_delivery_claims import bench_config
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Counting.keys = Counter()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    config = bench_config(tmp_path, 300)
+    path = config / "abonnement.yaml"
+    text = path.read_text().replace("notifiers: [mailbox]", "notifiers: [webhook]")
+    path.write_text(text.replace("mailbox: {directory: outbox}", f"webhook: {{url: '{url}'}}"))
+    secret = {"ABONNEMENT_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET}
+    result = run("--config", str(config), "--db", db_url, "run", "--until", "2027-02-01",
+                 "--workers", "2", "--batch-size", "25", "--json", env=secret)  # fmt: skip
+    server.shutdown()
+    assert result.exit_code == 0, result.output + result.stderr
+    sent = SqlStorage(db_url).deliveries("sent")
+    notifications = json.loads(result.stdout)["notifications"]
+    assert notifications["sent"] == len(sent) > 600
+    assert notifications["failed"] == notifications["retrying"] == 0
+    assert set(_Counting.keys.values()) == {1}  # no message twice
+    assert set(_Counting.keys) == {d.key.rsplit("/", 1)[0] for d in sent}
