@@ -88,7 +88,8 @@ def apply(app: App, prorate: bool, prune: bool, as_of: Any, as_json: bool) -> No
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Worker processes (PostgreSQL); each due subscription goes to one of them.",
+    help="Worker processes (PostgreSQL); each due subscription, then each message, goes to one "
+    "of them.",
 )
 @json_option
 @click.pass_obj
