@@ -312,13 +312,18 @@ class OutboxStore(Protocol):
         changed: Sequence[Subscription] = (),
         events: Sequence[Event] = (),
         based_on: Mapping[str, int] | None = None,
+        *,
+        claimant: str | None = None,
+        claimed_until: int | None = None,
     ) -> bool:
         """In one transaction: the deliveries (a key already stored is skipped), what
         workflows changed (``changed`` subscriptions and ``events`` recording it), and
         ``event_ids`` marked handed over. ``based_on``: each changed subscription's event
         count when it was read; if another change came in since, or another process handed
         over one of ``event_ids`` first, nothing is written and the answer is False (read
-        again and retry)."""
+        again and retry). With ``claimant``, the deliveries are written claimed by it until
+        ``claimed_until`` (epoch seconds), as ``claim_deliveries`` would claim them: the
+        process that hands them over sends them."""
 
     def due_deliveries(self, on: date, limit: int = 500, after: str = "") -> list[DeliveryRecord]:
         """Pending deliveries to try on ``on``, by key, from after ``after`` (keyset pages)."""

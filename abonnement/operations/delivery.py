@@ -128,9 +128,13 @@ class _Records:
 
 
 def process_outbox(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
-    """Hand over every new event, then deliver what is due on ``on``; counts by outcome."""
-    handed = hand_over(app, on)
-    return {"events": handed, **deliver(app, on, link_secret=link_secret)}
+    """Hand over every new event and send what it asks for right away, a batch at a time,
+    then whatever else is due on ``on`` (retries, deliveries a dead process left); counts by
+    outcome: ``events``, ``sent``, ``retrying``, ``failed``."""
+    with _Sender(app, on, link_secret) as sender:
+        handed = hand_over(app, on, sender=sender)
+        sender.due()
+    return {"events": handed, **sender.counts}
 
 
 def deliver_due(ctx: App, on: date) -> dict[str, int]:
@@ -141,8 +145,10 @@ def deliver_due(ctx: App, on: date) -> dict[str, int]:
     return process_outbox(ctx, on, link_secret=ctx.link_secret(required=False))
 
 
-def hand_over(app: App, on: date, batch: int = 500) -> int:
-    """Step 1 for every event not handed over yet, a batch per transaction; how many."""
+def hand_over(app: App, on: date, batch: int = 500, *, sender: _Sender | None = None) -> int:
+    """Step 1 for every event not handed over yet, a batch per transaction; how many. With a
+    ``sender``, each batch's deliveries are written claimed by it and sent at once, from the
+    events and records already in memory (step 2 without reading them back)."""
     store, catalog, rules = app.storage, app.catalog, app.rules
     settings = catalog.settings
     channels = settings.notifiers
@@ -197,7 +203,11 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                         plan.template, plan.to, plan.source,
                     ))  # fmt: skip
         ids = [ev.id for ev in events]
-        if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on):
+        claim: dict[str, Any] = {}
+        if sender is not None and deliveries:
+            claim = {"claimant": sender.claimant, "claimed_until": sender.claimed_until()}
+        if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on,
+                               **claim):  # fmt: skip
             oldest = store.undelivered_events(1)
             if not oldest or oldest[0].id != events[0].id:
                 continue  # another process handed these over: read on from what is left
@@ -206,6 +216,14 @@ def hand_over(app: App, on: date, batch: int = 500) -> int:
                 raise AbonnementError("the outbox keeps meeting concurrent changes; run again")
             continue
         count += len(events)
+        if claim:
+            records.subs.update(changed)  # a message tells of what its triggers set
+            by_id = {ev.id: ev for ev in events}
+            rows = [DeliveryRecord(d.key, d.channel, d.template, d.recipient, d.source,
+                                   DeliveryStatus.PENDING, by_id[d.event_id])
+                    for d in deliveries]  # fmt: skip
+            records.preload(row.event for row in rows)
+            sender.send(rows, records)  # type: ignore[union-attr]
     return count
 
 
@@ -220,30 +238,63 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
     the rest; a process killed mid-batch leaves its claims to lapse (``CLAIM_SECONDS``), then
     whatever it sent and did not record is sent again — the only way a message goes out twice
     (its ``Message.key`` lets a receiver drop it)."""
-    store = app.storage
-    notifiers = app.notifiers()
-    # by outcome: sent, given up (failed) and still pending a retry (retrying)
-    counts: dict[str, int] = {DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}
-    claimant = secrets.token_hex(16)
-    renderer = _Renderer(app, link_secret, on)
-    after = ""
-    # one pass reads each subscription and invoice once (delivering changes neither), up to
-    # a bound that keeps a pass over a big outbox in little memory
-    records = _Records(store)
-    try:
-        while rows := _claim(store, on, claimant, after):
+    with _Sender(app, on, link_secret) as sender:
+        sender.due()
+    return sender.counts
+
+
+class _Sender:
+    """One pass of sending under one claimant: notifiers opened and templates compiled once,
+    outcomes counted; what it still holds when the pass ends is released."""
+
+    def __init__(self, app: App, on: date, link_secret: str | None):
+        self.app = app
+        self.on = on
+        self.store = app.storage
+        self.notifiers = app.notifiers()
+        self.renderer = _Renderer(app, link_secret, on)
+        self.claimant = secrets.token_hex(16)
+        self.failed: set[str] = set()  # tried in this pass and failed: the next pass retries
+        # by outcome: sent, given up (failed) and still pending a retry (retrying)
+        self.counts: dict[str, int] = {
+            DeliveryStatus.SENT: 0, "retrying": 0, DeliveryStatus.FAILED: 0}  # fmt: skip
+
+    def __enter__(self) -> _Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.release_claims(self.claimant)
+
+    @staticmethod
+    def claimed_until() -> int:
+        """When a claim made now lapses (epoch seconds)."""
+        return int(time.time()) + CLAIM_SECONDS
+
+    def send(self, rows: list[DeliveryRecord], records: _Records) -> None:
+        """Render, send and record ``rows`` (claimed by this sender); what was sent is recorded
+        even when the batch stopped half-way."""
+        done: list[tuple[str, str | None, date | None]] = []
+        try:
+            _send_batch(self.app, self.notifiers, self.renderer, records, rows, self.on, done,
+                        self.counts, self.claimant)  # fmt: skip
+        finally:
+            self.store.delivery_results(done, self.on, self.claimant)
+            self.failed.update(key for key, error, _ in done if error is not None)
+
+    def due(self) -> None:
+        """Claim and send every pending delivery due on ``on``, a batch at a time."""
+        after = ""
+        # one pass reads each subscription and invoice once (delivering changes neither), up
+        # to a bound that keeps a pass over a big outbox in little memory
+        records = _Records(self.store)
+        while rows := _claim(self.store, self.on, self.claimant, after):
             after = rows[-1].key
             if len(records.subs) + len(records.headers) > 20_000:
-                records = _Records(store)
+                records = _Records(self.store)
+            # one that failed in this pass waits for the next (a retry is not due sooner)
+            rows = [row for row in rows if row.key not in self.failed]
             records.preload(row.event for row in rows)
-            done: list[tuple[str, str | None, date | None]] = []
-            try:
-                _send_batch(app, notifiers, renderer, records, rows, on, done, counts, claimant)
-            finally:  # what was sent is recorded even when the batch stopped half-way
-                store.delivery_results(done, on, claimant)
-    finally:
-        store.release_claims(claimant)
-    return counts
+            self.send(rows, records)
 
 
 # How long a claim on deliveries holds: a process that dies holding some leaves them to the

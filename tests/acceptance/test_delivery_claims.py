@@ -95,7 +95,8 @@ def test_a_claim_holds_until_it_lapses(tmp_path, db_url, monkeypatch):
     from abonnement.operations import delivery
 
     config = story_config(tmp_path, tmp_path / "ledger.db")
-    monkeypatch.setattr(delivery, "deliver", lambda *a, **k: {"sent": 0})
+    # the deliveries made, none sent (handed over claimed, then released unsent)
+    monkeypatch.setattr(delivery._Sender, "send", lambda *a, **k: None)
     result = run("--config", str(config), "--db", db_url, "run", "--until", "2026-12-01",
                  "--json", env=SECRET)  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -133,12 +134,12 @@ def test_processes_sharing_one_outbox_send_each_message_once(tmp_path, db_url, p
     from abonnement.operations import delivery
 
     # the deliveries made, none sent: the processes below share them
-    original = delivery.deliver
-    delivery.deliver = lambda *a, **k: {"sent": 0}
+    original = delivery._Sender.send
+    delivery._Sender.send = lambda *a, **k: None  # type: ignore[method-assign]
     try:
         result = run("--config", str(config), "--db", db_url, "run", "--until", "2026-12-01")
     finally:
-        delivery.deliver = original
+        delivery._Sender.send = original  # type: ignore[method-assign]
     assert result.exit_code == 0, result.output + result.stderr
     store = SqlStorage(db_url)
     keys = {file_name(d.key) for d in store.deliveries("pending")}

@@ -8,7 +8,6 @@ the change); ``Outbox`` reads them back as ``EventRecord`` values and keeps the 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from datetime import date
 from typing import Any
 
@@ -58,6 +57,9 @@ class Outbox:
         changed: Sequence[Subscription] = (),
         events: Sequence[Event] = (),
         based_on: Mapping[str, int] | None = None,
+        *,
+        claimant: str | None = None,
+        claimed_until: int | None = None,
     ) -> bool:
         """In one transaction: the deliveries the events ask for, what their workflows changed
         (subscriptions and the events recording it), and the events marked handed over.
@@ -65,7 +67,9 @@ class Outbox:
         ``based_on`` gives each changed subscription's event count when it was read: if another
         change came in since, nothing is written and the answer is False (read again, retry).
         So too when another process handed over one of the events first: the events are
-        locked (in id order) and must all still be waiting, so each is handed over once."""
+        locked (in id order) and must all still be waiting, so each is handed over once.
+        With ``claimant``, the new deliveries are written claimed by it until
+        ``claimed_until``: the process handing them over sends them."""
         with self.db.tx() as conn:
             if event_ids:
                 waiting = (select(_E.id).where(_E.id.in_(list(event_ids)), _E.delivered.is_(False))
@@ -88,8 +92,12 @@ class Outbox:
                 known = set(conn.execute(select(_D.key).where(_D.key.in_(keys))).scalars())
             fresh = [d for d in deliveries if d.key not in known]
             if fresh:
+                # plain dicts, not ``asdict`` (a deep copy): a run inserts tens of thousands
                 conn.execute(t.deliveries.insert(), [
-                    {"status": DeliveryStatus.PENDING, "attempts": 0, **asdict(d)} for d in fresh
+                    {"status": DeliveryStatus.PENDING, "attempts": 0, "claimed_by": claimant,
+                     "claimed_until": claimed_until if claimant else None, "key": d.key,
+                     "event_id": d.event_id, "channel": d.channel, "template": d.template,
+                     "recipient": d.recipient, "source": d.source} for d in fresh
                 ])  # fmt: skip
             self.subscriptions.update(conn, changed)
             insert_events(self.db.codec, conn, events)

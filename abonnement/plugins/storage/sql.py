@@ -314,8 +314,12 @@ class SqlStorage:
         changed: Sequence[Subscription] = (),
         events: Sequence[Event] = (),
         based_on: Mapping[str, int] | None = None,
+        *,
+        claimant: str | None = None,
+        claimed_until: int | None = None,
     ) -> bool:
-        return self._outbox.hand_over(event_ids, deliveries, changed, events, based_on)
+        return self._outbox.hand_over(event_ids, deliveries, changed, events, based_on,
+                                      claimant=claimant, claimed_until=claimed_until)  # fmt: skip
 
     def due_deliveries(self, on: date, limit: int = 500, after: str = "") -> list[DeliveryRecord]:
         return self._outbox.due_deliveries(on, limit, after)
