@@ -235,14 +235,15 @@ def _unpickled(stream: BinaryIO) -> Catalog | None:
     return replace(rest, **maps)
 
 
-def _catalog_pickle(catalog: Catalog) -> bytes:
-    """``catalog`` as ``_unpickled`` reads it."""
+def _catalog_pickle(catalog: Catalog, head: bytes = b"") -> bytes:
+    """``head``, then ``catalog`` as ``_unpickled`` reads it."""
     from dataclasses import replace
 
     from abonnement.engine.catalog import EMPTY
 
     maps = {name: list(getattr(catalog, name).items()) for name in _SPLIT}
     buffer = io.BytesIO()
+    buffer.write(head)
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
         replace(catalog, **dict.fromkeys(_SPLIT, EMPTY))
     )
@@ -259,6 +260,6 @@ def write_cached(path: Path | None, key: str, catalog: Catalog) -> None:
     if path is None:
         return
     try:
-        write_private(path, _MAGIC + key.encode() + b"\n" + _catalog_pickle(catalog))
+        write_private(path, _catalog_pickle(catalog, _MAGIC + key.encode() + b"\n"))
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
         _log.debug("config cache %s not written: %s", path, exc)
