@@ -11,7 +11,7 @@ plain Python values from it ourselves:
 
 No node graph is kept: with a mark object per node it took ~30 times the file's size (3 GB
 for 100,000 declared subscriptions). A document keeps its text and, per top-level section,
-where its key, its value and each of its list entries were written (four integers an
+where its key, its value and each of its list entries were written (six integers an
 entry). Any deeper position is looked up only when a problem is reported: the one entry's
 text is composed again (the whole file when that entry cannot stand alone, e.g. it uses an
 anchor written elsewhere) and walked along the problem's path, so a valid config pays
