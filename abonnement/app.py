@@ -85,7 +85,18 @@ class App:
     @cached_property
     def context(self) -> Context:
         """What every operation takes: config, rules, plugins, and storage and processor
-        opened on first use."""
+        opened on first use. ``ConfigError`` when the config signs outgoing webhooks and
+        ``ABONNEMENT_WEBHOOK_SIGNING_SECRET`` is unset or unusable: an operation may deliver,
+        and nothing goes out unsigned."""
+        from abonnement import signing
+
+        signing.require_secret(self.catalog.settings.signed_at)
+        return self.checking_context
+
+    @cached_property
+    def checking_context(self) -> Context:
+        """The context without the signing secret's check, for ``validate`` alone: a CI job
+        checking a config has no secrets. Nothing it is used for may deliver."""
         from abonnement.operations.context import Context
 
         return Context(

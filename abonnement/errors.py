@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 
 class AbonnementError(Exception):
@@ -79,6 +80,21 @@ class AlreadyExists(InvalidState):
     code = "already_exists"
 
 
+class AlreadyPurchased(AlreadyExists):
+    """The same payment link bought by the same contact on the same day, or the same quote or
+    deal converted again: one purchase, recorded as ``invoice`` on ``on``. Nothing is charged
+    again. HTTP 409; ``invoice`` in the JSON error, so a client can show the first purchase."""
+
+    code = "already_purchased"
+
+    def __init__(self, message: str, invoice: str | None, on: date | None = None):
+        self.invoice, self.on = invoice, on
+        super().__init__(message)
+
+    def as_json(self) -> dict[str, object]:
+        return {**super().as_json(), "invoice": self.invoice}
+
+
 class Busy(InvalidState):
     """Another process holds what the operation needs (the database a run holds, the lock
     migrations take) for longer than the wait allows; trying again later works. HTTP 409."""
@@ -107,6 +123,24 @@ class PaymentDeclined(AbonnementError):
         return {**super().as_json(), "failure_code": self.failure_code}
 
 
+class AuthenticationRequired(PaymentDeclined):
+    """The buyer's bank wants the buyer to confirm the card (3-D Secure) before it is saved for
+    payments made without them: the buyer's page completes it in the processor's own frame with
+    ``client_secret`` and posts again with ``setup_intent`` (the authenticated setup) as the
+    card. Nothing was charged. HTTP 402; ``client_secret`` and ``setup_intent`` in the JSON
+    error, for a client's own page."""
+
+    code = "authentication_required"
+
+    def __init__(self, message: str, client_secret: str, setup_intent: str):
+        self.client_secret, self.setup_intent = client_secret, setup_intent
+        super().__init__(message, "authentication_required")
+
+    def as_json(self) -> dict[str, object]:
+        return {**super().as_json(), "client_secret": self.client_secret,
+                "setup_intent": self.setup_intent}  # fmt: skip
+
+
 class Unauthorized(AbonnementError):
     """An HTTP API request without a valid API key (``Authorization: Bearer KEY``). HTTP 401."""
 
@@ -126,6 +160,11 @@ class CollectionError(AbonnementError):
     accept, an amount under the minimum)."""
 
     code = "collection_refused"
+
+
+class BelowMinimumCharge(CollectionError):
+    """A purchase would charge less now than the currency's ``payments.minimum_charge``: a
+    ``CollectionError`` the buyer pages explain as such (its code stays the parent's)."""
 
 
 class ProcessorTimeout(Exception):

@@ -6,8 +6,9 @@ receiver drops duplicates), ``webhook-timestamp`` (Unix seconds) and ``webhook-s
 (``v1,BASE64`` of HMAC-SHA256 over ``ID.TIMESTAMP.BODY``), made with the one secret in
 ``ABONNEMENT_WEBHOOK_SIGNING_SECRET`` (``whsec_`` + base64, as the Standard Webhooks libraries
 take it). A receiver checks them with ``standardwebhooks.Webhook(secret).verify(body, headers)``.
-Nothing goes out unsigned: without the secret, ``validate`` reports an error and no command
-starts.
+Nothing goes out unsigned: without the secret, no command that delivers starts
+(``require_secret``); ``validate`` only notes it, as a CI job checking a config has no
+secrets.
 
 This is not the secret of *incoming* processor webhooks (``ABONNEMENT_WEBHOOK_SECRET``, the one
 the processor signs ``POST /hooks/PROCESSOR`` with): those are the processor's to choose.
@@ -21,13 +22,23 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
-from abonnement.errors import PluginError
+from abonnement.errors import ConfigError, PluginError, Problem
 
-__all__ = ["HINT", "SECRET_ENV", "post", "secret_problem", "signed_headers", "signing_secret"]
+__all__ = [
+    "HINT",
+    "SECRET_ENV",
+    "post",
+    "require_secret",
+    "secret_problem",
+    "signed_headers",
+    "signing_secret",
+    "unsigned",
+]
 
 SECRET_ENV = "ABONNEMENT_WEBHOOK_SIGNING_SECRET"
 _MIN_BYTES = 16  # a shorter key is guessable
@@ -51,6 +62,24 @@ def secret_problem() -> str | None:
     if len(key) < _MIN_BYTES:
         return f"{SECRET_ENV} is {len(key)} bytes long, fewer than {_MIN_BYTES}"
     return None
+
+
+def unsigned(signed_at: Sequence[tuple[str, int, int, str]]) -> list[Problem]:
+    """A problem at each place of the config that asks for signed POSTs (``signed_at``, from
+    ``Settings.signed_at``) when the secret cannot be used now; none when it can."""
+    problem = secret_problem() if signed_at else None
+    if problem is None:
+        return []
+    return [Problem(file, line, column, f"{problem} {where}", HINT)
+            for file, line, column, where in signed_at]  # fmt: skip
+
+
+def require_secret(signed_at: Sequence[tuple[str, int, int, str]]) -> None:
+    """``ConfigError`` (at the settings that sign) when the config asks for signed POSTs and
+    the secret is unset or unusable: a command that could deliver refuses to start."""
+    problems = unsigned(signed_at)
+    if problems:
+        raise ConfigError(problems)
 
 
 def signing_secret() -> str:

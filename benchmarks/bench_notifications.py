@@ -23,6 +23,7 @@ NOTIFICATIONS = """\
     mailbox: {directory: outbox}
     admins: [billing@example.com]
     reminder: {enabled: true, days_before: 14}
+    invoice: {enabled: true, attach_pdf: false}  # a PDF's price is the document's, not the outbox's
 """
 FREQUENCIES = ["monthly", "monthly", "biweekly", "quarterly", "annually"]
 

@@ -60,6 +60,9 @@ def validate(app: App, fmt: str, as_json: bool) -> None:
     """Load and check the config; print a summary line, or every error (exit 1).
 
     `--json` is `--format json`."""
+    from dataclasses import replace
+
+    from abonnement import signing
     from abonnement.operations.queries import template_problems
 
     fmt = "json" if as_json else fmt
@@ -68,11 +71,15 @@ def validate(app: App, fmt: str, as_json: bool) -> None:
     except ConfigError as exc:
         print_problems(exc.problems, fmt)
         sys.exit(Exit.REFUSED)
-    problems = template_problems(app.context)
+    problems = template_problems(app.checking_context)
     if problems:
         print_problems(problems, fmt)
         sys.exit(Exit.REFUSED)
     catalog, warnings = config.catalog, list(config.warnings)
+    # a secret is the deployment's, not the config's: noted here, refused by what delivers
+    warnings += [replace(p, message=f"{p.message} (commands that deliver refuse to start "
+                         "without it)", severity="warning")
+                 for p in signing.unsigned(catalog.settings.signed_at)]  # fmt: skip
     if fmt == "json":
         print_problems([], "json", warnings)
         return

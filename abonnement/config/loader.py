@@ -220,7 +220,8 @@ def _load(root: Path, plugins: PluginNames, cache: Path | None) -> Config:
         # checkout): else this catalog would stand for contents it was not built from
         if cache_key(root, yaml_files(root), plugins) == key:
             write_cached(cache, key, catalog)
-    return Config(catalog, rules, tuple(taxed_twice(rules, catalog)))
+    warnings = (*taxed_twice(rules, catalog), *invoices_without_pdf(root, catalog))
+    return Config(catalog, rules, warnings)
 
 
 def taxed_twice(rules: RuleSet, catalog: Catalog) -> list[Problem]:
@@ -265,6 +266,34 @@ def taxed_twice(rules: RuleSet, catalog: Catalog) -> list[Problem]:
                     "twice at that rate", "leave those lines out with `when`, or drop one",
                     severity="warning"))  # fmt: skip
     return warnings
+
+
+def invoices_without_pdf(root: Path, catalog: Catalog) -> list[Problem]:
+    """A warning when invoice e-mails are to carry the invoice's PDF and WeasyPrint (the
+    ``pdf`` extra) is not installed: they go with the pay link only, which is still a valid
+    config, but likely not what was meant."""
+    from dataclasses import replace
+
+    from abonnement.documents.invoice import pdf_installed
+
+    settings = catalog.settings
+    if not (settings.invoice_email and settings.invoice_attach_pdf) or pdf_installed():
+        return []
+    for path in yaml_files(root):
+        try:
+            doc = load_document(_decode(path.read_bytes(), str(path)), str(path))
+        except (OSError, YamlProblem):
+            continue
+        if isinstance(doc.data, dict) and "settings" in doc.data:
+            problem = doc.problem(
+                ("settings", "notifications", "invoice"),
+                "invoice e-mails will go without the invoice's PDF (only the pay link): "
+                "WeasyPrint is not installed",
+                "pip install 'abonnement[pdf]', or set "
+                "`notifications: {invoice: {attach_pdf: false}}`",
+            )
+            return [replace(problem, severity="warning")]
+    return []
 
 
 def _uncharged_amounts(rules: RuleSet, catalog: Catalog, plugins: PluginNames) -> list[Problem]:

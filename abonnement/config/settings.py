@@ -11,9 +11,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from abonnement import signing
 from abonnement.config.builder import Builder, Entry
-from abonnement.config.schemas import did_you_mean
+from abonnement.config.schemas import did_you_mean, location
 from abonnement.engine import catalog as c
 from abonnement.engine.money import Money, MoneyError, parse_percent
 
@@ -124,6 +123,8 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
                 did_you_mean(name, names) or f"installed: {', '.join(names)}",
             )
     reminder = notes.get("reminder", {})
+    invoice_mail = notes.get("invoice", {})
+    invoice_reminder = notes.get("invoice_reminder", {})
     subs = raw.get("subscriptions", {})
     properties = tuple(
         _custom_property(b, entry, i, p) for i, p in enumerate(subs.get("custom_properties", ()))
@@ -145,14 +146,17 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         c.WebhookEndpoint(e["url"], tuple(e.get("events", ("*",))))
         for e in (hooks or {}).get("endpoints", ())
     )
-    # Unlike other secrets, this one is checked here: what goes out is signed or not sent, and a
-    # deployment that forgot it should not start at all (every command loads the config).
+    # What goes out is signed or not sent, and a deployment that forgot the secret must not
+    # start; but the secret is the environment's, not the config's: `validate` (a CI job has
+    # no secrets) only notes it, a command that delivers refuses (``signing.require_secret``).
     signed = [("webhooks",)] if hooks else []
     if "webhook" in notifiers:
         signed.append(("notifications", "notifiers", notifiers.index("webhook")))
-    problem = signing.secret_problem() if signed else None
-    for where in signed if problem else ():
-        b.error(entry, where, problem or "", signing.HINT)
+    signed_at = []
+    for sub in signed:
+        path = (*entry.path, *sub)
+        mark = entry.doc.problem(path, "")
+        signed_at.append((mark.file, mark.line, mark.column, location(entry.doc, path)))
     return c.Settings(
         account=raw["account"],
         currencies=currencies,
@@ -169,6 +173,7 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         manual_retry_limit=retries.get("manual_limit", 3),
         update_link_days=pay.get("update_link_days", 14),
         notifiers=notifiers,
+        signed_at=tuple(signed_at),
         sender=notes.get("sender"),
         admins=tuple(notes.get("admins", ())),
         teams=c.frozen_map({k: tuple(v) for k, v in notes.get("teams", {}).items()}),
@@ -177,6 +182,11 @@ def build_settings(b: Builder, entry: Entry) -> c.Settings | None:
         notify_payment_failed=notes.get("payment_failed", True),
         reminder_enabled=reminder.get("enabled", True),
         reminder_days_before=reminder.get("days_before", 14),
+        invoice_email=invoice_mail.get("enabled", True),
+        invoice_attach_pdf=invoice_mail.get("attach_pdf", False),
+        invoice_reminder_enabled=invoice_reminder.get("enabled", True),
+        invoice_reminder_days_before=invoice_reminder.get("days_before", 7),
+        past_due_notice=notes.get("past_due", {}).get("enabled", True),
         edit_freeze_days=subs.get("edit_freeze_days", 2),
         allow_invoice_creation_off=subs.get("allow_invoice_creation_off", True),
         proration=subs.get("proration", False),

@@ -26,6 +26,7 @@ __all__ = [
     "adjustment_text",
     "bill_to",
     "frequency_text",
+    "pdf_installed",
     "render_html",
     "render_pdf",
     "seller",
@@ -294,6 +295,14 @@ def render_html(
 
 def _fields(line: LineRecord) -> dict[str, Any]:
     return {f.name: getattr(line, f.name) for f in fields(line)}
+
+
+def pdf_installed() -> bool:
+    """Whether WeasyPrint (the ``pdf`` extra) is installed, without importing it (that takes
+    a while, and loads the system libraries ``render_pdf`` reports missing)."""
+    import importlib.util
+
+    return importlib.util.find_spec("weasyprint") is not None
 
 
 def render_pdf(html: str) -> bytes:

@@ -107,6 +107,8 @@ def message_sample(catalog: Catalog) -> dict[str, Any]:
         "payment_date": SAMPLE_DAY,
         "attempt": 1,
         "update_url": catalog.settings.buyer_url("/u/sample"),
+        "pay_url": catalog.settings.buyer_url("/i/sample"),
+        "attached": True,
         "day": fmt.date,
         "money": fmt.money,
         "lang": fmt.locale.language,

@@ -59,13 +59,20 @@ def cpu_limit(seconds: float = RENDER_SECONDS) -> Iterator[None]:
         signal.signal(signal.SIGVTALRM, previous)
 
 
-@functools.cache
 def environment(template_dir: Path | None, language: str, builtin: str) -> jinja2.Environment:
     """Templates from ``template_dir`` (when it exists), else the package's ``builtin`` folder,
     translated into ``language``, sandboxed. HTML (``.html``, ``.htm``, ``.xml``) is escaped;
     plain-text templates end in ``.txt``."""
+    # whether the folder exists is part of the key: one made after a first rendering in the
+    # same process (a command run after another, in-process) is not overlooked
+    found = template_dir is not None and template_dir.is_dir()
+    return _environment(template_dir if found else None, language, builtin)
+
+
+@functools.cache
+def _environment(template_dir: Path | None, language: str, builtin: str) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = []
-    if template_dir is not None and template_dir.is_dir():
+    if template_dir is not None:
         loaders.append(jinja2.FileSystemLoader(template_dir))
     loaders.append(jinja2.PackageLoader("abonnement.documents", builtin))
     env = ImmutableSandboxedEnvironment(

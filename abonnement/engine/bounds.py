@@ -118,8 +118,9 @@ def term_problem(sub: Subscription) -> str | None:
     payments, or a last payment after the calendar's end (year 9999) — or None."""
     if sub.payments is None:
         return None
-    if not 1 <= sub.payments <= MAX_PAYMENTS:
-        return f"payments {sub.payments:,} is outside 1 to {MAX_PAYMENTS:,}"
+    counted = payments_problem(sub.payments)  # the count first, as the config checks it
+    if counted:
+        return counted
     try:
         sub.date_of(sub.payments + sub.skipped)
     except (ValueError, OverflowError):

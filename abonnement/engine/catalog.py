@@ -331,6 +331,12 @@ class Settings:
     notify_payment_failed: bool = True
     reminder_enabled: bool = True
     reminder_days_before: int = 14
+    invoice_email: bool = True  # manual and first-invoice invoices e-mailed when issued
+    # the PDF attached too (the pay link's page has it): rendering one costs ~0.1 s of CPU
+    invoice_attach_pdf: bool = False
+    invoice_reminder_enabled: bool = True  # an open invoice reminded before its due date
+    invoice_reminder_days_before: int = 7
+    past_due_notice: bool = True  # the buyer told the day after an invoice's due date
     edit_freeze_days: int = 2
     allow_invoice_creation_off: bool = True
     proration: bool = False
@@ -343,6 +349,9 @@ class Settings:
     public_url: str = DEFAULT_PUBLIC_URL  # the base of every link written for buyers
     account_logo: str | None = None  # a URL, or a file of the config directory
     webhooks: tuple[WebhookEndpoint, ...] = ()  # every domain event POSTed, signed
+    # where the config asks for signed POSTs (file, line, column, ``in settings.…``): the
+    # signing secret is checked there when a command that delivers starts, not when loaded
+    signed_at: tuple[tuple[str, int, int, str], ...] = ()
     webhook_timeout: float = 5.0  # seconds per request
     webhook_retries: int = 2  # immediate retries of a 5xx or timeout, before the outbox's
     # the logo file's content as a ``data:`` URI (embedded in documents and buyer pages)

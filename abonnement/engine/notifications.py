@@ -2,25 +2,38 @@
 delivers them through the notifier plugins.
 
 Settings decide the standard messages (receipts, admin notices, reminders, failed-payment and
-change notices); workflow triggers add theirs with ``notify``. Each planned message gets a
-key — event, template, recipient — so a channel delivers it once.
+change notices, and the e-mails of an invoice sent for payment); workflow triggers add theirs
+with ``notify``. Each planned message gets a key — event, template, recipient — so a channel
+delivers it once.
+
+An invoice sent for payment (manual collection, or a card collected on the first invoice)
+plans its three messages when it is issued (``invoice_planned``): the invoice at once, a
+reminder some days before its due date and a notice the day after it, each not sent before
+its day (``Planned.after``). Whether the later ones still have something to say is known only
+then: ``still_to_say`` answers it when they are delivered, and one that has not (the invoice
+was paid) is recorded as done without a message.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 from abonnement.engine.catalog import Settings
 
 __all__ = [
+    "INVOICE_TEMPLATES",
     "MAX_ATTEMPTS",
     "Planned",
+    "invoice_planned",
     "next_try_in",
     "planned",
     "recipients",
+    "sent_for_payment",
     "settled_with_nothing_owed",
+    "still_to_say",
 ]
 
 MAX_ATTEMPTS = 8  # then a delivery is given up and reported
@@ -42,6 +55,44 @@ class Planned:
     template: str
     to: str
     source: str = "settings"
+    after: date | None = None  # not sent before this day (None: at once)
+
+
+# the messages of an invoice sent for payment: when issued, before its due date, after it
+INVOICE_TEMPLATES = ("invoice", "invoice_reminder", "invoice_past_due")
+
+
+def sent_for_payment(collection_mode: str) -> bool:
+    """Whether a subscription's invoices wait for the buyer to pay them (and so are
+    e-mailed): manual collection, or a card collected on the first invoice."""
+    return collection_mode in ("manual", "first_invoice")
+
+
+def invoice_planned(settings: Settings, issued: date, due: date) -> list[Planned]:
+    """The messages of an invoice sent for payment, issued on ``issued`` and due on ``due``,
+    per the settings: the invoice at once, the reminder ``days_before`` its due date (none
+    when the payment terms are not longer than that), the notice the day after it."""
+    out = []
+    if settings.invoice_email:
+        out.append(Planned("invoice", "contact"))
+    remind = due - timedelta(days=settings.invoice_reminder_days_before)
+    if settings.invoice_reminder_enabled and remind > issued:
+        out.append(Planned("invoice_reminder", "contact", after=remind))
+    if settings.past_due_notice:
+        out.append(Planned("invoice_past_due", "contact", after=due + timedelta(days=1)))
+    return out
+
+
+def still_to_say(template: str, *, open_: bool, due: date | None, on: date) -> bool:
+    """Whether a message of ``INVOICE_TEMPLATES`` planned at issue still has something to
+    say when it is delivered on ``on``: only while its invoice is open (unpaid, not void),
+    a reminder only until the due date (later, the notice says it), a notice only after it
+    (one a user made due early, ``deliveries retry``, waits)."""
+    if not open_ or due is None:
+        return open_
+    if template == "invoice_reminder":
+        return on <= due
+    return template != "invoice_past_due" or on > due
 
 
 def planned(

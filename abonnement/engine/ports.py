@@ -302,8 +302,11 @@ class OutboxStore(Protocol):
     """The transactional outbox: events are written with the change that caused them; the
     consumer hands them over to deliveries, then sends those."""
 
-    def undelivered_events(self, limit: int = 500) -> list[EventRecord]:
-        """The oldest events not handed over yet, in the order they were written."""
+    def undelivered_events(
+        self, limit: int = 500, subjects: Sequence[str] | None = None
+    ) -> list[EventRecord]:
+        """The oldest events not handed over yet, in the order they were written; with
+        ``subjects``, only those about these subscriptions (or invoices)."""
 
     def hand_over(
         self,
@@ -334,12 +337,21 @@ class OutboxStore(Protocol):
         """Record one try: sent (no ``error``), to try again on ``retry_on``, or given up."""
 
     def claim_deliveries(
-        self, on: date, claimant: str, now: int, until: int, *, limit: int = 500, after: str = ""
+        self,
+        on: date,
+        claimant: str,
+        now: int,
+        until: int,
+        *,
+        limit: int = 500,
+        after: str = "",
+        subjects: Sequence[str] | None = None,
     ) -> list[DeliveryRecord]:
         """Claim up to ``limit`` pending deliveries due on ``on`` (by key, after ``after``)
         that nobody holds (or whose claim lapsed before ``now``, epoch seconds) for
-        ``claimant`` until ``until``; returns them with their events. Concurrent claimants
-        never get the same delivery while its claim holds."""
+        ``claimant`` until ``until``; returns them with their events. With ``subjects``, only
+        the deliveries of events about these subscriptions (what one request set off).
+        Concurrent claimants never get the same delivery while its claim holds."""
 
     def renew_claims(self, claimant: str, until: int) -> None:
         """Keep the pending deliveries ``claimant`` holds claimed until ``until``."""

@@ -176,6 +176,7 @@ class NewDelivery:
     template: str
     recipient: str  # contact | admins | team:NAME | an address
     source: str  # settings | trigger:NAME
+    next_try_on: date | None = None  # not sent before this day (None: at once)
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,7 +157,12 @@ class Context:
                     "to sign buyer links: this database keeps no secret file beside it"
                 )
             return None
-        return _stored_secret(Path(f"{database}.link-secret"))
+        return self._kept_secret
+
+    @cached_property
+    def _kept_secret(self) -> str:
+        # read once per context: a run signs a link for every invoice it e-mails
+        return _stored_secret(Path(f"{self.storage.database_file}.link-secret"))
 
 
 def _stored_secret(path: Path) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -36,6 +36,7 @@ from abonnement.engine.events import Event, numbered
 from abonnement.engine.invoicing import document_settings
 from abonnement.engine.money import Money
 from abonnement.engine.notifications import (
+    INVOICE_TEMPLATES,
     Planned,
     next_try_in,
     planned,
@@ -48,7 +49,7 @@ from abonnement.engine.status import DeliveryStatus, SubscriptionStatus
 from abonnement.engine.subscriptions import Subscription, period_amounts
 from abonnement.engine.update_links import link
 from abonnement.errors import AbonnementError
-from abonnement.operations import outgoing
+from abonnement.operations import invoice_mail, outgoing
 from abonnement.plugins.interfaces import Message
 
 if TYPE_CHECKING:
@@ -127,34 +128,62 @@ class _Records:
         return row, (1 if row is not None else None)  # a checkout's: the first
 
 
-def process_outbox(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
+def process_outbox(
+    app: App,
+    on: date,
+    *,
+    link_secret: str | None = None,
+    subjects: Sequence[str] | None = None,
+) -> dict[str, int]:
     """Hand over every new event and send what it asks for right away, a batch at a time,
     then whatever else is due on ``on`` (retries, deliveries a dead process left); counts by
-    outcome: ``events``, ``sent``, ``retrying``, ``failed``."""
+    outcome: ``events``, ``sent``, ``retrying``, ``failed``. With ``subjects`` the work is
+    bounded (see ``deliver_due``)."""
     with _Sender(app, on, link_secret) as sender:
-        handed = hand_over(app, on, sender=sender)
-        sender.due()
+        handed = hand_over(app, on, sender=sender, subjects=subjects)
+        sender.due(subjects)
     return {"events": handed, **sender.counts}
 
 
-def deliver_due(ctx: App, on: date) -> dict[str, int]:
+def deliver_due(ctx: App, on: date, subjects: Sequence[str] | None = None) -> dict[str, int]:
     """Work the outbox on ``on``: workflow triggers on the new events, then every message due
     through the notifiers. Every operation that changes state calls it last; never inside a dry
     run (a sent e-mail stays sent). Returns counts: ``events``, ``sent``, ``retrying``,
-    ``failed``."""
-    return process_outbox(ctx, on, link_secret=ctx.link_secret(required=False))
+    ``failed``.
+
+    ``subjects``: the subscriptions an operation changed. Its work is then bounded by what it
+    set off, not by the outbox: one batch of new events handed over and one batch of the
+    deliveries of these subscriptions' events sent. A buyer's checkout sends its receipt, not
+    the backlog an earlier run left; that is the next ``run``'s (or ``deliveries retry``'s).
+    The deliveries are claimed as always, so nothing is sent twice."""
+    return process_outbox(ctx, on, link_secret=ctx.link_secret(required=False),
+                          subjects=subjects)  # fmt: skip
 
 
-def hand_over(app: App, on: date, batch: int = 500, *, sender: _Sender | None = None) -> int:
+def hand_over(
+    app: App,
+    on: date,
+    batch: int = 500,
+    *,
+    sender: _Sender | None = None,
+    subjects: Sequence[str] | None = None,
+) -> int:
     """Step 1 for every event not handed over yet, a batch per transaction; how many. With a
     ``sender``, each batch's deliveries are written claimed by it and sent at once, from the
-    events and records already in memory (step 2 without reading them back)."""
+    events and records already in memory (step 2 without reading them back). With
+    ``subjects``, one batch of the events about these subscriptions only: what a request set
+    off (an event's order matters within its subscription, which this keeps; the others wait
+    for the next run)."""
     store, catalog, rules = app.storage, app.catalog, app.rules
     settings = catalog.settings
     channels = settings.notifiers
     observed = app.plugins.observes_events
-    count = conflicts = 0
-    while events := store.undelivered_events(batch):
+    count = conflicts = batches = 0
+    most = None if subjects is None else 1
+    while (most is None or batches < most) and (
+        events := store.undelivered_events(batch, subjects)
+    ):
+        batches += 1
         records = _Records(store)
         deliveries: list[NewDelivery] = []
         changed: dict[str, Subscription] = {}
@@ -162,7 +191,8 @@ def hand_over(app: App, on: date, batch: int = 500, *, sender: _Sender | None = 
         recorded: list[Event] = []
         if channels or rules.triggers:
             # the subscriptions a trigger reads, or only those a payment's messages need
-            records.preload(events if rules.triggers else [e for e in events if _pays(e)])
+            records.preload(events if rules.triggers else [
+                e for e in events if _pays(e) or invoice_mail.asks(e, settings)])  # fmt: skip
         for ev in events:
             sub_id, payload = ev.subject_id, ev.payload
             if log.isEnabledFor(logging.INFO):
@@ -178,6 +208,9 @@ def hand_over(app: App, on: date, batch: int = 500, *, sender: _Sender | None = 
             )
             wanted = planned(ev.type, payload, settings,
                              first_payment=_first_payment(records, ev, sub))  # fmt: skip
+            if channels and invoice_mail.asks(ev, settings):  # an invoice sent for payment
+                wanted += invoice_mail.planned(app, records, ev,
+                                               sub or records.subscription(sub_id))  # fmt: skip
             if sub is not None and not payload.get("trigger") and rules.triggers:
                 ctx = _context(app, sub, ev, records)
                 for trigger in rules.fired(ctx):
@@ -200,7 +233,7 @@ def hand_over(app: App, on: date, batch: int = 500, *, sender: _Sender | None = 
                 for channel in channels:
                     deliveries.append(NewDelivery(
                         f"{ev.id}/{plan.template}/{plan.to}/{channel}", ev.id, channel,
-                        plan.template, plan.to, plan.source,
+                        plan.template, plan.to, plan.source, plan.after,
                     ))  # fmt: skip
         ids = [ev.id for ev in events]
         claim: dict[str, Any] = {}
@@ -208,12 +241,13 @@ def hand_over(app: App, on: date, batch: int = 500, *, sender: _Sender | None = 
             claim = {"claimant": sender.claimant, "claimed_until": sender.claimed_until()}
         if not store.hand_over(ids, deliveries, list(changed.values()), recorded, based_on,
                                **claim):  # fmt: skip
-            oldest = store.undelivered_events(1)
+            oldest = store.undelivered_events(1, subjects)
             if not oldest or oldest[0].id != events[0].id:
                 continue  # another process handed these over: read on from what is left
             conflicts += 1  # a subscription changed meanwhile: read the batch again
             if conflicts > 10:
                 raise AbonnementError("the outbox keeps meeting concurrent changes; run again")
+            batches -= 1  # the same batch again: it was not handed over
             continue
         count += len(events)
         if claim:
@@ -221,14 +255,21 @@ def hand_over(app: App, on: date, batch: int = 500, *, sender: _Sender | None = 
             by_id = {ev.id: ev for ev in events}
             rows = [DeliveryRecord(d.key, d.channel, d.template, d.recipient, d.source,
                                    DeliveryStatus.PENDING, by_id[d.event_id])
-                    for d in deliveries]  # fmt: skip
+                    for d in deliveries if d.next_try_on is None]  # fmt: skip
             records.preload(row.event for row in rows)
             sender.send(rows, records)  # type: ignore[union-attr]
     return count
 
 
-def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, int]:
-    """Send every pending delivery due on ``on``; counts of sent, retrying and given up.
+def deliver(
+    app: App,
+    on: date,
+    *,
+    link_secret: str | None = None,
+    subjects: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """Send every pending delivery due on ``on``; counts of sent, retrying and given up. With
+    ``subjects``, one batch of the deliveries of these subscriptions' events, no more.
 
     Deliveries are claimed a batch at a time before they are sent (``claim_deliveries``), so
     concurrent runs, workers and commands working the same outbox never send one twice; the
@@ -239,7 +280,7 @@ def deliver(app: App, on: date, *, link_secret: str | None = None) -> dict[str, 
     whatever it sent and did not record is sent again — the only way a message goes out twice
     (its ``Message.key`` lets a receiver drop it)."""
     with _Sender(app, on, link_secret) as sender:
-        sender.due()
+        sender.due(subjects)
     return sender.counts
 
 
@@ -281,13 +322,14 @@ class _Sender:
             self.store.delivery_results(done, self.on, self.claimant)
             self.failed.update(key for key, error, _ in done if error is not None)
 
-    def due(self) -> None:
-        """Claim and send every pending delivery due on ``on``, a batch at a time."""
+    def due(self, subjects: Sequence[str] | None = None) -> None:
+        """Claim and send every pending delivery due on ``on``, a batch at a time; with
+        ``subjects``, one batch of those of these subscriptions' events (a request's share)."""
         after = ""
         # one pass reads each subscription and invoice once (delivering changes neither), up
         # to a bound that keeps a pass over a big outbox in little memory
         records = _Records(self.store)
-        while rows := _claim(self.store, self.on, self.claimant, after):
+        while rows := _claim(self.store, self.on, self.claimant, after, subjects):
             after = rows[-1].key
             if len(records.subs) + len(records.headers) > 20_000:
                 records = _Records(self.store)
@@ -295,6 +337,8 @@ class _Sender:
             rows = [row for row in rows if row.key not in self.failed]
             records.preload(row.event for row in rows)
             self.send(rows, records)
+            if subjects is not None:
+                break  # a request's share: the rest is the next run's
 
 
 # How long a claim on deliveries holds: a process that dies holding some leaves them to the
@@ -304,10 +348,12 @@ CLAIM_SECONDS = 300
 BATCH = 500  # deliveries claimed, rendered, sent and recorded together
 
 
-def _claim(store: Storage, on: date, claimant: str, after: str) -> list[DeliveryRecord]:
+def _claim(
+    store: Storage, on: date, claimant: str, after: str, subjects: Sequence[str] | None
+) -> list[DeliveryRecord]:
     now = int(time.time())
     return store.claim_deliveries(on, claimant, now, now + CLAIM_SECONDS, limit=BATCH,
-                                  after=after)  # fmt: skip
+                                  after=after, subjects=subjects)  # fmt: skip
 
 
 def _send_batch(
@@ -429,6 +475,7 @@ class _Renderer:
         self.on = on
         self.templates: dict[tuple[str, str], jinja2.Template] = {}
         self.formatters: dict[str, _Remembering] = {}
+        self.invoice_mail = invoice_mail.InvoiceMail(app)
 
     def template(self, language: str, name: str) -> jinja2.Template:
         key = (language, name)
@@ -458,8 +505,18 @@ class _Renderer:
                                      contact if to_buyer else None)  # fmt: skip
         fmt = self.formatter(document["locale"])
         invoice = records.header(payload.get("invoice"))
+        about_invoice = row.template in INVOICE_TEMPLATES  # carries its pay link (and PDF)
+        pay_url, attachments = None, ()
+        if about_invoice:
+            said = self.invoice_mail.prepare(row, records, sub, invoice,
+                                             contact.email if contact else None, on)  # fmt: skip
+            if said is None:  # planned at issue, and paid (or due, or turned off) since
+                return Message((), "", "", kind=row.template, key=row.key.rsplit("/", 1)[0])
+            invoice, pay_url, attachments = said
         currency = sub.currency if sub else settings.default_currency
-        if "amount" in payload:  # what the payment took, or will charge (priced when planned)
+        if about_invoice and invoice is not None:  # what is left to pay
+            amount = invoice.amount_due
+        elif "amount" in payload:  # what the payment took, or will charge (priced when planned)
             amount = Money(Decimal(payload["amount"]), currency)
         elif invoice is not None:
             amount = invoice.total
@@ -491,6 +548,8 @@ class _Renderer:
             else None,
             "attempt": payload.get("attempt", 1),
             "update_url": update_url,
+            "pay_url": pay_url,
+            "attached": bool(attachments),
             "day": fmt.date,
             "money": fmt.money,
             "lang": fmt.locale.language,
@@ -517,7 +576,8 @@ class _Renderer:
             html=page,
             kind=row.template,
             key=row.key.rsplit("/", 1)[0],  # the same message on every channel
-            data={"event": event},
+            data={"event": event, "pay_url": pay_url} if about_invoice else {"event": event},
+            attachments=attachments,
         )
 
 

@@ -175,7 +175,7 @@ def delete(ctx: Context, sub_id: str) -> None:
 def _delivered(ctx: Context, sub: Subscription, on: date) -> Subscription:
     """Deliver what a change set off, then the subscription as it is now (a workflow may
     have set fields)."""
-    deliver_due(ctx, on)
+    deliver_due(ctx, on, [sub.id])
     return ctx.storage.subscription(sub.id) or sub
 
 

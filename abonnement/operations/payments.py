@@ -95,7 +95,7 @@ def update_payment_method(ctx: Context, token: str, card: str, on: date) -> dict
         accepted=ctx.catalog.accepted_for,
     )
     ctx.storage.refresh_dues(sub_id, on)  # paid invoices may have been what was overdue
-    deliver_due(ctx, on)
+    deliver_due(ctx, on, [sub_id])
     return {"subscription": sub_id,
             "collected": [a.invoice_number for a, r, o in finished if o and o.invoice_paid],
             "status": ctx.storage.subscription(sub_id).status}  # fmt: skip
@@ -222,15 +222,22 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
     _, result, outcome = finished[0] if finished else (None, None, None)
     if not (outcome and outcome.invoice_paid):
         code = result.failure_code if result else "timeout"
-        deliver_due(ctx, on)
+        deliver_due(ctx, on, _about(ctx, number))
         raise PaymentDeclined(f"the payment was declined ({code})", code)
     for sub_id in ctx.storage.invoice_owners(number):  # a purchase's invoice has several
         sub = ctx.storage.subscription(sub_id)
         if sub is not None and sub.collection_mode == "first_invoice":
             ctx.storage.set_payment_method(sub_id, token, "card")
         ctx.storage.refresh_dues(sub_id, on)
-    deliver_due(ctx, on)
+    deliver_due(ctx, on, _about(ctx, number))
     return {"number": number, "status": InvoiceStatus.PAID, "amount_paid": invoice.total}
+
+
+def _about(ctx: Context, number: str) -> list[str]:
+    """What the events of paying invoice ``number`` are about: its subscriptions (and the
+    invoice itself, for one that has none). A buyer's payment delivers these, not the
+    outbox's backlog."""
+    return [*ctx.storage.invoice_owners(number), number]
 
 
 def _claim(ctx: Context, number: str, on: date, method: tuple[str, str] | None = None) -> Any:
@@ -296,7 +303,7 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
         row.invoice_number, money, row.method, key, result.reference, on,
         ctx.catalog.settings.invoices.credit_note_format,
     )  # fmt: skip
-    deliver_due(ctx, on)
+    deliver_due(ctx, on, _about(ctx, row.invoice_number))
     return {"invoice": row.invoice_number, "attempt": attempt, "credit_note": credit_note,
             "amount": money.format_amount(), "currency": money.currency}  # fmt: skip
 
@@ -324,7 +331,7 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
         accepted=ctx.catalog.accepted_for,
     )
     _, result, outcome = finished[0] if finished else (None, None, None)
-    deliver_due(ctx, on)
+    deliver_due(ctx, on, _about(ctx, number))
     return {"invoice": number, "attempt": attempt.attempt,
             "status": outcome.payment_status if outcome else PaymentStatus.PENDING,
             "failure_code": result.failure_code if result else None}  # fmt: skip
@@ -354,5 +361,5 @@ def pay_invoice(
             raise InvalidInput(f"--amount: at most {invoice.amount_due.format_amount()} "
                                f"{invoice.currency} is due on invoice {number}")  # fmt: skip
     paid = ctx.storage.pay_invoice(number, value, on, method)
-    deliver_due(ctx, on)
+    deliver_due(ctx, on, _about(ctx, number))
     return {"number": paid.number, "status": paid.status, "amount_paid": paid.amount_paid}

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from abonnement.engine.status import PaymentStatus, SubscriptionStatus
 from abonnement.errors import (
-    AlreadyExists,
+    AlreadyPurchased,
+    BelowMinimumCharge,
     CollectionError,
     InvalidInput,
     InvalidState,
@@ -100,7 +101,7 @@ def checkout(
     to repeat after a crash: the charge has a fixed idempotency key and the result is stored in
     one transaction. Returns ``{"invoice", "subscriptions", "payment", "total", "currency"}``.
     Raises ``NotFound`` (link, contact, method), ``CollectionError`` (no method, a method the
-    link does not accept, under the minimum charge), ``PaymentDeclined``, ``AlreadyExists``."""
+    link does not accept, under the minimum charge), ``PaymentDeclined``, ``AlreadyPurchased``."""
     catalog, settings = ctx.catalog, ctx.catalog.settings
     link = catalog.payment_links.get(link_id)
     if link is None:
@@ -120,7 +121,7 @@ def checkout(
         deals=link.deals, save_method=link.save_payment_method,
         properties={"shipping_address": _address(shipping_address)} if shipping_address else {},
     )  # fmt: skip
-    deliver_due(ctx, on)
+    deliver_due(ctx, on, result["subscriptions"])  # its receipt, not the outbox's backlog
     return result
 
 
@@ -181,7 +182,7 @@ def convert(
         currency or catalog.settings.default_currency, on, method,
         deals=deals, quote_id=quote_id, company_id=company, source=kind,
     )  # fmt: skip
-    deliver_due(ctx, on)
+    deliver_due(ctx, on, result["subscriptions"])
     return result
 
 
@@ -206,16 +207,18 @@ def _method(
 
 
 def _refuse_repeat(ctx: Context, key: str, subs: Sequence[Any]) -> None:
-    """``AlreadyExists`` when the purchase ``key`` names (the same link, contact and day; the
+    """``AlreadyPurchased`` when the purchase ``key`` names (the same link, contact and day; the
     same quote or deal) was recorded already, whatever it bought: its subscriptions or, for
     one-time items alone, its invoice."""
     existing = ctx.storage.subscription(subs[0].id) if subs else None
-    if existing is not None:
-        raise AlreadyExists(f"already done on {existing.created_on}: `{existing.id}` exists")
     number = ctx.storage.purchase_invoice(key)
+    if existing is not None:
+        raise AlreadyPurchased(f"already done on {existing.created_on}: `{existing.id}` exists",
+                               number, existing.created_on)  # fmt: skip
     if number is not None:
         why = _ONE_PURCHASE.get(key.split("/")[0], "")
-        raise AlreadyExists(f"already done: invoice {number} records this purchase{why}")
+        raise AlreadyPurchased(f"already done: invoice {number} records this purchase{why}",
+                               number)  # fmt: skip
 
 
 _ONE_PURCHASE = {
@@ -299,7 +302,7 @@ def _purchase(
     elif method:
         minimum = settings.minimum_charge_for(currency)
         if priced.total < minimum:
-            raise CollectionError(f"a purchase must charge at least {minimum} now")
+            raise BelowMinimumCharge(f"a purchase must charge at least {minimum} now")
         # The key repeats only for the same purchase with the same method, so a rerun after
         # a crash finds the charge it made, while another card after a decline is a new try.
         card_digest = hashlib.sha256(token.encode()).hexdigest()[:12]

@@ -49,18 +49,22 @@ def receive(
     if ctx.storage.webhook_received(processor, event.id):
         raise WebhookRefused(f"event {event.id} was received already")
     recorded = False
+    number: str | None = None  # the invoice the event is about
     if event.idempotency_key and event.dispute is not None:
         recorded = _dispute(ctx, processor, event.idempotency_key, event.dispute, on)
+        found = ctx.storage.payment_by_key(event.idempotency_key)
+        number = found[1] if found else None
     elif event.idempotency_key and event.result is not None:
         attempt = ctx.storage.open_attempt(event.idempotency_key)
         if attempt is not None:
             done = settle(ctx.storage, [(attempt, event.result)], ctx.catalog.settings, on)
             recorded = any(outcome is not None for _, _, outcome in done)
+            number = attempt.invoice_number
     if not ctx.storage.record_webhook(processor, event.id, event.type, on):
         # a concurrent delivery of the same event: the outcome is written once either way
         raise WebhookRefused(f"event {event.id} was received already")
-    if recorded:
-        deliver_due(ctx, on)
+    if recorded and number:  # what this event set off; the processor waits for the answer
+        deliver_due(ctx, on, [*ctx.storage.invoice_owners(number), number])
     return {"event": event.id, "type": event.type, "recorded": recorded}
 
 

@@ -18,6 +18,7 @@ from abonnement.errors import PluginError, ProcessorTimeout
 from abonnement.rules.types import RuleFunction
 
 __all__ = [
+    "Attachment",
     "ChargeResult",
     "Dispute",
     "Location",
@@ -126,8 +127,18 @@ class Dispute:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a message (an invoice's PDF): its name, MIME type and content."""
+
+    filename: str
+    content_type: str  # "application/pdf"
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One notification, already rendered."""
+    """One notification, already rendered. ``attachments`` go with an e-mail (an invoice's
+    PDF); a channel that is not e-mail leaves them out (a webhook carries the link)."""
 
     to: tuple[str, ...]
     subject: str
@@ -136,15 +147,22 @@ class Message:
     kind: str = "notice"
     key: str = ""  # de-duplication key: one delivery per key and channel
     data: Mapping[str, Any] = field(default_factory=dict)  # the event behind it, for webhooks
+    attachments: tuple[Attachment, ...] = ()
 
     def as_email(self) -> EmailMessage:
-        """This message as an e-mail: To, Subject, the text and (if any) the HTML part."""
+        """This message as an e-mail: To, Subject, the text and (if any) the HTML part, and
+        the attachments (the whole then ``multipart/mixed``)."""
         email = EmailMessage()
         email["To"] = ", ".join(self.to)
         email["Subject"] = self.subject
         email.set_content(self.text)
         if self.html:
             email.add_alternative(self.html, subtype="html")
+        for attachment in self.attachments:
+            maintype, _, subtype = attachment.content_type.partition("/")
+            email.add_attachment(attachment.data, maintype=maintype,
+                                 subtype=subtype or "octet-stream",
+                                 filename=attachment.filename)  # fmt: skip
         return email
 
 

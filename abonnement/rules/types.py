@@ -105,6 +105,8 @@ BUILTIN_TEMPLATES: tuple[str, ...] = (
     "payment_failed",
     "reminder",
     "invoice",
+    "invoice_reminder",
+    "invoice_past_due",
     "welcome",
     "past_due",
     "subscription_changed",

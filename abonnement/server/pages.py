@@ -5,13 +5,26 @@ bad, expired or spent link is a friendly 404 page."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from abonnement.errors import AbonnementError, InvalidInput, NotFound, PaymentDeclined
+from abonnement.errors import (
+    AbonnementError,
+    AlreadyCollecting,
+    AlreadyPurchased,
+    AuthenticationRequired,
+    BelowMinimumCharge,
+    CollectionError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    PaymentDeclined,
+)
 from abonnement.operations import payments, purchases, queries
 from abonnement.server import csrf
 from abonnement.server.templating import language_of, render
@@ -32,15 +45,18 @@ _ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "region", "country")
 _TOKEN_PROCESSORS = ("test",)
 
 
-def _card_form(server: Server) -> dict[str, Any]:
-    """``takes_token`` (the form can be sent) and ``stripe`` (the processor's hosted fields,
-    or None) for a page's card form."""
+def _card_form(server: Server, refused: AbonnementError | None = None) -> dict[str, Any]:
+    """``takes_token`` (the form can be sent), ``stripe`` (the processor's hosted fields,
+    or None) and ``authenticate`` (the client secret of a card the bank wants the buyer to
+    confirm, when ``refused`` says so: the page runs the check at once) for a page's card
+    form."""
     ctx = server.ctx
+    secret = refused.client_secret if isinstance(refused, AuthenticationRequired) else None
     if ctx.catalog.settings.processor in _TOKEN_PROCESSORS:
-        return {"takes_token": True, "stripe": None}
+        return {"takes_token": True, "stripe": None, "authenticate": secret}
     page = getattr(ctx.processor, "page", None)
     hosted = page() if page else None
-    return {"takes_token": hosted is not None, "stripe": hosted}
+    return {"takes_token": hosted is not None, "stripe": hosted, "authenticate": secret}
 
 
 def _server(request: Request) -> Server:
@@ -85,6 +101,58 @@ async def _form(request: Request) -> dict[str, str] | None:
     return form
 
 
+# the form fields a refusal can name; the page says what to fill in
+_FIELDS = ("name", "email", "card", "line1", "shipping_line1")
+
+
+def _refusal(exc: AbonnementError) -> str:
+    """What a page shows for ``exc`` (``_macros.error_box`` translates it): the field to fill
+    in, or why it cannot be done now. Never the error's own text: that is English, written
+    for whoever runs the shop, and may name records the buyer should not see."""
+    if isinstance(exc, AuthenticationRequired):  # not a decline: the bank wants the buyer
+        return "problem:authenticate"
+    if isinstance(exc, PaymentDeclined):
+        return f"declined:{exc.failure_code or 'declined'}"
+    if isinstance(exc, InvalidInput):
+        return f"field:{exc.field}" if exc.field in _FIELDS else "problem:card_refused"
+    if isinstance(exc, AlreadyCollecting):
+        return "problem:collecting"
+    if isinstance(exc, InvalidState):  # a pay or update link used or ended meanwhile
+        return "problem:link_spent"
+    if isinstance(exc, BelowMinimumCharge):
+        return "problem:below_minimum"
+    if isinstance(exc, CollectionError):
+        return "problem:not_by_card"
+    return "problem:unavailable"
+
+
+# Which purchases this browser made (a cookie of invoice numbers, each with its MAC): a buyer
+# back with the same link on the same day sees that purchase's receipt again; anyone else who
+# types the same e-mail address learns only that it was bought.
+_BOUGHT = "abonnement_bought"
+_BOUGHT_KEPT = 5  # the last few purchases are enough to recognise a buyer coming back
+
+
+def _bought_mac(key: bytes, number: str) -> str:
+    return hmac.new(key, f"bought|{number}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _bought_here(request: Request, number: str | None) -> bool:
+    """Whether this browser made the purchase recorded as invoice ``number``."""
+    if not number:
+        return False
+    want = f"{number}.{_bought_mac(_server(request).csrf_key, number)}"
+    return any(hmac.compare_digest(have, want)
+               for have in request.cookies.get(_BOUGHT, "").split())  # fmt: skip
+
+
+def _remember_bought(request: Request, response: Response, number: str) -> None:
+    kept = [v for v in request.cookies.get(_BOUGHT, "").split() if "." in v][-_BOUGHT_KEPT + 1 :]
+    kept.append(f"{number}.{_bought_mac(_server(request).csrf_key, number)}")
+    response.set_cookie(_BOUGHT, " ".join(kept), max_age=2 * 86400, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https")  # fmt: skip
+
+
 def _expired_form(request: Request, language: str) -> HTMLResponse:
     return _page(request, "expired_form.html", language, status=403, back=request.url.path)
 
@@ -94,7 +162,8 @@ def _expired_form(request: Request, language: str) -> HTMLResponse:
 
 def _link_page(request: Request, link_id: str, language: str, *, status: int = 200,
                values: dict[str, str] | None = None, error: str | None = None,
-               error_field: str | None = None) -> HTMLResponse:  # fmt: skip
+               error_field: str | None = None,
+               refused: AbonnementError | None = None) -> HTMLResponse:  # fmt: skip
     server = _server(request)
     ctx = server.ctx
     link = ctx.catalog.payment_links.get(link_id)
@@ -106,7 +175,7 @@ def _link_page(request: Request, link_id: str, language: str, *, status: int = 2
         values=values or {}, error=error, error_field=error_field,
         address_fields=_ADDRESS_FIELDS if link.collect_billing_address else (),
         shipping_fields=_ADDRESS_FIELDS if link.collect_shipping_address else (),
-        **_card_form(server),
+        **_card_form(server, refused),
         methods=link.accepted_methods or ctx.catalog.settings.accepted_methods,
     )  # fmt: skip
 
@@ -142,18 +211,46 @@ async def link_checkout(request: Request, link_id: str) -> Response:
         result = purchases.buy(server.ctx, link_id, buyer, server.today(),
                                card=form.get("card", "").strip(),
                                shipping_address=shipping)  # fmt: skip
+    except AlreadyPurchased as exc:
+        return _bought_already(request, link, exc, language)
     except PaymentDeclined as exc:
         return _link_page(request, link_id, language, status=402, values=kept,
-                          error=_declined(exc), error_field="card")  # fmt: skip
+                          error=_refusal(exc), error_field="card", refused=exc)  # fmt: skip
     except AbonnementError as exc:
         return _link_page(request, link_id, language, status=exc.http_status, values=kept,
-                          error=str(exc), error_field=exc.field)  # fmt: skip
-    invoice = queries.invoice(server.ctx, result["invoice"])
-    contact = server.ctx.catalog.contacts[result["contact"]]
-    return _page(request, "confirmation.html", language, link=link, invoice=invoice,
-                 result=result, email=contact.email,
-                 subscriptions=[queries.subscription(server.ctx, s).subscription
-                                for s in result["subscriptions"]])  # fmt: skip
+                          error=_refusal(exc), error_field=exc.field)  # fmt: skip
+    response = _confirmation(request, link, result["invoice"], language,
+                             subscriptions=result["subscriptions"])  # fmt: skip
+    _remember_bought(request, response, result["invoice"])
+    return response
+
+
+def _confirmation(request: Request, link: Any, number: str, language: str, *,
+                  subscriptions: list[str] | None = None, again: bool = False,
+                  status: int = 200) -> HTMLResponse:  # fmt: skip
+    """The receipt of the purchase recorded as invoice ``number`` (and ``subscriptions``, by
+    default those its lines bill)."""
+    ctx = _server(request).ctx
+    invoice = queries.invoice(ctx, number)
+    owners = ctx.storage.invoice_owners(number) if subscriptions is None else subscriptions
+    contact = ctx.catalog.contacts.get(invoice.contact_id)
+    return _page(request, "confirmation.html", language, status=status, link=link,
+                 invoice=invoice, email=contact.email if contact else "", again=again,
+                 subscriptions=[queries.subscription(ctx, s).subscription
+                                for s in owners])  # fmt: skip
+
+
+def _bought_already(
+    request: Request, link: Any, exc: AlreadyPurchased, language: str
+) -> HTMLResponse:
+    """A buyer who bought this link today already: nothing was charged again. This browser's
+    own purchase shows its receipt again; another is told what happened, without it."""
+    if _bought_here(request, exc.invoice):
+        return _confirmation(request, link, exc.invoice, language,  # type: ignore[arg-type]
+                             again=True, status=409)  # fmt: skip
+    return _page(
+        request, "already_bought.html", language, status=409, link=link, back=request.url.path
+    )
 
 
 def _address(form: dict[str, str], prefix: str, what: str) -> Address:
@@ -168,11 +265,6 @@ def _address(form: dict[str, str], prefix: str, what: str) -> Address:
     return Address(**{**parts, "country": country})  # type: ignore[arg-type]
 
 
-def _declined(exc: PaymentDeclined) -> str:
-    """The processor's reason, for the buyer (the page translates the known ones)."""
-    return f"declined:{exc.failure_code or 'declined'}"
-
-
 # -- invoices ---------------------------------------------------------------------------------
 
 
@@ -185,7 +277,8 @@ def _invoice(request: Request, token: str) -> InvoiceRecord | None:
 
 
 def _invoice_page(request: Request, token: str, row: InvoiceRecord, *, status: int = 200,
-                  error: str | None = None) -> HTMLResponse:  # fmt: skip
+                  error: str | None = None,
+                  refused: AbonnementError | None = None) -> HTMLResponse:  # fmt: skip
     server = _server(request)
     document = row.document
     language = language_of(request, document.get("language"))
@@ -193,7 +286,7 @@ def _invoice_page(request: Request, token: str, row: InvoiceRecord, *, status: i
         request, "invoice.html", language, status=status, locale=document.get("locale"),
         invoice=row, token=token, error=error,
         due=row.amount_due,
-        **_card_form(server),
+        **_card_form(server, refused),
     )  # fmt: skip
 
 
@@ -247,9 +340,9 @@ async def invoice_pay(request: Request, token: str) -> Response:
         payments.pay_through_link(server.ctx, token, card, server.today())
     except PaymentDeclined as exc:
         return _invoice_page(request, token, _invoice(request, token) or row, status=402,
-                             error=_declined(exc))  # fmt: skip
+                             error=_refusal(exc), refused=exc)  # fmt: skip
     except AbonnementError as exc:
-        return _invoice_page(request, token, row, status=exc.http_status, error=str(exc))
+        return _invoice_page(request, token, row, status=exc.http_status, error=_refusal(exc))
     paid = queries.invoice(server.ctx, row.number)
     return _page(request, "invoice_paid.html", language, locale=document.get("locale"),
                  invoice=paid)  # fmt: skip
@@ -267,7 +360,8 @@ def _update_target(request: Request, token: str) -> dict[str, Any] | None:
 
 
 def _update_page(request: Request, token: str, target: dict[str, Any], *, status: int = 200,
-                 error: str | None = None) -> HTMLResponse:  # fmt: skip
+                 error: str | None = None,
+                 refused: AbonnementError | None = None) -> HTMLResponse:  # fmt: skip
     server = _server(request)
     sub = target["subscription"]
     contact = server.ctx.catalog.contacts.get(sub.billing_contact_id or sub.contact_id)
@@ -277,7 +371,7 @@ def _update_page(request: Request, token: str, target: dict[str, Any], *, status
         request, "update.html", language, status=status,
         locale=contact.locale if contact else None, subscription=sub, open=target["open"],
         owed=owed, error=error, name=contact.name if contact else "",
-        **_card_form(server),
+        **_card_form(server, refused),
     )  # fmt: skip
 
 
@@ -305,13 +399,14 @@ async def update_save(request: Request, token: str) -> Response:
         return _expired_form(request, language)
     card = form.get("card", "").strip()
     if not card:
-        return _update_page(request, token, target, status=422, error="enter a card")
+        return _update_page(request, token, target, status=422, error="field:card")
     try:
         result = payments.update_payment_method(server.ctx, token, card, server.today())
     except NotFound:
         return not_found(request, language)
     except AbonnementError as exc:
-        return _update_page(request, token, target, status=exc.http_status, error=str(exc))
+        return _update_page(request, token, target, status=exc.http_status,
+                            error=_refusal(exc), refused=exc)  # fmt: skip
     collected = [queries.invoice(server.ctx, n) for n in result["collected"]]
     still_open = [r for r in target["open"] if r.number not in result["collected"]]
     return _page(request, "updated.html", language,

@@ -19,6 +19,9 @@ from abonnement.plugins.storage.sql import SqlStorage
 from tests.acceptance.coffee_story import FIXTURE, SECRET, STOPS, mailbox, story_config
 from tests.conftest import ROOT, run
 
+# the messages an invoice plans at issue for later days: sent only if still true by then
+LATER = ("invoice_reminder", "invoice_past_due")
+
 
 def file_name(key: str) -> str:
     """The mailbox's file (without ``.eml``) of delivery ``key``."""
@@ -38,9 +41,12 @@ def story(tmp_path: Path, db_url: str, stops=STOPS) -> Path:
 def test_the_coffee_story_mailbox_is_what_it_was(tmp_path, db_url):
     config = story(tmp_path, db_url)
     assert mailbox(config / "outbox") == FIXTURE.read_text()
-    assert len(list((config / "outbox").glob("*.eml"))) == 61
+    # 29 of them about invoices paid by hand: e-mailed, reminded, past due
+    assert len(list((config / "outbox").glob("*.eml"))) == 90
     store = SqlStorage(db_url)
-    assert {d.status for d in store.deliveries()} == {"sent"}
+    assert {d.status for d in store.deliveries() if not d.next_try_on} == {"sent"}
+    # what waits is the last invoices' reminders and notices, held until their days
+    assert min(d.next_try_on for d in store.deliveries() if d.next_try_on) > date(2027, 6, 30)
     assert store.claim_deliveries(date(2027, 6, 30), "x", 0, 1) == []  # nothing left, no claims
 
 
@@ -78,14 +84,19 @@ def test_an_interrupted_delivery_sends_every_remaining_message_once(tmp_path, db
     store = SqlStorage(db_url)
     pending = [d for d in store.deliveries() if d.status == "pending"]
     assert pending and all(d.attempts == 0 for d in pending)  # not counted as failures
-    # what the interrupted run sent is recorded, what it did not is free for the next
-    assert store.deliveries("sent").__len__() == before + 9
+    # what the interrupted run sent is recorded, what it did not is free for the next;
+    # reminders and notices of invoices paid meanwhile are recorded done without a message
+    done = store.deliveries("sent")
+    silent = [d for d in done if file_name(d.key) not in sends]
+    assert {d.template for d in silent} <= set(LATER)
+    assert len(done) == before + 9 + len(silent)
     monkeypatch.setattr(mailbox_notifier, "_write", failing_after(0))
     for stop in STOPS[3:]:
         assert cli(stop).exit_code == 0
     assert set(sends.values()) == {1}
-    keys = {file_name(d.key) for d in store.deliveries()}
-    assert set(sends) == keys and len(keys) == 61
+    silent = {file_name(d.key) for d in store.deliveries() if d.template in LATER} - set(sends)
+    keys = {file_name(d.key) for d in store.deliveries()} - silent
+    assert set(sends) == keys and len(keys) == 90
     assert mailbox(config / "outbox") == FIXTURE.read_text()
 
 
@@ -142,8 +153,12 @@ def test_processes_sharing_one_outbox_send_each_message_once(tmp_path, db_url, p
         delivery._Sender.send = original  # type: ignore[method-assign]
     assert result.exit_code == 0, result.output + result.stderr
     store = SqlStorage(db_url)
-    keys = {file_name(d.key) for d in store.deliveries("pending")}
-    assert len(keys) == 108  # 36 paid automatically: receipt and admin notice each, 36 more
+    pending = store.deliveries("pending")
+    keys = {file_name(d.key) for d in pending if d.next_try_on is None}
+    # 36 paid automatically: receipt and admin notice each, 36 more; 4 invoices e-mailed
+    assert len(keys) == 112
+    # their past-due notices wait for the day after the due date
+    assert {d.template for d in pending if d.next_try_on} == {"invoice_past_due"}
     log, ready = tmp_path / "sends.log", tmp_path / "ready"
     ready.mkdir()
     command = [sys.executable, "-m", "tests.acceptance.delivery_worker", str(config), db_url,
@@ -161,4 +176,4 @@ def test_processes_sharing_one_outbox_send_each_message_once(tmp_path, db_url, p
     assert set(sends) == keys
     assert set(sends.values()) == {1}, [k for k, n in sends.items() if n > 1]
     assert len({pid for pid, _ in lines}) > 1  # they did share the work
-    assert {d.status for d in store.deliveries()} == {"sent"}
+    assert {d.status for d in store.deliveries() if not d.next_try_on} == {"sent"}

@@ -55,7 +55,9 @@ def test_every_request_pins_the_api_version(api, store):
     stripe = _stripe(api, store)
     token = stripe.attach(contact=BOB, token="pm_visa", on=DAY)
     stripe.charge(amount=USD25, token=token, idempotency_key="i/INV-1/attempt-1", on=DAY)
-    assert len(StripeStub.requests) == 3
+    assert [r["path"] for r in StripeStub.requests] == [
+        "/v1/customers", "/v1/payment_methods/pm_visa/attach", "/v1/setup_intents",
+        "/v1/payment_intents"]  # fmt: skip
     assert {r["version"] for r in StripeStub.requests} == {API_VERSION}
 
 

@@ -307,3 +307,125 @@ def test_a_card_stripe_cannot_save_leaves_the_pay_link_usable(tmp_path, monkeypa
         assert s.cli("invoices", "show", "INV-00001")["status"] == "paid"
     finally:
         s.close()
+
+
+# -- 3-D Secure ----------------------------------------------------------------------------
+
+
+def _post_form(s: Shop, path: str, **fields: str):
+    """POST ``path``'s form again as the browser does after Stripe.js ran (the page's own
+    CSRF token, the fields it kept)."""
+    import re
+
+    page = s.client.get(path)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return s.client.post(path, data={"csrf_token": token, **fields})
+
+
+def test_a_card_the_bank_wants_confirmed_is_authenticated_on_the_page_then_charged_once(shop):
+    asked = shop.form("/l/coffee-monthly", name="Ada Lovelace", email="ada@example.org",
+                      card="pm_3ds")  # fmt: skip
+    assert asked.status_code == 402
+    assert ("Your bank asks you to confirm this card. Follow the steps in the window that "
+            "opens; nothing has been charged yet.") in text_of(asked.text)  # fmt: skip
+    (setup,) = StripeStub.setups.values()
+    assert (setup["status"], setup["usage"], setup["payment_method"]) == (
+        "requires_action", "off_session", "pm_3ds")  # fmt: skip
+    assert setup["next_action"]["type"] == "use_stripe_sdk"
+    # the page runs Stripe.js's check at once, with the SetupIntent's client secret
+    assert f'data-authenticate="{setup["client_secret"]}"' in asked.text
+    assert "stripe.handleNextAction({clientSecret: box.dataset.authenticate})" in asked.text
+    assert 'value="Ada Lovelace"' in asked.text  # the form is kept for the second post
+    assert StripeStub.intents == {} and shop.cli("invoices", "list") == []
+    posted = [r for r in StripeStub.requests if r["path"] == "/v1/setup_intents"]
+    assert posted[0]["form"]["confirm"] == "true"
+    assert posted[0]["form"]["payment_method_types[0]"] == "card"
+
+    StripeStub.authenticate(setup["id"])  # the buyer passes the bank's check in Stripe's frame
+    done = _post_form(shop, "/l/coffee-monthly", name="Ada Lovelace", email="ada@example.org",
+                      card=setup["id"])  # fmt: skip
+    assert done.status_code == 200, text_of(done.text)
+    assert "Thank you! Your payment of $25.00 was received." in text_of(done.text)
+    ((intent_id, intent),) = StripeStub.intents.items()
+    assert (intent["customer"], intent["payment_method"], intent["status"]) == (
+        setup["customer"], "pm_3ds", "succeeded")  # fmt: skip
+    (charge,) = [r for r in StripeStub.requests if r["path"] == "/v1/payment_intents"]
+    assert charge["form"]["off_session"] == "true"
+    (payment,) = shop.project.context.storage.payments()
+    assert (payment.status, payment.reference) == ("succeeded", intent_id)
+    (sub,) = shop.cli("subscriptions", "list")
+    assert sub["status"] == "active"
+
+
+def test_a_failed_or_foreign_authentication_charges_nothing(shop):
+    shop.form("/l/coffee-monthly", name="Ada", email="ada@example.org", card="pm_3ds")
+    (setup,) = StripeStub.setups.values()
+    StripeStub.authenticate(setup["id"], passed=False)
+    failed = _post_form(shop, "/l/coffee-monthly", name="Ada", email="ada@example.org",
+                        card=setup["id"])  # fmt: skip
+    assert failed.status_code == 402
+    assert "Your card was declined: your bank asks you to confirm the payment" in text_of(
+        failed.text)  # fmt: skip
+    # someone else posting Ada's SetupIntent: it is read back from Stripe and is not theirs
+    StripeStub.authenticate(setup["id"])
+    other = _post_form(shop, "/l/coffee-monthly", name="Eve", email="eve@example.org",
+                       card=setup["id"])  # fmt: skip
+    assert other.status_code == 402
+    assert "Your card was declined: the card number is not valid." in text_of(other.text)
+    assert StripeStub.intents == {} and stub.charges() == []
+
+
+def test_a_renewal_the_bank_refuses_without_the_buyer_fails_clearly_and_the_update_link_asks(
+    tmp_path, monkeypatch, api
+):
+    import re
+
+    s = _shop(tmp_path, monkeypatch, f"sqlite:///{tmp_path / 'abonnement.db'}", api,
+              subscriptions=BOB_SAVED,
+              method="      - {id: bob-visa, type: card, token: pm_3ds}\n")  # fmt: skip
+    try:
+        StripeStub.authenticated.add("pm_3ds")  # set up once, but the bank asks again
+        StripeStub.reauthenticate.add("pm_3ds")
+        s.cli("apply", "--as-of", "2026-12-01")
+        s.cli("run", "--until", "2026-12-01")
+        (failed,) = s.payments()
+        assert (failed["status"], failed["failure_code"]) == ("failed", "authentication_required")
+        assert stub.charges() == []
+        (intent,) = StripeStub.intents.values()
+        assert intent["last_payment_error"]["code"] == "authentication_required"
+        mail = [m for m in s.mails() if m["To"] == "bob@example.com"][-1]
+        path = re.search(r"http://localhost:8000(/u/\S+)",
+                         mail.get_body(("plain",)).get_content()).group(1)  # fmt: skip
+        asked = s.form(path, card="pm_3ds")
+        assert asked.status_code == 402
+        assert "Your bank asks you to confirm this card." in text_of(asked.text)
+        setup = list(StripeStub.setups.values())[-1]
+        assert f'data-authenticate="{setup["client_secret"]}"' in asked.text
+        assert s.cli("invoices", "show", "INV-00001")["status"] == "open"
+        StripeStub.authenticate(setup["id"])
+        done = _post_form(s, path, card=setup["id"])
+        assert done.status_code == 200, text_of(done.text)
+        assert "We collected: Invoice INV-00001 $25.00" in text_of(done.text)
+        assert s.cli("invoices", "show", "INV-00001")["status"] == "paid"
+        assert s.subscription("bob-coffee")["status"] == "active"
+        assert [c["payment_method"] for c in stub.charges()] == ["pm_3ds"]
+    finally:
+        s.close()
+
+
+def test_the_api_hands_a_card_the_bank_wants_confirmed_back_with_its_client_secret(shop):
+    from tests.server.test_api import _key
+
+    _key(shop)
+    body = {"link_id": "coffee-monthly", "contact_id": "bob", "card": "pm_3ds",
+            "as_of": "2026-12-01"}  # fmt: skip
+    asked = shop.client.post("/api/v1/checkouts", json=body)
+    assert asked.status_code == 402
+    (setup,) = StripeStub.setups.values()
+    error = asked.json()["error"]
+    assert (error["code"], error["failure_code"], error["client_secret"], error["setup_intent"]) == (
+        "authentication_required", "authentication_required", setup["client_secret"], setup["id"])  # fmt: skip
+    StripeStub.authenticate(setup["id"])  # the client's own page ran Stripe.js
+    done = shop.client.post("/api/v1/checkouts", json={**body, "card": setup["id"]})
+    assert done.status_code == 201 and done.json()["payment"] == "succeeded"
+    assert [c["payment_method"] for c in stub.charges()] == ["pm_3ds"]

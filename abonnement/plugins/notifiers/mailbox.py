@@ -110,7 +110,10 @@ def eml(message: Message) -> bytes:
     """``message`` as the bytes of an ``.eml`` file: what ``message.as_email().as_bytes()``
     gives (a reader sees the same headers and parts), written directly for printable ASCII
     headers and unencoded parts (the ``email`` package's header machinery costs about a
-    millisecond a message), through the ``email`` package otherwise."""
+    millisecond a message), through the ``email`` package otherwise (and always for a
+    message with attachments)."""
+    if message.attachments:
+        return message.as_email().as_bytes()
     to = ", ".join(message.to)
     if not (_PLAIN_HEADER.fullmatch(to) and _PLAIN_HEADER.fullmatch(message.subject)):
         return message.as_email().as_bytes()

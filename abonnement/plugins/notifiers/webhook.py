@@ -6,6 +6,7 @@ made with ``ABONNEMENT_WEBHOOK_SIGNING_SECRET``. Nothing goes out unsigned: with
 ``validate`` reports an error and the notifier refuses to start. A 5xx answer or a timeout is
 retried a few times at once, then left to the outbox (the next run, with backoff).
 
+A message's attachments (an invoice's PDF) are never embedded: its text carries the pay link.
 For one POST per domain event rather than per message, see ``settings.webhooks``.
 """
 

@@ -7,6 +7,12 @@
   made on first use and kept in ``processor_customers``; the token stored and charged is
   ``cus_…:pm_…``. A ``pm_…`` alone (declared in YAML) is charged as it is, with
   ``payments.stripe.customer`` if set.
+- **3-D Secure**: a card a buyer's page gives is set up with a SetupIntent (``usage:
+  off_session``) while the buyer is there; when the bank wants the buyer, the page completes
+  the authentication with Stripe.js (``handleNextAction``) and posts the SetupIntent's id,
+  which is read back and checked before anything is charged. A charge made without the buyer
+  that the bank still refuses is a failed payment, ``authentication_required``, and the
+  update link's page authenticates the card again.
 - **Charges**: an off-session PaymentIntent (``confirm``, ``off_session``) sent with the
   attempt's idempotency key, also in its metadata (``abonnement_key``). The request is kept in
   ``processor_requests`` (committed) *before* it is sent.
@@ -51,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 from abonnement.engine.collection import ChargeResult
 from abonnement.engine.money import Money
 from abonnement.errors import (
+    AuthenticationRequired,
     MoneyError,
     PaymentDeclined,
     PluginError,
@@ -380,21 +387,88 @@ class StripeProcessor(Processor):
 
     def attach(self, *, contact: Contact, token: str, on: date) -> str:
         """Attach the PaymentMethod ``token`` (``pm_…``, made by Stripe.js on the buyer's
-        page) to the contact's customer; returns ``cus_…:pm_…``, what is stored and
-        charged. A token that is not a bare PaymentMethod is returned as it is."""
+        page) to the contact's customer and, for a card, set it up for payments made without
+        the buyer (``_set_up``); returns ``cus_…:pm_…``, what is stored and charged.
+
+        ``AuthenticationRequired`` when the bank wants the buyer to confirm the card (3-D
+        Secure): the page completes it with Stripe.js and posts the SetupIntent's id
+        (``seti_…``) as ``token``, read back here (``_authenticated``). A token that is
+        neither is returned as it is."""
+        if token.startswith("seti_") and ":" not in token:
+            return self._authenticated(contact, token, on)
         if not token.startswith("pm_") or ":" in token:
             return token
         customer = self.customer(contact, on)
         try:
             method = self._client.v1.payment_methods.attach(token, {"customer": customer})
-            owner = method["customer"]
+            owner, kind = method["customer"], _field(method, "type")
         except (self._stripe.StripeError, KeyError, TypeError) as exc:
             raise self._page_error(exc) from exc
         if not isinstance(owner, str):  # expanded: the customer object
             owner = _field(owner, "id")
         if owner != customer:
             raise PaymentDeclined("Stripe could not save this card for you", UNUSABLE_METHOD)
+        if kind == "card":  # a bank debit has its mandate, not 3-D Secure
+            self._set_up(customer, token)
         return f"{customer}:{token}"
+
+    def _set_up(self, customer: str, method: str) -> None:
+        """Confirm a SetupIntent for ``method`` with ``usage: off_session`` while the buyer is
+        on the page: the bank authenticates the card now, if it wants to, so the charges made
+        without the buyer (this checkout's, the renewals) are exempt from asking again.
+        ``AuthenticationRequired`` with its client secret when the bank wants the buyer.
+
+        Its idempotency key is fresh each time: a SetupIntent moves no money, so a duplicate
+        is harmless, while a replayed first answer would hand the page a stale client secret
+        when the same card is set up again (a card updated after a failed renewal)."""
+        import secrets
+
+        params = {"customer": customer, "payment_method": method, "confirm": True,
+                  "usage": "off_session", "payment_method_types": ["card"],
+                  "use_stripe_sdk": True}  # fmt: skip
+        key = f"setup/{customer}/{method}/{secrets.token_hex(8)}"
+        try:
+            setup = self._client.v1.setup_intents.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": key},
+            )
+        except self._stripe.StripeError as exc:
+            raise self._page_error(exc) from exc
+        self._settled_setup(setup, customer, method)
+
+    def _settled_setup(self, setup: Any, customer: str, method: str | None) -> str:
+        """The payment method of a SetupIntent that succeeded for ``customer`` (and for
+        ``method``, when given); ``AuthenticationRequired`` while it waits for the buyer;
+        ``PaymentDeclined`` when it failed, is someone else's or is not one."""
+        status, setup_id = _field(setup, "status"), _field(setup, "id")
+        owner, used = _field(setup, "customer"), _field(setup, "payment_method")
+        owner = owner if isinstance(owner, str) else _field(owner, "id")
+        used = used if isinstance(used, str) else _field(used, "id")
+        if not isinstance(setup_id, str) or owner != customer or (method and used != method):
+            raise PaymentDeclined("Stripe could not save this card for you", UNUSABLE_METHOD)
+        if status == "requires_action":
+            secret = _field(setup, "client_secret")
+            if not isinstance(secret, str):
+                raise PaymentDeclined("Stripe could not save this card for you",
+                                      UNUSABLE_METHOD)  # fmt: skip
+            raise AuthenticationRequired("the bank asks the buyer to confirm this card",
+                                         secret, setup_id)  # fmt: skip
+        if status != "succeeded" or not isinstance(used, str):
+            # the buyer did not pass the bank's check (``setup_intent_authentication_failure``)
+            code = _decline_code(_field(setup, "last_setup_error"))
+            raise PaymentDeclined(f"the card could not be confirmed ({code or status})",
+                                  "authentication_required")  # fmt: skip
+        return used
+
+    def _authenticated(self, contact: Contact, setup_id: str, on: date) -> str:
+        """``cus_…:pm_…`` of the SetupIntent ``setup_id`` the buyer's page authenticated:
+        read back by id (never trusted from the page), and only if it is this contact's."""
+        customer = self.customer(contact, on)
+        try:
+            setup = self._client.v1.setup_intents.retrieve(setup_id)
+        except self._stripe.StripeError as exc:
+            raise self._page_error(exc) from exc
+        return f"{customer}:{self._settled_setup(setup, customer, None)}"
 
     def refund(
         self, *, charge_key: str, reference: str | None, amount: Money, idempotency_key: str,

@@ -143,18 +143,20 @@ class BillingRun:
         once this commits)."""
         # a step moves only its own state: no need to re-encode properties and settings
         self.subscriptions.update(conn, subscriptions, STEPPED)
-        insert_events(self.db.codec, conn, events)
         # Numbers last: the counter row stays locked until commit (gap-free numbering
-        # serializes workers), so everything that needs no number is written first.
+        # serializes workers), so everything that needs no number is written first — all
+        # but the events, which name the invoices they created (in their own order).
         charged = charged_now(drafts, charge_on)
         if not any(charged):
             numbers = self.invoices.insert(conn, drafts, number_format)
+            insert_events(self.db.codec, conn, _named(events, drafts, numbers, subscriptions))
             self._settle_at_issue(conn, numbers, drafts, subscriptions)
             return numbers, []
         # no one else may claim them before they are charged
         drafts = [replace(d, collect_on=None) if c else d
                   for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
         numbers = self.invoices.insert(conn, drafts, number_format)
+        insert_events(self.db.codec, conn, _named(events, drafts, numbers, subscriptions))
         self._settle_at_issue(conn, numbers, drafts, subscriptions)
         attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
                                   charge_on, self.db.instance_id())  # type: ignore[arg-type]  # fmt: skip
@@ -173,3 +175,24 @@ class BillingRun:
         changed, events = settled_at_issue(numbers, drafts, by_id)
         self.subscriptions.update(conn, changed, ("event_seq", "pending_lines"))
         insert_events(self.db.codec, conn, events)
+
+
+def _named(
+    events: Sequence[Event], drafts: Sequence[InvoiceDraft], numbers: Sequence[str],
+    subscriptions: Sequence[Subscription],
+) -> list[Event]:  # fmt: skip
+    """``events`` with each ``invoice.created`` naming the invoice it created (``invoice``:
+    its number), found by subscription and period start: a webhook's receiver and the
+    outbox read the invoice by number, not by searching the subscription's invoices."""
+    issued = {(d.subscription_id, d.period_start): number
+              for d, number in zip(drafts, numbers, strict=True)}  # fmt: skip
+    by_id = {s.id: s for s in subscriptions}
+    out = []
+    for ev in events:
+        sub = by_id.get(ev.subject_id)
+        if ev.type == "invoice.created" and "invoice" not in ev.payload and sub is not None:
+            number = issued.get((sub.id, sub.date_of(ev.payload["period"])))
+            if number is not None:
+                ev = replace(ev, payload={"invoice": number, **ev.payload})
+        out.append(ev)
+    return out

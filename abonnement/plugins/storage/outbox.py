@@ -44,9 +44,15 @@ class Outbox:
         self.db = db
         self.subscriptions = subscriptions
 
-    def undelivered_events(self, limit: int = 500) -> list[EventRecord]:
-        """The oldest events not handed over yet, in the order they were written."""
-        query = select(t.events).where(_E.delivered.is_(False)).order_by(_E.id).limit(limit)
+    def undelivered_events(
+        self, limit: int = 500, subjects: Sequence[str] | None = None
+    ) -> list[EventRecord]:
+        """The oldest events not handed over yet, in the order they were written; with
+        ``subjects``, only those about these subscriptions (or invoices)."""
+        query = select(t.events).where(_E.delivered.is_(False))
+        if subjects is not None:
+            query = query.where(_E.subject_id.in_(list(subjects)))
+        query = query.order_by(_E.id).limit(limit)
         with self.db.tx() as conn:
             return [event_record(r) for r in conn.execute(query)]
 
@@ -69,7 +75,8 @@ class Outbox:
         So too when another process handed over one of the events first: the events are
         locked (in id order) and must all still be waiting, so each is handed over once.
         With ``claimant``, the new deliveries are written claimed by it until
-        ``claimed_until``: the process handing them over sends them."""
+        ``claimed_until``: the process handing them over sends them (not those held until a
+        later day, ``next_try_on``: they wait for it)."""
         with self.db.tx() as conn:
             if event_ids:
                 waiting = (select(_E.id).where(_E.id.in_(list(event_ids)), _E.delivered.is_(False))
@@ -93,11 +100,15 @@ class Outbox:
             fresh = [d for d in deliveries if d.key not in known]
             if fresh:
                 # plain dicts, not ``asdict`` (a deep copy): a run inserts tens of thousands
+                # one held until a later day (``next_try_on``) is not claimed: it waits
                 conn.execute(t.deliveries.insert(), [
-                    {"status": DeliveryStatus.PENDING, "attempts": 0, "claimed_by": claimant,
-                     "claimed_until": claimed_until if claimant else None, "key": d.key,
+                    {"status": DeliveryStatus.PENDING, "attempts": 0,
+                     "claimed_by": claimant if d.next_try_on is None else None,
+                     "claimed_until": claimed_until if claimant and d.next_try_on is None
+                     else None, "key": d.key,
                      "event_id": d.event_id, "channel": d.channel, "template": d.template,
-                     "recipient": d.recipient, "source": d.source} for d in fresh
+                     "recipient": d.recipient, "source": d.source,
+                     "next_try_on": d.next_try_on} for d in fresh
                 ])  # fmt: skip
             self.subscriptions.update(conn, changed)
             insert_events(self.db.codec, conn, events)
@@ -126,10 +137,19 @@ class Outbox:
         self.delivery_results([(key, error, retry_on)], on)
 
     def claim_deliveries(
-        self, on: date, claimant: str, now: int, until: int, *, limit: int = 500, after: str = ""
+        self,
+        on: date,
+        claimant: str,
+        now: int,
+        until: int,
+        *,
+        limit: int = 500,
+        after: str = "",
+        subjects: Sequence[str] | None = None,
     ) -> list[DeliveryRecord]:
         """Claim up to ``limit`` pending deliveries due on ``on`` (by key, after ``after``) for
-        ``claimant`` until ``until`` (epoch seconds) and return them with their events.
+        ``claimant`` until ``until`` (epoch seconds) and return them with their events; with
+        ``subjects``, only those of events about these subscriptions.
 
         A delivery another process holds is skipped until its claim lapses (``now`` past its
         ``claimed_until``). The claim is one UPDATE in its own short transaction: on
@@ -147,6 +167,9 @@ class Outbox:
             .order_by(_D.key)
             .limit(limit)
         )
+        if subjects is not None:
+            about = select(_E.id).where(_E.subject_id.in_(list(subjects)))
+            due = due.where(_D.event_id.in_(about.scalar_subquery()))
         if not self.db.sqlite:
             due = due.with_for_update(skip_locked=True)
         claim = (

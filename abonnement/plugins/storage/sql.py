@@ -304,8 +304,10 @@ class SqlStorage:
         return self._payments.open_attempt(key)
 
     # -- the outbox ------------------------------------------------------------------------
-    def undelivered_events(self, limit: int = 500) -> list[EventRecord]:
-        return self._outbox.undelivered_events(limit)
+    def undelivered_events(
+        self, limit: int = 500, subjects: Sequence[str] | None = None
+    ) -> list[EventRecord]:
+        return self._outbox.undelivered_events(limit, subjects)
 
     def hand_over(
         self,
@@ -330,9 +332,18 @@ class SqlStorage:
         self._outbox.delivery_result(key, on, error=error, retry_on=retry_on)
 
     def claim_deliveries(
-        self, on: date, claimant: str, now: int, until: int, *, limit: int = 500, after: str = ""
+        self,
+        on: date,
+        claimant: str,
+        now: int,
+        until: int,
+        *,
+        limit: int = 500,
+        after: str = "",
+        subjects: Sequence[str] | None = None,
     ) -> list[DeliveryRecord]:
-        return self._outbox.claim_deliveries(on, claimant, now, until, limit=limit, after=after)
+        return self._outbox.claim_deliveries(on, claimant, now, until, limit=limit, after=after,
+                                             subjects=subjects)  # fmt: skip
 
     def renew_claims(self, claimant: str, until: int) -> None:
         self._outbox.renew_claims(claimant, until)
