@@ -14,7 +14,9 @@ One process per phase: the driver starts a fresh Python for each, which imports 
 first (start-up is not timed) and then invokes the CLI in-process (``abonnement.cli``'s
 group through click's ``CliRunner``) exactly as a user's command line would. Each phase
 reports wall and CPU seconds (its children's too, for ``--workers 2``) and its peak RSS
-(``resource.getrusage``). Phases, in order, on one database per notification setting:
+(``resource.getrusage``, taken when the command returns: the floors measured after it in the
+same process, such as PyYAML loading the whole config at once, are not the command's).
+Phases, in order, on one database per notification setting:
 
 - ``validate``: ``abonnement validate``; beside it a cold in-process ``config.loader.load``
   and PyYAML's ``CSafeLoader`` over the same files (the floor for the parser we require),
@@ -267,6 +269,7 @@ def child(phase: str, root: Path, db: str, workers: int, tiny: Path, tiny_db: st
     tmp.mkdir(exist_ok=True)
     if phase == "validate":
         out["wall"], out["cpu"], _ = _invoke([*base, "validate"])
+        _, out["rss"] = _usage()  # the command's: the floors below parse the files again
         from abonnement.config.loader import load
         from abonnement.plugins.manager import Plugins
 

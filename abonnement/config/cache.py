@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from abonnement.private_files import write_private
 
@@ -49,7 +49,14 @@ __all__ = [
 
 CACHE_SUFFIX = ".config-cache"
 _DIRECTORY_CACHE = ".abonnement-cache"
-_MAGIC = b"abonnement config cache 1\n"
+_MAGIC = b"abonnement config cache 2\n"
+# The catalog's maps of declarations (100,000 declared subscriptions and as many contacts) are
+# pickled in parts of this many entries, each a pickle of its own: an unpickler keeps what it
+# read until it is done (every object's state list too), which doubled the memory a cached
+# catalog took while it loaded. The rest of the catalog is one pickle before them.
+_PART = 2000
+_SPLIT = ("subscriptions", "contacts", "companies", "deals", "quotes", "payment_links",
+          "declared_at", "declared_hashes")  # fmt: skip
 _log = logging.getLogger("abonnement.config")
 
 
@@ -189,27 +196,63 @@ def declaration_hashes(catalog: Catalog) -> dict[str, str]:
 def read_cached(path: Path | None, key: str) -> Catalog | None:
     """The catalog cached at ``path`` under ``key``, or None (missing, stale, unreadable,
     corrupt, or writable by others than its owner)."""
-    from abonnement.engine.catalog import Catalog
-
     if path is None:
         return None
+    head = _MAGIC + key.encode() + b"\n"
     try:
         with path.open("rb") as handle:
             stat = os.fstat(handle.fileno())
             if stat.st_uid != os.getuid() or stat.st_mode & 0o022:
                 return None  # another user could have written what pickle would run
-            data = handle.read()
+            if handle.read(len(head)) != head:
+                return None
+            try:  # read as it is unpickled: the file's bytes are never all held at once
+                return _unpickled(handle)
+            except Exception:  # a corrupt cache is no cache (any error unpickling can raise)
+                _log.debug("config cache %s unreadable: rebuilt", path)
+                return None
     except OSError:
         return None
-    head = _MAGIC + key.encode() + b"\n"
-    if not data.startswith(head):
+
+
+def _unpickled(stream: BinaryIO) -> Catalog | None:
+    """The catalog ``_catalog_pickle`` wrote: its rest, then each split map's parts, every
+    part read by an unpickler of its own (what one keeps is freed when its part is read)."""
+    from dataclasses import replace
+
+    from abonnement.engine.catalog import EMPTY, Catalog
+
+    rest = pickle.Unpickler(stream).load()
+    sizes = pickle.Unpickler(stream).load()
+    if not isinstance(rest, Catalog) or not isinstance(sizes, dict):
         return None
-    try:
-        catalog = pickle.loads(memoryview(data)[len(head) :])
-    except Exception:  # a corrupt cache is no cache (any error unpickling can raise)
-        _log.debug("config cache %s unreadable: rebuilt", path)
-        return None
-    return catalog if isinstance(catalog, Catalog) else None
+    maps: dict[str, Any] = {}
+    for name in _SPLIT:
+        items: dict[str, Any] = {}
+        for _ in range(sizes[name]):
+            items.update(pickle.Unpickler(stream).load())
+        maps[name] = MappingProxyType(items) if items else EMPTY
+    return replace(rest, **maps)
+
+
+def _catalog_pickle(catalog: Catalog, head: bytes = b"") -> bytes:
+    """``head``, then ``catalog`` as ``_unpickled`` reads it."""
+    from dataclasses import replace
+
+    from abonnement.engine.catalog import EMPTY
+
+    maps = {name: list(getattr(catalog, name).items()) for name in _SPLIT}
+    buffer = io.BytesIO()
+    buffer.write(head)
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(
+        replace(catalog, **dict.fromkeys(_SPLIT, EMPTY))
+    )
+    sizes = {name: -(-len(items) // _PART) for name, items in maps.items()}
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(sizes)
+    for items in maps.values():
+        for at in range(0, len(items), _PART):
+            _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(items[at : at + _PART])
+    return buffer.getvalue()
 
 
 def write_cached(path: Path | None, key: str, catalog: Catalog) -> None:
@@ -217,6 +260,6 @@ def write_cached(path: Path | None, key: str, catalog: Catalog) -> None:
     if path is None:
         return
     try:
-        write_private(path, _MAGIC + key.encode() + b"\n" + _pickled(catalog))
+        write_private(path, _catalog_pickle(catalog, _MAGIC + key.encode() + b"\n"))
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
         _log.debug("config cache %s not written: %s", path, exc)

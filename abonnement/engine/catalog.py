@@ -51,7 +51,9 @@ def _no_map() -> Any:
 
 
 def frozen_map(items: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(items or {}))
+    """A read-only copy of ``items``; every empty one is ``EMPTY`` (most properties and
+    invoice settings of 100,000 declared subscriptions are empty: one object, not 100,000)."""
+    return MappingProxyType(dict(items)) if items else EMPTY
 
 
 class PricingModel(Enum):

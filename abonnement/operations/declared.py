@@ -255,15 +255,24 @@ def apply_declared(
 def _apply_declared(
     ctx: Context, as_of: date, *, prorate: bool, prune: bool, progress: Progress | None
 ) -> Applied:
-    from abonnement.engine.subscriptions import cancel
+    from abonnement.engine.subscriptions import cancel, scheduled
 
     found = compare(ctx, as_of, prorate=prorate, strict=False, progress=progress)
     store = ctx.storage
     result = Applied()
-    creates = [d for d in found if d.action == "create"]
+    # what is created is kept once: each new subscription as it is stored (scheduled) and
+    # its events, its difference without them (100,000 at a first apply)
+    lead = ctx.catalog.settings.reminder_lead
+    created: list[Subscription] = []
+    created_events: list[Event] = []
+    for i, d in enumerate(found):
+        if d.action == "create" and d.subscription is not None:
+            created.append(scheduled(d.subscription, lead))
+            created_events.extend(d.events)
+            found[i] = replace(d, subscription=None, events=())
     changes = [d for d in found if d.action == "change" and d.waits_for is None]
-    store.insert_subscriptions(ctx.scheduled([d.subscription for d in creates]), "declared",
-                               [e for d in creates for e in d.events])  # fmt: skip
+    store.insert_subscriptions(created, "declared", created_events)
+    del created, created_events
     store.replace_items(ctx.scheduled([d.subscription for d in changes]),
                         [e for d in changes for e in d.events])  # fmt: skip
     declared = store.declared_ids()
