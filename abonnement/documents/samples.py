@@ -87,11 +87,14 @@ def message_sample(catalog: Catalog) -> dict[str, Any]:
     settings = catalog.settings
     fmt = Formatter(settings.invoices.locale)
     currency = settings.default_currency
+    # what every subscription carries: the declared properties' defaults
+    properties = {p.name: _sample_property(p) for p in settings.custom_properties
+                  if p.default is not None}  # fmt: skip
     subscription = {
         "id": "sample", "status": "active", "currency": currency, "frequency": "monthly",
         "start_date": SAMPLE_DAY, "end_date": None, "next_payment_date": SAMPLE_DAY,
-        "payments_made": 1, "number_of_payments": None, "owner": None, "properties": {},
-        "mrr": Decimal("25.00"),
+        "payments_made": 1, "number_of_payments": None, "owner": None,
+        "properties": properties, "mrr": Decimal("25.00"),
     }  # fmt: skip
     return {
         "account": settings.account,
@@ -113,6 +116,14 @@ def message_sample(catalog: Catalog) -> dict[str, Any]:
         "money": fmt.money,
         "lang": fmt.locale.language,
     }
+
+
+def _sample_property(prop: Any) -> Any:
+    """A declared custom property's default, as a subscription carries it (a ``date`` one as
+    a date, as the rules and templates see it)."""
+    if prop.type == "date" and isinstance(prop.default, str):
+        return date.fromisoformat(prop.default)
+    return prop.default
 
 
 def _invoice(catalog: Catalog) -> InvoiceRecord:

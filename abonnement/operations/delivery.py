@@ -235,6 +235,12 @@ def hand_over(
                         f"{ev.id}/{plan.template}/{plan.to}/{channel}", ev.id, channel,
                         plan.template, plan.to, plan.source, plan.after,
                     ))  # fmt: skip
+        # a trigger may ask for a message the settings already send (the same template to the
+        # same recipient): one delivery, the first asked for
+        unique: dict[str, NewDelivery] = {}
+        for wanted_delivery in deliveries:
+            unique.setdefault(wanted_delivery.key, wanted_delivery)
+        deliveries = list(unique.values())
         ids = [ev.id for ev in events]
         claim: dict[str, Any] = {}
         if sender is not None and deliveries:
@@ -313,16 +319,19 @@ class _Sender:
         return int(time.time()) + CLAIM_SECONDS
 
     def send(self, rows: list[DeliveryRecord], records: _Records) -> None:
-        """Render, send and record ``rows`` (claimed by this sender); what was sent is recorded
-        even when the batch stopped half-way."""
-        done: list[tuple[str, str | None, date | None]] = []
-        skipped: list[str] = []
-        try:
-            _send_batch(self.app, self.notifiers, self.renderer, records, rows, self.on, done,
-                        self.counts, self.claimant, skipped)  # fmt: skip
-        finally:
-            self.store.delivery_results(done, self.on, self.claimant, skipped)
-            self.failed.update(key for key, error, _ in done if error is not None)
+        """Render, send and record ``rows`` (claimed by this sender), ``BATCH`` at a time:
+        what was sent is recorded even when a batch stopped half-way, and a crash sends again
+        at most one batch's unrecorded messages."""
+        for start in range(0, len(rows), BATCH):
+            done: list[tuple[str, str | None, date | None]] = []
+            skipped: list[str] = []
+            try:
+                _send_batch(self.app, self.notifiers, self.renderer, records,
+                            rows[start : start + BATCH], self.on, done, self.counts,
+                            self.claimant, skipped)  # fmt: skip
+            finally:
+                self.store.delivery_results(done, self.on, self.claimant, skipped)
+                self.failed.update(key for key, error, _ in done if error is not None)
 
     def due(self, subjects: Sequence[str] | None = None) -> None:
         """Claim and send every pending delivery due on ``on``, a batch at a time; with
@@ -393,9 +402,19 @@ def _send_batch(
         skipped.append(row.key)
         counts[DeliveryStatus.SKIPPED] += 1
 
-    by_channel: dict[str, list[tuple[DeliveryRecord, Message]]] = {}
     renew_at = time.monotonic() + CLAIM_SECONDS / 3
+
+    def keep_claims() -> None:
+        """A slow render or channel: keep the rest claimed (else another process may take and
+        send them too)."""
+        nonlocal renew_at
+        if time.monotonic() > renew_at:
+            app.storage.renew_claims(claimant, int(time.time()) + CLAIM_SECONDS)
+            renew_at = time.monotonic() + CLAIM_SECONDS / 3
+
+    by_channel: dict[str, list[tuple[DeliveryRecord, Message]]] = {}
     for row in rows:
+        keep_claims()
         try:
             if row.channel == outgoing.CHANNEL:  # the event itself, not a message
                 outgoing.send(app, row)
@@ -416,9 +435,7 @@ def _send_batch(
         # a few at a time, so that a slow channel renews its claims in between
         for start in range(0, len(batch), 100):
             part = batch[start : start + 100]
-            if time.monotonic() > renew_at:  # a slow channel: keep the rest claimed
-                app.storage.renew_claims(claimant, int(time.time()) + CLAIM_SECONDS)
-                renew_at = time.monotonic() + CLAIM_SECONDS / 3
+            keep_claims()
             outcomes = _send_many(notifier, [message for _, message in part])
             for (row, _), outcome in zip(part, outcomes, strict=True):
                 if outcome is None:

@@ -275,3 +275,44 @@ def test_a_workflow_set_never_overwrites_a_change_made_meanwhile(tmp_path):
     assert store.hand_over([], [], [stale], [], {"x": 0}) is False  # … so the set is refused
     assert (store.subscription("x").owner, store.subscription("x").status) == (None, "paused")
     assert store.hand_over([], [], [], [], {"x": 2}) is True
+
+
+def test_a_trigger_asking_for_a_message_the_settings_send_gets_it_once(tmp_path, db_url):
+    """A trigger that notifies the receipt the settings send anyway: one delivery (one key),
+    one e-mail — never a duplicate key that stops the outbox."""
+    rules = """\
+trigger receipt_again {
+  on payment.succeeded
+  do notify(to: "contact", template: "receipt")
+}
+"""
+    s = Scenario(tmp_path, db_url, rules=rules, subscriptions=BOB_SAVED)
+    s.cli("apply", "--as-of", "2026-12-01")
+    ran = s.cli("run", "--until", "2027-01-01")
+    receipts = [d for d in s.cli("deliveries", "list") if d["template"] == "receipt"]
+    assert [d["status"] for d in receipts] == ["sent", "sent"]  # December and January
+    assert ran["notifications"]["failed"] == 0
+    outbox = sorted(p.name for p in (s.config / "outbox").glob("*receipt*.eml"))
+    assert len(outbox) == 2
+
+
+def test_sends_are_recorded_a_batch_at_a_time(tmp_path, monkeypatch):
+    """What one hand-over asks for is sent and recorded ``BATCH`` rows at a time (a crash
+    sends again at most one batch), and the claims of the rest are kept while it renders."""
+    from abonnement.operations import delivery
+
+    recorded: list[int] = []
+    original = SqlStorage.delivery_results
+
+    def spy(self, results, on, claimant=None, skipped=()):
+        recorded.append(len(results) + len(skipped))
+        return original(self, results, on, claimant, skipped)
+
+    monkeypatch.setattr(delivery, "BATCH", 2)
+    monkeypatch.setattr(SqlStorage, "delivery_results", spy)
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED)
+    s.cli("apply", "--as-of", "2026-12-01")
+    ran = s.cli("run", "--until", "2026-12-01")
+    # the receipt and the two admin notices of Bob's first payment: 2, then 1
+    assert ran["notifications"]["sent"] == 3
+    assert [n for n in recorded if n] == [2, 1]

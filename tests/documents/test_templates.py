@@ -157,3 +157,26 @@ def test_urlize_gives_jinjas_output_looking_only_at_link_like_words(words, autoe
     value = markupsafe.Markup(markupsafe.escape(text)) if marked else text
     context = EvalContext(jinja2.Environment(autoescape=autoescape))
     assert str(_urlize(context, value)) == str(do_urlize(context, value))
+
+
+def test_validate_gives_message_templates_every_declared_property(tmp_path):
+    """A message template may read the custom properties every subscription carries (those
+    declared with a default): ``validate`` renders it with the defaults."""
+    roast = "      - {name: roast, type: enum, values: [light, medium, dark], default: medium,"
+    s = Scenario(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'a.db'}",
+        replace={
+            roast: (
+                "      - {name: tier, type: string, default: bronze}\n"
+                "      - {name: renewal, type: date, default: 2027-06-01}\n" + roast
+            )
+        },
+    )
+    (s.config / "templates").mkdir()
+    (s.config / "templates" / "receipt.txt").write_text(
+        "Receipt\n\n{{ subscription.properties.roast }} {{ subscription.properties.tier }} "
+        "{{ day(subscription.properties.renewal) }}\n"
+    )
+    result = _validate(s.config)
+    assert result.exit_code == 0, result.stderr

@@ -216,3 +216,20 @@ def test_without_the_plugin_its_function_is_unknown(spec_config):
     result = run("--config", str(spec_config), "validate")
     assert result.exit_code == 1
     assert "error: unknown function `loyalty_years`" in result.stderr
+
+
+def test_a_mailbox_line_is_998_octets_at_most_whatever_its_script():
+    """Long lines are counted in octets: 360 CJK characters (1,080 octets in UTF-8) make the
+    part go base64, as the email package writes it; read back, the text is the same."""
+    import email
+    from email import policy
+
+    from abonnement.plugins.interfaces import Message
+    from abonnement.plugins.notifiers.mailbox import eml
+
+    text = "日本語" * 120 + "\n"
+    data = eml(Message(to=("a@example.com",), subject="S", text=text, html="<p>é</p>",
+                       kind="k", key="k"))  # fmt: skip
+    assert max(len(line) for line in data.split(b"\n")) <= 998
+    parsed = email.message_from_bytes(data, policy=policy.default)
+    assert parsed.get_body(("plain",)).get_content() == text

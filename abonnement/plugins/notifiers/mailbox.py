@@ -103,7 +103,7 @@ def _write(directory: str, name: str, suffix: str, data: bytes) -> None:
 
 # a header value written as it is: printable ASCII (longer ones are folded at spaces)
 _PLAIN_HEADER = re.compile(r"[\x20-\x7e]{0,900}")
-_SHORT_LINES = re.compile(r"[^\n]{999}")
+_LONG_LINE = re.compile(rb"[^\n]{999}")  # 998 octets a line at most (RFC 5322 2.1.1)
 
 
 def eml(message: Message) -> bytes:
@@ -157,12 +157,13 @@ def _folded(name: str, value: str) -> str:
 
 def _part(subtype: str, text: str) -> bytes | None:
     """One text part with its headers (7bit for ASCII, 8bit UTF-8 otherwise), or None when a
-    line is too long to go unencoded (the ``email`` package then writes the message)."""
+    line is too long to go unencoded, in octets (the ``email`` package then writes the
+    message, base64)."""
     if not text.endswith("\n"):
         text += "\n"
-    if "\r" in text or _SHORT_LINES.search(text):
-        return None
     data = text.encode("utf-8")
+    if b"\r" in data or _LONG_LINE.search(data):
+        return None
     encoding = "7bit" if data.isascii() else "8bit"
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\n'
