@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 
@@ -61,3 +62,24 @@ def db_url(request, tmp_path: Path):
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on loopback (aiosmtpd): its port, and what it receives as
+    ``(recipients, message bytes)``."""
+    aiosmtpd = pytest.importorskip("aiosmtpd.controller")
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append((envelope.rcpt_tos, envelope.content))
+            return "250 OK"
+
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = aiosmtpd.Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, received
+    controller.stop()

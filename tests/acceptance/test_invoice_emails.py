@@ -5,7 +5,6 @@ sent once, none once it is paid, each a setting; automatic card invoices are not
 import email
 import io
 import re
-import socket
 from email import policy
 
 import pytest
@@ -16,14 +15,8 @@ from tests.acceptance.scenario import Scenario
 from tests.acceptance.test_collection_scenarios import BOB_SAVED, SECRET
 from tests.conftest import run
 from tests.server.shop import Shop, text_of
+from tests.server.test_pages import BOB_MANUAL
 
-BOB_MANUAL = """\
-  - id: bob-manual
-    contact: bob
-    start: 2026-12-01
-    items: [{product: coffee-1kg, quantity: 1}]
-    collection: {mode: manual, payment_terms: net_30}
-"""
 BOB_FIRST_INVOICE = """\
   - id: bob-first
     contact: bob
@@ -50,25 +43,6 @@ def pdf_text(data: bytes) -> str:
     from pypdf import PdfReader
 
     return " ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
-
-
-@pytest.fixture
-def smtp_server():
-    aiosmtpd = pytest.importorskip("aiosmtpd.controller")
-    received = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append((envelope.rcpt_tos, envelope.content))
-            return "250 OK"
-
-    with socket.socket() as probe:  # a free port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = aiosmtpd.Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, received
-    controller.stop()
 
 
 def _needs_pdf():

@@ -3,7 +3,6 @@ a workflow e-mailing the team through a real SMTP server, and webhooks that fail
 
 import dataclasses
 import email
-import socket
 import threading
 import typing
 from datetime import date
@@ -79,25 +78,6 @@ def test_s7_the_buyer_gets_the_update_link_and_admins_each_failure(tmp_path, db_
     assert "http://localhost:8000/u/" in to_buyer[0].get_body(("plain",)).get_content()
     assert len(to_admins) == 5
     assert {m["Subject"] for m in to_admins} == {"Payment failed: $25.00 from Bob Smith"}
-
-
-@pytest.fixture
-def smtp_server():
-    aiosmtpd = pytest.importorskip("aiosmtpd.controller")
-    received = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append((envelope.rcpt_tos, envelope.content))
-            return "250 OK"
-
-    with socket.socket() as probe:  # a free port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = aiosmtpd.Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, received
-    controller.stop()
 
 
 def test_a_workflow_emails_the_team_through_smtp_and_sets_the_owner(tmp_path, db_url, smtp_server):

@@ -8,14 +8,8 @@ from datetime import date
 import sqlalchemy as sa
 
 from tests.server.shop import Shop
+from tests.server.test_pages import BOB_MANUAL
 
-BOB_MANUAL = """\
-  - id: bob-manual
-    contact: bob
-    start: 2026-12-01
-    items: [{product: coffee-1kg, quantity: 1}]
-    collection: {mode: manual, payment_terms: net_30}
-"""
 BACKLOG = 2000
 WAITING = 600  # events not handed over: more than one batch of the hand-over
 
