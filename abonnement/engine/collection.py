@@ -127,6 +127,11 @@ def _judge(result: ChargeResult, on: date, method_type: str, retries_done: int,
         check = result.settles_on or on + timedelta(days=1)
         return Outcome(PaymentStatus.PROCESSING, False, None, None, check)
     # anything else a processor says is a failure
+    if not automatic:
+        # a payment made by hand (an invoice paid on its page or by a command): whoever made it
+        # sees the decline; the invoice stays open and the subscription as it was (``unpaid``
+        # is an automatic charge that failed, F19)
+        return Outcome(PaymentStatus.FAILED, False, None, None, None)
     first = first_failure_on or on
     can_retry = automatic and result.retryable and method_type not in BANK_DEBITS
     if can_retry and retries_done < len(retry_days):

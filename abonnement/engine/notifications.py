@@ -110,7 +110,8 @@ def planned(
             out.append(Planned("admin_payment_succeeded", "admins"))
     elif event_type == "payment.failed" and settings.notify_payment_failed:
         out.append(Planned("admin_payment_failed", "admins"))
-    if event_type in _TO_CONTACT:
+    by_hand = event_type == "payment.failed" and payload.get("manual")
+    if event_type in _TO_CONTACT and not by_hand:  # a payment made by hand was seen failing
         out.insert(0, Planned(_TO_CONTACT[event_type], "contact"))
     return out
 

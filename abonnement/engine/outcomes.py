@@ -143,6 +143,8 @@ def after_payment(
     # what this payment took (a payment by hand may pay part of the invoice: its receipt says
     # so), and whether it paid the invoice (the first payment's admin notice waits for that)
     paid = {**said, "amount": attempt.amount.format_amount(), "pays_invoice": outcome.invoice_paid}
+    if attempt.manual:
+        paid["manual"] = True  # made by hand: its maker saw the outcome
     happened: list[tuple[str, Mapping[str, Any]]] = [(kind, paid)] if kind else []
     if outcome.invoice_paid:
         happened.append(("invoice.paid", said))

@@ -116,9 +116,10 @@ TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = Mapp
     }),
     DeliveryStatus: _table({
         # a failed try that will be retried stays pending (with its next try date)
-        _D.PENDING: (_D.SENT, _D.FAILED),
+        _D.PENDING: (_D.SENT, _D.FAILED, _D.SKIPPED),
         _D.SENT: (),
         _D.FAILED: (),
+        _D.SKIPPED: (),
     }),
 })  # fmt: skip
 

@@ -49,6 +49,7 @@ LEGAL = [
     (P.PROCESSING, P.FAILED),
     (D.PENDING, D.SENT),
     (D.PENDING, D.FAILED),
+    (D.PENDING, D.SKIPPED),
 ]
 
 ILLEGAL = [
@@ -80,6 +81,7 @@ ILLEGAL = [
     (P.PENDING, P.REFUNDED, "it may become failed, processing, succeeded"),
     (D.SENT, D.PENDING, "a delivery cannot go from `sent` to `pending`; `sent` is final"),
     (D.FAILED, D.SENT, "`failed` is final"),
+    (D.SKIPPED, D.PENDING, "`skipped` is final"),
 ]
 
 

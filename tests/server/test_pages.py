@@ -306,3 +306,21 @@ def test_a_crash_is_an_apology_never_a_traceback(shop, monkeypatch):
 def test_the_link_secret_signs_what_the_pages_open(open_invoice):
     # the pay link is signed with ABONNEMENT_LINK_SECRET: another secret cannot open it
     assert LINK_SECRET in open_invoice.project.context.link_secret()
+
+
+def test_a_card_declined_on_an_invoice_page_leaves_the_subscription_billing(open_invoice):
+    """A payment made by hand that fails (the buyer on the invoice's page) is no automatic
+    charge: the invoice stays open, the subscription active (``unpaid`` is an automatic
+    charge that failed), the next invoice comes on its date, and the buyer — who saw the
+    decline — gets no "update your payment method" e-mail; the admins hear of it."""
+    s = open_invoice
+    before = len(s.mails())
+    assert s.form(_pay_url(s), card="tok_insufficient_funds").status_code == 402
+    assert s.cli("subscriptions", "show", "bob-manual")["status"] == "active"
+    assert s.cli("invoices", "show", "INV-00001")["status"] == "open"
+    new = s.mails()[before:]
+    assert [m["To"] for m in new] == ["billing@example.com"]
+    assert new[0]["Subject"].startswith("Payment failed")
+    s.cli("run", "--until", "2027-01-01")
+    assert [i["number"] for i in s.cli("invoices", "list")] == ["INV-00001", "INV-00002"]
+    assert s.cli("subscriptions", "show", "bob-manual")["status"] == "past_due"  # after Dec 31
