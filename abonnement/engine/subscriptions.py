@@ -230,7 +230,8 @@ def step(sub: Subscription, on: date | None = None) -> Step:
     if status == _S.SCHEDULED and sub.anchor <= day:
         become(_S.ACTIVE)
     if status == _S.ACTIVE and open_due is not None and day > open_due:
-        events.append(("invoice.overdue", _EMPTY))
+        # storage names the invoice (the oldest open one due then) as it writes the event
+        events.append(("invoice.overdue", {"due_date": open_due.isoformat()}))
         become(_S.PAST_DUE)
     billing = sub.date_of(index)
     if status in BILLABLE and sub.reminder_on == day:

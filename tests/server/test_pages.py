@@ -324,3 +324,11 @@ def test_a_card_declined_on_an_invoice_page_leaves_the_subscription_billing(open
     s.cli("run", "--until", "2027-01-01")
     assert [i["number"] for i in s.cli("invoices", "list")] == ["INV-00001", "INV-00002"]
     assert s.cli("subscriptions", "show", "bob-manual")["status"] == "past_due"  # after Dec 31
+
+
+def test_invoice_overdue_names_the_invoice_and_its_due_date(open_invoice):
+    """A webhook receiver reads which invoice is overdue from the event itself."""
+    s = open_invoice
+    s.cli("run", "--until", "2027-01-01")
+    overdue = [e for e in s.cli("events", "list") if e["type"] == "invoice.overdue"]
+    assert [e["data"] for e in overdue] == [{"invoice": "INV-00001", "due_date": "2026-12-31"}]

@@ -149,14 +149,16 @@ class BillingRun:
         charged = charged_now(drafts, charge_on)
         if not any(charged):
             numbers = self.invoices.insert(conn, drafts, number_format)
-            insert_events(self.db.codec, conn, _named(events, drafts, numbers, subscriptions))
+            events = _overdue_named(conn, _named(events, drafts, numbers, subscriptions))
+            insert_events(self.db.codec, conn, events)
             self._settle_at_issue(conn, numbers, drafts, subscriptions)
             return numbers, []
         # no one else may claim them before they are charged
         drafts = [replace(d, collect_on=None) if c else d
                   for d, c in zip(drafts, charged, strict=True)]  # fmt: skip
         numbers = self.invoices.insert(conn, drafts, number_format)
-        insert_events(self.db.codec, conn, _named(events, drafts, numbers, subscriptions))
+        events = _overdue_named(conn, _named(events, drafts, numbers, subscriptions))
+        insert_events(self.db.codec, conn, events)
         self._settle_at_issue(conn, numbers, drafts, subscriptions)
         attempts = first_attempts(numbers, drafts, charged, {s.id: s for s in subscriptions},
                                   charge_on, self.db.instance_id())  # type: ignore[arg-type]  # fmt: skip
@@ -195,4 +197,30 @@ def _named(
             if number is not None:
                 ev = replace(ev, payload={"invoice": number, **ev.payload})
         out.append(ev)
+    return out
+
+
+def _overdue_named(conn: Connection, events: list[Event]) -> list[Event]:
+    """``events`` with each ``invoice.overdue`` naming the invoice that is (``invoice``: the
+    subscription's oldest invoice still open and due on the event's ``due_date``), read in
+    one query for the batch."""
+    overdue = [ev for ev in events if ev.type == "invoice.overdue" and "invoice" not in ev.payload]
+    if not overdue:
+        return events
+    _I = t.invoices.c
+    query = (
+        select(_I.number, _I.subscription_id, _I.due_date)
+        .where(_I.subscription_id.in_(sorted({ev.subject_id for ev in overdue})),
+               _I.status == "open",
+               _I.due_date.in_(sorted({date.fromisoformat(ev.payload["due_date"])
+                                       for ev in overdue})))
+        .order_by(_I.seq.desc())
+    )  # fmt: skip
+    # the oldest wins: rows come newest first, each overwritten by an older one
+    oldest = {(sub_id, due.isoformat()): number for number, sub_id, due in conn.execute(query)}
+    out = []
+    for ev in events:
+        named = ev.type == "invoice.overdue" and "invoice" not in ev.payload
+        number = oldest.get((ev.subject_id, ev.payload.get("due_date"))) if named else None
+        out.append(replace(ev, payload={"invoice": number, **ev.payload}) if number else ev)
     return out
