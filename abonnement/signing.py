@@ -60,7 +60,8 @@ def secret_problem() -> str | None:
     except (binascii.Error, ValueError):
         return f"{SECRET_ENV} is not `whsec_` and base64"
     if len(key) < _MIN_BYTES:
-        return f"{SECRET_ENV} is {len(key)} bytes long, fewer than {_MIN_BYTES}"
+        return (f"{SECRET_ENV} is {len(key)} bytes long, fewer than {_MIN_BYTES} (a secret is "
+                f"`whsec_` and the base64 of {_MIN_BYTES} bytes or more)")  # fmt: skip
     return None
 
 
@@ -70,7 +71,7 @@ def unsigned(signed_at: Sequence[tuple[str, int, int, str]]) -> list[Problem]:
     problem = secret_problem() if signed_at else None
     if problem is None:
         return []
-    return [Problem(file, line, column, f"{problem} {where}", HINT)
+    return [Problem(file, line, column, f"{problem} (signing is asked for {where})", HINT)
             for file, line, column, where in signed_at]  # fmt: skip
 
 

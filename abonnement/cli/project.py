@@ -77,8 +77,8 @@ def validate(app: App, fmt: str, as_json: bool) -> None:
         sys.exit(Exit.REFUSED)
     catalog, warnings = config.catalog, list(config.warnings)
     # a secret is the deployment's, not the config's: noted here, refused by what delivers
-    warnings += [replace(p, message=f"{p.message} (commands that deliver refuse to start "
-                         "without it)", severity="warning")
+    warnings += [replace(p, message=f"{p.message}; commands that deliver refuse to start "
+                         "without it", severity="warning")
                  for p in signing.unsigned(catalog.settings.signed_at)]  # fmt: skip
     if fmt == "json":
         print_problems([], "json", warnings)

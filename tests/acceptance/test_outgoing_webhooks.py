@@ -127,7 +127,11 @@ def test_a_500_is_retried_on_the_next_run_with_the_same_webhook_id(tmp_path):
             "ABONNEMENT_WEBHOOK_SIGNING_SECRET",
         ),
         ("whsec_not*base64", "ABONNEMENT_WEBHOOK_SIGNING_SECRET is not `whsec_` and base64"),
-        ("whsec_c2hvcnQ=", "ABONNEMENT_WEBHOOK_SIGNING_SECRET is 5 bytes long, fewer than 16"),
+        (
+            "whsec_c2hvcnQ=",
+            "ABONNEMENT_WEBHOOK_SIGNING_SECRET is 5 bytes long, fewer than 16 (a "
+            "secret is `whsec_` and the base64 of 16 bytes or more)",
+        ),
     ],
 )
 def test_webhooks_without_a_usable_secret_refuse_to_start(tmp_path, secret, message):
@@ -143,12 +147,12 @@ def test_webhooks_without_a_usable_secret_refuse_to_start(tmp_path, secret, mess
     assert (report["valid"], report["errors"]) == (True, [])
     (note,) = report["warnings"]
     assert (note["line"], note["column"], note["severity"]) == (line, 3, "warning")
-    assert note["message"] == (f"{message} in settings.webhooks (commands that deliver refuse "
-                               "to start without it)")  # fmt: skip
+    assert note["message"] == (f"{message} (signing is asked for in settings.webhooks); "
+                               "commands that deliver refuse to start without it")  # fmt: skip
     assert note["hint"].startswith("make one with `python -c")
     text = run("--config", str(s.config), "validate", env=env)
     assert text.exit_code == 0 and ": valid (" in text.stdout
-    assert f"{where}: warning: {message} in settings.webhooks" in text.stderr
+    assert f"{where}: warning: {message} (signing is asked for in settings.webhooks)" in text.stderr
     for command in (
         ("run", "--until", "2026-12-01"),
         ("serve", "--port", "0"),
@@ -158,7 +162,9 @@ def test_webhooks_without_a_usable_secret_refuse_to_start(tmp_path, secret, mess
     ):
         refused = run("--config", str(s.config), "--db", s.db_url, "-q", *command, env=env)
         assert refused.exit_code == 1, command
-        assert refused.stderr.startswith(f"{where}: error: {message} in settings.webhooks; ")
+        assert refused.stderr.startswith(
+            f"{where}: error: {message} (signing is asked for in settings.webhooks); "
+        )
     assert s.charges() == []
     assert not (tmp_path / "a.db").exists() or SqlStorage(s.db_url).event_log() == []
 

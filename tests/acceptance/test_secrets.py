@@ -122,7 +122,8 @@ def test_a_webhook_without_its_secret_stops_the_run_before_anyone_is_charged(tmp
     column = text[line - 1].index("webhook]") + 1
     assert result.stderr.strip() == (  # -q: the error alone, at the notifier that signs
         f"{s.config / 'abonnement.yaml'}:{line}:{column}: error: outgoing webhooks are signed: "
-        "set the environment variable ABONNEMENT_WEBHOOK_SIGNING_SECRET in settings.notifications.notifiers[0]; make "
+        "set the environment variable ABONNEMENT_WEBHOOK_SIGNING_SECRET (signing is asked for in "
+        "settings.notifications.notifiers[0]); make "
         "one with `python -c \"import base64, secrets; print('whsec_' + "
         'base64.b64encode(secrets.token_bytes(32)).decode())"` and give it to the receivers: '
         "they verify signatures with it\n1 error"
