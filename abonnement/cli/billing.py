@@ -139,6 +139,11 @@ def run_command(app: App, as_of: Any, until: Any, dry_run: bool, batch_size: int
         echo_json(payload)
     else:
         _say_run(summary, until_day, totals, dry_run)
+        retrying = (result.notifications or {}).get("retrying", 0)
+        if retrying:  # not given up yet: the next run tries them again
+            click.echo(f"{retrying} {'delivery' if retrying == 1 else 'deliveries'} failed and "
+                       "will be tried again on the next run: see `abonnement deliveries list "
+                       "--status pending`", err=True)  # fmt: skip
         if failed["deliveries"]:
             n = failed["deliveries"]
             click.echo(f"{n} {'delivery' if n == 1 else 'deliveries'} given up (messages and "

@@ -296,3 +296,25 @@ def test_sends_are_recorded_a_batch_at_a_time(tmp_path, monkeypatch):
     # the receipt and the two admin notices of Bob's first payment: 2, then 1
     assert ran["notifications"]["sent"] == 3
     assert [n for n in recorded if n] == [2, 1]
+
+
+def test_the_run_summary_says_what_will_be_tried_again(tmp_path):
+    """Deliveries that failed and wait for the next run are named in the text summary (on
+    stderr), not only in the log; the run still exits 0 (nothing was given up)."""
+    from tests.conftest import run
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Hook.calls, _Hook.failures = [], 100
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED,
+                 replace={"notifiers: [mailbox]": "notifiers: [webhook]",
+                          MAILBOX: f"    webhook: {{url: '{url}', retries: 1}}\n"})  # fmt: skip
+    env = {"ABONNEMENT_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET}
+    s.cli("apply", "--as-of", "2026-12-01", env=env)
+    ran = run("--config", str(s.config), "--db", s.db_url, "-q", "run", "--until", "2026-12-01",
+              env=env)  # fmt: skip
+    server.shutdown()
+    assert ran.exit_code == 0
+    assert ("3 deliveries failed and will be tried again on the next run: see `abonnement "
+            "deliveries list --status pending`") in ran.stderr  # fmt: skip
