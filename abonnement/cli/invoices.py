@@ -161,7 +161,7 @@ def invoices_pay(app: App, number: str, amount: str | None, method: str, card: s
     if card:
         result = payments.pay_online(app.context, number, card, on)
         payload = {**result, "amount_paid": result["amount_paid"].format_amount()}
-        echo_json(payload) if as_json else click.echo(f"{number}: paid")
+        echo_json(payload) if as_json else click.echo(f"{number}: {payload['status']}")
         return
     result = payments.pay_invoice(app.context, number, on, amount=amount, method=method)
     payload = {**result, "amount_paid": result["amount_paid"].format_amount()}

@@ -201,7 +201,9 @@ def _nonce() -> str:
 def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any]:
     """The buyer pays an open invoice with a card now; a subscription waiting for its
     first paid invoice (``first_invoice``) keeps the card and is charged automatically
-    from then on."""
+    from then on. Returns ``{"number", "status", "amount_paid"}``: status ``paid``, or
+    ``processing`` for a bank debit on its way (the run records its settlement).
+    ``PaymentDeclined`` when the processor refused it."""
     from abonnement.engine.billing_run import charge
 
     invoice = ctx.storage.invoice(number)
@@ -220,6 +222,11 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
         accepted=ctx.catalog.accepted_for,
     )
     _, result, outcome = finished[0] if finished else (None, None, None)
+    if outcome is not None and outcome.payment_status == PaymentStatus.PROCESSING:
+        # a bank debit on its way: not declined, not paid yet; the run records its settlement
+        deliver_due(ctx, on, _about(ctx, number))
+        return {"number": number, "status": PaymentStatus.PROCESSING,
+                "amount_paid": Money(Decimal(0), invoice.total.currency)}  # fmt: skip
     if not (outcome and outcome.invoice_paid):
         code = result.failure_code if result else "timeout"
         deliver_due(ctx, on, _about(ctx, number))

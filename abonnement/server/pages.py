@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from abonnement.engine.status import PaymentStatus
 from abonnement.errors import (
     AbonnementError,
     AlreadyCollecting,
@@ -337,12 +338,14 @@ async def invoice_pay(request: Request, token: str) -> Response:
         card = form.get("card", "").strip()
         if not card:
             raise InvalidInput("enter a card", field="card")
-        payments.pay_through_link(server.ctx, token, card, server.today())
+        done = payments.pay_through_link(server.ctx, token, card, server.today())
     except PaymentDeclined as exc:
         return _invoice_page(request, token, _invoice(request, token) or row, status=402,
                              error=_refusal(exc), refused=exc)  # fmt: skip
     except AbonnementError as exc:
         return _invoice_page(request, token, row, status=exc.http_status, error=_refusal(exc))
+    if done["status"] == PaymentStatus.PROCESSING:  # a bank debit on its way: not paid yet
+        return _invoice_page(request, token, row, status=202, error="problem:collecting")
     paid = queries.invoice(server.ctx, row.number)
     return _page(request, "invoice_paid.html", language, locale=document.get("locale"),
                  invoice=paid)  # fmt: skip

@@ -332,3 +332,20 @@ def test_invoice_overdue_names_the_invoice_and_its_due_date(open_invoice):
     s.cli("run", "--until", "2027-01-01")
     overdue = [e for e in s.cli("events", "list") if e["type"] == "invoice.overdue"]
     assert [e["data"] for e in overdue] == [{"invoice": "INV-00001", "due_date": "2026-12-31"}]
+
+
+def test_a_bank_debit_paid_on_the_invoice_page_is_processing_then_settles_with_no_overdue(
+    open_invoice,
+):
+    """A bank debit given on the invoice's page is on its way, not declined: the page says so
+    (202); when it settles the invoice is paid and the subscription's due date read again: no
+    ``invoice.overdue`` and no ``past_due`` after the date it was due."""
+    s = open_invoice
+    page = s.form(_pay_url(s), card="tok_ach")
+    assert page.status_code == 202
+    assert "A payment of this invoice is being processed right now" in text_of(page.text)
+    assert s.cli("invoices", "show", "INV-00001")["status"] == "open"
+    s.cli("run", "--until", "2027-01-02")
+    assert s.cli("invoices", "show", "INV-00001")["status"] == "paid"
+    assert s.cli("subscriptions", "show", "bob-manual")["status"] == "active"
+    assert [e for e in s.cli("events", "list") if e["type"] == "invoice.overdue"] == []

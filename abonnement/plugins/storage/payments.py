@@ -432,6 +432,12 @@ class Payments:
                     for sub in full
                 ], _OUTCOME_COLUMNS)  # fmt: skip
             insert_events(self.db.codec, conn, events)
+            # an invoice paid by hand that settled later (a bank debit): its subscription's
+            # oldest open due date is read again, as when it is paid at once
+            settled = sorted({a.subscription_id or "" for a, _, o in todo
+                              if a.manual and o and o.invoice_paid} - {""})  # fmt: skip
+            if settled:
+                self._settle(conn, settled, day)
 
     def _failing(self, conn: Any, standings: Any) -> dict[str, Standing]:
         """``standings`` the outcome rule asks about with their failing invoices."""
