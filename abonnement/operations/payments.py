@@ -231,11 +231,11 @@ def pay_online(ctx: Context, number: str, token: str, on: date) -> dict[str, Any
         code = result.failure_code if result else "timeout"
         deliver_due(ctx, on, _about(ctx, number))
         raise PaymentDeclined(f"the payment was declined ({code})", code)
+    # (recording the payment read each owner's due dates again: ``finish_attempts``)
     for sub_id in ctx.storage.invoice_owners(number):  # a purchase's invoice has several
         sub = ctx.storage.subscription(sub_id)
         if sub is not None and sub.collection_mode == "first_invoice":
             ctx.storage.set_payment_method(sub_id, token, "card")
-        ctx.storage.refresh_dues(sub_id, on)
     deliver_due(ctx, on, _about(ctx, number))
     return {"number": number, "status": InvoiceStatus.PAID, "amount_paid": invoice.total}
 

@@ -432,10 +432,12 @@ class Payments:
                     for sub in full
                 ], _OUTCOME_COLUMNS)  # fmt: skip
             insert_events(self.db.codec, conn, events)
-            # an invoice paid by hand that settled later (a bank debit): its subscription's
-            # oldest open due date is read again, as when it is paid at once
-            settled = sorted({a.subscription_id or "" for a, _, o in todo
-                              if a.manual and o and o.invoice_paid} - {""})  # fmt: skip
+            # an invoice paid by hand, at once or when its bank debit settles: each of its
+            # subscriptions (a purchase's has several) has its oldest open due date read again
+            paid = sorted(
+                {a.invoice_number for a, _, o in todo if a.manual and o and o.invoice_paid}
+            )
+            settled = sorted({sub_id for n in paid for sub_id in self.invoices.owners(n, conn)})
             if settled:
                 self._settle(conn, settled, day)
 
