@@ -133,16 +133,23 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
-def test_webhooks_are_signed_and_retried_on_the_next_run(tmp_path):
+def _bob_with_webhooks_down(tmp_path):
+    """Bob's saved-card subscription applied, its messages going to a webhook receiver on
+    loopback that answers 500 until ``_Hook.failures`` runs out (100: this whole run)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Hook.calls, _Hook.failures = [], 100  # down for this whole run
+    _Hook.calls, _Hook.failures = [], 100
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED,
                  replace={"notifiers: [mailbox]": "notifiers: [webhook]",
                           MAILBOX: f"    webhook: {{url: '{url}', retries: 1}}\n"})  # fmt: skip
     env = {"ABONNEMENT_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET}
     s.cli("apply", "--as-of", "2026-12-01", env=env)
+    return server, s, env
+
+
+def test_webhooks_are_signed_and_retried_on_the_next_run(tmp_path):
+    server, s, env = _bob_with_webhooks_down(tmp_path)
     first = s.cli("run", "--until", "2026-12-01", env=env)["notifications"]
     assert first["sent"] == 0 and first["retrying"] == 3  # receipt + 2 admin notices, 2 tries each
     assert len(_Hook.calls) == 6
@@ -303,15 +310,7 @@ def test_the_run_summary_says_what_will_be_tried_again(tmp_path):
     stderr), not only in the log; the run still exits 0 (nothing was given up)."""
     from tests.conftest import run
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Hook.calls, _Hook.failures = [], 100
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    s = Scenario(tmp_path, f"sqlite:///{tmp_path / 'a.db'}", subscriptions=BOB_SAVED,
-                 replace={"notifiers: [mailbox]": "notifiers: [webhook]",
-                          MAILBOX: f"    webhook: {{url: '{url}', retries: 1}}\n"})  # fmt: skip
-    env = {"ABONNEMENT_WEBHOOK_SIGNING_SECRET": SIGNING_SECRET}
-    s.cli("apply", "--as-of", "2026-12-01", env=env)
+    server, s, env = _bob_with_webhooks_down(tmp_path)
     ran = run("--config", str(s.config), "--db", s.db_url, "-q", "run", "--until", "2026-12-01",
               env=env)  # fmt: skip
     server.shutdown()
