@@ -31,7 +31,6 @@ __all__ = [
     "next_try_in",
     "planned",
     "recipients",
-    "sent_for_payment",
     "settled_with_nothing_owed",
     "still_to_say",
 ]
@@ -60,12 +59,6 @@ class Planned:
 
 # the messages of an invoice sent for payment: when issued, before its due date, after it
 INVOICE_TEMPLATES = ("invoice", "invoice_reminder", "invoice_past_due")
-
-
-def sent_for_payment(collection_mode: str) -> bool:
-    """Whether a subscription's invoices wait for the buyer to pay them (and so are
-    e-mailed): manual collection, or a card collected on the first invoice."""
-    return collection_mode in ("manual", "first_invoice")
 
 
 def invoice_planned(settings: Settings, issued: date, due: date) -> list[Planned]:

@@ -42,6 +42,7 @@ __all__ = [
     "period_amounts",
     "resume",
     "scheduled",
+    "sent_for_payment",
     "step",
     "upcoming_period",
 ]
@@ -188,10 +189,16 @@ class Step:
     events: tuple[Event, ...] = ()
 
 
+def sent_for_payment(collection_mode: str) -> bool:
+    """Whether a subscription's invoices wait for the buyer to pay them by their terms (and
+    are e-mailed): manual collection, or a card collected on the first invoice."""
+    return collection_mode in ("manual", "first_invoice")
+
+
 def upcoming_period(sub: Subscription, index: int) -> Period:
     """The period of payment ``index`` as ``step`` will invoice it (its dates and due date)."""
     day = sub.date_of(index)
-    sent = sub.collection_mode in ("manual", "first_invoice")
+    sent = sent_for_payment(sub.collection_mode)
     return Period(index, day, sub.date_of(index + 1), day,
                   due_date(day, sub.payment_terms if sent else "due_on_receipt"))  # fmt: skip
 
@@ -239,7 +246,7 @@ def step(sub: Subscription, on: date | None = None) -> Step:
         reminded = index + 1
     if sub.invoice_creation and status in BILLABLE and not sub.fully_billed and billing == day:
         # Invoices wait for a payment by their terms until there is a method to charge.
-        sent = sub.collection_mode in ("manual", "first_invoice")
+        sent = sent_for_payment(sub.collection_mode)
         terms = sub.payment_terms if sent else "due_on_receipt"
         due = due_date(day, terms)
         periods = (Period(index, day, sub.date_of(index + 1), day,

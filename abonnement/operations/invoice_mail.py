@@ -18,12 +18,11 @@ from abonnement.engine.notifications import (
     Planned,
     invoice_planned,
     recipients,
-    sent_for_payment,
     still_to_say,
 )
 from abonnement.engine.records import DeliveryRecord, EventRecord, InvoiceRecord
 from abonnement.engine.status import InvoiceStatus
-from abonnement.engine.subscriptions import Subscription
+from abonnement.engine.subscriptions import Subscription, sent_for_payment
 from abonnement.errors import AbonnementError
 from abonnement.plugins.interfaces import Attachment
 

@@ -7,12 +7,8 @@ from datetime import date
 import pytest
 
 from abonnement.engine.catalog import Settings
-from abonnement.engine.notifications import (
-    Planned,
-    invoice_planned,
-    sent_for_payment,
-    still_to_say,
-)
+from abonnement.engine.notifications import Planned, invoice_planned, still_to_say
+from abonnement.engine.subscriptions import sent_for_payment
 
 SETTINGS = Settings(account="A", currencies=("USD",), default_currency="USD")
 ISSUED, DUE = date(2026, 12, 1), date(2026, 12, 31)
