@@ -316,9 +316,12 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
 
 
 def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
-    """A manual retry of the invoice behind payment ``payment_id`` (at most
-    ``settings.manual_retry_limit``), then delivery. ``{"invoice", "attempt", "status",
-    "failure_code"}``."""
+    """A manual retry of the invoice behind payment ``payment_id`` with the subscription's
+    saved payment method (at most ``settings.manual_retry_limit``), then delivery.
+    ``{"invoice", "attempt", "status", "failure_code"}``. ``InvalidState`` when the invoice
+    is not open, has had its retries, or has no saved method to charge (an invoice sent for
+    payment, which a buyer paid on its pay page with a card that failed: that card was not
+    kept, nothing is charged)."""
     from abonnement.engine.billing_run import charge
 
     rows = [p for p in ctx.storage.payments() if p.id == payment_id]
@@ -328,6 +331,13 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
     limit = ctx.catalog.settings.manual_retry_limit
     if ctx.storage.manual_tries(number) >= limit:
         raise InvalidState(f"invoice {number} has had its {limit} manual retries")
+    preview = ctx.storage.invoice_attempt(number, on)
+    if preview is not None and not preview.token:
+        raise InvalidState(
+            f"invoice {number} has no saved payment method to charge; the buyer pays it on "
+            f"its pay page (`abonnement invoices pay-link {number}`), or record a payment "
+            f"made by other means with `abonnement invoices pay {number}`"
+        )
     attempt = _claim(ctx, number, on)
     finished = charge(
         ctx.storage,

@@ -180,6 +180,42 @@ def test_manual_retries_are_limited_to_three(tmp_path, db_url):
     assert refused.exit_code == 1 and "has had its 3 manual retries" in refused.stderr
 
 
+@pytest.mark.parametrize("collection", ["{mode: manual, payment_terms: net_15}",
+                                        "{mode: automatic, method: first_invoice}"])  # fmt: skip
+def test_a_retry_with_no_saved_method_is_refused_and_charges_nothing(tmp_path, db_url,
+                                                                     collection):  # fmt: skip
+    """An invoice sent for payment (manual, or a card to collect on the first invoice), which
+    the buyer tried to pay with a card that was declined: that card was not kept, so
+    `payments retry` has nothing to charge. It says so, and nothing is written: no attempt,
+    no event, no message."""
+    from tests.conftest import run
+
+    declared = BOB_MONTHLY.replace(
+        "{mode: automatic, method: METHOD, payment_method: bob-visa}", collection
+    )
+    s = Scenario(tmp_path, db_url, subscriptions=declared)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    declined = run("--config", str(s.config), "--db", s.db_url, "invoices", "pay", "INV-00001",
+                   "--card", "tok_insufficient_funds", "--as-of", "2026-12-02")  # fmt: skip
+    assert declined.exit_code == 1 and "declined (insufficient_funds)" in declined.stderr
+    (payment,) = s.payments("bob-coffee")
+    events = s.cli("events", "list")
+    outbox = sorted(p.name for p in (s.config / "outbox").iterdir())
+    refused = run("--config", str(s.config), "--db", s.db_url, "payments", "retry",
+                  str(payment["id"]), "--as-of", "2026-12-03")  # fmt: skip
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == (
+        "error: invoice INV-00001 has no saved payment method to charge; the buyer pays it on "
+        "its pay page (`abonnement invoices pay-link INV-00001`), or record a payment made by "
+        "other means with `abonnement invoices pay INV-00001`"
+    )
+    assert s.payments("bob-coffee") == [payment]
+    assert s.cli("events", "list") == events
+    assert sorted(p.name for p in (s.config / "outbox").iterdir()) == outbox
+    assert s.invoices("bob-coffee")[0]["status"] == "open"
+
+
 def test_a_declined_checkout_buys_nothing(tmp_path, db_url):
     from tests.conftest import run
 
