@@ -16,7 +16,8 @@ group through click's ``CliRunner``) exactly as a user's command line would. Eac
 reports wall and CPU seconds (its children's too, for ``--workers 2``) and its peak RSS
 (``resource.getrusage``, taken when the command returns: the floors measured after it in the
 same process, such as PyYAML loading the whole config at once, are not the command's).
-Phases, in order, on one database per notification setting:
+Phases, in order, on one database per notification setting (each phase run with notifications
+on, then off, before the next: the ratios compare runs taken minutes apart at most):
 
 - ``validate``: ``abonnement validate``; beside it a cold in-process ``config.loader.load``
   and PyYAML's ``CSafeLoader`` over the same files (the floor for the parser we require),
@@ -428,7 +429,9 @@ def main() -> None:
     schemas: list[str] = []
     all_figures: dict[str, dict[str, float]] = {}
     try:
-        for notify in [s for s in args.notify.split(",") if s]:
+        settings = [s for s in args.notify.split(",") if s]
+        setups: dict[str, tuple[Path, Path, str, Path, str]] = {}
+        for notify in settings:
             root, load1k, one = (work / f"{k}-{notify}" for k in ("config", "load1k", "one"))
             generate(root, args.n, notify == "on")
             generate(load1k, args.base, notify == "on")  # the load's cost per subscription
@@ -444,12 +447,18 @@ def main() -> None:
                 db, one_db = f"sqlite:///{root}/abonnement.db", f"sqlite:///{one}/abonnement.db"
             if "idle" in phases:
                 _spawn("apply", one, one_db, 1, one, one_db)
-            results = [
-                _spawn(phase, root, db, args.workers, load1k if phase == "validate" else one,
-                       one_db)
-                for phase in PHASES if phase in phases
-            ]  # fmt: skip
-            all_figures[notify] = report(args.n, notify, results, args.base)
+            setups[notify] = (root, load1k, db, one, one_db)
+        # each phase on and off one after the other: this machine's speed drifts over
+        # minutes, and a ratio of two runs taken far apart would measure the drift
+        results: dict[str, list[dict]] = {notify: [] for notify in settings}
+        for phase in (p for p in PHASES if p in phases):
+            for notify in settings:
+                root, load1k, db, one, one_db = setups[notify]
+                results[notify].append(_spawn(
+                    phase, root, db, args.workers, load1k if phase == "validate" else one,
+                    one_db))  # fmt: skip
+        for notify in settings:
+            all_figures[notify] = report(args.n, notify, results[notify], args.base)
     finally:
         if args.db:
             for name in schemas:
