@@ -315,6 +315,9 @@ def refund(ctx: Context, payment_id: int, amount: Any, on: date) -> dict[str, An
             "amount": money.format_amount(), "currency": money.currency}  # fmt: skip
 
 
+_LIVE = (PaymentStatus.PENDING, PaymentStatus.PROCESSING)  # an attempt whose outcome is awaited
+
+
 def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
     """A manual retry of the invoice behind payment ``payment_id`` with the subscription's
     saved payment method (at most ``settings.manual_retry_limit``), then delivery.
@@ -324,20 +327,26 @@ def retry(ctx: Context, payment_id: int, on: date) -> dict[str, Any]:
     kept, nothing is charged)."""
     from abonnement.engine.billing_run import charge
 
-    rows = [p for p in ctx.storage.payments() if p.id == payment_id]
-    if not rows:
+    payments = ctx.storage.payments()
+    row = next((p for p in payments if p.id == payment_id), None)
+    if row is None:
         raise NotFound("payment", payment_id)
-    number = rows[0].invoice_number
+    number = row.invoice_number
+    # an invoice not open, or being collected (a bank debit on its way), is the claim's to
+    # refuse: its answers say why; only an open one nobody collects can lack a method
+    collecting = any(p.invoice_number == number and p.status in _LIVE for p in payments)
+    invoice = ctx.storage.invoice(number)
+    if invoice is not None and invoice.status == InvoiceStatus.OPEN and not collecting:
+        preview = ctx.storage.invoice_attempt(number, on)
+        if preview is not None and not preview.token:
+            raise InvalidState(
+                f"invoice {number} has no saved payment method to charge; the buyer pays it "
+                f"through its pay link, or record a payment made by other means "
+                f"(`invoices pay {number}`)"
+            )
     limit = ctx.catalog.settings.manual_retry_limit
     if ctx.storage.manual_tries(number) >= limit:
         raise InvalidState(f"invoice {number} has had its {limit} manual retries")
-    preview = ctx.storage.invoice_attempt(number, on)
-    if preview is not None and not preview.token:
-        raise InvalidState(
-            f"invoice {number} has no saved payment method to charge; the buyer pays it on "
-            f"its pay page (`abonnement invoices pay-link {number}`), or record a payment "
-            f"made by other means with `abonnement invoices pay {number}`"
-        )
     attempt = _claim(ctx, number, on)
     finished = charge(
         ctx.storage,

@@ -206,14 +206,44 @@ def test_a_retry_with_no_saved_method_is_refused_and_charges_nothing(tmp_path, d
                   str(payment["id"]), "--as-of", "2026-12-03")  # fmt: skip
     assert refused.exit_code == 1
     assert refused.stderr.strip() == (
-        "error: invoice INV-00001 has no saved payment method to charge; the buyer pays it on "
-        "its pay page (`abonnement invoices pay-link INV-00001`), or record a payment made by "
-        "other means with `abonnement invoices pay INV-00001`"
+        "error: invoice INV-00001 has no saved payment method to charge; the buyer pays it "
+        "through its pay link, or record a payment made by other means "
+        "(`invoices pay INV-00001`)"
     )
     assert s.payments("bob-coffee") == [payment]
     assert s.cli("events", "list") == events
     assert sorted(p.name for p in (s.config / "outbox").iterdir()) == outbox
     assert s.invoices("bob-coffee")[0]["status"] == "open"
+    # paid by other means since: not open, as before (not "no saved method")
+    s.cli("invoices", "pay", "INV-00001", "--as-of", "2026-12-04")
+    paid = run("--config", str(s.config), "--db", s.db_url, "payments", "retry",
+               str(payment["id"]), "--as-of", "2026-12-05")  # fmt: skip
+    assert paid.exit_code == 1 and paid.stderr.strip() == "error: invoice INV-00001 is not open"
+
+
+def test_a_retry_while_a_bank_debit_is_on_its_way_charges_nothing_more(tmp_path, db_url):
+    """A first invoice the buyer paid by bank debit on its page (processing): a retry must
+    not send anyone to take a second payment; the debit's outcome is the one."""
+    from tests.conftest import run
+
+    declared = BOB_MONTHLY.replace(
+        "{mode: automatic, method: METHOD, payment_method: bob-visa}",
+        "{mode: automatic, method: first_invoice}",
+    )
+    s = Scenario(tmp_path, db_url, subscriptions=declared)
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    debit = s.cli("invoices", "pay", "INV-00001", "--card", "tok_ach", "--as-of", "2026-12-02")
+    assert debit["status"] == "processing"
+    (payment,) = s.payments("bob-coffee")
+    refused = run("--config", str(s.config), "--db", s.db_url, "payments", "retry",
+                  str(payment["id"]), "--as-of", "2026-12-03")  # fmt: skip
+    assert refused.exit_code != 0
+    assert (
+        "invoice INV-00001 is already being collected (attempt 1 is pending); its "
+        "outcome is the one, nothing more is charged" in refused.stderr
+    )
+    assert s.payments("bob-coffee") == [payment]
 
 
 def test_a_declined_checkout_buys_nothing(tmp_path, db_url):
