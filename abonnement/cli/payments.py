@@ -45,7 +45,9 @@ def payments_list(app: App, subscription_id: str | None, invoice_number: str | N
 @json_option
 @click.pass_obj
 def payments_retry(app: App, payment_id: int, as_of: Any, as_json: bool) -> None:
-    """Retry the invoice of a payment now (a limited number of manual retries)."""
+    """Retry the invoice of a payment now with the subscription's saved payment method (a
+    limited number of manual retries). An invoice with none to charge is refused: its buyer
+    pays it through its pay link."""
     result = operations.retry(app.context, payment_id, day_or_today(app, as_of))
     if as_json:
         echo_json(result)
