@@ -187,11 +187,11 @@ class Outbox:
             return [_delivery(r) for r in conn.execute(mine)]
 
     def renew_claims(self, claimant: str, until: int) -> None:
-        """Keep what ``claimant`` holds (still pending) claimed until ``until``."""
+        """Keep what ``claimant`` holds claimed until ``until`` (what it recorded, it holds
+        no more: recording a try releases its claim)."""
         with self.db.tx() as conn:
-            conn.execute(update(t.deliveries).where(
-                _D.claimed_by == claimant, _D.status == DeliveryStatus.PENDING,
-            ).values(claimed_until=until))  # fmt: skip
+            conn.execute(update(t.deliveries).where(_D.claimed_by == claimant)
+                         .values(claimed_until=until))  # fmt: skip
 
     def release_claims(self, claimant: str) -> None:
         """Give back what ``claimant`` claimed and did not record: another process (or the

@@ -307,6 +307,9 @@ deliveries = Table(
     Column("claimed_by", String(32)),
     Column("claimed_until", BigInteger),
     Index("ix_deliveries_pending", "status", "next_try_on"),
+    # 0017: claims walk the pending ones in key order; a process finds its claims by token
+    Index("ix_deliveries_status_key", "status", "key"),
+    Index("ix_deliveries_claimed", "claimed_by", "key"),
 )  # fmt: skip
 
 # 0005: each config `apply` made true (when it differs from the one before): its version and
