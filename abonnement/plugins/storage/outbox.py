@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, literal_column, null, select, update
 
 from abonnement.engine.events import Event
 from abonnement.engine.records import DeliveryRecord, EventRecord, InvoiceRecord, NewDelivery
@@ -34,6 +34,40 @@ _WITH_EVENT = select(
     _E.seq.label("e_seq"), _E.on_date.label("e_on_date"), _E.payload.label("e_payload"),
     _E.delivered.label("e_delivered"),
 ).join(t.events, _E.id == _D.event_id)  # fmt: skip
+
+
+# The outbox's bulk writes: executemany of tuples (``Rows.executemany``: the driver's own, COPY
+# for inserts on PostgreSQL), values in the order named after each statement; a run writes
+# and records a delivery for every message
+_DELIVERY_COLUMNS = ("key", "event_id", "channel", "template", "recipient", "source", "status",
+                     "attempts", "next_try_on", "claimed_by", "claimed_until")  # fmt: skip
+_INSERT_DELIVERY = (
+    insert(t.deliveries).inline().values({n: bindparam(n) for n in _DELIVERY_COLUMNS}),
+    _DELIVERY_COLUMNS,
+)
+_ONE_TRY = {"attempts": _D.attempts + literal_column("1"), "claimed_by": null(),
+            "claimed_until": null()}  # fmt: skip
+
+
+def _recording(values: dict[str, Any], order: tuple[str, ...]) -> dict[bool, tuple[Any, tuple]]:
+    """A try's write, by key (``k``): for anyone, and (``True``) only while the claimant
+    ``c`` holds it."""
+    mine = _D.key == bindparam("k")
+    return {
+        False: (update(t.deliveries).where(mine).values(**values), (*order, "k")),
+        True: (update(t.deliveries).where(mine & (_D.claimed_by == bindparam("c")))
+               .values(**values), (*order, "k", "c")),
+    }  # fmt: skip
+
+
+_SENT = _recording({"status": literal_column(f"'{DeliveryStatus.SENT}'"),
+                    "sent_on": bindparam("on"), "error": null(), "next_try_on": null(),
+                    **_ONE_TRY}, ("on",))  # fmt: skip
+_SKIPPED = _recording({"status": literal_column(f"'{DeliveryStatus.SKIPPED}'"), "error": null(),
+                       "next_try_on": null(), "claimed_by": null(), "claimed_until": null()},
+                      ())  # fmt: skip
+_TRIED = _recording({"status": bindparam("s"), "error": bindparam("e"),
+                     "next_try_on": bindparam("r"), **_ONE_TRY}, ("s", "r", "e"))  # fmt: skip
 
 
 class Outbox:
@@ -97,19 +131,15 @@ class Outbox:
             known = set()
             if keys:
                 known = set(conn.execute(select(_D.key).where(_D.key.in_(keys))).scalars())
-            fresh = [d for d in deliveries if d.key not in known]
-            if fresh:
-                # plain dicts, not ``asdict`` (a deep copy): a run inserts tens of thousands
-                # one held until a later day (``next_try_on``) is not claimed: it waits
-                conn.execute(t.deliveries.insert(), [
-                    {"status": DeliveryStatus.PENDING, "attempts": 0,
-                     "claimed_by": claimant if d.next_try_on is None else None,
-                     "claimed_until": claimed_until if claimant and d.next_try_on is None
-                     else None, "key": d.key,
-                     "event_id": d.event_id, "channel": d.channel, "template": d.template,
-                     "recipient": d.recipient, "source": d.source,
-                     "next_try_on": d.next_try_on} for d in fresh
-                ])  # fmt: skip
+            # one held until a later day (``next_try_on``) is not claimed: it waits
+            day = self.db.codec.day_out
+            self.db.codec.executemany(conn, *_INSERT_DELIVERY, [
+                (d.key, d.event_id, d.channel, d.template, d.recipient, d.source,
+                 DeliveryStatus.PENDING.value, 0, day(d.next_try_on),
+                 claimant if d.next_try_on is None else None,
+                 claimed_until if claimant and d.next_try_on is None else None)
+                for d in deliveries if d.key not in known
+            ])  # fmt: skip
             self.subscriptions.update(conn, changed)
             insert_events(self.db.codec, conn, events)
             if event_ids:
@@ -211,32 +241,20 @@ class Outbox:
         error), to try again on ``retry_on``, or given up; the claim is released. With
         ``claimant``, only rows it still holds are written (one whose claim lapsed and was
         taken over is the new holder's to record)."""
-        sent = [{"k": key} for key, error, _ in results if error is None]
+        held = claimant is not None
+        mine = (claimant,) if held else ()
+        day = self.db.codec.day_out
+        sent = [(day(on), key, *mine) for key, error, _ in results if error is None]
         tried = [
-            {"k": key, "s": DeliveryStatus.PENDING if retry_on else DeliveryStatus.FAILED,
-             "e": error[:1000], "r": retry_on}
+            (DeliveryStatus.PENDING.value if retry_on else DeliveryStatus.FAILED.value,
+             day(retry_on), error[:1000], key, *mine)
             for key, error, retry_on in results if error is not None
         ]  # fmt: skip
-        mine = _D.key == bindparam("k")
-        if claimant is not None:
-            mine = mine & (_D.claimed_by == claimant)
-        common = {"attempts": _D.attempts + 1, "claimed_by": None, "claimed_until": None}
+        many = self.db.codec.executemany
         with self.db.tx() as conn:
-            if sent:
-                conn.execute(update(t.deliveries).where(mine).values(
-                    status=DeliveryStatus.SENT, sent_on=on, error=None, next_try_on=None,
-                    **common,
-                ), sent)  # fmt: skip
-            if skipped:
-                conn.execute(update(t.deliveries).where(mine).values(
-                    status=DeliveryStatus.SKIPPED, error=None, next_try_on=None,
-                    claimed_by=None, claimed_until=None,
-                ), [{"k": key} for key in skipped])  # fmt: skip
-            if tried:
-                conn.execute(update(t.deliveries).where(mine).values(
-                    status=bindparam("s"), error=bindparam("e"), next_try_on=bindparam("r"),
-                    **common,
-                ), tried)  # fmt: skip
+            many(conn, *_SENT[held], sent)
+            many(conn, *_SKIPPED[held], [(key, *mine) for key in skipped])
+            many(conn, *_TRIED[held], tried)
 
     def invoice_headers(self, numbers: Sequence[str]) -> list[InvoiceRecord]:
         """The invoices numbered ``numbers`` without their lines (any number of them)."""
