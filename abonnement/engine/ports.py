@@ -176,7 +176,10 @@ class CollectionStore(Protocol):
     def begin_collections(self, day: date, limit: int) -> list[Attempt]:
         """Claim up to ``limit`` open invoices to charge on ``day`` (none with a pending
         attempt; concurrent workers skip claimed ones) and commit their attempts
-        ``pending``, in one transaction."""
+        ``pending``, in one transaction. An invoice due whose subscription has no saved
+        method to charge any more (switched to manual collection since) is not charged:
+        its automatic collection ends (no next date) and it waits to be paid like a manual
+        invoice, through its pay link or ``invoices pay``."""
 
     def begin_attempts(self, attempts: Sequence[Attempt]) -> None:
         """Commit ``attempts`` as ``pending`` rows, before the processor hears of them. A key

@@ -1,5 +1,6 @@
 """Collection scenarios of the spec (S1, S7, S8) through the CLI, on SQLite and PostgreSQL."""
 
+import sqlite3
 from decimal import Decimal
 
 import pytest
@@ -244,6 +245,42 @@ def test_a_retry_while_a_bank_debit_is_on_its_way_charges_nothing_more(tmp_path,
         "outcome is the one, nothing more is charged" in refused.stderr
     )
     assert s.payments("bob-coffee") == [payment]
+
+
+def test_dunning_ends_when_the_subscription_turns_manual(tmp_path, db_url):
+    """A declined automatic charge is in dunning when the declaration switches the
+    subscription to manual collection (its saved method dropped): the retries due are not
+    sent (no charge of an empty token, no "payment failed" to the buyer), the invoice stays
+    open and is paid like a manual one."""
+    s = Scenario(
+        tmp_path,
+        db_url,
+        replace={BOB_CARD: BOB_CARD.replace("tok_visa", "tok_insufficient_funds")},
+        subscriptions=BOB_SAVED,
+    )
+    s.cli("apply", "--as-of", "2026-12-01")
+    s.cli("run", "--until", "2026-12-01")
+    (failed,) = s.payments("bob-coffee")
+    assert (failed["attempt"], failed["failure_code"]) == (1, "insufficient_funds")
+    yaml = s.config / "abonnement.yaml"
+    manual = "{mode: manual, payment_terms: net_15}"
+    yaml.write_text(yaml.read_text().replace(
+        "{mode: automatic, method: saved, payment_method: bob-visa}", manual))  # fmt: skip
+    assert s.cli("apply", "--as-of", "2026-12-01")["updated"] == ["bob-coffee"]
+    s.cli("run", "--until", "2026-12-09")
+    assert s.payments("bob-coffee") == [failed]
+    with sqlite3.connect(s.ledger) as ledger:  # every call the processor had, declines too
+        asked = ledger.execute("SELECT token, status FROM charges ORDER BY key").fetchall()
+    assert asked == [("tok_insufficient_funds", "failed")]
+    failures = [p.name for p in (s.config / "outbox").iterdir() if "payment_failed" in p.name]
+    assert len(failures) == 2  # the buyer's and the admins' of the first decline, no more
+    assert [(i["number"], i["status"]) for i in s.invoices("bob-coffee")] == [("INV-00001", "open")]
+    paid = s.cli("invoices", "pay", "INV-00001", "--card", "tok_visa", "--as-of", "2026-12-10")
+    assert paid["status"] == "paid"
+    assert s.invoices("bob-coffee")[0]["status"] == "paid"
+    assert s.subscription("bob-coffee")["status"] == "active"
+    assert [(p["attempt"], p["status"]) for p in s.payments("bob-coffee")] == [
+        (1, "failed"), (2, "succeeded")]  # fmt: skip
 
 
 def test_a_declined_checkout_buys_nothing(tmp_path, db_url):

@@ -68,6 +68,11 @@ _I = t.invoices.c
 _C = t.credit_notes.c
 _S = t.subscriptions.c
 _L = t.invoice_subscriptions.c
+# A subscription the billing run may charge: automatic collection with a saved method. One
+# switched to manual since an invoice was due (its method dropped) has nothing to charge.
+_CHARGEABLE = and_(
+    _S.collection_mode == "automatic", _S.payment_token.is_not(None), _S.payment_token != ""
+)
 # The subscription an invoice's payments move: its own, or a purchase's first owner
 _OWNER = func.coalesce(
     _I.subscription_id,
@@ -174,13 +179,16 @@ class Payments:
 
     def begin_collections(self, day: date, limit: int) -> list[Attempt]:
         """Claim up to ``limit`` invoices to charge on ``day`` and write their attempts
-        ``pending``, in one transaction; concurrent workers skip claimed invoices."""
+        ``pending``, in one transaction; concurrent workers skip claimed invoices. Those
+        due whose subscription has nothing to charge any more end their automatic
+        collection in the same transaction (see ``Storage.begin_collections``)."""
         pending = exists().where(
             and_(_P.invoice_number == _I.number, _P.status == PaymentStatus.PENDING)
         )
+        due = (_I.collect_on == day, _I.status == InvoiceStatus.OPEN, ~pending)
         query = (
             self._invoice_query(purchases=False)
-            .where(_I.collect_on == day, _I.status == InvoiceStatus.OPEN, ~pending)
+            .where(*due, _CHARGEABLE)
             .order_by(_I.seq)
             .limit(limit)
         )
@@ -190,6 +198,11 @@ class Payments:
         # on SQLite the transaction holds the write lock from the start: nothing claims
         # between this read and its writes
         with self.db.tx() as conn:
+            conn.execute(
+                update(t.invoices)
+                .where(*due, _I.subscription_id.in_(select(_S.id).where(~_CHARGEABLE)))
+                .values(collect_on=None)
+            )
             rows = conn.execute(query).all()
             if rows and not self.db.sqlite:
                 # Read again, now that they are held: a manual collection that committed its
@@ -198,7 +211,7 @@ class Payments:
                 rows = conn.execute(
                     self._invoice_query(purchases=False)
                     .where(_I.number.in_([r.number for r in rows]),
-                           _I.status == InvoiceStatus.OPEN, ~pending)
+                           _I.status == InvoiceStatus.OPEN, ~pending, _CHARGEABLE)
                     .order_by(_I.seq)
                 ).all()  # fmt: skip
             attempts = [_attempt(row, day, instance) for row in rows]
